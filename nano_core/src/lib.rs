@@ -43,6 +43,62 @@ pub extern "C" fn rust_main(magic: u32, boot_info_physical_address: u32) -> ! {
         log::error!("not booted by a Multiboot2 loader (magic {magic:#x}); stopping");
         power::exit(power::ExitCode::Failure);
     }
-    log::info!("boot information at physical {boot_info_physical_address:#x}");
+    let boot_info = match load_boot_info(boot_info_physical_address) {
+        Ok(boot_info) => boot_info,
+        Err(error) => fail("reading the Multiboot2 information", &error),
+    };
+    log::info!(
+        "boot information at physical {boot_info_physical_address:#x}: {} memory areas, {} modules, loader \"{}\", command line \"{}\"",
+        boot_info.memory_areas().len(),
+        boot_info.modules().len(),
+        boot_info.bootloader_name(),
+        boot_info.command_line()
+    );
+    let memory_info = match memory::init(boot_info, memory::KernelImageBounds::from_linker_symbols()) {
+        Ok(info) => info,
+        Err(error) => fail("initializing memory", &error),
+    };
+    log::info!(
+        "memory: {} MiB usable, {} MiB free; kernel text {} KiB, rodata {} KiB, data {} KiB; heap {} MiB at {}",
+        memory_info.usable_bytes >> 20,
+        memory_info.free_bytes >> 20,
+        memory_info.kernel_text_bytes >> 10,
+        memory_info.kernel_rodata_bytes >> 10,
+        memory_info.kernel_data_bytes >> 10,
+        memory_info.heap_size_in_bytes >> 20,
+        memory_info.heap_start
+    );
+    if boot_info.command_line().split_whitespace().any(|word| word == "memory_self_test") {
+        match memory::self_test() {
+            Ok(()) => log::info!("memory self test passed"),
+            Err(error) => fail("the memory self test", &error),
+        }
+    }
     power::exit(power::ExitCode::Success)
+}
+
+/// The boot information, converted once into our own types and kept for the kernel's lifetime.
+static BOOT_INFO: spin::Once<boot_info::BootInfo> = spin::Once::new();
+
+/// Converts the bootloader's Multiboot2 information into a [`boot_info::BootInfo`] kept in a static.
+fn load_boot_info(physical_address: u32) -> Result<&'static boot_info::BootInfo, boot_info::BootInfoError> {
+    /// Conversion scratch space: `BootInfo` is tens of KiB, too big for the boot stack.
+    static SCRATCH: spin::Mutex<boot_info::BootInfo> = spin::Mutex::new(boot_info::BootInfo::new());
+    let mut scratch = SCRATCH.lock();
+    // SAFETY: `physical_address` is what GRUB passed in EBX for a Multiboot2 boot (the magic was checked), and the boot
+    // page tables map physical 0..4 GiB at PHYSICAL_MEMORY_OFFSET, where GRUB places the information; nothing writes
+    // it during the call.
+    unsafe {
+        scratch.load_from_physical(
+            memory_structs::PhysicalAddress::new(physical_address as usize),
+            memory::layout::PHYSICAL_MEMORY_OFFSET,
+        )
+    }?;
+    Ok(BOOT_INFO.call_once(|| scratch.clone()))
+}
+
+/// Reports a fatal boot error and stops the machine.
+fn fail(what: &str, error: &dyn core::fmt::Debug) -> ! {
+    log::error!("nano_core: failed {what}: {error:?}; stopping");
+    power::exit(power::ExitCode::Failure)
 }

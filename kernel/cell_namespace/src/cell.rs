@@ -1,0 +1,283 @@
+//! `LoadedCell` and `LoadedSection`: a cell in memory, with per-section bounds and dependency edges.
+//!
+//! Dependency edges exist only between sections of different cells (a relocation inside one cell never needs
+//! rewriting, and an intra-cell edge would be an `Arc` cycle). The target section (which holds the relocation's
+//! place) owns a [`StrongDependency`] on the source section (which holds the symbol); the source keeps a
+//! [`WeakDependent`] back-reference. A section keeps its memory region alive, so a cell's memory is reclaimed when
+//! its last section is dropped: when the namespace forgets the cell and no other cell depends on it.
+
+use alloc::collections::BTreeSet;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::fmt;
+
+use cell_loader::{RelocationType, SectionKind};
+use memory_structs::VirtualAddress;
+use rustc_demangle::try_demangle;
+use spin::Mutex;
+
+use crate::{CellKind, MemoryRegion};
+
+/// One relocation that binds a place in a target section to a symbol in a source section of another cell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelocationEntry {
+    /// The relocation type.
+    pub relocation_type: RelocationType,
+    /// Offset of the place from the start of the target section, in bytes.
+    pub offset: usize,
+    /// The addend `A`.
+    pub addend: i64,
+    /// The mangled name of the symbol the place was bound through.
+    pub symbol: String,
+    /// Offset of that symbol from the start of the source section, in bytes (`S` = source address + this).
+    pub symbol_offset: usize,
+}
+
+/// An outgoing edge: the section that holds this is patched by `relocation` to point into `section`.
+#[derive(Clone)]
+pub struct StrongDependency {
+    /// The source section (in another cell), kept alive by this edge.
+    pub section: Arc<LoadedSection>,
+    /// The relocation at the place.
+    pub relocation: RelocationEntry,
+}
+
+/// An incoming edge: `section` (in another cell) is patched by `relocation` to point into the section holding this.
+#[derive(Clone)]
+pub struct WeakDependent {
+    /// The target section, which holds the place.
+    pub section: Weak<LoadedSection>,
+    /// The relocation at the place.
+    pub relocation: RelocationEntry,
+}
+
+/// Where a loaded section's bytes live, for patching.
+#[derive(Clone)]
+pub(crate) struct SectionMemory {
+    /// The region holding the section (kept alive by the section).
+    pub(crate) region: Arc<dyn MemoryRegion>,
+    /// Offset of the section from the region start, in bytes.
+    pub(crate) offset: usize,
+}
+
+/// One section of a loaded cell (or one symbol of the base image).
+pub struct LoadedSection {
+    pub(crate) name: String,
+    pub(crate) kind: SectionKind,
+    pub(crate) address: VirtualAddress,
+    pub(crate) size_in_bytes: usize,
+    pub(crate) parent: Weak<LoadedCell>,
+    /// `None` for base-image sections, which the loader never patches.
+    pub(crate) memory: Option<SectionMemory>,
+    /// Protects: this section's outgoing edges (pushed at load, moved by swap).
+    pub(crate) dependencies: Mutex<Vec<StrongDependency>>,
+    /// Protects: this section's incoming edges (pushed when a dependent loads, moved or pruned by swap).
+    pub(crate) dependents: Mutex<Vec<WeakDependent>>,
+}
+
+impl LoadedSection {
+    /// Its name: the mangled name of the global symbol it defines, or else its ELF section name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its kind (text, read-only data, data, bss, `.eh_frame`, `.gcc_except_table`).
+    pub fn kind(&self) -> SectionKind {
+        self.kind
+    }
+
+    /// Its first address.
+    pub fn address(&self) -> VirtualAddress {
+        self.address
+    }
+
+    /// Its size in bytes.
+    pub fn size_in_bytes(&self) -> usize {
+        self.size_in_bytes
+    }
+
+    /// Whether `address` lies inside the section (start inclusive, end exclusive).
+    pub fn contains(&self, address: VirtualAddress) -> bool {
+        address >= self.address && address.value() - self.address.value() < self.size_in_bytes
+    }
+
+    /// The cell it belongs to, while that cell is alive.
+    pub fn parent_cell(&self) -> Option<Arc<LoadedCell>> {
+        self.parent.upgrade()
+    }
+
+    /// A snapshot of its outgoing edges (sections of other cells it refers to).
+    pub fn dependencies(&self) -> Vec<StrongDependency> {
+        self.dependencies.lock().clone()
+    }
+
+    /// A snapshot of its live incoming edges (sections of other cells that refer to it).
+    pub fn dependents(&self) -> Vec<WeakDependent> {
+        self.dependents.lock().iter().filter(|dependent| dependent.section.strong_count() > 0).cloned().collect()
+    }
+}
+
+impl fmt::Debug for LoadedSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedSection")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("address", &self.address)
+            .field("size_in_bytes", &self.size_in_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A global symbol a cell exports.
+#[derive(Clone, Debug)]
+pub struct ExportedSymbol {
+    /// The mangled name.
+    pub name: String,
+    /// Index of the defining section in [`LoadedCell::sections`].
+    pub section: usize,
+    /// Offset from the section start, in bytes.
+    pub offset: usize,
+    /// Weak binding: another definition may take precedence.
+    pub weak: bool,
+}
+
+/// Sizes of a cell's three regions, in bytes (the sum of its sections' sizes, without alignment padding).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellSizes {
+    /// Text bytes.
+    pub text: usize,
+    /// Read-only data bytes, including `.eh_frame` and `.gcc_except_table`.
+    pub read_only_data: usize,
+    /// Data and bss bytes.
+    pub data: usize,
+}
+
+/// A cell in memory: its sections, exported symbols and metadata. The base image is one too (`nano_core`).
+pub struct LoadedCell {
+    pub(crate) name: String,
+    pub(crate) kind: CellKind,
+    pub(crate) object_file: Option<String>,
+    pub(crate) sections: Vec<Arc<LoadedSection>>,
+    pub(crate) exports: Vec<ExportedSymbol>,
+    pub(crate) sizes: CellSizes,
+    pub(crate) relocation_count: usize,
+    pub(crate) load_duration_ns: Option<u64>,
+}
+
+impl LoadedCell {
+    /// Its name (from the manifest; `nano_core` for the base image).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Kernel cell or application.
+    pub fn kind(&self) -> CellKind {
+        self.kind
+    }
+
+    /// The object file it was loaded from; `None` for the base image.
+    pub fn object_file(&self) -> Option<&str> {
+        self.object_file.as_deref()
+    }
+
+    /// Whether it is the statically linked base image.
+    pub fn is_base_image(&self) -> bool {
+        self.object_file.is_none()
+    }
+
+    /// Every loaded section (for the base image: one per symbol).
+    pub fn sections(&self) -> &[Arc<LoadedSection>] {
+        &self.sections
+    }
+
+    /// Its exported global symbols.
+    pub fn exports(&self) -> &[ExportedSymbol] {
+        &self.exports
+    }
+
+    /// The byte sizes of its text, read-only data and data.
+    pub fn sizes(&self) -> CellSizes {
+        self.sizes
+    }
+
+    /// How many relocations were applied when it was loaded.
+    pub fn relocation_count(&self) -> usize {
+        self.relocation_count
+    }
+
+    /// Duration of the load transaction that loaded it (which may have loaded other cells too), in nanoseconds of
+    /// the clock given to the load; `None` without a clock.
+    pub fn load_duration_ns(&self) -> Option<u64> {
+        self.load_duration_ns
+    }
+
+    /// Its `.eh_frame` sections (normally one), kept for the unwinder.
+    pub fn eh_frames(&self) -> impl Iterator<Item = &Arc<LoadedSection>> {
+        self.sections.iter().filter(|section| section.kind == SectionKind::EhFrame)
+    }
+
+    /// Its `.gcc_except_table*` sections (LSDAs), kept for the unwinder.
+    pub fn gcc_except_tables(&self) -> impl Iterator<Item = &Arc<LoadedSection>> {
+        self.sections.iter().filter(|section| section.kind == SectionKind::GccExceptTable)
+    }
+
+    /// The section containing `address`, if any.
+    pub fn section_containing(&self, address: VirtualAddress) -> Option<&Arc<LoadedSection>> {
+        self.sections.iter().find(|section| section.contains(address))
+    }
+
+    /// The address of exported symbol `name` (mangled).
+    pub fn symbol_address(&self, name: &str) -> Option<VirtualAddress> {
+        let export = self.exports.iter().find(|export| export.name == name)?;
+        let section = self.sections.get(export.section)?;
+        VirtualAddress::try_new(section.address.value().wrapping_add(export.offset)).ok()
+    }
+
+    /// Names of the other cells its sections depend on.
+    pub fn dependency_cells(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for section in &self.sections {
+            for dependency in section.dependencies.lock().iter() {
+                if let Some(cell) = dependency.section.parent_cell() {
+                    names.insert(cell.name.clone());
+                }
+            }
+        }
+        names
+    }
+
+    /// Names of the other cells whose sections depend on its sections.
+    pub fn dependent_cells(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for section in &self.sections {
+            for dependent in section.dependents.lock().iter() {
+                if let Some(cell) = dependent.section.upgrade().and_then(|section| section.parent_cell()) {
+                    names.insert(cell.name.clone());
+                }
+            }
+        }
+        names
+    }
+}
+
+impl fmt::Debug for LoadedCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedCell")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("object_file", &self.object_file)
+            .field("sections", &self.sections.len())
+            .field("sizes", &self.sizes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name two builds of "the same" crate share for a symbol: the demangled path without crate hashes
+/// (`format!("{:#}", demangle(name))`, e.g. `hello::main`); non-Rust names are returned unchanged.
+pub fn hash_free_name(mangled: &str) -> String {
+    match try_demangle(mangled) {
+        Ok(demangled) => alloc::format!("{demangled:#}"),
+        Err(_) => String::from(mangled),
+    }
+}

@@ -1,0 +1,53 @@
+//! Cells in memory: `CellNamespace`, `LoadedCell` and `LoadedSection`, with transactional loading and live swapping.
+//!
+//! A *cell* is one crate, built into one relocatable ELF object and loaded at run time into its own text,
+//! read-only data and data regions. A [`CellNamespace`] owns a directory of object files, the build-time
+//! [`Manifest`] (which cell defines which symbol), the loaded cells and a *symbol map* (mangled name -> section).
+//! Every section of a loaded cell is a [`LoadedSection`] with its bounds and its cross-cell dependency edges, so a
+//! cell can later be swapped for a new version and its dependents re-pointed. The base image (`nano_core`) is
+//! modelled as a cell whose sections are the symbols of the base symbol file. The crate knows nothing about
+//! paging: memory comes from a [`CellMemory`] provider (`MappedPages` in the kernel, `mmap` in host tests).
+//!
+//! # Key types
+//! - [`CellNamespace`]: load ([`CellNamespace::load_cell`]), query, and swap ([`CellNamespace::swap`]).
+//! - [`LoadedCell`], [`LoadedSection`], [`StrongDependency`] / [`WeakDependent`] with [`RelocationEntry`].
+//! - [`CellMemory`] / [`MemoryRegion`] / [`RegionKind`]: the memory provider.
+//! - [`Manifest`], [`ObjectDirectory`], [`BaseSymbol`] and their parsers.
+//! - Errors: [`LoadError`], [`SwapError`], [`FindFunctionError`], [`BaseImageError`], [`ManifestError`],
+//!   [`BaseSymbolError`], [`MemoryError`].
+//!
+//! # Control flow
+//! 1. The kernel parses the manifest and the base symbol file, fills an [`ObjectDirectory`] from boot modules,
+//!    creates the kernel namespace and adds the base image with [`CellNamespace::add_base_image`].
+//! 2. [`CellNamespace::load_cell`] runs one transaction: stage the cell (parse, allocate, copy, zero bss); resolve
+//!    each undefined symbol (staged cells, symbol maps of the namespace and its parents, else the cell the manifest
+//!    names, which is staged too); apply every relocation, recording dependencies; finalize W^X permissions; then
+//!    publish every staged cell and its symbols. Any failure frees the staged cells and changes nothing.
+//! 3. The shell lists cells ([`CellNamespace::cells`]) and objects ([`CellNamespace::objects`]), looks up
+//!    symbols, and finds an application's entry by path ([`CellNamespace::find_function`]).
+//! 4. [`CellNamespace::swap`] stages new cells, verifies that they provide every symbol the old cells' dependents
+//!    use, then commits: patches the dependents, moves the dependency records, and swaps the symbol-map entries.
+//!    Its consistency model is documented in `swap.rs`.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+mod base_image;
+mod cell;
+mod error;
+mod manifest;
+mod memory;
+mod namespace;
+mod stage;
+mod swap;
+
+pub use base_image::{BaseSymbol, BaseSymbolError, BaseSymbolErrorKind, parse_base_symbols};
+pub use cell::{
+    CellSizes, ExportedSymbol, LoadedCell, LoadedSection, RelocationEntry, StrongDependency, WeakDependent,
+    hash_free_name,
+};
+pub use error::{BaseImageError, FindFunctionError, LoadError, SwapError};
+pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
+pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};
+pub use namespace::{CellInfo, CellNamespace, ObjectDirectory, ObjectInfo, SymbolInfo};
+pub use swap::SwapReport;

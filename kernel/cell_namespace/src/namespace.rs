@@ -1,0 +1,385 @@
+//! `CellNamespace`: the object directory, the manifest, the loaded cells and the symbol map, plus the queries the
+//! shell needs.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+
+use cell_loader::SectionKind;
+use memory_structs::VirtualAddress;
+use spin::{Mutex, MutexGuard, RwLock};
+
+use crate::cell::{CellSizes, ExportedSymbol, LoadedCell, LoadedSection, hash_free_name};
+use crate::stage::Transaction;
+use crate::{BaseImageError, BaseSymbol, CellKind, CellMemory, FindFunctionError, LoadError, Manifest};
+
+/// The object files a namespace can load cells from: file name -> bytes.
+///
+/// The kernel fills it from boot modules; bytes must start 8-byte aligned (boot modules are page-aligned).
+#[derive(Clone, Debug, Default)]
+pub struct ObjectDirectory {
+    objects: BTreeMap<String, &'static [u8]>,
+}
+
+impl ObjectDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces object `file_name`; returns the bytes it replaced.
+    pub fn insert(&mut self, file_name: &str, bytes: &'static [u8]) -> Option<&'static [u8]> {
+        self.objects.insert(file_name.to_string(), bytes)
+    }
+
+    /// The bytes of object `file_name`.
+    pub fn get(&self, file_name: &str) -> Option<&'static [u8]> {
+        self.objects.get(file_name).copied()
+    }
+
+    /// Every object as (file name, bytes), sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'static [u8])> {
+        self.objects.iter().map(|(name, bytes)| (name.as_str(), *bytes))
+    }
+}
+
+/// Where a symbol-map entry points: a section and the symbol's offset in it.
+#[derive(Clone, Debug)]
+pub(crate) struct SymbolTarget {
+    pub(crate) section: Weak<LoadedSection>,
+    pub(crate) offset: usize,
+}
+
+impl SymbolTarget {
+    pub(crate) fn address(&self) -> Option<(Arc<LoadedSection>, VirtualAddress)> {
+        let section = self.section.upgrade()?;
+        let address = VirtualAddress::try_new(section.address().value().wrapping_add(self.offset)).ok()?;
+        Some((section, address))
+    }
+}
+
+/// The loaded cells and the symbol map of one namespace; they change together.
+#[derive(Default)]
+pub(crate) struct NamespaceState {
+    pub(crate) cells: BTreeMap<String, Arc<LoadedCell>>,
+    /// Mangled symbol name -> the section defining it. Weak: the cell owns its sections.
+    pub(crate) symbol_map: BTreeMap<String, SymbolTarget>,
+}
+
+/// One row of [`CellNamespace::cells`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellInfo {
+    /// The cell name.
+    pub name: String,
+    /// Kernel cell or application.
+    pub kind: CellKind,
+    /// The object file; `None` for the base image.
+    pub object_file: Option<String>,
+    /// Byte sizes of text, read-only data and data.
+    pub sizes: CellSizes,
+    /// Relocations applied at load.
+    pub relocation_count: usize,
+    /// How many other cells it depends on.
+    pub dependency_count: usize,
+    /// How many other cells depend on it.
+    pub dependent_count: usize,
+}
+
+/// One row of [`CellNamespace::objects`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object file name.
+    pub file_name: String,
+    /// Its size in bytes.
+    pub size_in_bytes: usize,
+    /// The cell the manifest says it holds.
+    pub cell: Option<String>,
+}
+
+/// The result of a symbol lookup.
+#[derive(Clone, Debug)]
+pub struct SymbolInfo {
+    /// The section defining the symbol.
+    pub section: Arc<LoadedSection>,
+    /// The symbol's address.
+    pub address: VirtualAddress,
+}
+
+/// A set of loaded cells with one symbol map, optionally layered on a parent namespace.
+///
+/// The kernel namespace holds kernel cells and the base image; the application namespace is layered on it: its
+/// lookups fall back to the parent, and a cell whose object file only the parent's directory holds is loaded into
+/// the parent. Lock order: a transaction takes its own namespace's `transaction` lock, then each ancestor's.
+pub struct CellNamespace {
+    name: String,
+    memory: Arc<dyn CellMemory>,
+    parent: Option<Arc<CellNamespace>>,
+    /// Protects: the object directory. Written only by [`add_object`](Self::add_object).
+    pub(crate) directory: RwLock<ObjectDirectory>,
+    /// Protects: the manifest. Written only by [`add_object`](Self::add_object).
+    pub(crate) manifest: RwLock<Manifest>,
+    /// Serializes transactions (loads, swaps, adding the base image): held for a whole transaction, by this
+    /// namespace's transactions and by those of child namespaces, which may stage cells into this one.
+    pub(crate) transaction: Mutex<()>,
+    /// Protects: the loaded cells and the symbol map. Read by lookups; written only at a transaction's publish or
+    /// commit step, while the `transaction` lock is held.
+    pub(crate) state: RwLock<NamespaceState>,
+    /// Protects: the optional clock used to time loads (nanoseconds, monotonic).
+    clock: RwLock<Option<fn() -> u64>>,
+}
+
+impl CellNamespace {
+    /// A namespace named `name` with no loaded cells, allocating cell memory from `memory`.
+    pub fn new(
+        name: &str,
+        memory: Arc<dyn CellMemory>,
+        directory: ObjectDirectory,
+        manifest: Manifest,
+        parent: Option<Arc<CellNamespace>>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            memory,
+            parent,
+            directory: RwLock::new(directory),
+            manifest: RwLock::new(manifest),
+            transaction: Mutex::new(()),
+            state: RwLock::new(NamespaceState::default()),
+            clock: RwLock::new(None),
+        }
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent namespace, if layered.
+    pub fn parent(&self) -> Option<&Arc<CellNamespace>> {
+        self.parent.as_ref()
+    }
+
+    pub(crate) fn memory(&self) -> &dyn CellMemory {
+        &*self.memory
+    }
+
+    /// Sets the monotonic nanosecond clock used to time loads ([`LoadedCell::load_duration_ns`]).
+    pub fn set_clock(&self, clock: fn() -> u64) {
+        *self.clock.write() = Some(clock);
+    }
+
+    pub(crate) fn clock(&self) -> Option<fn() -> u64> {
+        *self.clock.read()
+    }
+
+    /// Adds object file `file_name` for the cell described by `entry` (e.g. one pushed from the host), replacing
+    /// any object of that name. Cells already loaded are not affected.
+    ///
+    /// # Errors
+    /// [`LoadError::DuplicateSymbol`] if another manifest entry already claims one of `entry`'s symbols (the
+    /// manifest is then unchanged).
+    pub fn add_object(&self, entry: crate::ManifestEntry, bytes: &'static [u8]) -> Result<(), LoadError> {
+        let _transaction = self.transaction.lock();
+        let mut manifest = self.manifest.write();
+        let mut entries: Vec<_> = manifest.entries().iter().filter(|old| old.name != entry.name).cloned().collect();
+        for symbol in &entry.symbols {
+            if let Some(other) = entries.iter().find(|other| other.symbols.contains(symbol)) {
+                return Err(LoadError::DuplicateSymbol {
+                    cell: entry.name.clone(),
+                    symbol: symbol.clone(),
+                    existing_cell: other.name.clone(),
+                });
+            }
+        }
+        self.directory.write().insert(&entry.object_file, bytes);
+        entries.push(entry);
+        *manifest = Manifest::from_entries(entries);
+        Ok(())
+    }
+
+    /// Locks this namespace's transaction lock, then every ancestor's (the lock order).
+    pub(crate) fn lock_chain(&self) -> (Vec<&CellNamespace>, Vec<MutexGuard<'_, ()>>) {
+        let mut chain = Vec::new();
+        let mut guards = Vec::new();
+        let mut namespace = Some(self);
+        while let Some(current) = namespace {
+            guards.push(current.transaction.lock());
+            chain.push(current);
+            namespace = current.parent.as_deref();
+        }
+        (chain, guards)
+    }
+
+    /// Adds the statically linked base image as cell `cell_name` (normally `nano_core`): one section per symbol,
+    /// no owned memory, and every symbol published in the symbol map.
+    ///
+    /// # Errors
+    /// [`BaseImageError`] if the cell is already loaded or a symbol name is defined twice.
+    pub fn add_base_image(&self, cell_name: &str, symbols: &[BaseSymbol]) -> Result<Arc<LoadedCell>, BaseImageError> {
+        let _transaction = self.transaction.lock();
+        let mut state = self.state.write();
+        if state.cells.contains_key(cell_name) {
+            return Err(BaseImageError::AlreadyLoaded { cell: cell_name.to_string() });
+        }
+        let mut seen = BTreeMap::new();
+        for symbol in symbols {
+            if seen.insert(symbol.name.as_str(), ()).is_some() || state.symbol_map.contains_key(&symbol.name) {
+                return Err(BaseImageError::DuplicateSymbol { symbol: symbol.name.clone() });
+            }
+        }
+        let cell = Arc::new_cyclic(|parent: &Weak<LoadedCell>| {
+            let mut sizes = CellSizes::default();
+            let sections = symbols
+                .iter()
+                .map(|symbol| {
+                    match symbol.kind {
+                        SectionKind::Text => sizes.text += symbol.size_in_bytes,
+                        SectionKind::Data | SectionKind::Bss => sizes.data += symbol.size_in_bytes,
+                        _ => sizes.read_only_data += symbol.size_in_bytes,
+                    }
+                    Arc::new(LoadedSection {
+                        name: symbol.name.clone(),
+                        kind: symbol.kind,
+                        address: symbol.address,
+                        size_in_bytes: symbol.size_in_bytes,
+                        parent: parent.clone(),
+                        memory: None,
+                        dependencies: Mutex::new(Vec::new()),
+                        dependents: Mutex::new(Vec::new()),
+                    })
+                })
+                .collect();
+            let exports = symbols
+                .iter()
+                .enumerate()
+                .map(|(index, symbol)| ExportedSymbol {
+                    name: symbol.name.clone(),
+                    section: index,
+                    offset: 0,
+                    weak: false,
+                })
+                .collect();
+            LoadedCell {
+                name: cell_name.to_string(),
+                kind: CellKind::Kernel,
+                object_file: None,
+                sections,
+                exports,
+                sizes,
+                relocation_count: 0,
+                load_duration_ns: None,
+            }
+        });
+        for (symbol, section) in symbols.iter().zip(cell.sections.iter()) {
+            state.symbol_map.insert(symbol.name.clone(), SymbolTarget { section: Arc::downgrade(section), offset: 0 });
+        }
+        state.cells.insert(cell_name.to_string(), cell.clone());
+        log::info!("namespace {}: base image {} with {} symbols", self.name, cell_name, symbols.len());
+        Ok(cell)
+    }
+
+    /// Loads cell `cell_name` (and every cell it needs that is not loaded yet) and returns it; returns the loaded
+    /// cell at once if it is already loaded here or in a parent.
+    ///
+    /// Transactional: on error nothing is published and all memory allocated for the load is freed.
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the cell and the section, symbol or relocation type at fault.
+    pub fn load_cell(&self, cell_name: &str) -> Result<Arc<LoadedCell>, LoadError> {
+        if let Some(cell) = self.cell(cell_name) {
+            return Ok(cell);
+        }
+        let clock = self.clock();
+        let clock = clock.as_ref().map(|clock| clock as &dyn Fn() -> u64);
+        let mut transaction = Transaction::begin(self, Vec::new(), clock);
+        if let Some(cell) = transaction.find_loaded(cell_name, 0) {
+            // Loaded by another task between the check above and taking the lock.
+            return Ok(cell);
+        }
+        let entry = transaction
+            .find_manifest_cell(cell_name, 0)
+            .ok_or(LoadError::NotInManifest { cell: cell_name.to_string() })?;
+        let depth = transaction.owner_depth(&entry, 0)?;
+        let index = transaction.stage(entry, depth)?;
+        transaction.resolve_all()?;
+        transaction.relocate_all()?;
+        transaction.finalize_all()?;
+        transaction.check_conflicts()?;
+        let built = transaction.build();
+        let cell = built[index].1.clone();
+        transaction.publish(&built);
+        Ok(cell)
+    }
+
+    /// The cell `cell_name` if it is loaded in this namespace or a parent.
+    pub fn cell(&self, cell_name: &str) -> Option<Arc<LoadedCell>> {
+        let own = self.state.read().cells.get(cell_name).cloned();
+        own.or_else(|| self.parent.as_ref().and_then(|parent| parent.cell(cell_name)))
+    }
+
+    /// Every cell loaded in this namespace (not its parents), sorted by name.
+    pub fn loaded_cells(&self) -> Vec<Arc<LoadedCell>> {
+        self.state.read().cells.values().cloned().collect()
+    }
+
+    /// One row per cell loaded in this namespace (not its parents), sorted by name.
+    pub fn cells(&self) -> Vec<CellInfo> {
+        self.loaded_cells()
+            .iter()
+            .map(|cell| CellInfo {
+                name: cell.name.clone(),
+                kind: cell.kind,
+                object_file: cell.object_file.clone(),
+                sizes: cell.sizes,
+                relocation_count: cell.relocation_count,
+                dependency_count: cell.dependency_cells().len(),
+                dependent_count: cell.dependent_cells().len(),
+            })
+            .collect()
+    }
+
+    /// One row per object file in this namespace's directory (not its parents'), sorted by name.
+    pub fn objects(&self) -> Vec<ObjectInfo> {
+        let manifest = self.manifest.read();
+        self.directory
+            .read()
+            .iter()
+            .map(|(file_name, bytes)| ObjectInfo {
+                file_name: file_name.to_string(),
+                size_in_bytes: bytes.len(),
+                cell: manifest.cell_for_object(file_name).map(|entry| entry.name.clone()),
+            })
+            .collect()
+    }
+
+    /// Looks up mangled symbol `name` in this namespace's symbol map, then in its parents'.
+    pub fn lookup_symbol(&self, name: &str) -> Option<SymbolInfo> {
+        let own = self.state.read().symbol_map.get(name).and_then(SymbolTarget::address);
+        own.map(|(section, address)| SymbolInfo { section, address })
+            .or_else(|| self.parent.as_ref().and_then(|parent| parent.lookup_symbol(name)))
+    }
+
+    /// Every (mangled name, address) pair in this namespace's own symbol map, sorted by name.
+    pub fn symbols(&self) -> Vec<(String, VirtualAddress)> {
+        let state = self.state.read();
+        let entries = state.symbol_map.iter();
+        entries.filter_map(|(name, target)| target.address().map(|(_, address)| (name.clone(), address))).collect()
+    }
+
+    /// Finds the exported function of cell `cell_name` whose hash-free demangled path is `path` (e.g.
+    /// `hello::main`; non-Rust names compare exactly), loading the cell first if needed.
+    ///
+    /// # Errors
+    /// [`FindFunctionError::Load`] if the cell cannot be loaded; [`FindFunctionError::NotFound`] if it has no
+    /// such function.
+    pub fn find_function(&self, cell_name: &str, path: &str) -> Result<VirtualAddress, FindFunctionError> {
+        let cell = self.load_cell(cell_name).map_err(FindFunctionError::Load)?;
+        cell.exports
+            .iter()
+            .filter(|export| cell.sections.get(export.section).is_some_and(|section| section.kind == SectionKind::Text))
+            .find(|export| hash_free_name(&export.name) == path)
+            .and_then(|export| cell.symbol_address(&export.name))
+            .ok_or(FindFunctionError::NotFound { cell: cell_name.to_string(), path: path.to_string() })
+    }
+}

@@ -1,0 +1,140 @@
+//! The infallible end of a load transaction: build the `LoadedCell`s, record the dependency edges, publish.
+
+use alloc::string::ToString;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use cell_loader::{SectionIndex, Symbol, SymbolBinding, SymbolDefinition};
+use spin::Mutex;
+
+use super::{EdgeSource, StagedCell, Transaction};
+use crate::MemoryRegion;
+use crate::cell::{ExportedSymbol, LoadedCell, LoadedSection, SectionMemory, StrongDependency, WeakDependent};
+use crate::namespace::SymbolTarget;
+
+impl Transaction<'_> {
+    /// Builds the `LoadedCell`s of all staged cells and records their dependency edges (on published sections
+    /// too). Infallible. Returns (depth, cell) pairs in staging order.
+    pub(crate) fn build(&mut self) -> Vec<(usize, Arc<LoadedCell>)> {
+        let duration = self.clock.zip(self.start_ns).map(|(clock, start)| clock().saturating_sub(start));
+        let mut staged = core::mem::take(&mut self.staged);
+        let mut built: Vec<(Arc<LoadedCell>, Vec<Option<usize>>)> = Vec::with_capacity(staged.len());
+        for cell in &mut staged {
+            let regions = core::mem::take(&mut cell.regions).map(|region| region.map(Arc::<dyn MemoryRegion>::from));
+            let mut slots = vec![None; cell.placements.len()];
+            let cell = &*cell;
+            let loaded = Arc::new_cyclic(|parent| {
+                let mut sections = Vec::new();
+                for (index, placement) in cell.placements.iter().enumerate() {
+                    let (Some(placement), Some(section)) = (placement, cell.object.sections().get(index)) else {
+                        continue;
+                    };
+                    let memory = regions[placement.region.index()]
+                        .clone()
+                        .map(|region| SectionMemory { region, offset: placement.offset });
+                    slots[index] = Some(sections.len());
+                    sections.push(Arc::new(LoadedSection {
+                        name: section_name(cell, section.index).unwrap_or(section.name).to_string(),
+                        kind: section.kind,
+                        address: placement.address,
+                        size_in_bytes: placement.size,
+                        parent: parent.clone(),
+                        memory,
+                        dependencies: Mutex::new(Vec::new()),
+                        dependents: Mutex::new(Vec::new()),
+                    }));
+                }
+                let exports = cell
+                    .exports
+                    .iter()
+                    .filter_map(|(&name, &symbol_index)| {
+                        let symbol = cell.object.symbol(symbol_index)?;
+                        let SymbolDefinition::Section(section) = symbol.definition else { return None };
+                        Some(ExportedSymbol {
+                            name: name.to_string(),
+                            section: (*slots.get(section.as_usize())?)?,
+                            offset: symbol.value as usize,
+                            weak: symbol.binding == SymbolBinding::Weak,
+                        })
+                    })
+                    .collect();
+                LoadedCell {
+                    name: cell.entry.name.clone(),
+                    kind: cell.entry.kind,
+                    object_file: Some(cell.entry.object_file.clone()),
+                    sections,
+                    exports,
+                    sizes: cell.sizes,
+                    relocation_count: cell.relocation_count,
+                    load_duration_ns: duration,
+                }
+            });
+            built.push((loaded, slots));
+        }
+
+        let section_at = |cell: usize, section: SectionIndex| -> Option<Arc<LoadedSection>> {
+            let (loaded, slots) = built.get(cell)?;
+            loaded.sections.get((*slots.get(section.as_usize())?)?).cloned()
+        };
+        for (index, cell) in staged.iter().enumerate() {
+            for edge in &cell.edges {
+                let Some(target) = section_at(index, edge.target) else { continue };
+                let source = match &edge.source {
+                    EdgeSource::Staged { cell, section } => section_at(*cell, *section),
+                    EdgeSource::Published(section) => Some(section.clone()),
+                };
+                let Some(source) = source else { continue };
+                let relocation = edge.relocation.clone();
+                source.dependents.lock().push(WeakDependent { section: Arc::downgrade(&target), relocation });
+                let relocation = edge.relocation.clone();
+                target.dependencies.lock().push(StrongDependency { section: source, relocation });
+            }
+        }
+        staged.iter().zip(built).map(|(cell, (loaded, _))| (cell.depth, loaded)).collect()
+    }
+
+    /// Publishes built cells and their exported symbols in their namespaces (ancestors first). Infallible.
+    pub(crate) fn publish(&self, built: &[(usize, Arc<LoadedCell>)]) {
+        let mut order: Vec<&(usize, Arc<LoadedCell>)> = built.iter().collect();
+        order.sort_by_key(|(depth, _)| core::cmp::Reverse(*depth));
+        for (depth, cell) in order {
+            let namespace = self.chain[*depth];
+            let mut state = namespace.state.write();
+            for export in &cell.exports {
+                let Some(section) = cell.sections.get(export.section) else { continue };
+                let taken = state.symbol_map.get(&export.name).is_some_and(|target| target.section.strong_count() > 0);
+                if !taken {
+                    let target = SymbolTarget { section: Arc::downgrade(section), offset: export.offset };
+                    state.symbol_map.insert(export.name.clone(), target);
+                }
+            }
+            state.cells.insert(cell.name.clone(), cell.clone());
+            drop(state);
+            let sizes = cell.sizes;
+            log::info!(
+                "namespace {}: loaded cell {} from {}: text {} B, rodata {} B, data {} B, {} relocations{}",
+                namespace.name(),
+                cell.name,
+                cell.object_file.as_deref().unwrap_or("?"),
+                sizes.text,
+                sizes.read_only_data,
+                sizes.data,
+                cell.relocation_count,
+                cell.load_duration_ns.map(|ns| alloc::format!(", {ns} ns")).unwrap_or_default(),
+            );
+        }
+    }
+}
+
+/// A loaded section's name: the exported (preferably non-weak) symbol at its start, or any exported symbol in it.
+fn section_name(cell: &StagedCell, section: SectionIndex) -> Option<&'static str> {
+    let mut candidates: Vec<(&'static str, &Symbol<'static>)> = cell
+        .exports
+        .iter()
+        .filter_map(|(&name, &index)| Some((name, cell.object.symbol(index)?)))
+        .filter(|(_, symbol)| symbol.definition == SymbolDefinition::Section(section))
+        .collect();
+    candidates.sort_by_key(|(_, symbol)| (symbol.value != 0, symbol.binding == SymbolBinding::Weak));
+    candidates.first().map(|(name, _)| *name)
+}

@@ -1,0 +1,71 @@
+# A thin front for the host tools in scripts/ (cellbuild: build pipeline; qemu_harness: QEMU tests).
+# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DEVICE, CORRUPT_CELL, RUNS.
+SHELL := /bin/bash
+
+TARGET_SPEC  := cfg/x86_64-theseus.json
+BUILD_STD    := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
+BUILD        := build
+ISO          := $(BUILD)/theseus.iso
+CELLBUILD    := scripts/target/release/cellbuild
+HARNESS      := scripts/target/release/qemu_harness
+CMDLINE      ?=
+CORRUPT_CELL ?= greeting_v2
+SMP          ?= 1
+RUNS         ?= 5
+OVMF         := /usr/share/ovmf/OVMF.fd
+QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboot -accel tcg \
+                -device isa-debug-exit,iobase=0xf4,iosize=0x04 -smp $(SMP) $(if $(UEFI),-bios $(OVMF))
+# Crates whose unit tests run on the host: library root has #![cfg_attr(not(test), no_std)].
+HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
+
+.DEFAULT_GOAL := iso
+.PHONY: iso run test usb gdb boot-time clean help setup tools
+
+iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
+	$(CELLBUILD) build --cmdline "$(CMDLINE)"
+
+run: iso ## Boot the ISO in QEMU, serial console on this terminal (UEFI=1 for OVMF; Ctrl-a x quits)
+	$(QEMU) -serial mon:stdio || [ $$? -eq 33 ]
+
+test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both ISOs, all QEMU scenarios
+	cargo fmt --all --check
+	cd scripts && cargo fmt --all --check
+	cargo clippy --release --workspace --target $(TARGET_SPEC) $(BUILD_STD) -- -D warnings
+	$(if $(HOST_CRATES),cargo clippy $(addprefix -p ,$(HOST_CRATES)) --all-targets -- -D warnings)
+	$(if $(HOST_CRATES),cargo test $(addprefix -p ,$(HOST_CRATES)))
+	cd scripts && cargo clippy --release --all-targets -- -D warnings
+	cd scripts && cargo test --release
+	$(CELLBUILD) build --cmdline "$(CMDLINE)" --corrupt $(CORRUPT_CELL)
+	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
+
+boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt
+	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP)
+
+usb: ## Write the ISO to a USB stick: make usb DEVICE=/dev/sdX (erases it; asks first)
+	@if [ -z "$(DEVICE)" ]; then echo "usage: make usb DEVICE=/dev/sdX (the whole disk, not a partition)"; exit 1; fi
+	@if [ ! -b "$(DEVICE)" ]; then echo "$(DEVICE) is not a block device"; exit 1; fi
+	$(MAKE) iso
+	@lsblk -o NAME,SIZE,MODEL,MOUNTPOINT "$(DEVICE)" 2>/dev/null || true
+	@read -r -p "Erase everything on $(DEVICE) and write $(ISO)? Type yes: " answer; [ "$$answer" = yes ]
+	dd if=$(ISO) of=$(DEVICE) bs=4M conv=fsync status=progress
+	sync
+
+gdb: iso ## Boot halted with a gdb stub (-s -S) and attach gdb to build/nano_core.elf; serial to build/logs/gdb-serial.log
+	@mkdir -p $(BUILD)/logs
+	$(QEMU) -serial file:$(BUILD)/logs/gdb-serial.log -s -S & qemu=$$!; \
+	gdb -q $(BUILD)/nano_core.elf -ex 'set architecture i386:x86-64' -ex 'target remote localhost:1234'; \
+	kill $$qemu 2>/dev/null; wait $$qemu 2>/dev/null || true
+
+clean: ## Remove build/, the kernel's target/ and scripts/target/
+	rm -rf $(BUILD)
+	cargo clean
+	cd scripts && cargo clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 14
+
+setup:
+	@bash scripts/setup.sh
+
+tools:
+	@cd scripts && cargo build --release --quiet

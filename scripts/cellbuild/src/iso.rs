@@ -1,0 +1,154 @@
+//! The boot ISO: `grub.cfg` from the template, the staging tree, and `grub-mkrescue`.
+//!
+//! Tree (`build/iso`):
+//! ```text
+//! boot/nano_core.elf        base image without .debug* sections
+//! boot/grub/grub.cfg        generated from /grub.cfg
+//! modules/<file>            one GRUB module2 each: cell objects, cells.manifest, nano_core.syms
+//! ```
+
+use crate::error::{Context, Error, Result};
+use crate::tools;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Placeholder for the kernel command line in the template.
+pub const CMDLINE_PLACEHOLDER: &str = "@CMDLINE@";
+/// Placeholder for the module lines; the whole line is replaced, keeping its indentation.
+pub const MODULES_PLACEHOLDER: &str = "@MODULES@";
+
+/// GRUB modules built into the image: enough for Multiboot2 from an ISO on a serial console, BIOS and UEFI.
+pub const GRUB_INSTALL_MODULES: &str = "multiboot2 normal serial terminal iso9660 part_msdos part_gpt all_video";
+
+/// Fills in the template: `@CMDLINE@` with `cmdline`, and each line holding `@MODULES@` with one
+/// `module2 /modules/<file> <file>` line per module (same indentation as the placeholder line).
+///
+/// # Errors
+/// A placeholder is missing, or a name or the command line contains a character GRUB would misread.
+pub fn render_grub_cfg(template: &str, cmdline: &str, modules: &[String]) -> Result<String> {
+    for placeholder in [CMDLINE_PLACEHOLDER, MODULES_PLACEHOLDER] {
+        if !template.contains(placeholder) {
+            return Err(Error(format!("grub.cfg template lacks the {placeholder} placeholder")));
+        }
+    }
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '"' | '\'' | '\\' | ';' | '$' | '{' | '}');
+    if cmdline.chars().any(unsafe_char) {
+        return Err(Error(format!(
+            "kernel command line {cmdline:?} contains quotes, `;`, `$`, braces or control characters"
+        )));
+    }
+    if let Some(bad) =
+        modules.iter().find(|m| m.is_empty() || m.chars().any(|c| unsafe_char(c) || c.is_whitespace() || c == '/'))
+    {
+        return Err(Error(format!("module file name {bad:?} is not a plain file name")));
+    }
+    let mut out = String::with_capacity(template.len() + modules.len() * 64);
+    for line in template.lines() {
+        if line.contains(MODULES_PLACEHOLDER) {
+            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+            for module in modules {
+                out.push_str(&format!("{indent}module2 /modules/{module} {module}\n"));
+            }
+        } else {
+            out.push_str(line.replace(CMDLINE_PLACEHOLDER, cmdline).trim_end());
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// One file to put in `/modules`.
+#[derive(Debug, Clone)]
+pub struct ModuleFile {
+    /// Name inside the ISO (and the module's GRUB command line).
+    pub name: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+/// Stages `staging` (emptied first) and runs `grub-mkrescue` to produce `iso`.
+///
+/// # Errors
+/// File system errors, a bad template, or `grub-mkrescue` failing.
+pub fn assemble(
+    staging: &Path,
+    iso: &Path,
+    kernel_elf_stripped: &Path,
+    template: &str,
+    cmdline: &str,
+    modules: &[ModuleFile],
+) -> Result<()> {
+    if staging.exists() {
+        std::fs::remove_dir_all(staging).context(staging.display())?;
+    }
+    let grub_dir = staging.join("boot/grub");
+    let module_dir = staging.join("modules");
+    for dir in [&grub_dir, &module_dir] {
+        std::fs::create_dir_all(dir).context(dir.display())?;
+    }
+    std::fs::copy(kernel_elf_stripped, staging.join("boot/nano_core.elf")).context(kernel_elf_stripped.display())?;
+    let names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
+    let config = render_grub_cfg(template, cmdline, &names)?;
+    std::fs::write(grub_dir.join("grub.cfg"), config).context("grub.cfg")?;
+    for module in modules {
+        let path: PathBuf = module_dir.join(&module.name);
+        std::fs::write(&path, &module.bytes).context(path.display())?;
+    }
+    tools::run(
+        Command::new("grub-mkrescue")
+            .arg("-o")
+            .arg(iso)
+            .arg(staging)
+            .arg(format!("--install-modules={GRUB_INSTALL_MODULES}"))
+            .args(["--fonts=", "--locales=", "--themes="]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = "set timeout=0\nmenuentry \"Theseus\" {\n    multiboot2 /boot/nano_core.elf @CMDLINE@\n    @MODULES@\n    boot\n}\n";
+
+    #[test]
+    fn renders_module_lines_with_indentation() {
+        let modules = vec!["cells.manifest".to_string(), "k-captain.o".to_string()];
+        let config = render_grub_cfg(TEMPLATE, "log=debug", &modules).unwrap();
+        assert_eq!(
+            config,
+            "set timeout=0\nmenuentry \"Theseus\" {\n    multiboot2 /boot/nano_core.elf log=debug\n    module2 /modules/cells.manifest cells.manifest\n    module2 /modules/k-captain.o k-captain.o\n    boot\n}\n"
+        );
+    }
+
+    #[test]
+    fn empty_cmdline_leaves_no_trailing_space() {
+        let config = render_grub_cfg(TEMPLATE, "", &[]).unwrap();
+        assert!(config.contains("multiboot2 /boot/nano_core.elf\n"));
+        assert!(!config.contains("module2"));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(render_grub_cfg("no placeholders", "", &[]).is_err());
+        assert!(render_grub_cfg(TEMPLATE, "a;b", &[]).is_err());
+        assert!(render_grub_cfg(TEMPLATE, "", &["a b.o".to_string()]).is_err());
+        assert!(render_grub_cfg(TEMPLATE, "", &["../x.o".to_string()]).is_err());
+    }
+
+    #[test]
+    fn project_template_renders() {
+        let template = include_str!("../../../grub.cfg");
+        let config = render_grub_cfg(template, "", &["k-captain.o".to_string()]).unwrap();
+        for expected in [
+            "set timeout=0",
+            "serial --unit=0 --speed=115200",
+            "terminal_input serial console",
+            "terminal_output serial console",
+            "multiboot2 /boot/nano_core.elf",
+            "module2 /modules/k-captain.o k-captain.o",
+            "boot",
+        ] {
+            assert!(config.contains(expected), "missing {expected:?} in\n{config}");
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! What `cargo metadata` says about the kernel workspace: its members, their kinds, and nano_core's
+//! dependency closure (crates linked into the base image, which therefore never become cells).
+
+use crate::error::{Context, Error, Result};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The package that becomes the statically linked base image.
+pub const BASE_PACKAGE: &str = "nano_core";
+
+/// Where a cell lives, which decides its object name prefix and namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CellKind {
+    /// `kernel/*`, `libs/*` and third-party crates: `k-<cell>.o`, kernel namespace.
+    Kernel,
+    /// `applications/*`: `a-<cell>.o`, application namespace, `#![forbid(unsafe_code)]`.
+    Application,
+}
+
+impl CellKind {
+    /// The word used in `cells.manifest`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellKind::Kernel => "kernel",
+            CellKind::Application => "application",
+        }
+    }
+
+    /// The object file name of cell `cell`: `k-<cell>.o` or `a-<cell>.o`.
+    pub fn object_file_name(self, cell: &str) -> String {
+        match self {
+            CellKind::Kernel => format!("k-{cell}.o"),
+            CellKind::Application => format!("a-{cell}.o"),
+        }
+    }
+}
+
+/// One package of the workspace (or a dependency of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Cargo's package id.
+    pub id: String,
+    /// The package name (the cell name, e.g. `greeting_v1`).
+    pub name: String,
+    /// The package version.
+    pub version: String,
+    /// The package's `Cargo.toml`.
+    pub manifest_path: PathBuf,
+    /// The library target's name (the crate name, e.g. `greeting`) and root source file, if it has one.
+    pub lib: Option<(String, PathBuf)>,
+    /// Ids of the packages it depends on normally (not dev or build dependencies).
+    pub normal_dependencies: Vec<String>,
+}
+
+/// The kernel workspace as cargo sees it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// Every package in the dependency graph, by id.
+    pub packages: BTreeMap<String, Package>,
+    /// Ids of the workspace members.
+    pub members: BTreeSet<String>,
+}
+
+impl Workspace {
+    /// Runs `cargo metadata` in `root`.
+    ///
+    /// # Errors
+    /// Cargo failed or printed something unexpected.
+    pub fn load(root: &Path) -> Result<Workspace> {
+        let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["metadata", "--format-version", "1"])
+            .output()
+            .context("cannot run `cargo metadata`")?;
+        if !output.status.success() {
+            return Err(Error(format!(
+                "`cargo metadata` failed in {}:\n{}",
+                root.display(),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Workspace::from_metadata(root, &text)
+    }
+
+    /// Parses `cargo metadata --format-version 1` output.
+    ///
+    /// # Errors
+    /// The text is not the expected JSON.
+    pub fn from_metadata(root: &Path, json: &str) -> Result<Workspace> {
+        let bad = |what: &str| Error(format!("unexpected `cargo metadata` output: {what}"));
+        let value: Value = serde_json::from_str(json).context("`cargo metadata` output")?;
+        let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Some(nodes) = value.pointer("/resolve/nodes").and_then(Value::as_array) {
+            for node in nodes {
+                let id = node.get("id").and_then(Value::as_str).ok_or_else(|| bad("node id"))?;
+                let mut normal = Vec::new();
+                for dep in node.get("deps").and_then(Value::as_array).into_iter().flatten() {
+                    let is_normal = dep
+                        .get("dep_kinds")
+                        .and_then(Value::as_array)
+                        .is_some_and(|kinds| kinds.iter().any(|k| k.get("kind").is_some_and(Value::is_null)));
+                    if let (true, Some(pkg)) = (is_normal, dep.get("pkg").and_then(Value::as_str)) {
+                        normal.push(pkg.to_string());
+                    }
+                }
+                dependencies.insert(id.to_string(), normal);
+            }
+        }
+        let mut packages = BTreeMap::new();
+        for package in value.get("packages").and_then(Value::as_array).ok_or_else(|| bad("packages"))? {
+            let field = |name: &str| package.get(name).and_then(Value::as_str).ok_or_else(|| bad(name));
+            let id = field("id")?.to_string();
+            let lib = package
+                .get("targets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|target| {
+                    target.get("kind").and_then(Value::as_array).is_some_and(|kinds| {
+                        kinds.iter().any(|k| matches!(k.as_str(), Some("lib" | "rlib" | "staticlib")))
+                    })
+                })
+                .and_then(|target| {
+                    Some((target.get("name")?.as_str()?.to_string(), PathBuf::from(target.get("src_path")?.as_str()?)))
+                });
+            packages.insert(
+                id.clone(),
+                Package {
+                    normal_dependencies: dependencies.get(&id).cloned().unwrap_or_default(),
+                    id,
+                    name: field("name")?.to_string(),
+                    version: field("version")?.to_string(),
+                    manifest_path: PathBuf::from(field("manifest_path")?),
+                    lib,
+                },
+            );
+        }
+        let members = value
+            .get("workspace_members")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("workspace_members"))?
+            .iter()
+            .filter_map(|m| m.as_str().map(String::from))
+            .collect();
+        Ok(Workspace { root: root.to_path_buf(), packages, members })
+    }
+
+    /// The workspace member named `name`.
+    pub fn member(&self, name: &str) -> Option<&Package> {
+        self.members.iter().filter_map(|id| self.packages.get(id)).find(|p| p.name == name)
+    }
+
+    /// Ids of `start` and every package it depends on, transitively (normal dependencies only).
+    pub fn closure(&self, start: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start.to_string()];
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            if let Some(package) = self.packages.get(&id) {
+                stack.extend(package.normal_dependencies.iter().cloned());
+            }
+        }
+        seen
+    }
+
+    /// The kind of a workspace member, from where it lives: `applications/` gives applications, anything else
+    /// (`kernel/`, `libs/`) kernel cells.
+    pub fn kind_of(&self, package: &Package) -> CellKind {
+        let relative = package.manifest_path.strip_prefix(&self.root).unwrap_or(&package.manifest_path);
+        if relative.starts_with("applications") { CellKind::Application } else { CellKind::Kernel }
+    }
+
+    /// Workspace members that become cells: every member with a library, except the base package and the
+    /// crates in its dependency closure (those are linked into nano_core). Sorted by kind, then name.
+    pub fn cell_packages(&self) -> Vec<&Package> {
+        let base = self.member(BASE_PACKAGE).map(|p| self.closure(&p.id)).unwrap_or_default();
+        let mut cells: Vec<&Package> = self
+            .members
+            .iter()
+            .filter(|id| !base.contains(*id))
+            .filter_map(|id| self.packages.get(id))
+            .filter(|p| p.lib.is_some())
+            .collect();
+        cells.sort_by_key(|p| (self.kind_of(p), p.name.clone()));
+        cells
+    }
+
+    /// Checks that every application's crate root forbids unsafe code.
+    ///
+    /// # Errors
+    /// Names every application whose `src/lib.rs` lacks `#![forbid(unsafe_code)]`.
+    pub fn check_applications_forbid_unsafe(&self) -> Result<()> {
+        let mut offenders = Vec::new();
+        for package in self.cell_packages() {
+            if self.kind_of(package) != CellKind::Application {
+                continue;
+            }
+            let (_, source) = package.lib.as_ref().expect("cells have a library");
+            let text = std::fs::read_to_string(source).context(source.display())?;
+            if !forbids_unsafe_code(&text) {
+                offenders.push(format!("{} ({})", package.name, source.display()));
+            }
+        }
+        if offenders.is_empty() {
+            return Ok(());
+        }
+        Err(Error(format!(
+            "applications must start with `#![forbid(unsafe_code)]`; missing in: {}",
+            offenders.join(", ")
+        )))
+    }
+
+    /// Names of members whose library root says `#![cfg_attr(not(test), no_std)]`: the crates whose unit
+    /// tests run on the host.
+    pub fn host_testable(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .members
+            .iter()
+            .filter_map(|id| self.packages.get(id))
+            .filter(|p| {
+                p.lib.as_ref().is_some_and(|(_, source)| {
+                    std::fs::read_to_string(source).is_ok_and(|text| is_host_testable(&text))
+                })
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Whether crate-root source `text` has an inner attribute `#![forbid(...)]` that lists `unsafe_code`
+/// (outside comments).
+pub fn forbids_unsafe_code(text: &str) -> bool {
+    inner_attributes(text).any(|attribute| {
+        attribute
+            .strip_prefix("forbid(")
+            .is_some_and(|rest| rest.trim_end_matches(')').split(',').any(|lint| lint.trim() == "unsafe_code"))
+    })
+}
+
+/// Whether crate-root source `text` has `#![cfg_attr(not(test), no_std)]`.
+pub fn is_host_testable(text: &str) -> bool {
+    inner_attributes(text).any(|attribute| attribute == "cfg_attr(not(test),no_std)")
+}
+
+/// The contents of each `#![...]` line, with whitespace removed except inside `forbid(...)` lists.
+fn inner_attributes(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().filter_map(|line| {
+        let line = line.trim();
+        let body = line.strip_prefix("#![")?;
+        let body = body.split("//").next()?.trim_end();
+        let body = body.strip_suffix(']')?;
+        Some(body.chars().filter(|c| !c.is_whitespace()).collect())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbid_unsafe_detection() {
+        assert!(forbids_unsafe_code("//! doc\n#![no_std]\n#![forbid(unsafe_code)]\n"));
+        assert!(forbids_unsafe_code("#![forbid(missing_docs, unsafe_code)]"));
+        assert!(!forbids_unsafe_code("#![no_std]\n// #![forbid(unsafe_code)]\n"));
+        assert!(!forbids_unsafe_code("#![deny(unsafe_code)]"));
+        assert!(!forbids_unsafe_code("#![forbid(unsafe_op_in_unsafe_fn)]"));
+    }
+
+    #[test]
+    fn host_testable_detection() {
+        assert!(is_host_testable("//! x\n#![cfg_attr(not(test), no_std)]\n"));
+        assert!(!is_host_testable("#![no_std]\n"));
+    }
+
+    #[test]
+    fn object_names() {
+        assert_eq!(CellKind::Kernel.object_file_name("captain"), "k-captain.o");
+        assert_eq!(CellKind::Application.object_file_name("hello"), "a-hello.o");
+    }
+
+    fn package(id: &str, name: &str, path: &str, deps: &[&str]) -> String {
+        let deps: Vec<String> =
+            deps.iter().map(|d| format!(r#"{{"pkg":"{d}","dep_kinds":[{{"kind":null,"target":null}}]}}"#)).collect();
+        format!(
+            r#"{{"id":"{id}","name":"{name}","version":"0.1.0","manifest_path":"/w/{path}/Cargo.toml","targets":[{{"kind":["lib"],"name":"{name}","src_path":"/w/{path}/src/lib.rs"}}]}}|{{"id":"{id}","deps":[{}]}}"#,
+            deps.join(",")
+        )
+    }
+
+    #[test]
+    fn cells_exclude_base_closure() {
+        let entries = [
+            package("nc", "nano_core", "nano_core", &["mem", "log"]),
+            package("mem", "memory", "kernel/memory", &["ms"]),
+            package("ms", "memory_structs", "libs/memory_structs", &[]),
+            package("cap", "captain", "kernel/captain", &["mem"]),
+            package("hello", "hello", "applications/hello", &["cap"]),
+            package("log", "log", "registry/log", &[]),
+        ];
+        let (packages, nodes): (Vec<&str>, Vec<&str>) = entries.iter().map(|e| e.split_once('|').unwrap()).unzip();
+        let json = format!(
+            r#"{{"packages":[{}],"workspace_members":["nc","mem","ms","cap","hello"],"resolve":{{"nodes":[{}]}}}}"#,
+            packages.join(","),
+            nodes.join(",")
+        );
+        let workspace = Workspace::from_metadata(Path::new("/w"), &json).unwrap();
+        let base = workspace.closure("nc");
+        assert!(base.contains("ms") && base.contains("log") && !base.contains("cap"));
+        let cells: Vec<(&str, CellKind)> =
+            workspace.cell_packages().iter().map(|p| (p.name.as_str(), workspace.kind_of(p))).collect();
+        assert_eq!(cells, [("captain", CellKind::Kernel), ("hello", CellKind::Application)]);
+    }
+}

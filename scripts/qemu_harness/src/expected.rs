@@ -1,0 +1,58 @@
+//! Every string the harness types or expects, in one place, so they can be aligned with the shell's output.
+//!
+//! Patterns are regular expressions (`regex` crate syntax) matched against one line of serial output at a time,
+//! after ANSI escapes and carriage returns are removed; the last, incomplete line is matched too.
+
+/// The shell prompt: a line that is one optional word followed by `> ` (`theseus> `, `> `), with no newline after
+/// it. Anchored at the line start so that a log line still being received (`loading a -> `) does not match.
+pub const PROMPT: &str = r"^\S*> $";
+/// What the harness sends after each command: Enter on a serial terminal is a carriage return.
+pub const LINE_ENDING: &str = "\r";
+
+/// `exit` with no argument: the kernel writes 0x10 to port 0xf4; QEMU exits with (0x10 << 1) | 1.
+pub const EXIT_COMMAND: &str = "exit";
+/// QEMU's exit status after the kernel reported success.
+pub const EXIT_STATUS_SUCCESS: i32 = 33;
+/// QEMU's exit status after the kernel reported failure (0x11).
+pub const EXIT_STATUS_FAILURE: i32 = 35;
+
+/// `ns` lists the loaded cells of the shell's namespace; the first cell loaded is `captain`.
+pub const NS_LISTS_CAPTAIN: &str = r"\bcaptain\b";
+/// `ns` lists the first greeting cell while it is loaded.
+pub const NS_LISTS_GREETING_V1: &str = r"\bgreeting_v1\b";
+/// `ls` lists the object files of the namespace directory.
+pub const LS_LISTS_CAPTAIN: &str = r"\bk-captain\.o\b";
+/// `ls` lists the hello application's object.
+pub const LS_LISTS_HELLO: &str = r"\ba-hello\.o\b";
+/// `help` mentions the `swap` command (any help text listing the commands does).
+pub const HELP_MENTIONS_SWAP: &str = r"\bswap\b";
+/// `hello` through greeting_v1.
+pub const HELLO_V1: &str = r"Hello from greeting v1";
+/// `hello` through greeting_v2 (after the swap).
+pub const HELLO_V2: &str = r"Hello from greeting v2";
+/// The swap command: the old and new cells of the successful swap.
+pub const SWAP_TO_V2: &str = "swap greeting_v1 greeting_v2";
+/// A line reporting a phase time: a number with a time unit (ns, us, µs, ms, s, or cycles).
+pub const SWAP_PHASE_TIME: &str = r"\d+(\.\d+)?\s*(ns|us|µs|ms|s|cycles)\b";
+/// The line ending a successful swap.
+pub const SWAP_DONE: &str = r"swap: done";
+/// The swap to a cell that lacks the symbol hello uses.
+pub const SWAP_TO_BROKEN: &str = "swap greeting_v1 greeting_broken";
+/// The swap to a cell that does not exist.
+pub const SWAP_TO_MISSING: &str = "swap greeting_v1 no_such_cell";
+/// The first line of a failed swap.
+pub const SWAP_ERROR: &str = r"swap: error";
+/// A failed swap names the missing symbol (mangled `..._8greeting5greet` or demangled `greeting::greet`).
+pub const SWAP_NAMES_MISSING_SYMBOL: &str = r"(?i)symbol.*greeting";
+/// An unknown command and the shell's answer.
+pub const UNKNOWN_COMMAND: &str = "frobnicate";
+/// The shell's answer to an unknown command.
+pub const UNKNOWN_COMMAND_REPLY: &str = r"unknown command";
+
+/// The cell whose object `make iso` damages in `build/theseus-corrupt.iso` (Makefile `CORRUPT_CELL`).
+pub const CORRUPT_CELL_OBJECT: &str = "k-greeting_v2.o";
+/// Boot of the corrupt ISO: a log line containing `error` and the damaged object's name, in either order.
+pub fn corrupt_object_error(object: &str) -> String {
+    let object = regex::escape(object);
+    format!(r"(?i)\berror\b.*{object}|{object}.*\berror\b")
+}

@@ -1,0 +1,22 @@
+//! qemu_harness: boots the ISO headless in QEMU (TCG) and drives its serial shell like a person.
+//!
+//! Key types: [`session::Session`] (one guest: type, expect with timeouts, exit status, log),
+//! [`transcript::Transcript`] (serial output as lines with an `expect` cursor), [`ansi::AnsiStripper`],
+//! [`scenarios::Scenario`] (the declarative test table), [`qemu::QemuConfig`].
+//!
+//! Control flow of `qemu_harness test`:
+//! 1. For each scenario, start QEMU on the ISO (BIOS or OVMF) with the serial port on stdin/stdout and a hard
+//!    timeout; the stripped serial output goes to `build/logs/<scenario>.log`.
+//! 2. Run its steps: wait for the prompt, type each command, wait for the next prompt, check the output.
+//! 3. End with `exit`, which makes the kernel write to the `isa-debug-exit` port; check QEMU's exit status.
+//! 4. Print `PASS name (secs)` or `FAIL name: reason (log: path)`, then `N passed, M failed`.
+//!
+//! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt.
+
+pub mod ansi;
+pub mod boot_time;
+pub mod expected;
+pub mod qemu;
+pub mod scenarios;
+pub mod session;
+pub mod transcript;

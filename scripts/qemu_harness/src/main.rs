@@ -1,0 +1,163 @@
+//! `qemu_harness`: command-line front of the QEMU test harness (see the library docs).
+
+use qemu_harness::boot_time;
+use qemu_harness::expected as e;
+use qemu_harness::qemu::{Firmware, QemuConfig};
+use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
+use qemu_harness::session::Typing;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: qemu_harness <command> [options]
+
+commands:
+  test        run the QEMU scenarios (all, or those named with --only)
+  list        list the scenarios
+  boot-time   boot N times under BIOS and under OVMF; print median and samples of the time to the prompt
+
+options:
+  --iso FILE             ISO to boot (default: build/theseus.iso)
+  --corrupt-iso FILE     ISO with a damaged object (default: build/theseus-corrupt.iso)
+  --corrupt-object NAME  file name of the damaged object (default: k-greeting_v2.o)
+  --only A,B             run only these scenarios
+  --logs DIR             serial logs directory (default: build/logs)
+  --qemu FILE            emulator binary (default: qemu-system-x86_64)
+  --ovmf FILE            UEFI firmware (default: /usr/share/ovmf/OVMF.fd)
+  --smp N                number of CPUs (default: 1)
+  --timeout-scale F      multiply every timeout by F (default: 1)
+  --char-delay-ms N      pause after each typed character (default: 2)
+  --runs N               boot-time runs per firmware (default: 5)
+";
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    match run(&arguments) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("qemu_harness: error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(arguments: &[String]) -> Result<ExitCode, String> {
+    let Some((command, rest)) = arguments.split_first() else {
+        print!("{USAGE}");
+        return Err("no command given".into());
+    };
+    let mut config = RunConfig {
+        qemu: QemuConfig::default(),
+        iso: PathBuf::from("build/theseus.iso"),
+        corrupt_iso: PathBuf::from("build/theseus-corrupt.iso"),
+        corrupt_object: e::CORRUPT_CELL_OBJECT.to_string(),
+        log_dir: PathBuf::from("build/logs"),
+        typing: Typing { line_ending: e::LINE_ENDING.to_string(), char_delay: Duration::from_millis(2) },
+        boot_timeout: Duration::from_secs(60),
+        command_timeout: Duration::from_secs(30),
+        scenario_timeout: Duration::from_secs(300),
+    };
+    let mut only: Option<Vec<String>> = None;
+    let mut scale = 1.0f64;
+    let mut runs = 5usize;
+    let mut rest = rest.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--iso" => config.iso = PathBuf::from(value()?),
+            "--corrupt-iso" => config.corrupt_iso = PathBuf::from(value()?),
+            "--corrupt-object" => config.corrupt_object = value()?,
+            "--only" => only = Some(value()?.split(',').map(String::from).filter(|s| !s.is_empty()).collect()),
+            "--logs" => config.log_dir = PathBuf::from(value()?),
+            "--qemu" => config.qemu.binary = PathBuf::from(value()?),
+            "--ovmf" => config.qemu.ovmf = PathBuf::from(value()?),
+            "--smp" => config.qemu.cpus = value()?.parse().map_err(|e| format!("--smp: {e}"))?,
+            "--timeout-scale" => scale = value()?.parse().map_err(|e| format!("--timeout-scale: {e}"))?,
+            "--char-delay-ms" => {
+                config.typing.char_delay =
+                    Duration::from_millis(value()?.parse().map_err(|e| format!("--char-delay-ms: {e}"))?)
+            }
+            "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        }
+    }
+    if scale.is_nan() || scale <= 0.0 {
+        return Err("--timeout-scale must be positive".into());
+    }
+    config.boot_timeout = config.boot_timeout.mul_f64(scale);
+    config.command_timeout = config.command_timeout.mul_f64(scale);
+    config.scenario_timeout = config.scenario_timeout.mul_f64(scale);
+    match command.as_str() {
+        "list" => {
+            for scenario in SCENARIOS {
+                println!(
+                    "{} ({}, {:?} image, {} steps)",
+                    scenario.name,
+                    scenario.firmware.name(),
+                    scenario.image,
+                    scenario.steps.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "test" => {
+            let selected: Vec<_> = match &only {
+                None => SCENARIOS.iter().collect(),
+                Some(names) => {
+                    if let Some(unknown) = names.iter().find(|n| !SCENARIOS.iter().any(|s| s.name == n.as_str())) {
+                        return Err(format!("no scenario named `{unknown}` (see `qemu_harness list`)"));
+                    }
+                    SCENARIOS.iter().filter(|s| names.iter().any(|n| n == s.name)).collect()
+                }
+            };
+            let (mut passed, mut failed) = (0, 0);
+            for scenario in selected {
+                let started = Instant::now();
+                match scenarios::run(scenario, &config) {
+                    Ok(()) => {
+                        passed += 1;
+                        println!("PASS {} ({:.2}s)", scenario.name, started.elapsed().as_secs_f64());
+                    }
+                    Err(failure) => {
+                        failed += 1;
+                        let log = config.log_dir.join(format!("{}.log", scenario.name));
+                        let reason = failure.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                        println!("FAIL {}: {reason} (log: {})", scenario.name, log.display());
+                    }
+                }
+            }
+            println!("{passed} passed, {failed} failed");
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        "boot-time" => {
+            if !config.iso.exists() {
+                return Err(format!("{} does not exist (run `make iso`)", config.iso.display()));
+            }
+            let mut all_ok = true;
+            for firmware in [Firmware::Bios, Firmware::Uefi] {
+                let timeout = match firmware {
+                    Firmware::Bios => config.boot_timeout,
+                    Firmware::Uefi => config.boot_timeout * 2,
+                };
+                let mut samples = Vec::new();
+                for run in 1..=runs {
+                    match boot_time::measure_once(&config.qemu, &config.iso, firmware, timeout, &config.typing) {
+                        Ok(seconds) => samples.push(seconds),
+                        Err(failure) => {
+                            all_ok = false;
+                            eprintln!("boot-time {} run {run}: {failure}", firmware.name());
+                        }
+                    }
+                }
+                println!("{}", boot_time::report(firmware, &samples));
+            }
+            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+}

@@ -1,0 +1,334 @@
+//! The QEMU test scenarios, as a declarative table, and the code that runs one.
+//!
+//! Every scenario boots an ISO, waits for the shell prompt, types commands and checks their output, and ends
+//! with `exit`, checking QEMU's exit status. The strings live in [`crate::expected`].
+
+use crate::expected as e;
+use crate::qemu::{Firmware, QemuConfig};
+use crate::session::{Failure, Session, StepResult, Typing};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which ISO a scenario boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// `build/theseus.iso`.
+    Normal,
+    /// `build/theseus-corrupt.iso` (one object damaged).
+    Corrupt,
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// Wait for a line matching the pattern (no typing).
+    Expect(&'static str),
+    /// Wait for the corrupted object's error line (pattern built from the object name).
+    ExpectCorruptObjectError,
+    /// Wait for the prompt.
+    Prompt,
+    /// Type a command and wait for the next prompt. The output must match each `expect` pattern (in order: each
+    /// on the line of the previous one's match or a later line) and no `reject` pattern. With `save`, the output is kept under that
+    /// name for [`Step::SameOutput`].
+    Command {
+        /// The command typed.
+        line: &'static str,
+        /// Patterns that must appear in the output, in order.
+        expect: &'static [&'static str],
+        /// Patterns that must not appear in the output.
+        reject: &'static [&'static str],
+        /// Name under which to keep the output.
+        save: Option<&'static str>,
+    },
+    /// Two saved outputs must be identical.
+    SameOutput(&'static str, &'static str),
+    /// Type the command and check QEMU's exit status.
+    Exit {
+        /// The command typed (`exit` or `exit N`).
+        line: &'static str,
+        /// The expected QEMU exit status.
+        status: i32,
+    },
+}
+
+/// A shorthand for a command step that only expects.
+pub const fn command(line: &'static str, expect: &'static [&'static str]) -> Step {
+    Step::Command { line, expect, reject: &[], save: None }
+}
+
+/// A named test.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Name used in reports and log files.
+    pub name: &'static str,
+    /// Firmware to boot with.
+    pub firmware: Firmware,
+    /// ISO to boot.
+    pub image: Image,
+    /// The steps, in order.
+    pub steps: &'static [Step],
+}
+
+const EXIT_OK: Step = Step::Exit { line: e::EXIT_COMMAND, status: e::EXIT_STATUS_SUCCESS };
+const NS_HAS_CAPTAIN: Step = command("ns", &[e::NS_LISTS_CAPTAIN]);
+
+/// All scenarios, in the order `test` runs them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "boot-bios",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
+    },
+    Scenario {
+        name: "boot-uefi",
+        firmware: Firmware::Uefi,
+        image: Image::Normal,
+        steps: &[Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
+    },
+    Scenario {
+        name: "shell",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command("help", &[e::HELP_MENTIONS_SWAP]),
+            command("ls", &[e::LS_LISTS_CAPTAIN]),
+            command("ls", &[e::LS_LISTS_HELLO]),
+            command("ns", &[e::NS_LISTS_CAPTAIN]),
+            command("hello", &[e::HELLO_V1]),
+            command(e::SWAP_TO_V2, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),
+            command("hello", &[e::HELLO_V2]),
+            Step::Command {
+                line: "ns",
+                expect: &[e::NS_LISTS_CAPTAIN],
+                reject: &[e::NS_LISTS_GREETING_V1],
+                save: None,
+            },
+            command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
+            EXIT_OK,
+        ],
+    },
+    Scenario {
+        name: "swap-fails",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command("hello", &[e::HELLO_V1]),
+            Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[], save: Some("ns-before") },
+            command(e::SWAP_TO_BROKEN, &[e::SWAP_ERROR, e::SWAP_NAMES_MISSING_SYMBOL]),
+            command("hello", &[e::HELLO_V1]),
+            Step::Command { line: "ns", expect: &[], reject: &[], save: Some("ns-after") },
+            Step::SameOutput("ns-before", "ns-after"),
+            command(e::SWAP_TO_MISSING, &[e::SWAP_ERROR]),
+            command("hello", &[e::HELLO_V1]),
+            EXIT_OK,
+        ],
+    },
+    Scenario {
+        name: "corrupt-object",
+        firmware: Firmware::Bios,
+        image: Image::Corrupt,
+        steps: &[Step::ExpectCorruptObjectError, Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
+    },
+];
+
+/// How scenarios are run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// QEMU settings.
+    pub qemu: QemuConfig,
+    /// The normal ISO.
+    pub iso: PathBuf,
+    /// The ISO with a damaged object.
+    pub corrupt_iso: PathBuf,
+    /// The damaged object's file name.
+    pub corrupt_object: String,
+    /// Directory for `<scenario>.log`.
+    pub log_dir: PathBuf,
+    /// How to type.
+    pub typing: Typing,
+    /// Wait for the first prompt (BIOS; UEFI gets twice as long).
+    pub boot_timeout: Duration,
+    /// Wait for each command's prompt.
+    pub command_timeout: Duration,
+    /// Bound on a whole scenario (QEMU is killed after it).
+    pub scenario_timeout: Duration,
+}
+
+/// Runs one scenario; `Ok` means it passed.
+///
+/// # Errors
+/// The first failed step, as a one-line reason.
+pub fn run(scenario: &Scenario, config: &RunConfig) -> StepResult<()> {
+    let iso = match scenario.image {
+        Image::Normal => &config.iso,
+        Image::Corrupt => &config.corrupt_iso,
+    };
+    if !iso.exists() {
+        return Err(Failure(format!("{} does not exist (run `make iso`)", iso.display())));
+    }
+    let log = open_log(&config.log_dir, scenario.name)?;
+    let mut command = config.qemu.command(iso, scenario.firmware);
+    let mut session = Session::spawn(&mut command, config.scenario_timeout, config.typing.clone(), Some(log))?;
+    session.note(&format!(
+        "{} {}",
+        config.qemu.binary.display(),
+        config.qemu.arguments(iso, scenario.firmware).join(" ")
+    ));
+    let result = run_steps(scenario, config, &mut session);
+    match &result {
+        Ok(()) => session.note(&format!("PASS after {:.2} s", session.elapsed().as_secs_f64())),
+        Err(failure) => session.note(&format!("FAIL: {failure}")),
+    }
+    result
+}
+
+fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> StepResult<()> {
+    let prompt = compile(e::PROMPT)?;
+    let boot_timeout = match scenario.firmware {
+        Firmware::Bios => config.boot_timeout,
+        Firmware::Uefi => config.boot_timeout * 2,
+    };
+    let mut booted = false;
+    let mut saved: BTreeMap<&str, String> = BTreeMap::new();
+    for step in scenario.steps {
+        let wait = if booted { config.command_timeout } else { boot_timeout };
+        match *step {
+            Step::Expect(pattern) => {
+                session.expect(&compile(pattern)?, wait)?;
+            }
+            Step::ExpectCorruptObjectError => {
+                session.expect(&compile(&e::corrupt_object_error(&config.corrupt_object))?, wait)?;
+            }
+            Step::Prompt => {
+                session.expect(&prompt, wait)?;
+                booted = true;
+            }
+            Step::Command { line, expect, reject, save } => {
+                session.note(&format!("send {line:?}"));
+                let output = session.command(line, &prompt, wait)?;
+                check_output(line, &output, expect, reject)?;
+                if let Some(name) = save {
+                    saved.insert(name, output);
+                }
+            }
+            Step::SameOutput(first, second) => {
+                let (a, b) = (saved.get(first), saved.get(second));
+                if a.is_none() || a != b {
+                    return Err(Failure(format!(
+                        "`{first}` and `{second}` differ: {:?} vs {:?}",
+                        a.map(String::as_str).unwrap_or("<missing>"),
+                        b.map(String::as_str).unwrap_or("<missing>")
+                    )));
+                }
+            }
+            Step::Exit { line, status } => {
+                session.note(&format!("send {line:?}"));
+                session.send_line(line)?;
+                let exit = session.wait_for_exit(config.command_timeout)?;
+                if exit.code() != Some(status) {
+                    return Err(Failure(format!(
+                        "`{line}`: QEMU {} (expected exit status {status})",
+                        crate::session::describe_status(Some(exit))
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a command's output: every `expect` pattern matches a line, in order (a pattern may match the same
+/// line as the previous one); no `reject` pattern matches any line.
+///
+/// # Errors
+/// Names the command, the pattern and the output.
+pub fn check_output(command: &str, output: &str, expect: &[&str], reject: &[&str]) -> StepResult<()> {
+    let lines: Vec<&str> = output.lines().collect();
+    let mut next = 0;
+    for pattern in expect {
+        let regex = compile(pattern)?;
+        match lines[next..].iter().position(|line| regex.is_match(line)) {
+            Some(offset) => next += offset,
+            None => {
+                return Err(Failure(format!("`{command}`: no line matching /{pattern}/ in output {output:?}")));
+            }
+        }
+    }
+    for pattern in reject {
+        let regex = compile(pattern)?;
+        if let Some(line) = lines.iter().find(|line| regex.is_match(line)) {
+            return Err(Failure(format!("`{command}`: unexpected line {line:?} (matches /{pattern}/)")));
+        }
+    }
+    Ok(())
+}
+
+fn compile(pattern: &str) -> StepResult<Regex> {
+    Regex::new(pattern).map_err(|e| Failure(format!("bad pattern /{pattern}/: {e}")))
+}
+
+fn open_log(dir: &Path, name: &str) -> StepResult<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!("{name}.log"));
+    std::fs::File::create(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_compiles_and_names_are_unique() {
+        let mut names = std::collections::BTreeSet::new();
+        for scenario in SCENARIOS {
+            assert!(names.insert(scenario.name), "duplicate {}", scenario.name);
+            for step in scenario.steps {
+                if let Step::Command { expect, reject, .. } = step {
+                    for pattern in expect.iter().chain(reject.iter()) {
+                        compile(pattern).unwrap();
+                    }
+                }
+            }
+            assert!(matches!(scenario.steps.last(), Some(Step::Exit { .. })), "{} must end with exit", scenario.name);
+        }
+        compile(e::PROMPT).unwrap();
+        compile(&e::corrupt_object_error(e::CORRUPT_CELL_OBJECT)).unwrap();
+    }
+
+    #[test]
+    fn output_checks_follow_order_and_reject() {
+        let output = "swap: load 1.5 ms\nswap: relink 20 us\nswap: done";
+        check_output("swap", output, &[e::SWAP_PHASE_TIME, e::SWAP_DONE], &[]).unwrap();
+        check_output(
+            "swap",
+            "swap: error: missing symbol greeting::greet",
+            &[e::SWAP_ERROR, e::SWAP_NAMES_MISSING_SYMBOL],
+            &[],
+        )
+        .unwrap();
+        assert!(check_output("swap", output, &[e::SWAP_DONE, e::SWAP_PHASE_TIME], &[]).is_err());
+        assert!(check_output("ns", "captain\ngreeting_v1", &[], &[e::NS_LISTS_GREETING_V1]).is_err());
+        check_output("ns", "captain\ngreeting_v2", &[e::NS_LISTS_CAPTAIN], &[e::NS_LISTS_GREETING_V1]).unwrap();
+    }
+
+    #[test]
+    fn expected_strings_match_sample_output() {
+        let matches = |pattern: &str, text: &str| Regex::new(pattern).unwrap().is_match(text);
+        assert!(matches(e::PROMPT, "> "));
+        assert!(matches(e::PROMPT, "theseus> "));
+        assert!(!matches(e::PROMPT, "> hello"));
+        assert!(!matches(e::PROMPT, "[ 1.2] INFO loader: captain -> "));
+        assert!(matches(e::SWAP_PHASE_TIME, "  stage: 12.5 µs"));
+        assert!(matches(e::SWAP_NAMES_MISSING_SYMBOL, "swap: error: missing symbol greeting::greet"));
+        assert!(matches(e::SWAP_NAMES_MISSING_SYMBOL, "symbol _RNvCs1_8greeting5greet not provided"));
+        let corrupt = e::corrupt_object_error("k-greeting_v2.o");
+        assert!(matches(&corrupt, "[ERROR] cell_loader: error loading k-greeting_v2.o: bad header"));
+        assert!(matches(&corrupt, "k-greeting_v2.o: ERROR bad section header table"));
+        assert!(!matches(&corrupt, "loaded k-greeting_v2.o"));
+    }
+}

@@ -17,6 +17,10 @@
 #![feature(lang_items)]
 #![allow(internal_features, reason = "the eh_personality lang item is required for panic=unwind without std")]
 
+extern crate alloc;
+
+mod cell_memory;
+mod cells;
 mod exceptions;
 mod runtime;
 
@@ -74,7 +78,13 @@ pub extern "C" fn rust_main(magic: u32, boot_info_physical_address: u32) -> ! {
             Err(error) => fail("the memory self test", &error),
         }
     }
-    power::exit(power::ExitCode::Success)
+    match cells::start_captain(boot_info) {
+        Ok(never) => match never {},
+        Err(error) => {
+            log::error!("nano_core: failed starting the first cell: {error}; stopping");
+            power::exit(power::ExitCode::Failure)
+        }
+    }
 }
 
 /// The boot information, converted once into our own types and kept for the kernel's lifetime.

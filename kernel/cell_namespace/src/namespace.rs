@@ -353,6 +353,11 @@ impl CellNamespace {
             .collect()
     }
 
+    /// The manifest entry of cell `cell_name` in this namespace's manifest (not its parents'), if any.
+    pub fn manifest_entry(&self, cell_name: &str) -> Option<crate::ManifestEntry> {
+        self.manifest.read().cell(cell_name).cloned()
+    }
+
     /// Looks up mangled symbol `name` in this namespace's symbol map, then in its parents'.
     pub fn lookup_symbol(&self, name: &str) -> Option<SymbolInfo> {
         let own = self.state.read().symbol_map.get(name).and_then(SymbolTarget::address);

@@ -1,0 +1,136 @@
+//! What the shell does with cells: list them, list object files, swap them, and run applications.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use cell_namespace::{CellKind, CellNamespace};
+
+/// Why an application could not be run.
+#[derive(Debug)]
+pub enum RunError {
+    /// No application object `a-<name>.o` exists in the application namespace.
+    NotFound,
+    /// The namespaces are not set up (nano_core did not install them).
+    NoNamespaces,
+    /// The application's cell could not be loaded or has no `<crate>::main`.
+    Load(cell_namespace::FindFunctionError),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::NotFound => write!(f, "no such application"),
+            RunError::NoNamespaces => write!(f, "the system namespaces are not installed"),
+            RunError::Load(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+fn namespaces() -> Option<[&'static Arc<CellNamespace>; 2]> {
+    Some([system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?])
+}
+
+/// Names of the applications in the application namespace's directory, sorted.
+pub fn names() -> Vec<String> {
+    let Some(application) = system_namespaces::application_namespace() else { return Vec::new() };
+    let mut names: Vec<String> = application.objects().into_iter().filter_map(|object| object.cell).collect();
+    names.sort();
+    names
+}
+
+/// Loads the application `name` (on demand) and calls its `main` with `args` (`args[0]` is `name`).
+///
+/// # Errors
+/// [`RunError::NotFound`] if there is no such application; [`RunError::Load`] if it cannot be loaded.
+pub fn run(name: &str, args: &[String]) -> Result<isize, RunError> {
+    let application = system_namespaces::application_namespace().ok_or(RunError::NoNamespaces)?;
+    let is_application = application.objects().iter().any(|object| object.cell.as_deref() == Some(name));
+    let entry = application.manifest_entry(name).filter(|_| is_application).ok_or(RunError::NotFound)?;
+    let mut path = entry.crate_name;
+    path.push_str("::main");
+    let entry = application.find_function(name, &path).map_err(RunError::Load)?;
+    // SAFETY: `entry` is the exported `<crate>::main` of an application cell; the build requires every application
+    // to define `pub fn main(args: Vec<String>) -> isize`, and cells and the shell come from one build with one
+    // compiler, so the Rust ABI matches. The namespace keeps the cell loaded while it runs.
+    let main: fn(Vec<String>) -> isize = unsafe { core::mem::transmute::<usize, fn(Vec<String>) -> isize>(entry.value()) };
+    Ok(main(args.to_vec()))
+}
+
+/// Prints one table of the loaded cells of both namespaces.
+pub fn print_cells() {
+    let Some(namespaces) = namespaces() else {
+        serial::write_str("ns: the system namespaces are not installed\n");
+        return;
+    };
+    serial::write_fmt(format_args!(
+        "{:<12} {:<20} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
+        "NAMESPACE", "CELL", "KIND", "TEXT", "RODATA", "DATA", "RELOCS", "DEPS", "DEPENDENTS"
+    ));
+    let mut count = 0;
+    for namespace in namespaces {
+        for cell in namespace.cells() {
+            count += 1;
+            let kind = match cell.kind {
+                CellKind::Application => "app",
+                _ if cell.object_file.is_none() => "base",
+                _ => "kernel",
+            };
+            serial::write_fmt(format_args!(
+                "{:<12} {:<20} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
+                namespace.name(),
+                cell.name,
+                kind,
+                cell.sizes.text,
+                cell.sizes.read_only_data,
+                cell.sizes.data,
+                cell.relocation_count,
+                cell.dependency_count,
+                cell.dependent_count
+            ));
+        }
+    }
+    serial::write_fmt(format_args!("{count} cells loaded\n"));
+}
+
+/// Prints the object files of both namespaces' directories.
+pub fn print_files() {
+    let Some(namespaces) = namespaces() else {
+        serial::write_str("ls: the system namespaces are not installed\n");
+        return;
+    };
+    for namespace in namespaces {
+        serial::write_fmt(format_args!("{} namespace:\n", namespace.name()));
+        for object in namespace.objects() {
+            let loaded = match &object.cell {
+                Some(cell) if namespace.cell(cell).is_some() => "loaded",
+                _ => "",
+            };
+            serial::write_fmt(format_args!("  {:<28} {:>8} bytes  {}\n", object.file_name, object.size_in_bytes, loaded));
+        }
+    }
+}
+
+/// Swaps each `(old, new)` pair in the kernel namespace and prints the time of each phase.
+pub fn swap(pairs: &[(&str, &str)]) {
+    let Some(kernel) = system_namespaces::kernel_namespace() else {
+        serial::write_str("swap: error: the system namespaces are not installed\n");
+        return;
+    };
+    match kernel.swap(pairs, &tsc::now_ns) {
+        Ok(report) => {
+            serial::write_fmt(format_args!("swap: stage  {:>8} us (load and relocate the new cells)\n", report.stage_ns / 1000));
+            serial::write_fmt(format_args!("swap: verify {:>8} us (every symbol dependents use is provided)\n", report.verify_ns / 1000));
+            serial::write_fmt(format_args!(
+                "swap: commit {:>8} us ({} relocations rewritten in {} sections of {} dependent cells)\n",
+                report.commit_ns / 1000,
+                report.relocations_rewritten,
+                report.dependent_sections,
+                report.dependent_cells
+            ));
+            serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
+        }
+        Err(error) => serial::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
+    }
+}

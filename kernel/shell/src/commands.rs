@@ -1,0 +1,115 @@
+//! The shell's builtin commands and the dispatch to applications.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::cells;
+
+/// One builtin: its name, its usage line, and what it does.
+struct Builtin {
+    name: &'static str,
+    usage: &'static str,
+    summary: &'static str,
+    run: fn(&[String]),
+}
+
+const BUILTINS: &[Builtin] = &[
+    Builtin { name: "help", usage: "help", summary: "list commands and applications", run: help },
+    Builtin { name: "ns", usage: "ns", summary: "list loaded cells: sizes, relocations, dependencies", run: namespaces },
+    Builtin { name: "ls", usage: "ls", summary: "list the object files in the namespace directories", run: list_files },
+    Builtin {
+        name: "swap",
+        usage: "swap OLD NEW [OLD NEW ...]",
+        summary: "replace loaded cells with others from the directory, live",
+        run: swap,
+    },
+    Builtin {
+        name: "exit",
+        usage: "exit [success|failure|CODE]",
+        summary: "leave the system (QEMU isa-debug-exit; halts on hardware)",
+        run: exit,
+    },
+];
+
+/// Runs one command line, already split into words (`words` is not empty).
+pub fn execute(words: &[String]) {
+    let name = words[0].as_str();
+    if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
+        (builtin.run)(words);
+        return;
+    }
+    match cells::run(name, words) {
+        Ok(exit_value) if exit_value != 0 => serial::write_fmt(format_args!("{name}: exited with {exit_value}\n")),
+        Ok(_) => {}
+        Err(cells::RunError::NotFound) => {
+            serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+        }
+        Err(error) => serial::write_fmt(format_args!("{name}: error: {error}\n")),
+    }
+}
+
+fn help(_words: &[String]) {
+    serial::write_str("Builtin commands:\n");
+    for builtin in BUILTINS {
+        serial::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));
+    }
+    let names = cells::names();
+    serial::write_str("Applications (loaded on demand):\n");
+    if names.is_empty() {
+        serial::write_str("  (none)\n");
+    }
+    for name in names {
+        serial::write_fmt(format_args!("  {name}\n"));
+    }
+}
+
+fn namespaces(words: &[String]) {
+    if words.len() > 1 {
+        serial::write_str("usage: ns\n");
+        return;
+    }
+    cells::print_cells();
+}
+
+fn list_files(words: &[String]) {
+    if words.len() > 1 {
+        serial::write_str("usage: ls\n");
+        return;
+    }
+    cells::print_files();
+}
+
+fn swap(words: &[String]) {
+    let arguments = &words[1..];
+    if arguments.is_empty() || arguments.len() % 2 != 0 {
+        serial::write_str("usage: swap OLD NEW [OLD NEW ...]\n");
+        return;
+    }
+    let pairs: Vec<(&str, &str)> =
+        arguments.chunks_exact(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();
+    cells::swap(&pairs);
+}
+
+fn exit(words: &[String]) {
+    let code = match words.get(1).map(String::as_str) {
+        None | Some("success") => power::ExitCode::Success,
+        Some("failure") => power::ExitCode::Failure,
+        Some(text) => match parse_number(text) {
+            Some(value) => power::ExitCode::Other(value),
+            None => {
+                serial::write_str("usage: exit [success|failure|CODE] (CODE is 0..=255, decimal or 0x hex)\n");
+                return;
+            }
+        },
+    };
+    serial::write_str("exit: leaving the system\n");
+    power::exit(code)
+}
+
+/// Parses a decimal or `0x`-prefixed hexadecimal byte.
+fn parse_number(text: &str) -> Option<u8> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}

@@ -69,8 +69,11 @@ impl MemoryRegion for KernelRegion {
         }
         // SAFETY: the caller guarantees that nothing executes or accesses these bytes while they change and that the
         // new bytes keep the cell valid; the range was checked to lie inside this region's RAM-backed frames.
-        unsafe { self.pages.write_through_direct_map(offset, bytes) }
-            .map_err(|_| MemoryError::OutOfBounds { offset, length: bytes.len(), region_size })?;
+        unsafe { self.pages.write_through_direct_map(offset, bytes) }.map_err(|_| MemoryError::OutOfBounds {
+            offset,
+            length: bytes.len(),
+            region_size,
+        })?;
         // The direct-map alias and the code mapping share frames. A serializing instruction makes sure this CPU does
         // not run stale prefetched instructions (Intel SDM Vol. 3A 9.1.3, "Handling Self- and Cross-Modifying Code").
         serialize();

@@ -219,7 +219,8 @@ impl fmt::Display for SwapError {
             Self::NewCellAlreadyLoaded { cell } => write!(f, "new cell {cell} is already loaded"),
             Self::Stage(error) => write!(f, "staging failed: {error}"),
             Self::MissingSymbol { old_cell, new_cell, symbol, dependent } => {
-                write!(f, "{new_cell} does not provide {symbol}, which {dependent} uses from {old_cell}")
+                let dependent = crate::hash_free_name(dependent);
+                write!(f, "{new_cell} does not provide symbol {symbol}, which {dependent} uses from {old_cell}")
             }
             Self::Relocation { dependent, symbol, error } => write!(f, "rewriting {dependent} for {symbol}: {error}"),
             Self::Patch { dependent, error } => write!(f, "patching {dependent}: {error}"),

@@ -54,7 +54,8 @@ pub fn run(name: &str, args: &[String]) -> Result<isize, RunError> {
     // SAFETY: `entry` is the exported `<crate>::main` of an application cell; the build requires every application
     // to define `pub fn main(args: Vec<String>) -> isize`, and cells and the shell come from one build with one
     // compiler, so the Rust ABI matches. The namespace keeps the cell loaded while it runs.
-    let main: fn(Vec<String>) -> isize = unsafe { core::mem::transmute::<usize, fn(Vec<String>) -> isize>(entry.value()) };
+    let main: fn(Vec<String>) -> isize =
+        unsafe { core::mem::transmute::<usize, fn(Vec<String>) -> isize>(entry.value()) };
     Ok(main(args.to_vec()))
 }
 
@@ -107,7 +108,10 @@ pub fn print_files() {
                 Some(cell) if namespace.cell(cell).is_some() => "loaded",
                 _ => "",
             };
-            serial::write_fmt(format_args!("  {:<28} {:>8} bytes  {}\n", object.file_name, object.size_in_bytes, loaded));
+            serial::write_fmt(format_args!(
+                "  {:<28} {:>8} bytes  {}\n",
+                object.file_name, object.size_in_bytes, loaded
+            ));
         }
     }
 }
@@ -120,8 +124,14 @@ pub fn swap(pairs: &[(&str, &str)]) {
     };
     match kernel.swap(pairs, &tsc::now_ns) {
         Ok(report) => {
-            serial::write_fmt(format_args!("swap: stage  {:>8} us (load and relocate the new cells)\n", report.stage_ns / 1000));
-            serial::write_fmt(format_args!("swap: verify {:>8} us (every symbol dependents use is provided)\n", report.verify_ns / 1000));
+            serial::write_fmt(format_args!(
+                "swap: stage  {:>8} us (load and relocate the new cells)\n",
+                report.stage_ns / 1000
+            ));
+            serial::write_fmt(format_args!(
+                "swap: verify {:>8} us (every symbol dependents use is provided)\n",
+                report.verify_ns / 1000
+            ));
             serial::write_fmt(format_args!(
                 "swap: commit {:>8} us ({} relocations rewritten in {} sections of {} dependent cells)\n",
                 report.commit_ns / 1000,

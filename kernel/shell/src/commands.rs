@@ -15,7 +15,12 @@ struct Builtin {
 
 const BUILTINS: &[Builtin] = &[
     Builtin { name: "help", usage: "help", summary: "list commands and applications", run: help },
-    Builtin { name: "ns", usage: "ns", summary: "list loaded cells: sizes, relocations, dependencies", run: namespaces },
+    Builtin {
+        name: "ns",
+        usage: "ns",
+        summary: "list loaded cells: sizes, relocations, dependencies",
+        run: namespaces,
+    },
     Builtin { name: "ls", usage: "ls", summary: "list the object files in the namespace directories", run: list_files },
     Builtin {
         name: "swap",
@@ -81,12 +86,11 @@ fn list_files(words: &[String]) {
 
 fn swap(words: &[String]) {
     let arguments = &words[1..];
-    if arguments.is_empty() || arguments.len() % 2 != 0 {
+    if arguments.is_empty() || !arguments.len().is_multiple_of(2) {
         serial::write_str("usage: swap OLD NEW [OLD NEW ...]\n");
         return;
     }
-    let pairs: Vec<(&str, &str)> =
-        arguments.chunks_exact(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();
+    let pairs: Vec<(&str, &str)> = arguments.chunks_exact(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();
     cells::swap(&pairs);
 }
 

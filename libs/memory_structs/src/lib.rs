@@ -35,11 +35,7 @@ impl VirtualAddress {
     /// [`NonCanonicalAddress`] if bits 63..48 differ from bit 47.
     pub const fn try_new(value: usize) -> Result<Self, NonCanonicalAddress> {
         let high = value >> 47;
-        if high == 0 || high == (usize::MAX >> 47) {
-            Ok(Self(value))
-        } else {
-            Err(NonCanonicalAddress(value))
-        }
+        if high == 0 || high == (usize::MAX >> 47) { Ok(Self(value)) } else { Err(NonCanonicalAddress(value)) }
     }
 
     /// Wraps `value`.

@@ -16,6 +16,12 @@ pub const EXIT_STATUS_SUCCESS: i32 = 33;
 /// QEMU's exit status after the kernel reported failure (0x11).
 pub const EXIT_STATUS_FAILURE: i32 = 35;
 
+/// The captain cell's first log line. It proves that a loaded cell uses nano_core's single copy of the `log` crate:
+/// a second copy in a cell would have its own statics (no logger installed, maximum level `Off`) and print nothing.
+pub const CAPTAIN_LOGS_THROUGH_NANO_CORE: &str = r"INFO\s+captain: captain: running from a loaded cell";
+/// The boot log line that reports the cells loaded at boot, with bytes, relocations and the load time.
+pub const BOOT_LOAD_SUMMARY: &str = r"loaded \d+ cells at boot: \d+ bytes, \d+ relocations, in \d+ us";
+
 /// `ns` lists the loaded cells of the shell's namespace; the first cell loaded is `captain`.
 pub const NS_LISTS_CAPTAIN: &str = r"\bcaptain\b";
 /// `ns` lists the first greeting cell while it is loaded.

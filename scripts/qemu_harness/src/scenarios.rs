@@ -80,7 +80,13 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "boot-bios",
         firmware: Firmware::Bios,
         image: Image::Normal,
-        steps: &[Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
+        steps: &[
+            Step::Expect(e::BOOT_LOAD_SUMMARY),
+            Step::Expect(e::CAPTAIN_LOGS_THROUGH_NANO_CORE),
+            Step::Prompt,
+            NS_HAS_CAPTAIN,
+            EXIT_OK,
+        ],
     },
     Scenario {
         name: "boot-uefi",

@@ -152,10 +152,19 @@ impl CellNamespace {
         }
         {
             let mut state = self.state.write();
-            state.symbol_map.retain(|_, target| {
-                let owner = target.section.upgrade().and_then(|section| section.parent_cell());
-                owner.is_some_and(|owner| !olds.iter().any(|old| Arc::ptr_eq(old, &owner)))
-            });
+            // Only the old cells' own exports can point into them: remove those entries (O(exports), not a scan of
+            // the whole symbol map), keeping any that another cell has taken over.
+            for old in &olds {
+                for export in &old.exports {
+                    let points_into_old = state.symbol_map.get(export.name.as_str()).is_some_and(|target| {
+                        let owner = target.section.upgrade().and_then(|section| section.parent_cell());
+                        owner.is_none_or(|owner| Arc::ptr_eq(old, &owner))
+                    });
+                    if points_into_old {
+                        state.symbol_map.remove(export.name.as_str());
+                    }
+                }
+            }
             for old in &olds {
                 state.cells.remove(&old.name);
             }

@@ -104,7 +104,9 @@ fn load_boot_info(physical_address: u32) -> Result<&'static boot_info::BootInfo,
             memory::layout::PHYSICAL_MEMORY_OFFSET,
         )
     }?;
-    Ok(BOOT_INFO.call_once(|| scratch.clone()))
+    let info = BOOT_INFO.call_once(|| scratch.clone());
+    boot_info::install_global(info);
+    Ok(info)
 }
 
 /// Reports a fatal boot error and stops the machine.

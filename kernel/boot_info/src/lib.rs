@@ -31,9 +31,11 @@
 #![cfg_attr(not(test), no_std)]
 
 mod convert;
+mod global;
 mod types;
 mod validate;
 
+pub use global::{global, install_global};
 pub use types::{
     BootInfo, BootInfoError, BoundedString, MAX_BOOT_INFO_SIZE, MAX_BOOTLOADER_NAME_LENGTH, MAX_COMMAND_LINE_LENGTH,
     MAX_MEMORY_AREAS, MAX_MODULE_NAME_LENGTH, MAX_MODULES, MemoryArea, MemoryAreaKind, Module, PhysicalRegion,

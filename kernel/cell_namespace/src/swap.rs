@@ -1,9 +1,11 @@
 //! Live swapping: replace loaded cells with new ones while the system runs.
 //!
 //! # Consistency model
-//! - **Quiescence is the caller's job.** This is written for a single CPU: the caller must ensure that, for the
-//!   duration of [`CellNamespace::swap`], no other CPU runs and no task is preempted inside a dependent's code that
-//!   is being patched (e.g. interrupts off on the only CPU). Patching happens only in the commit phase.
+//! - **Quiescence is the caller's job.** Patching happens only in the commit phase. [`CellNamespace::swap`] patches
+//!   directly (enough on one CPU with interrupts off); [`CellNamespace::swap_quiesced`] runs the patch loop inside
+//!   a caller-given function that stops every other CPU (a stop-the-world IPI) around it. Callers must also make sure
+//!   that no task is preempted *inside* old code that other code reaches only through patched relocations (e.g. a
+//!   scheduler policy, called only with interrupts disabled, is never in that state).
 //! - **Before the commit point nothing is visible.** The stage and verify phases work on private copies; any error
 //!   there drops the staged cells (freeing their memory) and the namespace, every dependent and every old cell are
 //!   exactly as before.
@@ -81,6 +83,23 @@ impl CellNamespace {
     /// # Errors
     /// A [`SwapError`]; except for [`SwapError::Patch`] (see there) the namespace and all code are unchanged.
     pub fn swap(&self, pairs: &[(&str, &str)], clock: &dyn Fn() -> u64) -> Result<SwapReport, SwapError> {
+        self.swap_quiesced(pairs, clock, &|patch_all: &mut dyn FnMut()| patch_all())
+    }
+
+    /// Like [`swap`](Self::swap), but runs the patching of dependents (the commit point) inside `run_quiesced`,
+    /// which must call its argument exactly once with every other CPU stopped (e.g. a stop-the-world IPI) and
+    /// return afterwards. Only code bytes are written inside it: no lock is taken and nothing is allocated, so a
+    /// CPU stopped while holding a namespace or heap lock cannot deadlock the swap. The symbol map and cell list are
+    /// updated after `run_quiesced` returns, under the namespace's transaction lock.
+    ///
+    /// # Errors
+    /// As for [`swap`](Self::swap).
+    pub fn swap_quiesced(
+        &self,
+        pairs: &[(&str, &str)],
+        clock: &dyn Fn() -> u64,
+        run_quiesced: &dyn Fn(&mut dyn FnMut()),
+    ) -> Result<SwapReport, SwapError> {
         let start = clock();
         let mut transaction = Transaction::begin(self, Vec::new(), Some(clock));
 
@@ -131,17 +150,24 @@ impl CellNamespace {
         let verified_at = clock();
 
         // Phase 3, commit (the commit point is the first patch).
-        for (done, patch) in patches.iter().enumerate() {
-            // SAFETY: the caller quiesced every CPU and task that could run the dependent (see the consistency
-            // model), and the bytes are the relocation recomputed for exactly this place with the new symbol.
-            let result = unsafe { patch.region.patch(patch.region_offset, patch.new_value.as_bytes()) };
-            if let Err(error) = result {
-                for applied in patches[..done].iter().rev() {
-                    // SAFETY: as above; restores the value this place held before the swap.
-                    let _ = unsafe { applied.region.patch(applied.region_offset, applied.old_value.as_bytes()) };
+        let mut failed_patch: Option<(usize, MemoryError)> = None;
+        run_quiesced(&mut || {
+            for (done, patch) in patches.iter().enumerate() {
+                // SAFETY: the caller quiesced every CPU and task that could run the dependent (see the consistency
+                // model), and the bytes are the relocation recomputed for exactly this place with the new symbol.
+                let result = unsafe { patch.region.patch(patch.region_offset, patch.new_value.as_bytes()) };
+                if let Err(error) = result {
+                    for applied in patches[..done].iter().rev() {
+                        // SAFETY: as above; restores the value this place held before the swap.
+                        let _ = unsafe { applied.region.patch(applied.region_offset, applied.old_value.as_bytes()) };
+                    }
+                    failed_patch = Some((done, error));
+                    return;
                 }
-                return Err(SwapError::Patch { dependent: patch.target.name().to_string(), error });
             }
+        });
+        if let Some((index, error)) = failed_patch {
+            return Err(SwapError::Patch { dependent: patches[index].target.name().to_string(), error });
         }
         let built = transaction.build();
         for patch in &patches {

@@ -40,6 +40,19 @@ pub fn names() -> Vec<String> {
     names
 }
 
+/// Names of every cell in either namespace's directory and of every loaded cell, sorted, without duplicates.
+pub fn cell_names() -> Vec<String> {
+    let Some(namespaces) = namespaces() else { return Vec::new() };
+    let mut names: Vec<String> = Vec::new();
+    for namespace in namespaces {
+        names.extend(namespace.objects().into_iter().filter_map(|object| object.cell));
+        names.extend(namespace.cells().into_iter().map(|cell| cell.name));
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Loads the application `name` (on demand) and calls its `main` with `args` (`args[0]` is `name`).
 ///
 /// # Errors

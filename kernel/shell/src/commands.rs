@@ -36,6 +36,11 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// Names of the builtin commands.
+pub fn builtin_names() -> Vec<String> {
+    BUILTINS.iter().map(|builtin| String::from(builtin.name)).collect()
+}
+
 /// Runs one command line, already split into words (`words` is not empty).
 pub fn execute(words: &[String]) {
     let name = words[0].as_str();

@@ -6,7 +6,8 @@
 //!
 //! Control flow of [`run`]:
 //! 1. print the prompt `theseus> `;
-//! 2. read a line ([`line_editor`]), split it into words;
+//! 2. read a line with the `line_editor` state machine (editing keys, history, Tab completion of commands,
+//!    applications and cell names), split it into words;
 //! 3. run the builtin or the application; errors are printed, and the shell goes on;
 //! 4. repeat.
 #![no_std]
@@ -15,7 +16,6 @@ extern crate alloc;
 
 mod cells;
 mod commands;
-mod line_editor;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,16 +26,47 @@ pub const PROMPT: &str = "theseus> ";
 /// Runs the shell on the serial console forever.
 pub fn run() -> ! {
     serial::write_str("\nTheseus-style cell OS: type `help` for commands.\n");
+    let mut editor = line_editor::LineEditor::new(PROMPT);
+    let mut output = Vec::new();
     loop {
         serial::write_str(PROMPT);
-        match line_editor::read_line() {
-            line_editor::LineInput::Interrupted => continue,
-            line_editor::LineInput::Line(line) => {
-                let words: Vec<String> = line.split_whitespace().map(String::from).collect();
-                if !words.is_empty() {
-                    commands::execute(&words);
-                }
+        let line = loop {
+            let byte = read_byte();
+            output.clear();
+            let event = editor.feed(byte, &mut output, &complete);
+            serial::write_bytes(&output);
+            match event {
+                line_editor::Event::Pending => {}
+                line_editor::Event::Interrupted => break None,
+                line_editor::Event::Line(line) => break Some(line),
+            }
+        };
+        if let Some(line) = line {
+            let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+            if !words.is_empty() {
+                commands::execute(&words);
             }
         }
+    }
+}
+
+/// Waits for the next byte from the serial console (polling until interrupt-driven input lands).
+fn read_byte() -> u8 {
+    loop {
+        if let Some(byte) = serial::try_read_byte() {
+            return byte;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Tab-completion candidates: commands and applications for the first word, cell names for the others.
+fn complete(before_cursor: &str, _word: &str) -> Vec<String> {
+    if before_cursor.trim_start().contains(' ') {
+        cells::cell_names()
+    } else {
+        let mut names = commands::builtin_names();
+        names.extend(cells::names());
+        names
     }
 }

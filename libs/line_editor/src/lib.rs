@@ -41,7 +41,7 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escape {
     None,
-    SawEscape,
+    Introducer,
     /// Inside a CSI or SS3 sequence; holds the numeric parameter seen so far.
     Sequence(u16),
 }
@@ -90,7 +90,7 @@ impl LineEditor {
     /// candidates for the word before the cursor given `(line_before_cursor, word)`; it is called only on Tab.
     pub fn feed(&mut self, byte: u8, output: &mut Vec<u8>, complete: &dyn Fn(&str, &str) -> Vec<String>) -> Event {
         match self.escape {
-            Escape::SawEscape => {
+            Escape::Introducer => {
                 self.escape = if byte == b'[' || byte == b'O' { Escape::Sequence(0) } else { Escape::None };
                 return Event::Pending;
             }
@@ -110,7 +110,7 @@ impl LineEditor {
         let carriage_return_before = self.last_was_carriage_return;
         self.last_was_carriage_return = byte == b'\r';
         match byte {
-            0x1b => self.escape = Escape::SawEscape,
+            0x1b => self.escape = Escape::Introducer,
             b'\n' if carriage_return_before => {}
             b'\r' | b'\n' => return self.finish(output),
             0x03 => {
@@ -141,11 +141,9 @@ impl LineEditor {
             (b'D', _) => self.move_to(self.cursor.saturating_sub(1), output),
             (b'H', _) | (b'~', 1) | (b'~', 7) => self.move_to(0, output),
             (b'F', _) | (b'~', 4) | (b'~', 8) => self.move_to(self.line.len(), output),
-            (b'~', 3) => {
-                if self.cursor < self.line.len() {
-                    self.line.remove(self.cursor);
-                    self.redraw(output);
-                }
+            (b'~', 3) if self.cursor < self.line.len() => {
+                self.line.remove(self.cursor);
+                self.redraw(output);
             }
             _ => {}
         }

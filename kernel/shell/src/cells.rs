@@ -1,5 +1,6 @@
 //! What the shell does with cells: list them, list object files, swap them, and run applications.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -156,4 +157,54 @@ pub fn swap(pairs: &[(&str, &str)]) {
         }
         Err(error) => serial::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
     }
+}
+
+/// Runs `<crate>::run() -> Result<(), String>` of every kernel cell whose name starts with `prefix` (or only the
+/// cells named in `selected`, which may omit the prefix), printing one line per cell. Returns (passed, failed).
+pub fn run_cell_entries(prefix: &str, selected: &[String]) -> (usize, usize) {
+    let Some(kernel) = system_namespaces::kernel_namespace() else {
+        serial::write_str("error: the system namespaces are not installed\n");
+        return (0, 1);
+    };
+    let mut names: Vec<String> =
+        kernel.objects().into_iter().filter_map(|object| object.cell).filter(|name| name.starts_with(prefix)).collect();
+    names.sort();
+    if !selected.is_empty() {
+        let wanted =
+            |name: &String| selected.iter().any(|choice| choice == name || format!("{prefix}{choice}") == *name);
+        for choice in selected {
+            if !names.iter().any(|name| name == choice || *name == format!("{prefix}{choice}")) {
+                serial::write_fmt(format_args!("{choice}: no such cell ({prefix}*)\n"));
+            }
+        }
+        names.retain(wanted);
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for name in names {
+        let Some(entry) = kernel.manifest_entry(&name) else { continue };
+        let path = format!("{}::run", entry.crate_name);
+        let result = kernel.find_function(&name, &path).map_err(|error| format!("{error}")).and_then(|address| {
+            // SAFETY: test and benchmark cells export `pub fn run() -> Result<(), String>` by convention (the name
+            // prefix selects them); cells come from one build with one compiler, so the Rust ABI matches, and the
+            // namespace keeps the cell loaded while it runs.
+            let run: fn() -> Result<(), String> =
+                unsafe { core::mem::transmute::<usize, fn() -> Result<(), String>>(address.value()) };
+            serial::write_fmt(format_args!("{name}: running\n"));
+            let started = tsc::now_ns();
+            let result = run();
+            serial::write_fmt(format_args!("{name}: finished in {} ms\n", (tsc::now_ns() - started) / 1_000_000));
+            result
+        });
+        match result {
+            Ok(()) => {
+                passed += 1;
+                serial::write_fmt(format_args!("{name}: ok\n"));
+            }
+            Err(reason) => {
+                failed += 1;
+                serial::write_fmt(format_args!("{name}: FAILED: {reason}\n"));
+            }
+        }
+    }
+    (passed, failed)
 }

@@ -29,6 +29,18 @@ const BUILTINS: &[Builtin] = &[
         run: swap,
     },
     Builtin {
+        name: "test",
+        usage: "test [NAME ...]",
+        summary: "run in-kernel test cells (test_*), all or the named ones",
+        run: test,
+    },
+    Builtin {
+        name: "bench",
+        usage: "bench [NAME ...]",
+        summary: "run in-kernel benchmark cells (bench_*), all or the named ones",
+        run: bench,
+    },
+    Builtin {
         name: "exit",
         usage: "exit [success|failure|CODE]",
         summary: "leave the system (QEMU isa-debug-exit; halts on hardware)",
@@ -97,6 +109,16 @@ fn swap(words: &[String]) {
     }
     let pairs: Vec<(&str, &str)> = arguments.chunks_exact(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();
     cells::swap(&pairs);
+}
+
+fn test(words: &[String]) {
+    let (passed, failed) = cells::run_cell_entries("test_", &words[1..]);
+    serial::write_fmt(format_args!("test summary: {passed} passed, {failed} failed\n"));
+}
+
+fn bench(words: &[String]) {
+    let (passed, failed) = cells::run_cell_entries("bench_", &words[1..]);
+    serial::write_fmt(format_args!("bench summary: {passed} ran, {failed} failed\n"));
 }
 
 fn exit(words: &[String]) {

@@ -35,6 +35,11 @@ pub enum MapError {
         /// The first byte requested.
         start: PhysicalAddress,
     },
+    /// `identity_map_low_frames` was given frames that do not all lie below 1 MiB (`layout::LOW_MEMORY_SIZE`).
+    NotLowMemory {
+        /// The first byte of the frames given.
+        start: PhysicalAddress,
+    },
     /// `memory::init` has not completed.
     NotInitialized,
 }

@@ -15,6 +15,9 @@
 //! - [`MappedPages`] ([`map_new`], [`map_allocated`], [`map_device_memory`]) with typed, checked access
 //!   (`as_type`, `as_slice`, ... for [`PlainData`] types), [`Permissions`] that cannot express W+X, `remap`, and
 //!   `write_through_direct_map` for patching finalised cells.
+//! - [`IdentityMapping`] ([`identity_map_low_frames`]): a temporary identity mapping of frames below 1 MiB, the only
+//!   lower-half mapping after `init` (the real-mode trampoline that starts other CPUs needs it while it enables
+//!   paging); removed on drop.
 //! - The `#[global_allocator]` (a `linked_list_allocator` heap), [`module_bytes`], [`stats`], and [`self_test`]
 //!   for the QEMU test run.
 //!
@@ -61,6 +64,8 @@ mod direct_map;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
+mod identity;
+#[cfg(target_os = "none")]
 mod init;
 #[cfg(target_os = "none")]
 mod mapped_pages;
@@ -75,6 +80,8 @@ pub use frames::{
     AllocatedFrames, allocate_frames, allocate_frames_aligned, allocate_frames_at, allocate_frames_below,
     free_frame_count, leaked_frame_count,
 };
+#[cfg(target_os = "none")]
+pub use identity::{IdentityMapping, identity_map_low_frames};
 #[cfg(target_os = "none")]
 pub use init::{init, module_bytes, stats};
 #[cfg(target_os = "none")]

@@ -62,6 +62,83 @@ pub fn write_fmt(arguments: fmt::Arguments<'_>) {
 }
 
 /// Returns the next received byte, or `None` at once if none is waiting (or before [`init`]).
+///
+/// Once interrupt-driven input is installed ([`set_receive_source`]), the byte comes from that source (the receive
+/// interrupt handler drains the UART into a buffer), so existing pollers keep working unchanged.
 pub fn try_read_byte() -> Option<u8> {
+    if let Some(source) = RECEIVE_SOURCE.get() {
+        return source();
+    }
     COM1.get()?.lock().try_receive().ok()
+}
+
+/// The interrupt-driven input's reader, set once by the `serial_input` cell.
+static RECEIVE_SOURCE: Once<fn() -> Option<u8>> = Once::new();
+
+/// Port offsets and bits of the 16550 (National Semiconductor PC16550D data sheet, "Register Description").
+mod registers {
+    /// Receiver buffer register (read, DLAB = 0).
+    pub const RECEIVE_BUFFER: u16 = 0;
+    /// Interrupt enable register (DLAB = 0).
+    pub const INTERRUPT_ENABLE: u16 = 1;
+    /// IER bit 0: "received data available" interrupt.
+    pub const RECEIVED_DATA_AVAILABLE: u8 = 1 << 0;
+    /// Modem control register.
+    pub const MODEM_CONTROL: u16 = 4;
+    /// MCR bit 3: OUT2, which gates the UART's interrupt line onto the ISA bus on PCs.
+    pub const OUT2: u8 = 1 << 3;
+    /// Line status register.
+    pub const LINE_STATUS: u16 = 5;
+    /// LSR bit 0: data ready.
+    pub const DATA_READY: u8 = 1 << 0;
+}
+
+/// Routes [`try_read_byte`] to `source` from now on (the interrupt-driven receive buffer). Only the first call has an
+/// effect; returns whether this call installed it.
+pub fn set_receive_source(source: fn() -> Option<u8>) -> bool {
+    let mut installed = false;
+    RECEIVE_SOURCE.call_once(|| {
+        installed = true;
+        source
+    });
+    installed
+}
+
+/// Enables the UART's "received data available" interrupt (IER bit 0) and OUT2 (MCR bit 3), so each received byte
+/// raises ISA IRQ 4. Does nothing before [`init`].
+pub fn enable_receive_interrupt() {
+    if let Some(port) = COM1.get() {
+        let _guard = port.lock();
+        let mut interrupt_enable = x86_64::instructions::port::Port::<u8>::new(COM1_BASE + registers::INTERRUPT_ENABLE);
+        let mut modem_control = x86_64::instructions::port::Port::<u8>::new(COM1_BASE + registers::MODEM_CONTROL);
+        // SAFETY: COM1's registers belong to this crate; the port lock is held, so no other access to the UART runs
+        // meanwhile; setting IER bit 0 and MCR OUT2 only enables the receive interrupt (DLAB is 0 after `init`).
+        unsafe {
+            let enabled = interrupt_enable.read();
+            interrupt_enable.write(enabled | registers::RECEIVED_DATA_AVAILABLE);
+            let control = modem_control.read();
+            modem_control.write(control | registers::OUT2);
+        }
+    }
+}
+
+/// Reads one received byte straight from the UART's registers, without the port lock, or `None` if the receiver is
+/// empty. For the receive interrupt handler only: it must not wait for a lock that the code it interrupted may hold.
+///
+/// # Safety
+/// The caller must be the only reader of received data while interrupt-driven input is active (the receive interrupt
+/// handler, with the UART's interrupt routed to one CPU), and must have installed [`set_receive_source`] so that
+/// [`try_read_byte`] no longer reads the UART. Transmission under the lock may run concurrently: it uses other
+/// registers (THR, and LSR reads, which are harmless to repeat).
+pub unsafe fn read_received_byte_unlocked() -> Option<u8> {
+    let mut line_status = x86_64::instructions::port::Port::<u8>::new(COM1_BASE + registers::LINE_STATUS);
+    let mut receive_buffer = x86_64::instructions::port::Port::<u8>::new(COM1_BASE + registers::RECEIVE_BUFFER);
+    // SAFETY: reading LSR and RBR of COM1 has no effect besides consuming the received byte, which the caller owns
+    // (see the contract above).
+    unsafe {
+        if line_status.read() & registers::DATA_READY == 0 {
+            return None;
+        }
+        Some(receive_buffer.read())
+    }
 }

@@ -55,6 +55,18 @@ pub const UNKNOWN_COMMAND: &str = "frobnicate";
 /// The shell's answer to an unknown command.
 pub const UNKNOWN_COMMAND_REPLY: &str = r"unknown command";
 
+/// CPUs of the multiprocessor scenarios (`-smp`).
+pub const SMP_CPUS: u32 = 4;
+/// The last application processor's bring-up line (CPU 3 of 4).
+pub const SMP_LAST_CPU_ONLINE: &str = r"smp::start: CPU 3 online \(APIC id \d+\)";
+/// The bring-up summary: all four CPUs of the MADT online, three started, the timer rate.
+pub const SMP_ALL_CPUS_ONLINE: &str =
+    r"smp: 4 CPUs online \(4 listed by the MADT, 3 started\); timer \d+ Hz on every CPU";
+/// The boot-time timer check: every CPU (0-3) took 8-12 ticks in 100 ms at 100 Hz (TCG jitter allowed; 0 fails).
+pub const SMP_TIMER_TICKS_ON_EVERY_CPU: &str = r"timer check: ticks per CPU in 100 ms \(expect about 10\): 0=([89]|1[0-2]) 1=([89]|1[0-2]) 2=([89]|1[0-2]) 3=([89]|1[0-2])$";
+/// The boot-time stop-the-world check: the three other CPUs stopped, their timers stood still meanwhile.
+pub const SMP_STOP_THE_WORLD: &str = r"stop-the-world check: 3 other CPUs stopped in \d+ us; their timers stood still";
+
 /// The cell whose object `make iso` damages in `build/theseus-corrupt.iso` (Makefile `CORRUPT_CELL`).
 pub const CORRUPT_CELL_OBJECT: &str = "k-greeting_v2.o";
 /// Boot of the corrupt ISO: a log line containing `error` and the damaged object's name, in either order.

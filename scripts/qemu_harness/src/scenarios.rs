@@ -69,10 +69,24 @@ pub struct Scenario {
     pub image: Image,
     /// The steps, in order.
     pub steps: &'static [Step],
+    /// Number of CPUs for this scenario (`-smp`), or `None` for the harness's `--smp` setting.
+    pub cpus: Option<u32>,
 }
 
 const EXIT_OK: Step = Step::Exit { line: e::EXIT_COMMAND, status: e::EXIT_STATUS_SUCCESS };
 const NS_HAS_CAPTAIN: Step = command("ns", &[e::NS_LISTS_CAPTAIN]);
+
+/// Multiprocessor boot: every CPU comes up, every CPU's timer ticks, and the shell reads typed input (through the
+/// serial receive interrupt).
+const SMP_STEPS: &[Step] = &[
+    Step::Expect(e::SMP_LAST_CPU_ONLINE),
+    Step::Expect(e::SMP_ALL_CPUS_ONLINE),
+    Step::Expect(e::SMP_TIMER_TICKS_ON_EVERY_CPU),
+    Step::Expect(e::SMP_STOP_THE_WORLD),
+    Step::Prompt,
+    command("help", &[e::HELP_MENTIONS_SWAP]),
+    EXIT_OK,
+];
 
 /// All scenarios, in the order `test` runs them.
 pub const SCENARIOS: &[Scenario] = &[
@@ -87,12 +101,14 @@ pub const SCENARIOS: &[Scenario] = &[
             NS_HAS_CAPTAIN,
             EXIT_OK,
         ],
+        cpus: None,
     },
     Scenario {
         name: "boot-uefi",
         firmware: Firmware::Uefi,
         image: Image::Normal,
         steps: &[Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
+        cpus: None,
     },
     Scenario {
         name: "shell",
@@ -116,6 +132,7 @@ pub const SCENARIOS: &[Scenario] = &[
             command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
             EXIT_OK,
         ],
+        cpus: None,
     },
     Scenario {
         name: "swap-fails",
@@ -133,12 +150,28 @@ pub const SCENARIOS: &[Scenario] = &[
             command("hello", &[e::HELLO_V1]),
             EXIT_OK,
         ],
+        cpus: None,
     },
     Scenario {
         name: "corrupt-object",
         firmware: Firmware::Bios,
         image: Image::Corrupt,
         steps: &[Step::ExpectCorruptObjectError, Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
+        cpus: None,
+    },
+    Scenario {
+        name: "smp-bios",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: SMP_STEPS,
+        cpus: Some(e::SMP_CPUS),
+    },
+    Scenario {
+        name: "smp-uefi",
+        firmware: Firmware::Uefi,
+        image: Image::Normal,
+        steps: SMP_STEPS,
+        cpus: Some(e::SMP_CPUS),
     },
 ];
 
@@ -178,13 +211,13 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> StepResult<()> {
         return Err(Failure(format!("{} does not exist (run `make iso`)", iso.display())));
     }
     let log = open_log(&config.log_dir, scenario.name)?;
-    let mut command = config.qemu.command(iso, scenario.firmware);
+    let mut qemu = config.qemu.clone();
+    if let Some(cpus) = scenario.cpus {
+        qemu.cpus = cpus;
+    }
+    let mut command = qemu.command(iso, scenario.firmware);
     let mut session = Session::spawn(&mut command, config.scenario_timeout, config.typing.clone(), Some(log))?;
-    session.note(&format!(
-        "{} {}",
-        config.qemu.binary.display(),
-        config.qemu.arguments(iso, scenario.firmware).join(" ")
-    ));
+    session.note(&format!("{} {}", qemu.binary.display(), qemu.arguments(iso, scenario.firmware).join(" ")));
     let result = run_steps(scenario, config, &mut session);
     match &result {
         Ok(()) => session.note(&format!("PASS after {:.2} s", session.elapsed().as_secs_f64())),
@@ -302,6 +335,11 @@ mod tests {
             }
             assert!(matches!(scenario.steps.last(), Some(Step::Exit { .. })), "{} must end with exit", scenario.name);
         }
+        for step in SMP_STEPS {
+            if let Step::Expect(pattern) = step {
+                compile(pattern).unwrap();
+            }
+        }
         compile(e::PROMPT).unwrap();
         compile(&e::corrupt_object_error(e::CORRUPT_CELL_OBJECT)).unwrap();
     }
@@ -336,5 +374,18 @@ mod tests {
         assert!(matches(&corrupt, "[ERROR] cell_loader: error loading k-greeting_v2.o: bad header"));
         assert!(matches(&corrupt, "k-greeting_v2.o: ERROR bad section header table"));
         assert!(!matches(&corrupt, "loaded k-greeting_v2.o"));
+        assert!(matches(e::SMP_LAST_CPU_ONLINE, "[    2.35] INFO  smp::start: CPU 3 online (APIC id 3)"));
+        assert!(matches(
+            e::SMP_ALL_CPUS_ONLINE,
+            "[ 2.3] INFO  captain: smp: 4 CPUs online (4 listed by the MADT, 3 started); timer 100 Hz on every CPU"
+        ));
+        let ticks = "INFO  smp: timer check: ticks per CPU in 100 ms (expect about 10): 0=10 1=9 2=11 3=10";
+        assert!(matches(e::SMP_TIMER_TICKS_ON_EVERY_CPU, ticks));
+        assert!(!matches(e::SMP_TIMER_TICKS_ON_EVERY_CPU, &ticks.replace("3=10", "3=0")));
+        assert!(!matches(e::SMP_TIMER_TICKS_ON_EVERY_CPU, &ticks.replace(" 3=10", "")));
+        let stop =
+            "INFO  smp::stop: stop-the-world check: 3 other CPUs stopped in 52 us; their timers stood still for 30 ms";
+        assert!(matches(e::SMP_STOP_THE_WORLD, stop));
+        assert!(!matches(e::SMP_STOP_THE_WORLD, &stop.replace("stood still", "KEPT TICKING (not stopped)")));
     }
 }

@@ -1,0 +1,347 @@
+//! Exception entry stubs, the dispatcher, the report, and the task-fault hook.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+use x86_64::VirtAddr;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::InterruptDescriptorTable;
+
+/// General-purpose registers at the moment of the exception, as saved by the entry stub (in this memory order).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs, reason = "the fields are the registers they are named after")]
+pub struct SavedRegisters {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+}
+
+/// What the CPU pushed on exception entry (SDM Vol. 3A 6.14.1, Figure 6-9): where execution was interrupted.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InterruptedFrame {
+    /// RIP of the faulting instruction (faults) or of the next one (traps).
+    pub instruction_pointer: u64,
+    /// CS at the exception.
+    pub code_segment: u64,
+    /// RFLAGS at the exception.
+    pub cpu_flags: u64,
+    /// RSP at the exception.
+    pub stack_pointer: u64,
+    /// SS at the exception.
+    pub stack_segment: u64,
+}
+
+/// The stack as the entry stub leaves it for [`dispatch`]. Layout shared with `exception_common`'s pushes.
+#[repr(C)]
+struct EntryFrame {
+    registers: SavedRegisters,
+    vector: u64,
+    error_code: u64,
+    interrupted: InterruptedFrame,
+}
+
+/// Everything known about one exception; `Copy`, so a hook can keep it after leaving the exception stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionInfo {
+    /// The vector, 0-31 (SDM Vol. 3A 6.3, Table 6-1).
+    pub vector: u8,
+    /// Its mnemonic and name, e.g. `"#PF page fault"`.
+    pub name: &'static str,
+    /// The error code, for the vectors that push one.
+    pub error_code: Option<u64>,
+    /// CR2, the faulting linear address, for #PF.
+    pub faulting_address: Option<u64>,
+    /// Where execution was interrupted.
+    pub frame: InterruptedFrame,
+    /// The general-purpose registers at the exception.
+    pub registers: SavedRegisters,
+    /// The CPU that took the exception.
+    pub cpu: cpu::CpuId,
+}
+
+/// The task layer's exception handler: called on the exception's stack (the IST stack for #PF), with interrupts
+/// disabled, for exceptions raised in task context. It must not return: it ends or unwinds the task and switches
+/// away. The next #PF on this CPU reuses the IST stack, so copy the [`ExceptionInfo`] before switching.
+pub type ExceptionHook = fn(&ExceptionInfo) -> !;
+
+/// The installed [`ExceptionHook`] (null: none). Replaceable at run time (the scheduler installs one, the unwinder
+/// later replaces it), hence an atomic pointer rather than a lock: the dispatcher must never wait.
+static EXCEPTION_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// Answers "is a hardware interrupt being serviced on this CPU?" (the `apic` cell installs one reading its ISR).
+static IN_SERVICE_PROBE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs (or replaces) the hook that handles exceptions raised in task context.
+pub fn set_exception_hook(hook: ExceptionHook) {
+    EXCEPTION_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+/// Removes the exception hook: every exception stops the machine again.
+pub fn clear_exception_hook() {
+    EXCEPTION_HOOK.store(core::ptr::null_mut(), Ordering::Release);
+}
+
+/// Installs the probe that tells whether the calling CPU is servicing a hardware interrupt (an exception then is not
+/// a task's fault).
+pub fn set_interrupt_in_service_probe(probe: fn() -> bool) {
+    IN_SERVICE_PROBE.store(probe as *mut (), Ordering::Release);
+}
+
+fn exception_hook() -> Option<ExceptionHook> {
+    let pointer = EXCEPTION_HOOK.load(Ordering::Acquire);
+    // SAFETY: non-null values come only from `set_exception_hook`, which stores an `ExceptionHook` (function and
+    // data pointers have the same size and representation on x86_64).
+    (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), ExceptionHook>(pointer) })
+}
+
+fn interrupt_in_service() -> bool {
+    let pointer = IN_SERVICE_PROBE.load(Ordering::Acquire);
+    if pointer.is_null() {
+        return false;
+    }
+    // SAFETY: non-null values come only from `set_interrupt_in_service_probe`, which stores a `fn() -> bool`.
+    let probe = unsafe { core::mem::transmute::<*mut (), fn() -> bool>(pointer) };
+    probe()
+}
+
+/// The mnemonic and name of exception `vector` (SDM Vol. 3A 6.3, Table 6-1).
+pub fn exception_name(vector: u8) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range exceeded",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack-segment fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 floating point",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD floating point",
+        20 => "#VE virtualization",
+        21 => "#CP control protection",
+        28 => "#HV hypervisor injection",
+        29 => "#VC VMM communication",
+        30 => "#SX security",
+        _ => "reserved exception",
+    }
+}
+
+/// The common part of every stub: save the general registers, call [`dispatch`] with a pointer to the
+/// [`EntryFrame`], restore, drop vector and error code, return from the exception. On entry the stack holds the
+/// vector, the error code and the CPU's frame; RSP is 16-byte aligned (the CPU aligns it, SDM Vol. 3A 6.14.2, and
+/// the stub's two pushes plus 15 registers keep it so), as the call needs.
+#[unsafe(naked)]
+extern "C" fn exception_common() {
+    core::arch::naked_asm!(
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        "mov rdi, rsp",
+        "cld",
+        "call {dispatch}",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "add rsp, 16",
+        "iretq",
+        dispatch = sym dispatch,
+    )
+}
+
+macro_rules! stub {
+    ($name:ident, $vector:literal) => {
+        /// Entry stub for an exception without an error code: pushes 0 in its place.
+        #[unsafe(naked)]
+        extern "C" fn $name() {
+            core::arch::naked_asm!("push 0", "push {vector}", "jmp {common}", vector = const $vector,
+                common = sym exception_common)
+        }
+    };
+    ($name:ident, $vector:literal, error_code) => {
+        /// Entry stub for an exception whose error code the CPU pushed.
+        #[unsafe(naked)]
+        extern "C" fn $name() {
+            core::arch::naked_asm!("push {vector}", "jmp {common}", vector = const $vector,
+                common = sym exception_common)
+        }
+    };
+}
+
+stub!(divide_error, 0);
+stub!(debug, 1);
+stub!(non_maskable_interrupt, 2);
+stub!(breakpoint, 3);
+stub!(overflow, 4);
+stub!(bound_range_exceeded, 5);
+stub!(invalid_opcode, 6);
+stub!(device_not_available, 7);
+stub!(double_fault, 8, error_code);
+stub!(invalid_tss, 10, error_code);
+stub!(segment_not_present, 11, error_code);
+stub!(stack_segment_fault, 12, error_code);
+stub!(general_protection_fault, 13, error_code);
+stub!(page_fault, 14, error_code);
+stub!(x87_floating_point, 16);
+stub!(alignment_check, 17, error_code);
+stub!(machine_check, 18);
+stub!(simd_floating_point, 19);
+stub!(virtualization, 20);
+stub!(control_protection, 21, error_code);
+stub!(hypervisor_injection, 28);
+stub!(vmm_communication, 29, error_code);
+stub!(security, 30, error_code);
+
+/// Vectors whose stub receives an error code from the CPU (SDM Vol. 3A 6.15).
+fn pushes_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// Points the exception entries of `table` at the stubs, with IST stacks for #DF, #PF and NMI.
+pub(crate) fn install(table: &mut InterruptDescriptorTable) {
+    let address = |stub: extern "C" fn()| VirtAddr::new(stub as usize as u64);
+    // SAFETY: each stub is a valid exception entry for its vector (it accounts for whether the CPU pushes an error
+    // code and returns with `iretq`); the IST slots are the ones `cpu::init_current` fills in every CPU's TSS.
+    unsafe {
+        table.divide_error.set_handler_addr(address(divide_error));
+        table.debug.set_handler_addr(address(debug));
+        table
+            .non_maskable_interrupt
+            .set_handler_addr(address(non_maskable_interrupt))
+            .set_stack_index(cpu::NMI_IST_INDEX);
+        table.breakpoint.set_handler_addr(address(breakpoint));
+        table.overflow.set_handler_addr(address(overflow));
+        table.bound_range_exceeded.set_handler_addr(address(bound_range_exceeded));
+        table.invalid_opcode.set_handler_addr(address(invalid_opcode));
+        table.device_not_available.set_handler_addr(address(device_not_available));
+        table.double_fault.set_handler_addr(address(double_fault)).set_stack_index(cpu::DOUBLE_FAULT_IST_INDEX);
+        table.invalid_tss.set_handler_addr(address(invalid_tss));
+        table.segment_not_present.set_handler_addr(address(segment_not_present));
+        table.stack_segment_fault.set_handler_addr(address(stack_segment_fault));
+        table.general_protection_fault.set_handler_addr(address(general_protection_fault));
+        table.page_fault.set_handler_addr(address(page_fault)).set_stack_index(cpu::PAGE_FAULT_IST_INDEX);
+        table.x87_floating_point.set_handler_addr(address(x87_floating_point));
+        table.alignment_check.set_handler_addr(address(alignment_check));
+        table.machine_check.set_handler_addr(address(machine_check));
+        table.simd_floating_point.set_handler_addr(address(simd_floating_point));
+        table.virtualization.set_handler_addr(address(virtualization));
+        table.cp_protection_exception.set_handler_addr(address(control_protection));
+        table.hv_injection_exception.set_handler_addr(address(hypervisor_injection));
+        table.vmm_communication_exception.set_handler_addr(address(vmm_communication));
+        table.security_exception.set_handler_addr(address(security));
+    }
+}
+
+/// Called by `exception_common` with the saved state. Reports, then hands a task's fault to the hook or stops.
+extern "C" fn dispatch(entry: &mut EntryFrame) {
+    let vector = entry.vector as u8;
+    let info = ExceptionInfo {
+        vector,
+        name: exception_name(vector),
+        error_code: pushes_error_code(vector).then_some(entry.error_code),
+        faulting_address: (vector == 14).then(Cr2::read_raw),
+        frame: entry.interrupted,
+        registers: entry.registers,
+        cpu: cpu::current_id(),
+    };
+    let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
+    report(&info, !nested);
+    let fatal_vector = matches!(vector, 2 | 8 | 18);
+    if let Some(hook) = exception_hook()
+        && !fatal_vector
+        && !nested
+        && !interrupt_in_service()
+    {
+        serial::write_str("handing the fault to the task layer\n");
+        hook(&info);
+    }
+    serial::write_fmt(format_args!(
+        "stopping ({})\n",
+        if nested {
+            "exception inside an exception handler"
+        } else if fatal_vector {
+            "unrecoverable exception"
+        } else {
+            "not in task context"
+        }
+    ));
+    power::exit(power::ExitCode::Failure)
+}
+
+/// Prints the report of one exception on the serial port. `locate` looks up the cell containing RIP (it takes the
+/// namespace's lock, so it is skipped for nested exceptions).
+fn report(info: &ExceptionInfo, locate: bool) {
+    let frame = &info.frame;
+    serial::write_fmt(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
+    if let Some(code) = info.error_code {
+        serial::write_fmt(format_args!(", error code {code:#x}"));
+    }
+    serial::write_fmt(format_args!(
+        "\n  RIP {:#018x}  CS {:#x}  RFLAGS {:#x}\n  RSP {:#018x}  SS {:#x}\n",
+        frame.instruction_pointer, frame.code_segment, frame.cpu_flags, frame.stack_pointer, frame.stack_segment
+    ));
+    if let Some(address) = info.faulting_address {
+        serial::write_fmt(format_args!("  CR2 {address:#018x}\n"));
+    }
+    let r = &info.registers;
+    serial::write_fmt(format_args!(
+        "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}\n  RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}\n  R9  {:#018x} R10 {:#018x} R11 {:#018x} R12 {:#018x}\n  R13 {:#018x} R14 {:#018x} R15 {:#018x}\n",
+        r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
+    ));
+    if locate {
+        match locate_cell(frame.instruction_pointer) {
+            Some(name) => serial::write_fmt(format_args!("  in cell {}\n", name.as_str())),
+            None => serial::write_str("  in cell: unknown (nano_core or not loaded)\n"),
+        }
+    }
+}
+
+/// A cell name copied into fixed storage.
+struct CellName {
+    bytes: [u8; 64],
+    length: usize,
+}
+
+impl CellName {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.length]).unwrap_or("?")
+    }
+}
+
+/// Names the loaded cell whose sections contain `address` (kernel namespace, then the application namespace).
+fn locate_cell(address: u64) -> Option<CellName> {
+    let address = memory_structs::VirtualAddress::try_new(address as usize).ok()?;
+    let namespaces = [system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?];
+    for namespace in namespaces {
+        for cell in namespace.loaded_cells() {
+            if cell.section_containing(address).is_some() {
+                let mut name = CellName { bytes: [0; 64], length: 0 };
+                let text = cell.name().as_bytes();
+                let mut length = text.len().min(name.bytes.len());
+                while !cell.name().is_char_boundary(length) {
+                    length -= 1;
+                }
+                name.bytes[..length].copy_from_slice(&text[..length]);
+                name.length = length;
+                return Some(name);
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,63 @@
+//! The interrupt descriptor table shared by every CPU: exception reports, the task-fault hook, and registration of
+//! device and IPI handlers by vector.
+//!
+//! # Purpose
+//! One IDT (Intel SDM Vol. 3A 6.10) serves all CPUs; each CPU loads it with [`load`]. Exceptions (vectors 0-31)
+//! enter through small assembly stubs that save every general-purpose register, so a report, and later the
+//! unwinder, sees the complete register state at the fault ([`ExceptionInfo`]). Vectors 32-255 belong to devices
+//! and IPIs; a cell claims one with [`register_handler`] and may give it up with [`deregister_handler`].
+//!
+//! # Key types and functions
+//! - [`init_bsp`] (build and load the IDT), [`load`] (on every other CPU).
+//! - [`register_handler`], [`replace_handler`], [`deregister_handler`] with [`RegisterError`]; [`InterruptHandler`].
+//! - [`set_exception_hook`] with [`ExceptionInfo`] and [`SavedRegisters`]: the task layer's handler for exceptions
+//!   raised by a task; [`set_interrupt_in_service_probe`]: the APIC's answer to "is an interrupt being serviced?".
+//! - Vector numbers: [`TIMER_VECTOR`], [`SERIAL_VECTOR`], [`RESCHEDULE_IPI_VECTOR`], [`STOP_IPI_VECTOR`], ...
+//!
+//! # Control flow of an exception
+//! 1. The stub pushes a zero error code if the CPU pushed none, then the vector and the 15 general registers.
+//!    #DF, #PF and NMI run on their own IST stacks (see the `cpu` cell), so a stack overflow into a guard page is
+//!    reported too.
+//! 2. The dispatcher builds an [`ExceptionInfo`] and prints a report on the serial port: vector and name, CPU, error
+//!    code, RIP, CS, RFLAGS, RSP, SS, CR2 for #PF, the registers, and the cell whose code contains RIP.
+//! 3. If the exception was raised in task context (a hook is installed; the vector is not #DF, NMI or #MC; the
+//!    faulting RSP is not on one of this CPU's IST stacks, i.e. no exception handler was running; no interrupt is in
+//!    service on the local APIC), the hook is called; it never returns (the scheduler marks the task failed and
+//!    switches away; the unwinder will unwind it).
+//! 4. Otherwise the machine stops (QEMU exits with failure, as nano_core's early handlers do).
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+mod exceptions;
+mod table;
+
+pub use exceptions::{
+    ExceptionHook, ExceptionInfo, InterruptedFrame, SavedRegisters, clear_exception_hook, exception_name,
+    set_exception_hook, set_interrupt_in_service_probe,
+};
+pub use table::{
+    InterruptHandler, RegisterError, deregister_handler, init_bsp, load, register_handler, replace_handler,
+};
+
+/// The first vector available to devices and IPIs (0-31 are the CPU's exceptions; SDM Vol. 3A 6.3, Table 6-1).
+pub const FIRST_DEVICE_VECTOR: u8 = 32;
+/// The local APIC timer (each CPU's own timer).
+pub const TIMER_VECTOR: u8 = 0x20;
+/// ISA IRQ `n` (1..=15, routed through the I/O APIC) uses vector `ISA_IRQ_VECTOR_BASE + n`; IRQ 0, the PIT, is not
+/// used (the local APIC timer replaces it), so its vector is [`TIMER_VECTOR`].
+pub const ISA_IRQ_VECTOR_BASE: u8 = 0x20;
+/// The PS/2 keyboard, ISA IRQ 1.
+pub const KEYBOARD_VECTOR: u8 = ISA_IRQ_VECTOR_BASE + 1;
+/// COM1, ISA IRQ 4.
+pub const SERIAL_VECTOR: u8 = ISA_IRQ_VECTOR_BASE + 4;
+/// IPI: "run the scheduler" (the scheduler registers its handler).
+pub const RESCHEDULE_IPI_VECTOR: u8 = 0x40;
+/// IPI: "stop and wait" for stop-the-world (the `smp` cell registers its handler). In a higher priority class
+/// (vector >> 4, SDM Vol. 3A 10.8.3.1) than device interrupts, so it is delivered first when several are pending.
+pub const STOP_IPI_VECTOR: u8 = 0xF1;
+/// IPI: reserved for TLB shootdown (not used yet).
+pub const TLB_SHOOTDOWN_IPI_VECTOR: u8 = 0xF2;
+/// The local APIC's error interrupt (LVT Error register).
+pub const APIC_ERROR_VECTOR: u8 = 0xFE;
+/// The local APIC's spurious-interrupt vector (SVR; its low 4 bits must be 1 on older CPUs, SDM Vol. 3A 10.9).
+pub const SPURIOUS_VECTOR: u8 = 0xFF;

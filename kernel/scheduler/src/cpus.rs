@@ -1,0 +1,145 @@
+//! Per-CPU scheduler state and the hooks that connect the scheduler to the CPU and interrupt cells.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use deadline_queue::DeadlineQueue;
+use task::{IrqSafeMutex, RunQueue, TaskRef};
+
+/// The most CPUs the scheduler manages (logical indices `0..MAX_CPUS`).
+pub const MAX_CPUS: usize = 64;
+
+/// One CPU's scheduler state. Only the owning CPU switches tasks; other CPUs only push to its runqueue (wake-ups,
+/// spawns) and read its counters.
+pub(crate) struct PerCpu {
+    /// Set once the CPU runs tasks (`init_bsp` or `ap_entry`).
+    pub online: AtomicBool,
+    /// The task running on this CPU. Touched only by this CPU, with interrupts disabled.
+    pub current: IrqSafeMutex<Option<TaskRef>>,
+    /// The task this CPU just switched away from, handed over the context switch to the next task, which clears its
+    /// `on_cpu` flag and reaps it if it exited. Touched only by this CPU, with interrupts disabled.
+    pub previous: IrqSafeMutex<Option<TaskRef>>,
+    /// Runnable tasks assigned to this CPU. Any CPU may push (wake-ups, spawns); only this CPU pops (through the
+    /// policy). Lock order: `sleepers` before `runqueue`; the policy runs inside this lock and takes no lock.
+    pub runqueue: IrqSafeMutex<RunQueue>,
+    /// This CPU's idle task (never in the runqueue).
+    pub idle: spin::Once<TaskRef>,
+    /// Whether the idle task is the current task (so a wake-up from another CPU knows to send an IPI).
+    pub idling: AtomicBool,
+    /// Sleeping tasks of this CPU by wake-up deadline (ns). Lock protects the queue only.
+    pub sleepers: IrqSafeMutex<DeadlineQueue<TaskRef>>,
+    /// The earliest deadline in `sleepers` (`u64::MAX` if none), for a lock-free check on every tick; written only
+    /// with `sleepers` locked.
+    pub next_deadline: AtomicU64,
+    /// Timer ticks seen on this CPU.
+    pub ticks: AtomicU64,
+    /// TSC time (ns) of the first and the latest tick, to estimate the tick period.
+    pub first_tick_ns: AtomicU64,
+    pub last_tick_ns: AtomicU64,
+    /// Live tasks (not yet reaped, idle excluded) assigned to this CPU: the load used to place new tasks.
+    pub assigned: AtomicUsize,
+}
+
+impl PerCpu {
+    const fn new() -> Self {
+        PerCpu {
+            online: AtomicBool::new(false),
+            current: IrqSafeMutex::new(None),
+            previous: IrqSafeMutex::new(None),
+            runqueue: IrqSafeMutex::new(RunQueue::new()),
+            idle: spin::Once::new(),
+            idling: AtomicBool::new(false),
+            sleepers: IrqSafeMutex::new(DeadlineQueue::new()),
+            next_deadline: AtomicU64::new(u64::MAX),
+            ticks: AtomicU64::new(0),
+            first_tick_ns: AtomicU64::new(0),
+            last_tick_ns: AtomicU64::new(0),
+            assigned: AtomicUsize::new(0),
+        }
+    }
+}
+
+pub(crate) static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// Returns the current CPU's logical index; installed by [`set_current_cpu_fn`].
+static CURRENT_CPU_FN: spin::Once<fn() -> usize> = spin::Once::new();
+/// Sends the reschedule IPI to a CPU; installed by [`set_reschedule_ipi_fn`].
+static RESCHEDULE_IPI_FN: spin::Once<fn(usize)> = spin::Once::new();
+
+/// Installs the function that returns the logical index (`0..MAX_CPUS`) of the CPU running the call, e.g.
+/// `|| cpu::current_id().value() as usize`. Until it is installed every call is taken to run on CPU 0, which is
+/// right while only the boot CPU runs. Install it before any AP calls [`ap_entry`](crate::ap_entry). Only the
+/// first call has an effect.
+pub fn set_current_cpu_fn(current_cpu: fn() -> usize) {
+    CURRENT_CPU_FN.call_once(|| current_cpu);
+}
+
+/// Installs the function that sends the reschedule IPI to a CPU (logical index); its handler must send the EOI and
+/// call [`on_reschedule_ipi`](crate::on_reschedule_ipi). Without it, an idle CPU notices new work at its next tick.
+/// Only the first call has an effect.
+pub fn set_reschedule_ipi_fn(send: fn(usize)) {
+    RESCHEDULE_IPI_FN.call_once(|| send);
+}
+
+/// The logical index of the CPU running this call.
+///
+/// # Panics
+/// If the installed function returns an index `>= MAX_CPUS`.
+pub fn current_cpu() -> usize {
+    let cpu = CURRENT_CPU_FN.get().map_or(0, |current| current());
+    assert!(cpu < MAX_CPUS, "CPU index {cpu} out of range (MAX_CPUS = {MAX_CPUS})");
+    cpu
+}
+
+pub(crate) fn this_cpu() -> &'static PerCpu {
+    &CPUS[current_cpu()]
+}
+
+/// Asks `cpu` to reschedule soon (an IPI if it is idle and the IPI hook is installed).
+pub(crate) fn kick(cpu: usize) {
+    if cpu == current_cpu() || !CPUS[cpu].idling.load(Ordering::Acquire) {
+        return;
+    }
+    if let Some(send) = RESCHEDULE_IPI_FN.get() {
+        send(cpu);
+    }
+}
+
+/// Sends the reschedule IPI to `cpu` if the hook is installed (regardless of whether it idles), e.g. so a killed
+/// task running there reaches its safe point soon.
+pub(crate) fn interrupt(cpu: usize) {
+    if let Some(send) = RESCHEDULE_IPI_FN.get() {
+        send(cpu);
+    }
+}
+
+/// The logical indices of the CPUs that run tasks.
+pub fn online_cpus() -> impl Iterator<Item = usize> {
+    (0..MAX_CPUS).filter(|&cpu| CPUS[cpu].online.load(Ordering::Acquire))
+}
+
+/// The number of CPUs that run tasks.
+pub fn online_cpu_count() -> usize {
+    online_cpus().count()
+}
+
+/// The CPU with the fewest live tasks (lowest index among equals).
+pub(crate) fn least_loaded_cpu() -> Option<usize> {
+    online_cpus().min_by_key(|&cpu| CPUS[cpu].assigned.load(Ordering::Relaxed))
+}
+
+/// Timer ticks seen so far on the current CPU.
+pub fn ticks() -> u64 {
+    this_cpu().ticks.load(Ordering::Relaxed)
+}
+
+/// The timer tick period in ns as measured on the current CPU (average over the ticks seen), or `None` before
+/// two ticks were seen (no timer yet: tasks then switch only cooperatively).
+pub fn tick_period_ns() -> Option<u64> {
+    let cpu = this_cpu();
+    let ticks = cpu.ticks.load(Ordering::Relaxed);
+    if ticks < 2 {
+        return None;
+    }
+    let span = cpu.last_tick_ns.load(Ordering::Relaxed).saturating_sub(cpu.first_tick_ns.load(Ordering::Relaxed));
+    Some(span / (ticks - 1))
+}

@@ -1,0 +1,56 @@
+//! The scheduler core: per-CPU runqueues, idle tasks, preemption, sleeping, and the task life cycle, with the
+//! scheduling *policy* in a separate, swappable cell.
+//!
+//! # Purpose
+//! Every CPU that runs tasks has a runqueue, an idle task, a sleep list and a current task ([`cpus`] state, owned
+//! here so a policy swap loses no task). [`schedule`] is the one place tasks switch; it asks the policy cell
+//! (crate `scheduler_policy`: `scheduler_round_robin` by default, `scheduler_priority` after
+//! `swap scheduler_round_robin scheduler_priority`) which runnable task runs next. The policy is reached only by
+//! calling `scheduler_policy::policy()` afresh for each decision, with interrupts disabled, and never cached, so a
+//! swap (done with every other CPU stopped, e.g. by `smp::run_with_other_cpus_stopped`) redirects every CPU at its next decision.
+//!
+//! # Key functions
+//! - Start: [`init_bsp`] (boot CPU: the calling thread becomes a task), [`ap_entry`] (other CPUs: become idle).
+//! - Hooks for the interrupt cells: [`set_current_cpu_fn`], [`set_reschedule_ipi_fn`], [`on_timer_tick`],
+//!   [`on_reschedule_ipi`], [`fail_current`] (exception path).
+//! - Tasks: [`spawn`] with [`SpawnOptions`], [`join`], [`kill`], [`exit_current`], [`current_task`].
+//! - Switching: [`schedule`], [`yield_now`], [`block_current`] / [`unblock`], [`sleep`], [`sleep_until_ns`].
+//! - Shell: [`task_summaries`] (`ps`), [`policy_name`].
+//!
+//! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
+//! 1. wake this CPU's expired sleepers into its runqueue;
+//! 2. if the current task is still `Running`, make it `Runnable` and append it to the runqueue;
+//! 3. `scheduler_policy::policy().pick_next(runqueue)`; nothing picked means the idle task;
+//! 4. if that is the current task, return; otherwise mark it `Running`, make it current, hand the previous task
+//!    over in the per-CPU `previous` slot, and `context_switch`;
+//! 5. on the task that resumes: clear the previous task's `on_cpu` flag and, if it exited, reap it (free its
+//!    stack); then, if the resumed task was killed, end it (the kill's safe point).
+//!
+//! # Invariants
+//! - A task runs only on the CPU it was assigned at spawn (pinned or least-loaded); it never migrates, so only
+//!   that CPU ever pops it from a runqueue, and its stack's TLB entries exist only there (the stack is unmapped
+//!   with a local flush when it is reaped on that CPU).
+//! - Every wake-up is a compare-and-swap into `Runnable` followed by exactly one enqueue; `schedule` enqueues the
+//!   current task only on its own `Running -> Runnable` transition. So a task is queued at most once.
+//! - Exit values: see `task::Task::set_exited` / `take_exit_value_or_block` (one lock orders exit and join).
+#![no_std]
+
+extern crate alloc;
+
+mod cpus;
+mod info;
+mod lifecycle;
+mod sleep;
+mod switch;
+
+pub use cpus::{
+    MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn, tick_period_ns,
+    ticks,
+};
+pub use info::{TaskSummary, policy_name, task_summaries};
+pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
+pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
+pub use switch::{
+    KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill, schedule,
+    set_task_fault_recovery, task_fault_recovery, unblock, yield_now,
+};

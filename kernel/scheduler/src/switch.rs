@@ -1,0 +1,253 @@
+//! The scheduling decision and the task state machine: schedule, yield, block/unblock, exit, kill.
+
+use core::sync::atomic::Ordering;
+
+use task::{AnyExitValue, ExitValue, FailureReason, RunState, TaskId, TaskRef, interrupts};
+
+use crate::cpus::{CPUS, PerCpu, current_cpu, kick, this_cpu};
+use crate::sleep::wake_expired_sleepers;
+
+/// The task running on this CPU, or `None` before tasking started on it ([`init_bsp`](crate::init_bsp) /
+/// [`ap_entry`](crate::ap_entry)).
+pub fn current_task() -> Option<TaskRef> {
+    this_cpu().current.lock().clone()
+}
+
+/// Switches to the next task this CPU's policy picks, if it is not the current one; the current task, if still
+/// running, goes back to the runqueue. Returns when the current task is scheduled again.
+///
+/// This is the only place tasks switch, and the only caller of the policy cell: with interrupts disabled, it
+/// wakes expired sleepers, asks `scheduler_policy::policy()` (looked up afresh) to pick from the runqueue, and
+/// switches. Afterwards, on the task that resumes, it finishes the switch (reaps an exited predecessor) and, if the
+/// resumed task was killed, ends it there: that is the kill's safe point.
+///
+/// Must not be called while holding a lock (an [`task::IrqSafeMutex`] guard or any spin lock).
+pub fn schedule() {
+    let interrupts_were_enabled = interrupts::disable();
+    let cpu = this_cpu();
+    let Some(previous) = cpu.current.lock().clone() else {
+        interrupts::restore(interrupts_were_enabled);
+        return;
+    };
+    wake_expired_sleepers(cpu);
+    let picked = {
+        let mut runqueue = cpu.runqueue.lock();
+        // The idle task is never queued: it is what runs when the queue is empty.
+        if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
+            runqueue.push_back(previous.clone());
+        }
+        scheduler_policy::policy().pick_next(&mut runqueue)
+    };
+    let next = match picked {
+        Some(next) => next,
+        None => cpu.idle.get().cloned().unwrap_or_else(|| previous.clone()),
+    };
+    if next == previous {
+        if previous.state() == RunState::Runnable {
+            previous.set_state(RunState::Running);
+        }
+        drop((previous, next));
+    } else {
+        switch(cpu, previous, next);
+        finish_switch(this_cpu());
+    }
+    end_if_killed();
+    interrupts::restore(interrupts_were_enabled);
+}
+
+/// Switches from `previous` (the current task) to `next`, returning when `previous` runs again.
+fn switch(cpu: &PerCpu, previous: TaskRef, next: TaskRef) {
+    next.set_state(RunState::Running);
+    // A task is only ever picked on its own CPU, after that CPU finished switching away from it, so this never
+    // spins today; it guards against a future migration path picking a task whose registers are still being saved.
+    while next.is_on_cpu() {
+        core::hint::spin_loop();
+    }
+    next.set_on_cpu(true);
+    cpu.idling.store(next.is_idle(), Ordering::Release);
+    let previous_slot = previous.saved_stack_pointer_slot();
+    let next_stack_pointer = next.saved_stack_pointer();
+    *cpu.current.lock() = Some(next);
+    // `previous` stays alive in this slot (and the task table) across the switch; the next task takes it.
+    *cpu.previous.lock() = Some(previous);
+    // SAFETY: interrupts are disabled; `previous_slot` points into the `Task` kept alive by `cpu.previous` until the
+    // next task has finished the switch, after the store; `next_stack_pointer` was saved by `context_switch` when
+    // `next` last switched away (it is not running: its `on_cpu` flag was clear) or written by
+    // `prepare_first_frame`, on a stack owned by `next` (or, for an adopted task, the stack it always used), which
+    // stays mapped until `next` exits and is reaped.
+    unsafe { task::context_switch(previous_slot, next_stack_pointer) };
+}
+
+/// Completes a switch on the task that now runs: the previous task is off the CPU; if it exited, its stack and
+/// other resources are freed here (it could not free the stack it ran on).
+pub(crate) fn finish_switch(cpu: &PerCpu) {
+    let previous = cpu.previous.lock().take();
+    if let Some(previous) = previous {
+        previous.set_on_cpu(false);
+        if previous.state() == RunState::Exited {
+            previous.reap();
+            cpu.assigned.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The kill's safe point: a task that was asked to end ends here, before it returns to its own code.
+///
+/// Objects on the killed task's stack are not dropped (leaked) until the unwinder cell replaces this path with
+/// unwinding; a `sync::Mutex` it held stays locked.
+fn end_if_killed() {
+    let current = current_task();
+    if let Some(current) = current
+        && current.is_kill_requested()
+        && !current.is_idle()
+        && current.state() == RunState::Running
+    {
+        drop(current);
+        exit_current(ExitValue::Failed(FailureReason::Killed));
+    }
+}
+
+/// Gives up the CPU to the next runnable task (by the policy's choice); returns at once if there is none.
+pub fn yield_now() {
+    schedule();
+}
+
+/// Puts `task` on its CPU's runqueue (its state must already be `Runnable`).
+pub(crate) fn enqueue(task: &TaskRef) {
+    let cpu = task.cpu();
+    CPUS[cpu].runqueue.lock().push_back(task.clone());
+    kick(cpu);
+}
+
+/// Wakes a `Blocked` task: makes it `Runnable` and puts it on its CPU's runqueue. Returns whether it was blocked
+/// (false: it is running, runnable, sleeping or exited, and nothing changed).
+pub fn unblock(task: &TaskRef) -> bool {
+    if !task.transition(RunState::Blocked, RunState::Runnable) {
+        return false;
+    }
+    enqueue(task);
+    true
+}
+
+/// Marks the current task `Blocked` and returns it, or `None` if there is no current task or it is the idle task
+/// (which must never block). The caller must make the task findable by its waker (e.g. push it on a wait queue)
+/// *under the same lock* that the waker takes, then drop that lock and call [`schedule`]. A wake-up that comes
+/// between the two makes `schedule` return at once.
+pub fn block_current() -> Option<TaskRef> {
+    let current = current_task()?;
+    if current.is_idle() || !current.transition(RunState::Running, RunState::Blocked) {
+        return None;
+    }
+    Some(current)
+}
+
+/// Ends the current task with `value`: records it, wakes the joiner, and switches away for good. The next task on
+/// this CPU frees the stack.
+///
+/// # Panics
+/// If there is no current task or it is an idle task.
+pub fn exit_current(value: AnyExitValue) -> ! {
+    interrupts::disable();
+    let current = current_task().expect("exit_current: tasking is not running on this CPU");
+    assert!(!current.is_idle(), "exit_current: an idle task cannot exit");
+    let joiner = current.set_exited(value);
+    if let Some(joiner) = joiner {
+        unblock(&joiner);
+    }
+    drop(current);
+    schedule();
+    unreachable!("an exited task was scheduled again");
+}
+
+/// Whether the exception path ends faulting tasks through [`fail_current`] (set by whoever installs that hook).
+static TASK_FAULT_RECOVERY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records that the CPU-exception hook now ends a faulting task with [`fail_current`] (and classifies a page
+/// fault in `Task::stack_guard_contains` as `FailureReason::StackOverflow`) instead of stopping the machine.
+/// Tests that provoke faults run only once this is set.
+pub fn set_task_fault_recovery(enabled: bool) {
+    TASK_FAULT_RECOVERY.store(enabled, Ordering::Release);
+}
+
+/// Whether [`set_task_fault_recovery`] enabled fault recovery.
+pub fn task_fault_recovery() -> bool {
+    TASK_FAULT_RECOVERY.load(Ordering::Acquire)
+}
+
+/// Why [`fail_current`] could not end the current task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotInTask {
+    /// Tasking has not started on this CPU.
+    NoTask,
+    /// The current task is the CPU's idle task, which must not die.
+    IdleTask,
+}
+
+/// Ends the current task as failed with `reason` and switches away for good; for the exception path (a CPU
+/// exception in a task) and for the unwinder once it has cleaned a failed task's stack up. Interrupts may be in
+/// any state; this function never returns to the caller in the success case.
+///
+/// # Errors
+/// [`NotInTask`] if there is no task to end on this CPU (the caller should then report and stop the CPU).
+pub fn fail_current(reason: FailureReason) -> Result<core::convert::Infallible, NotInTask> {
+    match current_task() {
+        None => Err(NotInTask::NoTask),
+        Some(task) if task.is_idle() => Err(NotInTask::IdleTask),
+        Some(task) => {
+            log::warn!("task {} \"{}\" failed: {reason}", task.id(), task.name());
+            drop(task);
+            exit_current(ExitValue::Failed(reason))
+        }
+    }
+}
+
+/// Why [`kill`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillError {
+    /// No task with this id exists (or it was already reaped).
+    NoSuchTask(TaskId),
+    /// The task is a CPU's idle task.
+    IdleTask(TaskId),
+    /// The task has already exited.
+    AlreadyExited(TaskId),
+}
+
+impl core::fmt::Display for KillError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KillError::NoSuchTask(id) => write!(f, "no task with id {id}"),
+            KillError::IdleTask(id) => write!(f, "task {id} is an idle task and cannot be killed"),
+            KillError::AlreadyExited(id) => write!(f, "task {id} has already exited"),
+        }
+    }
+}
+
+/// Asks task `id` to end. It ends with `ExitValue::Failed(FailureReason::Killed)` at its next safe point: when it
+/// is next scheduled, before it returns to its own code. A blocked or sleeping target is woken for that; a running
+/// one ends at its next preemption, yield or blocking call (its CPU gets a reschedule IPI when the hook exists).
+/// Killing the current task takes effect at its next call into the scheduler.
+///
+/// # Errors
+/// [`KillError`] for a nonexistent id, an idle task, or a task that already exited.
+pub fn kill(id: TaskId) -> Result<(), KillError> {
+    let task = task::task_by_id(id).ok_or(KillError::NoSuchTask(id))?;
+    if task.is_idle() {
+        return Err(KillError::IdleTask(id));
+    }
+    if task.state() == RunState::Exited {
+        return Err(KillError::AlreadyExited(id));
+    }
+    if task.request_kill() {
+        return Ok(());
+    }
+    if task.transition(RunState::Blocked, RunState::Runnable) {
+        enqueue(&task);
+    } else if task.transition(RunState::Sleeping, RunState::Runnable) {
+        // Drop its sleep-list entry now, so the `Task` is not kept alive until its deadline.
+        CPUS[task.cpu()].sleepers.lock().retain(|sleeper| *sleeper != task);
+        enqueue(&task);
+    } else if task.cpu() != current_cpu() {
+        crate::cpus::interrupt(task.cpu());
+    }
+    Ok(())
+}

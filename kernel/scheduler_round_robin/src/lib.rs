@@ -1,0 +1,64 @@
+//! Round-robin scheduling policy (the default): each CPU runs its runnable tasks in the order they became runnable.
+//!
+//! One of two interchangeable cells that build crate `scheduler_policy` (the other is `scheduler_priority`); the
+//! scheduler core calls [`policy`] for every decision, with interrupts disabled, and never keeps the result, so
+//! `swap scheduler_round_robin scheduler_priority` changes the policy of every CPU at its next decision. The policy
+//! has no state: the runqueues belong to the scheduler core, so a swap loses no task.
+//!
+//! Decision: take the oldest task of the runqueue. A preempted or yielding task is appended at the back by the
+//! core, so every runnable task gets one time slice per round.
+#![cfg_attr(not(test), no_std)]
+
+use task::{PolicyData, RunQueue, SchedulerPolicy, Task, TaskRef};
+
+/// The round-robin policy (stateless).
+pub struct RoundRobin;
+
+impl SchedulerPolicy for RoundRobin {
+    fn name(&self) -> &'static str {
+        "round_robin"
+    }
+
+    fn pick_next(&self, runqueue: &mut RunQueue) -> Option<TaskRef> {
+        runqueue.pop_front()
+    }
+
+    fn describe(&self, _task: &Task) -> PolicyData {
+        PolicyData { priority: None }
+    }
+}
+
+static POLICY: RoundRobin = RoundRobin;
+
+/// The policy. The scheduler core calls this afresh for every decision (never caches it), so after a swap the
+/// relocation of that call points to the new cell's `policy`.
+#[inline(never)]
+pub fn policy() -> &'static dyn SchedulerPolicy {
+    &POLICY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use task::{DEFAULT_PRIORITY, TaskKind, TaskParams};
+
+    fn task(name: &str, priority: u8) -> TaskRef {
+        let params = TaskParams { name: name.into(), cpu: 0, pinned: false, priority };
+        Task::adopt_current(params, TaskKind::Adopted)
+    }
+
+    #[test]
+    fn picks_in_fifo_order_ignoring_priority() {
+        let mut runqueue = RunQueue::new();
+        let tasks = [task("a", 1), task("b", 200), task("c", DEFAULT_PRIORITY)];
+        for task in &tasks {
+            runqueue.push_back(task.clone());
+        }
+        for expected in &tasks {
+            assert_eq!(policy().pick_next(&mut runqueue).as_ref(), Some(expected));
+        }
+        assert!(policy().pick_next(&mut runqueue).is_none());
+        assert_eq!(policy().name(), "round_robin");
+        assert_eq!(policy().describe(&tasks[1]).priority, None);
+    }
+}

@@ -1,0 +1,195 @@
+//! Spawning tasks: [`TaskBuilder`] for closures and for functions found by name in a cell, and [`JoinHandle`].
+//!
+//! # Purpose
+//! The typed front of `scheduler::spawn`: a closure returning `T` becomes a type-erased task body, and
+//! [`JoinHandle::join`] gives back `ExitValue<T>`. [`TaskBuilder::spawn_function`] finds a function by its
+//! hash-free path in a cell (loading the cell on demand, `CellNamespace::find_function`) and runs it as a task;
+//! [`spawn_application`] does that for an application's `main`. The task keeps its namespace alive until it ends.
+//!
+//! # Example
+//! ```ignore
+//! let handle = TaskBuilder::new("worker").pin(1).priority(20).spawn(|| 6 * 7)?;
+//! assert!(matches!(handle.join(), Ok(ExitValue::Completed(42))));
+//! ```
+#![no_std]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::fmt;
+use core::marker::PhantomData;
+
+use cell_namespace::{CellNamespace, FindFunctionError};
+use scheduler::{JoinError, SpawnOptions};
+use task::{ExitValue, FailureReason, RunState, TaskBody, TaskId, TaskRef};
+
+/// Why a task could not be spawned.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The scheduler refused (not started, invalid pinned CPU, no memory for the stack).
+    Scheduler(scheduler::SpawnError),
+    /// The named function could not be found (or its cell could not be loaded).
+    Function(FindFunctionError),
+    /// No application with this name exists.
+    NoSuchApplication(String),
+    /// The system namespaces are not installed.
+    NoNamespaces,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::Scheduler(error) => write!(f, "{error}"),
+            SpawnError::Function(error) => write!(f, "{error}"),
+            SpawnError::NoSuchApplication(name) => write!(f, "no application named {name}"),
+            SpawnError::NoNamespaces => write!(f, "the system namespaces are not installed"),
+        }
+    }
+}
+
+/// Builds a task: name, optional CPU pin, priority, stack size, then [`spawn`](Self::spawn) a closure or
+/// [`spawn_function`](Self::spawn_function) a cell's function.
+pub struct TaskBuilder {
+    options: SpawnOptions,
+}
+
+impl TaskBuilder {
+    /// A builder for a task named `name`, unpinned, default priority, 64 KiB stack.
+    pub fn new(name: &str) -> Self {
+        TaskBuilder { options: SpawnOptions::new(name) }
+    }
+
+    /// Runs the task on CPU `cpu` (logical index) only.
+    pub fn pin(mut self, cpu: usize) -> Self {
+        self.options.pin = Some(cpu);
+        self
+    }
+
+    /// Sets the initial priority (higher runs first under the priority policy).
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.options.priority = priority;
+        self
+    }
+
+    /// Sets the stack size in 4 KiB pages (a guard page is added below).
+    pub fn stack_pages(mut self, pages: usize) -> Self {
+        self.options.stack_pages = pages;
+        self
+    }
+
+    /// Keeps `namespace` alive while the task runs (its code lives there).
+    pub fn namespace(mut self, namespace: Arc<CellNamespace>) -> Self {
+        self.options.namespace = Some(namespace);
+        self
+    }
+
+    /// Spawns a task that runs `function` and completes with its return value.
+    ///
+    /// # Errors
+    /// [`SpawnError::Scheduler`].
+    pub fn spawn<F, T>(self, function: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let body: TaskBody = Box::new(move || Box::new(function()) as Box<dyn Any + Send>);
+        spawn_body(self.options, body)
+    }
+
+    /// Finds the function `path` (hash-free demangled, e.g. `my_cell::worker`) in cell `cell` of `namespace`,
+    /// loading the cell if needed, and spawns a task that calls it with `argument`.
+    ///
+    /// # Errors
+    /// [`SpawnError::Function`] if the cell cannot be loaded or has no such function; [`SpawnError::Scheduler`].
+    ///
+    /// # Safety
+    /// The function must have the Rust signature `fn(A) -> R` (the cell and the caller come from one build, so the
+    /// Rust ABI matches); nothing can check this at run time.
+    pub unsafe fn spawn_function<A, R>(
+        self,
+        namespace: &Arc<CellNamespace>,
+        cell: &str,
+        path: &str,
+        argument: A,
+    ) -> Result<JoinHandle<R>, SpawnError>
+    where
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let address = namespace.find_function(cell, path).map_err(SpawnError::Function)?;
+        // SAFETY: `address` is an exported text symbol of a loaded cell, and the caller guarantees its signature
+        // is `fn(A) -> R`; the namespace (kept alive by the task) keeps the cell loaded while the task runs.
+        let function: fn(A) -> R = unsafe { core::mem::transmute::<usize, fn(A) -> R>(address.value()) };
+        self.namespace(namespace.clone()).spawn(move || function(argument))
+    }
+}
+
+fn spawn_body<T>(options: SpawnOptions, body: TaskBody) -> Result<JoinHandle<T>, SpawnError> {
+    let task = scheduler::spawn(options, body).map_err(SpawnError::Scheduler)?;
+    Ok(JoinHandle { task, result: PhantomData })
+}
+
+/// Spawns application `name` (an object `a-<name>.o` in the application namespace) as a background task running
+/// `<crate>::main(args)`; `args[0]` is conventionally the name. The task is named after the application.
+///
+/// # Errors
+/// [`SpawnError::NoSuchApplication`], [`SpawnError::Function`], [`SpawnError::Scheduler`],
+/// [`SpawnError::NoNamespaces`].
+pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isize>, SpawnError> {
+    let namespace = system_namespaces::application_namespace().ok_or(SpawnError::NoNamespaces)?;
+    let is_application = namespace.objects().iter().any(|object| object.cell.as_deref() == Some(name));
+    let entry = namespace
+        .manifest_entry(name)
+        .filter(|_| is_application)
+        .ok_or_else(|| SpawnError::NoSuchApplication(String::from(name)))?;
+    let mut path = entry.crate_name;
+    path.push_str("::main");
+    // SAFETY: the build refuses an application without `pub fn main(args: Vec<String>) -> isize`, and cells and
+    // this crate come from one build.
+    unsafe { TaskBuilder::new(name).spawn_function::<Vec<String>, isize>(namespace, name, &path, args) }
+}
+
+/// The owner's handle on a spawned task: join it for its exit value. Dropping the handle detaches the task (it
+/// runs on, and is freed when it ends).
+pub struct JoinHandle<T> {
+    task: TaskRef,
+    result: PhantomData<fn() -> T>,
+}
+
+impl<T: 'static> JoinHandle<T> {
+    /// The task.
+    pub fn task(&self) -> &TaskRef {
+        &self.task
+    }
+
+    /// The task's id (for `kill`).
+    pub fn id(&self) -> TaskId {
+        self.task.id()
+    }
+
+    /// Whether the task has exited.
+    pub fn is_finished(&self) -> bool {
+        self.task.state() == RunState::Exited
+    }
+
+    /// Blocks until the task has exited; returns how it ended.
+    ///
+    /// # Errors
+    /// [`JoinError::NoCurrentTask`] if called outside a task; [`JoinError::JoinSelf`] if called by the task itself.
+    pub fn join(self) -> Result<ExitValue<T>, JoinError> {
+        Ok(match scheduler::join(&self.task)? {
+            ExitValue::Completed(value) => match value.downcast::<T>() {
+                Ok(value) => ExitValue::Completed(*value),
+                Err(_) => ExitValue::Failed(FailureReason::WrongReturnType),
+            },
+            ExitValue::Failed(reason) => ExitValue::Failed(reason),
+        })
+    }
+}
+
+/// Asks task `id` to end (re-exported from the scheduler): see `scheduler::kill`.
+pub use scheduler::{KillError, kill};

@@ -1,0 +1,85 @@
+//! Tasks: the unit of execution, with guard-paged stacks, run states, exit values and the context switch.
+//!
+//! # Purpose
+//! This is the lower layer of tasking. It defines what a task *is*; the `scheduler` cell decides when tasks run,
+//! and the policy cells (`scheduler_round_robin`, `scheduler_priority`, both crate `scheduler_policy`) decide which
+//! one. The [`RunQueue`] type and the [`SchedulerPolicy`] trait live here, below both, so the crate graph stays
+//! acyclic: `task` <- `scheduler_policy` <- `scheduler` <- `sync`, `spawn`, `channel`.
+//!
+//! # Key types
+//! - [`Task`] / [`TaskRef`] (an `Arc<Task>`), [`TaskId`], [`RunState`] (with its transition rules), [`TaskKind`].
+//! - [`Stack`]: 64 KiB by default ([`DEFAULT_STACK_PAGES`]) with an unmapped guard page below it.
+//! - [`context_switch`] and [`prepare_first_frame`]: callee-saved registers only (soft-float kernel).
+//! - [`ExitValue`] / [`AnyExitValue`] and [`FailureReason`] (panic, exception, stack overflow, killed).
+//! - The task table: [`all_tasks`], [`task_by_id`] (what `ps` and `kill` use).
+//! - [`IrqSafeMutex`]: the spin lock, held with interrupts disabled, that every tasking lock uses.
+//!
+//! # Life of a task
+//! 1. `Task::new_spawned` allocates nothing itself: the caller passes a [`Stack`]; the first frame is written so
+//!    that the first switch to the task runs the scheduler's entry function, which takes the [`TaskBody`].
+//! 2. The task is inserted into the task table and (by the scheduler) into a runqueue, `Runnable`.
+//! 3. It runs, blocks, sleeps, is preempted, following the transitions documented at [`RunState`].
+//! 4. It ends: [`Task::set_exited`] stores the exit value and wakes the joiner; after the switch away, the next
+//!    task on the same CPU calls [`Task::reap`], which frees the stack (a task cannot free the stack it runs on)
+//!    and removes it from the table. The `Task` itself is freed when the last `TaskRef` (the joiner's) goes.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod context;
+mod exit;
+mod irq_safe;
+mod runqueue;
+#[cfg(target_os = "none")]
+mod stack;
+mod task;
+
+#[cfg(target_os = "none")]
+pub use context::{TaskEntry, context_switch, prepare_first_frame};
+pub use exit::{AnyExitValue, ExceptionKind, ExitValue, FailureReason};
+pub use irq_safe::{IrqSafeMutex, IrqSafeMutexGuard, interrupts};
+pub use runqueue::{PolicyData, RunQueue, SchedulerPolicy};
+#[cfg(target_os = "none")]
+pub use stack::{DEFAULT_STACK_PAGES, Stack, StackError};
+pub use task::{
+    DEFAULT_PRIORITY, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks, task_by_id,
+    task_count,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    fn adopted(name: &str) -> TaskRef {
+        let params = TaskParams { name: String::from(name), cpu: 0, pinned: false, priority: DEFAULT_PRIORITY };
+        Task::adopt_current(params, TaskKind::Adopted)
+    }
+
+    #[test]
+    fn transitions_are_compare_and_swap() {
+        let task = adopted("t");
+        assert_eq!(task.state(), RunState::Running);
+        assert!(!task.transition(RunState::Blocked, RunState::Runnable));
+        assert!(task.transition(RunState::Running, RunState::Blocked));
+        assert!(task.transition(RunState::Blocked, RunState::Runnable));
+        assert_eq!(task.state(), RunState::Runnable);
+        assert!(task_by_id(task.id()).is_some());
+        task.reap();
+        assert!(task_by_id(task.id()).is_none());
+    }
+
+    #[test]
+    fn join_registers_the_joiner_until_exit() {
+        let target = adopted("target");
+        let joiner = adopted("joiner");
+        assert!(target.take_exit_value_or_block(&joiner).is_none());
+        assert_eq!(joiner.state(), RunState::Blocked);
+        let woken = target.set_exited(ExitValue::Failed(FailureReason::Killed));
+        assert_eq!(woken.as_ref(), Some(&joiner));
+        let value = target.take_exit_value_or_block(&joiner).expect("exit value after exit");
+        assert_eq!(value.failure(), Some(&FailureReason::Killed));
+        assert!(target.take_exit_value_or_block(&joiner).is_none(), "the exit value is taken once");
+    }
+}

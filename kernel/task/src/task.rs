@@ -1,0 +1,413 @@
+//! [`Task`], [`TaskRef`], [`TaskId`], [`RunState`] and the task table.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::fmt;
+use core::ops::Deref;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use cell_namespace::CellNamespace;
+use memory_structs::VirtualAddress;
+
+use crate::exit::AnyExitValue;
+use crate::irq_safe::IrqSafeMutex;
+#[cfg(target_os = "none")]
+use crate::stack::Stack;
+
+/// A task's unique, never reused identifier (the first task is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(u64);
+
+impl TaskId {
+    /// The id with this number (e.g. typed by a user); it may name no task.
+    pub const fn new(value: u64) -> Self {
+        TaskId(value)
+    }
+
+    /// The number.
+    pub const fn value(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The run state of a task.
+///
+/// Transitions (each a compare-and-swap, so exactly one party wins):
+/// - `Runnable -> Running`: the scheduler picked it from a runqueue;
+/// - `Running -> Runnable`: preempted or yielded (the scheduler puts it back on its runqueue);
+/// - `Running -> Blocked` / `Running -> Sleeping`: it waits; whoever makes it `Runnable` again enqueues it;
+/// - `Blocked -> Runnable` / `Sleeping -> Runnable`: woken (also by `kill`);
+/// - any `-> Exited`: it finished; the next task on its CPU frees its stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RunState {
+    /// Ready to run, in a runqueue (or about to be put in one).
+    Runnable = 0,
+    /// Running on its CPU.
+    Running = 1,
+    /// Waiting for an event (wait queue, mutex, channel, join).
+    Blocked = 2,
+    /// Waiting for a deadline.
+    Sleeping = 3,
+    /// Finished; its exit value waits for its joiner.
+    Exited = 4,
+}
+
+impl RunState {
+    fn from_u8(value: u8) -> RunState {
+        match value {
+            0 => RunState::Runnable,
+            1 => RunState::Running,
+            2 => RunState::Blocked,
+            3 => RunState::Sleeping,
+            _ => RunState::Exited,
+        }
+    }
+
+    /// A short lower-case name for tables (`ps`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Runnable => "runnable",
+            RunState::Running => "running",
+            RunState::Blocked => "blocked",
+            RunState::Sleeping => "sleeping",
+            RunState::Exited => "exited",
+        }
+    }
+}
+
+/// What kind of task this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// A task created by spawning: own stack, runs a body, can be killed and joined.
+    Spawned,
+    /// A CPU's idle task: runs when nothing else can; never killed, never exits.
+    Idle,
+    /// A thread of execution that existed before tasking (the boot CPU's initial thread), adopted as a task on
+    /// its existing stack; it can be killed like any task, but its stack is not ours to free.
+    Adopted,
+}
+
+/// Priority given to tasks unless set otherwise (used by the priority policy; higher runs first).
+pub const DEFAULT_PRIORITY: u8 = 10;
+
+/// The body a spawned task runs: it returns the completed value, type-erased.
+pub type TaskBody = Box<dyn FnOnce() -> Box<dyn Any + Send> + Send>;
+
+/// A task: a thread of execution with its own stack, scheduled on one CPU.
+///
+/// Fields that the scheduler reads on hot paths are atomics; everything the task owns (stack, namespace, body,
+/// exit value) is in one lock. Nothing here calls the scheduler: the `scheduler` cell drives the state machine
+/// described at [`RunState`].
+pub struct Task {
+    id: TaskId,
+    name: String,
+    kind: TaskKind,
+    /// A [`RunState`] as `u8`.
+    state: AtomicU8,
+    /// The CPU the task runs on (it never migrates once assigned).
+    cpu: AtomicUsize,
+    /// The CPU the task was pinned to at spawn, if any.
+    pin: Option<usize>,
+    /// Policy data: the priority (higher first) used by the priority policy.
+    priority: AtomicU8,
+    /// True from the moment a CPU switches to the task until the switch away from it has completed on that CPU.
+    on_cpu: AtomicBool,
+    /// Set by `kill`; the task ends at its next safe point.
+    kill_requested: AtomicBool,
+    /// The stack pointer saved by `context_switch` while the task is not running.
+    saved_stack_pointer: AtomicUsize,
+    /// The guard page's address (copied out of the stack for lock-free lookup in fault handlers).
+    guard_page: Option<VirtualAddress>,
+    /// How many times a CPU switched to this task.
+    switch_count: AtomicU64,
+    /// Everything the task owns. The lock protects these fields only and is never held across a context switch.
+    inner: IrqSafeMutex<TaskInner>,
+}
+
+struct TaskInner {
+    #[cfg(target_os = "none")]
+    stack: Option<Stack>,
+    namespace: Option<Arc<CellNamespace>>,
+    body: Option<TaskBody>,
+    exit_value: Option<AnyExitValue>,
+    /// The task blocked in `join` on this one, woken when it exits.
+    joiner: Option<TaskRef>,
+}
+
+/// A shared reference to a [`Task`] (an `Arc`; cloning is cheap). Equality is identity.
+#[derive(Clone)]
+pub struct TaskRef(Arc<Task>);
+
+impl Deref for TaskRef {
+    type Target = Task;
+    fn deref(&self) -> &Task {
+        &self.0
+    }
+}
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for TaskRef {}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Task({} \"{}\" {})", self.id, self.name, self.state().name())
+    }
+}
+
+/// Parameters common to every new task.
+#[derive(Debug, Clone)]
+pub struct TaskParams {
+    /// Display name.
+    pub name: String,
+    /// The CPU it will run on.
+    pub cpu: usize,
+    /// Whether the CPU was chosen by pinning.
+    pub pinned: bool,
+    /// Initial priority.
+    pub priority: u8,
+}
+
+/// Every task that has not been reaped yet, by id: what `ps` lists and `kill` looks up.
+/// The lock protects the map only; it is taken with interrupts disabled and nothing is locked inside it.
+static TASK_TABLE: IrqSafeMutex<BTreeMap<TaskId, TaskRef>> = IrqSafeMutex::new(BTreeMap::new());
+/// The next task id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Task {
+    fn create(
+        params: TaskParams,
+        kind: TaskKind,
+        state: RunState,
+        guard_page: Option<VirtualAddress>,
+        inner: TaskInner,
+    ) -> TaskRef {
+        let task = TaskRef(Arc::new(Task {
+            id: TaskId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            name: params.name,
+            kind,
+            state: AtomicU8::new(state as u8),
+            cpu: AtomicUsize::new(params.cpu),
+            pin: params.pinned.then_some(params.cpu),
+            priority: AtomicU8::new(params.priority),
+            on_cpu: AtomicBool::new(state == RunState::Running),
+            kill_requested: AtomicBool::new(false),
+            saved_stack_pointer: AtomicUsize::new(0),
+            guard_page,
+            switch_count: AtomicU64::new(u64::from(state == RunState::Running)),
+            inner: IrqSafeMutex::new(inner),
+        }));
+        TASK_TABLE.lock().insert(task.id, task.clone());
+        task
+    }
+
+    /// Creates a task of `kind` (`Spawned` or `Idle`) that has never run, on its own `stack`: when first switched
+    /// to, it calls `entry(argument)`
+    /// with interrupts disabled. `body` is kept for the entry to take ([`Task::take_body`]); `namespace` is the
+    /// namespace its code lives in (kept alive until the task is reaped). The task starts `Runnable` and is in the
+    /// task table, but in no runqueue.
+    #[cfg(target_os = "none")]
+    pub fn new_spawned(
+        params: TaskParams,
+        kind: TaskKind,
+        mut stack: Stack,
+        entry: crate::context::TaskEntry,
+        argument: usize,
+        body: Option<TaskBody>,
+        namespace: Option<Arc<CellNamespace>>,
+    ) -> TaskRef {
+        let stack_pointer = crate::context::prepare_first_frame(&mut stack, entry, argument);
+        let guard = stack.bottom() - memory_structs::PAGE_SIZE;
+        let inner = TaskInner { stack: Some(stack), namespace, body, exit_value: None, joiner: None };
+        let task = Task::create(params, kind, RunState::Runnable, Some(guard), inner);
+        task.saved_stack_pointer.store(stack_pointer, Ordering::Release);
+        task
+    }
+
+    /// Turns the thread of execution running this call into a task of `kind` (`Adopted` or `Idle`), `Running` on
+    /// `params.cpu`, on the stack it already uses.
+    pub fn adopt_current(params: TaskParams, kind: TaskKind) -> TaskRef {
+        let inner = TaskInner {
+            #[cfg(target_os = "none")]
+            stack: None,
+            namespace: None,
+            body: None,
+            exit_value: None,
+            joiner: None,
+        };
+        Task::create(params, kind, RunState::Running, None, inner)
+    }
+
+    /// The id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> TaskKind {
+        self.kind
+    }
+
+    /// Whether this is a CPU's idle task.
+    pub fn is_idle(&self) -> bool {
+        self.kind == TaskKind::Idle
+    }
+
+    /// The current run state.
+    pub fn state(&self) -> RunState {
+        RunState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Changes the state from `from` to `to` if it is `from`; returns whether it did. Scheduler-internal: see
+    /// [`RunState`] for who may make which transition.
+    pub fn transition(&self, from: RunState, to: RunState) -> bool {
+        self.state.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Sets the state unconditionally. Scheduler-internal (used when a CPU switches to a task it picked).
+    pub fn set_state(&self, state: RunState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// The CPU the task runs on or last ran on.
+    pub fn cpu(&self) -> usize {
+        self.cpu.load(Ordering::Relaxed)
+    }
+
+    /// The CPU it was pinned to, if any.
+    pub fn pinned_cpu(&self) -> Option<usize> {
+        self.pin
+    }
+
+    /// The priority (policy data; higher runs first under the priority policy).
+    pub fn priority(&self) -> u8 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Sets the priority; the priority policy uses it from its next decision on.
+    pub fn set_priority(&self, priority: u8) {
+        self.priority.store(priority, Ordering::Relaxed);
+    }
+
+    /// Whether a CPU is running the task or still switching away from it.
+    pub fn is_on_cpu(&self) -> bool {
+        self.on_cpu.load(Ordering::Acquire)
+    }
+
+    /// Scheduler-internal: records that a CPU switched to (true) or finished switching away from (false) the task.
+    pub fn set_on_cpu(&self, on_cpu: bool) {
+        if on_cpu {
+            self.switch_count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.on_cpu.store(on_cpu, Ordering::Release);
+    }
+
+    /// How many times a CPU switched to this task.
+    pub fn switch_count(&self) -> u64 {
+        self.switch_count.load(Ordering::Relaxed)
+    }
+
+    /// Asks the task to end at its next safe point; returns whether it was already asked.
+    pub fn request_kill(&self) -> bool {
+        self.kill_requested.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether [`request_kill`](Self::request_kill) was called.
+    pub fn is_kill_requested(&self) -> bool {
+        self.kill_requested.load(Ordering::Acquire)
+    }
+
+    /// A pointer to the saved stack pointer, for `context_switch` to store into. Scheduler-internal.
+    pub fn saved_stack_pointer_slot(&self) -> *mut usize {
+        self.saved_stack_pointer.as_ptr()
+    }
+
+    /// The saved stack pointer (valid while the task is not running). Scheduler-internal.
+    pub fn saved_stack_pointer(&self) -> usize {
+        self.saved_stack_pointer.load(Ordering::Acquire)
+    }
+
+    /// Whether `address` lies in the guard page below this task's stack (an access there is a stack overflow).
+    pub fn stack_guard_contains(&self, address: VirtualAddress) -> bool {
+        self.guard_page.is_some_and(|guard| (guard.value()..guard.value() + 4096).contains(&address.value()))
+    }
+
+    /// Takes the body a spawned task runs (once; `None` afterwards).
+    pub fn take_body(&self) -> Option<TaskBody> {
+        self.inner.lock().body.take()
+    }
+
+    /// Records the exit value and marks the task `Exited`; returns the task blocked in `join` on it, if any, which
+    /// the caller must wake. Scheduler-internal: only the task itself calls this, just before switching away
+    /// for good.
+    pub fn set_exited(&self, value: AnyExitValue) -> Option<TaskRef> {
+        let mut inner = self.inner.lock();
+        inner.exit_value = Some(value);
+        self.set_state(RunState::Exited);
+        inner.joiner.take()
+    }
+
+    /// For `join`: if the task has exited, takes its exit value (`Some` once); otherwise registers `joiner` (which
+    /// must be the current, running task) as the one to wake and marks it `Blocked`, atomically with respect to
+    /// [`set_exited`](Self::set_exited), and returns `None`: the caller then switches away and calls again when
+    /// woken.
+    pub fn take_exit_value_or_block(&self, joiner: &TaskRef) -> Option<AnyExitValue> {
+        let mut inner = self.inner.lock();
+        if self.state() == RunState::Exited {
+            return inner.exit_value.take();
+        }
+        if joiner.transition(RunState::Running, RunState::Blocked) {
+            inner.joiner = Some(joiner.clone());
+        }
+        None
+    }
+
+    /// Frees what an exited task owned (its stack, body, namespace reference) and removes it from the task table.
+    /// Scheduler-internal: called on the task's CPU after switching away from it for good.
+    pub fn reap(&self) {
+        let (stack, namespace, body) = {
+            let mut inner = self.inner.lock();
+            #[cfg(target_os = "none")]
+            let stack = inner.stack.take();
+            #[cfg(not(target_os = "none"))]
+            let stack = ();
+            (stack, inner.namespace.take(), inner.body.take())
+        };
+        drop((stack, namespace, body));
+        TASK_TABLE.lock().remove(&self.id);
+    }
+}
+
+/// Every task in the task table (not yet reaped), ordered by id.
+pub fn all_tasks() -> Vec<TaskRef> {
+    TASK_TABLE.lock().values().cloned().collect()
+}
+
+/// The task with `id`, if it exists and has not been reaped.
+pub fn task_by_id(id: TaskId) -> Option<TaskRef> {
+    TASK_TABLE.lock().get(&id).cloned()
+}
+
+/// The number of tasks in the table.
+pub fn task_count() -> usize {
+    TASK_TABLE.lock().len()
+}

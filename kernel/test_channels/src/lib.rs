@@ -1,0 +1,157 @@
+//! In-kernel tests of the `channel` cell, run by the shell's `test` builtin through [`run`].
+//!
+//! 1. Rendezvous: `send` returns only after a receiver took the value; `try_send` never completes a handover;
+//!    four producers, one consumer: every value arrives once, in order per producer.
+//! 2. Bounded: four producers, two consumers, capacity 4: every value arrives exactly once, in order per producer
+//!    within each consumer; `try_send` reports `Full`.
+//! 3. Disconnection: sending without receivers returns the value (also to a rendezvous sender already waiting);
+//!    receiving without senders drains the buffer, then fails.
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use channel::{ReceiveError, Receiver, SendError, TrySendError};
+use spawn::TaskBuilder;
+use task::ExitValue;
+
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+const PRODUCERS: u32 = 4;
+
+/// Runs every test of this cell; `Err` names the first failed check.
+#[inline(never)]
+pub fn run() -> Result<(), String> {
+    step("rendezvous handover", rendezvous_handover)?;
+    step("rendezvous, 4 producers", || several_producers(0, 25, 1))?;
+    step("bounded(4), 4 producers, 2 consumers", || several_producers(4, 100, 2))?;
+    step("disconnection", disconnection)?;
+    Ok(())
+}
+
+fn step(name: &str, test: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let started = tsc::now_ns();
+    test().map_err(|error| format!("{name}: {error}"))?;
+    log::info!("test_channels: {name}: ok ({} ms)", (tsc::now_ns() - started) / 1_000_000);
+    Ok(())
+}
+
+fn spawn_error(error: spawn::SpawnError) -> String {
+    format!("spawn failed: {error}")
+}
+
+fn join<T: 'static>(handle: spawn::JoinHandle<T>) -> Result<T, String> {
+    match handle.join().map_err(|error| format!("join: {error:?}"))? {
+        ExitValue::Completed(value) => Ok(value),
+        ExitValue::Failed(reason) => Err(format!("task failed: {reason}")),
+    }
+}
+
+fn rendezvous_handover() -> Result<(), String> {
+    const DELAY_NS: u64 = 20_000_000;
+    let (sender, receiver) = channel::rendezvous::<u32>();
+    ensure!(sender.try_send(1) == Err(TrySendError::Full(1)), "try_send completed a rendezvous without a receiver");
+    let started = tsc::now_ns();
+    let producer = TaskBuilder::new("rendezvous sender")
+        .spawn(move || sender.send(7).map(|()| tsc::now_ns()).map_err(|_| "send failed"))
+        .map_err(spawn_error)?;
+    scheduler::sleep(Duration::from_nanos(DELAY_NS));
+    let taken_at = tsc::now_ns();
+    ensure!(receiver.receive() == Ok(7), "wrong value received");
+    let returned_at = join(producer)??;
+    ensure!(returned_at >= taken_at, "send returned {} ns before the value was taken", taken_at - returned_at);
+    ensure!(returned_at - started >= DELAY_NS, "send returned before the receiver came");
+    ensure!(receiver.receive() == Err(ReceiveError), "receive after the sender was dropped did not fail");
+    Ok(())
+}
+
+/// `PRODUCERS` tasks each send `count` values `producer << 16 | sequence` into a channel of `capacity`, received
+/// by `consumers` tasks; checks every value arrives once and each producer's values arrive in order per consumer.
+fn several_producers(capacity: usize, count: u32, consumers: usize) -> Result<(), String> {
+    let (sender, receiver) = channel::bounded::<u32>(capacity);
+    let consumer_handles: Vec<_> = (0..consumers)
+        .map(|_| {
+            let receiver: Receiver<u32> = receiver.clone();
+            TaskBuilder::new("consumer").spawn(move || {
+                let mut received = Vec::new();
+                while let Ok(value) = receiver.receive() {
+                    received.push(value);
+                }
+                received
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(spawn_error)?;
+    drop(receiver);
+    let producer_handles: Vec<_> = (0..PRODUCERS)
+        .map(|producer| {
+            let sender = sender.clone();
+            TaskBuilder::new("producer").spawn(move || {
+                (0..count).try_for_each(|sequence| sender.send(producer << 16 | sequence)).map_err(|_| "send failed")
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(spawn_error)?;
+    drop(sender);
+    for handle in producer_handles {
+        join(handle)??;
+    }
+    let mut all = Vec::new();
+    for handle in consumer_handles {
+        let received = join(handle)?;
+        for producer in 0..PRODUCERS {
+            let sequence: Vec<u32> =
+                received.iter().filter(|value| *value >> 16 == producer).map(|value| value & 0xffff).collect();
+            ensure!(
+                sequence.windows(2).all(|pair| pair[0] < pair[1]),
+                "producer {producer} out of order: {sequence:?}"
+            );
+        }
+        all.extend(received);
+    }
+    all.sort_unstable();
+    let expected: Vec<u32> = (0..PRODUCERS).flat_map(|producer| (0..count).map(move |s| producer << 16 | s)).collect();
+    ensure!(all == expected, "received {} values, expected {} distinct ones", all.len(), expected.len());
+    if capacity > 0 {
+        let (sender, _receiver) = channel::bounded::<u32>(2);
+        ensure!(sender.try_send(1).is_ok() && sender.try_send(2).is_ok(), "try_send into free room failed");
+        ensure!(sender.try_send(3) == Err(TrySendError::Full(3)), "try_send into a full buffer did not report Full");
+    }
+    Ok(())
+}
+
+fn disconnection() -> Result<(), String> {
+    let (sender, receiver) = channel::bounded::<u32>(1);
+    drop(receiver);
+    ensure!(sender.send(5) == Err(SendError(5)), "send without receivers did not return the value");
+
+    let (sender, receiver) = channel::rendezvous::<String>();
+    let waiting = TaskBuilder::new("stranded sender")
+        .spawn(move || match sender.send(String::from("kept")) {
+            Err(SendError(value)) => Ok(value),
+            Ok(()) => Err("send succeeded without a receiver"),
+        })
+        .map_err(spawn_error)?;
+    scheduler::sleep(Duration::from_millis(10));
+    drop(receiver);
+    let value = join(waiting)??;
+    ensure!(value == "kept", "the stranded value came back as {value:?}");
+
+    let (sender, receiver) = channel::bounded::<u32>(4);
+    ensure!(sender.send(1).is_ok() && sender.send(2).is_ok(), "send into free room failed");
+    drop(sender);
+    ensure!(receiver.receive() == Ok(1) && receiver.receive() == Ok(2), "buffered values lost on disconnection");
+    ensure!(receiver.receive() == Err(ReceiveError), "receive without senders did not fail");
+    ensure!(receiver.try_receive() == Err(channel::TryReceiveError::Disconnected), "try_receive not Disconnected");
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! In-kernel tests of the `sync` cell, run by the shell's `test` builtin through [`run`].
+//!
+//! 1. Wait queue: waiters wake only once their condition holds, and `notify_one` wakes exactly one.
+//! 2. Mutex fairness: tasks queued on a held mutex get it strictly in arrival order, round after round
+//!    (FIFO hand-off: a task that unlocks and relocks at once goes to the back of the queue).
+//! 3. Mutex exclusion: read-yield-write increments under the lock by tasks on every CPU lose no update.
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
+
+use spawn::TaskBuilder;
+use sync::{Mutex, WaitQueue};
+use task::{ExitValue, IrqSafeMutex, RunState};
+
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+/// Runs every test of this cell; `Err` names the first failed check.
+#[inline(never)]
+pub fn run() -> Result<(), String> {
+    step("wait queue", wait_queue)?;
+    step("notify_one", notify_one)?;
+    step("mutex FIFO fairness", mutex_fairness)?;
+    step("mutex exclusion", mutex_exclusion)?;
+    Ok(())
+}
+
+fn step(name: &str, test: fn() -> Result<(), String>) -> Result<(), String> {
+    let started = tsc::now_ns();
+    test().map_err(|error| format!("{name}: {error}"))?;
+    log::info!("test_sync: {name}: ok ({} ms)", (tsc::now_ns() - started) / 1_000_000);
+    Ok(())
+}
+
+fn spawn_error(error: spawn::SpawnError) -> String {
+    format!("spawn failed: {error}")
+}
+
+fn wait_for(timeout_ms: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tsc::now_ns() + timeout_ms * 1_000_000;
+    while !condition() {
+        if tsc::now_ns() > deadline {
+            return false;
+        }
+        scheduler::yield_now();
+    }
+    true
+}
+
+fn wait_queue() -> Result<(), String> {
+    // Waiter k waits until the level reaches k and returns the level it saw.
+    let level = Arc::new(IrqSafeMutex::new(0usize));
+    let queue = Arc::new(WaitQueue::new());
+    let woken = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for k in 1..=4usize {
+        let (level, queue, woken) = (level.clone(), queue.clone(), woken.clone());
+        let handle = TaskBuilder::new("waiter")
+            .spawn(move || {
+                let seen = queue.wait_until(|| {
+                    let level = *level.lock();
+                    (level >= k).then_some(level)
+                });
+                woken.fetch_add(1, Ordering::AcqRel);
+                seen
+            })
+            .map_err(spawn_error)?;
+        handles.push(handle);
+    }
+    ensure!(wait_for(2000, || queue.len() == 4), "waiters did not queue ({} queued)", queue.len());
+    for step in 1..=4usize {
+        *level.lock() = step;
+        queue.notify_all();
+        ensure!(wait_for(2000, || woken.load(Ordering::Acquire) == step), "level {step}: wrong number woken");
+        scheduler::sleep(Duration::from_millis(2));
+        ensure!(woken.load(Ordering::Acquire) == step, "level {step}: a waiter woke before its condition held");
+    }
+    for (index, handle) in handles.into_iter().enumerate() {
+        let k = index + 1;
+        let value = handle.join().map_err(|error| format!("join: {error:?}"))?;
+        ensure!(matches!(value, ExitValue::Completed(seen) if seen == k), "waiter {k} woke at {value:?}");
+    }
+    Ok(())
+}
+
+fn notify_one() -> Result<(), String> {
+    let tokens = Arc::new(IrqSafeMutex::new(0usize));
+    let queue = Arc::new(WaitQueue::new());
+    let woken = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let (tokens, queue, woken) = (tokens.clone(), queue.clone(), woken.clone());
+            TaskBuilder::new("token").spawn(move || {
+                queue.wait_until(|| {
+                    let mut tokens = tokens.lock();
+                    (*tokens > 0).then(|| *tokens -= 1)
+                });
+                woken.fetch_add(1, Ordering::AcqRel);
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(spawn_error)?;
+    ensure!(wait_for(2000, || queue.len() == 3), "waiters did not queue");
+    for round in 1..=3 {
+        *tokens.lock() += 1;
+        ensure!(queue.notify_one(), "round {round}: notify_one woke nobody");
+        ensure!(wait_for(2000, || woken.load(Ordering::Acquire) == round), "round {round}: the woken task did not run");
+        scheduler::sleep(Duration::from_millis(2));
+        ensure!(woken.load(Ordering::Acquire) == round, "round {round}: more than one task woke");
+    }
+    ensure!(!queue.notify_one(), "notify_one on an empty queue reported a wake-up");
+    for handle in handles {
+        handle.join().map_err(|error| format!("join: {error:?}"))?;
+    }
+    Ok(())
+}
+
+fn mutex_fairness() -> Result<(), String> {
+    const WORKERS: usize = 4;
+    const ROUNDS: usize = 5;
+    let mutex = Arc::new(Mutex::new(Vec::new()));
+    let held = mutex.lock();
+    let mut handles = Vec::new();
+    for worker in 0..WORKERS {
+        let mutex = mutex.clone();
+        let handle = TaskBuilder::new("contender")
+            .spawn(move || {
+                for _ in 0..ROUNDS {
+                    mutex.lock().push(worker);
+                }
+            })
+            .map_err(spawn_error)?;
+        // Queue the workers in a known order: each must be blocked on the mutex before the next starts.
+        ensure!(wait_for(2000, || handle.task().state() == RunState::Blocked), "worker {worker} did not block");
+        handles.push(handle);
+    }
+    drop(held);
+    for handle in handles {
+        let value = handle.join().map_err(|error| format!("join: {error:?}"))?;
+        ensure!(value.is_completed(), "a contender failed: {value:?}");
+    }
+    let order = mutex.lock().clone();
+    let expected: Vec<usize> = (0..ROUNDS).flat_map(|_| 0..WORKERS).collect();
+    ensure!(order == expected, "acquisition order {order:?}, expected FIFO {expected:?}");
+    Ok(())
+}
+
+fn mutex_exclusion() -> Result<(), String> {
+    const INCREMENTS: usize = 50;
+    let workers = 2 * scheduler::online_cpu_count().max(2);
+    let counter = Arc::new(Mutex::new(0usize));
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let counter = counter.clone();
+            TaskBuilder::new("incrementer").spawn(move || {
+                for _ in 0..INCREMENTS {
+                    let mut guard = counter.lock();
+                    let value = *guard;
+                    scheduler::yield_now();
+                    *guard = value + 1;
+                }
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(spawn_error)?;
+    for handle in handles {
+        handle.join().map_err(|error| format!("join: {error:?}"))?;
+    }
+    let total = *counter.lock();
+    ensure!(total == workers * INCREMENTS, "counter {total}, expected {}", workers * INCREMENTS);
+    ensure!(counter.try_lock().is_some(), "the mutex stayed locked");
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! The unwinding runtime: start an unwind, enter landing pads, continue in `_Unwind_Resume`, catch, and end.
+//!
+//! Single-phase, like Theseus and unlike libgcc's search-then-cleanup: the runtime interprets every frame's LSDA
+//! itself and enters each landing pad as it is found. The `eh_personality` lang item is never called.
+//!
+//! 1. [`start_unwinding`] (panic) captures the current registers; [`start_unwinding_from`] (CPU exception)
+//!    takes the faulting frame's registers. Either allocates an [`ExceptionObject`] (static pool, heap only if
+//!    exhausted) holding the cause, the walk position and the options.
+//! 2. The walk ([`crate::FrameIter`] over [`crate::global_registry`]) looks at each frame's LSDA
+//!    ([`crate::find_action`]). For a cleanup, catch or filter landing pad it saves the position after the frame
+//!    in the object and jumps to the pad with the frame's callee-saved registers and RSP, RAX = the object and
+//!    RDX = the selector. A faulting (exact) frame's own pads are skipped: the compiler placed them for calls,
+//!    and the fault may have left that frame's state half-built, so only its callers are cleaned up.
+//! 3. A cleanup pad runs the drops and calls `_Unwind_Resume(object)`; nano_core's `_Unwind_Resume` calls
+//!    [`resume_unwinding`], which continues the walk from the saved position (step 2).
+//! 4. A catch pad is what `core::intrinsics::catch_unwind` emits (a catch-all clause): [`catch_unwind`]'s catch
+//!    function receives the object in its `payload` argument, takes the cause out, frees the object and returns
+//!    `Err(cause)`. This is the same contract as std's `panic_unwind`: the payload pointer the intrinsic hands to
+//!    the catch function is whatever RAX held at the landing pad, and only the runtime that raised it knows its type.
+//! 5. The unwind ends without a catch when the walk ends (no unwind info, outermost frame, frame limit), at a
+//!    configured [`StopPoint`], or on an error: the object is freed and the end handler
+//!    ([`set_end_handler`]) gets an [`UnwindEnd`]. The task layer installs one that ends the current task with
+//!    `Failed(cause)`; nano_core installs a default that prints and stops the machine.
+//!
+//! Panics while unwinding: Rust wraps drops that run in cleanup pads with an abort pad (`panic_in_cleanup`, a
+//! non-unwinding panic), so a panic handler must not unwind when `PanicInfo::can_unwind()` is false.
+
+mod arch;
+mod exception;
+
+use core::mem::ManuallyDrop;
+use core::ops::Range;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+pub use exception::{EXCEPTION_CLASS, ExceptionObject, POOL_SIZE, pool_in_use};
+
+use crate::cause::UnwindCause;
+use crate::frames::{DEFAULT_FRAME_LIMIT, EndReason, FrameCursor, FrameIter, UnwindError};
+use crate::lsda::{LsdaError, find_action};
+use crate::memory::DirectMemory;
+use crate::registers::Registers;
+use crate::{BacktraceSummary, Symbolizer, global_registry, write_backtrace};
+use arch::{CapturedRegisters, LandingRegisters, capture_registers_and_call, land};
+
+/// Where an unwind stops without a catch, handing the cause to the end handler instead of unwinding further.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopPoint {
+    /// Stop at the first frame whose CFA is at least this address (e.g. the top of the task's stack, minus the
+    /// entry trampoline's frame).
+    CfaAtLeast(u64),
+    /// Stop at the first frame whose instruction pointer lies in this range (e.g. the task entry trampoline).
+    Function(Range<u64>),
+}
+
+/// How an unwind proceeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnwindOptions {
+    /// At most this many frames are walked.
+    pub frame_limit: usize,
+    /// Stop before this frame; `None` = unwind until a catch or the end of the stack.
+    pub stop: Option<StopPoint>,
+    /// Saved registers are only read inside this range (the task's stack); `None` = anywhere.
+    pub stack_bounds: Option<Range<u64>>,
+}
+
+impl Default for UnwindOptions {
+    fn default() -> Self {
+        Self { frame_limit: DEFAULT_FRAME_LIMIT, stop: None, stack_bounds: None }
+    }
+}
+
+/// Why an unwind ended without being caught.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndOfUnwind {
+    /// The walk ended (no unwind info, outermost frame, frame limit).
+    Walk(EndReason),
+    /// A [`StopPoint`] was reached at this frame.
+    StopPoint {
+        /// The frame's instruction pointer.
+        instruction_pointer: u64,
+        /// The frame's CFA.
+        cfa: u64,
+    },
+    /// The walk failed.
+    Error(UnwindError),
+    /// A frame's LSDA is malformed.
+    Lsda {
+        /// The LSDA's address.
+        lsda: u64,
+        /// What is wrong.
+        error: LsdaError,
+    },
+    /// A frame's LSDA lies outside every registered `.gcc_except_table`.
+    LsdaOutsideTables {
+        /// The LSDA's address.
+        lsda: u64,
+    },
+    /// `_Unwind_Resume` got an object this runtime did not create.
+    ForeignException,
+}
+
+/// What the end handler receives.
+#[derive(Clone, Debug)]
+pub struct UnwindEnd {
+    /// Why the unwind happened.
+    pub cause: UnwindCause,
+    /// Why it ended.
+    pub end: EndOfUnwind,
+    /// Frames walked.
+    pub frames: usize,
+    /// Landing pads entered.
+    pub landing_pads: usize,
+}
+
+/// Called when an unwind ends without a catch. Must not return: it ends the task or stops the CPU.
+pub type EndHandler = fn(UnwindEnd) -> !;
+
+/// The installed [`EndHandler`], as a pointer; null = none.
+static END_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs the end handler (replacing any previous one). nano_core installs a default at boot; the task layer
+/// replaces it with one that ends the current task.
+pub fn set_end_handler(handler: EndHandler) {
+    END_HANDLER.store(handler as *mut (), Ordering::Release);
+}
+
+fn end_unwind(end: UnwindEnd) -> ! {
+    let pointer = END_HANDLER.load(Ordering::Acquire);
+    if pointer.is_null() {
+        // No handler installed (only before nano_core's init): nothing sensible is left to do.
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    // SAFETY: the only non-null values ever stored are `EndHandler` function pointers (`set_end_handler`).
+    let handler = unsafe { core::mem::transmute::<*mut (), EndHandler>(pointer) };
+    handler(end)
+}
+
+/// Frees the object and calls the end handler.
+///
+/// # Safety
+/// `object` is a live object from `exception::allocate`, unused afterwards.
+unsafe fn finish(object: *mut ExceptionObject, frames: usize, end: EndOfUnwind) -> ! {
+    // SAFETY: the caller's guarantee.
+    let contents = unsafe { exception::release(object) };
+    end_unwind(UnwindEnd { cause: contents.cause, end, frames, landing_pads: contents.landing_pads })
+}
+
+/// What the walk in [`continue_unwinding`] found.
+#[allow(clippy::large_enum_variant, reason = "a short-lived stack value on the fault path, which avoids the heap")]
+enum Outcome {
+    /// Enter this landing pad with the frame's registers.
+    Land { registers: Registers, landing_pad: u64, selector: u64 },
+    /// The unwind is over.
+    End(EndOfUnwind),
+}
+
+/// Walks from the object's position and enters the next landing pad, or ends the unwind.
+///
+/// # Safety
+/// `object` is a live object from `exception::allocate`, owned by this unwind, whose cursor describes frames of
+/// the current stack above the caller.
+unsafe fn continue_unwinding(object: *mut ExceptionObject) -> ! {
+    // SAFETY: the caller's guarantee: live and owned by this unwind.
+    let state = unsafe { &mut *object };
+    let memory = match state.options.stack_bounds.clone() {
+        // SAFETY: the options' contract: the bounds are the unwound task's mapped stack.
+        Some(bounds) => unsafe { DirectMemory::within(bounds) },
+        // SAFETY: the walked frames are live frames of this stack, described by registered CFI (registration's
+        // contract), so their saved-register slots are mapped.
+        None => unsafe { DirectMemory::unbounded() },
+    };
+    let registry = global_registry();
+    let mut frames = FrameIter::new(registry, memory, state.cursor).with_limit(state.options.frame_limit);
+    let outcome = loop {
+        let frame = match frames.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                break Outcome::End(EndOfUnwind::Walk(frames.end_reason().unwrap_or(EndReason::OutermostFrame)));
+            }
+            Err(error) => break Outcome::End(EndOfUnwind::Error(error)),
+        };
+        let stop = match &state.options.stop {
+            Some(StopPoint::CfaAtLeast(bound)) => frame.cfa >= *bound,
+            Some(StopPoint::Function(range)) => range.contains(&frame.lookup_address),
+            None => false,
+        };
+        if stop {
+            let end = EndOfUnwind::StopPoint { instruction_pointer: frame.instruction_pointer, cfa: frame.cfa };
+            break Outcome::End(end);
+        }
+        let (Some(lsda), false) = (frame.lsda, frame.exact) else { continue };
+        let Some(info) = frames.current_unwind_info() else { continue };
+        let Some(bytes) = info.lsda_bytes(lsda) else { break Outcome::End(EndOfUnwind::LsdaOutsideTables { lsda }) };
+        let action = match find_action(bytes, lsda, frame.function_start, frame.lookup_address) {
+            Ok(action) => action,
+            Err(error) => break Outcome::End(EndOfUnwind::Lsda { lsda, error }),
+        };
+        // `NotFound` means the compiler thought no unwind could pass here; continuing is the kernel's best effort.
+        if let Some((landing_pad, selector)) = action.landing_pad() {
+            break Outcome::Land { registers: frame.registers, landing_pad, selector };
+        }
+    };
+    let cursor = frames.cursor();
+    // Nothing below runs destructors: release the registry entry now.
+    drop(frames);
+    match outcome {
+        Outcome::Land { registers, landing_pad, selector } => {
+            state.cursor = cursor;
+            state.landing_pads += 1;
+            let landing = LandingRegisters::new(&registers, landing_pad, object as u64, selector);
+            // SAFETY: the frame is live on this stack above us (the walk started above our caller and the CFA
+            // increases); the pad is its compiler-generated landing pad for this call site, entered with its
+            // callee-saved registers and stack pointer as at the call's return. Every local here is plain data.
+            unsafe { land(&landing) }
+        }
+        // SAFETY: live and owned; not used afterwards.
+        Outcome::End(end) => unsafe { finish(object, cursor.frames(), end) },
+    }
+}
+
+/// Starts unwinding the current stack with `cause`, from the caller of this function (a panic handler calls it).
+/// Enters every landing pad of every frame above, until a [`catch_unwind`] catches it or the unwind ends
+/// (see the module docs). Never allocates unless [`POOL_SIZE`] unwinds are already in flight.
+pub fn start_unwinding(cause: UnwindCause, options: UnwindOptions) -> ! {
+    let mut start = ManuallyDrop::new((cause, options));
+    // SAFETY: `start_callback` takes `data` as a `*mut (UnwindCause, UnwindOptions)`, which `start` is, and moves it
+    // out exactly once (`start` is never dropped here).
+    unsafe { capture_registers_and_call(start_callback, (&raw mut start).cast()) };
+    // `start_callback` never returns.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, data: *mut u8) {
+    // SAFETY: `start_unwinding` passes its `(cause, options)` pair, moved out only here, and the captured
+    // registers, valid during this call.
+    let ((cause, options), registers) =
+        unsafe { (data.cast::<(UnwindCause, UnwindOptions)>().read(), (*captured).to_registers()) };
+    let object = exception::allocate(cause, FrameCursor::after_call(registers), options);
+    // SAFETY: a fresh object; its cursor is the frame of `start_unwinding`, live and above us.
+    unsafe { continue_unwinding(object) }
+}
+
+/// Starts unwinding from a faulting frame (a CPU exception): `registers` are the interrupted code's registers
+/// (RA = the faulting instruction, RSP and the callee-saved registers as they were). The faulting frame's own
+/// landing pads are skipped; its callers' are entered.
+///
+/// # Safety
+/// `registers` must describe a live frame of the current stack (or of a stack this CPU may take over, e.g. the
+/// task stack under an exception handler running on an IST stack), above every frame still needed; the frames
+/// it leads to are abandoned or unwound. Call it with interrupts in the state the task should continue with.
+pub unsafe fn start_unwinding_from(registers: &Registers, cause: UnwindCause, options: UnwindOptions) -> ! {
+    let object = exception::allocate(cause, FrameCursor::exact(*registers), options);
+    // SAFETY: a fresh object; the caller guarantees the frames.
+    unsafe { continue_unwinding(object) }
+}
+
+/// Continues an unwind after a cleanup landing pad: what nano_core's `_Unwind_Resume(exception)` calls.
+///
+/// # Safety
+/// `exception` must be the RAX a landing pad entered by this runtime received (or null, or another runtime's
+/// object, which end the unwind with [`EndOfUnwind::ForeignException`]), passed on by that pad's frame.
+pub unsafe fn resume_unwinding(exception: *mut u8) -> ! {
+    // SAFETY: the caller passes a landing pad's exception pointer: null or a readable exception object.
+    if unsafe { !exception::is_ours(exception) } {
+        let end =
+            UnwindEnd { cause: UnwindCause::Foreign, end: EndOfUnwind::ForeignException, frames: 0, landing_pads: 0 };
+        end_unwind(end)
+    }
+    // SAFETY: ours (class checked), live (its pad is running), and the pad's frame is above us.
+    unsafe { continue_unwinding(exception.cast()) }
+}
+
+/// Runs `f`; if it unwinds (a panic, or a fault with unwinding), returns the cause instead. Built on
+/// `core::intrinsics::catch_unwind`, whose catch-all landing pad ends the unwind here.
+#[allow(clippy::result_large_err, reason = "the cause is an inline value so that unwinding never needs the heap")]
+pub fn catch_unwind<F: FnOnce() -> R, R>(f: F) -> Result<R, UnwindCause> {
+    union Data<F, R> {
+        f: ManuallyDrop<F>,
+        r: ManuallyDrop<R>,
+        cause: UnwindCause,
+    }
+    #[inline]
+    fn do_call<F: FnOnce() -> R, R>(data: *mut u8) {
+        // SAFETY: `data` is the `Data` below, holding `f`, which is moved out once.
+        unsafe {
+            let data = &mut *data.cast::<Data<F, R>>();
+            let f = ManuallyDrop::take(&mut data.f);
+            data.r = ManuallyDrop::new(f());
+        }
+    }
+    #[inline]
+    fn do_catch<F: FnOnce() -> R, R>(data: *mut u8, payload: *mut u8) {
+        // SAFETY: `data` is the `Data` below (its `f` was moved out by `do_call` or dropped by the unwind);
+        // `payload` is the exception pointer of the landing pad, which this crate's runtime made.
+        unsafe { (*data.cast::<Data<F, R>>()).cause = take_caught(payload) };
+    }
+    let mut data = Data::<F, R> { f: ManuallyDrop::new(f) };
+    let data_pointer = (&raw mut data).cast::<u8>();
+    // SAFETY: `do_call` and `do_catch` follow the intrinsic's contract on `data_pointer`; the union field read
+    // afterwards is the one the taken path wrote.
+    unsafe {
+        if core::intrinsics::catch_unwind(do_call::<F, R>, data_pointer, do_catch::<F, R>) == 0 {
+            Ok(ManuallyDrop::into_inner(data.r))
+        } else {
+            Err(data.cause)
+        }
+    }
+}
+
+/// Takes the cause out of a caught exception object and frees it; [`UnwindCause::Foreign`] for an object this
+/// runtime did not create (which is left alone).
+///
+/// # Safety
+/// `payload` is the exception pointer a catch landing pad received.
+unsafe fn take_caught(payload: *mut u8) -> UnwindCause {
+    // SAFETY: a landing pad's exception pointer is null or a readable exception object.
+    if unsafe { exception::is_ours(payload) } {
+        // SAFETY: ours, live, and the unwind ends here: nobody uses it afterwards.
+        unsafe { exception::release(payload.cast()) }.cause
+    } else {
+        UnwindCause::Foreign
+    }
+}
+
+/// Whether `pointer` is an exception object of this runtime (for an `_Unwind_Resume` shared with another
+/// runtime, as in host tests: forward everything else).
+///
+/// # Safety
+/// `pointer` must be null or point to at least 8 readable bytes (an exception object of any runtime).
+pub unsafe fn is_own_exception(pointer: *const u8) -> bool {
+    // SAFETY: the caller's guarantee.
+    unsafe { exception::is_ours(pointer) }
+}
+
+/// Re-raises a caught cause from the caller (like std's `resume_unwind`).
+pub fn resume_unwind(cause: UnwindCause) -> ! {
+    start_unwinding(cause, UnwindOptions::default())
+}
+
+/// Calls `f` with the current registers: those of the frame that called this function, with RA = the return
+/// address into it, so a [`FrameCursor::after_call`] walk from them starts at that frame.
+pub fn with_current_registers<F: FnOnce(&Registers) -> R, R>(f: F) -> R {
+    union Data<F, R> {
+        f: ManuallyDrop<F>,
+        r: ManuallyDrop<R>,
+    }
+    unsafe extern "C-unwind" fn callback<F: FnOnce(&Registers) -> R, R>(
+        captured: *const CapturedRegisters,
+        data: *mut u8,
+    ) {
+        // SAFETY: `data` is the `Data` below, holding `f`, moved out once; `captured` is valid during the call.
+        unsafe {
+            let data = &mut *data.cast::<Data<F, R>>();
+            let f = ManuallyDrop::take(&mut data.f);
+            data.r = ManuallyDrop::new(f(&(*captured).to_registers()));
+        }
+    }
+    let mut data = Data::<F, R> { f: ManuallyDrop::new(f) };
+    // SAFETY: `callback::<F, R>` reads `data` as a `Data<F, R>`, which it is.
+    unsafe { capture_registers_and_call(callback::<F, R>, (&raw mut data).cast()) };
+    // SAFETY: the callback returned normally, so it wrote `r`.
+    ManuallyDrop::into_inner(unsafe { data.r })
+}
+
+/// Writes a stack trace of the current stack (from the caller of this function) over the global registry.
+///
+/// # Errors
+/// The first error of `out`.
+pub fn write_current_backtrace(
+    out: &mut dyn core::fmt::Write,
+    symbolizer: &dyn Symbolizer,
+    frame_limit: usize,
+) -> Result<BacktraceSummary, core::fmt::Error> {
+    with_current_registers(|registers| {
+        // SAFETY: the walked frames are live frames of this stack, described by registered CFI (registration's
+        // contract), so their saved-register slots are mapped.
+        let memory = unsafe { DirectMemory::unbounded() };
+        let mut frames =
+            FrameIter::new(global_registry(), memory, FrameCursor::after_call(*registers)).with_limit(frame_limit);
+        write_backtrace(out, &mut frames, symbolizer)
+    })
+}

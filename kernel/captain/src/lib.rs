@@ -6,12 +6,9 @@
 //! Control flow of [`init`]:
 //! 1. report that the system above nano_core is running from loaded cells;
 //! 2. interrupts (IDT, APICs, the timer on every CPU), interrupt-driven serial input, the other CPUs (parked idle
-//!    until the scheduler provides their entry); later: tasks, devices;
+//!    entering the scheduler), tasking (the boot thread becomes the `shell` task);
 //! 3. run the serial shell, which never returns.
 #![no_std]
-
-// TEMPORARY (tasking test run): the test runner's error type.
-extern crate alloc;
 
 /// Entry point called by nano_core once the kernel namespace exists. Never returns.
 #[inline(never)]
@@ -20,25 +17,6 @@ pub fn init() -> ! {
     // ---- begin: interrupts, APIC, SMP bring-up (cells cpu, acpi_tables, interrupts, apic, smp, serial_input) ----
     bring_up_interrupts_and_cpus();
     // ---- end: interrupts, APIC, SMP bring-up ----
-    // ---- begin: TEMPORARY tasking test run, only with kernel command line word `tasking_tests`
-    // (`make iso CMDLINE=tasking_tests`); remove when the shell has `test` ----
-    let wanted =
-        boot_info::global().is_some_and(|info| info.command_line().split_whitespace().any(|w| w == "tasking_tests"));
-    type Test = fn() -> Result<(), alloc::string::String>;
-    let tests: [(&str, Test); 5] = [
-        ("test_tasks", test_tasks::run),
-        ("test_sync", test_sync::run),
-        ("test_channels", test_channels::run),
-        ("test_policy_swap", test_policy_swap::run),
-        ("bench_tasks", bench_tasks::run),
-    ];
-    for (name, test) in tests.into_iter().filter(|_| wanted) {
-        match test() {
-            Ok(()) => log::info!("TEST {name}: PASS"),
-            Err(error) => log::error!("TEST {name}: FAIL: {error}"),
-        }
-    }
-    // ---- end: TEMPORARY tasking test run ----
     log::info!("captain: starting the serial shell");
     shell::run()
 }

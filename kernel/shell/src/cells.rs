@@ -4,30 +4,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt;
 
 use cell_namespace::{CellKind, CellNamespace};
-
-/// Why an application could not be run.
-#[derive(Debug)]
-pub enum RunError {
-    /// No application object `a-<name>.o` exists in the application namespace.
-    NotFound,
-    /// The namespaces are not set up (nano_core did not install them).
-    NoNamespaces,
-    /// The application's cell could not be loaded or has no `<crate>::main`.
-    Load(cell_namespace::FindFunctionError),
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::NotFound => write!(f, "no such application"),
-            RunError::NoNamespaces => write!(f, "the system namespaces are not installed"),
-            RunError::Load(error) => write!(f, "{error}"),
-        }
-    }
-}
 
 fn namespaces() -> Option<[&'static Arc<CellNamespace>; 2]> {
     Some([system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?])
@@ -52,25 +30,6 @@ pub fn cell_names() -> Vec<String> {
     names.sort();
     names.dedup();
     names
-}
-
-/// Loads the application `name` (on demand) and calls its `main` with `args` (`args[0]` is `name`).
-///
-/// # Errors
-/// [`RunError::NotFound`] if there is no such application; [`RunError::Load`] if it cannot be loaded.
-pub fn run(name: &str, args: &[String]) -> Result<isize, RunError> {
-    let application = system_namespaces::application_namespace().ok_or(RunError::NoNamespaces)?;
-    let is_application = application.objects().iter().any(|object| object.cell.as_deref() == Some(name));
-    let entry = application.manifest_entry(name).filter(|_| is_application).ok_or(RunError::NotFound)?;
-    let mut path = entry.crate_name;
-    path.push_str("::main");
-    let entry = application.find_function(name, &path).map_err(RunError::Load)?;
-    // SAFETY: `entry` is the exported `<crate>::main` of an application cell; the build requires every application
-    // to define `pub fn main(args: Vec<String>) -> isize`, and cells and the shell come from one build with one
-    // compiler, so the Rust ABI matches. The namespace keeps the cell loaded while it runs.
-    let main: fn(Vec<String>) -> isize =
-        unsafe { core::mem::transmute::<usize, fn(Vec<String>) -> isize>(entry.value()) };
-    Ok(main(args.to_vec()))
 }
 
 /// Prints one table of the loaded cells of both namespaces.
@@ -136,7 +95,23 @@ pub fn swap(pairs: &[(&str, &str)]) {
         serial::write_str("swap: error: the system namespaces are not installed\n");
         return;
     };
-    match kernel.swap(pairs, &tsc::now_ns) {
+    // The patching of dependents runs with every other CPU stopped: another CPU may be executing a call whose
+    // target is being rewritten (e.g. the scheduler core calling into the policy cell).
+    let stop_the_world = |patch_all: &mut dyn FnMut()| {
+        let mut patched = false;
+        let result = smp::run_with_other_cpus_stopped(&mut || {
+            patch_all();
+            patched = true;
+        });
+        if let Err(error) = result {
+            // Only reachable before SMP set-up or if the stop handler is missing: then no other CPU runs cell code.
+            log::warn!("swap: could not stop the other CPUs ({error:?}); patching with interrupts off");
+        }
+        if !patched {
+            x86_64::instructions::interrupts::without_interrupts(|| patch_all());
+        }
+    };
+    match kernel.swap_quiesced(pairs, &tsc::now_ns, &stop_the_world) {
         Ok(report) => {
             serial::write_fmt(format_args!(
                 "swap: stage  {:>8} us (load and relocate the new cells)\n",

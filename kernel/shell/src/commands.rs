@@ -4,6 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::cells;
+use crate::jobs::Jobs;
 
 /// One builtin: its name, its usage line, and what it does.
 struct Builtin {
@@ -27,6 +28,14 @@ const BUILTINS: &[Builtin] = &[
         usage: "swap OLD NEW [OLD NEW ...]",
         summary: "replace loaded cells with others from the directory, live",
         run: swap,
+    },
+    Builtin { name: "ps", usage: "ps", summary: "list tasks: id, name, state, CPU, policy data", run: tasks },
+    Builtin { name: "kill", usage: "kill ID", summary: "stop a task at its next safe point", run: kill },
+    Builtin {
+        name: "prio",
+        usage: "prio ID PRIORITY",
+        summary: "set a task's priority (0..=255, used by scheduler_priority)",
+        run: priority,
     },
     Builtin {
         name: "test",
@@ -53,20 +62,45 @@ pub fn builtin_names() -> Vec<String> {
     BUILTINS.iter().map(|builtin| String::from(builtin.name)).collect()
 }
 
-/// Runs one command line, already split into words (`words` is not empty).
-pub fn execute(words: &[String]) {
+/// Runs one command line, already split into words (`words` is not empty); `background` if it ended in `&`.
+pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) {
     let name = words[0].as_str();
     if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
+        if background {
+            serial::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
+            return;
+        }
         (builtin.run)(words);
         return;
     }
-    match cells::run(name, words) {
-        Ok(exit_value) if exit_value != 0 => serial::write_fmt(format_args!("{name}: exited with {exit_value}\n")),
-        Ok(_) => {}
-        Err(cells::RunError::NotFound) => {
-            serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
-        }
-        Err(error) => serial::write_fmt(format_args!("{name}: error: {error}\n")),
+    if !cells::names().iter().any(|application| application == name) {
+        serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+    } else if background {
+        jobs.start_background(words);
+    } else if !jobs.run_foreground(words) {
+        serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+    }
+}
+
+fn tasks(words: &[String]) {
+    if words.len() > 1 {
+        serial::write_str("usage: ps\n");
+        return;
+    }
+    crate::jobs::print_tasks();
+}
+
+fn kill(words: &[String]) {
+    match words {
+        [_, id] => crate::jobs::kill(id),
+        _ => serial::write_str("usage: kill ID\n"),
+    }
+}
+
+fn priority(words: &[String]) {
+    match words {
+        [_, id, priority] => crate::jobs::set_priority(id, priority),
+        _ => serial::write_str("usage: prio ID PRIORITY\n"),
     }
 }
 

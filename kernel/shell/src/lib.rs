@@ -1,8 +1,10 @@
 //! The serial shell: a prompt, line input with editing, builtin commands, and applications run by name.
 //!
 //! Builtins: `help`, `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
-//! `exit [CODE]` (leave QEMU through isa-debug-exit). Any other first word names an application: its object file
-//! `a-<name>.o` is loaded on demand into the application namespace and its `<name>::main(args)` is called.
+//! `ps`, `kill ID`, `prio ID PRIORITY`, `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
+//! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
+//! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it), or, with a
+//! trailing `&`, runs it in the background and reports its end before a later prompt.
 //!
 //! Control flow of [`run`]:
 //! 1. print the prompt `theseus> `;
@@ -16,6 +18,7 @@ extern crate alloc;
 
 mod cells;
 mod commands;
+mod jobs;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,11 +30,13 @@ pub const PROMPT: &str = "theseus> ";
 pub fn run() -> ! {
     serial::write_str("\nTheseus-style cell OS: type `help` for commands.\n");
     let mut editor = line_editor::LineEditor::new(PROMPT);
+    let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();
     loop {
+        jobs.report_finished();
         serial::write_str(PROMPT);
         let line = loop {
-            let byte = read_byte();
+            let byte = jobs::read_byte(&mut jobs);
             output.clear();
             let event = editor.feed(byte, &mut output, &complete);
             serial::write_bytes(&output);
@@ -42,21 +47,15 @@ pub fn run() -> ! {
             }
         };
         if let Some(line) = line {
-            let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let background = words.last().is_some_and(|word| word == "&");
+            if background {
+                words.pop();
+            }
             if !words.is_empty() {
-                commands::execute(&words);
+                commands::execute(&words, background, &mut jobs);
             }
         }
-    }
-}
-
-/// Waits for the next byte from the serial console (polling until interrupt-driven input lands).
-fn read_byte() -> u8 {
-    loop {
-        if let Some(byte) = serial::try_read_byte() {
-            return byte;
-        }
-        core::hint::spin_loop();
     }
 }
 

@@ -74,3 +74,34 @@ pub fn corrupt_object_error(object: &str) -> String {
     let object = regex::escape(object);
     format!(r"(?i)\berror\b.*{object}|{object}.*\berror\b")
 }
+
+/// `test` (every in-kernel test cell): the summary line when all passed (at least one ran).
+pub const TEST_ALL_PASSED: &str = r"^test summary: [1-9]\d* passed, 0 failed$";
+/// A failing in-kernel test cell's line.
+pub const TEST_CELL_FAILED: &str = r": FAILED";
+/// `ps` header.
+pub const PS_HEADER: &str = r"\bID\s+NAME\s+STATE\s+CPU\s+POLICY\b";
+/// `ps` footer with at least 20 tasks.
+pub const PS_AT_LEAST_20_TASKS: &str = r"^([2-9]\d|\d{3,}) tasks$";
+/// `ps` under the priority policy: its name and a priority column.
+pub const PS_POLICY_PRIORITY: &str = r"^scheduler policy: priority$";
+/// `ps` shows a task's priority.
+pub const PS_SHOWS_PRIORITY: &str = r"\bprio \d+\b";
+/// The background load (24 workers for 6 s on 4 CPUs) and its start line.
+pub const LOAD_IN_BACKGROUND: &str = "load 24 6 &";
+/// The shell's answer to a background command.
+pub const BACKGROUND_STARTED: &str = r"^\[\d+\] load started in the background$";
+/// Every worker of the background load completed, across the scheduler swap.
+pub const LOAD_COMPLETED: &str = r"\bload: 24 tasks completed$";
+/// The live scheduler-policy swap.
+pub const SWAP_SCHEDULER: &str = "swap scheduler_round_robin scheduler_priority";
+/// `kill 1` (the idle task of CPU 0) is refused.
+pub const KILL_IDLE_REFUSED: &str = r"^kill: error: .*idle task";
+/// `kill 9999` names no task.
+pub const KILL_NONEXISTENT: &str = r"^kill: error: no task with id 9999$";
+/// A long foreground command, then Ctrl-C.
+pub const LONG_FOREGROUND: &str = "load 2 60\r";
+/// Ctrl-C as a terminal sends it.
+pub const CTRL_C: &str = "\u{3}";
+/// The foreground task ended by Ctrl-C.
+pub const FOREGROUND_KILLED: &str = r"failed: killed$";

@@ -42,6 +42,10 @@ pub enum Step {
         /// Name under which to keep the output.
         save: Option<&'static str>,
     },
+    /// Wait for a line matching the pattern anywhere in the output so far or later (background task output).
+    ExpectAnywhere(&'static str),
+    /// Type text as it is, without a line ending and without waiting (e.g. a line for a foreground task, or Ctrl-C).
+    Type(&'static str),
     /// Two saved outputs must be identical.
     SameOutput(&'static str, &'static str),
     /// Type the command and check QEMU's exit status.
@@ -88,8 +92,47 @@ const SMP_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// `test` runs every in-kernel test cell (tasks, sync, channels, policy swap, benchmarks...) and all must pass.
+const ALL_TESTS_PASS: Step =
+    Step::Command { line: "test", expect: &[e::TEST_ALL_PASSED], reject: &[e::TEST_CELL_FAILED], save: None };
+
 /// All scenarios, in the order `test` runs them.
 pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "tasks-smp1",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[Step::Prompt, ALL_TESTS_PASS, EXIT_OK],
+        cpus: Some(1),
+    },
+    Scenario {
+        name: "tasks-smp4",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[Step::Prompt, ALL_TESTS_PASS, EXIT_OK],
+        cpus: Some(4),
+    },
+    Scenario {
+        name: "scheduler-swap",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command(e::LOAD_IN_BACKGROUND, &[e::BACKGROUND_STARTED]),
+            command("ps", &[e::PS_HEADER, e::PS_AT_LEAST_20_TASKS]),
+            command(e::SWAP_SCHEDULER, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),
+            command("ps", &[e::PS_POLICY_PRIORITY, e::PS_SHOWS_PRIORITY]),
+            Step::ExpectAnywhere(e::LOAD_COMPLETED),
+            command("kill 1", &[e::KILL_IDLE_REFUSED]),
+            command("kill 9999", &[e::KILL_NONEXISTENT]),
+            Step::Type(e::LONG_FOREGROUND),
+            Step::Type(e::CTRL_C),
+            Step::Expect(e::FOREGROUND_KILLED),
+            Step::Prompt,
+            EXIT_OK,
+        ],
+        cpus: Some(4),
+    },
     Scenario {
         name: "boot-bios",
         firmware: Firmware::Bios,
@@ -239,6 +282,13 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
         match *step {
             Step::Expect(pattern) => {
                 session.expect(&compile(pattern)?, wait)?;
+            }
+            Step::ExpectAnywhere(pattern) => {
+                session.expect_anywhere(&compile(pattern)?, wait)?;
+            }
+            Step::Type(text) => {
+                session.note(&format!("type {text:?}"));
+                session.send_text(text)?;
             }
             Step::ExpectCorruptObjectError => {
                 session.expect(&compile(&e::corrupt_object_error(&config.corrupt_object))?, wait)?;

@@ -180,13 +180,43 @@ impl Session {
         }
     }
 
+    /// Waits until `pattern` matches any line received so far or later (the cursor is not used or moved): for
+    /// output that a background task prints at an unpredictable moment, possibly inside another command's output.
+    ///
+    /// # Errors
+    /// As for [`Session::expect`].
+    pub fn expect_anywhere(&mut self, pattern: &Regex, timeout: Duration) -> StepResult<Found> {
+        let until = (Instant::now() + timeout).min(self.deadline);
+        loop {
+            if let Some(found) = self.transcript.find_from(crate::transcript::Position { line: 0, column: 0 }, pattern)
+            {
+                return Ok(found);
+            }
+            if !self.receive_until(until) {
+                return Err(Failure(format!(
+                    "timed out after {:.0} s waiting for /{}/ anywhere in the output",
+                    timeout.as_secs_f64(),
+                    pattern.as_str()
+                )));
+            }
+        }
+    }
+
     /// Types `text` followed by the line ending.
     ///
     /// # Errors
     /// The child's stdin is closed.
     pub fn send_line(&mut self, text: &str) -> StepResult<()> {
-        let mut bytes = text.as_bytes().to_vec();
-        bytes.extend_from_slice(self.typing.line_ending.as_bytes());
+        let line = format!("{text}{}", self.typing.line_ending);
+        self.send_text(&line)
+    }
+
+    /// Types `text` as it is (no line ending), one byte at a time.
+    ///
+    /// # Errors
+    /// The child's stdin is closed.
+    pub fn send_text(&mut self, text: &str) -> StepResult<()> {
+        let bytes = text.as_bytes().to_vec();
         let delay = self.typing.char_delay;
         let stdin = self.stdin.as_mut().ok_or_else(|| Failure("stdin already closed".into()))?;
         for byte in bytes {

@@ -1,0 +1,70 @@
+//! The load application: `load [TASKS] [SECONDS]` spawns TASKS worker tasks (default 8) that each compute for
+//! SECONDS (default 2, wall-clock), yielding now and then, and joins them all. It prints one line when every worker
+//! has completed, so a test can check that no task was lost (e.g. across a live scheduler swap).
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Largest number of workers accepted.
+const MAX_TASKS: usize = 256;
+
+/// Entry point. Returns 0 if every worker completed, 1 on bad arguments, 2 if a worker failed.
+pub fn main(args: Vec<String>) -> isize {
+    let tasks = match args.get(1).map(|text| text.parse::<usize>()) {
+        None => 8,
+        Some(Ok(count)) if (1..=MAX_TASKS).contains(&count) => count,
+        Some(_) => {
+            app_io::println!("usage: load [TASKS 1..={MAX_TASKS}] [SECONDS]");
+            return 1;
+        }
+    };
+    let seconds = match args.get(2).map(|text| text.parse::<u64>()) {
+        None => 2,
+        Some(Ok(seconds)) if seconds <= 600 => seconds,
+        Some(_) => {
+            app_io::println!("usage: load [TASKS] [SECONDS 0..=600]");
+            return 1;
+        }
+    };
+    let deadline = app_io::now_ns() + seconds * 1_000_000_000;
+    let mut workers = Vec::with_capacity(tasks);
+    for index in 0..tasks {
+        match app_io::spawn("load-worker", move || work_until(deadline, index as u64)) {
+            Ok(handle) => workers.push(handle),
+            Err(error) => {
+                app_io::println!("load: spawning worker {index} failed: {error}");
+                return 2;
+            }
+        }
+    }
+    let mut failed = 0;
+    for worker in workers {
+        if let Err(error) = worker.join() {
+            app_io::println!("load: a worker failed: {error}");
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return 2;
+    }
+    app_io::println!("load: {tasks} tasks completed");
+    0
+}
+
+/// Computes (a xorshift walk) until `deadline_ns`, yielding every few thousand steps; returns the final state.
+fn work_until(deadline_ns: u64, seed: u64) -> u64 {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while app_io::now_ns() < deadline_ns {
+        for _ in 0..4096 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+        }
+        app_io::yield_now();
+    }
+    state
+}

@@ -72,6 +72,12 @@ pub fn try_read_byte() -> Option<u8> {
     COM1.get()?.lock().try_receive().ok()
 }
 
+/// Whether input comes from the interrupt-driven reader (so a reader may block until the receive interrupt's wake
+/// hook runs) rather than from polling the UART.
+pub fn is_interrupt_driven() -> bool {
+    RECEIVE_SOURCE.get().is_some()
+}
+
 /// The interrupt-driven input's reader, set once by the `serial_input` cell.
 static RECEIVE_SOURCE: Once<fn() -> Option<u8>> = Once::new();
 

@@ -90,10 +90,23 @@ fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) {
     }
 }
 
-/// Waits for the next console byte, sleeping between polls so other tasks run.
+/// Tasks waiting for console input; the serial receive interrupt wakes them (see [`read_byte`]).
+static INPUT_WAITERS: sync::WaitQueue = sync::WaitQueue::new();
+
+/// The serial receive interrupt's wake hook: runs in interrupt context, never blocks.
+fn wake_input_waiters() {
+    INPUT_WAITERS.notify_all();
+}
+
+/// Waits for the next console byte. With interrupt-driven input the shell task blocks until the receive interrupt
+/// wakes it; otherwise (interrupt set-up failed) it polls, sleeping between polls so other tasks run.
 pub fn read_byte(jobs: &mut Jobs) -> u8 {
     if !jobs.typed_ahead.is_empty() {
         return jobs.typed_ahead.remove(0);
+    }
+    if serial::is_interrupt_driven() {
+        serial_input::set_wake_hook(wake_input_waiters);
+        return INPUT_WAITERS.wait_until(serial::try_read_byte);
     }
     loop {
         if let Some(byte) = serial::try_read_byte() {

@@ -66,14 +66,8 @@ impl AllocatedPages {
     /// # Errors
     /// Returns `self` unchanged if `count` is 0 or not less than [`count`](Self::count).
     pub fn split_at(self, count: usize) -> Result<(AllocatedPages, AllocatedPages), AllocatedPages> {
-        if count == 0 || count >= self.range.count() {
-            return Err(self);
-        }
-        let range = self.range;
+        let Some((first, second)) = self.range.split_at(count) else { return Err(self) };
         core::mem::forget(self);
-        let middle = range.start() + count;
-        let first = UnitRange::new(range.start(), middle).unwrap_or_default();
-        let second = UnitRange::new(middle, range.end()).unwrap_or_default();
         Ok((AllocatedPages { range: first }, AllocatedPages { range: second }))
     }
 }

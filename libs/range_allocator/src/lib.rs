@@ -81,6 +81,16 @@ impl UnitRange {
         self.start == self.end
     }
 
+    /// Splits into the first `count` units and the rest, or `None` if either part would be empty
+    /// (`count` is 0 or not less than [`count`](Self::count)).
+    pub const fn split_at(self, count: usize) -> Option<(Self, Self)> {
+        if count == 0 || count >= self.count() {
+            return None;
+        }
+        let middle = self.start + count;
+        Some((Self { start: self.start, end: middle }, Self { start: middle, end: self.end }))
+    }
+
     /// Whether `unit` lies in the range.
     pub const fn contains(self, unit: usize) -> bool {
         self.start <= unit && unit < self.end

@@ -401,3 +401,12 @@ fn randomized_small_capacity_never_loses_units() {
         assert_eq!(allocator.free_units() + in_use, 512, "step {step}");
     }
 }
+
+#[test]
+fn unit_ranges_split_into_two_non_empty_parts_only() {
+    let range = UnitRange::new(10, 14).unwrap();
+    let (first, second) = range.split_at(1).unwrap();
+    assert_eq!((first.start(), first.end(), second.start(), second.end()), (10, 11, 11, 14));
+    assert!(range.split_at(0).is_none());
+    assert!(range.split_at(4).is_none());
+}

@@ -118,9 +118,15 @@ pub fn start_captain(boot_info: &'static BootInfo) -> Result<core::convert::Infa
         application.objects().len()
     );
 
+    // Cells published from now on (loads, swaps) get their unwind info registered by the observer.
+    cell_namespace::set_cell_observer(&crate::runtime::UnwindRegistration);
     let load_started = tsc::now_ns();
     let entry = kernel.find_function(FIRST_CELL, FIRST_CELL_ENTRY).map_err(StartError::FirstCell)?;
     let load_finished = tsc::now_ns();
+    let registered =
+        crate::runtime::register_loaded_cells(&kernel) + crate::runtime::register_loaded_cells(&application);
+    let unwindable = kernel.loaded_cells().len() + application.loaded_cells().len();
+    log::info!("unwinder: {unwindable} cells loaded with unwind info registered ({registered} registered late)");
     let loaded: Vec<_> = kernel.cells().into_iter().filter(|cell| cell.object_file.is_some()).collect();
     let total_bytes: usize =
         loaded.iter().map(|cell| cell.sizes.text + cell.sizes.read_only_data + cell.sizes.data).sum();

@@ -10,11 +10,14 @@
 //! 1. serial console, TSC calibration, logger;
 //! 2. early IDT: any CPU exception prints a report and stops the machine;
 //! 3. boot information, memory (frame and page allocators, our own page tables, heap);
-//! 4. the kernel and application namespaces from the boot modules, cell manifest and base symbol file;
-//! 5. load the `captain` cell by name and call its entry; it never returns.
+//! 4. the unwinder: the base image's unwind info registered, the default end-of-unwind handler (report, stop);
+//!    with kernel command-line word `unwind_self_test`, a panic is unwound and caught as a boot check;
+//! 5. the kernel and application namespaces from the boot modules, cell manifest and base symbol file;
+//! 6. load the `captain` cell by name and call its entry; it never returns.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 #![feature(lang_items)]
+#![feature(panic_can_unwind)]
 #![allow(internal_features, reason = "the eh_personality lang item is required for panic=unwind without std")]
 
 extern crate alloc;
@@ -76,6 +79,16 @@ pub extern "C" fn rust_main(magic: u32, boot_info_physical_address: u32) -> ! {
         match memory::self_test() {
             Ok(()) => log::info!("memory self test passed"),
             Err(error) => fail("the memory self test", &error),
+        }
+    }
+    match runtime::init_unwinding() {
+        Ok(fdes) => log::info!("unwinder: base image registered ({fdes} FDEs)"),
+        Err(error) => log::error!("unwinder: base image not registered: {error}; panics will stop the machine"),
+    }
+    if boot_info.command_line().split_whitespace().any(|word| word == "unwind_self_test") {
+        match unwind::self_test() {
+            Ok(()) => log::info!("unwind self test passed"),
+            Err(error) => fail("the unwind self test", &error),
         }
     }
     match cells::start_captain(boot_info) {

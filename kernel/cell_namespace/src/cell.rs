@@ -107,6 +107,28 @@ impl LoadedSection {
         self.parent.upgrade()
     }
 
+    /// Overwrites `bytes.len()` bytes at `offset` from the section start (e.g. fault injection: corrupting a
+    /// function with `ud2` on purpose). Base-image sections cannot be patched.
+    ///
+    /// # Errors
+    /// [`MemoryError`](crate::MemoryError) if the section has no patchable memory or the range is out of bounds.
+    ///
+    /// # Safety
+    /// No CPU may be executing or about to execute the overwritten bytes in a way that breaks if they change, and
+    /// the new bytes must be what the caller wants every later caller of this code to run.
+    pub unsafe fn patch_bytes(&self, offset: usize, bytes: &[u8]) -> Result<(), crate::MemoryError> {
+        let memory = self.memory.as_ref().ok_or(crate::MemoryError::NotWritable { kind: crate::RegionKind::Text })?;
+        if offset + bytes.len() > self.size_in_bytes {
+            return Err(crate::MemoryError::OutOfBounds {
+                offset,
+                length: bytes.len(),
+                region_size: self.size_in_bytes,
+            });
+        }
+        // SAFETY: the range lies inside this section's bytes of its region; the caller's contract covers the CPUs.
+        unsafe { memory.region.patch(memory.offset + offset, bytes) }
+    }
+
     /// A snapshot of its outgoing edges (sections of other cells it refers to).
     pub fn dependencies(&self) -> Vec<StrongDependency> {
         self.dependencies.lock().clone()

@@ -11,6 +11,8 @@
 //! # Key types
 //! - [`CellNamespace`]: load ([`CellNamespace::load_cell`]), query, and swap ([`CellNamespace::swap`]).
 //! - [`LoadedCell`], [`LoadedSection`], [`StrongDependency`] / [`WeakDependent`] with [`RelocationEntry`].
+//! - [`CellObserver`] / [`set_cell_observer`]: the hook told about every cell published or removed (the
+//!   unwinder's registration of cell unwind info).
 //! - [`CellMemory`] / [`MemoryRegion`] / [`RegionKind`]: the memory provider.
 //! - [`Manifest`], [`ObjectDirectory`], [`BaseSymbol`] and their parsers.
 //! - Errors: [`LoadError`], [`SwapError`], [`FindFunctionError`], [`BaseImageError`], [`ManifestError`],
@@ -38,6 +40,7 @@ mod error;
 mod manifest;
 mod memory;
 mod namespace;
+mod observer;
 mod stage;
 mod swap;
 
@@ -50,4 +53,5 @@ pub use error::{BaseImageError, FindFunctionError, LoadError, SwapError};
 pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};
 pub use namespace::{CellInfo, CellNamespace, ObjectDirectory, ObjectInfo, SymbolInfo};
+pub use observer::{CellObserver, set_cell_observer};
 pub use swap::SwapReport;

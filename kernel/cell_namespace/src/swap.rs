@@ -19,8 +19,13 @@
 //!   its memory is reclaimed when the last `Arc` to it or its sections goes away. A task that is still executing
 //!   old code (a return address into an old cell on some stack, or an `Arc<LoadedCell>` held by a caller) keeps
 //!   running the old code against the old cell's state; if only a return address refers to it, the memory may be
-//!   reclaimed under it. This is a known limitation until the unwinder can walk task stacks to find such
-//!   addresses (and defer reclamation).
+//!   reclaimed under it. A function pointer taken into the old cell before the swap dangles the same way (the
+//!   fault-recovery tests call through their own closures for that reason). This is a known limitation until the
+//!   unwinder walks task stacks to find such addresses (and defers reclamation).
+//! - **Observers.** The [`CellObserver`](crate::CellObserver) hears `removed` for each old cell, then `loaded` for
+//!   each new one, inside the transaction (the kernel unregisters and registers unwind info there). Swapping a cell
+//!   with itself (`swap X X`) reloads a fresh copy from its object file: fault recovery's repair of a cell that
+//!   keeps faulting.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
@@ -194,6 +199,9 @@ impl CellNamespace {
             for old in &olds {
                 state.cells.remove(&old.name);
             }
+        }
+        for old in &olds {
+            crate::observer::notify_removed(old);
         }
         transaction.publish(&built);
         let committed_at = clock();

@@ -184,5 +184,6 @@ pub fn stats() -> crate::MemoryStats {
         heap_used_bytes,
         heap_free_bytes,
         leaked_frames: crate::frames::leaked_frame_count(),
+        page_table_frames: crate::paging::page_table_frame_count(),
     }
 }

@@ -138,4 +138,15 @@ pub struct MemoryStats {
     pub heap_free_bytes: usize,
     /// Frames lost because the free set was full when they were freed (normally 0).
     pub leaked_frames: usize,
+    /// Frames taken for page tables since boot; never freed (empty tables are kept), so a leak check compares
+    /// `free_frames + page_table_frames` before and after.
+    pub page_table_frames: usize,
+}
+
+impl MemoryStats {
+    /// Free frames plus frames that went into page tables: constant across any sequence of operations that
+    /// frees everything it allocated (the quantity leak checks compare).
+    pub fn free_frames_with_page_tables(&self) -> usize {
+        self.free_frames + self.page_table_frames
+    }
 }

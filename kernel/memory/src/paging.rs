@@ -64,8 +64,18 @@ unsafe impl FrameAllocator<Size4KiB> for TableFrames {
             high.and_then(|high| allocator.allocate_within(1, 1, high).ok())
                 .or_else(|| allocator.allocate_within(1, 1, self.bounds).ok())
         })?;
+        PAGE_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         PhysFrame::from_start_address(PhysAddr::new((range.start() * PAGE_SIZE) as u64)).ok()
     }
+}
+
+/// Frames taken for page tables since boot (never freed: empty tables are not reclaimed).
+static PAGE_TABLE_FRAMES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Frames taken for page tables since boot. They are never returned, so leak checks compare
+/// `free_frames + page_table_frames` (see [`crate::MemoryStats`]).
+pub(crate) fn page_table_frame_count() -> usize {
+    PAGE_TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Frames below 4 GiB: before the switch only these are reachable through the boot direct map.

@@ -12,9 +12,13 @@
 //! # Key functions
 //! - Start: [`init_bsp`] (boot CPU: the calling thread becomes a task), [`ap_entry`] (other CPUs: become idle).
 //! - Hooks for the interrupt cells: [`set_current_cpu_fn`], [`set_reschedule_ipi_fn`], [`on_timer_tick`],
-//!   [`on_reschedule_ipi`], [`fail_current`] (exception path).
+//!   [`on_reschedule_ipi`], [`fail_current`] (exception path), [`kill_redirect_pending`] / [`unwind_killed_from`]
+//!   (the reschedule IPI's kill redirect).
 //! - Tasks: [`spawn`] with [`SpawnOptions`], [`join`], [`kill`], [`exit_current`], [`current_task`].
 //! - Switching: [`schedule`], [`yield_now`], [`block_current`] / [`unblock`], [`sleep`], [`sleep_until_ns`].
+//! - Failures: every spawned task's body runs inside `unwind::catch_unwind`; a panic, a CPU exception (unwound
+//!   by the exception hook) or a kill (unwound at the safe point) ends it with `Failed(reason)` after every
+//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log).
 //! - Shell: [`task_summaries`] (`ps`), [`policy_name`].
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
@@ -24,7 +28,13 @@
 //! 4. if that is the current task, return; otherwise mark it `Running`, make it current, hand the previous task
 //!    over in the per-CPU `previous` slot, and `context_switch`;
 //! 5. on the task that resumes: clear the previous task's `on_cpu` flag and, if it exited, reap it (free its
-//!    stack); then, if the resumed task was killed, end it (the kill's safe point).
+//!    stack); then, if the resumed task was killed, unwind it (the kill's safe point): every `Drop` on its stack
+//!    runs and it ends `Failed(Killed)`. Not while an unwind is already in flight on it (counted through the
+//!    unwinder's hooks), so a drop that blocks never starts a second unwind. A task switched out from an
+//!    interrupt handler (its stack holds an interrupt frame the unwinder cannot cross) has its kill deferred:
+//!    the reschedule-IPI handler (`tasking`) redirects it from its interrupted instruction into
+//!    [`unwind_killed_from`] (the timer path raises that IPI on its own CPU); only if that cannot happen, after
+//!    [`KILL_DEFERRAL_LIMIT`] deferrals, it is ended without unwinding, leaking what its stack owned.
 //!
 //! # Invariants
 //! - A task runs only on the CPU it was assigned at spawn (pinned or least-loaded); it never migrates, so only
@@ -38,6 +48,7 @@
 extern crate alloc;
 
 mod cpus;
+mod failure;
 mod info;
 mod lifecycle;
 mod sleep;
@@ -47,10 +58,12 @@ pub use cpus::{
     MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn, tick_period_ns,
     ticks,
 };
+pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
 pub use info::{TaskSummary, policy_name, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
-    KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill, schedule,
-    set_task_fault_recovery, task_fault_recovery, unblock, yield_now,
+    KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,
+    kill_redirect_pending, schedule, set_task_fault_recovery, task_fault_recovery, unblock, unwind_killed_from,
+    yield_now,
 };

@@ -12,6 +12,7 @@ use task::{
 };
 
 use crate::cpus::{CPUS, MAX_CPUS, current_cpu, least_loaded_cpu, this_cpu};
+use crate::failure::{failure_from_cause, report_failure};
 use crate::switch::{current_task, enqueue, exit_current, finish_switch, schedule};
 
 /// Pages of an idle task's stack (idle tasks run little besides interrupt handlers).
@@ -27,7 +28,8 @@ pub enum InitError {
 }
 
 /// Turns the thread of execution that calls it (on the boot CPU: the captain, later the shell) into a task named
-/// `name`, creates this CPU's idle task, and starts scheduling on this CPU. Returns the new current task.
+/// `name`, creates this CPU's idle task, and starts scheduling on this CPU; installs the unwinder's hooks that
+/// count unwinds in flight per task. Returns the new current task.
 ///
 /// Tasks switch cooperatively until the timer handler calls [`on_timer_tick`](crate::on_timer_tick), which
 /// adds preemption.
@@ -49,6 +51,7 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     *cpu.current.lock() = Some(current.clone());
     cpu.assigned.fetch_add(1, Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
+    unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
     log::info!("scheduler: CPU {index} runs tasks (policy {})", crate::policy_name());
     Ok(current)
 }
@@ -101,8 +104,9 @@ fn idle_loop() -> ! {
     }
 }
 
-/// First code of a spawned task: finish the switch, then run its body with interrupts enabled and exit with what
-/// it returns.
+/// First code of a spawned task: finish the switch, then run its body with interrupts enabled inside
+/// `unwind::catch_unwind`, and exit with what it returns, or, if it unwound (a panic, a CPU exception, a kill),
+/// with `Failed(reason)` once every `Drop` on its stack has run.
 extern "C" fn spawned_task_entry(_argument: usize) -> ! {
     finish_switch(this_cpu());
     let current = current_task().expect("a spawned task runs as the current task");
@@ -111,10 +115,29 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
         exit_current(ExitValue::Failed(FailureReason::Killed));
     }
     let body = current.take_body();
+    let on_failure = current.take_failure_callback();
     drop(current);
     interrupts::restore(true);
-    let value = match body {
-        Some(body) => ExitValue::Completed(body()),
+    let outcome = body.map(unwind::catch_unwind);
+    // Past this point the task only exits, outside the catch: a kill arriving now (say while the failure is
+    // reported or a restartable task respawned) must end it without starting an unwind that nothing would catch.
+    if let Some(current) = current_task() {
+        current.finish_body();
+    }
+    let value = match outcome {
+        Some(outcome) => match outcome {
+            Ok(value) => ExitValue::Completed(value),
+            Err(cause) => {
+                // Landing pads ran with interrupts as the unwind left them (off after a fault or a kill).
+                interrupts::restore(true);
+                let reason = failure_from_cause(&cause);
+                report_failure(&reason);
+                if let Some(on_failure) = on_failure {
+                    on_failure(&reason);
+                }
+                ExitValue::Failed(reason)
+            }
+        },
         None => ExitValue::Failed(FailureReason::WrongReturnType),
     };
     exit_current(value)
@@ -132,6 +155,9 @@ pub struct SpawnOptions {
     pub stack_pages: usize,
     /// The namespace the task's code lives in, kept alive until the task is reaped.
     pub namespace: Option<Arc<CellNamespace>>,
+    /// Called by the task itself if it fails, after its stack was unwound and before it exits (e.g. to respawn
+    /// a restartable task).
+    pub on_failure: Option<task::FailureCallback>,
 }
 
 impl SpawnOptions {
@@ -143,6 +169,7 @@ impl SpawnOptions {
             priority: task::DEFAULT_PRIORITY,
             stack_pages: DEFAULT_STACK_PAGES,
             namespace: None,
+            on_failure: None,
         }
     }
 }
@@ -183,6 +210,9 @@ pub fn spawn(options: SpawnOptions, body: TaskBody) -> Result<TaskRef, SpawnErro
     let params = TaskParams { name: options.name, cpu, pinned: options.pin.is_some(), priority: options.priority };
     let task =
         Task::new_spawned(params, TaskKind::Spawned, stack, spawned_task_entry, 0, Some(body), options.namespace);
+    if let Some(on_failure) = options.on_failure {
+        task.set_failure_callback(on_failure);
+    }
     CPUS[cpu].assigned.fetch_add(1, Ordering::Relaxed);
     enqueue(&task);
     Ok(task)
@@ -214,7 +244,10 @@ pub fn join(task: &TaskRef) -> Result<AnyExitValue, JoinError> {
             return Ok(value);
         }
         if task.state() == RunState::Exited && current.state() == RunState::Running {
-            return Err(JoinError::AlreadyJoined);
+            // Either an earlier join took the value, or this task was registered as the joiner, switched out by
+            // a preemption before reaching `schedule` below, and woken by the exit meanwhile (it is `Running`
+            // again with the value still there): look once more before calling it a second join.
+            return task.take_exit_value_or_block(&current).ok_or(JoinError::AlreadyJoined);
         }
         drop(current);
         schedule();

@@ -68,11 +68,28 @@ pub fn on_timer_tick() {
         cpu.first_tick_ns.store(now, Ordering::Relaxed);
     }
     cpu.last_tick_ns.store(now, Ordering::Relaxed);
+    schedule_from_interrupt();
+    if crate::switch::kill_redirect_pending() {
+        // The timer handler cannot redirect its interrupted code; the reschedule IPI's handler can, so raise one
+        // on this CPU: it arrives as soon as the timer handler returns.
+        crate::cpus::interrupt(crate::cpus::current_cpu());
+    }
+}
+
+/// `schedule` from an interrupt handler: marks the current task as switched out from one (a kill then waits for
+/// a safe point outside the handler, see `end_if_killed`).
+fn schedule_from_interrupt() {
+    if let Some(current) = current_task() {
+        current.set_in_interrupt(true);
+    }
     schedule();
+    if let Some(current) = current_task() {
+        current.set_in_interrupt(false);
+    }
 }
 
 /// The reschedule IPI's work, to be called by its handler after the EOI, with interrupts disabled: reschedules (an
 /// idle CPU picks up newly queued work; a killed task on this CPU reaches its safe point).
 pub fn on_reschedule_ipi() {
-    schedule();
+    schedule_from_interrupt();
 }

@@ -29,6 +29,12 @@ pub fn schedule() {
         interrupts::restore(interrupts_were_enabled);
         return;
     };
+    // A kill that raced with the target going to sleep or blocking (the killer saw it running and only sent an
+    // IPI) must not leave it parked forever: a killed task does not block; it runs on to its safe point below.
+    if previous.is_kill_requested() && !previous.is_idle() {
+        let _ = previous.transition(RunState::Blocked, RunState::Running)
+            || previous.transition(RunState::Sleeping, RunState::Running);
+    }
     wake_expired_sleepers(cpu);
     let picked = {
         let mut runqueue = cpu.runqueue.lock();
@@ -91,19 +97,95 @@ pub(crate) fn finish_switch(cpu: &PerCpu) {
     }
 }
 
-/// The kill's safe point: a task that was asked to end ends here, before it returns to its own code.
+/// How many times a kill of a task caught in an interrupt handler is deferred before the task is ended without
+/// unwinding (a fallback: normally the interrupt path redirects it first, see [`kill_redirect_pending`]).
+pub const KILL_DEFERRAL_LIMIT: u32 = 50;
+
+/// The kill's safe point: a task that was asked to end unwinds from here (every `Drop` on its stack runs, then
+/// its entry's `catch_unwind` ends it with `Failed(Killed)`), before it returns to its own code. Called with
+/// interrupts disabled and no lock held.
 ///
-/// Objects on the killed task's stack are not dropped (leaked) until the unwinder cell replaces this path with
-/// unwinding; a `sync::Mutex` it held stays locked.
+/// A task switched out from an interrupt handler cannot be unwound from here (the unwinder cannot cross the
+/// interrupt frame): its kill is deferred; the reschedule-IPI handler then redirects the interrupted code into
+/// [`unwind_killed_from`] (see `tasking`). Tasks without a `catch_unwind` at their entry (adopted threads) end
+/// without unwinding.
+///
+/// While an unwind is already in flight on the task (a panic, a fault, or the kill itself, counted through the
+/// unwinder's hooks: see [`init_bsp`](crate::init_bsp)), safe points reached from its landing pads do nothing.
 fn end_if_killed() {
-    let current = current_task();
-    if let Some(current) = current
-        && current.is_kill_requested()
-        && !current.is_idle()
-        && current.state() == RunState::Running
+    let Some(current) = current_task() else { return };
+    if !current.is_kill_requested()
+        || current.is_idle()
+        || current.state() != RunState::Running
+        || current.is_unwinding()
+        || current.is_body_finished()
     {
+        return;
+    }
+    let spawned = current.kind() == task::TaskKind::Spawned;
+    if current.is_in_interrupt() && spawned && current.defer_kill() < KILL_DEFERRAL_LIMIT {
+        return;
+    }
+    if current.is_in_interrupt() || !spawned {
         drop(current);
         exit_current(ExitValue::Failed(FailureReason::Killed));
+    }
+    let options = unwind_options(&current);
+    drop(current);
+    unwind::start_unwinding(unwind::UnwindCause::Killed, options)
+}
+
+/// Unwind options confined to `task`'s stack.
+fn unwind_options(task: &TaskRef) -> unwind::UnwindOptions {
+    unwind::UnwindOptions {
+        stack_bounds: task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64),
+        ..unwind::UnwindOptions::default()
+    }
+}
+
+/// Whether the current task is a spawned task with a kill pending that has not begun unwinding: an interrupt
+/// handler that can redirect the interrupted code (the reschedule IPI's) should send it to [`unwind_killed_from`].
+pub fn kill_redirect_pending() -> bool {
+    current_task().is_some_and(|task| {
+        task.is_kill_requested()
+            && !task.is_unwinding()
+            && !task.is_body_finished()
+            && !task.is_idle()
+            && task.kind() == task::TaskKind::Spawned
+            && task.state() == RunState::Running
+    })
+}
+
+/// Unwinds the current (killed) task from `registers`: the exact registers of the code an interrupt interrupted
+/// (RA = the interrupted instruction). Its callers' drops run; the interrupted function's own locals are
+/// abandoned (no landing pad covers an arbitrary instruction).
+///
+/// # Safety
+/// `registers` must be the live state of the current task's interrupted frame, on its own stack, with every
+/// interrupt frame above it gone (the caller runs after `iretq`), and interrupts disabled.
+pub unsafe fn unwind_killed_from(registers: &unwind::Registers) -> ! {
+    let Some(current) = current_task() else {
+        loop {
+            core::hint::spin_loop()
+        }
+    };
+    let options = unwind_options(&current);
+    drop(current);
+    // SAFETY: the caller's guarantee: a live frame of the current task's stack, which this CPU runs on.
+    unsafe { unwind::start_unwinding_from(registers, unwind::UnwindCause::Killed, options) }
+}
+
+/// The unwinder's start hook: counts an unwind in flight on the current task.
+pub(crate) fn unwind_started() {
+    if let Some(task) = current_task() {
+        task.unwind_started();
+    }
+}
+
+/// The unwinder's catch hook: an unwind on the current task was caught.
+pub(crate) fn unwind_caught() {
+    if let Some(task) = current_task() {
+        task.unwind_caught();
     }
 }
 

@@ -108,7 +108,7 @@ pub fn swap(pairs: &[(&str, &str)]) {
             log::warn!("swap: could not stop the other CPUs ({error:?}); patching with interrupts off");
         }
         if !patched {
-            x86_64::instructions::interrupts::without_interrupts(|| patch_all());
+            x86_64::instructions::interrupts::without_interrupts(&mut *patch_all);
         }
     };
     match kernel.swap_quiesced(pairs, &tsc::now_ns, &stop_the_world) {

@@ -32,6 +32,18 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "ps", usage: "ps", summary: "list tasks: id, name, state, CPU, policy data", run: tasks },
     Builtin { name: "kill", usage: "kill ID", summary: "stop a task at its next safe point", run: kill },
     Builtin {
+        name: "bt",
+        usage: "bt ID",
+        summary: "print a task's stack trace (function, cell, offset)",
+        run: backtrace,
+    },
+    Builtin {
+        name: "faults",
+        usage: "faults",
+        summary: "print the fault log (task, cell, address, kind, time)",
+        run: faults,
+    },
+    Builtin {
         name: "prio",
         usage: "prio ID PRIORITY",
         summary: "set a task's priority (0..=255, used by scheduler_priority)",
@@ -95,6 +107,28 @@ fn kill(words: &[String]) {
         [_, id] => crate::jobs::kill(id),
         _ => serial::write_str("usage: kill ID\n"),
     }
+}
+
+fn backtrace(words: &[String]) {
+    let [_, id] = words else {
+        serial::write_str("usage: bt ID\n");
+        return;
+    };
+    let Ok(number) = id.parse::<u64>() else {
+        serial::write_fmt(format_args!("bt: not a task id: {id}\n"));
+        return;
+    };
+    if let Err(error) = fault_recovery::print_backtrace(task::TaskId::new(number)) {
+        serial::write_fmt(format_args!("bt: error: {error}\n"));
+    }
+}
+
+fn faults(words: &[String]) {
+    if words.len() > 1 {
+        serial::write_str("usage: faults\n");
+        return;
+    }
+    fault_recovery::print_fault_log();
 }
 
 fn priority(words: &[String]) {

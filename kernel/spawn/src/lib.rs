@@ -6,6 +6,9 @@
 //! hash-free path in a cell (loading the cell on demand, `CellNamespace::find_function`) and runs it as a task;
 //! [`spawn_application`] does that for an application's `main`. The task keeps its namespace alive until it ends.
 //!
+//! [`TaskBuilder::spawn_restartable`] spawns a *restartable* task: when it fails (panic, CPU exception, kill), it
+//! is respawned from the same function, up to a restart limit; its [`RestartableHandle`] counts the restarts.
+//!
 //! # Example
 //! ```ignore
 //! let handle = TaskBuilder::new("worker").pin(1).priority(20).spawn(|| 6 * 7)?;
@@ -22,6 +25,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt;
 use core::marker::PhantomData;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cell_namespace::{CellNamespace, FindFunctionError};
 use scheduler::{JoinError, SpawnOptions};
@@ -125,6 +129,117 @@ impl TaskBuilder {
         // is `fn(A) -> R`; the namespace (kept alive by the task) keeps the cell loaded while the task runs.
         let function: fn(A) -> R = unsafe { core::mem::transmute::<usize, fn(A) -> R>(address.value()) };
         self.namespace(namespace.clone()).spawn(move || function(argument))
+    }
+}
+
+impl TaskBuilder {
+    /// Spawns a restartable task running `function`: each time it fails (panic, CPU exception, kill), a new task
+    /// with the same name, pin, priority, stack size and namespace runs `function` again, up to `limit` restarts;
+    /// the restart is spawned by the failing task itself once its stack was unwound. A run that returns ends it.
+    ///
+    /// # Errors
+    /// [`SpawnError::Scheduler`] for the first spawn (a failed respawn is logged and ends the series).
+    pub fn spawn_restartable<F>(self, limit: usize, function: F) -> Result<RestartableHandle, SpawnError>
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        let state = Arc::new(RestartState {
+            limit,
+            restarts: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            last_failure: spin::Mutex::new(None),
+        });
+        let template = Template {
+            name: self.options.name,
+            pin: self.options.pin,
+            priority: self.options.priority,
+            stack_pages: self.options.stack_pages,
+            namespace: self.options.namespace,
+        };
+        let first = launch(Arc::new(template), Arc::new(function), state.clone()).map_err(SpawnError::Scheduler)?;
+        Ok(RestartableHandle { state, first: first.id() })
+    }
+}
+
+/// What every incarnation of a restartable task is spawned with.
+struct Template {
+    name: String,
+    pin: Option<usize>,
+    priority: u8,
+    stack_pages: usize,
+    namespace: Option<Arc<CellNamespace>>,
+}
+
+/// The shared state of a restartable task's incarnations and its handle.
+struct RestartState {
+    limit: usize,
+    /// Protects nothing else: counts respawns.
+    restarts: AtomicUsize,
+    /// Set when a run returned or the last allowed run failed.
+    done: AtomicBool,
+    /// Protects: the failure of the last failed run.
+    last_failure: spin::Mutex<Option<FailureReason>>,
+}
+
+fn launch<F: Fn() + Send + Sync + 'static>(
+    template: Arc<Template>,
+    function: Arc<F>,
+    state: Arc<RestartState>,
+) -> Result<TaskRef, scheduler::SpawnError> {
+    let mut options = SpawnOptions::new(&template.name);
+    options.pin = template.pin;
+    options.priority = template.priority;
+    options.stack_pages = template.stack_pages;
+    options.namespace = template.namespace.clone();
+    let (body_function, body_state) = (function.clone(), state.clone());
+    options.on_failure = Some(Box::new(move |reason: &FailureReason| {
+        *state.last_failure.lock() = Some(reason.clone());
+        let restarts = state.restarts.load(Ordering::Acquire);
+        if restarts >= state.limit {
+            log::warn!("task \"{}\" failed after {restarts} restarts (limit reached)", template.name);
+            state.done.store(true, Ordering::Release);
+            return;
+        }
+        state.restarts.store(restarts + 1, Ordering::Release);
+        log::info!("restarting task \"{}\" (restart {} of {})", template.name, restarts + 1, state.limit);
+        if let Err(error) = launch(template.clone(), function.clone(), state.clone()) {
+            log::error!("restarting task \"{}\" failed: {error}", template.name);
+            state.done.store(true, Ordering::Release);
+        }
+    }));
+    let body: TaskBody = Box::new(move || {
+        body_function();
+        body_state.done.store(true, Ordering::Release);
+        Box::new(()) as Box<dyn Any + Send>
+    });
+    scheduler::spawn(options, body)
+}
+
+/// The handle of a restartable task series ([`TaskBuilder::spawn_restartable`]).
+pub struct RestartableHandle {
+    state: Arc<RestartState>,
+    first: TaskId,
+}
+
+impl RestartableHandle {
+    /// The first incarnation's id.
+    pub fn first_id(&self) -> TaskId {
+        self.first
+    }
+
+    /// How many times the task was restarted so far.
+    pub fn restarts(&self) -> usize {
+        self.state.restarts.load(Ordering::Acquire)
+    }
+
+    /// Whether the series ended: a run returned, or the last allowed run failed.
+    pub fn is_done(&self) -> bool {
+        self.state.done.load(Ordering::Acquire)
+    }
+
+    /// The failure of the last failed run, if any.
+    pub fn last_failure(&self) -> Option<FailureReason> {
+        self.state.last_failure.lock().clone()
     }
 }
 

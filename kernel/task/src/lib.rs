@@ -43,8 +43,8 @@ pub use runqueue::{PolicyData, RunQueue, SchedulerPolicy};
 #[cfg(target_os = "none")]
 pub use stack::{DEFAULT_STACK_PAGES, Stack, StackError};
 pub use task::{
-    DEFAULT_PRIORITY, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks, task_by_id,
-    task_count,
+    DEFAULT_PRIORITY, FailureCallback, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks,
+    task_by_id, task_count,
 };
 
 #[cfg(test)]

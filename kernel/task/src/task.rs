@@ -8,7 +8,8 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt;
 use core::ops::Deref;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use cell_namespace::CellNamespace;
 use memory_structs::VirtualAddress;
@@ -35,8 +36,9 @@ impl TaskId {
 }
 
 impl fmt::Display for TaskId {
+    /// The number, honouring width and alignment (so `ps` columns line up).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -129,6 +131,20 @@ pub struct Task {
     saved_stack_pointer: AtomicUsize,
     /// The guard page's address (copied out of the stack for lock-free lookup in fault handlers).
     guard_page: Option<VirtualAddress>,
+    /// The usable stack's bounds, bottom inclusive, top exclusive (copied out like `guard_page`); `None` for an
+    /// adopted task, whose stack is not ours.
+    stack_range: Option<Range<usize>>,
+    /// Set while the task is switched out from an interrupt handler (preemption, reschedule IPI): its stack then
+    /// holds an interrupt frame, which the unwinder cannot cross, so a kill is deferred.
+    in_interrupt: AtomicBool,
+    /// How many times a kill was deferred because the task was in an interrupt handler.
+    kill_deferrals: AtomicU32,
+    /// Unwinds in flight on this task's stack (started and not yet caught): a kill waits while one runs, so that
+    /// it never starts a second unwind inside the landing pads of the first.
+    unwinds_in_flight: AtomicU32,
+    /// Set once the task's body has returned or been unwound: the task is only exiting now, through code outside
+    /// the body's `catch_unwind`, where a kill must not start an unwind (it would leave the catch behind).
+    body_finished: AtomicBool,
     /// How many times a CPU switched to this task.
     switch_count: AtomicU64,
     /// Everything the task owns. The lock protects these fields only and is never held across a context switch.
@@ -143,7 +159,12 @@ struct TaskInner {
     exit_value: Option<AnyExitValue>,
     /// The task blocked in `join` on this one, woken when it exits.
     joiner: Option<TaskRef>,
+    /// Called by the task if it fails (see [`FailureCallback`]).
+    on_failure: Option<FailureCallback>,
 }
+
+/// What a failing task calls after its stack was unwound, before it exits (e.g. to respawn itself).
+pub type FailureCallback = Box<dyn FnOnce(&crate::FailureReason) + Send>;
 
 /// A shared reference to a [`Task`] (an `Arc`; cloning is cheap). Equality is identity.
 #[derive(Clone)]
@@ -194,6 +215,7 @@ impl Task {
         kind: TaskKind,
         state: RunState,
         guard_page: Option<VirtualAddress>,
+        stack_range: Option<Range<usize>>,
         inner: TaskInner,
     ) -> TaskRef {
         let task = TaskRef(Arc::new(Task {
@@ -208,6 +230,11 @@ impl Task {
             kill_requested: AtomicBool::new(false),
             saved_stack_pointer: AtomicUsize::new(0),
             guard_page,
+            stack_range,
+            in_interrupt: AtomicBool::new(false),
+            kill_deferrals: AtomicU32::new(0),
+            unwinds_in_flight: AtomicU32::new(0),
+            body_finished: AtomicBool::new(false),
             switch_count: AtomicU64::new(u64::from(state == RunState::Running)),
             inner: IrqSafeMutex::new(inner),
         }));
@@ -232,8 +259,9 @@ impl Task {
     ) -> TaskRef {
         let stack_pointer = crate::context::prepare_first_frame(&mut stack, entry, argument);
         let guard = stack.bottom() - memory_structs::PAGE_SIZE;
-        let inner = TaskInner { stack: Some(stack), namespace, body, exit_value: None, joiner: None };
-        let task = Task::create(params, kind, RunState::Runnable, Some(guard), inner);
+        let range = stack.bottom().value()..stack.top().value();
+        let inner = TaskInner { stack: Some(stack), namespace, body, exit_value: None, joiner: None, on_failure: None };
+        let task = Task::create(params, kind, RunState::Runnable, Some(guard), Some(range), inner);
         task.saved_stack_pointer.store(stack_pointer, Ordering::Release);
         task
     }
@@ -248,8 +276,9 @@ impl Task {
             body: None,
             exit_value: None,
             joiner: None,
+            on_failure: None,
         };
-        Task::create(params, kind, RunState::Running, None, inner)
+        Task::create(params, kind, RunState::Running, None, None, inner)
     }
 
     /// The id.
@@ -351,6 +380,76 @@ impl Task {
         self.guard_page.is_some_and(|guard| (guard.value()..guard.value() + 4096).contains(&address.value()))
     }
 
+    /// The usable stack's bounds (bottom inclusive, top exclusive); `None` for an adopted task.
+    pub fn stack_bounds(&self) -> Option<Range<usize>> {
+        self.stack_range.clone()
+    }
+
+    /// Scheduler-internal: records that the task is (true) or is no longer (false) switched out from an interrupt
+    /// handler.
+    pub fn set_in_interrupt(&self, in_interrupt: bool) {
+        self.in_interrupt.store(in_interrupt, Ordering::Release);
+    }
+
+    /// Whether the task is switched out from (or resuming into) an interrupt handler.
+    pub fn is_in_interrupt(&self) -> bool {
+        self.in_interrupt.load(Ordering::Acquire)
+    }
+
+    /// Scheduler-internal (the unwinder's start hook): an unwind started on this task's stack.
+    pub fn unwind_started(&self) {
+        self.unwinds_in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Scheduler-internal (the unwinder's catch hook): an unwind on this task's stack was caught.
+    pub fn unwind_caught(&self) {
+        let _ = self.unwinds_in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| count.checked_sub(1));
+    }
+
+    /// Scheduler-internal: the task's body has returned or been unwound; from now on kills need no unwinding.
+    pub fn finish_body(&self) {
+        self.body_finished.store(true, Ordering::Release);
+    }
+
+    /// Whether the task's body has returned or been unwound (it is exiting).
+    pub fn is_body_finished(&self) -> bool {
+        self.body_finished.load(Ordering::Acquire)
+    }
+
+    /// Whether an unwind (panic, fault or kill) is in flight on this task's stack.
+    pub fn is_unwinding(&self) -> bool {
+        self.unwinds_in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// Scheduler-internal: counts one deferral of a kill; returns the count including this one.
+    pub fn defer_kill(&self) -> u32 {
+        self.kill_deferrals.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Runs `f` with the task's stack bounds while the stack cannot be freed (the task lock is held, so `reap`
+    /// waits; interrupts are disabled on this CPU meanwhile). `None` if the task has no stack of its own or was
+    /// reaped. For reading another task's stack (a stack trace); the task may still run on another CPU.
+    pub fn with_stack_locked<R>(&self, f: impl FnOnce(Option<Range<usize>>) -> R) -> R {
+        let inner = self.inner.lock();
+        #[cfg(target_os = "none")]
+        let present = inner.stack.is_some();
+        #[cfg(not(target_os = "none"))]
+        let present = false;
+        let result = f(if present { self.stack_range.clone() } else { None });
+        drop(inner);
+        result
+    }
+
+    /// Sets the callback the task runs if it fails.
+    pub fn set_failure_callback(&self, callback: FailureCallback) {
+        self.inner.lock().on_failure = Some(callback);
+    }
+
+    /// Takes the failure callback (once).
+    pub fn take_failure_callback(&self) -> Option<FailureCallback> {
+        self.inner.lock().on_failure.take()
+    }
+
     /// Takes the body a spawned task runs (once; `None` afterwards).
     pub fn take_body(&self) -> Option<TaskBody> {
         self.inner.lock().body.take()
@@ -390,7 +489,7 @@ impl Task {
             let stack = inner.stack.take();
             #[cfg(not(target_os = "none"))]
             let stack = ();
-            (stack, inner.namespace.take(), inner.body.take())
+            (stack, inner.namespace.take(), (inner.body.take(), inner.on_failure.take()))
         };
         drop((stack, namespace, body));
         TASK_TABLE.lock().remove(&self.id);

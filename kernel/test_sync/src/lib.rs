@@ -152,8 +152,24 @@ fn mutex_fairness() -> Result<(), String> {
         ensure!(value.is_completed(), "a contender failed: {value:?}");
     }
     let order = mutex.lock().clone();
-    let expected: Vec<usize> = (0..ROUNDS).flat_map(|_| 0..WORKERS).collect();
-    ensure!(order == expected, "acquisition order {order:?}, expected FIFO {expected:?}");
+    // The first round is strictly FIFO: the workers were queued in a known order while the lock was held. Later
+    // rounds depend on when each worker, running on its own CPU, queues again after its release (a race between
+    // CPUs, not a property of the mutex), so for them the check is bounded bypass: with hand-off, a worker that
+    // re-queues waits behind everyone already waiting, so no worker gets the lock more than twice in any window of
+    // WORKERS consecutive acquisitions (a barging or LIFO lock lets one worker take it again and again).
+    ensure!(order.len() == WORKERS * ROUNDS, "acquisition count {} in {order:?}", order.len());
+    let first_round: Vec<usize> = (0..WORKERS).collect();
+    ensure!(order[..WORKERS] == first_round[..], "first round {order:?}, expected FIFO {first_round:?} first");
+    for worker in 0..WORKERS {
+        let count = order.iter().filter(|&&holder| holder == worker).count();
+        ensure!(count == ROUNDS, "worker {worker} acquired {count} times in {order:?}");
+    }
+    for window in order.windows(WORKERS) {
+        for worker in 0..WORKERS {
+            let in_window = window.iter().filter(|&&holder| holder == worker).count();
+            ensure!(in_window <= 2, "worker {worker} bypassed the queue: window {window:?} of {order:?}");
+        }
+    }
     Ok(())
 }
 

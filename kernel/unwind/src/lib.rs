@@ -14,9 +14,9 @@
 //! - [`find_action`] / [`EhAction`]: the LSDA and the personality decision.
 //! - [`backtrace`] / [`write_backtrace`] with a [`Symbolizer`]: stack traces.
 //! - [`UnwindCause`]: why a task unwinds.
-//! - Runtime (x86_64): [`start_unwinding`], [`start_unwinding_from`], [`resume_unwinding`], [`catch_unwind`],
-//!   [`set_end_handler`], [`with_current_registers`], [`write_current_backtrace`]; see `runtime/mod.rs` for
-//!   the landing-pad protocol.
+//! - Runtime (x86_64): [`start_unwinding`], [`start_unwinding_from`], [`start_unwinding_at`],
+//!   [`resume_unwinding`], [`catch_unwind`], [`set_end_handler`], [`set_unwind_hooks`],
+//!   [`with_current_registers`], [`write_current_backtrace`]; see `runtime/mod.rs` for the landing-pad protocol.
 //!
 //! # Control flow
 //! 1. At boot nano_core registers the base image (`__text_*`, `__eh_frame_*`, `__gcc_except_table_*`); the
@@ -69,8 +69,8 @@ pub use registry::{
 #[cfg(target_arch = "x86_64")]
 pub use runtime::{
     EXCEPTION_CLASS, EndHandler, EndOfUnwind, ExceptionObject, POOL_SIZE, StopPoint, UnwindEnd, UnwindOptions,
-    catch_unwind, is_own_exception, pool_in_use, resume_unwind, resume_unwinding, set_end_handler, start_unwinding,
-    start_unwinding_from, with_current_registers, write_current_backtrace,
+    catch_unwind, is_own_exception, pool_in_use, resume_unwind, resume_unwinding, set_end_handler, set_unwind_hooks,
+    start_unwinding, start_unwinding_at, start_unwinding_from, with_current_registers, write_current_backtrace,
 };
 #[cfg(target_os = "none")]
 pub use self_test::{SelfTestError, self_test};

@@ -105,3 +105,24 @@ pub const LONG_FOREGROUND: &str = "load 2 60\r";
 pub const CTRL_C: &str = "\u{3}";
 /// The foreground task ended by Ctrl-C.
 pub const FOREGROUND_KILLED: &str = r"failed: killed$";
+
+/// `fault_demo pf`: a null dereference in an application's task.
+pub const FAULT_DEMO_PAGE_FAULT: &str = "fault_demo pf";
+/// `fault_demo panic`.
+pub const FAULT_DEMO_PANIC: &str = "fault_demo panic";
+/// `fault_demo overflow`.
+pub const FAULT_DEMO_OVERFLOW: &str = "fault_demo overflow";
+/// The Drop on the failed task's stack ran during unwinding.
+pub const FAULT_DEMO_CLEANUP_RAN: &str = r"fault_demo: cleanup ran";
+/// The shell reports the page fault as the task's failure.
+pub const TASK_FAILED_PAGE_FAULT: &str = r"fault_demo: task \d+ failed: exception PageFault";
+/// The shell reports the panic with its message.
+pub const TASK_FAILED_PANIC: &str = r"fault_demo: task \d+ failed: panicked: fault_demo: panic on request";
+/// The shell reports the stack overflow.
+pub const TASK_FAILED_OVERFLOW: &str = r"fault_demo: task \d+ failed: stack overflow";
+/// `faults` lists the logged failures (at least the three above).
+pub const FAULT_LOG_COUNT: &str = r"^[3-9]\d* faults logged$|^\d{2,} faults logged$";
+/// A fault-log line names the cell of the faulting instruction.
+pub const FAULT_LOG_NAMES_CELL: &str = r"cell fault_injection address 0x";
+/// `bt 2` (the shell task itself): a frame in the shell cell, with a demangled name and offset.
+pub const BACKTRACE_SHELL_FRAME: &str = r"shell::\S+\+0x[0-9a-f]+ \(cell shell\)";

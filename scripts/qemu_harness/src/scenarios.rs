@@ -99,6 +99,22 @@ const ALL_TESTS_PASS: Step =
 /// All scenarios, in the order `test` runs them.
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
+        name: "fault-recovery",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command(e::FAULT_DEMO_PAGE_FAULT, &[e::FAULT_DEMO_CLEANUP_RAN, e::TASK_FAILED_PAGE_FAULT]),
+            command(e::FAULT_DEMO_PANIC, &[e::FAULT_DEMO_CLEANUP_RAN, e::TASK_FAILED_PANIC]),
+            command(e::FAULT_DEMO_OVERFLOW, &[e::TASK_FAILED_OVERFLOW]),
+            command("hello", &[e::HELLO_V1]),
+            command("faults", &[e::FAULT_LOG_COUNT, e::FAULT_LOG_NAMES_CELL]),
+            command("bt 2", &[e::BACKTRACE_SHELL_FRAME]),
+            EXIT_OK,
+        ],
+        cpus: Some(2),
+    },
+    Scenario {
         name: "tasks-smp1",
         firmware: Firmware::Bios,
         image: Image::Normal,

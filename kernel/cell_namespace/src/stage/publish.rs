@@ -111,6 +111,7 @@ impl Transaction<'_> {
             }
             state.cells.insert(cell.name.clone(), cell.clone());
             drop(state);
+            crate::observer::notify_loaded(cell);
             let sizes = cell.sizes;
             log::info!(
                 "namespace {}: loaded cell {} from {}: text {} B, rodata {} B, data {} B, {} relocations{}",

@@ -137,6 +137,28 @@ fn end_unwind(end: UnwindEnd) -> ! {
     handler(end)
 }
 
+/// Called when an unwind starts (null: none); see [`set_unwind_hooks`].
+static START_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// Called when [`catch_unwind`] catches an unwind of this runtime (null: none).
+static CATCH_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs the functions called on this CPU when an unwind starts (panic, fault, kill) and when
+/// [`catch_unwind`] catches one: the task layer counts unwinds in flight per task with them, so that a kill never
+/// starts a second unwind inside a landing pad of the first. They must not panic or unwind.
+pub fn set_unwind_hooks(on_start: fn(), on_catch: fn()) {
+    START_HOOK.store(on_start as *mut (), Ordering::Release);
+    CATCH_HOOK.store(on_catch as *mut (), Ordering::Release);
+}
+
+fn call_hook(hook: &AtomicPtr<()>) {
+    let pointer = hook.load(Ordering::Acquire);
+    if !pointer.is_null() {
+        // SAFETY: the only non-null values ever stored are `fn()` pointers (`set_unwind_hooks`).
+        let hook = unsafe { core::mem::transmute::<*mut (), fn()>(pointer) };
+        hook();
+    }
+}
+
 /// Frees the object and calls the end handler.
 ///
 /// # Safety
@@ -239,6 +261,7 @@ unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, d
     // registers, valid during this call.
     let ((cause, options), registers) =
         unsafe { (data.cast::<(UnwindCause, UnwindOptions)>().read(), (*captured).to_registers()) };
+    call_hook(&START_HOOK);
     let object = exception::allocate(cause, FrameCursor::after_call(registers), options);
     // SAFETY: a fresh object; its cursor is the frame of `start_unwinding`, live and above us.
     unsafe { continue_unwinding(object) }
@@ -253,7 +276,23 @@ unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, d
 /// task stack under an exception handler running on an IST stack), above every frame still needed; the frames
 /// it leads to are abandoned or unwound. Call it with interrupts in the state the task should continue with.
 pub unsafe fn start_unwinding_from(registers: &Registers, cause: UnwindCause, options: UnwindOptions) -> ! {
+    call_hook(&START_HOOK);
     let object = exception::allocate(cause, FrameCursor::exact(*registers), options);
+    // SAFETY: a fresh object; the caller guarantees the frames.
+    unsafe { continue_unwinding(object) }
+}
+
+/// Starts unwinding at `cursor`: like [`start_unwinding_from`], but from any walk position, e.g. the first frame
+/// of a stack-overflowed task that has enough stack below it to run landing pads (the frames below that one are
+/// abandoned without their drops). An exact cursor's first frame has its own pads skipped; an after-call cursor's
+/// does not.
+///
+/// # Safety
+/// As for [`start_unwinding_from`]: the cursor must describe a live frame of a stack this CPU may take over,
+/// above every frame still needed.
+pub unsafe fn start_unwinding_at(cursor: FrameCursor, cause: UnwindCause, options: UnwindOptions) -> ! {
+    call_hook(&START_HOOK);
+    let object = exception::allocate(cause, cursor, options);
     // SAFETY: a fresh object; the caller guarantees the frames.
     unsafe { continue_unwinding(object) }
 }
@@ -319,6 +358,7 @@ pub fn catch_unwind<F: FnOnce() -> R, R>(f: F) -> Result<R, UnwindCause> {
 unsafe fn take_caught(payload: *mut u8) -> UnwindCause {
     // SAFETY: a landing pad's exception pointer is null or a readable exception object.
     if unsafe { exception::is_ours(payload) } {
+        call_hook(&CATCH_HOOK);
         // SAFETY: ours, live, and the unwind ends here: nobody uses it afterwards.
         unsafe { exception::release(payload.cast()) }.cause
     } else {

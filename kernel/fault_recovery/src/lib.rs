@@ -1,0 +1,195 @@
+//! Fault recovery: a CPU exception or panic in a task unwinds that task, is logged, and repeated faults in one
+//! cell reload a fresh copy of the cell.
+//!
+//! # Purpose
+//! The scheduler runs every task body inside `unwind::catch_unwind`; this cell makes CPU exceptions and uncaught
+//! unwinds reach that machinery, records every failure, and applies the recovery policy. It is shared state by
+//! necessity (one fault log per system, one fault counter per cell); both are small and bounded.
+//!
+//! # Key items
+//! - [`init`]: installs the exception hook, the end-of-unwind handler and the scheduler's failure hook.
+//! - [`print_backtrace`] (`bt ID`) / [`write_backtrace_of`], with [`BacktraceError`]; [`Symbolizer`] names
+//!   addresses through the namespaces (cell, section, offset; nano_core through its base-image cell).
+//! - [`tasks_in_cell`] / [`CellUsers`]: which tasks have a frame in a cell's code (walking saved contexts), the
+//!   check behind "may the old copy of a swapped cell be freed"; the reload logs it.
+//! - [`print_fault_log`] (`faults`), [`fault_log`] / [`FaultRecord`], [`fault_count`].
+//! - [`REPEATED_FAULT_LIMIT`]: faults of one cell that trigger its reload ([`reload_cell`], also callable).
+//!
+//! # Control flow of a CPU exception in a task
+//! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
+//! 2. No current task, or an idle task: report and stop this CPU (an exception in an interrupt handler or in
+//!    nano_core never gets here: the dispatcher stops first).
+//! 3. The failing task's stack trace is printed from the faulting frame's registers (at most 16 frames). This
+//!    and the symbol lookup use the heap and the namespaces' locks: a fault while holding one of those would
+//!    hang here (the unwinding itself needs neither: its exception objects come from a static pool).
+//! 4. Stack overflow (a #PF in the task's guard page): landing pads cannot run on the exhausted stack, so the
+//!    walk skips the frames that lie within [`OVERFLOW_HEADROOM`] bytes of the stack bottom (their drops are
+//!    abandoned: normally the frames of the runaway recursion) and starts unwinding at the first frame above;
+//!    if there is none, the task ends without unwinding (its stack and task resources are still freed).
+//! 5. Otherwise `unwind::start_unwinding_from` with the faulting registers, bounded to the task's stack: the
+//!    landing pads run on the task's stack (the IST stack is abandoned; interrupts stay off until the task's
+//!    entry catches the unwind, so no other #PF can reuse the IST stack meanwhile).
+//! 6. The task's entry catches the unwind, the scheduler turns the cause into `Failed(reason)` and calls the
+//!    failure hook ([`record_failure`]): a fault-log entry; a CPU exception in a loaded cell counts against that
+//!    cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it (swap with itself, other CPUs stopped for the commit).
+#![no_std]
+
+extern crate alloc;
+
+mod backtrace;
+mod log_book;
+
+use alloc::string::ToString;
+
+pub use backtrace::{
+    BacktraceError, CellUsers, Symbolizer, print_backtrace, tasks_in_cell, write_backtrace_of, write_current_backtrace,
+};
+pub use log_book::{
+    FaultRecord, REPEATED_FAULT_LIMIT, ReloadError, fault_count, fault_log, print_fault_log, record_failure,
+    reload_cell,
+};
+
+/// Bytes of stack a frame must have below it for its landing pads to run after a stack overflow (a landing pad
+/// calls drops and `_Unwind_Resume`, whose frame walk needs a few KiB).
+pub const OVERFLOW_HEADROOM: u64 = 16 * 1024;
+
+/// Installs the exception hook, the end-of-unwind handler and the failure hook. Call once tasking runs.
+pub fn init() {
+    interrupts::set_exception_hook(task_exception);
+    unwind::set_end_handler(end_of_unwind);
+    scheduler::set_failure_hook(record_failure);
+    scheduler::set_task_fault_recovery(true);
+}
+
+/// The unwinder's end handler: an unwind that no `catch_unwind` caught (an adopted task such as the shell, or a
+/// walk that failed) ends the current task without further cleanup, or stops the CPU outside tasks.
+fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
+    let reason = scheduler::failure_from_cause(&end.cause);
+    log::warn!(
+        "unwinding ended without a catch ({:?}, {} frames, {} landing pads)",
+        end.end,
+        end.frames,
+        end.landing_pads
+    );
+    if let Some(task) = scheduler::current_task() {
+        record_failure(&task, &reason);
+    }
+    let error = match scheduler::fail_current(reason) {
+        Ok(never) => match never {},
+        Err(error) => error,
+    };
+    serial::write_fmt(format_args!("\nunwinding ended outside any task ({error:?}): {}; stopping\n", end.cause));
+    power::exit(power::ExitCode::Failure)
+}
+
+/// The registers of the interrupted frame, in DWARF numbering, with RA = the faulting instruction.
+fn fault_registers(info: &interrupts::ExceptionInfo) -> unwind::Registers {
+    let r = &info.registers;
+    let mut registers = unwind::Registers::new();
+    for (register, value) in [
+        (unwind::RAX, r.rax),
+        (unwind::RDX, r.rdx),
+        (unwind::RCX, r.rcx),
+        (unwind::RBX, r.rbx),
+        (unwind::RSI, r.rsi),
+        (unwind::RDI, r.rdi),
+        (unwind::RBP, r.rbp),
+        (unwind::R8, r.r8),
+        (unwind::R9, r.r9),
+        (unwind::R10, r.r10),
+        (unwind::R11, r.r11),
+        (unwind::R12, r.r12),
+        (unwind::R13, r.r13),
+        (unwind::R14, r.r14),
+        (unwind::R15, r.r15),
+        (unwind::RSP, info.frame.stack_pointer),
+        (unwind::RA, info.frame.instruction_pointer),
+    ] {
+        registers.set(register, Some(value));
+    }
+    registers
+}
+
+/// The exception hook (see the crate docs, steps 2-5).
+fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
+    let task = scheduler::current_task().filter(|task| !task.is_idle());
+    let Some(task) = task else { stop_cpu(info, "outside any task") };
+    let registers = fault_registers(info);
+    let bounds = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
+    serial::write_fmt(format_args!("task {} \"{}\" faulted; stack trace:\n", task.id(), task.name()));
+    let mut out = backtrace::SerialWriter;
+    let _ = backtrace::write_walk(
+        &mut out,
+        unwind::FrameCursor::exact(registers),
+        bounds.clone(),
+        backtrace::FAULT_FRAME_LIMIT,
+    );
+    let overflow =
+        info.faulting_address.and_then(|address| memory_structs::VirtualAddress::try_new(address as usize).ok());
+    let overflow = overflow.is_some_and(|address| task.stack_guard_contains(address));
+    let cause = unwind::UnwindCause::Exception(unwind::ExceptionCause {
+        vector: info.vector,
+        error_code: info.error_code,
+        instruction_pointer: info.frame.instruction_pointer,
+        fault_address: info.faulting_address,
+    });
+    let options = unwind::UnwindOptions { stack_bounds: bounds.clone(), ..unwind::UnwindOptions::default() };
+    drop(task);
+    if overflow {
+        let start = bounds.as_ref().and_then(|bounds| overflow_start(registers, bounds.clone()));
+        match start {
+            // SAFETY: the cursor is a frame of the faulting task's stack (walked within its bounds from the
+            // faulting registers), with at least OVERFLOW_HEADROOM bytes of mapped stack below it; this CPU takes
+            // that stack over (the hook never returns), and the frames below are abandoned.
+            Some(cursor) => unsafe { unwind::start_unwinding_at(cursor, cause, options) },
+            None => {
+                let reason = scheduler::failure_from_cause(&cause);
+                if let Some(task) = scheduler::current_task() {
+                    record_failure(&task, &reason);
+                }
+                log::warn!("stack overflow: no frame with enough stack below it; ending the task without unwinding");
+                let _ = scheduler::fail_current(reason);
+                stop_cpu(info, "outside any task")
+            }
+        }
+    }
+    // SAFETY: the registers are those of the interrupted task frame, live on the task's stack, which this CPU
+    // takes over (the hook never returns); nothing on the exception stack is needed afterwards.
+    unsafe { unwind::start_unwinding_from(&registers, cause, options) }
+}
+
+/// The first frame (as an after-call cursor, so its landing pads run) whose stack pointer has at least
+/// [`OVERFLOW_HEADROOM`] bytes of stack below it.
+fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -> Option<unwind::FrameCursor> {
+    // SAFETY: `bounds` is the task's usable stack, mapped while the task exists (it is running here).
+    let memory = unsafe { unwind::DirectMemory::within(bounds.clone()) };
+    let mut frames = unwind::FrameIter::new(unwind::global_registry(), memory, unwind::FrameCursor::exact(registers));
+    loop {
+        let before = frames.cursor();
+        let frame = frames.next_frame().ok()??;
+        if frame.registers.stack_pointer()? >= bounds.start + OVERFLOW_HEADROOM {
+            // The first frame itself (exact, the faulting one) keeps its exact cursor.
+            return Some(before);
+        }
+    }
+}
+
+fn stop_cpu(info: &interrupts::ExceptionInfo, why: &str) -> ! {
+    log::error!("{} on CPU {} {why}; stopping this CPU", info.name, info.cpu.index());
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// The cell holding `address` in the kernel or application namespace, if any (by name).
+pub fn cell_containing(address: u64) -> Option<alloc::string::String> {
+    let address = memory_structs::VirtualAddress::try_new(address as usize).ok()?;
+    let namespaces = [system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?];
+    namespaces
+        .iter()
+        .find_map(|namespace| {
+            namespace.loaded_cells().into_iter().find(|cell| cell.section_containing(address).is_some())
+        })
+        .map(|cell| cell.name().to_string())
+}

@@ -1,0 +1,398 @@
+//! In-kernel tests of unwinding and fault recovery, run by the shell's `test` builtin.
+//!
+//! # Purpose
+//! Proves that a failing task gives back everything it held. For each failure kind (panic, #PF null dereference,
+//! #GP, #UD, #DE, stack overflow, kill of a sleeping and of a spinning task, kill during a panic's unwind) a task takes resources (a 128 KiB heap allocation, 32 KiB of
+//! `MappedPages`, a `sync::Mutex` lock, a channel sender), then fails; the test checks the exit reason, that the
+//! lock is free, that the channel's receiver sees the disconnection, and that the free frames and pages are back
+//! at their baseline and the heap within [`HEAP_TOLERANCE`] (the fault log and log lines allocate a little).
+//! Then: a restartable task failing every run is restarted exactly 3 times; a cell corrupted with `ud2` faults
+//! three times and is reloaded fresh, after which its dependent (this cell) works again; `bt` of a sleeping task;
+//! and timings (unwinding 10 frames, fault to reaped, fault-triggered reload).
+//!
+//! # Control flow of [`run`]
+//! 1. the nine failure scenarios, each with its resource check;
+//! 2. the restartable task; 3. the corrupted cell; 4. the stack trace; 5. the measurements.
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+
+use spawn::TaskBuilder;
+use task::{ExceptionKind, ExitValue, FailureReason, TaskId};
+
+/// Heap bytes a scenario may leave allocated (fault-log records, log formatting); far below the 128 KiB held.
+const HEAP_TOLERANCE: usize = 16 * 1024;
+/// Free frames a scenario may consume (page-table frames created for new mappings stay allocated).
+const FRAME_TOLERANCE: usize = 3;
+
+/// The lock every failing task holds.
+static LOCK: sync::Mutex<u64> = sync::Mutex::new(0);
+/// When the failing task was about to fail (TSC ns), for the fault-to-reaped time.
+static FAULT_AT: AtomicU64 = AtomicU64::new(0);
+
+/// What a failing task holds.
+struct Held {
+    heap: Vec<u8>,
+    pages: memory::MappedPages,
+    guard: sync::MutexGuard<'static, u64>,
+    sender: channel::Sender<u64>,
+}
+
+fn take_resources(sender: channel::Sender<u64>) -> Held {
+    let heap = vec![0x5a_u8; 128 * 1024];
+    let pages = memory::map_new(32 * 1024, memory::Permissions::ReadWrite).expect("map 32 KiB");
+    let mut guard = LOCK.lock();
+    *guard += 1;
+    Held { heap, pages, guard, sender }
+}
+
+type Fault = fn() -> u64;
+/// Whether a failure reason is the expected one.
+type Expected = fn(&FailureReason) -> bool;
+/// A scenario: task name, fault, expected reason, whether the test kills the task.
+type Scenario = (&'static str, Fault, Expected, bool);
+
+#[inline(never)]
+fn panicking() -> u64 {
+    panic!("injected panic")
+}
+
+#[inline(never)]
+fn killed() -> u64 {
+    loop {
+        scheduler::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Spins without ever calling the scheduler: a kill reaches it only through an interrupt (timer or IPI).
+#[inline(never)]
+fn spinning() -> u64 {
+    let mut counter = 0u64;
+    loop {
+        counter = core::hint::black_box(counter.wrapping_add(1));
+        core::hint::spin_loop();
+    }
+}
+
+/// Set when [`SlowDrop`] starts dropping (during the unwind of a panic).
+static DROP_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// A value whose drop blocks (sleeps): a safe point reached from a landing pad.
+struct SlowDrop;
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        DROP_STARTED.store(true, Ordering::Release);
+        scheduler::sleep(Duration::from_millis(30));
+    }
+}
+
+/// Panics while holding a [`SlowDrop`]: the test kills the task while that drop sleeps, and the kill must not
+/// start a second unwind inside the first (the task still ends with the panic).
+#[inline(never)]
+fn panic_with_slow_drop() -> u64 {
+    DROP_STARTED.store(false, Ordering::Release);
+    let _slow = SlowDrop;
+    panic!("injected panic with a slow drop")
+}
+
+fn overflow() -> u64 {
+    fault_injection::stack_overflow(0)
+}
+
+/// Waits until task `id` is reaped (its stack freed); returns false after about 2 s.
+fn wait_reaped(id: TaskId) -> bool {
+    let deadline = tsc::now_ns() + 2_000_000_000;
+    while task::task_by_id(id).is_some() {
+        if tsc::now_ns() > deadline {
+            return false;
+        }
+        scheduler::yield_now();
+    }
+    true
+}
+
+/// Runs one failure scenario; returns the time from the failure to the task being reaped, in ns.
+fn scenario(name: &str, fault: Fault, expected: Expected, kill: bool) -> Result<u64, String> {
+    let before = memory::stats();
+    let (sender, receiver) = channel::bounded::<u64>(1);
+    let ready = Arc::new(AtomicBool::new(false));
+    let task_ready = ready.clone();
+    let handle = TaskBuilder::new(name)
+        .spawn(move || {
+            let held = take_resources(sender);
+            task_ready.store(true, Ordering::Release);
+            FAULT_AT.store(tsc::now_ns(), Ordering::Release);
+            let value = fault();
+            core::hint::black_box(&held);
+            value
+                + held.heap.len() as u64
+                + held.pages.size_in_bytes() as u64
+                + *held.guard
+                + u64::from(core::hint::black_box(&held.sender).try_send(0).is_ok())
+        })
+        .map_err(|error| format!("{name}: spawn: {error}"))?;
+    let id = handle.id();
+    if kill {
+        while !ready.load(Ordering::Acquire) {
+            scheduler::sleep(Duration::from_millis(1));
+        }
+        while name == "fault_kill_during_panic" && !DROP_STARTED.load(Ordering::Acquire) {
+            scheduler::sleep(Duration::from_millis(1));
+        }
+        scheduler::sleep(Duration::from_millis(3));
+        FAULT_AT.store(tsc::now_ns(), Ordering::Release);
+        spawn::kill(id).map_err(|error| format!("{name}: kill: {error}"))?;
+    }
+    let exit = handle.join().map_err(|error| format!("{name}: join: {error:?}"))?;
+    let reason = match exit {
+        ExitValue::Completed(value) => return Err(format!("{name}: completed with {value} instead of failing")),
+        ExitValue::Failed(reason) => reason,
+    };
+    if !expected(&reason) {
+        return Err(format!("{name}: wrong failure: {reason}"));
+    }
+    if !wait_reaped(id) {
+        return Err(format!("{name}: task {id} was not reaped"));
+    }
+    let reaped = tsc::now_ns().saturating_sub(FAULT_AT.load(Ordering::Acquire));
+    if LOCK.try_lock().is_none() {
+        return Err(format!("{name}: the mutex is still locked"));
+    }
+    if receiver.try_receive() != Err(channel::TryReceiveError::Disconnected) {
+        return Err(format!("{name}: the channel's receiver does not see the sender gone"));
+    }
+    drop(receiver);
+    let after = memory::stats();
+    if after.free_pages != before.free_pages
+        || after.free_frames + FRAME_TOLERANCE < before.free_frames
+        || after.heap_used_bytes > before.heap_used_bytes + HEAP_TOLERANCE
+    {
+        return Err(format!("{name}: resources not returned: before {before:?}, after {after:?}"));
+    }
+    log::info!(
+        "{name}: failed as expected ({reason}); resources returned; reaped {} us after the fault",
+        reaped / 1000
+    );
+    Ok(reaped)
+}
+
+/// The nine failure scenarios (kill three times: a task that sleeps, one that spins and is only reached by
+/// interrupts, and one that is killed while a drop of its panic's unwind sleeps): name, fault, expected reason, kill. The faults are closures of this cell that call
+/// `fault_injection` by name (through relocations a reload re-links), never pointers into `fault_injection`,
+/// which its reload (after its third fault) would leave dangling.
+fn scenarios() -> [Scenario; 9] {
+    [
+        (
+            "fault_panic",
+            panicking,
+            |reason| matches!(reason, FailureReason::Panic(message) if message.contains("injected panic") && message.contains("test_fault_recovery")),
+            false,
+        ),
+        (
+            "fault_null",
+            || fault_injection::null_dereference(),
+            |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::PageFault(_), fault_address: Some(address), .. } if address.value() == 0),
+            false,
+        ),
+        (
+            "fault_gp",
+            || fault_injection::general_protection(),
+            |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::GeneralProtection(_), .. }),
+            false,
+        ),
+        (
+            "fault_ud",
+            || fault_injection::invalid_opcode(),
+            |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }),
+            false,
+        ),
+        (
+            "fault_de",
+            || fault_injection::divide_by_zero(),
+            |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::DivideError, .. }),
+            false,
+        ),
+        ("fault_overflow", overflow, |reason| matches!(reason, FailureReason::StackOverflow { .. }), false),
+        ("fault_kill", killed, |reason| matches!(reason, FailureReason::Killed), true),
+        ("fault_kill_spinning", spinning, |reason| matches!(reason, FailureReason::Killed), true),
+        (
+            "fault_kill_during_panic",
+            panic_with_slow_drop,
+            |reason| matches!(reason, FailureReason::Panic(message) if message.contains("slow drop")),
+            true,
+        ),
+    ]
+}
+
+/// A restartable task that fails every run is restarted exactly `LIMIT` times.
+fn restartable() -> Result<(), String> {
+    const LIMIT: usize = 3;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let handle = TaskBuilder::new("restartable")
+        .spawn_restartable(LIMIT, move || {
+            counter.fetch_add(1, Ordering::AcqRel);
+            panic!("restartable task fails");
+        })
+        .map_err(|error| format!("restartable: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + 3_000_000_000;
+    while !handle.is_done() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("restartable: not done after 3 s ({} restarts)", handle.restarts()));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let (restarts, runs) = (handle.restarts(), runs.load(Ordering::Acquire));
+    if restarts != LIMIT || runs != LIMIT + 1 {
+        return Err(format!("restartable: {restarts} restarts and {runs} runs, expected {LIMIT} and {}", LIMIT + 1));
+    }
+    if !matches!(handle.last_failure(), Some(FailureReason::Panic(_))) {
+        return Err(format!("restartable: last failure {:?}", handle.last_failure()));
+    }
+    log::info!("restartable: failed {runs} times, restarted {restarts} times");
+    Ok(())
+}
+
+/// A cell corrupted with `ud2` faults, is reloaded after the repeated faults, and works again for its dependents.
+/// Returns the reload's duration in ns.
+fn corrupted_cell() -> Result<u64, String> {
+    let expected = fault_victim::checksum(5);
+    fault_injection::corrupt_function("fault_victim", "fault_victim::checksum")
+        .map_err(|error| format!("corrupt: {error:?}"))?;
+    for attempt in 1..=fault_recovery::REPEATED_FAULT_LIMIT {
+        let handle = TaskBuilder::new("victim")
+            .spawn(|| fault_victim::checksum(core::hint::black_box(5)))
+            .map_err(|error| format!("victim: spawn: {error}"))?;
+        match handle.join() {
+            Ok(ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. })) => {}
+            other => return Err(format!("victim attempt {attempt}: expected #UD, got {other:?}")),
+        }
+    }
+    let record = fault_recovery::fault_log().into_iter().last().ok_or("the fault log is empty")?;
+    let reload_ns = match (record.cell.as_deref(), record.reload_ns) {
+        (Some("fault_victim"), Some(ns)) => ns,
+        _ => return Err(format!("the last fault did not reload fault_victim: {record:?}")),
+    };
+    let value = fault_victim::checksum(5);
+    if value != expected {
+        return Err(format!("after the reload checksum(5) = {value:#x}, expected {expected:#x}"));
+    }
+    log::info!(
+        "corrupted cell: faulted {} times, reloaded fresh, dependents work again",
+        fault_recovery::REPEATED_FAULT_LIMIT
+    );
+    Ok(reload_ns)
+}
+
+/// `bt` of a sleeping task walks its saved context through the scheduler into this cell.
+fn stack_trace() -> Result<(), String> {
+    let handle = TaskBuilder::new("sleeper").spawn(killed).map_err(|error| format!("sleeper: {error}"))?;
+    let id = handle.id();
+    scheduler::sleep(Duration::from_millis(5));
+    let mut trace = String::new();
+    let frames = fault_recovery::write_backtrace_of(&mut trace, id);
+    let in_this_cell = fault_recovery::tasks_in_cell("test_fault_recovery");
+    let in_victim = fault_recovery::tasks_in_cell("fault_victim");
+    let _ = spawn::kill(id);
+    let _ = handle.join();
+    let frames = frames.map_err(|error| format!("bt {id}: {error}"))?;
+    if !in_this_cell.tasks.contains(&id) || in_victim.tasks.contains(&id) {
+        return Err(format!(
+            "tasks_in_cell: {in_this_cell:?} in this cell, {in_victim:?} in fault_victim; sleeper {id}"
+        ));
+    }
+    serial::write_fmt(format_args!("bt {id}:\n{trace}"));
+    if frames < 3 || !trace.contains("scheduler") || !trace.contains("test_fault_recovery") {
+        return Err(format!("bt {id}: {frames} frames, missing the scheduler or this cell"));
+    }
+    // The running task's own trace includes this cell (this function may be inlined into `run`).
+    let mut own = String::new();
+    let own_frames = fault_recovery::write_current_backtrace(&mut own).map_err(|error| format!("bt self: {error}"))?;
+    if own_frames < 2 || !own.contains("(cell test_fault_recovery)") {
+        return Err(format!("bt of the running task: {own_frames} frames:\n{own}"));
+    }
+    let missing = TaskId::new(u64::MAX);
+    if fault_recovery::print_backtrace(missing) != Err(fault_recovery::BacktraceError::NoSuchTask(missing)) {
+        return Err("bt of a nonexistent task did not fail with NoSuchTask".to_string());
+    }
+    Ok(())
+}
+
+struct Guard;
+impl Drop for Guard {
+    fn drop(&mut self) {
+        core::hint::black_box(self);
+    }
+}
+
+/// Recurses `depth` frames, each holding a [`Guard`] (one landing pad per frame), then panics (`quiet`: starts
+/// the unwind directly, without the panic handler's message on the serial console).
+#[inline(never)]
+fn nested(depth: u32, quiet: bool) -> u32 {
+    let _guard = Guard;
+    if depth == 1 {
+        if quiet {
+            let cause = unwind::UnwindCause::Panic(unwind::PanicCause::with_message("benchmark unwind"));
+            unwind::start_unwinding(cause, unwind::UnwindOptions::default());
+        }
+        panic!("benchmark unwind");
+    }
+    core::hint::black_box(nested(depth - 1, quiet)) + 1
+}
+
+/// Median time in ns of catching an unwind through 10 frames, over 5 runs (`quiet` as for [`nested`]).
+fn time_unwind(quiet: bool) -> Result<(u64, Vec<u64>), String> {
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let started = tsc::now_ns();
+        let result = unwind::catch_unwind(|| nested(10, quiet));
+        samples.push(tsc::now_ns() - started);
+        if result.is_ok() {
+            return Err("the benchmark unwind was not caught".to_string());
+        }
+    }
+    Ok((median(samples.clone()), samples))
+}
+
+fn median(mut samples: Vec<u64>) -> u64 {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or(0)
+}
+
+/// Runs every test; see the crate docs.
+///
+/// # Errors
+/// A description of the first failed check.
+#[inline(never)]
+pub fn run() -> Result<(), String> {
+    let mut reaped = Vec::new();
+    for (name, fault, expected, kill) in scenarios() {
+        reaped.push((name, scenario(name, fault, expected, kill)?));
+    }
+    restartable()?;
+    let reload_ns = corrupted_cell()?;
+    stack_trace()?;
+    for (quiet, what) in [(true, "start_unwinding, no output"), (false, "panic!, message printed on serial")] {
+        let (median_ns, samples) = time_unwind(quiet)?;
+        let samples: Vec<String> = samples.iter().map(|ns| format!("{}", ns / 1000)).collect();
+        serial::write_fmt(format_args!(
+            "bench: unwind 10 frames with 10 landing pads ({what}): median {} us (runs: {} us)\n",
+            median_ns / 1000,
+            samples.join(" ")
+        ));
+    }
+    for (name, ns) in reaped {
+        serial::write_fmt(format_args!("bench: {name}: fault to reaped {} us\n", ns / 1000));
+    }
+    serial::write_fmt(format_args!("bench: fault-triggered reload of fault_victim: {} us\n", reload_ns / 1000));
+    Ok(())
+}

@@ -76,11 +76,10 @@ fn switch(cpu: &PerCpu, previous: TaskRef, next: TaskRef) {
     *cpu.current.lock() = Some(next);
     // `previous` stays alive in this slot (and the task table) across the switch; the next task takes it.
     *cpu.previous.lock() = Some(previous);
-    // SAFETY: interrupts are disabled; `previous_slot` points into the `Task` kept alive by `cpu.previous` until the
-    // next task has finished the switch, after the store; `next_stack_pointer` was saved by `context_switch` when
-    // `next` last switched away (it is not running: its `on_cpu` flag was clear) or written by
-    // `prepare_first_frame`, on a stack owned by `next` (or, for an adopted task, the stack it always used), which
-    // stays mapped until `next` exits and is reaped.
+    // `previous_slot` points into the `Task` kept alive by `cpu.previous` until the next task finished the switch;
+    // `next_stack_pointer` was saved by `context_switch` when `next` last switched away (its `on_cpu` flag was
+    // clear) or written by `prepare_first_frame`, on a stack owned by `next` that stays mapped until it is reaped.
+    // SAFETY: interrupts are disabled, and both pointers are valid as just described.
     unsafe { task::context_switch(previous_slot, next_stack_pointer) };
 }
 

@@ -159,10 +159,9 @@ pub fn run_cell_entries(prefix: &str, selected: &[String]) -> (usize, usize) {
         let Some(entry) = kernel.manifest_entry(&name) else { continue };
         let path = format!("{}::run", entry.crate_name);
         let result = kernel.find_function(&name, &path).map_err(|error| format!("{error}")).and_then(|address| {
-            // SAFETY: test and benchmark cells export `pub fn run() -> Result<(), String>` by convention (the name
-            // prefix selects them); cells come from one build with one compiler, so the Rust ABI matches, and the
-            // namespace keeps the cell loaded while it runs.
             let run: fn() -> Result<(), String> =
+                // SAFETY: test and bench cells export `pub fn run() -> Result<(), String>` by convention (the name
+                // prefix selects them); one build, one compiler: the Rust ABI matches; the namespace keeps the cell.
                 unsafe { core::mem::transmute::<usize, fn() -> Result<(), String>>(address.value()) };
             serial::write_fmt(format_args!("{name}: running\n"));
             let started = tsc::now_ns();

@@ -14,6 +14,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use kernel_test_support::spawn_error;
 use spawn::TaskBuilder;
 use task::ExitValue;
 
@@ -49,10 +50,6 @@ fn completed<T: 'static>(handle: spawn::JoinHandle<T>) -> Result<T, String> {
         ExitValue::Completed(value) => Ok(value),
         ExitValue::Failed(reason) => Err(format!("benchmark task failed: {reason}")),
     }
-}
-
-fn spawn_error(error: spawn::SpawnError) -> String {
-    format!("spawn failed: {error}")
 }
 
 fn context_switch(cpu: usize) -> Result<(), String> {

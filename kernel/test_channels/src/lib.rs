@@ -16,38 +16,23 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use channel::{ReceiveError, Receiver, SendError, TrySendError};
+use kernel_test_support::{ensure, spawn_error, step};
 use spawn::TaskBuilder;
 use task::ExitValue;
 
-macro_rules! ensure {
-    ($condition:expr, $($message:tt)+) => {
-        if !$condition {
-            return Err(format!($($message)+));
-        }
-    };
-}
-
 const PRODUCERS: u32 = 4;
+
+/// This cell's name, prefixed to its log lines.
+const CELL: &str = "test_channels";
 
 /// Runs every test of this cell; `Err` names the first failed check.
 #[inline(never)]
 pub fn run() -> Result<(), String> {
-    step("rendezvous handover", rendezvous_handover)?;
-    step("rendezvous, 4 producers", || several_producers(0, 25, 1))?;
-    step("bounded(4), 4 producers, 2 consumers", || several_producers(4, 100, 2))?;
-    step("disconnection", disconnection)?;
+    step(CELL, "rendezvous handover", rendezvous_handover)?;
+    step(CELL, "rendezvous, 4 producers", || several_producers(0, 25, 1))?;
+    step(CELL, "bounded(4), 4 producers, 2 consumers", || several_producers(4, 100, 2))?;
+    step(CELL, "disconnection", disconnection)?;
     Ok(())
-}
-
-fn step(name: &str, test: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
-    let started = tsc::now_ns();
-    test().map_err(|error| format!("{name}: {error}"))?;
-    log::info!("test_channels: {name}: ok ({} ms)", (tsc::now_ns() - started) / 1_000_000);
-    Ok(())
-}
-
-fn spawn_error(error: spawn::SpawnError) -> String {
-    format!("spawn failed: {error}")
 }
 
 fn join<T: 'static>(handle: spawn::JoinHandle<T>) -> Result<T, String> {

@@ -19,16 +19,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
+use kernel_test_support::ensure;
 use spawn::{JoinHandle, TaskBuilder};
 use task::ExitValue;
-
-macro_rules! ensure {
-    ($condition:expr, $($message:tt)+) => {
-        if !$condition {
-            return Err(format!($($message)+));
-        }
-    };
-}
 
 /// The two policy cells and the names their policies report.
 const POLICIES: [(&str, &str); 2] = [("scheduler_round_robin", "round_robin"), ("scheduler_priority", "priority")];

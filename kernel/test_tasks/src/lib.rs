@@ -19,18 +19,14 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
+use kernel_test_support::{ensure, spawn_error, step, wait_for};
 use spawn::{SpawnError, TaskBuilder};
 use task::{ExitValue, FailureReason, RunState, TaskId};
 
-/// Returns an error message from the enclosing function unless `condition` holds.
-macro_rules! ensure {
-    ($condition:expr, $($message:tt)+) => {
-        if !$condition {
-            return Err(format!($($message)+));
-        }
-    };
-}
+/// This cell's name, prefixed to its log lines.
+const CELL: &str = "test_tasks";
 
+/// Returns an error message from the enclosing function unless `condition` holds.
 /// Runs every test of this cell; `Err` names the first failed check.
 #[inline(never)]
 pub fn run() -> Result<(), String> {
@@ -40,27 +36,16 @@ pub fn run() -> Result<(), String> {
         scheduler::policy_name(),
         scheduler::tick_period_ns()
     );
-    step("spawn and join", spawn_and_join)?;
-    step("kill", kill_tasks)?;
-    step("spawn by function name", spawn_by_name)?;
-    step("pinning and load balancing", pinning)?;
-    step("sleep accuracy", sleep_accuracy)?;
-    step("preemption", preemption)?;
-    step("stack overflow", stack_overflow)?;
-    step("1000 spawn/exit cycles", spawn_exit_cycles)?;
-    step("task table", task_table)?;
+    step(CELL, "spawn and join", spawn_and_join)?;
+    step(CELL, "kill", kill_tasks)?;
+    step(CELL, "spawn by function name", spawn_by_name)?;
+    step(CELL, "pinning and load balancing", pinning)?;
+    step(CELL, "sleep accuracy", sleep_accuracy)?;
+    step(CELL, "preemption", preemption)?;
+    step(CELL, "stack overflow", stack_overflow)?;
+    step(CELL, "1000 spawn/exit cycles", spawn_exit_cycles)?;
+    step(CELL, "task table", task_table)?;
     Ok(())
-}
-
-fn step(name: &str, test: fn() -> Result<(), String>) -> Result<(), String> {
-    let started = tsc::now_ns();
-    test().map_err(|error| format!("{name}: {error}"))?;
-    log::info!("test_tasks: {name}: ok ({} ms)", (tsc::now_ns() - started) / 1_000_000);
-    Ok(())
-}
-
-fn spawn_error(error: SpawnError) -> String {
-    format!("spawn failed: {error}")
 }
 
 /// Joins and returns the exit value, or an error message.
@@ -102,17 +87,6 @@ fn spawn_and_join() -> Result<(), String> {
 }
 
 /// Waits (yielding) until `condition` holds, for at most `timeout_ms`.
-fn wait_for(timeout_ms: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tsc::now_ns() + timeout_ms * 1_000_000;
-    while !condition() {
-        if tsc::now_ns() > deadline {
-            return false;
-        }
-        scheduler::yield_now();
-    }
-    true
-}
-
 fn kill_tasks() -> Result<(), String> {
     // A blocked target: waits on a queue that is never notified.
     let queue = Arc::new(sync::WaitQueue::new());

@@ -19,7 +19,6 @@ use boot_info::BootInfo;
 use cell_namespace::{CellKind, CellMemory, CellNamespace, Manifest, ObjectDirectory};
 
 use crate::cell_memory::KernelCellMemory;
-use crate::exceptions::CellName;
 
 /// Name of the cell manifest module.
 const MANIFEST_MODULE: &str = "cells.manifest";
@@ -110,7 +109,6 @@ pub fn start_captain(boot_info: &'static BootInfo) -> Result<core::convert::Infa
         kernel: kernel.clone(),
         application: application.clone(),
     });
-    crate::exceptions::set_cell_locator(locate_cell);
     log::info!(
         "namespaces ready: {} base symbols, {} kernel objects, {} application objects, {rejected} rejected",
         base_symbols.len(),
@@ -143,24 +141,4 @@ pub fn start_captain(boot_info: &'static BootInfo) -> Result<core::convert::Infa
     // as long as it runs. Cells and nano_core come from one build with one compiler, so the Rust ABI matches.
     let captain_init: fn() -> ! = unsafe { core::mem::transmute::<usize, fn() -> !>(entry.value()) };
     captain_init()
-}
-
-/// Names the loaded cell whose sections contain `address`, for exception reports.
-fn locate_cell(address: u64) -> Option<CellName> {
-    let address = memory_structs::VirtualAddress::try_new(address as usize).ok()?;
-    let namespaces = [system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?];
-    for namespace in namespaces {
-        // try_lock-free path is not available; the report runs with the faulting CPU stopped anyway.
-        for cell in namespace.loaded_cells() {
-            if cell.section_containing(address).is_some() {
-                let mut name = CellName { bytes: [0; 64], length: 0 };
-                let text = cell.name().as_bytes();
-                let length = text.len().min(name.bytes.len());
-                name.bytes[..length].copy_from_slice(&text[..length]);
-                name.length = length;
-                return Some(name);
-            }
-        }
-    }
-    None
 }

@@ -17,33 +17,6 @@ const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
 /// IST slot (0-based index into the TSS's interrupt stack table) used by the double-fault handler.
 const DOUBLE_FAULT_IST_INDEX: u16 = 0;
 
-/// A function that names the cell containing an address (installed once the kernel namespace exists).
-pub type CellLocator = fn(u64) -> Option<alloc_free::CellName>;
-
-mod alloc_free {
-    /// A cell name copied into fixed storage, so the fault path does not allocate.
-    #[derive(Clone, Copy)]
-    pub struct CellName {
-        pub bytes: [u8; 64],
-        pub length: usize,
-    }
-
-    impl CellName {
-        /// The name as text (truncated names are cut at a character boundary by the producer).
-        pub fn as_str(&self) -> &str {
-            core::str::from_utf8(&self.bytes[..self.length]).unwrap_or("?")
-        }
-    }
-}
-pub use alloc_free::CellName;
-
-static CELL_LOCATOR: Once<CellLocator> = Once::new();
-
-/// Installs the function that names the faulting cell in reports.
-pub fn set_cell_locator(locator: CellLocator) {
-    CELL_LOCATOR.call_once(|| locator);
-}
-
 struct Tables {
     gdt: GlobalDescriptorTable,
     code: SegmentSelector,
@@ -129,8 +102,7 @@ fn report(name: &str, vector: u8, error_code: Option<u64>, frame: &InterruptStac
             Err(error) => serial::write_fmt(format_args!("  CR2 non-canonical ({:#x})\n", error.0)),
         }
     }
-    let cell = CELL_LOCATOR.get().and_then(|locate| locate(rip));
-    match cell {
+    match system_namespaces::cell_containing(rip) {
         Some(name) => serial::write_fmt(format_args!("  in cell {}\n", name.as_str())),
         None => serial::write_str("  in cell: unknown (nano_core or not loaded)\n"),
     }

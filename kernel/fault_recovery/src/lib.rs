@@ -184,12 +184,5 @@ fn stop_cpu(info: &interrupts::ExceptionInfo, why: &str) -> ! {
 
 /// The cell holding `address` in the kernel or application namespace, if any (by name).
 pub fn cell_containing(address: u64) -> Option<alloc::string::String> {
-    let address = memory_structs::VirtualAddress::try_new(address as usize).ok()?;
-    let namespaces = [system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?];
-    namespaces
-        .iter()
-        .find_map(|namespace| {
-            namespace.loaded_cells().into_iter().find(|cell| cell.section_containing(address).is_some())
-        })
-        .map(|cell| cell.name().to_string())
+    system_namespaces::cell_containing(address).map(|name| name.as_str().to_string())
 }

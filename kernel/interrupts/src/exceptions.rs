@@ -305,43 +305,9 @@ fn report(info: &ExceptionInfo, locate: bool) {
         r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
     ));
     if locate {
-        match locate_cell(frame.instruction_pointer) {
+        match system_namespaces::cell_containing(frame.instruction_pointer) {
             Some(name) => serial::write_fmt(format_args!("  in cell {}\n", name.as_str())),
             None => serial::write_str("  in cell: unknown (nano_core or not loaded)\n"),
         }
     }
-}
-
-/// A cell name copied into fixed storage.
-struct CellName {
-    bytes: [u8; 64],
-    length: usize,
-}
-
-impl CellName {
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.length]).unwrap_or("?")
-    }
-}
-
-/// Names the loaded cell whose sections contain `address` (kernel namespace, then the application namespace).
-fn locate_cell(address: u64) -> Option<CellName> {
-    let address = memory_structs::VirtualAddress::try_new(address as usize).ok()?;
-    let namespaces = [system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?];
-    for namespace in namespaces {
-        for cell in namespace.loaded_cells() {
-            if cell.section_containing(address).is_some() {
-                let mut name = CellName { bytes: [0; 64], length: 0 };
-                let text = cell.name().as_bytes();
-                let mut length = text.len().min(name.bytes.len());
-                while !cell.name().is_char_boundary(length) {
-                    length -= 1;
-                }
-                name.bytes[..length].copy_from_slice(&text[..length]);
-                name.length = length;
-                return Some(name);
-            }
-        }
-    }
-    None
 }

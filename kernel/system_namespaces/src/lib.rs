@@ -43,3 +43,45 @@ pub fn kernel_namespace() -> Option<&'static Arc<CellNamespace>> {
 pub fn application_namespace() -> Option<&'static Arc<CellNamespace>> {
     NAMESPACES.get().map(|namespaces| &namespaces.application)
 }
+
+/// A cell name copied into fixed storage (64 bytes, cut at a character boundary), so a fault report can name a
+/// cell without allocating the name.
+#[derive(Clone, Copy)]
+pub struct CellName {
+    bytes: [u8; 64],
+    length: usize,
+}
+
+impl CellName {
+    fn new(name: &str) -> Self {
+        let mut cell_name = CellName { bytes: [0; 64], length: 0 };
+        let mut length = name.len().min(cell_name.bytes.len());
+        while !name.is_char_boundary(length) {
+            length -= 1;
+        }
+        cell_name.bytes[..length].copy_from_slice(&name.as_bytes()[..length]);
+        cell_name.length = length;
+        cell_name
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.length]).unwrap_or("?")
+    }
+}
+
+/// Names the loaded cell (kernel namespace first, then the application namespace) one of whose sections contains
+/// `address`; `None` for nano_core's own code, an unloaded address, or before the namespaces are installed.
+///
+/// Takes the namespaces' read locks: a fault report calling this hangs if the fault happened while one of them was
+/// write-locked on this CPU.
+pub fn cell_containing(address: u64) -> Option<CellName> {
+    let address = memory_structs::VirtualAddress::try_new(address as usize).ok()?;
+    [kernel_namespace()?, application_namespace()?].into_iter().find_map(|namespace| {
+        namespace
+            .loaded_cells()
+            .into_iter()
+            .find(|cell| !cell.is_base_image() && cell.section_containing(address).is_some())
+            .map(|cell| CellName::new(cell.name()))
+    })
+}

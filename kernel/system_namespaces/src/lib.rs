@@ -71,7 +71,8 @@ impl CellName {
 }
 
 /// Names the loaded cell (kernel namespace first, then the application namespace) one of whose sections contains
-/// `address`; `None` for nano_core's own code, an unloaded address, or before the namespaces are installed.
+/// `address` (`nano_core` for a symbol of the base image); `None` for an address in no section, or before the
+/// namespaces are installed.
 ///
 /// Takes the namespaces' read locks: a fault report calling this hangs if the fault happened while one of them was
 /// write-locked on this CPU.
@@ -81,7 +82,7 @@ pub fn cell_containing(address: u64) -> Option<CellName> {
         namespace
             .loaded_cells()
             .into_iter()
-            .find(|cell| !cell.is_base_image() && cell.section_containing(address).is_some())
+            .find(|cell| cell.section_containing(address).is_some())
             .map(|cell| CellName::new(cell.name()))
     })
 }

@@ -48,16 +48,15 @@ pub fn leak_aligned(bytes: &[u8]) -> &'static [u8] {
     buffer
 }
 
-/// The fixture objects, built on first use.
-pub fn fixtures() -> &'static Fixtures {
-    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
-    FIXTURES.get_or_init(build_fixtures)
-}
-
-fn build_fixtures() -> Fixtures {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixtures = manifest_dir.join("tests/fixtures");
-    let target_spec = manifest_dir.join("../../cfg/x86_64-theseus.json");
+/// Builds the fixture workspace `<crate_dir>/tests/fixtures` (its own cargo workspace) for the kernel target
+/// into `<crate_dir>/tests/fixtures/target` (a no-op when up to date) and returns its `deps` directory.
+/// `crate_dir` is the directory of a crate two levels below the repository root (`kernel/<crate>`).
+///
+/// # Panics
+/// If cargo cannot run or the build fails (the panic shows cargo's stderr).
+pub fn build_fixture_workspace(crate_dir: &Path) -> PathBuf {
+    let fixtures = crate_dir.join("tests/fixtures");
+    let target_spec = crate_dir.join("../../cfg/x86_64-theseus.json");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&fixtures)
@@ -76,7 +75,17 @@ fn build_fixtures() -> Fixtures {
         .output()
         .expect("run cargo to build the fixtures");
     assert!(output.status.success(), "fixture build failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let deps = fixtures.join("target/x86_64-theseus/release/deps");
+    fixtures.join("target/x86_64-theseus/release/deps")
+}
+
+/// The fixture objects, built on first use.
+pub fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(build_fixtures)
+}
+
+fn build_fixtures() -> Fixtures {
+    let deps = build_fixture_workspace(Path::new(env!("CARGO_MANIFEST_DIR")));
     let object = |package: &str, library: &str| leak_aligned(&extract_object(&rlib_of(&deps, package, library)));
     Fixtures {
         a: object("fixture_a", "fixture_a"),

@@ -36,28 +36,7 @@ pub fn fixture_object() -> &'static [u8] {
 }
 
 fn build_fixture() -> &'static [u8] {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixtures = manifest_dir.join("tests/fixtures");
-    let target_spec = manifest_dir.join("../../cfg/x86_64-theseus.json");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(&fixtures)
-        .args(["build", "--release", "-Zbuild-std=core,alloc,compiler_builtins"])
-        .args(["-Zbuild-std-features=compiler-builtins-mem", "-Zjson-target-spec"])
-        .arg("--manifest-path")
-        .arg(fixtures.join("Cargo.toml"))
-        .arg("--target")
-        .arg(&target_spec)
-        .arg("--target-dir")
-        .arg(fixtures.join("target"))
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .output()
-        .expect("run cargo to build the fixture");
-    assert!(output.status.success(), "fixture build failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let deps = fixtures.join("target/x86_64-theseus/release/deps");
+    let deps = namespace_helpers::build_fixture_workspace(Path::new(env!("CARGO_MANIFEST_DIR")));
     let mut rlibs: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&deps)
         .expect("read the fixture's deps directory")
         .filter_map(|entry| {

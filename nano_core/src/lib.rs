@@ -16,6 +16,7 @@
 //! 6. load the `captain` cell by name and call its entry; it never returns.
 #![no_std]
 #![feature(abi_x86_interrupt)]
+#![feature(alloc_error_handler)]
 #![feature(lang_items)]
 #![feature(panic_can_unwind)]
 #![allow(internal_features, reason = "the eh_personality lang item is required for panic=unwind without std")]

@@ -4,7 +4,13 @@
 //! until a `unwind::catch_unwind` catches it (the scheduler wraps every task body in one) or the unwind ends, in
 //! which case the end handler (a default here: report and stop; the task layer installs its own) takes over.
 //! A panic that must not unwind (`PanicInfo::can_unwind()` false: a panic inside a drop during unwinding, or out
-//! of a `nounwind` function) prints and stops.
+//! of a `nounwind` function) is unwound anyway from where it happened: the non-unwinding frame's own cleanup is
+//! skipped (its call has no LSDA entry), its callers' pads run, and the task ends `Failed` instead of the machine
+//! stopping (see the `unwind` runtime's module docs). Only before the unwinder is ready does a panic stop.
+//!
+//! Allocation failure ([`alloc_error`], the `#[alloc_error_handler]`) is an ordinary panic naming the request, so
+//! an allocation too large for the heap fails only the task that made it. (The pinned nightly has no `-Zoom=panic`;
+//! without this handler `alloc`'s default is a non-unwinding panic.)
 //!
 //! Registration: [`init_unwinding`] registers the base image (`__text_*`, `__eh_frame_*`,
 //! `__gcc_except_table_*`); [`register_loaded_cells`] the cells loaded at boot; [`UnwindRegistration`], the
@@ -26,12 +32,23 @@ static UNWINDING_READY: AtomicBool = AtomicBool::new(false);
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     serial::write_fmt(format_args!("\nPANIC: {info}\n"));
-    if !info.can_unwind() || !UNWINDING_READY.load(Ordering::Acquire) {
-        serial::write_str("cannot unwind; stopping\n");
+    if !UNWINDING_READY.load(Ordering::Acquire) {
+        serial::write_str("cannot unwind yet; stopping\n");
         power::exit(power::ExitCode::Failure)
     }
     let cause = unwind::UnwindCause::Panic(unwind::PanicCause::from_panic_info(info));
+    if !info.can_unwind() {
+        serial::write_str("a panic that may not unwind: unwinding past the abort pad that raised it\n");
+        unwind::start_unwinding_past_abort(cause)
+    }
     unwind::start_unwinding(cause, unwind::UnwindOptions::default())
+}
+
+/// The allocation-error handler (`alloc::alloc::handle_alloc_error` ends here): panics, naming the request, so
+/// the failing task unwinds (its drops free what it held) and ends `Failed(Panic("memory allocation of ..."))`.
+#[alloc_error_handler]
+fn alloc_error(layout: core::alloc::Layout) -> ! {
+    panic!("memory allocation of {} bytes (alignment {}) failed: the heap is exhausted", layout.size(), layout.align())
 }
 
 /// The personality routine. The `unwind` runtime reads LSDAs itself and never calls it; it exists because the

@@ -38,6 +38,12 @@ const BUILTINS: &[Builtin] = &[
         run: backtrace,
     },
     Builtin {
+        name: "inject",
+        usage: "inject pf|gp|ud|de",
+        summary: "raise a CPU exception in a new task",
+        run: crate::inject::inject,
+    },
+    Builtin {
         name: "faults",
         usage: "faults",
         summary: "print the fault log (task, cell, address, kind, time)",

@@ -1,7 +1,8 @@
 //! The serial shell: a prompt, line input with editing, builtin commands, and applications run by name.
 //!
 //! Builtins: `help`, `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
-//! `ps`, `kill ID`, `prio ID PRIORITY`, `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
+//! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
+//! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
 //! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
 //! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it), or, with a
 //! trailing `&`, runs it in the background and reports its end before a later prompt.
@@ -18,6 +19,7 @@ extern crate alloc;
 
 mod cells;
 mod commands;
+mod inject;
 mod jobs;
 
 use alloc::string::String;

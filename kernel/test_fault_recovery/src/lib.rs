@@ -2,16 +2,18 @@
 //!
 //! # Purpose
 //! Proves that a failing task gives back everything it held. For each failure kind (panic, #PF null dereference,
-//! #GP, #UD, #DE, stack overflow, kill of a sleeping and of a spinning task, kill during a panic's unwind) a task takes resources (a 128 KiB heap allocation, 32 KiB of
+//! #GP, #UD, #DE, stack overflow, kill of a sleeping and of a spinning task, kill during a panic's unwind, a 1 GiB
+//! allocation, a `Drop` panicking during unwinding) a task takes resources (a 128 KiB heap allocation, 32 KiB of
 //! `MappedPages`, a `sync::Mutex` lock, a channel sender), then fails; the test checks the exit reason, that the
-//! lock is free, that the channel's receiver sees the disconnection, and that the free frames and pages are back
-//! at their baseline and the heap within [`HEAP_TOLERANCE`] (the fault log and log lines allocate a little).
+//! lock is free, that the channel's receiver sees the disconnection, that the unwinder's exception objects are all
+//! back, and that the free frames and pages are back at their baseline and the heap within [`HEAP_TOLERANCE`]
+//! (the fault log and log lines allocate a little).
 //! Then: a restartable task failing every run is restarted exactly 3 times; a cell corrupted with `ud2` faults
 //! three times and is reloaded fresh, after which its dependent (this cell) works again; `bt` of a sleeping task;
 //! and timings (unwinding 10 frames, fault to reaped, fault-triggered reload).
 //!
 //! # Control flow of [`run`]
-//! 1. the nine failure scenarios, each with its resource check;
+//! 1. the eleven failure scenarios, each with its resource check;
 //! 2. the restartable task; 3. the corrupted cell; 4. the stack trace; 5. the measurements.
 #![no_std]
 
@@ -108,6 +110,34 @@ fn overflow() -> u64 {
     fault_injection::stack_overflow(0)
 }
 
+/// Bytes [`out_of_memory`] asks for: 1 GiB, far more than the 32 MiB kernel heap.
+const OOM_BYTES: usize = 1 << 30;
+
+/// Allocates [`OOM_BYTES`]: the allocation fails, and the allocation-error handler panics.
+#[inline(never)]
+fn out_of_memory() -> u64 {
+    // `black_box`: the compiler may otherwise drop an allocation that is never read.
+    let buffer: Vec<u8> = core::hint::black_box(vec![1; core::hint::black_box(OOM_BYTES)]);
+    buffer.len() as u64
+}
+
+/// Panics in its `Drop` when dropped during an unwind.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("injected panic in a Drop during unwinding");
+    }
+}
+
+/// Panics while holding a [`PanicsOnDrop`]: the drop panics inside this frame's cleanup pad, a panic that may
+/// not unwind (`panic in a destructor during cleanup`), which must still end only this task.
+#[inline(never)]
+fn double_panic() -> u64 {
+    let _bomb = PanicsOnDrop;
+    panic!("injected panic before the panicking Drop")
+}
+
 /// Waits until task `id` is reaped (its stack freed); returns false after about 2 s.
 fn wait_reaped(id: TaskId) -> bool {
     let deadline = tsc::now_ns() + 2_000_000_000;
@@ -123,6 +153,7 @@ fn wait_reaped(id: TaskId) -> bool {
 /// Runs one failure scenario; returns the time from the failure to the task being reaped, in ns.
 fn scenario(name: &str, fault: Fault, expected: Expected, kill: bool) -> Result<u64, String> {
     let before = memory::stats();
+    let unwinds_before = unwind::pool_in_use();
     let (sender, receiver) = channel::bounded::<u64>(1);
     let ready = Arc::new(AtomicBool::new(false));
     let task_ready = ready.clone();
@@ -171,6 +202,10 @@ fn scenario(name: &str, fault: Fault, expected: Expected, kill: bool) -> Result<
         return Err(format!("{name}: the channel's receiver does not see the sender gone"));
     }
     drop(receiver);
+    let unwinds_after = unwind::pool_in_use();
+    if unwinds_after != unwinds_before {
+        return Err(format!("{name}: unwinder exception objects in use {unwinds_before} -> {unwinds_after}"));
+    }
     let after = memory::stats();
     if after.free_pages != before.free_pages
         || after.free_frames + FRAME_TOLERANCE < before.free_frames
@@ -185,11 +220,12 @@ fn scenario(name: &str, fault: Fault, expected: Expected, kill: bool) -> Result<
     Ok(reaped)
 }
 
-/// The nine failure scenarios (kill three times: a task that sleeps, one that spins and is only reached by
-/// interrupts, and one that is killed while a drop of its panic's unwind sleeps): name, fault, expected reason, kill. The faults are closures of this cell that call
+/// The eleven failure scenarios (kill three times: a task that sleeps, one that spins and is only reached by
+/// interrupts, and one that is killed while a drop of its panic's unwind sleeps; out of memory; a `Drop` that
+/// panics during unwinding): name, fault, expected reason, kill. The faults are closures of this cell that call
 /// `fault_injection` by name (through relocations a reload re-links), never pointers into `fault_injection`,
 /// which its reload (after its third fault) would leave dangling.
-fn scenarios() -> [Scenario; 9] {
+fn scenarios() -> [Scenario; 11] {
     [
         (
             "fault_panic",
@@ -199,25 +235,29 @@ fn scenarios() -> [Scenario; 9] {
         ),
         (
             "fault_null",
-            || fault_injection::null_dereference(),
+            // SAFETY: runs in a spawned task with the exception hook installed, which unwinds it.
+            || unsafe { fault_injection::null_dereference() },
             |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::PageFault(_), fault_address: Some(address), .. } if address.value() == 0),
             false,
         ),
         (
             "fault_gp",
-            || fault_injection::general_protection(),
+            // SAFETY: runs in a spawned task with the exception hook installed, which unwinds it.
+            || unsafe { fault_injection::general_protection() },
             |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::GeneralProtection(_), .. }),
             false,
         ),
         (
             "fault_ud",
-            || fault_injection::invalid_opcode(),
+            // SAFETY: runs in a spawned task with the exception hook installed, which unwinds it.
+            || unsafe { fault_injection::invalid_opcode() },
             |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }),
             false,
         ),
         (
             "fault_de",
-            || fault_injection::divide_by_zero(),
+            // SAFETY: runs in a spawned task with the exception hook installed, which unwinds it.
+            || unsafe { fault_injection::divide_by_zero() },
             |reason| matches!(reason, FailureReason::Exception { kind: ExceptionKind::DivideError, .. }),
             false,
         ),
@@ -229,6 +269,18 @@ fn scenarios() -> [Scenario; 9] {
             panic_with_slow_drop,
             |reason| matches!(reason, FailureReason::Panic(message) if message.contains("slow drop")),
             true,
+        ),
+        (
+            "fault_out_of_memory",
+            out_of_memory,
+            |reason| matches!(reason, FailureReason::Panic(message) if message.contains("memory allocation of 1073741824 bytes")),
+            false,
+        ),
+        (
+            "fault_double_panic",
+            double_panic,
+            |reason| matches!(reason, FailureReason::Panic(message) if message.contains("panic in a destructor during cleanup")),
+            false,
         ),
     ]
 }
@@ -266,7 +318,9 @@ fn restartable() -> Result<(), String> {
 /// Returns the reload's duration in ns.
 fn corrupted_cell() -> Result<u64, String> {
     let expected = fault_victim::checksum(5);
-    fault_injection::corrupt_function("fault_victim", "fault_victim::checksum")
+    // SAFETY: `fault_victim` exists for this test: only the victim tasks below call `checksum` until the
+    // fault-recovery policy reloads the cell after their repeated faults.
+    unsafe { fault_injection::corrupt_function("fault_victim", "fault_victim::checksum") }
         .map_err(|error| format!("corrupt: {error:?}"))?;
     for attempt in 1..=fault_recovery::REPEATED_FAULT_LIMIT {
         let handle = TaskBuilder::new("victim")

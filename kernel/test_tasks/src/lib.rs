@@ -1,8 +1,9 @@
 //! In-kernel tests of tasks and the scheduler core, run by the shell's `test` builtin through [`run`].
 //!
 //! Each check compares values (exit values, CPUs, times, memory counters), so a broken scheduler fails with a
-//! message instead of passing silently. Works with 1 CPU and with several; tests that need the timer (preemption)
-//! or the exception hook (stack overflow) report that they were skipped when those are not wired yet.
+//! message instead of passing silently. Works with 1 CPU and with several. Nothing is skipped: preemption fails if
+//! the current CPU's timer does not tick within 1 s, and the stack-overflow test fails if the exception hook does
+//! not recover tasks (both are set up before the shell runs, on every scenario's CPUs).
 //!
 //! Steps of [`run`]: spawn/join exit values; kill (blocked, sleeping, runnable targets, and the error cases);
 //! spawn by function name; pinning and load balancing; sleep accuracy (within 2 ticks) and wake order;
@@ -243,13 +244,16 @@ fn sleep_accuracy() -> Result<(), String> {
 }
 
 fn preemption() -> Result<(), String> {
-    if scheduler::ticks() == 0 {
-        log::info!("test_tasks: preemption: skipped (no timer ticks on this CPU yet)");
-        return Ok(());
-    }
+    // Preemption needs this CPU's timer; without ticks the test below could not fail, so a missing timer fails.
+    let cpu = scheduler::current_cpu();
+    let ticks = scheduler::ticks();
+    ensure!(
+        wait_for(1000, || scheduler::ticks() > ticks + 1),
+        "CPU {cpu}'s timer did not tick within 1 s ({ticks} ticks so far): preemption cannot be tested"
+    );
+    ensure!(scheduler::current_cpu() == cpu, "the test task moved from CPU {cpu} while waiting for ticks");
     // A task that never yields must not keep another task on its CPU from running.
     let flag = Arc::new(AtomicBool::new(false));
-    let cpu = scheduler::current_cpu();
     let spin_flag = flag.clone();
     let spinner = TaskBuilder::new("spinner")
         .pin(cpu)
@@ -272,10 +276,10 @@ fn preemption() -> Result<(), String> {
 }
 
 fn stack_overflow() -> Result<(), String> {
-    if !scheduler::task_fault_recovery() {
-        log::info!("test_tasks: stack overflow: skipped (the exception hook does not recover tasks yet)");
-        return Ok(());
-    }
+    ensure!(
+        scheduler::task_fault_recovery(),
+        "the exception hook does not recover tasks (fault_recovery not installed): stack overflow cannot be tested"
+    );
     let handle = TaskBuilder::new("overflow").stack_pages(4).spawn(|| recurse(0)).map_err(spawn_error)?;
     match join(handle)? {
         ExitValue::Failed(FailureReason::StackOverflow { .. }) => {}

@@ -14,7 +14,8 @@
 //! - [`find_action`] / [`EhAction`]: the LSDA and the personality decision.
 //! - [`backtrace`] / [`write_backtrace`] with a [`Symbolizer`]: stack traces.
 //! - [`UnwindCause`]: why a task unwinds.
-//! - Runtime (x86_64): [`start_unwinding`], [`start_unwinding_from`], [`start_unwinding_at`],
+//! - Runtime (x86_64): [`start_unwinding`], [`start_unwinding_past_abort`], [`start_unwinding_from`],
+//!   [`start_unwinding_at`],
 //!   [`resume_unwinding`], [`catch_unwind`], [`set_end_handler`], [`set_unwind_hooks`],
 //!   [`with_current_registers`], [`write_current_backtrace`]; see `runtime/mod.rs` for the landing-pad protocol.
 //!
@@ -70,7 +71,8 @@ pub use registry::{
 pub use runtime::{
     EXCEPTION_CLASS, EndHandler, EndOfUnwind, ExceptionObject, POOL_SIZE, StopPoint, UnwindEnd, UnwindOptions,
     catch_unwind, is_own_exception, pool_in_use, resume_unwind, resume_unwinding, set_end_handler, set_unwind_hooks,
-    start_unwinding, start_unwinding_at, start_unwinding_from, with_current_registers, write_current_backtrace,
+    start_unwinding, start_unwinding_at, start_unwinding_from, start_unwinding_past_abort, with_current_registers,
+    write_current_backtrace,
 };
 #[cfg(target_os = "none")]
 pub use self_test::{SelfTestError, self_test};

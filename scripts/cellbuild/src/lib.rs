@@ -10,7 +10,8 @@
 //!
 //! Control flow of `cellbuild build` ([`pipeline::build`]):
 //! 1. `cargo metadata`: workspace members, nano_core's dependency closure; refuse applications without
-//!    `#![forbid(unsafe_code)]`.
+//!    `#![forbid(unsafe_code)]`, and applications that depend on a crate not marked app-facing
+//!    (`[package.metadata.cell] app-facing = true`).
 //! 2. One `cargo build --workspace` for the kernel target (one crate hash per crate), reading the JSON
 //!    `compiler-artifact` messages to find every rlib and nano_core's staticlib.
 //! 3. Link `build/nano_core.elf` with `ld --whole-archive`, no section garbage collection.

@@ -105,9 +105,10 @@ pub fn build(options: &Options) -> Result<Summary> {
     let cells_dir = out.join("cells");
     std::fs::create_dir_all(&cells_dir).context(cells_dir.display())?;
 
-    // 1. Metadata and the application rule.
+    // 1. Metadata and the application rules.
     let workspace = Workspace::load(root)?;
     workspace.check_applications_forbid_unsafe()?;
+    workspace.check_application_dependencies()?;
     let base_package = workspace
         .member(BASE_PACKAGE)
         .ok_or_else(|| Error(format!("the workspace has no `{BASE_PACKAGE}` package")))?;

@@ -52,7 +52,13 @@ pub struct Package {
     pub lib: Option<(String, PathBuf)>,
     /// Ids of the packages it depends on normally (not dev or build dependencies).
     pub normal_dependencies: Vec<String>,
+    /// Whether its `Cargo.toml` says `[package.metadata.cell] app-facing = true`: a crate that applications may
+    /// depend on (see [`Workspace::check_application_dependencies`]).
+    pub app_facing: bool,
 }
+
+/// The `Cargo.toml` key (under `[package.metadata.cell]`) that marks a crate as one applications may use.
+pub const APP_FACING_KEY: &str = "app-facing";
 
 /// The kernel workspace as cargo sees it.
 #[derive(Debug, Clone)]
@@ -137,6 +143,8 @@ impl Workspace {
                     version: field("version")?.to_string(),
                     manifest_path: PathBuf::from(field("manifest_path")?),
                     lib,
+                    app_facing: package.pointer(&format!("/metadata/cell/{APP_FACING_KEY}"))
+                        == Some(&Value::Bool(true)),
                 },
             );
         }
@@ -217,6 +225,36 @@ impl Workspace {
         )))
     }
 
+    /// Checks that every application depends only on app-facing crates (`[package.metadata.cell] app-facing =
+    /// true`): the crates whose public API safe Rust may call without breaking the kernel. A crate exposing
+    /// privileged operations as safe functions (or any crate not reviewed for that) is not app-facing, so an
+    /// application cannot reach it even though the application itself forbids `unsafe`. Only direct (normal)
+    /// dependencies are checked: an application can name nothing else, and an app-facing crate must not re-export
+    /// such functions from its own dependencies.
+    ///
+    /// # Errors
+    /// Names every offending application and dependency.
+    pub fn check_application_dependencies(&self) -> Result<()> {
+        let mut offenders = Vec::new();
+        for package in self.cell_packages() {
+            if self.kind_of(package) != CellKind::Application {
+                continue;
+            }
+            for dependency in package.normal_dependencies.iter().filter_map(|id| self.packages.get(id)) {
+                if !dependency.app_facing {
+                    offenders.push(format!("application `{}` depends on `{}`", package.name, dependency.name));
+                }
+            }
+        }
+        if offenders.is_empty() {
+            return Ok(());
+        }
+        Err(Error(format!(
+            "applications may only depend on crates marked `[package.metadata.cell] {APP_FACING_KEY} = true`: {}",
+            offenders.join(", ")
+        )))
+    }
+
     /// Names of members whose library root says `#![cfg_attr(not(test), no_std)]`: the crates whose unit
     /// tests run on the host.
     pub fn host_testable(&self) -> Vec<String> {
@@ -288,12 +326,54 @@ mod tests {
     }
 
     fn package(id: &str, name: &str, path: &str, deps: &[&str]) -> String {
+        package_with_metadata(id, name, path, deps, "null")
+    }
+
+    fn package_with_metadata(id: &str, name: &str, path: &str, deps: &[&str], metadata: &str) -> String {
         let deps: Vec<String> =
             deps.iter().map(|d| format!(r#"{{"pkg":"{d}","dep_kinds":[{{"kind":null,"target":null}}]}}"#)).collect();
         format!(
-            r#"{{"id":"{id}","name":"{name}","version":"0.1.0","manifest_path":"/w/{path}/Cargo.toml","targets":[{{"kind":["lib"],"name":"{name}","src_path":"/w/{path}/src/lib.rs"}}]}}|{{"id":"{id}","deps":[{}]}}"#,
+            r#"{{"id":"{id}","name":"{name}","version":"0.1.0","manifest_path":"/w/{path}/Cargo.toml","metadata":{metadata},"targets":[{{"kind":["lib"],"name":"{name}","src_path":"/w/{path}/src/lib.rs"}}]}}|{{"id":"{id}","deps":[{}]}}"#,
             deps.join(",")
         )
+    }
+
+    fn workspace_of(entries: &[String], members: &[&str]) -> Workspace {
+        let (packages, nodes): (Vec<&str>, Vec<&str>) = entries.iter().map(|e| e.split_once('|').unwrap()).unzip();
+        let members: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
+        let json = format!(
+            r#"{{"packages":[{}],"workspace_members":[{}],"resolve":{{"nodes":[{}]}}}}"#,
+            packages.join(","),
+            members.join(","),
+            nodes.join(",")
+        );
+        Workspace::from_metadata(Path::new("/w"), &json).unwrap()
+    }
+
+    #[test]
+    fn applications_depend_only_on_app_facing_crates() {
+        let facing = r#"{"cell":{"app-facing":true}}"#;
+        let entries = [
+            package("nc", "nano_core", "nano_core", &[]),
+            package_with_metadata("io", "app_io", "kernel/app_io", &["inj"], facing),
+            package("inj", "fault_injection", "kernel/fault_injection", &[]),
+            package_with_metadata("no", "not_facing", "kernel/not_facing", &[], r#"{"cell":{"app-facing":false}}"#),
+            package("good", "good_app", "applications/good_app", &["io"]),
+        ];
+        let members = ["nc", "io", "inj", "no", "good"];
+        // An app-facing dependency is accepted, even though that crate itself uses a kernel-only one.
+        workspace_of(&entries, &members).check_application_dependencies().unwrap();
+        let mut bad = entries.to_vec();
+        bad.push(package("bad", "bad_app", "applications/bad_app", &["io", "inj", "no"]));
+        let error =
+            workspace_of(&bad, &[&members[..], &["bad"]].concat()).check_application_dependencies().unwrap_err();
+        assert!(error.0.contains("application `bad_app` depends on `fault_injection`"), "{error}");
+        assert!(error.0.contains("application `bad_app` depends on `not_facing`"), "{error}");
+        assert!(!error.0.contains("`app_io`") && !error.0.contains("good_app"), "{error}");
+        // Kernel cells may depend on anything.
+        let mut kernel = entries.to_vec();
+        kernel.push(package("k", "kernel_cell", "kernel/kernel_cell", &["inj"]));
+        workspace_of(&kernel, &[&members[..], &["k"]].concat()).check_application_dependencies().unwrap();
     }
 
     #[test]

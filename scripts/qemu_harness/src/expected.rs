@@ -75,8 +75,17 @@ pub fn corrupt_object_error(object: &str) -> String {
     format!(r"(?i)\berror\b.*{object}|{object}.*\berror\b")
 }
 
-/// `test` (every in-kernel test cell): the summary line when all passed (at least one ran).
-pub const TEST_ALL_PASSED: &str = r"^test summary: [1-9]\d* passed, 0 failed$";
+/// Every in-kernel test cell the image must contain: `test` must print `<cell>: ok` for each, and its summary
+/// must count exactly this many passed (so a cell missing from the image, or one added without being listed
+/// here, fails the scenario). Add a new `test_*` cell here.
+pub const TEST_CELLS: &[&str] =
+    &["test_channels", "test_fault_recovery", "test_policy_swap", "test_sync", "test_tasks"];
+/// `test`'s summary line when none failed; group 1 is the number passed (checked against [`TEST_CELLS`]).
+pub const TEST_SUMMARY_NONE_FAILED: &str = r"^test summary: (\d+) passed, 0 failed$";
+/// The line of test cell `cell` that passed.
+pub fn test_cell_passed(cell: &str) -> String {
+    format!("^{}: ok$", regex::escape(cell))
+}
 /// A failing in-kernel test cell's line.
 pub const TEST_CELL_FAILED: &str = r": FAILED";
 /// `ps` header.
@@ -106,23 +115,50 @@ pub const CTRL_C: &str = "\u{3}";
 /// The foreground task ended by Ctrl-C.
 pub const FOREGROUND_KILLED: &str = r"failed: killed$";
 
-/// `fault_demo pf`: a null dereference in an application's task.
-pub const FAULT_DEMO_PAGE_FAULT: &str = "fault_demo pf";
+/// `inject pf`: the shell raises a null dereference in a new kernel task (applications cannot: it needs unsafe).
+pub const INJECT_PAGE_FAULT: &str = "inject pf";
+/// `inject gp`, `inject ud`, `inject de`.
+pub const INJECT_GENERAL_PROTECTION: &str = "inject gp";
+/// `inject ud`.
+pub const INJECT_INVALID_OPCODE: &str = "inject ud";
+/// `inject de`.
+pub const INJECT_DIVIDE_ERROR: &str = "inject de";
+/// The Drop on the injected task's stack ran during unwinding.
+pub const INJECT_CLEANUP_RAN: &str = r"^inject: cleanup ran";
+/// The shell reports the page fault (at address 0) as the injected task's failure.
+pub const INJECT_FAILED_PAGE_FAULT: &str =
+    r"^inject pf: task \d+ failed: exception PageFault\(\d+\) at 0x[0-9a-f]+ \(address 0x0\)";
+/// The injected #GP.
+pub const INJECT_FAILED_GENERAL_PROTECTION: &str = r"^inject gp: task \d+ failed: exception GeneralProtection";
+/// The injected #UD.
+pub const INJECT_FAILED_INVALID_OPCODE: &str = r"^inject ud: task \d+ failed: exception InvalidOpcode";
+/// The injected #DE.
+pub const INJECT_FAILED_DIVIDE_ERROR: &str = r"^inject de: task \d+ failed: exception DivideError";
 /// `fault_demo panic`.
 pub const FAULT_DEMO_PANIC: &str = "fault_demo panic";
 /// `fault_demo overflow`.
 pub const FAULT_DEMO_OVERFLOW: &str = "fault_demo overflow";
+/// `fault_demo oom`: a 1 GiB allocation from safe Rust.
+pub const FAULT_DEMO_OOM: &str = "fault_demo oom";
+/// `fault_demo pf`: the CPU-exception modes left the application (it has no unsafe way to cause them).
+pub const FAULT_DEMO_PF_REMOVED: &str = "fault_demo pf";
+/// `fault_demo`'s usage line (an unknown mode).
+pub const FAULT_DEMO_USAGE: &str = r"^usage: fault_demo panic\|overflow\|oom";
 /// The Drop on the failed task's stack ran during unwinding.
 pub const FAULT_DEMO_CLEANUP_RAN: &str = r"fault_demo: cleanup ran";
-/// The shell reports the page fault as the task's failure.
-pub const TASK_FAILED_PAGE_FAULT: &str = r"fault_demo: task \d+ failed: exception PageFault";
 /// The shell reports the panic with its message.
 pub const TASK_FAILED_PANIC: &str = r"fault_demo: task \d+ failed: panicked: fault_demo: panic on request";
 /// The shell reports the stack overflow.
 pub const TASK_FAILED_OVERFLOW: &str = r"fault_demo: task \d+ failed: stack overflow";
-/// `faults` lists the logged failures (at least the three above).
-pub const FAULT_LOG_COUNT: &str = r"^[3-9]\d* faults logged$|^\d{2,} faults logged$";
+/// The shell reports the failed allocation, naming its size.
+pub const TASK_FAILED_OOM: &str = r"fault_demo: task \d+ failed: panicked: memory allocation of 1073741824 bytes";
+/// `faults` lists the logged failures (at least the seven above).
+pub const FAULT_LOG_COUNT: &str = r"^[7-9] faults logged$|^\d{2,} faults logged$";
 /// A fault-log line names the cell of the faulting instruction.
 pub const FAULT_LOG_NAMES_CELL: &str = r"cell fault_injection address 0x";
-/// `bt 2` (the shell task itself): a frame in the shell cell, with a demangled name and offset.
+/// `ps`'s line of the shell task; group 1 is its id (used by `bt {shell}`).
+pub const PS_SHELL_ID: &str = r"^\s*(\d+) shell\s";
+/// `bt` of the shell task, with the id `ps` showed.
+pub const BACKTRACE_SHELL: &str = "bt {shell}";
+/// `bt` of the shell task: a frame in the shell cell, with a demangled name and offset.
 pub const BACKTRACE_SHELL_FRAME: &str = r"shell::\S+\+0x[0-9a-f]+ \(cell shell\)";

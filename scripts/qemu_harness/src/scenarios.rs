@@ -30,8 +30,9 @@ pub enum Step {
     /// Wait for the prompt.
     Prompt,
     /// Type a command and wait for the next prompt. The output must match each `expect` pattern (in order: each
-    /// on the line of the previous one's match or a later line) and no `reject` pattern. With `save`, the output is kept under that
-    /// name for [`Step::SameOutput`].
+    /// on the line of the previous one's match or a later line) and no `reject` pattern. With `save`, the output is
+    /// kept under that name for [`Step::SameOutput`]. `{name}` in the line is replaced by the value captured under
+    /// that name ([`Step::Capture`]).
     Command {
         /// The command typed.
         line: &'static str,
@@ -48,6 +49,19 @@ pub enum Step {
     Type(&'static str),
     /// Two saved outputs must be identical.
     SameOutput(&'static str, &'static str),
+    /// Type a command and wait for the next prompt; the first output line matching `pattern` gives its capture
+    /// group 1, kept under `name` for later command lines (`{name}`).
+    Capture {
+        /// The command typed.
+        line: &'static str,
+        /// A pattern with one capture group.
+        pattern: &'static str,
+        /// Name under which to keep the captured text.
+        name: &'static str,
+    },
+    /// Type `test` (every in-kernel test cell) and check that each cell of [`e::TEST_CELLS`] printed its `ok` line,
+    /// that none failed, and that the summary counts exactly that many passed.
+    AllTestsPass,
     /// Type the command and check QEMU's exit status.
     Exit {
         /// The command typed (`exit` or `exit N`).
@@ -92,9 +106,34 @@ const SMP_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
-/// `test` runs every in-kernel test cell (tasks, sync, channels, policy swap, benchmarks...) and all must pass.
-const ALL_TESTS_PASS: Step =
-    Step::Command { line: "test", expect: &[e::TEST_ALL_PASSED], reject: &[e::TEST_CELL_FAILED], save: None };
+/// The `shell` scenario's steps (1 CPU: the default; 4 CPUs: the swap goes through stop-the-world).
+const SHELL_STEPS: &[Step] = &[
+    Step::Prompt,
+    command("help", &[e::HELP_MENTIONS_SWAP]),
+    command("ls", &[e::LS_LISTS_CAPTAIN]),
+    command("ls", &[e::LS_LISTS_HELLO]),
+    command("ns", &[e::NS_LISTS_CAPTAIN]),
+    command("hello", &[e::HELLO_V1]),
+    command(e::SWAP_TO_V2, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),
+    command("hello", &[e::HELLO_V2]),
+    Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[e::NS_LISTS_GREETING_V1], save: None },
+    command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
+    EXIT_OK,
+];
+
+/// The `swap-fails` scenario's steps (1 CPU and 4 CPUs, as for [`SHELL_STEPS`]).
+const SWAP_FAILS_STEPS: &[Step] = &[
+    Step::Prompt,
+    command("hello", &[e::HELLO_V1]),
+    Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[], save: Some("ns-before") },
+    command(e::SWAP_TO_BROKEN, &[e::SWAP_ERROR, e::SWAP_NAMES_MISSING_SYMBOL]),
+    command("hello", &[e::HELLO_V1]),
+    Step::Command { line: "ns", expect: &[], reject: &[], save: Some("ns-after") },
+    Step::SameOutput("ns-before", "ns-after"),
+    command(e::SWAP_TO_MISSING, &[e::SWAP_ERROR]),
+    command("hello", &[e::HELLO_V1]),
+    EXIT_OK,
+];
 
 /// All scenarios, in the order `test` runs them.
 pub const SCENARIOS: &[Scenario] = &[
@@ -104,12 +143,18 @@ pub const SCENARIOS: &[Scenario] = &[
         image: Image::Normal,
         steps: &[
             Step::Prompt,
-            command(e::FAULT_DEMO_PAGE_FAULT, &[e::FAULT_DEMO_CLEANUP_RAN, e::TASK_FAILED_PAGE_FAULT]),
+            command(e::INJECT_PAGE_FAULT, &[e::INJECT_CLEANUP_RAN, e::INJECT_FAILED_PAGE_FAULT]),
+            command(e::INJECT_GENERAL_PROTECTION, &[e::INJECT_CLEANUP_RAN, e::INJECT_FAILED_GENERAL_PROTECTION]),
+            command(e::INJECT_INVALID_OPCODE, &[e::INJECT_CLEANUP_RAN, e::INJECT_FAILED_INVALID_OPCODE]),
+            command(e::INJECT_DIVIDE_ERROR, &[e::INJECT_CLEANUP_RAN, e::INJECT_FAILED_DIVIDE_ERROR]),
+            command(e::FAULT_DEMO_PF_REMOVED, &[e::FAULT_DEMO_USAGE]),
             command(e::FAULT_DEMO_PANIC, &[e::FAULT_DEMO_CLEANUP_RAN, e::TASK_FAILED_PANIC]),
             command(e::FAULT_DEMO_OVERFLOW, &[e::TASK_FAILED_OVERFLOW]),
+            command(e::FAULT_DEMO_OOM, &[e::FAULT_DEMO_CLEANUP_RAN, e::TASK_FAILED_OOM]),
             command("hello", &[e::HELLO_V1]),
             command("faults", &[e::FAULT_LOG_COUNT, e::FAULT_LOG_NAMES_CELL]),
-            command("bt 2", &[e::BACKTRACE_SHELL_FRAME]),
+            Step::Capture { line: "ps", pattern: e::PS_SHELL_ID, name: "shell" },
+            command(e::BACKTRACE_SHELL, &[e::BACKTRACE_SHELL_FRAME]),
             EXIT_OK,
         ],
         cpus: Some(2),
@@ -118,14 +163,14 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "tasks-smp1",
         firmware: Firmware::Bios,
         image: Image::Normal,
-        steps: &[Step::Prompt, ALL_TESTS_PASS, EXIT_OK],
+        steps: &[Step::Prompt, Step::AllTestsPass, EXIT_OK],
         cpus: Some(1),
     },
     Scenario {
         name: "tasks-smp4",
         firmware: Firmware::Bios,
         image: Image::Normal,
-        steps: &[Step::Prompt, ALL_TESTS_PASS, EXIT_OK],
+        steps: &[Step::Prompt, Step::AllTestsPass, EXIT_OK],
         cpus: Some(4),
     },
     Scenario {
@@ -169,47 +214,27 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
         cpus: None,
     },
+    Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
     Scenario {
-        name: "shell",
+        name: "shell-smp4",
         firmware: Firmware::Bios,
         image: Image::Normal,
-        steps: &[
-            Step::Prompt,
-            command("help", &[e::HELP_MENTIONS_SWAP]),
-            command("ls", &[e::LS_LISTS_CAPTAIN]),
-            command("ls", &[e::LS_LISTS_HELLO]),
-            command("ns", &[e::NS_LISTS_CAPTAIN]),
-            command("hello", &[e::HELLO_V1]),
-            command(e::SWAP_TO_V2, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),
-            command("hello", &[e::HELLO_V2]),
-            Step::Command {
-                line: "ns",
-                expect: &[e::NS_LISTS_CAPTAIN],
-                reject: &[e::NS_LISTS_GREETING_V1],
-                save: None,
-            },
-            command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
-            EXIT_OK,
-        ],
-        cpus: None,
+        steps: SHELL_STEPS,
+        cpus: Some(e::SMP_CPUS),
     },
     Scenario {
         name: "swap-fails",
         firmware: Firmware::Bios,
         image: Image::Normal,
-        steps: &[
-            Step::Prompt,
-            command("hello", &[e::HELLO_V1]),
-            Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[], save: Some("ns-before") },
-            command(e::SWAP_TO_BROKEN, &[e::SWAP_ERROR, e::SWAP_NAMES_MISSING_SYMBOL]),
-            command("hello", &[e::HELLO_V1]),
-            Step::Command { line: "ns", expect: &[], reject: &[], save: Some("ns-after") },
-            Step::SameOutput("ns-before", "ns-after"),
-            command(e::SWAP_TO_MISSING, &[e::SWAP_ERROR]),
-            command("hello", &[e::HELLO_V1]),
-            EXIT_OK,
-        ],
+        steps: SWAP_FAILS_STEPS,
         cpus: None,
+    },
+    Scenario {
+        name: "swap-fails-smp4",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: SWAP_FAILS_STEPS,
+        cpus: Some(e::SMP_CPUS),
     },
     Scenario {
         name: "corrupt-object",
@@ -293,6 +318,7 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
     };
     let mut booted = false;
     let mut saved: BTreeMap<&str, String> = BTreeMap::new();
+    let mut captured: BTreeMap<&str, String> = BTreeMap::new();
     for step in scenario.steps {
         let wait = if booted { config.command_timeout } else { boot_timeout };
         match *step {
@@ -314,12 +340,23 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
                 booted = true;
             }
             Step::Command { line, expect, reject, save } => {
+                let line = substitute(line, &captured)?;
                 session.note(&format!("send {line:?}"));
-                let output = session.command(line, &prompt, wait)?;
-                check_output(line, &output, expect, reject)?;
+                let output = session.command(&line, &prompt, wait)?;
+                check_output(&line, &output, expect, reject)?;
                 if let Some(name) = save {
                     saved.insert(name, output);
                 }
+            }
+            Step::Capture { line, pattern, name } => {
+                session.note(&format!("send {line:?}"));
+                let output = session.command(line, &prompt, wait)?;
+                captured.insert(name, capture(line, &output, pattern)?);
+            }
+            Step::AllTestsPass => {
+                session.note("send \"test\"");
+                let output = session.command("test", &prompt, wait)?;
+                check_all_tests_passed(&output, e::TEST_CELLS)?;
             }
             Step::SameOutput(first, second) => {
                 let (a, b) = (saved.get(first), saved.get(second));
@@ -373,6 +410,63 @@ pub fn check_output(command: &str, output: &str, expect: &[&str], reject: &[&str
     Ok(())
 }
 
+/// Capture group 1 of the first line of `output` matching `pattern`.
+///
+/// # Errors
+/// No line matches, or the pattern has no group 1.
+pub fn capture(command: &str, output: &str, pattern: &str) -> StepResult<String> {
+    let regex = compile(pattern)?;
+    output
+        .lines()
+        .find_map(|line| regex.captures(line).and_then(|groups| groups.get(1)).map(|group| group.as_str().to_string()))
+        .ok_or_else(|| Failure(format!("`{command}`: no line matching /{pattern}/ in output {output:?}")))
+}
+
+/// `line` with each `{name}` replaced by the value captured under `name`.
+///
+/// # Errors
+/// A `{name}` that nothing captured.
+pub fn substitute(line: &str, captured: &BTreeMap<&str, String>) -> StepResult<String> {
+    let mut result = String::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map(|offset| open + offset);
+        let Some(close) = close else { break };
+        let name = &rest[open + 1..close];
+        let value = captured.get(name).ok_or_else(|| Failure(format!("`{line}`: nothing captured as `{name}`")))?;
+        result.push_str(&rest[..open]);
+        result.push_str(value);
+        rest = &rest[close + 1..];
+    }
+    result.push_str(rest);
+    Ok(result)
+}
+
+/// Checks `test`'s output: every cell of `cells` printed `<cell>: ok`, no cell failed, and the summary says
+/// exactly `cells.len()` passed and none failed.
+///
+/// # Errors
+/// Names the missing cell, the failed line or the wrong count.
+pub fn check_all_tests_passed(output: &str, cells: &[&str]) -> StepResult<()> {
+    check_output("test", output, &[], &[e::TEST_CELL_FAILED])?;
+    for cell in cells {
+        let pattern = e::test_cell_passed(cell);
+        let regex = compile(&pattern)?;
+        if !output.lines().any(|line| regex.is_match(line)) {
+            return Err(Failure(format!("`test`: no `{cell}: ok` line (cell missing from the image, or it failed)")));
+        }
+    }
+    let passed = capture("test", output, e::TEST_SUMMARY_NONE_FAILED)?;
+    if passed != cells.len().to_string() {
+        return Err(Failure(format!(
+            "`test`: {passed} cells passed, expected exactly {} ({}); list new test cells in expected::TEST_CELLS",
+            cells.len(),
+            cells.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 fn compile(pattern: &str) -> StepResult<Regex> {
     Regex::new(pattern).map_err(|e| Failure(format!("bad pattern /{pattern}/: {e}")))
 }
@@ -397,6 +491,9 @@ mod tests {
                     for pattern in expect.iter().chain(reject.iter()) {
                         compile(pattern).unwrap();
                     }
+                }
+                if let Step::Capture { pattern, .. } = step {
+                    assert!(compile(pattern).unwrap().captures_len() >= 2, "{pattern} has no capture group");
                 }
             }
             assert!(matches!(scenario.steps.last(), Some(Step::Exit { .. })), "{} must end with exit", scenario.name);
@@ -424,6 +521,40 @@ mod tests {
         assert!(check_output("swap", output, &[e::SWAP_DONE, e::SWAP_PHASE_TIME], &[]).is_err());
         assert!(check_output("ns", "captain\ngreeting_v1", &[], &[e::NS_LISTS_GREETING_V1]).is_err());
         check_output("ns", "captain\ngreeting_v2", &[e::NS_LISTS_CAPTAIN], &[e::NS_LISTS_GREETING_V1]).unwrap();
+    }
+
+    #[test]
+    fn all_tests_passed_needs_every_listed_cell() {
+        let cells = ["test_a", "test_b"];
+        let good = "test_a: running\ntest_a: ok\ntest_b: ok\ntest summary: 2 passed, 0 failed";
+        check_all_tests_passed(good, &cells).unwrap();
+        // A cell missing from the image: the other still passes, the summary counts 1.
+        let missing = "test_a: ok\ntest summary: 1 passed, 0 failed";
+        let error = check_all_tests_passed(missing, &cells).unwrap_err();
+        assert!(error.0.contains("test_b"), "{error}");
+        // A cell that is not listed: the count is off.
+        let extra = "test_a: ok\ntest_b: ok\ntest_c: ok\ntest summary: 3 passed, 0 failed";
+        assert!(check_all_tests_passed(extra, &cells).unwrap_err().0.contains("expected exactly 2"));
+        let failed = "test_a: ok\ntest_b: FAILED: x\ntest summary: 1 passed, 1 failed";
+        assert!(check_all_tests_passed(failed, &cells).is_err());
+        let no_summary = "test_a: ok\ntest_b: ok";
+        assert!(check_all_tests_passed(no_summary, &cells).is_err());
+        // The real list: each name is a test cell, and none is listed twice.
+        let unique: std::collections::BTreeSet<&str> = e::TEST_CELLS.iter().copied().collect();
+        assert_eq!(unique.len(), e::TEST_CELLS.len());
+        assert!(e::TEST_CELLS.iter().all(|cell| cell.starts_with("test_")));
+    }
+
+    #[test]
+    fn capture_and_substitute_the_shell_id() {
+        let ps = "scheduler policy: round_robin\n   ID NAME                 STATE     CPU  POLICY     SWITCHES\n    1 idle/0 (idle)        runnable    0* -                29\n    7 shell                running     0* -               196\n 1107 ps-visible           runnable    0  -                 0\n3 tasks";
+        let id = capture("ps", ps, e::PS_SHELL_ID).unwrap();
+        assert_eq!(id, "7");
+        assert!(capture("ps", "no shell here", e::PS_SHELL_ID).is_err());
+        let captured = BTreeMap::from([("shell", id)]);
+        assert_eq!(substitute(e::BACKTRACE_SHELL, &captured).unwrap(), "bt 7");
+        assert_eq!(substitute("ns", &captured).unwrap(), "ns");
+        assert!(substitute("bt {other}", &captured).is_err());
     }
 
     #[test]

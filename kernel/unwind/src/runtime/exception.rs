@@ -4,11 +4,17 @@
 //! so code that inspects the class sees ours ([`EXCEPTION_CLASS`]) and leaves it alone. Objects come from a static
 //! pool of [`POOL_SIZE`] slots, so starting an unwind needs no heap; only when every slot is in use (that many
 //! tasks unwinding at once) does one come from the heap.
+//!
+//! An object whose landing pad never resumes is abandoned: a panic that may not unwind (a `Drop` panicking
+//! during an unwind, out of a cleanup pad) is unwound anyway from where it happened, past the frames whose pads
+//! held the earlier objects. [`release_abandoned`] frees those pool objects when the new unwind lands above them,
+//! found by the CFA of the frame each last landed in ([`note_landed`]).
 
 use alloc::boxed::Box;
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::UnwindOptions;
 use crate::cause::UnwindCause;
@@ -44,6 +50,11 @@ pub struct ExceptionObject {
     pub(crate) cursor: FrameCursor,
     pub(crate) options: UnwindOptions,
     pub(crate) landing_pads: usize,
+    /// The stack pointer where this unwind started, for an unwind started on the stack it unwinds (a panic):
+    /// every frame it walks lies between this and the frame it lands in. `None` for a fault or a kill.
+    pub(crate) start_stack_pointer: Option<u64>,
+    /// Landing pads of frames whose CFA is at most this are skipped (an unwind past an abort pad).
+    pub(crate) skip_pads_through: Option<u64>,
     origin: Origin,
 }
 
@@ -51,6 +62,9 @@ struct Pool {
     /// `in_use[i]` protects `slots[i]`: whoever flips it from false to true owns the slot until storing false.
     in_use: [AtomicBool; POOL_SIZE],
     slots: [UnsafeCell<MaybeUninit<ExceptionObject>>; POOL_SIZE],
+    /// `landed_cfa[i]`: the CFA of the frame whose landing pad slot `i`'s object last entered (0: none yet).
+    /// Written by the slot's owner, read by anyone (atomics: no data race on the slot itself).
+    landed_cfa: [AtomicU64; POOL_SIZE],
 }
 
 // SAFETY: a slot is only accessed by the owner of its `in_use` flag (acquired with compare_exchange, released with
@@ -60,6 +74,7 @@ unsafe impl Sync for Pool {}
 static POOL: Pool = Pool {
     in_use: [const { AtomicBool::new(false) }; POOL_SIZE],
     slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; POOL_SIZE],
+    landed_cfa: [const { AtomicU64::new(0) }; POOL_SIZE],
 };
 
 /// How many pool slots are in use (for tests and reports).
@@ -67,20 +82,106 @@ pub fn pool_in_use() -> usize {
     POOL.in_use.iter().filter(|flag| flag.load(Ordering::Relaxed)).count()
 }
 
-/// Allocates an exception object (pool first, heap if the pool is exhausted).
-pub(crate) fn allocate(cause: UnwindCause, cursor: FrameCursor, options: UnwindOptions) -> *mut ExceptionObject {
+/// Allocates an exception object (pool first, heap if the pool is exhausted). `start_stack_pointer` as in
+/// [`ExceptionObject::start_stack_pointer`].
+pub(crate) fn allocate(
+    cause: UnwindCause,
+    cursor: FrameCursor,
+    options: UnwindOptions,
+    start_stack_pointer: Option<u64>,
+) -> *mut ExceptionObject {
     let header = ExceptionHeader { class: EXCEPTION_CLASS, cleanup: 0, private: [0; 2] };
     for (index, flag) in POOL.in_use.iter().enumerate() {
         if flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            POOL.landed_cfa[index].store(0, Ordering::Relaxed);
             let slot = POOL.slots[index].get();
-            let object =
-                ExceptionObject { header, cause, cursor, options, landing_pads: 0, origin: Origin::Pool(index) };
+            let origin = Origin::Pool(index);
+            let object = ExceptionObject {
+                header,
+                cause,
+                cursor,
+                options,
+                landing_pads: 0,
+                start_stack_pointer,
+                skip_pads_through: None,
+                origin,
+            };
             // SAFETY: we own slot `index` (its flag was false and is now ours); writing a MaybeUninit is sound.
             unsafe { (*slot).write(object) };
             return slot.cast();
         }
     }
-    Box::into_raw(Box::new(ExceptionObject { header, cause, cursor, options, landing_pads: 0, origin: Origin::Heap }))
+    let origin = Origin::Heap;
+    Box::into_raw(Box::new(ExceptionObject {
+        header,
+        cause,
+        cursor,
+        options,
+        landing_pads: 0,
+        start_stack_pointer,
+        skip_pads_through: None,
+        origin,
+    }))
+}
+
+/// Sets [`ExceptionObject::skip_pads_through`].
+///
+/// # Safety
+/// `object` is a live object from [`allocate`], owned by the caller's unwind.
+pub(crate) unsafe fn set_skip_pads_through(object: *mut ExceptionObject, bound: Option<u64>) {
+    // SAFETY: the caller's guarantee.
+    unsafe { (*object).skip_pads_through = bound };
+}
+
+/// The lowest CFA above `stack_pointer` of a frame whose landing pad a live pool object last entered: on the
+/// current stack (whose live frames lie just above its stack pointer), the innermost landing pad still running.
+/// Objects of other stacks lie beyond this stack's frames in either direction, so they never come before it; but
+/// if no pad is running on this stack, another stack's may be returned, and the caller must then be sure one is.
+pub(crate) fn innermost_landed_cfa_above(stack_pointer: u64) -> Option<u64> {
+    (0..POOL_SIZE)
+        .filter(|index| POOL.in_use[*index].load(Ordering::Acquire))
+        .map(|index| POOL.landed_cfa[index].load(Ordering::Relaxed))
+        .filter(|cfa| *cfa > stack_pointer)
+        .min()
+}
+
+/// Records that `object` is entering a landing pad of the frame with this CFA.
+///
+/// # Safety
+/// `object` is a live object from [`allocate`], owned by the caller's unwind.
+pub(crate) unsafe fn note_landed(object: *mut ExceptionObject, cfa: u64) {
+    // SAFETY: the caller's guarantee.
+    if let Origin::Pool(index) = unsafe { (*object).origin } {
+        POOL.landed_cfa[index].store(cfa, Ordering::Relaxed);
+    }
+}
+
+/// Frees every pool object other than `own` whose last landing pad is in a frame with a CFA inside `frames`
+/// (exclusive bounds): the frames an unwind walked past, between where it started and the frame it lands in.
+/// Such a pad is still running (its object was never resumed or caught), so only a panic that unwound out of
+/// it can have walked past it: its object is abandoned. Returns how many were freed.
+///
+/// # Safety
+/// `own` is the caller's live object; `frames` spans part of one stack (the one this unwind walks), so that an
+/// object in it belongs to an unwind of that stack, which nobody else resumes.
+pub(crate) unsafe fn release_abandoned(own: *mut ExceptionObject, frames: Range<u64>) -> usize {
+    // SAFETY: the caller's guarantee: `own` is live.
+    let own_index = match unsafe { (*own).origin } {
+        Origin::Pool(index) => Some(index),
+        Origin::Heap => None,
+    };
+    let mut released = 0;
+    for index in (0..POOL_SIZE).filter(|index| Some(*index) != own_index) {
+        let cfa = POOL.landed_cfa[index].load(Ordering::Relaxed);
+        if !POOL.in_use[index].load(Ordering::Acquire) || cfa <= frames.start || cfa >= frames.end {
+            continue;
+        }
+        // SAFETY: the slot is in use and its object landed in a frame of this stack that this unwind walked past:
+        // nobody resumes or catches it any more (see above), so this is its last use.
+        drop(unsafe { release(POOL.slots[index].get().cast()) });
+        released += 1;
+    }
+    released
 }
 
 /// Whether `pointer` looks like an object of ours: non-null, aligned, and with our class.

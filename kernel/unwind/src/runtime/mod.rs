@@ -23,7 +23,11 @@
 //!    `Failed(cause)`; nano_core installs a default that prints and stops the machine.
 //!
 //! Panics while unwinding: Rust wraps drops that run in cleanup pads with an abort pad (`panic_in_cleanup`, a
-//! non-unwinding panic), so a panic handler must not unwind when `PanicInfo::can_unwind()` is false.
+//! non-unwinding panic, `PanicInfo::can_unwind()` false). nano_core's panic handler unwinds it anyway, from where
+//! it happened: the abort pad's call has no LSDA entry, so the walk passes over the frame whose cleanup panicked
+//! (its remaining drops are skipped, as for a faulting frame) and enters its callers' pads, up to the task's
+//! catch. The earlier unwinds' objects, whose pads in the frames walked past never resume, are freed when this
+//! unwind lands (`exception::release_abandoned`); heap-allocated ones (more than [`POOL_SIZE`] in flight) leak.
 
 mod arch;
 mod exception;
@@ -97,6 +101,9 @@ pub enum EndOfUnwind {
     },
     /// `_Unwind_Resume` got an object this runtime did not create.
     ForeignException,
+    /// [`start_unwinding_past_abort`] found no landing pad in flight on this stack (a non-unwinding panic raised
+    /// directly, not from an abort pad): nothing is walked, no drop runs.
+    NoPadInFlight,
 }
 
 /// What the end handler receives.
@@ -173,7 +180,7 @@ unsafe fn finish(object: *mut ExceptionObject, frames: usize, end: EndOfUnwind) 
 #[allow(clippy::large_enum_variant, reason = "a short-lived stack value on the fault path, which avoids the heap")]
 enum Outcome {
     /// Enter this landing pad with the frame's registers.
-    Land { registers: Registers, landing_pad: u64, selector: u64 },
+    Land { registers: Registers, landing_pad: u64, selector: u64, cfa: u64 },
     /// The unwind is over.
     End(EndOfUnwind),
 }
@@ -213,6 +220,9 @@ unsafe fn continue_unwinding(object: *mut ExceptionObject) -> ! {
             break Outcome::End(end);
         }
         let (Some(lsda), false) = (frame.lsda, frame.exact) else { continue };
+        if state.skip_pads_through.is_some_and(|bound| frame.cfa <= bound) {
+            continue;
+        }
         let Some(info) = frames.current_unwind_info() else { continue };
         let Some(bytes) = info.lsda_bytes(lsda) else { break Outcome::End(EndOfUnwind::LsdaOutsideTables { lsda }) };
         let action = match find_action(bytes, lsda, frame.function_start, frame.lookup_address) {
@@ -221,16 +231,26 @@ unsafe fn continue_unwinding(object: *mut ExceptionObject) -> ! {
         };
         // `NotFound` means the compiler thought no unwind could pass here; continuing is the kernel's best effort.
         if let Some((landing_pad, selector)) = action.landing_pad() {
-            break Outcome::Land { registers: frame.registers, landing_pad, selector };
+            break Outcome::Land { registers: frame.registers, landing_pad, selector, cfa: frame.cfa };
         }
     };
     let cursor = frames.cursor();
     // Nothing below runs destructors: release the registry entry now.
     drop(frames);
     match outcome {
-        Outcome::Land { registers, landing_pad, selector } => {
+        Outcome::Land { registers, landing_pad, selector, cfa } => {
             state.cursor = cursor;
             state.landing_pads += 1;
+            if let Some(start) = state.start_stack_pointer {
+                // SAFETY: `object` is ours; a panic's walk stays on the stack it started on (no frame's CFI leads
+                // to another stack), so `start..cfa` is part of that one stack.
+                for _ in 0..unsafe { exception::release_abandoned(object, start..cfa) } {
+                    // Each freed object's unwind had started (and counted) without being caught.
+                    call_hook(&CATCH_HOOK);
+                }
+            }
+            // SAFETY: `object` is live and ours.
+            unsafe { exception::note_landed(object, cfa) };
             let landing = LandingRegisters::new(&registers, landing_pad, object as u64, selector);
             // SAFETY: the frame is live on this stack above us (the walk started above our caller and the CFA
             // increases); the pad is its compiler-generated landing pad for this call site, entered with its
@@ -246,9 +266,31 @@ unsafe fn continue_unwinding(object: *mut ExceptionObject) -> ! {
 /// Enters every landing pad of every frame above, until a [`catch_unwind`] catches it or the unwind ends
 /// (see the module docs). Never allocates unless [`POOL_SIZE`] unwinds are already in flight.
 pub fn start_unwinding(cause: UnwindCause, options: UnwindOptions) -> ! {
-    let mut start = ManuallyDrop::new((cause, options));
-    // SAFETY: `start_callback` takes `data` as a `*mut (UnwindCause, UnwindOptions)`, which `start` is, and moves it
-    // out exactly once (`start` is never dropped here).
+    start(Start { cause, options, past_abort: false })
+}
+
+/// Starts unwinding for a panic that may not unwind (`PanicInfo::can_unwind()` false), which an abort pad raised:
+/// Rust's pad around a drop in a cleanup pad (`panic_in_cleanup`) or around a call in a non-unwinding function
+/// (`panic_cannot_unwind`). Every landing pad up to and including the frame of the innermost pad still running on
+/// this stack (the abort pad, entered by the earlier unwind) is skipped: the panic machinery's own abort pads and
+/// the rest of that frame's cleanup. Its callers' pads run, up to the catch. The earlier unwinds' objects are freed
+/// when this one lands (see `exception::release_abandoned`). If no pad is in flight on this stack (a non-unwinding
+/// panic raised directly), nothing is walked: the end handler gets [`EndOfUnwind::NoPadInFlight`].
+pub fn start_unwinding_past_abort(cause: UnwindCause) -> ! {
+    start(Start { cause, options: UnwindOptions::default(), past_abort: true })
+}
+
+/// What [`start_callback`] needs.
+struct Start {
+    cause: UnwindCause,
+    options: UnwindOptions,
+    past_abort: bool,
+}
+
+fn start(start: Start) -> ! {
+    let mut start = ManuallyDrop::new(start);
+    // SAFETY: `start_callback` takes `data` as a `*mut Start`, which `start` is, and moves it out exactly once
+    // (`start` is never dropped here).
     unsafe { capture_registers_and_call(start_callback, (&raw mut start).cast()) };
     // `start_callback` never returns.
     loop {
@@ -257,13 +299,23 @@ pub fn start_unwinding(cause: UnwindCause, options: UnwindOptions) -> ! {
 }
 
 unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, data: *mut u8) {
-    // SAFETY: `start_unwinding` passes its `(cause, options)` pair, moved out only here, and the captured
-    // registers, valid during this call.
-    let ((cause, options), registers) =
-        unsafe { (data.cast::<(UnwindCause, UnwindOptions)>().read(), (*captured).to_registers()) };
+    // SAFETY: `start` passes its `Start`, moved out only here, and the captured registers, valid during this call.
+    let (Start { cause, options, past_abort }, registers) =
+        unsafe { (data.cast::<Start>().read(), (*captured).to_registers()) };
     call_hook(&START_HOOK);
-    let object = exception::allocate(cause, FrameCursor::after_call(registers), options);
-    // SAFETY: a fresh object; its cursor is the frame of `start_unwinding`, live and above us.
+    let start = registers.stack_pointer();
+    let skip_pads_through = match (past_abort, start) {
+        (false, _) => None,
+        (true, Some(start)) => match exception::innermost_landed_cfa_above(start) {
+            Some(cfa) => Some(cfa),
+            None => end_unwind(UnwindEnd { cause, end: EndOfUnwind::NoPadInFlight, frames: 0, landing_pads: 0 }),
+        },
+        (true, None) => end_unwind(UnwindEnd { cause, end: EndOfUnwind::NoPadInFlight, frames: 0, landing_pads: 0 }),
+    };
+    let object = exception::allocate(cause, FrameCursor::after_call(registers), options, start);
+    // SAFETY: `object` is fresh and ours.
+    unsafe { exception::set_skip_pads_through(object, skip_pads_through) };
+    // SAFETY: a fresh object; its cursor is the frame of `start`, live and above us.
     unsafe { continue_unwinding(object) }
 }
 
@@ -277,7 +329,7 @@ unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, d
 /// it leads to are abandoned or unwound. Call it with interrupts in the state the task should continue with.
 pub unsafe fn start_unwinding_from(registers: &Registers, cause: UnwindCause, options: UnwindOptions) -> ! {
     call_hook(&START_HOOK);
-    let object = exception::allocate(cause, FrameCursor::exact(*registers), options);
+    let object = exception::allocate(cause, FrameCursor::exact(*registers), options, None);
     // SAFETY: a fresh object; the caller guarantees the frames.
     unsafe { continue_unwinding(object) }
 }
@@ -292,7 +344,7 @@ pub unsafe fn start_unwinding_from(registers: &Registers, cause: UnwindCause, op
 /// above every frame still needed.
 pub unsafe fn start_unwinding_at(cursor: FrameCursor, cause: UnwindCause, options: UnwindOptions) -> ! {
     call_hook(&START_HOOK);
-    let object = exception::allocate(cause, cursor, options);
+    let object = exception::allocate(cause, cursor, options, None);
     // SAFETY: a fresh object; the caller guarantees the frames.
     unsafe { continue_unwinding(object) }
 }

@@ -1,5 +1,7 @@
 //! Mutation test: thousands of randomly corrupted copies of a real object. Loading each must return `Ok` or
-//! `Err`: never panic, never crash, and never leave a failed load's memory behind.
+//! `Err`: never panic, never crash. A rejected mutant leaves the namespace unchanged and no region behind, with an
+//! error a corrupted object can cause, naming the cell; a loaded one is published whole (both cells, every export
+//! in the symbol map). Each outcome (loaded, parse error, link error) must occur a minimum number of times.
 
 mod common;
 
@@ -23,13 +25,63 @@ impl Random {
 }
 
 const ITERATIONS: usize = 3000;
+/// Each outcome (loaded, a parse error, an error found after parsing) must occur at least this often, or the
+/// corpus does not exercise it.
+const MINIMUM_PER_OUTCOME: usize = ITERATIONS / 50;
+
+/// How one mutant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Loaded,
+    ParseError,
+    /// Rejected after parsing: a section too large, an undefined or duplicate symbol, a relocation that does not
+    /// fit.
+    LinkError,
+}
+
+/// The outcome of a rejected load, or a message if the error is one that a corrupted object of a cell that is in
+/// the manifest and the directory cannot cause (the loader confused its inputs), or names the wrong cell.
+fn rejection(error: &LoadError) -> Result<Outcome, String> {
+    let (outcome, cell) = match error {
+        LoadError::Parse { cell, .. } => (Outcome::ParseError, cell),
+        LoadError::SectionTooLarge { cell, .. }
+        | LoadError::UndefinedSymbol { cell, .. }
+        | LoadError::Relocation { cell, .. }
+        | LoadError::DuplicateSymbol { cell, .. } => (Outcome::LinkError, cell),
+        other => return Err(format!("an error a corrupted object cannot cause: {other:?}")),
+    };
+    if cell != "fixture_a" && cell != "fixture_b" {
+        return Err(format!("the error names cell {cell:?}, not the loaded fixture_a or its dependency: {error}"));
+    }
+    Ok(outcome)
+}
+
+/// Checks a mutant that loaded: both cells are published, with memory, and every symbol the mutant exports is in
+/// the symbol map.
+fn check_loaded(
+    iteration: usize,
+    object: &'static [u8],
+    namespace: &cell_namespace::CellNamespace,
+    memory: &common::HostMemory,
+) {
+    let (cells, symbols) = snapshot(namespace);
+    assert!(cells.iter().any(|cell| cell == "fixture_a"), "iteration {iteration}: fixture_a not published: {cells:?}");
+    assert!(cells.iter().any(|cell| cell == "fixture_b"), "iteration {iteration}: fixture_b not loaded: {cells:?}");
+    for export in common::exports(object) {
+        assert!(
+            symbols.iter().any(|(name, _)| *name == export),
+            "iteration {iteration}: loaded, but its export {export} is not in the symbol map"
+        );
+    }
+    assert!(memory.live_regions() > 0, "iteration {iteration}: loaded without memory");
+}
 
 #[test]
-fn corrupted_objects_never_panic() {
+fn corrupted_objects_are_loaded_whole_or_rejected_cleanly() {
     let pristine = common::fixtures().a;
     let mut random = Random(0x5eed_cafe_f00d_0001);
     let table = u64::from_le_bytes(pristine[40..48].try_into().unwrap()) as usize;
-    let (mut loaded, mut parse_errors, mut other_errors) = (0, 0, 0);
+    let mut counts = std::collections::BTreeMap::<Outcome, usize>::new();
     for iteration in 0..ITERATIONS {
         let mut object = pristine.to_vec();
         // Flip 1 to 4 bytes; half the time aim at the headers and tables (the interesting part of the file).
@@ -41,22 +93,26 @@ fn corrupted_objects_never_panic() {
             };
             object[position] ^= 1 << random.below(8);
         }
-        let (namespace, memory) = namespace_with(leak_aligned(&object), true);
+        let object = leak_aligned(&object);
+        let (namespace, memory) = namespace_with(object, true);
         let before = snapshot(&namespace);
-        match namespace.load_cell("fixture_a") {
-            Ok(_) => loaded += 1,
+        let outcome = match namespace.load_cell("fixture_a") {
+            Ok(_) => {
+                check_loaded(iteration, object, &namespace, &memory);
+                Outcome::Loaded
+            }
             Err(error) => {
                 assert_eq!(snapshot(&namespace), before, "iteration {iteration}: {error}");
                 assert_eq!(memory.live_regions(), 0, "iteration {iteration}: {error}");
-                match error {
-                    LoadError::Parse { .. } => parse_errors += 1,
-                    _ => other_errors += 1,
-                }
+                rejection(&error).unwrap_or_else(|message| panic!("iteration {iteration}: {message}"))
             }
-        }
+        };
+        *counts.entry(outcome).or_default() += 1;
     }
-    println!("{ITERATIONS} mutants: {loaded} loaded, {parse_errors} parse errors, {other_errors} other errors");
-    assert_eq!(loaded + parse_errors + other_errors, ITERATIONS);
-    // The corpus must exercise both outcomes, or the test proves nothing.
-    assert!(loaded > 0 && parse_errors > ITERATIONS / 10, "{loaded} loaded, {parse_errors} parse errors");
+    println!("{ITERATIONS} mutants: {counts:?}");
+    // The corpus must exercise every outcome, or the checks above prove nothing for the missing one.
+    for outcome in [Outcome::Loaded, Outcome::ParseError, Outcome::LinkError] {
+        let count = counts.get(&outcome).copied().unwrap_or(0);
+        assert!(count >= MINIMUM_PER_OUTCOME, "only {count} mutants ended {outcome:?} (of {counts:?})");
+    }
 }

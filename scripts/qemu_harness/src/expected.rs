@@ -117,7 +117,7 @@ pub const FOREGROUND_KILLED: &str = r"failed: killed$";
 
 /// `inject pf`: the shell raises a null dereference in a new kernel task (applications cannot: it needs unsafe).
 pub const INJECT_PAGE_FAULT: &str = "inject pf";
-/// `inject gp`, `inject ud`, `inject de`.
+/// `inject gp`: a non-canonical read.
 pub const INJECT_GENERAL_PROTECTION: &str = "inject gp";
 /// `inject ud`.
 pub const INJECT_INVALID_OPCODE: &str = "inject ud";

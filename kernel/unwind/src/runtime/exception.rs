@@ -176,9 +176,10 @@ pub(crate) unsafe fn release_abandoned(own: *mut ExceptionObject, frames: Range<
         if !POOL.in_use[index].load(Ordering::Acquire) || cfa <= frames.start || cfa >= frames.end {
             continue;
         }
+        // The contents (a cause, a cursor, options) are plain data: freeing the slot is all there is to do.
         // SAFETY: the slot is in use and its object landed in a frame of this stack that this unwind walked past:
         // nobody resumes or catches it any more (see above), so this is its last use.
-        drop(unsafe { release(POOL.slots[index].get().cast()) });
+        let _contents = unsafe { release(POOL.slots[index].get().cast()) };
         released += 1;
     }
     released

@@ -82,55 +82,42 @@ pub fn pool_in_use() -> usize {
     POOL.in_use.iter().filter(|flag| flag.load(Ordering::Relaxed)).count()
 }
 
-/// Allocates an exception object (pool first, heap if the pool is exhausted). `start_stack_pointer` as in
-/// [`ExceptionObject::start_stack_pointer`].
+/// Where an unwind started, and what it skips: [`ExceptionObject::start_stack_pointer`] and
+/// [`ExceptionObject::skip_pads_through`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StartPoint {
+    pub(crate) stack_pointer: Option<u64>,
+    pub(crate) skip_pads_through: Option<u64>,
+}
+
+/// Allocates an exception object (pool first, heap if the pool is exhausted).
 pub(crate) fn allocate(
     cause: UnwindCause,
     cursor: FrameCursor,
     options: UnwindOptions,
-    start_stack_pointer: Option<u64>,
+    start: StartPoint,
 ) -> *mut ExceptionObject {
     let header = ExceptionHeader { class: EXCEPTION_CLASS, cleanup: 0, private: [0; 2] };
-    for (index, flag) in POOL.in_use.iter().enumerate() {
-        if flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            POOL.landed_cfa[index].store(0, Ordering::Relaxed);
-            let slot = POOL.slots[index].get();
-            let origin = Origin::Pool(index);
-            let object = ExceptionObject {
-                header,
-                cause,
-                cursor,
-                options,
-                landing_pads: 0,
-                start_stack_pointer,
-                skip_pads_through: None,
-                origin,
-            };
-            // SAFETY: we own slot `index` (its flag was false and is now ours); writing a MaybeUninit is sound.
-            unsafe { (*slot).write(object) };
-            return slot.cast();
-        }
-    }
-    let origin = Origin::Heap;
-    Box::into_raw(Box::new(ExceptionObject {
+    let claimed = POOL
+        .in_use
+        .iter()
+        .position(|flag| flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok());
+    let object = ExceptionObject {
         header,
         cause,
         cursor,
         options,
         landing_pads: 0,
-        start_stack_pointer,
-        skip_pads_through: None,
-        origin,
-    }))
-}
-
-/// Sets [`ExceptionObject::skip_pads_through`].
-///
-/// # Safety
-/// `object` is a live object from [`allocate`], owned by the caller's unwind.
-pub(crate) unsafe fn set_skip_pads_through(object: *mut ExceptionObject, bound: Option<u64>) {
-    // SAFETY: the caller's guarantee.
-    unsafe { (*object).skip_pads_through = bound };
+        start_stack_pointer: start.stack_pointer,
+        skip_pads_through: start.skip_pads_through,
+        origin: claimed.map_or(Origin::Heap, Origin::Pool),
+    };
+    let Some(index) = claimed else { return Box::into_raw(Box::new(object)) };
+    POOL.landed_cfa[index].store(0, Ordering::Relaxed);
+    let slot = POOL.slots[index].get();
+    // SAFETY: we own slot `index` (its flag was false and is now ours); writing a MaybeUninit is sound.
+    unsafe { (*slot).write(object) };
+    slot.cast()
 }
 
 /// The lowest CFA above `stack_pointer` of a frame whose landing pad a live pool object last entered: on the

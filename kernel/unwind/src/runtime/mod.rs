@@ -36,6 +36,7 @@ use core::mem::ManuallyDrop;
 use core::ops::Range;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use exception::StartPoint;
 pub use exception::{EXCEPTION_CLASS, ExceptionObject, POOL_SIZE, pool_in_use};
 
 use crate::cause::UnwindCause;
@@ -312,9 +313,8 @@ unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, d
         },
         (true, None) => end_unwind(UnwindEnd { cause, end: EndOfUnwind::NoPadInFlight, frames: 0, landing_pads: 0 }),
     };
+    let start = StartPoint { stack_pointer: start, skip_pads_through };
     let object = exception::allocate(cause, FrameCursor::after_call(registers), options, start);
-    // SAFETY: `object` is fresh and ours.
-    unsafe { exception::set_skip_pads_through(object, skip_pads_through) };
     // SAFETY: a fresh object; its cursor is the frame of `start`, live and above us.
     unsafe { continue_unwinding(object) }
 }
@@ -329,7 +329,7 @@ unsafe extern "C-unwind" fn start_callback(captured: *const CapturedRegisters, d
 /// it leads to are abandoned or unwound. Call it with interrupts in the state the task should continue with.
 pub unsafe fn start_unwinding_from(registers: &Registers, cause: UnwindCause, options: UnwindOptions) -> ! {
     call_hook(&START_HOOK);
-    let object = exception::allocate(cause, FrameCursor::exact(*registers), options, None);
+    let object = exception::allocate(cause, FrameCursor::exact(*registers), options, StartPoint::default());
     // SAFETY: a fresh object; the caller guarantees the frames.
     unsafe { continue_unwinding(object) }
 }
@@ -344,7 +344,7 @@ pub unsafe fn start_unwinding_from(registers: &Registers, cause: UnwindCause, op
 /// above every frame still needed.
 pub unsafe fn start_unwinding_at(cursor: FrameCursor, cause: UnwindCause, options: UnwindOptions) -> ! {
     call_hook(&START_HOOK);
-    let object = exception::allocate(cause, cursor, options, None);
+    let object = exception::allocate(cause, cursor, options, StartPoint::default());
     // SAFETY: a fresh object; the caller guarantees the frames.
     unsafe { continue_unwinding(object) }
 }

@@ -128,7 +128,8 @@ pub unsafe fn corrupt_function(cell: &str, path: &str) -> Result<(), CorruptErro
     let section =
         loaded.sections().get(export.section).ok_or_else(|| CorruptError::NoSuchFunction(path.to_string()))?;
     // SAFETY: deliberately corrupts the function, as this function's caller accepted (its `# Safety`): callers
-    // from now on execute `ud2` and fault, which the fault recovery handles; a CPU already past the first two bytes is unaffected (two bytes are written at once).
+    // from now on execute `ud2` and fault, which the fault recovery handles; a CPU already past the first two
+    // bytes is unaffected (two bytes are written at once).
     unsafe { section.patch_bytes(export.offset, &[0x0f, 0x0b]) }
         .map_err(|error| CorruptError::Patch(alloc::format!("{error}")))
 }

@@ -3,17 +3,17 @@
 //! # Purpose
 //! Proves that a failing task gives back everything it held. For each failure kind (panic, #PF null dereference,
 //! #GP, #UD, #DE, stack overflow, kill of a sleeping and of a spinning task, kill during a panic's unwind, a 1 GiB
-//! allocation, a `Drop` panicking during unwinding) a task takes resources (a 128 KiB heap allocation, 32 KiB of
-//! `MappedPages`, a `sync::Mutex` lock, a channel sender), then fails; the test checks the exit reason, that the
-//! lock is free, that the channel's receiver sees the disconnection, that the unwinder's exception objects are all
-//! back, and that the free frames and pages are back at their baseline and the heap within [`HEAP_TOLERANCE`]
-//! (the fault log and log lines allocate a little).
+//! allocation, a `Drop` panicking during unwinding, a panic out of an `extern "C"` function) a task takes
+//! resources (a 128 KiB heap allocation, 32 KiB of `MappedPages`, a `sync::Mutex` lock, a channel sender), then
+//! fails; the test checks the exit reason, that the lock is free, that the channel's receiver sees the
+//! disconnection, that the unwinder's exception objects are all back, and that the free frames and pages are back
+//! at their baseline and the heap within [`HEAP_TOLERANCE`] (the fault log and log lines allocate a little).
 //! Then: a restartable task failing every run is restarted exactly 3 times; a cell corrupted with `ud2` faults
 //! three times and is reloaded fresh, after which its dependent (this cell) works again; `bt` of a sleeping task;
 //! and timings (unwinding 10 frames, fault to reaped, fault-triggered reload).
 //!
 //! # Control flow of [`run`]
-//! 1. the eleven failure scenarios, each with its resource check;
+//! 1. the twelve failure scenarios, each with its resource check;
 //! 2. the restartable task; 3. the corrupted cell; 4. the stack trace; 5. the measurements.
 #![no_std]
 
@@ -130,6 +130,17 @@ impl Drop for PanicsOnDrop {
     }
 }
 
+/// Panics inside an `extern "C"` function, which may not unwind: Rust's abort pad around it raises `panic in a
+/// function that cannot unwind`, which must still end only this task.
+#[inline(never)]
+extern "C" fn panic_in_extern_c() -> u64 {
+    panic!("injected panic in an extern \"C\" function")
+}
+
+fn panic_through_extern_c() -> u64 {
+    core::hint::black_box(panic_in_extern_c as extern "C" fn() -> u64)()
+}
+
 /// Panics while holding a [`PanicsOnDrop`]: the drop panics inside this frame's cleanup pad, a panic that may
 /// not unwind (`panic in a destructor during cleanup`), which must still end only this task.
 #[inline(never)]
@@ -220,12 +231,12 @@ fn scenario(name: &str, fault: Fault, expected: Expected, kill: bool) -> Result<
     Ok(reaped)
 }
 
-/// The eleven failure scenarios (kill three times: a task that sleeps, one that spins and is only reached by
+/// The twelve failure scenarios (kill three times: a task that sleeps, one that spins and is only reached by
 /// interrupts, and one that is killed while a drop of its panic's unwind sleeps; out of memory; a `Drop` that
-/// panics during unwinding): name, fault, expected reason, kill. The faults are closures of this cell that call
+/// panics during unwinding; a panic out of an `extern "C"` function): name, fault, expected reason, kill. The faults are closures of this cell that call
 /// `fault_injection` by name (through relocations a reload re-links), never pointers into `fault_injection`,
 /// which its reload (after its third fault) would leave dangling.
-fn scenarios() -> [Scenario; 11] {
+fn scenarios() -> [Scenario; 12] {
     [
         (
             "fault_panic",
@@ -280,6 +291,12 @@ fn scenarios() -> [Scenario; 11] {
             "fault_double_panic",
             double_panic,
             |reason| matches!(reason, FailureReason::Panic(message) if message.contains("panic in a destructor during cleanup")),
+            false,
+        ),
+        (
+            "fault_panic_in_extern_c",
+            panic_through_extern_c,
+            |reason| matches!(reason, FailureReason::Panic(message) if message.contains("panic in a function that cannot unwind")),
             false,
         ),
     ]

@@ -40,6 +40,8 @@ pub const HELLO_V2: &str = r"Hello from greeting v2";
 pub const SWAP_TO_V2: &str = "swap greeting_v1 greeting_v2";
 /// A line reporting a phase time: a number with a time unit (ns, us, µs, ms, s, or cycles).
 pub const SWAP_PHASE_TIME: &str = r"\d+(\.\d+)?\s*(ns|us|µs|ms|s|cycles)\b";
+/// The shell's swap could not stop the other CPUs and patched with only local interrupts off (must never happen).
+pub const SWAP_WITHOUT_STOPPING_CPUS: &str = r"could not stop the other CPUs";
 /// The line ending a successful swap.
 pub const SWAP_DONE: &str = r"swap: done";
 /// The swap to a cell that lacks the symbol hello uses.

@@ -114,7 +114,12 @@ const SHELL_STEPS: &[Step] = &[
     command("ls", &[e::LS_LISTS_HELLO]),
     command("ns", &[e::NS_LISTS_CAPTAIN]),
     command("hello", &[e::HELLO_V1]),
-    command(e::SWAP_TO_V2, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),
+    Step::Command {
+        line: e::SWAP_TO_V2,
+        expect: &[e::SWAP_PHASE_TIME, e::SWAP_DONE],
+        reject: &[e::SWAP_WITHOUT_STOPPING_CPUS],
+        save: None,
+    },
     command("hello", &[e::HELLO_V2]),
     Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[e::NS_LISTS_GREETING_V1], save: None },
     command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),

@@ -4,9 +4,10 @@
 //! until a `unwind::catch_unwind` catches it (the scheduler wraps every task body in one) or the unwind ends, in
 //! which case the end handler (a default here: report and stop; the task layer installs its own) takes over.
 //! A panic that must not unwind (`PanicInfo::can_unwind()` false: a panic inside a drop during unwinding, or out
-//! of a `nounwind` function) is unwound anyway from where it happened: the non-unwinding frame's own cleanup is
-//! skipped (its call has no LSDA entry), its callers' pads run, and the task ends `Failed` instead of the machine
-//! stopping (see the `unwind` runtime's module docs). Only before the unwinder is ready does a panic stop.
+//! of a `nounwind` function) is unwound anyway from where it happened (`unwind::start_unwinding_past_abort`): the
+//! pads up to the frame whose abort pad raised it are skipped, its callers' pads run, and the task ends `Failed`
+//! instead of the machine stopping (see the `unwind` runtime's module docs). Only before the unwinder is ready does
+//! a panic stop.
 //!
 //! Allocation failure ([`alloc_error`], the `#[alloc_error_handler]`) is an ordinary panic naming the request, so
 //! an allocation too large for the heap fails only the task that made it. (The pinned nightly has no `-Zoom=panic`;

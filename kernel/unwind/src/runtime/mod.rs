@@ -23,11 +23,12 @@
 //!    `Failed(cause)`; nano_core installs a default that prints and stops the machine.
 //!
 //! Panics while unwinding: Rust wraps drops that run in cleanup pads with an abort pad (`panic_in_cleanup`, a
-//! non-unwinding panic, `PanicInfo::can_unwind()` false). nano_core's panic handler unwinds it anyway, from where
-//! it happened: the abort pad's call has no LSDA entry, so the walk passes over the frame whose cleanup panicked
-//! (its remaining drops are skipped, as for a faulting frame) and enters its callers' pads, up to the task's
-//! catch. The earlier unwinds' objects, whose pads in the frames walked past never resume, are freed when this
-//! unwind lands (`exception::release_abandoned`); heap-allocated ones (more than [`POOL_SIZE`] in flight) leak.
+//! non-unwinding panic, `PanicInfo::can_unwind()` false; `extern "C"` functions get one too). nano_core's panic
+//! handler unwinds it anyway with [`start_unwinding_past_abort`], from where it happened: every landing pad up to
+//! and including the frame whose abort pad raised it is skipped (the panic machinery's own abort pads, and the rest
+//! of that frame's cleanup, as for a faulting frame), and its callers' pads run, up to the task's catch. The
+//! earlier unwinds' objects, whose pads in the frames walked past never resume, are freed when this unwind lands
+//! (`exception::release_abandoned`); heap-allocated ones (more than [`POOL_SIZE`] in flight) leak.
 
 mod arch;
 mod exception;

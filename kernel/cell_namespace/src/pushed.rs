@@ -129,8 +129,8 @@ impl CellNamespace {
         if !is_valid_cell_name(cell) {
             return Err(PushedObjectError::BadCellName { cell: cell.to_string() });
         }
-        let object = ObjectFile::parse(bytes)
-            .map_err(|error| PushedObjectError::Parse { cell: cell.to_string(), error })?;
+        let object =
+            ObjectFile::parse(bytes).map_err(|error| PushedObjectError::Parse { cell: cell.to_string(), error })?;
         let _transaction = self.transaction.lock();
         let mut manifest = self.manifest.write();
         if let Some(existing) = manifest.cell(cell) {
@@ -145,8 +145,7 @@ impl CellNamespace {
                 });
             }
         }
-        let symbols: BTreeSet<String> =
-            object.exported_symbols().map(|(_, symbol)| symbol.name.to_string()).collect();
+        let symbols: BTreeSet<String> = object.exported_symbols().map(|(_, symbol)| symbol.name.to_string()).collect();
         for symbol in &symbols {
             let owner = manifest.defining_cell(symbol).filter(|owner| owner.crate_name != crate_name);
             if let Some(owner) = owner {

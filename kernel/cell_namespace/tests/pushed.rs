@@ -48,7 +48,9 @@ fn a_new_cell_keeps_its_own_name() {
 fn bad_pushes_are_rejected_and_change_nothing() {
     let (namespace, _memory) = namespace();
     let before = listing(&namespace);
-    let not_elf = leak_aligned(b"this is not an ELF object, just text pushed by mistake, long enough to hold an ELF header........");
+    let not_elf = leak_aligned(
+        b"this is not an ELF object, just text pushed by mistake, long enough to hold an ELF header........",
+    );
     assert_eq!(
         namespace.add_pushed_object("fixture_b", "fixture_b", not_elf),
         Err(PushedObjectError::Parse { cell: "fixture_b".into(), error: ParseError::NotElf })

@@ -123,19 +123,10 @@ fn rejects_each_damaged_field() {
     assert!(matches!(parse(&bad_length), Err(FrameError::HeaderChecksum { .. })));
     assert_eq!(parse(&with_header_byte(4, 2)), Err(FrameError::UnsupportedVersion { version: 2 }));
     assert_eq!(parse(&with_header_byte(7, 1)), Err(FrameError::Reserved { value: 1 }));
-    assert_eq!(
-        parse(&with_header_byte(5, 0)),
-        Err(FrameError::NameLength { field: NameField::Cell, length: 0 })
-    );
-    assert_eq!(
-        parse(&with_header_byte(6, 65)),
-        Err(FrameError::NameLength { field: NameField::Crate, length: 65 })
-    );
+    assert_eq!(parse(&with_header_byte(5, 0)), Err(FrameError::NameLength { field: NameField::Cell, length: 0 }));
+    assert_eq!(parse(&with_header_byte(6, 65)), Err(FrameError::NameLength { field: NameField::Crate, length: 65 }));
     assert_eq!(parse(&with_header_byte(8, 0)), Err(FrameError::PayloadLength { length: 0 }));
-    assert_eq!(
-        parse(&with_header_byte(11, 1)),
-        Err(FrameError::PayloadLength { length: (1 << 24) + 3 })
-    );
+    assert_eq!(parse(&with_header_byte(11, 1)), Err(FrameError::PayloadLength { length: (1 << 24) + 3 }));
     let mut bad_name = frame_of(b"OBJ");
     bad_name[HEADER_LEN] = b' ';
     let crc = crc32(&bad_name[..bad_name.len() - 4]);
@@ -266,7 +257,10 @@ fn replies_round_trip() {
     assert_eq!(Reply::parse(&stored.to_line()), Some(stored));
     let rejected = Reply::Rejected { reason: "bad checksum\nsecond line".into() };
     assert_eq!(rejected.to_line(), "nack bad checksum second line\n");
-    assert_eq!(Reply::parse("nack bad checksum second line"), Some(Reply::Rejected { reason: "bad checksum second line".into() }));
+    assert_eq!(
+        Reply::parse("nack bad checksum second line"),
+        Some(Reply::Rejected { reason: "bad checksum second line".into() })
+    );
     assert_eq!(Reply::parse("theseus> "), None);
     assert_eq!(Reply::parse("ack onlyname"), None);
 }

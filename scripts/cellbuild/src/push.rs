@@ -18,8 +18,8 @@
 use crate::cargo::{self, BuildOptions};
 use crate::elf::demangle;
 use crate::error::{Context, Error, Result};
-use crate::manifest;
-use crate::pipeline::{self, BuiltCell};
+use crate::manifest::{self, CellRecord};
+use crate::pipeline;
 use crate::symfile;
 use crate::workspace::{BASE_PACKAGE, CellKind, Workspace};
 use push_frame::Reply;
@@ -127,7 +127,7 @@ pub fn push(options: &PushOptions) -> Result<PushSummary> {
     let push_dir = out.join("push");
     std::fs::create_dir_all(&push_dir).context(push_dir.display())?;
     let cell = pipeline::cell_of_member(&workspace, package, &by_package, &push_dir, &push_dir.join("raw"))?;
-    let same_crate_hash = check_against_image(&cell, &image_dir)?;
+    let same_crate_hash = check_against_image(&cell.record, &image_dir)?;
     let object = std::fs::read(&cell.path).context(cell.path.display())?;
     let build_seconds = started.elapsed().as_secs_f64();
 
@@ -154,12 +154,12 @@ pub fn push(options: &PushOptions) -> Result<PushSummary> {
     }
 }
 
-/// Checks that every undefined symbol of `cell` is defined by the running image (its base symbols or a manifest
+/// Checks that every undefined symbol of cell `record` is defined by the running image (its base symbols or a manifest
 /// cell). Returns whether its exports equal the image's manifest entry of the same cell (`None`: no such entry).
 ///
 /// # Errors
 /// The image files cannot be read or parsed, or symbols are missing (all are named, mangled and demangled).
-fn check_against_image(cell: &BuiltCell, image_dir: &Path) -> Result<Option<bool>> {
+fn check_against_image(record: &CellRecord, image_dir: &Path) -> Result<Option<bool>> {
     let syms_path = image_dir.join("nano_core.syms");
     let manifest_path = image_dir.join("cells.manifest");
     let syms_text = std::fs::read_to_string(&syms_path)
@@ -174,22 +174,22 @@ fn check_against_image(cell: &BuiltCell, image_dir: &Path) -> Result<Option<bool
         .map(|symbol| symbol.name.as_str())
         .chain(cells.iter().flat_map(|parsed| parsed.symbols.iter().map(String::as_str)))
         .collect();
-    let missing = missing_symbols(&cell.record.undefined, &defined);
+    let missing = missing_symbols(&record.undefined, &defined);
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|symbol| format!("{symbol} ({})", demangle(symbol))).collect();
         return Err(Error(format!(
             "{} needs {} symbol(s) the running image does not define, so it would not load; not sent \
              (rebuild and reboot the image: `make iso`, `make run`):\n  {}",
-            cell.record.object_file,
+            record.object_file,
             missing.len(),
             list.join("\n  ")
         )));
     }
-    let image_entry = cells.iter().find(|parsed| parsed.fields[0] == cell.record.name);
+    let image_entry = cells.iter().find(|parsed| parsed.fields[0] == record.name);
     Ok(image_entry.map(|entry| {
         let mut image_symbols = entry.symbols.clone();
         image_symbols.sort();
-        let mut pushed: Vec<String> = cell.record.defined.iter().map(|symbol| symbol.name.clone()).collect();
+        let mut pushed: Vec<String> = record.defined.iter().map(|symbol| symbol.name.clone()).collect();
         pushed.sort();
         image_symbols == pushed
     }))
@@ -239,6 +239,43 @@ mod tests {
         let undefined = vec!["a".to_string(), "b".into(), "c".into()];
         let defined: HashSet<&str> = ["b"].into_iter().collect();
         assert_eq!(missing_symbols(&undefined, &defined), ["a", "c"]);
+    }
+
+    fn record(defined: &[&str], undefined: &[&str]) -> CellRecord {
+        CellRecord {
+            name: "greeting_v2".into(),
+            kind: CellKind::Kernel,
+            object_file: "k-greeting_v2.o".into(),
+            crate_name: "greeting".into(),
+            defined: defined.iter().map(|s| crate::elf::DefinedSymbol { name: s.to_string(), weak: false }).collect(),
+            undefined: undefined.iter().map(|s| s.to_string()).collect(),
+            cargo_dependencies: Vec::new(),
+            allocated_bytes: 0,
+            relocations: 0,
+        }
+    }
+
+    #[test]
+    fn objects_are_checked_against_the_running_image() {
+        let dir = std::env::temp_dir().join(format!("cellbuild-image-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("nano_core.syms"), "ffffffff80100000 10 T _RNvCs1_5alloc3fmt6format\n").unwrap();
+        std::fs::write(
+            dir.join("cells.manifest"),
+            "cell greeting_v2 kernel k-greeting_v2.o greeting\ndep nano_core\nsym _RNvCs2_8greeting5greet\n\
+             cell logger kernel k-logger.o logger\nsym _RNvCs3_6logger3log\n",
+        )
+        .unwrap();
+        let same = record(&["_RNvCs2_8greeting5greet"], &["_RNvCs1_5alloc3fmt6format", "_RNvCs3_6logger3log"]);
+        assert_eq!(check_against_image(&same, &dir), Ok(Some(true)));
+        let other_hash = record(&["_RNvCs9_8greeting5greet"], &[]);
+        assert_eq!(check_against_image(&other_hash, &dir), Ok(Some(false)));
+        let error = check_against_image(&record(&[], &["_RNvCs7_4core3fmt5write"]), &dir).unwrap_err();
+        assert!(
+            error.0.contains("_RNvCs7_4core3fmt5write (core::fmt::write)") && error.0.contains("not sent"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

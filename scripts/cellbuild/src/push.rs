@@ -271,10 +271,7 @@ mod tests {
         let other_hash = record(&["_RNvCs9_8greeting5greet"], &[]);
         assert_eq!(check_against_image(&other_hash, &dir), Ok(Some(false)));
         let error = check_against_image(&record(&[], &["_RNvCs7_4core3fmt5write"]), &dir).unwrap_err();
-        assert!(
-            error.0.contains("_RNvCs7_4core3fmt5write (core::fmt::write)") && error.0.contains("not sent"),
-            "{error}"
-        );
+        assert!(error.0.contains("_RNvCs7_4core3fmt5write") && error.0.contains("not sent"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

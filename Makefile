@@ -1,5 +1,5 @@
 # A thin front for the host tools in scripts/ (cellbuild: build pipeline; qemu_harness: QEMU tests).
-# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DEVICE, CORRUPT_CELL, RUNS.
+# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DEVICE, CORRUPT_CELL, RUNS, CELL.
 SHELL := /bin/bash
 
 TARGET_SPEC  := cfg/x86_64-theseus.json
@@ -12,6 +12,8 @@ CMDLINE      ?=
 CORRUPT_CELL ?= greeting_v2
 SMP          ?= 1
 RUNS         ?= 5
+# The guest's COM2 (push_receiver) as a Unix socket: `make push` sends cell objects there.
+PUSH_SOCKET  := $(BUILD)/push.sock
 OVMF         := /usr/share/ovmf/OVMF.fd
 QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboot -accel tcg \
                 -device isa-debug-exit,iobase=0xf4,iosize=0x04 -smp $(SMP) $(if $(UEFI),-bios $(OVMF))
@@ -19,13 +21,17 @@ QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboo
 HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
 
 .DEFAULT_GOAL := iso
-.PHONY: iso run test usb gdb boot-time clean help setup tools
+.PHONY: iso run push test usb gdb boot-time clean help setup tools
 
 iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
 	$(CELLBUILD) build --cmdline "$(CMDLINE)"
 
-run: iso ## Boot the ISO in QEMU, serial console on this terminal (UEFI=1 for OVMF; Ctrl-a x quits)
-	$(QEMU) -serial mon:stdio || [ $$? -eq 33 ]
+run: iso ## Boot the ISO in QEMU, serial console on this terminal (UEFI=1 for OVMF; Ctrl-a x quits); COM2 on build/push.sock
+	$(QEMU) -serial mon:stdio -serial unix:$(PUSH_SOCKET),server=on,wait=off || [ $$? -eq 33 ]
+
+push: setup tools ## Rebuild one cell and send it into the guest of `make run`: make push CELL=greeting_v2
+	@if [ -z "$(CELL)" ]; then echo "usage: make push CELL=<cell> (a kernel cell, e.g. greeting_v2)"; exit 1; fi
+	$(CELLBUILD) push --cell $(CELL) --socket $(PUSH_SOCKET)
 
 test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both ISOs, all QEMU scenarios
 	cargo fmt --all --check

@@ -6,7 +6,7 @@
 //! Control flow of [`init`]:
 //! 1. report that the system above nano_core is running from loaded cells;
 //! 2. interrupts (IDT, APICs, the timer on every CPU), interrupt-driven serial input, the other CPUs (parked idle
-//!    entering the scheduler), tasking (the boot thread becomes the `shell` task);
+//!    entering the scheduler), tasking (the boot thread becomes the `shell` task), the receiver of pushed cells;
 //! 3. run the serial shell, which never returns.
 #![no_std]
 
@@ -53,4 +53,5 @@ fn bring_up_interrupts_and_cpus() {
     );
     smp::log_timer_check(100);
     smp::log_stop_the_world_check();
+    push_receiver::start(); // COM2: objects pushed from the host (`make push`), if QEMU has a second serial port
 }

@@ -14,7 +14,8 @@
 //! - [`CellObserver`] / [`set_cell_observer`]: the hook told about every cell published or removed (the
 //!   unwinder's registration of cell unwind info).
 //! - [`CellMemory`] / [`MemoryRegion`] / [`RegionKind`]: the memory provider.
-//! - [`Manifest`], [`ObjectDirectory`], [`BaseSymbol`] and their parsers.
+//! - [`Manifest`], [`ObjectDirectory`], [`BaseSymbol`] and their parsers; [`CellNamespace::add_pushed_object`]
+//!   ([`PushedObjectError`]) for objects pushed from the host into a running system.
 //! - Errors: [`LoadError`], [`SwapError`], [`FindFunctionError`], [`BaseImageError`], [`ManifestError`],
 //!   [`BaseSymbolError`], [`MemoryError`].
 //!
@@ -41,6 +42,7 @@ mod manifest;
 mod memory;
 mod namespace;
 mod observer;
+mod pushed;
 mod stage;
 mod swap;
 
@@ -54,4 +56,5 @@ pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErr
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};
 pub use namespace::{CellInfo, CellNamespace, ObjectDirectory, ObjectInfo, SymbolInfo};
 pub use observer::{CellObserver, set_cell_observer};
+pub use pushed::PushedObjectError;
 pub use swap::SwapReport;

@@ -21,6 +21,8 @@
 //! 6. Resolve every cell's undefined symbols to nano_core or a cell; write `build/cells.manifest`.
 //! 7. Stage `build/iso`, generate `grub.cfg` from the template, run `grub-mkrescue`; optionally a second ISO
 //!    with one object deliberately corrupted.
+//!
+//! `cellbuild push` ([`push::push`]) runs steps 1, 2 and 5 for one cell and sends its object into a running guest.
 
 pub mod cargo;
 pub mod corrupt;
@@ -29,6 +31,7 @@ pub mod error;
 pub mod iso;
 pub mod manifest;
 pub mod pipeline;
+pub mod push;
 pub mod symfile;
 pub mod tools;
 pub mod workspace;

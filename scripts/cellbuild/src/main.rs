@@ -2,6 +2,7 @@
 
 use cellbuild::corrupt::CorruptionMode;
 use cellbuild::pipeline::{self, Options};
+use cellbuild::push::{self, PushOptions};
 use cellbuild::workspace::Workspace;
 use cellbuild::{Error, Result};
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ usage: cellbuild <command> [options]
 commands:
   build          build the kernel workspace, link nano_core, make cell objects, cells.manifest,
                  nano_core.syms and build/theseus.iso
+  push           rebuild one cell (the same workspace build) and send its object into a running guest
+                 over its second serial port; the guest stores it as <cell>@<n> for `swap`
   host-crates    print the workspace packages whose unit tests run on the host
                  (library root has #![cfg_attr(not(test), no_std)])
 
@@ -29,6 +32,12 @@ build options:
   --allow-unresolved    undefined symbols defined nowhere are warnings, not errors (work in progress)
   --cargo-arg ARG       extra argument for cargo build (repeatable), e.g. --offline
   --ld-arg ARG          extra argument for the nano_core link (repeatable), e.g. --emit-relocs
+
+push options (and --root, --target-spec, --out, --cargo-arg):
+  --cell NAME           the cell (package) to push, e.g. greeting_v2 (required)
+  --socket PATH         the Unix socket of the guest's COM2 (default: <out>/push.sock, as `make run` sets up)
+  --image DIR           where the running image's nano_core.syms and cells.manifest are (default: <out>)
+  --timeout SECONDS     how long to wait for the guest's reply (default: 30)
 ";
 
 fn main() -> ExitCode {
@@ -60,6 +69,7 @@ fn run(arguments: &[String]) -> Result<()> {
         allow_unresolved: false,
     };
     let mut corrupt_mode = CorruptionMode::SectionHeaders;
+    let (mut push_cell, mut socket, mut image_dir, mut timeout_seconds) = (None, None, None, 30_u64);
     let mut corrupt_cell = None;
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
@@ -80,6 +90,13 @@ fn run(arguments: &[String]) -> Result<()> {
             "--allow-unresolved" => options.allow_unresolved = true,
             "--cargo-arg" => options.cargo_args.push(value()?),
             "--ld-arg" => options.ld_args.push(value()?),
+            "--cell" => push_cell = Some(value()?),
+            "--socket" => socket = Some(PathBuf::from(value()?)),
+            "--image" => image_dir = Some(PathBuf::from(value()?)),
+            "--timeout" => {
+                let text = value()?;
+                timeout_seconds = text.parse().map_err(|_| Error(format!("--timeout: `{text}` is not a number")))?;
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(());
@@ -93,6 +110,22 @@ fn run(arguments: &[String]) -> Result<()> {
     match command.as_str() {
         "build" => {
             let summary = pipeline::build(&options)?;
+            println!("{summary}");
+            Ok(())
+        }
+        "push" => {
+            let cell = push_cell.ok_or_else(|| Error::new("push needs --cell NAME"))?;
+            let out = options.root.join(&options.out_dir);
+            let summary = push::push(&PushOptions {
+                socket: socket.unwrap_or_else(|| out.join("push.sock")),
+                image_dir,
+                cell,
+                root: options.root.clone(),
+                target_spec: options.target_spec.clone(),
+                out_dir: options.out_dir.clone(),
+                reply_timeout: std::time::Duration::from_secs(timeout_seconds),
+                cargo_args: options.cargo_args.clone(),
+            })?;
             println!("{summary}");
             Ok(())
         }

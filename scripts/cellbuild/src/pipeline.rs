@@ -8,7 +8,7 @@ use crate::iso::{self, ModuleFile};
 use crate::manifest::{self, CellRecord};
 use crate::symfile;
 use crate::tools;
-use crate::workspace::{BASE_PACKAGE, CellKind, Workspace};
+use crate::workspace::{BASE_PACKAGE, CellKind, Package, Workspace};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -88,9 +88,11 @@ impl std::fmt::Display for Summary {
 }
 
 /// A cell object on disk plus its manifest record.
-struct BuiltCell {
-    record: CellRecord,
-    path: PathBuf,
+pub(crate) struct BuiltCell {
+    /// What the manifest says about it (symbols defined and needed).
+    pub(crate) record: CellRecord,
+    /// The stripped object file.
+    pub(crate) path: PathBuf,
     third_party: bool,
 }
 
@@ -120,12 +122,7 @@ pub fn build(options: &Options) -> Result<Summary> {
         target_spec: options.target_spec.clone(),
         extra_args: options.cargo_args.clone(),
     })?;
-    let mut by_package: BTreeMap<&str, &Artifact> = BTreeMap::new();
-    for artifact in &artifacts {
-        if artifact.file_ending_with(".rlib").is_some() || artifact.file_ending_with(".a").is_some() {
-            by_package.insert(&artifact.package_id, artifact);
-        }
-    }
+    let by_package = libraries_by_package(&artifacts);
 
     // 3. Link nano_core.
     let staticlib =
@@ -160,26 +157,7 @@ pub fn build(options: &Options) -> Result<Summary> {
     let scratch = out.join("cells/raw");
     let mut cells: Vec<BuiltCell> = Vec::new();
     for package in workspace.cell_packages() {
-        let kind = workspace.kind_of(package);
-        let artifact = by_package
-            .get(package.id.as_str())
-            .ok_or_else(|| Error(format!("cargo produced no library for cell `{}`", package.name)))?;
-        let rlib = artifact.rlib().ok_or_else(|| Error(format!("cell `{}` is not built as an rlib", package.name)))?;
-        let cargo_dependencies = package
-            .normal_dependencies
-            .iter()
-            .filter_map(|id| workspace.packages.get(id))
-            .map(|p| p.name.clone())
-            .collect();
-        cells.push(make_cell(
-            &package.name,
-            kind,
-            &artifact.target_name,
-            &rlib,
-            cargo_dependencies,
-            &cells_dir,
-            &scratch,
-        )?);
+        cells.push(cell_of_member(&workspace, package, &by_package, &cells_dir, &scratch)?);
     }
 
     // 5b. Third-party crates that cells need and nano_core lacks.
@@ -289,6 +267,40 @@ pub fn build(options: &Options) -> Result<Summary> {
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The artifacts that are libraries (rlib or staticlib), by package id.
+pub(crate) fn libraries_by_package(artifacts: &[Artifact]) -> BTreeMap<&str, &Artifact> {
+    let mut by_package: BTreeMap<&str, &Artifact> = BTreeMap::new();
+    for artifact in artifacts {
+        if artifact.file_ending_with(".rlib").is_some() || artifact.file_ending_with(".a").is_some() {
+            by_package.insert(&artifact.package_id, artifact);
+        }
+    }
+    by_package
+}
+
+/// The cell object of workspace member `package` from the build's artifacts (by package id), written to
+/// `cells_dir` (raw extraction under `scratch`).
+pub(crate) fn cell_of_member(
+    workspace: &Workspace,
+    package: &Package,
+    by_package: &BTreeMap<&str, &Artifact>,
+    cells_dir: &Path,
+    scratch: &Path,
+) -> Result<BuiltCell> {
+    let kind = workspace.kind_of(package);
+    let artifact = by_package
+        .get(package.id.as_str())
+        .ok_or_else(|| Error(format!("cargo produced no library for cell `{}`", package.name)))?;
+    let rlib = artifact.rlib().ok_or_else(|| Error(format!("cell `{}` is not built as an rlib", package.name)))?;
+    let cargo_dependencies = package
+        .normal_dependencies
+        .iter()
+        .filter_map(|id| workspace.packages.get(id))
+        .map(|p| p.name.clone())
+        .collect();
+    make_cell(&package.name, kind, &artifact.target_name, &rlib, cargo_dependencies, cells_dir, scratch)
 }
 
 /// Extracts, strips and checks one cell object; returns it with its manifest record.

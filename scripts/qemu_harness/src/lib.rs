@@ -11,11 +11,14 @@
 //! 3. End with `exit`, which makes the kernel write to the `isa-debug-exit` port; check QEMU's exit status.
 //! 4. Print `PASS name (secs)` or `FAIL name: reason (log: path)`, then `N passed, M failed`.
 //!
+//! The `push` scenario ([`push`]) is run after the table's scenarios: it acts on the host between commands.
+//!
 //! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt.
 
 pub mod ansi;
 pub mod boot_time;
 pub mod expected;
+pub mod push;
 pub mod qemu;
 pub mod scenarios;
 pub mod session;

@@ -2,6 +2,7 @@
 
 use qemu_harness::boot_time;
 use qemu_harness::expected as e;
+use qemu_harness::push;
 use qemu_harness::qemu::{Firmware, QemuConfig};
 use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
 use qemu_harness::session::Typing;
@@ -103,33 +104,41 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                     scenario.steps.len()
                 );
             }
+            println!("{} (bios, normal image with COM2 on a socket; host edits, builds and pushes a cell)", push::NAME);
             Ok(ExitCode::SUCCESS)
         }
         "test" => {
             let selected: Vec<_> = match &only {
                 None => SCENARIOS.iter().collect(),
                 Some(names) => {
-                    if let Some(unknown) = names.iter().find(|n| !SCENARIOS.iter().any(|s| s.name == n.as_str())) {
+                    let known = |n: &str| n == push::NAME || SCENARIOS.iter().any(|s| s.name == n);
+                    if let Some(unknown) = names.iter().find(|n| !known(n.as_str())) {
                         return Err(format!("no scenario named `{unknown}` (see `qemu_harness list`)"));
                     }
                     SCENARIOS.iter().filter(|s| names.iter().any(|n| n == s.name)).collect()
                 }
             };
             let (mut passed, mut failed) = (0, 0);
-            for scenario in selected {
-                let started = Instant::now();
-                match scenarios::run(scenario, &config) {
+            let mut record =
+                |name: &str, started: Instant, result: Result<(), qemu_harness::session::Failure>| match result {
                     Ok(()) => {
                         passed += 1;
-                        println!("PASS {} ({:.2}s)", scenario.name, started.elapsed().as_secs_f64());
+                        println!("PASS {name} ({:.2}s)", started.elapsed().as_secs_f64());
                     }
                     Err(failure) => {
                         failed += 1;
-                        let log = config.log_dir.join(format!("{}.log", scenario.name));
+                        let log = config.log_dir.join(format!("{name}.log"));
                         let reason = failure.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-                        println!("FAIL {}: {reason} (log: {})", scenario.name, log.display());
+                        println!("FAIL {name}: {reason} (log: {})", log.display());
                     }
-                }
+                };
+            for scenario in selected {
+                let started = Instant::now();
+                record(scenario.name, started, scenarios::run(scenario, &config));
+            }
+            if only.as_ref().is_none_or(|names| names.iter().any(|n| n == push::NAME)) {
+                let started = Instant::now();
+                record(push::NAME, started, push::run(&config));
             }
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -52,6 +52,7 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     cpu.assigned.fetch_add(1, Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
     unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
+    cell_namespace::set_preemption_hooks(crate::preempt_disable, crate::preempt_enable);
     log::info!("scheduler: CPU {index} runs tasks (policy {})", crate::policy_name());
     Ok(current)
 }
@@ -130,6 +131,10 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
             Err(cause) => {
                 // Landing pads ran with interrupts as the unwind left them (off after a fault or a kill).
                 interrupts::restore(true);
+                // Before the failure is reported (a restart callback may need the same locks at once).
+                if let Some(current) = current_task() {
+                    crate::switch::release_held_locks(&current);
+                }
                 let reason = failure_from_cause(&cause);
                 report_failure(&reason);
                 if let Some(on_failure) = on_failure {

@@ -28,7 +28,7 @@ use cell_loader::{
     SymbolIndex, apply_relocation,
 };
 use memory_structs::{PAGE_SIZE, VirtualAddress};
-use spin::MutexGuard;
+use crate::locks::TransactionGuard;
 
 use crate::cell::{CellSizes, LoadedCell, LoadedSection, RelocationEntry};
 use crate::namespace::SymbolTarget;
@@ -126,7 +126,7 @@ enum Published {
 pub(crate) struct Transaction<'a> {
     /// The namespace the transaction started in, then its parent, and so on.
     chain: Vec<&'a CellNamespace>,
-    _guards: Vec<MutexGuard<'a, ()>>,
+    _guards: Vec<TransactionGuard<'a>>,
     pub(crate) staged: Vec<StagedCell>,
     resolved_up_to: usize,
     /// Cells a swap is replacing: nothing staged may bind to them.

@@ -54,6 +54,8 @@ fn contend(
         })
         .map_err(spawn_error)?;
     ensure!(wait_for(2000, || holds.load(Ordering::Relaxed) > 2), "{what}: the holder did not run");
+    let rounds = Arc::new(AtomicU64::new(0));
+    let contender_rounds = rounds.clone();
     let contender = TaskBuilder::new("high contender")
         .pin(cpu)
         .priority(30)
@@ -64,6 +66,7 @@ fn contend(
                 let started = tsc::now_ns();
                 take();
                 worst = worst.max(tsc::now_ns() - started);
+                contender_rounds.fetch_add(1, Ordering::Relaxed);
             }
             worst
         })
@@ -72,7 +75,11 @@ fn contend(
     stop.store(true, Ordering::Release);
     let holder_exit = holder.join().map_err(|error| format!("join the holder: {error:?}"))?;
     ensure!(holder_exit.is_completed(), "{what}: the holder failed: {holder_exit:?}");
-    ensure!(finished, "{what}: the high-priority task starved: {ROUNDS} acquisitions not done in {TIMEOUT_MS} ms");
+    let (done, held) = (rounds.load(Ordering::Relaxed), holds.load(Ordering::Relaxed));
+    ensure!(
+        finished,
+        "{what}: the high-priority task starved: {done} of {ROUNDS} acquisitions in {TIMEOUT_MS} ms (holder: {held})"
+    );
     match contender.join().map_err(|error| format!("join the contender: {error:?}"))? {
         task::ExitValue::Completed(worst) => Ok(worst),
         task::ExitValue::Failed(reason) => Err(format!("{what}: the contender failed: {reason}")),
@@ -101,8 +108,8 @@ impl CellMemory for NoMemory {
 
 /// Entries (and symbols per entry) of the probe manifest: enough that `add_object`, which rebuilds the manifest
 /// under the transaction lock, holds it for a large part of each tick.
-const PROBE_CELLS: usize = 300;
-const PROBE_SYMBOLS: usize = 8;
+const PROBE_CELLS: usize = 24;
+const PROBE_SYMBOLS: usize = 4;
 /// The object bytes the probe entries point to (never loaded).
 static PROBE_OBJECT: [u8; 16] = [0; 16];
 
@@ -133,6 +140,7 @@ pub fn namespace_transaction_holder_is_not_preempted() -> Result<(), String> {
     let started = tsc::now_ns();
     namespace.add_object(probe_entry("timing"), &PROBE_OBJECT).map_err(|error| format!("add_object: {error}"))?;
     let hold_ns = tsc::now_ns() - started;
+    log::info!("test_sync: add_object on the probe namespace holds its transaction lock ~{} us", hold_ns / 1000);
     let (low, high) = (namespace.clone(), namespace.clone());
     let (low_entry, high_entry) = (probe_entry("low"), probe_entry("high"));
     let hold = move || {

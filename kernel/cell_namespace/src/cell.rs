@@ -12,10 +12,10 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::locks::IrqSafeMutex;
 use cell_loader::{RelocationType, SectionKind};
 use memory_structs::VirtualAddress;
 use rustc_demangle::try_demangle;
-use crate::locks::IrqSafeMutex;
 
 use crate::{CellKind, MemoryRegion};
 

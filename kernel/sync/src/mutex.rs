@@ -89,8 +89,7 @@ struct Abandon<'a> {
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         self.core.abandon(self.task.id());
-        let entry: Arc<dyn HeldLock> = self.core.clone();
-        self.task.unregister_held_lock(&entry);
+        self.task.unregister_held_lock(&**self.core);
     }
 }
 
@@ -116,16 +115,25 @@ impl RawMutex {
             Self::lock_spinning(core);
             return None;
         };
+        {
+            let mut state = core.state.lock();
+            if !state.locked {
+                state.locked = true;
+                state.owner = Some(current.id());
+                // Registered before interrupts come back: no kill can be redirected in between.
+                current.register_held_lock(core.clone());
+                return Some(current);
+            }
+        }
+        Self::lock_contended(core, current)
+    }
+
+    /// The slow path of [`lock`](Self::lock): queue, block, and wait for the hand-off.
+    fn lock_contended(core: &Arc<MutexCore>, current: TaskRef) -> Option<TaskRef> {
+        // Registered before it can be handed the mutex, so a death from here on releases it.
         current.register_held_lock(core.clone());
         let interrupts_were_enabled = interrupts::disable();
         let mut state = core.state.lock();
-        if !state.locked {
-            state.locked = true;
-            state.owner = Some(current.id());
-            drop(state);
-            interrupts::restore(interrupts_were_enabled);
-            return Some(current);
-        }
         let abandon = Abandon { core, task: &current };
         loop {
             if state.owner == Some(current.id()) {
@@ -197,8 +205,7 @@ impl RawMutex {
         let core = self.core();
         MutexCore::release(&mut core.state.lock());
         if let Some(owner) = owner {
-            let entry: Arc<dyn HeldLock> = core.clone();
-            owner.unregister_held_lock(&entry);
+            owner.unregister_held_lock(&**core);
         }
     }
 }

@@ -32,9 +32,9 @@ pub(crate) struct HeldLocks {
     entries: Vec<Arc<dyn HeldLock>>,
 }
 
-/// Whether two entries are the same lock (by address; vtable pointers of one type may differ between cells).
-fn same(a: &Arc<dyn HeldLock>, b: &Arc<dyn HeldLock>) -> bool {
-    core::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+/// Whether `entry` is `lock` (by address; vtable pointers of one type may differ between cells).
+fn same(entry: &Arc<dyn HeldLock>, lock: &dyn HeldLock) -> bool {
+    core::ptr::addr_eq(Arc::as_ptr(entry), lock as *const dyn HeldLock)
 }
 
 impl HeldLocks {
@@ -43,7 +43,7 @@ impl HeldLocks {
     }
 
     /// Removes the most recent entry for `lock`; returns whether there was one.
-    pub(crate) fn remove(&mut self, lock: &Arc<dyn HeldLock>) -> bool {
+    pub(crate) fn remove(&mut self, lock: &dyn HeldLock) -> bool {
         match self.entries.iter().rposition(|entry| same(entry, lock)) {
             Some(index) => {
                 self.entries.swap_remove(index);

@@ -460,7 +460,7 @@ impl Task {
     }
 
     /// Forgets the most recent registration of `lock` (on unlock); returns whether there was one.
-    pub fn unregister_held_lock(&self, lock: &Arc<dyn HeldLock>) -> bool {
+    pub fn unregister_held_lock(&self, lock: &dyn HeldLock) -> bool {
         self.held_locks.lock().remove(lock)
     }
 
@@ -482,7 +482,8 @@ impl Task {
     /// Scheduler-internal: leaves a preemption-disabled section; returns whether preemption is enabled again and a
     /// switch was deferred meanwhile (the pending flag is cleared: the caller switches now).
     pub fn preempt_enable(&self) -> bool {
-        let previous = self.preempt_disabled.fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| count.checked_sub(1));
+        let previous =
+            self.preempt_disabled.fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| count.checked_sub(1));
         previous == Ok(1) && self.preempt_pending.swap(false, Ordering::AcqRel)
     }
 

@@ -111,16 +111,13 @@ pub fn holder_dies_in_its_own_frame() -> Result<(), String> {
         let go = Arc::new(AtomicBool::new(false));
         let (task_mutex, task_go) = (mutex.clone(), go.clone());
         let cpu = cpu_for(iteration + 1);
-        let holder = TaskBuilder::new("holder")
-            .pin(cpu)
-            .spawn(move || {
-                if faults {
-                    hold_and_fault(&task_mutex, &task_go)
-                } else {
-                    hold_and_spin(&task_mutex, &task_go)
-                }
-            })
-            .map_err(spawn_error)?;
+        let holder =
+            TaskBuilder::new("holder")
+                .pin(cpu)
+                .spawn(move || {
+                    if faults { hold_and_fault(&task_mutex, &task_go) } else { hold_and_spin(&task_mutex, &task_go) }
+                })
+                .map_err(spawn_error)?;
         ensure!(wait_for(BOUND_MS, || mutex.is_locked()), "the holder did not lock");
         let next = blocked_locker("next", cpu_for(iteration), &mutex)?;
         if faults {
@@ -145,16 +142,37 @@ pub fn holder_dies_in_its_own_frame() -> Result<(), String> {
     Ok(())
 }
 
-/// The cost of an uncontended `lock` + `unlock` pair, in ns (logged; the mean over many pairs).
-pub fn mutex_uncontended_cost() -> Result<(), String> {
-    const PAIRS: u64 = 20_000;
-    let mutex = Mutex::new(0u64);
+/// Runs `body` `PAIRS` times; returns the mean time per run in ns.
+fn mean_ns(mut body: impl FnMut()) -> u64 {
     let started = tsc::now_ns();
     for _ in 0..PAIRS {
-        *core::hint::black_box(&mutex).lock() += 1;
+        body();
     }
-    let elapsed = tsc::now_ns() - started;
+    (tsc::now_ns() - started) / PAIRS
+}
+
+/// Iterations of each measured operation.
+const PAIRS: u64 = 20_000;
+
+/// The cost of an uncontended `lock` + `unlock` pair, in ns (logged; the mean over many pairs), next to its parts;
+/// checks that no held-lock registration is left behind.
+pub fn mutex_uncontended_cost() -> Result<(), String> {
+    let current = scheduler::current_task().ok_or("no current task")?;
+    let registered_before = current.held_lock_count();
+    let mutex = Mutex::new(0u64);
+    let pair = mean_ns(|| *core::hint::black_box(&mutex).lock() += 1);
+    let try_pair = mean_ns(|| drop(core::hint::black_box(&mutex).try_lock()));
     ensure!(*mutex.lock() == PAIRS, "lost increments");
-    log::info!("test_sync: uncontended Mutex lock+unlock: {} ns per pair ({PAIRS} pairs)", elapsed / PAIRS);
+    let registered_after = current.held_lock_count();
+    ensure!(registered_after == registered_before, "held-lock entries {registered_before} -> {registered_after}");
+    // Its parts: a current-task lookup (an `Arc` clone under the per-CPU lock) and an `IrqSafeMutex` pair (the
+    // mutex state and the held-locks list each take one per lock and per unlock).
+    let lookup = mean_ns(|| drop(core::hint::black_box(scheduler::current_task())));
+    let spin = task::IrqSafeMutex::new(0u64);
+    let irq_safe = mean_ns(|| *core::hint::black_box(&spin).lock() += 1);
+    log::info!(
+        "test_sync: uncontended Mutex lock+unlock: {pair} ns per pair, try_lock+unlock {try_pair} ns ({PAIRS} pairs); \
+         parts: current_task() {lookup} ns, IrqSafeMutex lock+unlock {irq_safe} ns"
+    );
     Ok(())
 }

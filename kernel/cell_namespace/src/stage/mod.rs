@@ -23,12 +23,12 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::locks::TransactionGuard;
 use cell_loader::{
     ObjectFile, RelocationType, SectionIndex, SectionKind, SectionType, Symbol, SymbolBinding, SymbolDefinition,
     SymbolIndex, apply_relocation,
 };
 use memory_structs::{PAGE_SIZE, VirtualAddress};
-use crate::locks::TransactionGuard;
 
 use crate::cell::{CellSizes, LoadedCell, LoadedSection, RelocationEntry};
 use crate::namespace::SymbolTarget;

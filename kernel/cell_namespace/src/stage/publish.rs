@@ -5,8 +5,8 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use cell_loader::{SectionIndex, Symbol, SymbolBinding, SymbolDefinition};
 use crate::locks::IrqSafeMutex;
+use cell_loader::{SectionIndex, Symbol, SymbolBinding, SymbolDefinition};
 
 use super::{EdgeSource, StagedCell, Transaction};
 use crate::MemoryRegion;

@@ -8,9 +8,10 @@
 //! registers the lock with the owning task (removed again on unlock), and when a task ends `Failed`, the scheduler
 //! force-releases whatever is still registered ([`Task::take_held_locks`]).
 //!
-//! The list is per task; only the task itself adds and removes entries on its own lock and unlock calls, so its lock
-//! (an [`IrqSafeMutex`](crate::IrqSafeMutex) taken for a few instructions) is uncontended except when a mutex is
-//! dropped while still locked by a forgotten guard.
+//! The list is per task: the task itself adds entries when it locks, and whoever drops the guard (normally the
+//! same task; a guard may be sent to another) removes them, so its lock (an [`IrqSafeMutex`](crate::IrqSafeMutex)
+//! taken for a few instructions) is practically uncontended. Entries are `Arc`s of the lock's state, which lives
+//! on the heap: a mutex that moves or is dropped while its guard was forgotten leaves no dangling entry.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;

@@ -154,8 +154,9 @@ pub struct Task {
     /// Set when a tick or IPI wanted to switch the task out while preemption was disabled: the scheduler switches at
     /// the matching `preempt_enable`.
     preempt_pending: AtomicBool,
-    /// Blocking locks the task holds or is being handed (see [`HeldLock`]). Touched by the task itself on lock and
-    /// unlock (and by whoever drops a mutex still locked by a forgotten guard); nothing is locked inside it.
+    /// Blocking locks the task holds or is being handed (see [`HeldLock`]). Touched by the task itself on lock, and
+    /// on unlock by whichever task drops the guard (normally the same one); taken inside a mutex's state lock,
+    /// nothing is locked inside it.
     held_locks: IrqSafeMutex<HeldLocks>,
     /// Everything the task owns. The lock protects these fields only and is never held across a context switch.
     inner: IrqSafeMutex<TaskInner>,

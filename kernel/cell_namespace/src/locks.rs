@@ -7,8 +7,8 @@
 //! | lock | protects | kind | why |
 //! |---|---|---|---|
 //! | `CellNamespace::transaction` | serializes loads, swaps, `add_object` | [`TransactionLock`] | held for a whole cell load or swap (milliseconds): interrupts stay enabled, but the holder's preemption is disabled |
-//! | `CellNamespace::state` | loaded cells, symbol map | [`IrqSafeRwLock`] | lookups and publish steps: short |
-//! | `CellNamespace::manifest`, `directory`, `clock` | manifest, object files, clock | [`IrqSafeRwLock`] | short (the longest, `add_object`'s manifest rebuild, is tens of microseconds) |
+//! | `CellNamespace::state` | loaded cells, symbol map | [`IrqSafeRwLock`] | lookups, and a cell's exports at publish or swap: short (`symbols()`, which copies the whole map, is for host tests) |
+//! | `CellNamespace::manifest`, `directory`, `clock` | manifest (an `Arc`, rebuilt outside the lock by `add_object`), object files, clock | [`IrqSafeRwLock`] | one lookup, an `Arc` copy or swap, a listing of the object files |
 //! | `LoadedSection::dependencies` / `dependents` | a section's dependency edges | [`IrqSafeMutex`] | a push, a clone or a retain |
 //!
 //! **Lock order**: a namespace's `transaction`, then each ancestor's (`CellNamespace::lock_chain`); then
@@ -22,7 +22,7 @@
 //! tasking starts). Before that, and in host tests, the hooks are absent and the transaction lock is a plain spin
 //! lock. Interrupt masking compiles away on the host (`cfg(target_os = "none")`).
 
-use core::ops::{Deref, DerefMut};
+pub(crate) use irq_safe::{IrqSafeMutex, IrqSafeRwLock};
 
 /// The scheduler's preemption-disable and -enable functions.
 #[derive(Clone, Copy)]
@@ -39,36 +39,6 @@ static PREEMPTION_HOOKS: spin::Once<PreemptionHooks> = spin::Once::new();
 /// does not touch preemption.
 pub fn set_preemption_hooks(disable: fn(), enable: fn()) {
     PREEMPTION_HOOKS.call_once(|| PreemptionHooks { disable, enable });
-}
-
-/// Interrupts disabled on this CPU until dropped (restored to their previous state). A no-op on the host.
-struct InterruptsOff {
-    #[cfg(target_os = "none")]
-    were_enabled: bool,
-}
-
-impl InterruptsOff {
-    fn new() -> Self {
-        #[cfg(target_os = "none")]
-        {
-            let were_enabled = x86_64::instructions::interrupts::are_enabled();
-            x86_64::instructions::interrupts::disable();
-            InterruptsOff { were_enabled }
-        }
-        #[cfg(not(target_os = "none"))]
-        {
-            InterruptsOff {}
-        }
-    }
-}
-
-impl Drop for InterruptsOff {
-    fn drop(&mut self) {
-        #[cfg(target_os = "none")]
-        if self.were_enabled {
-            x86_64::instructions::interrupts::enable();
-        }
-    }
 }
 
 /// Preemption of the current task disabled until dropped (through the hooks, when installed).
@@ -88,95 +58,6 @@ impl Drop for PreemptionOff {
         if let Some(hooks) = PREEMPTION_HOOKS.get() {
             (hooks.enable)();
         }
-    }
-}
-
-/// A spin lock held with interrupts disabled on this CPU, for short critical sections.
-pub(crate) struct IrqSafeMutex<T> {
-    inner: spin::Mutex<T>,
-}
-
-/// The guard of an [`IrqSafeMutex`]. Fields drop in order: the lock, then the interrupt state.
-pub(crate) struct IrqSafeMutexGuard<'a, T> {
-    guard: spin::MutexGuard<'a, T>,
-    _interrupts: InterruptsOff,
-}
-
-impl<T> IrqSafeMutex<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        IrqSafeMutex { inner: spin::Mutex::new(value) }
-    }
-
-    /// Disables interrupts, then spins until the lock is free.
-    pub(crate) fn lock(&self) -> IrqSafeMutexGuard<'_, T> {
-        let interrupts = InterruptsOff::new();
-        IrqSafeMutexGuard { guard: self.inner.lock(), _interrupts: interrupts }
-    }
-}
-
-impl<T> Deref for IrqSafeMutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> DerefMut for IrqSafeMutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-/// A readers-writer spin lock held with interrupts disabled on this CPU, for short critical sections.
-pub(crate) struct IrqSafeRwLock<T> {
-    inner: spin::RwLock<T>,
-}
-
-/// A read guard of an [`IrqSafeRwLock`] (the lock, then the interrupt state, are released on drop).
-pub(crate) struct IrqSafeReadGuard<'a, T> {
-    guard: spin::RwLockReadGuard<'a, T>,
-    _interrupts: InterruptsOff,
-}
-
-/// The write guard of an [`IrqSafeRwLock`].
-pub(crate) struct IrqSafeWriteGuard<'a, T> {
-    guard: spin::RwLockWriteGuard<'a, T>,
-    _interrupts: InterruptsOff,
-}
-
-impl<T> IrqSafeRwLock<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        IrqSafeRwLock { inner: spin::RwLock::new(value) }
-    }
-
-    pub(crate) fn read(&self) -> IrqSafeReadGuard<'_, T> {
-        let interrupts = InterruptsOff::new();
-        IrqSafeReadGuard { guard: self.inner.read(), _interrupts: interrupts }
-    }
-
-    pub(crate) fn write(&self) -> IrqSafeWriteGuard<'_, T> {
-        let interrupts = InterruptsOff::new();
-        IrqSafeWriteGuard { guard: self.inner.write(), _interrupts: interrupts }
-    }
-}
-
-impl<T> Deref for IrqSafeReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> Deref for IrqSafeWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> DerefMut for IrqSafeWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
     }
 }
 
@@ -239,16 +120,5 @@ mod tests {
             thread.join().expect("thread");
         }
         assert_eq!(*lock.1.lock(), 800);
-    }
-
-    #[test]
-    fn rwlock_allows_nested_readers() {
-        let lock = IrqSafeRwLock::new(5);
-        let first = lock.read();
-        let second = lock.read();
-        assert_eq!(*first + *second, 10);
-        drop((first, second));
-        *lock.write() += 1;
-        assert_eq!(*lock.read(), 6);
     }
 }

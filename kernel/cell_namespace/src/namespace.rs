@@ -118,9 +118,10 @@ pub struct CellNamespace {
     /// Protects: the object directory. Written only by [`add_object`](Self::add_object). Interrupt-safe (short
     /// sections); lock order: after `manifest`, before `state` (all lock kinds and the order: `locks.rs`).
     pub(crate) directory: IrqSafeRwLock<ObjectDirectory>,
-    /// Protects: the manifest. Written only by [`add_object`](Self::add_object). Interrupt-safe; after
-    /// `transaction`, before `directory`.
-    pub(crate) manifest: IrqSafeRwLock<Manifest>,
+    /// Protects: the manifest, shared so that interrupts are masked only while a reader copies the `Arc` or looks
+    /// one entry up, and while [`add_object`](Self::add_object) (its only writer, under `transaction`) swaps in a
+    /// manifest it built outside the lock. Interrupt-safe; after `transaction`, before `directory`.
+    pub(crate) manifest: IrqSafeRwLock<Arc<Manifest>>,
     /// Serializes transactions (loads, swaps, adding the base image): held for a whole transaction, by this
     /// namespace's transactions and by those of child namespaces, which may stage cells into this one. Held for
     /// milliseconds, so not interrupt-safe: its holder runs with preemption disabled (a [`TransactionLock`]).
@@ -148,7 +149,7 @@ impl CellNamespace {
             memory,
             parent,
             directory: IrqSafeRwLock::new(directory),
-            manifest: IrqSafeRwLock::new(manifest),
+            manifest: IrqSafeRwLock::new(Arc::new(manifest)),
             transaction: TransactionLock::new(),
             state: IrqSafeRwLock::new(NamespaceState::default()),
             clock: IrqSafeRwLock::new(None),
@@ -185,9 +186,11 @@ impl CellNamespace {
     /// [`LoadError::DuplicateSymbol`] if another manifest entry already claims one of `entry`'s symbols (the
     /// manifest is then unchanged).
     pub fn add_object(&self, entry: crate::ManifestEntry, bytes: &'static [u8]) -> Result<(), LoadError> {
+        // The transaction lock serializes every writer of the manifest and the directory: the new manifest is
+        // built from a snapshot, outside the interrupt-safe lock, and swapped in at the end.
         let _transaction = self.transaction.lock();
-        let mut manifest = self.manifest.write();
-        let mut entries: Vec<_> = manifest.entries().iter().filter(|old| old.name != entry.name).cloned().collect();
+        let current = self.manifest.read().clone();
+        let mut entries: Vec<_> = current.entries().iter().filter(|old| old.name != entry.name).cloned().collect();
         for symbol in &entry.symbols {
             if let Some(other) = entries.iter().find(|other| other.symbols.contains(symbol)) {
                 return Err(LoadError::DuplicateSymbol {
@@ -197,9 +200,13 @@ impl CellNamespace {
                 });
             }
         }
-        self.directory.write().insert(&entry.object_file, bytes);
+        let file_name = entry.object_file.clone();
         entries.push(entry);
-        *manifest = Manifest::from_entries(entries);
+        let manifest = Arc::new(Manifest::from_entries(entries));
+        // Both published together (lock order: manifest, then directory), so `objects` never sees one without the other.
+        let mut published = self.manifest.write();
+        self.directory.write().insert(&file_name, bytes);
+        *published = manifest;
         Ok(())
     }
 

@@ -19,7 +19,8 @@
 #![no_std]
 
 use core::fmt;
-use spin::{Mutex, Once};
+use irq_safe::IrqSafeMutex;
+use spin::Once;
 use uart_16550::SerialPort;
 
 /// I/O port base of COM1 (IBM PC convention).
@@ -29,9 +30,9 @@ const COM1_BASE: u16 = 0x3F8;
 /// pieces of this size, between which another CPU's output may appear.
 pub const LINE_BUFFER_BYTES: usize = 512;
 
-/// The COM1 UART. The lock protects the UART's registers: one writer or reader at a time. Taken only through
-/// [`with_port`] (interrupts disabled while held).
-static COM1: Once<Mutex<SerialPort>> = Once::new();
+/// The COM1 UART. The lock protects the UART's registers: one writer or reader at a time. Interrupt-safe (see the
+/// crate doc); taken only through [`with_port`].
+static COM1: Once<IrqSafeMutex<SerialPort>> = Once::new();
 
 /// Initializes COM1. Idempotent: later calls do nothing.
 pub fn init() {
@@ -40,7 +41,7 @@ pub fn init() {
         // drives these I/O ports (this crate is their only owner).
         let mut port = unsafe { SerialPort::new(COM1_BASE) };
         port.init();
-        Mutex::new(port)
+        IrqSafeMutex::new(port)
     });
 }
 
@@ -48,7 +49,7 @@ pub fn init() {
 /// `f` must be short (it delays this CPU's interrupts) and must not write to the serial port itself or log.
 pub fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> Option<R> {
     let port = COM1.get()?;
-    Some(x86_64::instructions::interrupts::without_interrupts(|| f(&mut port.lock())))
+    Some(f(&mut port.lock()))
 }
 
 /// Sends `bytes` on a locked port, translating `\n` to `\r\n` for terminals.

@@ -12,7 +12,8 @@
 //! - [`context_switch`] and [`prepare_first_frame`]: callee-saved registers only (soft-float kernel).
 //! - [`ExitValue`] / [`AnyExitValue`] and [`FailureReason`] (panic, exception, stack overflow, killed).
 //! - The task table: [`all_tasks`], [`task_by_id`] (what `ps` and `kill` use).
-//! - [`IrqSafeMutex`]: the spin lock, held with interrupts disabled, that every tasking lock uses.
+//! - [`IrqSafeMutex`] (from the `irq_safe` lib): the spin lock, held with interrupts disabled, that every tasking
+//!   lock uses.
 //! - [`HeldLock`]: the per-task list of blocking locks held, force-released when a task dies without its drops
 //!   (a CPU fault or a redirected kill skips the faulting frame's landing pads).
 //!
@@ -32,7 +33,6 @@ extern crate alloc;
 mod context;
 mod exit;
 mod held;
-mod irq_safe;
 mod runqueue;
 #[cfg(target_os = "none")]
 mod stack;

@@ -16,9 +16,9 @@ use memory_structs::VirtualAddress;
 
 use crate::exit::AnyExitValue;
 use crate::held::{HeldLock, HeldLocks};
-use crate::irq_safe::IrqSafeMutex;
 #[cfg(target_os = "none")]
 use crate::stack::Stack;
+use irq_safe::IrqSafeMutex;
 
 /// A task's unique, never reused identifier (the first task is 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

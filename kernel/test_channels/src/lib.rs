@@ -76,9 +76,12 @@ fn kill_notified_consumer() -> Result<(), String> {
         let value = iteration as u32;
         let (sender, receiver) = channel::bounded::<u32>(1);
         let log = Arc::new(IrqSafeMutex::new(Vec::new()));
-        let first = blocked_consumer(cpus[iteration % cpus.len()], &receiver, &log)?;
+        let first_cpu = cpus[iteration % cpus.len()];
+        let first = blocked_consumer(first_cpu, &receiver, &log)?;
         let second = blocked_consumer(cpus[(iteration + 1) % cpus.len()], &receiver, &log)?;
-        drop(receiver);
+        // On this CPU the first consumer cannot run before the kill; elsewhere it may take the value and be
+        // killed before it records it (the value is then legitimately gone with it).
+        let first_here = first_cpu == scheduler::current_cpu();
         // Interrupts off: a first consumer on this CPU cannot run between the notification and the kill.
         let interrupts_were_enabled = task::interrupts::disable();
         let sent = sender.try_send(value);
@@ -89,20 +92,27 @@ fn kill_notified_consumer() -> Result<(), String> {
             Ok(()) | Err(spawn::KillError::AlreadyExited(_) | spawn::KillError::NoSuchTask(_)) => {}
             Err(error) => return Err(format!("iteration {iteration}: kill: {error}")),
         }
-        let received = wait_for(2000, || log.lock().contains(&value));
-        ensure!(received, "iteration {iteration}: the value was never received (lost wake-up)");
-        drop(sender);
+        let taken = wait_for(2000, || {
+            log.lock().contains(&value) || (!first_here && first.is_finished() && receiver.is_empty())
+        });
+        ensure!(taken, "iteration {iteration}: the value stayed in the channel (lost wake-up)");
+        let recorded = log.lock().contains(&value);
+        ensure!(recorded || !first_here, "iteration {iteration}: the value was taken but never recorded");
+        drop((sender, receiver));
         // The first consumer may also have completed: on another CPU it can take the value and see the
         // disconnection before it reaches a safe point where the kill takes effect.
         let first_exit = first.join().map_err(|error| format!("join: {error:?}"))?;
         join(second)?;
         let log = log.lock();
-        ensure!(log.len() == 1, "iteration {iteration}: received {:?}, expected one value", *log);
-        if first_exit.failure() == Some(&task::FailureReason::Killed) {
+        ensure!(log.len() <= 1, "iteration {iteration}: received {:?}, expected one value", *log);
+        if first_exit.failure() == Some(&task::FailureReason::Killed) && recorded {
             died_notified += 1;
         }
     }
-    log::info!("test_channels: {NOTIFY_KILL_ITERATIONS} notified consumers killed ({died_notified} ended Killed)");
+    log::info!(
+        "test_channels: {NOTIFY_KILL_ITERATIONS} notified consumers killed ({died_notified} ended Killed with \
+         the value received)"
+    );
     Ok(())
 }
 

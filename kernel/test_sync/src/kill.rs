@@ -46,7 +46,8 @@ pub fn mutex_handoff_to_killed_waiter() -> Result<(), String> {
     for iteration in 0..HANDOFF_KILL_ITERATIONS {
         let mutex = Arc::new(Mutex::new(0u64));
         let held = mutex.lock();
-        let first = blocked_locker("handed", cpu_for(iteration), &mutex)?;
+        let first_cpu = cpu_for(iteration);
+        let first = blocked_locker("handed", first_cpu, &mutex)?;
         let second = blocked_locker("next", cpu_for(iteration + 1), &mutex)?;
         let interrupts_were_enabled = interrupts::disable();
         drop(held);
@@ -65,6 +66,9 @@ pub fn mutex_handoff_to_killed_waiter() -> Result<(), String> {
         // 2 if the killed waiter got to increment before it died (or completed), 1 if it died holding the hand-off.
         let plausible = if first_exit.is_completed() { count == 2 } else { count == 1 || count == 2 };
         ensure!(plausible, "iteration {iteration}: count {count} after {first_exit:?}");
+        // On this CPU the handed waiter cannot run before the kill: it must die holding the hand-off.
+        let first_here = first_cpu == scheduler::current_cpu();
+        ensure!(!first_here || count == 1, "iteration {iteration}: the waiter ran before the kill on this CPU");
         if count == 1 {
             killed_before_running += 1;
         }

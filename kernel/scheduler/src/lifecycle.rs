@@ -117,6 +117,16 @@ impl Drop for BodyFinished {
     }
 }
 
+/// What runs inside the task's `catch_unwind`: enables interrupts, runs `body`, and marks the body finished as it
+/// returns or unwinds.
+fn inside_the_catch(body: TaskBody) -> impl FnOnce() -> alloc::boxed::Box<dyn core::any::Any + Send> {
+    move || {
+        let _finished = BodyFinished;
+        interrupts::restore(true);
+        body()
+    }
+}
+
 /// First code of a spawned task: finish the switch, then run its body with interrupts enabled inside
 /// `unwind::catch_unwind`, and exit with what it returns, or, if it unwound (a panic, a CPU exception, a kill),
 /// with `Failed(reason)` once every `Drop` on its stack has run.
@@ -135,13 +145,7 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
     // redirected from an interrupted instruction would start an unwind that nothing catches (through this
     // `extern "C"` frame, which cannot unwind). So the task only exits from here on; a kill arriving now (say
     // while the failure is reported or a restartable task respawned) ends it without unwinding.
-    let outcome = body.map(|body| {
-        unwind::catch_unwind(move || {
-            let _finished = BodyFinished;
-            interrupts::restore(true);
-            body()
-        })
-    });
+    let outcome = body.map(inside_the_catch).map(unwind::catch_unwind);
     let value = match outcome {
         Some(outcome) => match outcome {
             Ok(value) => ExitValue::Completed(value),

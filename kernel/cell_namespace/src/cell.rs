@@ -12,10 +12,10 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::locks::IrqSafeMutex;
 use cell_loader::{RelocationType, SectionKind};
 use memory_structs::VirtualAddress;
 use rustc_demangle::try_demangle;
-use spin::Mutex;
 
 use crate::{CellKind, MemoryRegion};
 
@@ -70,10 +70,12 @@ pub struct LoadedSection {
     pub(crate) parent: Weak<LoadedCell>,
     /// `None` for base-image sections, which the loader never patches.
     pub(crate) memory: Option<SectionMemory>,
-    /// Protects: this section's outgoing edges (pushed at load, moved by swap).
-    pub(crate) dependencies: Mutex<Vec<StrongDependency>>,
+    /// Protects: this section's outgoing edges (pushed at load, moved by swap). Interrupt-safe (short); lock order:
+    /// after the namespace's locks, before another section's `dependents` (see `locks.rs`).
+    pub(crate) dependencies: IrqSafeMutex<Vec<StrongDependency>>,
     /// Protects: this section's incoming edges (pushed when a dependent loads, moved or pruned by swap).
-    pub(crate) dependents: Mutex<Vec<WeakDependent>>,
+    /// Interrupt-safe; last in the lock order.
+    pub(crate) dependents: IrqSafeMutex<Vec<WeakDependent>>,
 }
 
 impl LoadedSection {

@@ -11,6 +11,8 @@
 //! # Key types
 //! - [`CellNamespace`]: load ([`CellNamespace::load_cell`]), query, and swap ([`CellNamespace::swap`]).
 //! - [`LoadedCell`], [`LoadedSection`], [`StrongDependency`] / [`WeakDependent`] with [`RelocationEntry`].
+//! - Locks: see `locks.rs` (kinds, lock order); [`set_preemption_hooks`] connects the transaction lock to the
+//!   scheduler's preemption-disable count.
 //! - [`CellObserver`] / [`set_cell_observer`]: the hook told about every cell published or removed (the
 //!   unwinder's registration of cell unwind info).
 //! - [`CellMemory`] / [`MemoryRegion`] / [`RegionKind`]: the memory provider.
@@ -38,6 +40,7 @@ extern crate alloc;
 mod base_image;
 mod cell;
 mod error;
+mod locks;
 mod manifest;
 mod memory;
 mod namespace;
@@ -52,6 +55,7 @@ pub use cell::{
     hash_free_name,
 };
 pub use error::{BaseImageError, FindFunctionError, LoadError, SwapError};
+pub use locks::set_preemption_hooks;
 pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};
 pub use namespace::{CellInfo, CellNamespace, ObjectDirectory, ObjectInfo, SymbolInfo};

@@ -8,9 +8,9 @@ use alloc::vec::Vec;
 
 use cell_loader::SectionKind;
 use memory_structs::VirtualAddress;
-use spin::{Mutex, MutexGuard, RwLock};
 
 use crate::cell::{CellSizes, ExportedSymbol, LoadedCell, LoadedSection, hash_free_name};
+use crate::locks::{IrqSafeMutex, IrqSafeRwLock, TransactionGuard, TransactionLock};
 use crate::stage::Transaction;
 use crate::{BaseImageError, BaseSymbol, CellKind, CellMemory, FindFunctionError, LoadError, Manifest};
 
@@ -115,18 +115,24 @@ pub struct CellNamespace {
     name: String,
     memory: Arc<dyn CellMemory>,
     parent: Option<Arc<CellNamespace>>,
-    /// Protects: the object directory. Written only by [`add_object`](Self::add_object).
-    pub(crate) directory: RwLock<ObjectDirectory>,
-    /// Protects: the manifest. Written only by [`add_object`](Self::add_object).
-    pub(crate) manifest: RwLock<Manifest>,
+    /// Protects: the object directory. Written only by [`add_object`](Self::add_object). Interrupt-safe (short
+    /// sections); lock order: after `manifest`, before `state` (all lock kinds and the order: `locks.rs`).
+    pub(crate) directory: IrqSafeRwLock<ObjectDirectory>,
+    /// Protects: the manifest, shared so that interrupts are masked only while a reader copies the `Arc` or looks
+    /// one entry up, and while [`add_object`](Self::add_object) (its only writer, under `transaction`) swaps in a
+    /// manifest it built outside the lock. Interrupt-safe; after `transaction`, before `directory`.
+    pub(crate) manifest: IrqSafeRwLock<Arc<Manifest>>,
     /// Serializes transactions (loads, swaps, adding the base image): held for a whole transaction, by this
-    /// namespace's transactions and by those of child namespaces, which may stage cells into this one.
-    pub(crate) transaction: Mutex<()>,
+    /// namespace's transactions and by those of child namespaces, which may stage cells into this one. Held for
+    /// milliseconds, so not interrupt-safe: its holder runs with preemption disabled (a [`TransactionLock`]).
+    /// First in the lock order (this namespace's, then each ancestor's).
+    pub(crate) transaction: TransactionLock,
     /// Protects: the loaded cells and the symbol map. Read by lookups; written only at a transaction's publish or
-    /// commit step, while the `transaction` lock is held.
-    pub(crate) state: RwLock<NamespaceState>,
-    /// Protects: the optional clock used to time loads (nanoseconds, monotonic).
-    clock: RwLock<Option<fn() -> u64>>,
+    /// commit step, while the `transaction` lock is held. Interrupt-safe; after `directory`, before any section's
+    /// dependency locks.
+    pub(crate) state: IrqSafeRwLock<NamespaceState>,
+    /// Protects: the optional clock used to time loads (nanoseconds, monotonic). Interrupt-safe; a leaf.
+    clock: IrqSafeRwLock<Option<fn() -> u64>>,
 }
 
 impl CellNamespace {
@@ -142,11 +148,11 @@ impl CellNamespace {
             name: name.to_string(),
             memory,
             parent,
-            directory: RwLock::new(directory),
-            manifest: RwLock::new(manifest),
-            transaction: Mutex::new(()),
-            state: RwLock::new(NamespaceState::default()),
-            clock: RwLock::new(None),
+            directory: IrqSafeRwLock::new(directory),
+            manifest: IrqSafeRwLock::new(Arc::new(manifest)),
+            transaction: TransactionLock::new(),
+            state: IrqSafeRwLock::new(NamespaceState::default()),
+            clock: IrqSafeRwLock::new(None),
         }
     }
 
@@ -180,9 +186,11 @@ impl CellNamespace {
     /// [`LoadError::DuplicateSymbol`] if another manifest entry already claims one of `entry`'s symbols (the
     /// manifest is then unchanged).
     pub fn add_object(&self, entry: crate::ManifestEntry, bytes: &'static [u8]) -> Result<(), LoadError> {
+        // The transaction lock serializes every writer of the manifest and the directory: the new manifest is
+        // built from a snapshot, outside the interrupt-safe lock, and swapped in at the end.
         let _transaction = self.transaction.lock();
-        let mut manifest = self.manifest.write();
-        let mut entries: Vec<_> = manifest.entries().iter().filter(|old| old.name != entry.name).cloned().collect();
+        let current = self.manifest.read().clone();
+        let mut entries: Vec<_> = current.entries().iter().filter(|old| old.name != entry.name).cloned().collect();
         for symbol in &entry.symbols {
             if let Some(other) = entries.iter().find(|other| other.symbols.contains(symbol)) {
                 return Err(LoadError::DuplicateSymbol {
@@ -192,14 +200,18 @@ impl CellNamespace {
                 });
             }
         }
-        self.directory.write().insert(&entry.object_file, bytes);
+        let file_name = entry.object_file.clone();
         entries.push(entry);
-        *manifest = Manifest::from_entries(entries);
+        let manifest = Arc::new(Manifest::from_entries(entries));
+        // Both published together (lock order: manifest, then directory), so `objects` never sees one without the other.
+        let mut published = self.manifest.write();
+        self.directory.write().insert(&file_name, bytes);
+        *published = manifest;
         Ok(())
     }
 
     /// Locks this namespace's transaction lock, then every ancestor's (the lock order).
-    pub(crate) fn lock_chain(&self) -> (Vec<&CellNamespace>, Vec<MutexGuard<'_, ()>>) {
+    pub(crate) fn lock_chain(&self) -> (Vec<&CellNamespace>, Vec<TransactionGuard<'_>>) {
         let mut chain = Vec::new();
         let mut guards = Vec::new();
         let mut namespace = Some(self);
@@ -245,8 +257,8 @@ impl CellNamespace {
                         size_in_bytes: symbol.size_in_bytes,
                         parent: parent.clone(),
                         memory: None,
-                        dependencies: Mutex::new(Vec::new()),
-                        dependents: Mutex::new(Vec::new()),
+                        dependencies: IrqSafeMutex::new(Vec::new()),
+                        dependents: IrqSafeMutex::new(Vec::new()),
                     })
                 })
                 .collect();

@@ -221,6 +221,16 @@ impl<T: Send> Receiver<T> {
         result
     }
 
+    /// How many values are buffered now (a snapshot; on a rendezvous channel, 1 while a handover is pending).
+    pub fn len(&self) -> usize {
+        self.shared.state.lock().buffer.len()
+    }
+
+    /// Whether no value is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Receives the oldest value if one is buffered.
     ///
     /// # Errors

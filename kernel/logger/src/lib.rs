@@ -3,6 +3,10 @@
 //! Lines look like `[    1.234567] INFO  cell_namespace: loaded captain ...`: seconds since the TSC was reset
 //! (about machine power-on; see the `tsc` cell), level, the record's target (its module path), and the message.
 //!
+//! Each record is one `serial::write_fmt` call, which formats it before taking the COM1 lock and then writes each
+//! line under one acquisition (interrupts disabled), so a log line from another CPU or an interrupt handler is never
+//! interleaved with it (lines up to `serial::LINE_BUFFER_BYTES`; a message with embedded newlines is several lines).
+//!
 //! Control flow: nano_core calls [`init`] once after `serial::init` and `tsc::calibrate`; afterwards every crate,
 //! nano_core's or a loaded cell's, logs through the one `log` instance linked into nano_core.
 #![no_std]

@@ -18,7 +18,10 @@
 //! - Switching: [`schedule`], [`yield_now`], [`block_current`] / [`unblock`], [`sleep`], [`sleep_until_ns`].
 //! - Failures: every spawned task's body runs inside `unwind::catch_unwind`; a panic, a CPU exception (unwound
 //!   by the exception hook) or a kill (unwound at the safe point) ends it with `Failed(reason)` after every
-//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log).
+//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log). A task that ends `Failed`
+//!   force-releases the blocking locks still registered with it (`task::HeldLock`): those held in a frame whose
+//!   landing pads the unwind skipped (the faulting frame, or the instruction a kill was redirected from).
+//! - Long critical sections: [`preempt_disable`] / [`preempt_enable`] (the namespace's transaction lock).
 //! - Shell: [`task_summaries`] (`ps`), [`policy_name`].
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
@@ -51,6 +54,7 @@ mod cpus;
 mod failure;
 mod info;
 mod lifecycle;
+mod preempt;
 mod sleep;
 mod switch;
 
@@ -61,6 +65,7 @@ pub use cpus::{
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
 pub use info::{TaskSummary, policy_name, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
+pub use preempt::{preempt_disable, preempt_enable};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,

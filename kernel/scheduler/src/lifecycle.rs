@@ -52,6 +52,7 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     cpu.assigned.fetch_add(1, Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
     unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
+    cell_namespace::set_preemption_hooks(crate::preempt_disable, crate::preempt_enable);
     log::info!("scheduler: CPU {index} runs tasks (policy {})", crate::policy_name());
     Ok(current)
 }
@@ -104,6 +105,28 @@ fn idle_loop() -> ! {
     }
 }
 
+/// Marks the current task's body finished when dropped: at the end of the body, or by its landing pad while the
+/// body unwinds (an unwind is then in flight, so no kill can start a second one before this runs).
+struct BodyFinished;
+
+impl Drop for BodyFinished {
+    fn drop(&mut self) {
+        if let Some(current) = current_task() {
+            current.finish_body();
+        }
+    }
+}
+
+/// What runs inside the task's `catch_unwind`: enables interrupts, runs `body`, and marks the body finished as it
+/// returns or unwinds.
+fn inside_the_catch(body: TaskBody) -> impl FnOnce() -> alloc::boxed::Box<dyn core::any::Any + Send> {
+    move || {
+        let _finished = BodyFinished;
+        interrupts::restore(true);
+        body()
+    }
+}
+
 /// First code of a spawned task: finish the switch, then run its body with interrupts enabled inside
 /// `unwind::catch_unwind`, and exit with what it returns, or, if it unwound (a panic, a CPU exception, a kill),
 /// with `Failed(reason)` once every `Drop` on its stack has run.
@@ -117,19 +140,22 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
     let body = current.take_body();
     let on_failure = current.take_failure_callback();
     drop(current);
-    interrupts::restore(true);
-    let outcome = body.map(unwind::catch_unwind);
-    // Past this point the task only exits, outside the catch: a kill arriving now (say while the failure is
-    // reported or a restartable task respawned) must end it without starting an unwind that nothing would catch.
-    if let Some(current) = current_task() {
-        current.finish_body();
-    }
+    // Interrupts stay disabled until the body runs inside the catch, and the body is marked finished (by
+    // `BodyFinished`, dropped as the body returns or unwinds) before the catch is left: outside the catch, a kill
+    // redirected from an interrupted instruction would start an unwind that nothing catches (through this
+    // `extern "C"` frame, which cannot unwind). So the task only exits from here on; a kill arriving now (say
+    // while the failure is reported or a restartable task respawned) ends it without unwinding.
+    let outcome = body.map(inside_the_catch).map(unwind::catch_unwind);
     let value = match outcome {
         Some(outcome) => match outcome {
             Ok(value) => ExitValue::Completed(value),
             Err(cause) => {
                 // Landing pads ran with interrupts as the unwind left them (off after a fault or a kill).
                 interrupts::restore(true);
+                // Before the failure is reported (a restart callback may need the same locks at once).
+                if let Some(current) = current_task() {
+                    crate::switch::release_held_locks(&current);
+                }
                 let reason = failure_from_cause(&cause);
                 report_failure(&reason);
                 if let Some(on_failure) = on_failure {

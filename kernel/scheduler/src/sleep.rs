@@ -77,9 +77,16 @@ pub fn on_timer_tick() {
 }
 
 /// `schedule` from an interrupt handler: marks the current task as switched out from one (a kill then waits for
-/// a safe point outside the handler, see `end_if_killed`).
+/// a safe point outside the handler, see `end_if_killed`). Not while the task has preemption disabled
+/// (`crate::preempt`): the switch is deferred to its `preempt_enable`.
 fn schedule_from_interrupt() {
     if let Some(current) = current_task() {
+        if current.is_preempt_disabled() {
+            // In a preemption-disabled section: switch at its end (`preempt_enable`); still wake the sleepers due.
+            current.set_preempt_pending();
+            wake_expired_sleepers(this_cpu());
+            return;
+        }
         current.set_in_interrupt(true);
     }
     schedule();

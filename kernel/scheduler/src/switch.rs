@@ -144,6 +144,8 @@ fn unwind_options(task: &TaskRef) -> unwind::UnwindOptions {
 
 /// Whether the current task is a spawned task with a kill pending that has not begun unwinding: an interrupt
 /// handler that can redirect the interrupted code (the reschedule IPI's) should send it to [`unwind_killed_from`].
+/// Not inside a preemption-disabled section (a spin lock may be held there): the kill then takes effect at its
+/// `preempt_enable`.
 pub fn kill_redirect_pending() -> bool {
     current_task().is_some_and(|task| {
         task.is_kill_requested()
@@ -152,6 +154,7 @@ pub fn kill_redirect_pending() -> bool {
             && !task.is_idle()
             && task.kind() == task::TaskKind::Spawned
             && task.state() == RunState::Running
+            && !task.is_preempt_disabled()
     })
 }
 
@@ -222,8 +225,22 @@ pub fn block_current() -> Option<TaskRef> {
     Some(current)
 }
 
+/// Releases every blocking lock still registered with `task` (see `task::HeldLock`): on the failing task, once its
+/// stack was unwound (or abandoned), for the locks whose guards' drops did not run.
+pub(crate) fn release_held_locks(task: &TaskRef) {
+    let held = task.take_held_locks();
+    if !held.is_empty() {
+        log::warn!("task {} \"{}\": releasing {} lock(s) its failure left held", task.id(), task.name(), held.len());
+    }
+    for lock in held {
+        lock.force_release(task.id());
+    }
+}
+
 /// Ends the current task with `value`: records it, wakes the joiner, and switches away for good. The next task on
-/// this CPU frees the stack.
+/// this CPU frees the stack. A `Failed` task first force-releases the locks still registered with it
+/// ([`release_held_locks`]); a completed one does not (a guard it forgot with `mem::forget` stays locked, as in
+/// `std`).
 ///
 /// # Panics
 /// If there is no current task or it is an idle task.
@@ -231,6 +248,9 @@ pub fn exit_current(value: AnyExitValue) -> ! {
     interrupts::disable();
     let current = current_task().expect("exit_current: tasking is not running on this CPU");
     assert!(!current.is_idle(), "exit_current: an idle task cannot exit");
+    if value.failure().is_some() {
+        release_held_locks(&current);
+    }
     let joiner = current.set_exited(value);
     if let Some(joiner) = joiner {
         unblock(&joiner);

@@ -10,8 +10,14 @@
 //! - [`Mutex`] / [`MutexGuard`]: a blocking mutex with FIFO hand-off: unlocking passes ownership directly to the
 //!   longest waiter, so under contention tasks get the lock strictly in the order they asked for it (no barging).
 //!
-//! Killing a task that waits here wakes it and it ends at once; its queue entry is skipped later. A killed task
-//! that *holds* a `Mutex` leaves it locked until the unwinder cell drops guards on the kill path.
+//! # Kill and fault safety
+//! Killing a task that waits here wakes it and it ends at once. Waiting keeps interrupts disabled from before the
+//! task blocks until it has acted on its wake-up, so it can only die at the kill safe point in `schedule`, whose
+//! landing pads run here: a waiter killed after a [`Mutex`] was handed to it passes the mutex on (or unlocks it),
+//! and one killed after a [`WaitQueue::notify_one`] picked it passes the notification on. A task that dies
+//! *holding* a `Mutex` releases it by its guard's drop; if the unwind skipped that frame (a CPU fault or a kill
+//! redirected from an interrupted instruction runs no landing pad of the faulting frame), the scheduler's exit
+//! path force-releases it through the task's held-locks list (`task::HeldLock`).
 //!
 //! Before tasking runs on a CPU (no current task), waiting falls back to spinning.
 #![no_std]

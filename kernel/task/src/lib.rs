@@ -12,7 +12,10 @@
 //! - [`context_switch`] and [`prepare_first_frame`]: callee-saved registers only (soft-float kernel).
 //! - [`ExitValue`] / [`AnyExitValue`] and [`FailureReason`] (panic, exception, stack overflow, killed).
 //! - The task table: [`all_tasks`], [`task_by_id`] (what `ps` and `kill` use).
-//! - [`IrqSafeMutex`]: the spin lock, held with interrupts disabled, that every tasking lock uses.
+//! - [`IrqSafeMutex`] (from the `irq_safe` lib): the spin lock, held with interrupts disabled, that every tasking
+//!   lock uses.
+//! - [`HeldLock`]: the per-task list of blocking locks held, force-released when a task dies without its drops
+//!   (a CPU fault or a redirected kill skips the faulting frame's landing pads).
 //!
 //! # Life of a task
 //! 1. `Task::new_spawned` allocates nothing itself: the caller passes a [`Stack`]; the first frame is written so
@@ -29,7 +32,7 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod context;
 mod exit;
-mod irq_safe;
+mod held;
 mod runqueue;
 #[cfg(target_os = "none")]
 mod stack;
@@ -38,6 +41,7 @@ mod task;
 #[cfg(target_os = "none")]
 pub use context::{TaskEntry, context_switch, prepare_first_frame};
 pub use exit::{AnyExitValue, ExceptionKind, ExitValue, FailureReason};
+pub use held::HeldLock;
 pub use irq_safe::{IrqSafeMutex, IrqSafeMutexGuard, interrupts};
 pub use runqueue::{PolicyData, RunQueue, SchedulerPolicy};
 #[cfg(target_os = "none")]

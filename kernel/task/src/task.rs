@@ -15,9 +15,10 @@ use cell_namespace::CellNamespace;
 use memory_structs::VirtualAddress;
 
 use crate::exit::AnyExitValue;
-use crate::irq_safe::IrqSafeMutex;
+use crate::held::{HeldLock, HeldLocks};
 #[cfg(target_os = "none")]
 use crate::stack::Stack;
+use irq_safe::IrqSafeMutex;
 
 /// A task's unique, never reused identifier (the first task is 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,6 +148,16 @@ pub struct Task {
     body_finished: AtomicBool,
     /// How many times a CPU switched to this task.
     switch_count: AtomicU64,
+    /// Nesting count of preemption-disabled sections (`scheduler::preempt_disable`): while non-zero, timer ticks and
+    /// reschedule IPIs do not switch the task out and kills wait; the task may still block voluntarily.
+    preempt_disabled: AtomicU32,
+    /// Set when a tick or IPI wanted to switch the task out while preemption was disabled: the scheduler switches at
+    /// the matching `preempt_enable`.
+    preempt_pending: AtomicBool,
+    /// Blocking locks the task holds or is being handed (see [`HeldLock`]). Touched by the task itself on lock, and
+    /// on unlock by whichever task drops the guard (normally the same one); taken inside a mutex's state lock,
+    /// nothing is locked inside it.
+    held_locks: IrqSafeMutex<HeldLocks>,
     /// Everything the task owns. The lock protects these fields only and is never held across a context switch.
     inner: IrqSafeMutex<TaskInner>,
 }
@@ -236,6 +247,9 @@ impl Task {
             unwinds_in_flight: AtomicU32::new(0),
             body_finished: AtomicBool::new(false),
             switch_count: AtomicU64::new(u64::from(state == RunState::Running)),
+            preempt_disabled: AtomicU32::new(0),
+            preempt_pending: AtomicBool::new(false),
+            held_locks: IrqSafeMutex::new(HeldLocks::default()),
             inner: IrqSafeMutex::new(inner),
         }));
         TASK_TABLE.lock().insert(task.id, task.clone());
@@ -438,6 +452,50 @@ impl Task {
         let result = f(if present { self.stack_range.clone() } else { None });
         drop(inner);
         result
+    }
+
+    /// Records that the task holds (or waits to be handed) `lock`, until [`unregister_held_lock`]
+    /// (Self::unregister_held_lock). For blocking locks (`sync::Mutex`); see [`HeldLock`].
+    pub fn register_held_lock(&self, lock: Arc<dyn HeldLock>) {
+        self.held_locks.lock().push(lock);
+    }
+
+    /// Forgets the most recent registration of `lock` (on unlock); returns whether there was one.
+    pub fn unregister_held_lock(&self, lock: &dyn HeldLock) -> bool {
+        self.held_locks.lock().remove(lock)
+    }
+
+    /// Takes every registered lock (scheduler-internal: the exit path of a failed task force-releases them).
+    pub fn take_held_locks(&self) -> Vec<Arc<dyn HeldLock>> {
+        self.held_locks.lock().take()
+    }
+
+    /// How many locks the task has registered.
+    pub fn held_lock_count(&self) -> usize {
+        self.held_locks.lock().len()
+    }
+
+    /// Scheduler-internal: enters a preemption-disabled section (nested; see `scheduler::preempt_disable`).
+    pub fn preempt_disable(&self) {
+        self.preempt_disabled.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Scheduler-internal: leaves a preemption-disabled section; returns whether preemption is enabled again and a
+    /// switch was deferred meanwhile (the pending flag is cleared: the caller switches now).
+    pub fn preempt_enable(&self) -> bool {
+        let previous =
+            self.preempt_disabled.fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| count.checked_sub(1));
+        previous == Ok(1) && self.preempt_pending.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the task is in a preemption-disabled section.
+    pub fn is_preempt_disabled(&self) -> bool {
+        self.preempt_disabled.load(Ordering::Acquire) > 0
+    }
+
+    /// Scheduler-internal: a switch was deferred because preemption is disabled.
+    pub fn set_preempt_pending(&self) {
+        self.preempt_pending.store(true, Ordering::Release);
     }
 
     /// Sets the callback the task runs if it fails.

@@ -6,19 +6,25 @@
 //!    within each consumer; `try_send` reports `Full`.
 //! 3. Disconnection: sending without receivers returns the value (also to a rendezvous sender already waiting);
 //!    receiving without senders drains the buffer, then fails.
+//! 4. Kill at the notification: two consumers wait; a value is sent (its `notify_one` wakes the first) and the
+//!    first is killed at once, before it can take the value, [`NOTIFY_KILL_ITERATIONS`] times over every CPU: the
+//!    second must receive the value (no lost wake-up).
+//!
+//! Every step runs even if an earlier one failed; `run` reports all failures.
 #![no_std]
 
 extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
 use channel::{ReceiveError, Receiver, SendError, TrySendError};
-use kernel_test_support::{ensure, spawn_error, step};
+use kernel_test_support::{ensure, spawn_error, step, wait_for};
 use spawn::TaskBuilder;
-use task::ExitValue;
+use task::{ExitValue, IrqSafeMutex};
 
 const PRODUCERS: u32 = 4;
 
@@ -28,10 +34,85 @@ const CELL: &str = "test_channels";
 /// Runs every test of this cell; `Err` names the first failed check.
 #[inline(never)]
 pub fn run() -> Result<(), String> {
-    step(CELL, "rendezvous handover", rendezvous_handover)?;
-    step(CELL, "rendezvous, 4 producers", || several_producers(0, 25, 1))?;
-    step(CELL, "bounded(4), 4 producers, 2 consumers", || several_producers(4, 100, 2))?;
-    step(CELL, "disconnection", disconnection)?;
+    let results = [
+        step(CELL, "rendezvous handover", rendezvous_handover),
+        step(CELL, "rendezvous, 4 producers", || several_producers(0, 25, 1)),
+        step(CELL, "bounded(4), 4 producers, 2 consumers", || several_producers(4, 100, 2)),
+        step(CELL, "disconnection", disconnection),
+        step(CELL, "kill of a notified consumer", kill_notified_consumer),
+    ];
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
+}
+
+/// Notification kills per run (spread round-robin over the online CPUs).
+pub const NOTIFY_KILL_ITERATIONS: usize = 300;
+
+/// Spawns a consumer on `cpu` that records every value it receives in `log` until the channel disconnects; waits
+/// until it is blocked in `receive`.
+fn blocked_consumer(
+    cpu: usize,
+    receiver: &Receiver<u32>,
+    log: &Arc<IrqSafeMutex<Vec<u32>>>,
+) -> Result<spawn::JoinHandle<()>, String> {
+    let (receiver, log) = (receiver.clone(), log.clone());
+    let handle = TaskBuilder::new("consumer")
+        .pin(cpu)
+        .spawn(move || {
+            while let Ok(value) = receiver.receive() {
+                log.lock().push(value);
+            }
+        })
+        .map_err(spawn_error)?;
+    let blocked = wait_for(2000, || handle.task().state() == task::RunState::Blocked);
+    ensure!(blocked, "a consumer did not block in receive");
+    Ok(handle)
+}
+
+fn kill_notified_consumer() -> Result<(), String> {
+    let cpus: Vec<usize> = scheduler::online_cpus().collect();
+    let mut died_notified = 0;
+    for iteration in 0..NOTIFY_KILL_ITERATIONS {
+        let value = iteration as u32;
+        let (sender, receiver) = channel::bounded::<u32>(1);
+        let log = Arc::new(IrqSafeMutex::new(Vec::new()));
+        let first_cpu = cpus[iteration % cpus.len()];
+        let first = blocked_consumer(first_cpu, &receiver, &log)?;
+        let second = blocked_consumer(cpus[(iteration + 1) % cpus.len()], &receiver, &log)?;
+        // On this CPU the first consumer cannot run before the kill; elsewhere it may take the value and be
+        // killed before it records it (the value is then legitimately gone with it).
+        let first_here = first_cpu == scheduler::current_cpu();
+        // Interrupts off: a first consumer on this CPU cannot run between the notification and the kill.
+        let interrupts_were_enabled = task::interrupts::disable();
+        let sent = sender.try_send(value);
+        let killed = spawn::kill(first.id());
+        task::interrupts::restore(interrupts_were_enabled);
+        ensure!(sent.is_ok(), "iteration {iteration}: try_send into an empty buffer failed");
+        match killed {
+            Ok(()) | Err(spawn::KillError::AlreadyExited(_) | spawn::KillError::NoSuchTask(_)) => {}
+            Err(error) => return Err(format!("iteration {iteration}: kill: {error}")),
+        }
+        let taken = wait_for(2000, || {
+            log.lock().contains(&value) || (!first_here && first.is_finished() && receiver.is_empty())
+        });
+        ensure!(taken, "iteration {iteration}: the value stayed in the channel (lost wake-up)");
+        let recorded = log.lock().contains(&value);
+        ensure!(recorded || !first_here, "iteration {iteration}: the value was taken but never recorded");
+        drop((sender, receiver));
+        // The first consumer may also have completed: on another CPU it can take the value and see the
+        // disconnection before it reaches a safe point where the kill takes effect.
+        let first_exit = first.join().map_err(|error| format!("join: {error:?}"))?;
+        join(second)?;
+        let log = log.lock();
+        ensure!(log.len() <= 1, "iteration {iteration}: received {:?}, expected one value", *log);
+        if first_exit.failure() == Some(&task::FailureReason::Killed) && recorded {
+            died_notified += 1;
+        }
+    }
+    log::info!(
+        "test_channels: {NOTIFY_KILL_ITERATIONS} notified consumers killed ({died_notified} ended Killed with \
+         the value received)"
+    );
     Ok(())
 }
 

@@ -1,13 +1,24 @@
-//! In-kernel tests of the `sync` cell, run by the shell's `test` builtin through [`run`].
+//! In-kernel tests of the `sync` cell and of lock discipline, run by the shell's `test` builtin through [`run`].
 //!
 //! 1. Wait queue: waiters wake only once their condition holds, and `notify_one` wakes exactly one.
 //! 2. Mutex fairness: tasks queued on a held mutex in a known order get it in that order (FIFO hand-off), and in
 //!    later rounds no task gets it more than twice in any window of as many acquisitions as there are tasks
 //!    (a task that unlocks and relocks goes behind those already waiting).
 //! 3. Mutex exclusion: read-yield-write increments under the lock by tasks on every CPU lose no update.
+//! 4. Kill safety (`kill.rs`): a waiter killed right after an unlock handed it the mutex (hundreds of times, on
+//!    every CPU); a holder that faults (`ud2`) or is killed from an interrupt in the frame holding the guard.
+//!    The next waiter must get the mutex each time.
+//! 5. Preempted holders (`starvation.rs`): COM1's lock and a namespace's transaction lock, each wanted by a
+//!    high-priority task on the holder's CPU, must be had within a bound.
+//! 6. The cost of an uncontended lock/unlock pair (logged).
+//!
+//! Every step runs even if an earlier one failed; `run` reports all failures.
 #![no_std]
 
 extern crate alloc;
+
+mod kill;
+mod starvation;
 
 use alloc::format;
 use alloc::string::String;
@@ -24,14 +35,22 @@ use task::{ExitValue, IrqSafeMutex, RunState};
 /// This cell's name, prefixed to its log lines.
 const CELL: &str = "test_sync";
 
-/// Runs every test of this cell; `Err` names the first failed check.
+/// Runs every test of this cell; `Err` names every failed check.
 #[inline(never)]
 pub fn run() -> Result<(), String> {
-    step(CELL, "wait queue", wait_queue)?;
-    step(CELL, "notify_one", notify_one)?;
-    step(CELL, "mutex FIFO fairness", mutex_fairness)?;
-    step(CELL, "mutex exclusion", mutex_exclusion)?;
-    Ok(())
+    let results = [
+        step(CELL, "wait queue", wait_queue),
+        step(CELL, "notify_one", notify_one),
+        step(CELL, "mutex FIFO fairness", mutex_fairness),
+        step(CELL, "mutex exclusion", mutex_exclusion),
+        step(CELL, "mutex hand-off to a killed waiter", kill::mutex_handoff_to_killed_waiter),
+        step(CELL, "mutex holder dies in its own frame", kill::holder_dies_in_its_own_frame),
+        step(CELL, "COM1 holder not preempted", starvation::serial_lock_holder_is_not_preempted),
+        step(CELL, "transaction holder not preempted", starvation::namespace_transaction_holder_is_not_preempted),
+        step(CELL, "mutex uncontended cost", kill::mutex_uncontended_cost),
+    ];
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
 }
 
 fn wait_queue() -> Result<(), String> {

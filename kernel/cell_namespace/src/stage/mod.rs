@@ -23,12 +23,12 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::locks::TransactionGuard;
 use cell_loader::{
     ObjectFile, RelocationType, SectionIndex, SectionKind, SectionType, Symbol, SymbolBinding, SymbolDefinition,
     SymbolIndex, apply_relocation,
 };
 use memory_structs::{PAGE_SIZE, VirtualAddress};
-use spin::MutexGuard;
 
 use crate::cell::{CellSizes, LoadedCell, LoadedSection, RelocationEntry};
 use crate::namespace::SymbolTarget;
@@ -126,7 +126,7 @@ enum Published {
 pub(crate) struct Transaction<'a> {
     /// The namespace the transaction started in, then its parent, and so on.
     chain: Vec<&'a CellNamespace>,
-    _guards: Vec<MutexGuard<'a, ()>>,
+    _guards: Vec<TransactionGuard<'a>>,
     pub(crate) staged: Vec<StagedCell>,
     resolved_up_to: usize,
     /// Cells a swap is replacing: nothing staged may bind to them.

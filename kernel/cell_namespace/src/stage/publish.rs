@@ -5,8 +5,8 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::locks::IrqSafeMutex;
 use cell_loader::{SectionIndex, Symbol, SymbolBinding, SymbolDefinition};
-use spin::Mutex;
 
 use super::{EdgeSource, StagedCell, Transaction};
 use crate::MemoryRegion;
@@ -41,8 +41,8 @@ impl Transaction<'_> {
                         size_in_bytes: placement.size,
                         parent: parent.clone(),
                         memory,
-                        dependencies: Mutex::new(Vec::new()),
-                        dependents: Mutex::new(Vec::new()),
+                        dependencies: IrqSafeMutex::new(Vec::new()),
+                        dependents: IrqSafeMutex::new(Vec::new()),
                     }));
                 }
                 let exports = cell

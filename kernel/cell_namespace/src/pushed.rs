@@ -20,6 +20,7 @@ use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use alloc::sync::Arc;
 use core::fmt;
 
 use cell_loader::{ObjectFile, ParseError, SymbolBinding, SymbolDefinition};
@@ -131,8 +132,10 @@ impl CellNamespace {
         }
         let object =
             ObjectFile::parse(bytes).map_err(|error| PushedObjectError::Parse { cell: cell.to_string(), error })?;
+        // The transaction lock serializes every writer of the manifest and the directory; the checks run on a
+        // snapshot, outside the interrupt-safe manifest lock, and the new manifest is swapped in at the end.
         let _transaction = self.transaction.lock();
-        let mut manifest = self.manifest.write();
+        let manifest = self.manifest.read().clone();
         if let Some(existing) = manifest.cell(cell) {
             if existing.kind == CellKind::Application {
                 return Err(PushedObjectError::Application { cell: cell.to_string() });
@@ -166,10 +169,14 @@ impl CellNamespace {
             dependencies,
             symbols: symbols.into_iter().collect(),
         };
-        self.directory.write().insert(&entry.object_file, bytes);
         let mut entries = manifest.entries().to_vec();
         entries.push(entry.clone());
-        *manifest = Manifest::from_entries(entries);
+        let updated = Arc::new(Manifest::from_entries(entries));
+        // Both published together (lock order: manifest, then directory), as in `add_object`.
+        let mut published = self.manifest.write();
+        self.directory.write().insert(&entry.object_file, bytes);
+        *published = updated;
+        drop(published);
         log::info!(
             "namespace {}: stored pushed object {} for cell {} ({} bytes, {} symbols, deps {})",
             self.name(),

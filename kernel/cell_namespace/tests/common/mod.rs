@@ -27,6 +27,30 @@ pub struct Fixtures {
     pub b_v2: &'static [u8],
     /// `fixture_b` without `version`.
     pub b_partial: &'static [u8],
+    /// `fixture_b` v2 whose exported `EVENTS` is twice as large.
+    pub b_resized: &'static [u8],
+    /// `fixture_b` v2 whose `version` is a static.
+    pub b_retyped: &'static [u8],
+    /// `fixture_b` v2 whose `CALLS` is renamed `INVOCATIONS`.
+    pub b_renamed: &'static [u8],
+    /// `fixture_user`, built against `fixture_b` version 1.
+    pub user: &'static [u8],
+}
+
+impl Fixtures {
+    /// Every fixture object with its cell name, object file name, crate name and manifest dependency.
+    pub fn cells(&self) -> [(&'static str, &'static str, &'static str, &'static [u8], &'static str); 8] {
+        [
+            ("fixture_a", OBJECT_A, "fixture_a", self.a, "fixture_b"),
+            ("fixture_b", OBJECT_B, "fixture_b", self.b, "fixture_a"),
+            ("fixture_b_v2", OBJECT_B_V2, "fixture_b", self.b_v2, "fixture_a"),
+            ("fixture_b_partial", OBJECT_B_PARTIAL, "fixture_b", self.b_partial, "fixture_a"),
+            ("fixture_b_resized", "k-fixture_b_resized.o", "fixture_b", self.b_resized, "fixture_a"),
+            ("fixture_b_retyped", "k-fixture_b_retyped.o", "fixture_b", self.b_retyped, "fixture_a"),
+            ("fixture_b_renamed", "k-fixture_b_renamed.o", "fixture_b", self.b_renamed, "fixture_a"),
+            ("fixture_user", "k-fixture_user.o", "fixture_user", self.user, "fixture_b"),
+        ]
+    }
 }
 
 /// Object file names in the test directory.
@@ -92,6 +116,10 @@ fn build_fixtures() -> Fixtures {
         b: object("fixture_b", "fixture_b"),
         b_v2: object("fixture_b_v2", "fixture_b"),
         b_partial: object("fixture_b_partial", "fixture_b"),
+        b_resized: object("fixture_b_resized", "fixture_b"),
+        b_retyped: object("fixture_b_retyped", "fixture_b"),
+        b_renamed: object("fixture_b_renamed", "fixture_b"),
+        user: object("fixture_user", "fixture_user"),
     }
 }
 
@@ -256,9 +284,18 @@ impl MemoryRegion for HostRegion {
             return Err(MemoryError::OutOfBounds { offset, length: bytes.len(), region_size: self.size });
         }
         self.protect(libc::PROT_READ | libc::PROT_WRITE)?;
+        // One store per relocated value, as the trait asks.
+        let place = self.start + offset;
         // SAFETY: the range is inside this mapping, which is now writable; the caller guarantees nobody executes
-        // or accesses these bytes meanwhile.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.start + offset) as *mut u8, bytes.len()) };
+        // or accesses these bytes meanwhile; unaligned writes are used for the unaligned places.
+        unsafe {
+            match bytes.len() {
+                2 => std::ptr::write_unaligned(place as *mut u16, u16::from_le_bytes(bytes.try_into().unwrap())),
+                4 => std::ptr::write_unaligned(place as *mut u32, u32::from_le_bytes(bytes.try_into().unwrap())),
+                8 => std::ptr::write_unaligned(place as *mut u64, u64::from_le_bytes(bytes.try_into().unwrap())),
+                _ => std::ptr::copy_nonoverlapping(bytes.as_ptr(), place as *mut u8, bytes.len()),
+            }
+        }
         self.protect(if self.finalized { final_protection(self.kind) } else { libc::PROT_READ | libc::PROT_WRITE })
     }
 }
@@ -297,11 +334,11 @@ pub fn exports(object: &'static [u8]) -> Vec<String> {
 /// pointing at the trap stub.
 pub fn base_symbol_file() -> String {
     let fixtures = fixtures();
-    let defined: Vec<String> =
-        [fixtures.a, fixtures.b, fixtures.b_v2, fixtures.b_partial].into_iter().flat_map(exports).collect();
+    let objects: Vec<&'static [u8]> = fixtures.cells().iter().map(|cell| cell.3).collect();
+    let defined: Vec<String> = objects.iter().copied().flat_map(exports).collect();
     let mut text = String::from("# test base image: every outside symbol is a trap\n");
     let mut seen = Vec::new();
-    for object in [fixtures.a, fixtures.b, fixtures.b_v2, fixtures.b_partial] {
+    for object in objects {
         let object = ObjectFile::parse(object).expect("fixture parses");
         for symbol in object.symbols() {
             let undefined = symbol.definition == cell_loader::SymbolDefinition::Undefined && !symbol.name.is_empty();
@@ -318,13 +355,7 @@ pub fn base_symbol_file() -> String {
 pub fn manifest_text() -> String {
     let fixtures = fixtures();
     let mut text = String::from("# fixture cells\n");
-    let cells = [
-        ("fixture_a", OBJECT_A, "fixture_a", fixtures.a, "fixture_b"),
-        ("fixture_b", OBJECT_B, "fixture_b", fixtures.b, "fixture_a"),
-        ("fixture_b_v2", OBJECT_B_V2, "fixture_b", fixtures.b_v2, "fixture_a"),
-        ("fixture_b_partial", OBJECT_B_PARTIAL, "fixture_b", fixtures.b_partial, "fixture_a"),
-    ];
-    for (cell, object_file, crate_name, object, dependency) in cells {
+    for (cell, object_file, crate_name, object, dependency) in fixtures.cells() {
         text.push_str(&format!("cell {cell} kernel {object_file} {crate_name}\ndep nano_core\ndep {dependency}\n"));
         for symbol in exports(object) {
             text.push_str(&format!("sym {symbol}\n"));
@@ -333,15 +364,15 @@ pub fn manifest_text() -> String {
     text
 }
 
-/// A namespace over the four fixture objects (optionally with `a` replaced), with the test base image unless
+/// A namespace over the fixture objects (optionally with `a` replaced), with the test base image unless
 /// `with_base_image` is false. Returns the namespace and its memory provider.
 pub fn namespace_with(a: &'static [u8], with_base_image: bool) -> (CellNamespace, Arc<HostMemory>) {
     let fixtures = fixtures();
     let mut directory = ObjectDirectory::new();
+    for (_, object_file, _, object, _) in fixtures.cells() {
+        directory.insert(object_file, object);
+    }
     directory.insert(OBJECT_A, a);
-    directory.insert(OBJECT_B, fixtures.b);
-    directory.insert(OBJECT_B_V2, fixtures.b_v2);
-    directory.insert(OBJECT_B_PARTIAL, fixtures.b_partial);
     let manifest = Manifest::parse(&manifest_text()).expect("fixture manifest parses");
     let memory = Arc::new(HostMemory::default());
     let namespace = CellNamespace::new("kernel", memory.clone(), directory, manifest, None);

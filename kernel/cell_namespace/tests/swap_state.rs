@@ -10,7 +10,6 @@ use cell_namespace::{
     AddressRange, CellNamespace, ExportKind, NoPins, Pin, PinFinder, QuiesceError, SwapError, SwapOptions,
 };
 use common::{HostMemory, function, getter, namespace, snapshot};
-use memory_structs::VirtualAddress;
 
 fn clock() -> impl Fn() -> u64 {
     let start = Instant::now();

@@ -125,7 +125,7 @@ fn keeps_unwind_sections_and_applies_w_xor_x() {
 fn queries_list_objects_and_find_symbols() {
     let (namespace, _memory) = namespace();
     let objects = namespace.objects();
-    assert_eq!(objects.len(), 8);
+    assert_eq!(objects.len(), 11);
     assert!(objects.iter().all(|object| object.size_in_bytes > 0 && object.cell.is_some()));
     assert_eq!(namespace.lookup_symbol("fixture_a_offset").map(|_| ()), None, "not loaded yet");
     namespace.load_cell("fixture_a").unwrap();

@@ -130,8 +130,8 @@ fn swap_rejects_bad_requests_without_changing_anything() {
         Err(SwapError::OldCellNotLoaded { cell: "fixture_b_v2".into() })
     );
     assert_eq!(
-        namespace.swap(&[("fixture_b", "fixture_c")], &clock),
-        Err(SwapError::Stage(LoadError::NotInManifest { cell: "fixture_c".into() }))
+        namespace.swap(&[("fixture_b", "no_such_cell")], &clock),
+        Err(SwapError::Stage(LoadError::NotInManifest { cell: "no_such_cell".into() }))
     );
     assert_eq!(
         namespace.swap(&[("nano_core", "fixture_b_v2")], &clock),

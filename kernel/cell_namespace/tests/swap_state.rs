@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cell_namespace::{
-    AddressRange, CellNamespace, ExportKind, NoPins, Pin, PinFinder, QuiesceError, SwapError, SwapOptions,
+    AddressRange, CellNamespace, ExportKind, NoPins, Pin, PinFinder, QuiesceError, StateTransfer, SwapError,
+    SwapOptions,
 };
 use common::{HostMemory, function, getter, namespace, snapshot};
 
@@ -254,15 +255,103 @@ fn a_cell_loaded_after_a_swap_binds_to_the_new_cell() {
 #[test]
 fn a_multi_cell_swap_whose_last_cell_lacks_a_symbol_changes_nothing() {
     let (namespace, memory) = namespace();
-    namespace.load_cell("fixture_a").unwrap();
     namespace.load_cell("fixture_user").unwrap();
     let user_version = getter(&namespace, "fixture_user", "fixture_user::user_version");
+    let user_c = getter(&namespace, "fixture_user", "fixture_user::user_c");
+    assert_eq!((user_version(), user_c()), (1, 61));
     let before = (snapshot(&namespace), memory.live_regions(), relocated_words_checksum(&namespace));
+    // The first pair plans fine (fixture_a and fixture_user are patched for fixture_b); the last one fails.
     let error =
-        namespace.swap(&[("fixture_a", "fixture_a"), ("fixture_b", "fixture_b_partial")], &clock()).unwrap_err();
-    assert!(matches!(error, SwapError::MissingSymbol { .. } | SwapError::Stage(_)), "{error:?}");
+        namespace.swap(&[("fixture_b", "fixture_b_v2"), ("fixture_c", "fixture_c_partial")], &clock()).unwrap_err();
+    let SwapError::MissingSymbol { old_cell, symbol, dependent, .. } = &error else { panic!("{error:?}") };
+    assert_eq!((old_cell.as_str(), symbol.as_str()), ("fixture_c", "fixture_c::c_value"));
+    assert_eq!(cell_namespace::hash_free_name(dependent), "fixture_user::user_c");
     assert_eq!((snapshot(&namespace), memory.live_regions(), relocated_words_checksum(&namespace)), before);
-    assert_eq!(user_version(), 1);
+    assert_eq!((user_version(), user_c()), (1, 61));
+    // The same swap with a complete second cell succeeds, and changes the checksum (so it can fail).
+    namespace.swap(&[("fixture_b", "fixture_b_v2"), ("fixture_c", "fixture_c")], &clock()).unwrap();
+    assert_ne!(relocated_words_checksum(&namespace), before.2);
+    assert_eq!((user_version(), user_c()), (2, 61));
+}
+
+/// Runs `test` with `hook` as fixture_b_transfer's transfer function.
+fn with_transfer_hook(hook: fn(&StateTransfer<'_>) -> u64, test: impl FnOnce()) {
+    let _serial = common::TRANSFER_HOOK_USERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *common::TRANSFER_HOOK.lock().unwrap() = Some(hook);
+    test();
+    *common::TRANSFER_HOOK.lock().unwrap() = None;
+}
+
+/// Copies the old CALLS into the new INVOCATIONS (after checking that the default copy already ran) and marks it.
+fn carry_calls(transfer: &StateTransfer<'_>) -> u64 {
+    let (Some(old_total), Some(new_total)) =
+        (transfer.old_object("fixture_b::TOTAL"), transfer.new_object("fixture_b::TOTAL"))
+    else {
+        return 10;
+    };
+    // SAFETY: both are live 8-byte statics of the old and new cells; the swap is quiesced.
+    let totals = unsafe { (*(old_total.address.value() as *const u64), *(new_total.address.value() as *const u64)) };
+    if totals.0 != totals.1 || totals.0 == 0 {
+        return 11; // The default copy did not run first.
+    }
+    let (Some(old), Some(new)) =
+        (transfer.old_object("fixture_b::CALLS"), transfer.new_object("fixture_b::INVOCATIONS"))
+    else {
+        return 12;
+    };
+    assert_eq!(
+        (old.size, new.size, transfer.old_cell().name(), transfer.new_cell().name()),
+        (8, 8, "fixture_b", "fixture_b_transfer")
+    );
+    // SAFETY: as above.
+    unsafe { *(new.address.value() as *mut u64) = *(old.address.value() as *const u64) };
+    transfer.mark_transferred("fixture_b::CALLS");
+    0
+}
+
+#[test]
+fn a_cell_state_transfer_function_carries_renamed_state() {
+    with_transfer_hook(carry_calls, || {
+        let (namespace, _memory) = namespace();
+        namespace.load_cell("fixture_a").unwrap();
+        let compute = function(&namespace, "fixture_a", "fixture_a::compute");
+        let calls = getter(&namespace, "fixture_a", "fixture_a::calls_of_b");
+        compute(4);
+        namespace.swap(&[("fixture_b", "fixture_b_transfer")], &clock()).unwrap();
+        assert_eq!(calls(), 1001, "INVOCATIONS holds the old CALLS");
+        compute(4);
+        assert_eq!(calls(), 1002);
+    });
+}
+
+#[test]
+fn a_failing_or_incomplete_transfer_function_changes_nothing() {
+    for (hook, expected) in [
+        ((|_| 1) as fn(&StateTransfer<'_>) -> u64, "fails"),
+        ((|_| 0) as fn(&StateTransfer<'_>) -> u64, "marks nothing"),
+    ] {
+        with_transfer_hook(hook, || {
+            let (namespace, memory) = namespace();
+            namespace.load_cell("fixture_a").unwrap();
+            let compute = function(&namespace, "fixture_a", "fixture_a::compute");
+            compute(4);
+            let before = (snapshot(&namespace), memory.live_regions(), relocated_words_checksum(&namespace));
+            let error = namespace.swap(&[("fixture_b", "fixture_b_transfer")], &clock()).unwrap_err();
+            match expected {
+                "fails" => assert_eq!(
+                    error,
+                    SwapError::StateTransfer { cell: "fixture_b_transfer".into(), reason: String::new() }
+                ),
+                _ => assert!(
+                    matches!(&error, SwapError::StateDropped { cell, symbols } if cell == "fixture_b" && symbols[0].starts_with("fixture_b::CALLS")),
+                    "{error:?}"
+                ),
+            }
+            assert_eq!((snapshot(&namespace), memory.live_regions(), relocated_words_checksum(&namespace)), before);
+            let version = getter(&namespace, "fixture_a", "fixture_a::version_of_b");
+            assert_eq!(version(), 1);
+        });
+    }
 }
 
 #[test]

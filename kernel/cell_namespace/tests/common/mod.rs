@@ -33,13 +33,19 @@ pub struct Fixtures {
     pub b_retyped: &'static [u8],
     /// `fixture_b` v2 whose `CALLS` is renamed `INVOCATIONS`.
     pub b_renamed: &'static [u8],
-    /// `fixture_user`, built against `fixture_b` version 1.
+    /// `fixture_b` v2 with `CALLS` renamed and a `cell_state_transfer` calling [`TRANSFER_HOOK`].
+    pub b_transfer: &'static [u8],
+    /// `fixture_c`, version 1.
+    pub c: &'static [u8],
+    /// `fixture_c` without `c_value`.
+    pub c_partial: &'static [u8],
+    /// `fixture_user`, built against `fixture_b` version 1 and `fixture_c`.
     pub user: &'static [u8],
 }
 
 impl Fixtures {
     /// Every fixture object with its cell name, object file name, crate name and manifest dependency.
-    pub fn cells(&self) -> [(&'static str, &'static str, &'static str, &'static [u8], &'static str); 8] {
+    pub fn cells(&self) -> [(&'static str, &'static str, &'static str, &'static [u8], &'static str); 11] {
         [
             ("fixture_a", OBJECT_A, "fixture_a", self.a, "fixture_b"),
             ("fixture_b", OBJECT_B, "fixture_b", self.b, "fixture_a"),
@@ -48,6 +54,9 @@ impl Fixtures {
             ("fixture_b_resized", "k-fixture_b_resized.o", "fixture_b", self.b_resized, "fixture_a"),
             ("fixture_b_retyped", "k-fixture_b_retyped.o", "fixture_b", self.b_retyped, "fixture_a"),
             ("fixture_b_renamed", "k-fixture_b_renamed.o", "fixture_b", self.b_renamed, "fixture_a"),
+            ("fixture_b_transfer", "k-fixture_b_transfer.o", "fixture_b", self.b_transfer, "fixture_a"),
+            ("fixture_c", "k-fixture_c.o", "fixture_c", self.c, "nano_core"),
+            ("fixture_c_partial", "k-fixture_c_partial.o", "fixture_c", self.c_partial, "nano_core"),
             ("fixture_user", "k-fixture_user.o", "fixture_user", self.user, "fixture_b"),
         ]
     }
@@ -119,6 +128,9 @@ fn build_fixtures() -> Fixtures {
         b_resized: object("fixture_b_resized", "fixture_b"),
         b_retyped: object("fixture_b_retyped", "fixture_b"),
         b_renamed: object("fixture_b_renamed", "fixture_b"),
+        b_transfer: object("fixture_b_transfer", "fixture_b"),
+        c: object("fixture_c", "fixture_c"),
+        c_partial: object("fixture_c_partial", "fixture_c"),
         user: object("fixture_user", "fixture_user"),
     }
 }
@@ -324,6 +336,40 @@ pub fn trap_stub() -> VirtualAddress {
     VirtualAddress::new(address)
 }
 
+/// What `fixture_b_transfer`'s `cell_state_transfer` does, through `fixture_transfer_hook`: set by a test (the
+/// tests of one binary that use it run it under [`TRANSFER_HOOK_USERS`]).
+pub static TRANSFER_HOOK: std::sync::Mutex<Option<fn(&cell_namespace::StateTransfer<'_>) -> u64>> =
+    std::sync::Mutex::new(None);
+/// Serializes the tests that set [`TRANSFER_HOOK`].
+pub static TRANSFER_HOOK_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `fixture_transfer_hook`, reached from the fixture through [`hook_stub`]: runs [`TRANSFER_HOOK`] (1 if unset).
+extern "C" fn transfer_hook_entry(transfer: *const cell_namespace::StateTransfer<'_>) -> u64 {
+    let hook = *TRANSFER_HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // SAFETY: the fixture passes on the `&StateTransfer` the swap gave its `cell_state_transfer`, which lives for
+    // the whole call.
+    let transfer = unsafe { &*transfer };
+    hook.map_or(1, |hook| hook(transfer))
+}
+
+/// The address of a stub in low memory (within reach of the fixtures' PC-relative calls) that jumps to
+/// [`transfer_hook_entry`]: `movabs rax, imm64; jmp rax`.
+pub fn hook_stub() -> VirtualAddress {
+    static STUB: OnceLock<usize> = OnceLock::new();
+    let address = *STUB.get_or_init(|| {
+        let mut region = HostMemory::default().allocate(PAGE, RegionKind::Text).expect("allocate the hook stub");
+        let bytes = region.as_mut_slice().expect("fresh region is writable");
+        bytes[..2].copy_from_slice(&[0x48, 0xb8]);
+        bytes[2..10].copy_from_slice(&(transfer_hook_entry as usize as u64).to_le_bytes());
+        bytes[10..12].copy_from_slice(&[0xff, 0xe0]);
+        region.finalize().expect("finalize the hook stub");
+        let address = region.start_address().value();
+        std::mem::forget(region);
+        address
+    });
+    VirtualAddress::new(address)
+}
+
 /// The exported symbols of an object.
 pub fn exports(object: &'static [u8]) -> Vec<String> {
     let object = ObjectFile::parse(object).expect("fixture parses");
@@ -344,7 +390,8 @@ pub fn base_symbol_file() -> String {
             let undefined = symbol.definition == cell_loader::SymbolDefinition::Undefined && !symbol.name.is_empty();
             if undefined && !defined.iter().any(|name| name == symbol.name) && !seen.contains(&symbol.name) {
                 seen.push(symbol.name);
-                text.push_str(&format!("{:x} 2 T {}\n", trap_stub().value(), symbol.name));
+                let address = if symbol.name == "fixture_transfer_hook" { hook_stub() } else { trap_stub() };
+                text.push_str(&format!("{:x} 2 T {}\n", address.value(), symbol.name));
             }
         }
     }

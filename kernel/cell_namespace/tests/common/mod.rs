@@ -338,8 +338,10 @@ pub fn trap_stub() -> VirtualAddress {
 
 /// What `fixture_b_transfer`'s `cell_state_transfer` does, through `fixture_transfer_hook`: set by a test (the
 /// tests of one binary that use it run it under [`TRANSFER_HOOK_USERS`]).
-pub static TRANSFER_HOOK: std::sync::Mutex<Option<fn(&cell_namespace::StateTransfer<'_>) -> u64>> =
-    std::sync::Mutex::new(None);
+pub static TRANSFER_HOOK: std::sync::Mutex<Option<TransferHook>> = std::sync::Mutex::new(None);
+
+/// A test's state-transfer behaviour: 0 = success.
+pub type TransferHook = fn(&cell_namespace::StateTransfer<'_>) -> u64;
 /// Serializes the tests that set [`TRANSFER_HOOK`].
 pub static TRANSFER_HOOK_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -360,7 +362,7 @@ pub fn hook_stub() -> VirtualAddress {
         let mut region = HostMemory::default().allocate(PAGE, RegionKind::Text).expect("allocate the hook stub");
         let bytes = region.as_mut_slice().expect("fresh region is writable");
         bytes[..2].copy_from_slice(&[0x48, 0xb8]);
-        bytes[2..10].copy_from_slice(&(transfer_hook_entry as usize as u64).to_le_bytes());
+        bytes[2..10].copy_from_slice(&(transfer_hook_entry as extern "C" fn(_) -> u64 as usize as u64).to_le_bytes());
         bytes[10..12].copy_from_slice(&[0xff, 0xe0]);
         region.finalize().expect("finalize the hook stub");
         let address = region.start_address().value();

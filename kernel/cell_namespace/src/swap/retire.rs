@@ -56,10 +56,11 @@ impl RetiredCell {
     }
 }
 
-/// `Arc<LoadedCell>` / `Arc<LoadedSection>` references to `cell` beyond `own` references to the cell and each
-/// section's one reference from its cell.
+/// `Arc<LoadedCell>` / `Arc<LoadedSection>` references to `cell` beyond `own` references to the cell, the
+/// observer's one (if it holds one) and each section's one reference from its cell.
 pub(crate) fn outside_references(cell: &Arc<LoadedCell>, own: usize) -> usize {
     let sections: usize = cell.sections.iter().map(|section| Arc::strong_count(section).saturating_sub(1)).sum();
+    let own = own + crate::observer::observer_references(cell);
     Arc::strong_count(cell).saturating_sub(own) + sections
 }
 

@@ -64,11 +64,13 @@
 //! it, a stored function pointer). So that it does not diverge from the new cell, every relocation in the old
 //! cell's text and read-only data that refers to one of its own matched objects (and its cross-cell references to
 //! matched objects of other old cells of the swap) is rewritten, inside the quiesced phase, to the new copy. Old
-//! and new code then read and write one state. Limits: references to unmatched objects (dropped with `fresh`,
-//! or carried by a transfer function under another name) keep the old copy; pointers the old code computed
-//! before the swap and keeps in registers or on its stack still point to the old copy; a retired cell is not
-//! re-linked by later swaps (it keeps calling the cells it was linked to, which its dependency records keep
-//! alive, so they are retired too rather than freed).
+//! and new code then read and write one state. A retired cell whose references were redirected holds the new
+//! cells (`RetiredCellInfo::keeps_alive`), so a later swap of those retires them instead of unmapping the state
+//! the old code uses. Limits: references to unmatched objects (dropped with `fresh`, or carried by a transfer
+//! function under another name) keep the old copy; pointers the old code computed before the swap and keeps in
+//! registers or on its stack still point to the old copy; a retired cell is not re-linked by later swaps (it
+//! keeps calling the cells it was linked to, and using the state of the cell that replaced it, which it keeps
+//! alive: after a second swap the old code and the newest code no longer share state).
 //!
 //! **What cannot be found**, and why the system stays safe. Captured function and vtable pointers outside any
 //! relocation (a hook or an IDT entry registered at run time, a trait object or closure in the heap, a function
@@ -216,10 +218,18 @@ impl CellNamespace {
             references_redirected: plan.redirects.len(),
             ..SwapReport::default()
         };
+        let redirected: Vec<bool> = olds
+            .iter()
+            .map(|old| {
+                plan.redirects
+                    .iter()
+                    .any(|rewrite| rewrite.target.parent_cell().is_some_and(|cell| Arc::ptr_eq(&cell, old)))
+            })
+            .collect();
         // Drop every reference the plan holds to the old cells before counting the outside ones.
         drop(plan);
         transaction.set_replaced(Vec::new());
-        let candidates = retire_candidates(olds, outcome, &new_cells);
+        let candidates = retire_candidates(olds, outcome, &new_cells, &redirected);
         let (freed, retired) = retire::settle(candidates);
         report.cells_freed = freed.len();
         report.cells_retired = retired.len();
@@ -444,11 +454,13 @@ fn retire_candidates(
     olds: Vec<Arc<LoadedCell>>,
     outcome: QuiescedOutcome,
     new_cells: &[Arc<LoadedCell>],
+    redirected: &[bool],
 ) -> Vec<RetiredCell> {
     let mut found = outcome.pins.into_iter();
     let untranslated = outcome.transferred.untranslated;
     olds.into_iter()
-        .map(|cell| {
+        .zip(redirected)
+        .map(|(cell, &redirected)| {
             let ranges = cell.address_ranges();
             let pointers = untranslated
                 .iter()
@@ -462,7 +474,8 @@ fn retire_candidates(
                     Some(StoredPointer { section: Arc::downgrade(section), location: *location, pin: pin.clone() })
                 })
                 .collect();
-            RetiredCell { cell, found: found.next().unwrap_or_default(), pins: Vec::new(), pointers }
+            let shared = if redirected { new_cells.to_vec() } else { Vec::new() };
+            RetiredCell { cell, found: found.next().unwrap_or_default(), pins: Vec::new(), pointers, shared }
         })
         .collect()
 }

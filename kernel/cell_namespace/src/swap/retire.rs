@@ -43,6 +43,9 @@ pub(crate) struct RetiredCell {
     pub(crate) pins: Vec<Pin>,
     /// Untranslated pointers into it stored in other cells' data.
     pub(crate) pointers: Vec<StoredPointer>,
+    /// The new cells its data references were redirected to: kept alive while it may run (so a later swap of
+    /// them retires them too, instead of unmapping the state this cell's code uses).
+    pub(crate) shared: Vec<Arc<LoadedCell>>,
 }
 
 impl RetiredCell {
@@ -52,6 +55,7 @@ impl RetiredCell {
             sizes: self.cell.sizes,
             ranges: self.cell.address_ranges(),
             pins: self.pins.clone(),
+            keeps_alive: self.shared.iter().map(|cell| cell.name.clone()).collect(),
         }
     }
 }

@@ -39,9 +39,9 @@ fn a_pushed_version_gets_a_derived_entry_and_can_be_swapped_in() {
 #[test]
 fn a_new_cell_keeps_its_own_name() {
     let (namespace, _memory) = namespace();
-    let entry = namespace.add_pushed_object("fixture_c", "fixture_b", leak_aligned(fixtures().b_v2));
+    let entry = namespace.add_pushed_object("fixture_fresh_name", "fixture_b", leak_aligned(fixtures().b_v2));
     // fixture_b_v2's symbols belong to crate fixture_b's cells only: allowed for crate fixture_b.
-    assert_eq!(entry.unwrap().name, "fixture_c");
+    assert_eq!(entry.unwrap().name, "fixture_fresh_name");
 }
 
 #[test]

@@ -33,11 +33,19 @@
 //!
 //! # Locks (see each static for what it protects)
 //! `paging::KERNEL_PAGE_TABLE` -> `frames::FRAME_ALLOCATOR` is the only nesting; `pages::PAGE_ALLOCATOR` and the
-//! heap lock are never held while taking another. All are taken with interrupts disabled.
+//! heap lock are never held while taking another. All are taken with interrupts disabled. None is held during a
+//! TLB shootdown round (whose own slot is not a lock anyone waits on without servicing requests).
+//!
+//! # TLB shootdown
+//! Every unmap and every permission change (`MappedPages` drop and `remap`, `IdentityMapping` drop, the rollback
+//! of a failed mapping) changes the entries under the page-table lock, releases it, then runs one shootdown round
+//! for the whole range (a full flush above [`FULL_FLUSH_THRESHOLD`] pages) that every other participating CPU
+//! acknowledges before the pages or frames are freed (Intel SDM Vol. 3A 4.10.5). The `smp` cell supplies the IPI
+//! through [`register_tlb_shootdown`]; the protocol, its ordering and its deadlock rules are documented in the
+//! `shootdown` module. A round that times out leaks its pages and frames instead of reusing them.
 //!
 //! # Limits
-//! TLB flushes are local to the current CPU: before other CPUs run, unmapping or remapping needs a TLB shootdown
-//! (to be added with SMP). Page-table frames are never reclaimed. The heap does not grow yet.
+//! Page-table frames are never reclaimed. The heap does not grow yet.
 //!
 //! On the host (`cargo test`), only the pure parts compile: [`layout`], the planning logic, the allocators'
 //! bookkeeping and the access checks; everything that touches page tables needs `target_os = "none"`.
@@ -57,6 +65,11 @@ mod pages;
     allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
 )]
 mod plan;
+#[cfg_attr(
+    not(target_os = "none"),
+    allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
+)]
+mod shootdown;
 mod sync;
 
 #[cfg(target_os = "none")]
@@ -91,6 +104,11 @@ pub use plan::KernelImageBounds;
 pub use range_allocator::AllocateError;
 #[cfg(target_os = "none")]
 pub use self_test::{SelfTestFailure, self_test};
+pub use shootdown::{
+    ACKNOWLEDGE_TIMEOUT_NS, FULL_FLUSH_THRESHOLD, SHOOTDOWN_MAX_CPUS, ShootdownError, ShootdownStats,
+    ShootdownTransport, join_tlb_shootdown, leave_tlb_shootdown, register_tlb_shootdown, service_tlb_shootdown,
+    set_remote_shootdown_disabled, shootdown_stats,
+};
 
 use memory_structs::VirtualAddress;
 

@@ -107,7 +107,7 @@ pub use self_test::{SelfTestFailure, self_test};
 pub use shootdown::{
     ACKNOWLEDGE_TIMEOUT_NS, FULL_FLUSH_THRESHOLD, SHOOTDOWN_MAX_CPUS, ShootdownError, ShootdownStats,
     ShootdownTransport, join_tlb_shootdown, leave_tlb_shootdown, register_tlb_shootdown, service_tlb_shootdown,
-    set_remote_shootdown_disabled, shootdown_stats,
+    shootdown_stats,
 };
 
 use memory_structs::VirtualAddress;

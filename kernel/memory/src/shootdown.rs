@@ -131,9 +131,6 @@ static ROUNDS: AtomicU64 = AtomicU64::new(0);
 static TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 static SERVICED: AtomicU64 = AtomicU64::new(0);
 static LEAKED_PAGES: AtomicU64 = AtomicU64::new(0);
-/// Test switch: when set, rounds send nothing and flush only locally (the pre-SMP behaviour), so a test can show
-/// that it detects stale translations. Never set outside tests.
-static REMOTE_DISABLED: AtomicBool = AtomicBool::new(false);
 
 /// Registers how to reach the other CPUs. The first registration wins; later calls are ignored.
 pub fn register_tlb_shootdown(transport: ShootdownTransport) {
@@ -170,12 +167,6 @@ pub fn shootdown_stats() -> ShootdownStats {
         leaked_pages: LEAKED_PAGES.load(Ordering::Relaxed),
         participants: PARTICIPANTS.load(Ordering::Relaxed),
     }
-}
-
-/// Test switch: `true` makes every later round flush only the local CPU, as before SMP support (stale
-/// translations survive on other CPUs). Returns the previous setting. For regression tests only.
-pub fn set_remote_shootdown_disabled(disabled: bool) -> bool {
-    REMOTE_DISABLED.swap(disabled, Ordering::SeqCst)
 }
 
 /// Counts `pages` leaked after a failed round.
@@ -253,7 +244,7 @@ fn service_on(cpu: usize) {
 pub(crate) fn shoot_down(start: usize, pages: usize) -> Result<(), ShootdownError> {
     // The page-table writes happen before the participant set is read (pairs with `join_tlb_shootdown`).
     fence(Ordering::SeqCst);
-    let Some(transport) = TRANSPORT.get().filter(|_| !REMOTE_DISABLED.load(Ordering::Relaxed)) else {
+    let Some(transport) = TRANSPORT.get() else {
         flush_local(start, pages);
         return Ok(());
     };

@@ -88,8 +88,9 @@ pub fn map_allocated(
     let flags = paging::leaf_flags(permissions, false);
     // SAFETY: we own both the pages and the frames; the pages come from the page-allocator region, which nothing
     // else maps, so the frames get exactly one mapping besides the direct map's (accessed only by raw pointers).
-    let mapped =
-        unsafe { paging::map_range(pages.start_address().value(), frames.start_address().value(), pages.count(), flags) };
+    let mapped = unsafe {
+        paging::map_range(pages.start_address().value(), frames.start_address().value(), pages.count(), flags)
+    };
     if let Err(error) = mapped {
         leak_after_failed_shootdown(&error, pages, Some(frames));
         return Err(error);
@@ -128,7 +129,8 @@ pub unsafe fn map_device_memory(
     let pages = allocate_pages(frames.count()).map_err(MapError::Pages)?;
     let flags = paging::leaf_flags(permissions, true);
     // SAFETY: we own the pages; the caller guarantees exclusive, type-consistent use of the device frames.
-    let mapped = unsafe { paging::map_range(pages.start_address().value(), first_frame * PAGE_SIZE, frames.count(), flags) };
+    let mapped =
+        unsafe { paging::map_range(pages.start_address().value(), first_frame * PAGE_SIZE, frames.count(), flags) };
     if let Err(error) = mapped {
         leak_after_failed_shootdown(&error, pages, None);
         return Err(error);

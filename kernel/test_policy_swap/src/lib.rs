@@ -3,7 +3,8 @@
 //! For each of the two swaps (to the other policy, then back to the original):
 //! 1. spawn load: two busy, yielding tasks per CPU, and on one CPU a pair `high` (priority 10) / `low`
 //!    (priority 5) that count their iterations;
-//! 2. swap the policy cell (`scheduler_round_robin` <-> `scheduler_priority`) with every other CPU stopped;
+//! 2. swap the policy cell (`scheduler_round_robin` <-> `scheduler_priority`) through `swap_quiesced`: only the
+//!    patching of dependents runs with every other CPU stopped;
 //! 3. check `scheduler::policy_name()` and what `task_summaries` (`ps`) reports as policy data;
 //! 4. check the new policy's behaviour: under priority, `low` makes no progress while `high` runs; under round
 //!    robin, both progress;
@@ -64,12 +65,22 @@ fn worker(
     Ok((handle, counter))
 }
 
+/// Swaps `old` for `new` as the shell does: staging, verification and bookkeeping run normally; only the patching
+/// of dependents runs inside stop-the-world (`swap_quiesced`), so no lock or allocation happens with the other
+/// CPUs stopped.
 fn swap(old: &str, new: &str) -> Result<(), String> {
     let namespace = system_namespaces::kernel_namespace().ok_or("no kernel namespace")?;
-    let mut result = None;
-    smp::run_with_other_cpus_stopped(&mut || result = Some(namespace.swap(&[(old, new)], &tsc::now_ns)))
-        .map_err(|error| format!("stopping the other CPUs: {error:?}"))?;
-    let report = result.ok_or("the swap did not run")?.map_err(|error| format!("swap {old} {new}: {error}"))?;
+    let stop_error = core::cell::Cell::new(None);
+    let stop_the_world = |patch_all: &mut dyn FnMut()| {
+        if let Err(error) = smp::run_with_other_cpus_stopped(&mut || patch_all()) {
+            stop_error.set(Some(error));
+        }
+    };
+    let result = namespace.swap_quiesced(&[(old, new)], &tsc::now_ns, &stop_the_world);
+    if let Some(error) = stop_error.get() {
+        return Err(format!("stopping the other CPUs for swap {old} {new}: {error:?}"));
+    }
+    let report = result.map_err(|error| format!("swap {old} {new}: {error}"))?;
     log::info!(
         "test_policy_swap: swap {old} -> {new}: {} relocations rewritten, commit {} us, total {} us",
         report.relocations_rewritten,

@@ -172,7 +172,9 @@ fn narrowed_write_faults(target: usize) -> Result<(), String> {
                 // SAFETY: the page stays mapped (read-only from GO on: this write must fault, and fault recovery
                 // unwinds the task). `memset` with a count the compiler cannot see is a call into nano_core, so
                 // the faulting instruction lies there (see the crate documentation).
-                unsafe { core::ptr::write_bytes(pointer.cast::<u8>(), (refused & 0xFF) as u8, core::hint::black_box(8)) };
+                unsafe {
+                    core::ptr::write_bytes(pointer.cast::<u8>(), (refused & 0xFF) as u8, core::hint::black_box(8))
+                };
                 shared.seen[1].store(1, Ordering::Release);
             }
             shared.phase.store(DONE, Ordering::Release);

@@ -37,12 +37,14 @@
 //! TLB shootdown round (whose own slot is not a lock anyone waits on without servicing requests).
 //!
 //! # TLB shootdown
-//! Every unmap and every permission change (`MappedPages` drop and `remap`, `IdentityMapping` drop, the rollback
-//! of a failed mapping) changes the entries under the page-table lock, releases it, then runs one shootdown round
-//! for the whole range (a full flush above [`FULL_FLUSH_THRESHOLD`] pages) that every other participating CPU
-//! acknowledges before the pages or frames are freed (Intel SDM Vol. 3A 4.10.5). The `smp` cell supplies the IPI
-//! through [`register_tlb_shootdown`]; the protocol, its ordering and its deadlock rules are documented in the
-//! `shootdown` module. A round that times out leaks its pages and frames instead of reusing them.
+//! Every unmap and every permission change changes the entries under the page-table lock, releases it, and only
+//! then runs a shootdown round that every other participating CPU acknowledges (Intel SDM Vol. 3A 4.10.5):
+//! `remap`, `IdentityMapping` drop and the rollback of a failed mapping run one round for their whole range (a
+//! full flush above [`FULL_FLUSH_THRESHOLD`] pages) before they return; a dropped `MappedPages` is flushed on its
+//! own CPU at once and its pages and frames are freed after the next round, which one batch of up to 16 drops
+//! shares (`deferred`; an allocation failure and [`stats`] run it early). The `smp` cell supplies the IPI through
+//! [`register_tlb_shootdown`]; the protocol, its ordering and its deadlock rules are documented in the `shootdown`
+//! module. A round that times out leaks its pages and frames instead of reusing them.
 //!
 //! # Limits
 //! Page-table frames are never reclaimed. The heap does not grow yet.
@@ -56,6 +58,11 @@
     allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
 )]
 mod access;
+#[cfg_attr(
+    not(target_os = "none"),
+    allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
+)]
+mod deferred;
 mod errors;
 mod frames;
 pub mod layout;

@@ -1,6 +1,7 @@
 //! [`MappedPages`]: an owned, mapped range of virtual pages, unmapped when dropped.
 
 use crate::access::{Permissions, PlainData, check_access, slice_length};
+use crate::deferred;
 use crate::errors::{AccessError, MapError, RemapError};
 use crate::frames::{AllocatedFrames, allocate_frames};
 use crate::pages::{AllocatedPages, allocate_pages};
@@ -22,16 +23,16 @@ enum Backing {
 }
 
 /// A contiguous range of virtual pages in the page-allocator region, mapped to contiguous physical frames, owned by
-/// the holder. Dropping it unmaps the pages, flushes their translations on every CPU (TLB shootdown), and frees
-/// pages and frames.
+/// the holder. Dropping it unmaps the pages and frees pages and frames once every CPU has dropped its translations
+/// (TLB shootdown, batched with other drops: see the crate documentation).
 ///
 /// Typed access checks bounds and alignment and returns an [`AccessError`] instead of touching memory outside the
 /// mapping. Mutable access needs a writable mapping.
 #[must_use = "dropping MappedPages unmaps them at once"]
 pub struct MappedPages {
-    /// Dropped by hand in `Drop`, after the unmap, unless the shootdown failed (then leaked).
+    /// Taken by `Drop` after the unmap, and freed after the shootdown round (leaked if the round fails).
     pages: ManuallyDrop<AllocatedPages>,
-    /// Dropped by hand in `Drop` like `pages`.
+    /// Taken by `Drop` like `pages`.
     backing: ManuallyDrop<Backing>,
     permissions: Permissions,
 }
@@ -286,20 +287,15 @@ impl MappedPages {
 
 impl Drop for MappedPages {
     fn drop(&mut self) {
-        // Unmap and shoot down first, so that no stale translation on any CPU reaches the pages or frames once they
-        // are reused.
-        if paging::unmap_range(self.start_address().value(), self.pages.count()).is_err() {
-            // Some CPU may still translate the pages: never reuse them (nor the frames), leave both undropped. The
-            // error cannot be returned from `drop`; it is counted in `shootdown_stats()` (`timeouts`, `leaked_pages`).
-            shootdown::count_leaked_pages(self.pages.count());
-            return;
-        }
-        // SAFETY: each field is dropped exactly once, here, and never used afterwards (this is `drop`). Every CPU
-        // acknowledged the shootdown and the page-table lock is released: `AllocatedPages` and (for RAM)
-        // `AllocatedFrames` return to their allocators.
-        unsafe {
-            ManuallyDrop::drop(&mut self.pages);
-            ManuallyDrop::drop(&mut self.backing);
-        }
+        // Unmap and flush on this CPU first; the pages and frames are freed only after a shootdown round has made
+        // every other CPU drop its translations too (`deferred`), so no stale translation reaches them once reused.
+        paging::unmap_range_locally(self.start_address().value(), self.pages.count());
+        // SAFETY: each field is taken exactly once, here, and never used afterwards (this is `drop`).
+        let (pages, backing) = unsafe { (ManuallyDrop::take(&mut self.pages), ManuallyDrop::take(&mut self.backing)) };
+        let frames = match backing {
+            Backing::Ram(frames) => Some(frames),
+            Backing::Device(_) => None,
+        };
+        deferred::free_after_shootdown(pages, frames);
     }
 }

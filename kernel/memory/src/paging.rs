@@ -326,6 +326,18 @@ pub(crate) fn unmap_range(virtual_start: usize, count: usize) -> Result<(), Shoo
     if unmapped { shootdown::shoot_down(virtual_start, count) } else { Ok(()) }
 }
 
+/// Unmaps `count` pages from `virtual_start` and flushes them on this CPU only; pages that are not mapped are
+/// skipped. The caller must not reuse the pages or frames before a shootdown round that starts after this call has
+/// completed (`deferred::free_after_shootdown`). Does nothing before `memory::init`.
+pub(crate) fn unmap_range_locally(virtual_start: usize, count: usize) {
+    let unmapped = with_lock(&KERNEL_PAGE_TABLE, |slot| {
+        slot.as_mut().map(|table| unmap_in(table, virtual_start, count)).is_some()
+    });
+    if unmapped {
+        shootdown::flush_this_cpu(virtual_start, count);
+    }
+}
+
 /// Changes the flags of `count` mapped pages from `virtual_start`, then flushes their translations on every CPU
 /// (one shootdown round, after the page-table lock is released): any permission change may narrow a mapping, and
 /// a stale wider translation on another CPU would outlive it (SDM Vol. 3A 4.10.5).

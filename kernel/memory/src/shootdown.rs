@@ -158,6 +158,14 @@ pub fn leave_tlb_shootdown(cpu: usize) {
     }
 }
 
+/// Whether a CPU other than the caller participates, i.e. whether an unmap needs a round. A CPU that joins later
+/// flushes its whole TLB when it joins, so a `false` answer stays correct for entries already changed.
+pub(crate) fn others_participate() -> bool {
+    let Some(transport) = TRANSPORT.get() else { return false };
+    fence(Ordering::SeqCst);
+    PARTICIPANTS.load(Ordering::SeqCst) & !bit((transport.current_cpu)()) != 0
+}
+
 /// The shootdown counters.
 pub fn shootdown_stats() -> ShootdownStats {
     ShootdownStats {
@@ -172,6 +180,11 @@ pub fn shootdown_stats() -> ShootdownStats {
 /// Counts `pages` leaked after a failed round.
 pub(crate) fn count_leaked_pages(pages: usize) {
     LEAKED_PAGES.fetch_add(pages as u64, Ordering::Relaxed);
+}
+
+/// Flushes `pages` pages from `start` on this CPU only (for an unmap whose round comes later, see `deferred`).
+pub(crate) fn flush_this_cpu(start: usize, pages: usize) {
+    flush_local(start, pages);
 }
 
 /// Invalidates `pages` pages from `start` on this CPU (`invlpg` each), or everything (CR3 reload) when `pages` is 0

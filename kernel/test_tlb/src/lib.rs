@@ -5,13 +5,17 @@
 //! flush only) touch a page first, so that CPU caches its translation, then changes the mapping on this CPU and
 //! lets the task touch the page again:
 //! 1. unmap and replace: the page is unmapped and the same virtual page mapped to another frame with other
-//!    contents (`allocate_pages_at`); the task must read the new contents (a stale translation reads the old frame);
+//!    contents (`allocate_pages_at`, which runs the dropped mapping's deferred shootdown round when it finds the page
+//!    still waiting for it); the task must read the new contents (a stale translation reads the old frame);
 //! 2. narrow: the page is remapped read-only; the task's write must fault (a stale writable translation lets it
 //!    through). The write goes through `memset` (nano_core), so fault recovery unwinds the task and does not count
 //!    the fault against this cell (no reload of `test_tlb` however often the test runs);
 //! 3. a withdrawn CPU (interrupts off, out of the online set, as a CPU halted by the fault path): stop-the-world
-//!    and an unmap on this CPU complete at once instead of timing out waiting for it (needs 2 CPUs);
-//! 4. the round-trip time of one shootdown (a one-page `remap`), median of [`ROUNDS`], logged.
+//!    and a shootdown round on this CPU complete at once instead of timing out waiting for it (needs 2 CPUs);
+//! 4. stack traces of tasks that exit meanwhile: `fault_recovery::write_backtrace_of` on tasks of another CPU
+//!    that exit and are reaped (stacks unmapped and freed, pages reused by the next ones) while the traces are
+//!    taken; a read of a freed stack would fault the test task (the shell) itself;
+//! 5. the round-trip time of one shootdown (a one-page `remap`), median of [`ROUNDS`], logged.
 #![no_std]
 
 extern crate alloc;
@@ -30,7 +34,7 @@ use task::{ExceptionKind, ExitValue, FailureReason};
 /// This cell's name, prefixed to its log lines.
 const CELL: &str = "test_tlb";
 /// Shootdown rounds timed by the round-trip step.
-const ROUNDS: usize = 200;
+const ROUNDS: usize = 100;
 
 /// Phases of a probe task, advanced by the test (`GO`, `ABORT`) and by the task (`TOUCHED`, `DONE`).
 const TOUCHED: u32 = 1;
@@ -48,6 +52,7 @@ pub fn run() -> Result<(), String> {
         Some(other) => step(CELL, "a withdrawn CPU is not waited for", || withdrawn_cpu_is_not_waited_for(other))?,
         None => log::info!("{CELL}: one CPU: the withdrawn-CPU check needs two"),
     }
+    step(CELL, "stack traces of exiting tasks", || traces_of_exiting_tasks(target))?;
     step(CELL, "shootdown round trip", round_trip)?;
     Ok(())
 }
@@ -237,22 +242,71 @@ fn withdrawn_cpu_is_not_waited_for(other: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// With one CPU withdrawn: the online count dropped by one; stop-the-world and an unmap finish well before their
-/// timeouts (1 s, 2 s) and the unmap's round was acknowledged (no timeout counted).
+/// With one CPU withdrawn: the online count dropped by one; stop-the-world and a shootdown round (a `remap`, which
+/// waits for its round) finish well before their timeouts (1 s, 2 s), and the round was acknowledged.
 fn check_without_withdrawn_cpu(online_before: usize) -> Result<(), String> {
     ensure!(cpu::count() == online_before - 1, "{} CPUs online with one withdrawn (of {online_before})", cpu::count());
     let started = tsc::now_ns();
     smp::run_with_other_cpus_stopped(&mut || {}).map_err(|error| format!("stop-the-world: {error:?}"))?;
     let stop_us = (tsc::now_ns() - started) / 1000;
-    let before = memory::shootdown_stats();
+    let mut pages = memory::map_new(4096, Permissions::ReadWrite).map_err(|error| format!("map: {error:?}"))?;
     let started = tsc::now_ns();
-    drop(memory::map_new(4096, Permissions::ReadWrite).map_err(|error| format!("map: {error:?}"))?);
-    let unmap_us = (tsc::now_ns() - started) / 1000;
-    let after = memory::shootdown_stats();
-    log::info!("{CELL}: with a CPU withdrawn: stop-the-world {stop_us} us, unmap {unmap_us} us");
+    let remapped = pages.remap(Permissions::ReadOnly);
+    let remap_us = (tsc::now_ns() - started) / 1000;
+    log::info!("{CELL}: with a CPU withdrawn: stop-the-world {stop_us} us, remap (one round) {remap_us} us");
     ensure!(stop_us < 500_000, "stop-the-world took {stop_us} us with a CPU withdrawn");
-    ensure!(after.timeouts == before.timeouts, "the unmap's shootdown timed out waiting for the withdrawn CPU");
-    ensure!(unmap_us < 500_000, "the unmap took {unmap_us} us with a CPU withdrawn");
+    remapped.map_err(|error| format!("remap with a CPU withdrawn: {error:?}"))?;
+    ensure!(remap_us < 500_000, "the remap took {remap_us} us with a CPU withdrawn");
+    Ok(())
+}
+
+/// Counts the bytes of a stack trace instead of printing it.
+struct CountingSink(usize);
+
+impl core::fmt::Write for CountingSink {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        self.0 += text.len();
+        Ok(())
+    }
+}
+
+/// Tasks spawned by [`traces_of_exiting_tasks`], and how long it keeps taking traces at least.
+const EXITING_TASKS: usize = 64;
+const TRACE_WINDOW_MS: u64 = 200;
+
+fn traces_of_exiting_tasks(target: usize) -> Result<(), String> {
+    let mut handles = alloc::collections::VecDeque::new();
+    let (mut traced, mut refused, mut spawned) = (0usize, 0usize, 0usize);
+    let deadline = tsc::now_ns() + TRACE_WINDOW_MS * 1_000_000;
+    while tsc::now_ns() < deadline || !handles.is_empty() {
+        if spawned < EXITING_TASKS && handles.len() < 8 {
+            let handle = TaskBuilder::new("tlb-exiting")
+                .pin(target)
+                .spawn(move || {
+                    for _ in 0..(spawned % 5) {
+                        scheduler::yield_now();
+                    }
+                })
+                .map_err(spawn_error)?;
+            spawned += 1;
+            handles.push_back(handle);
+        }
+        for handle in &handles {
+            let mut sink = CountingSink(0);
+            match fault_recovery::write_backtrace_of(&mut sink, handle.id()) {
+                Ok(_) => traced += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        if (handles.len() >= 8 || spawned == EXITING_TASKS)
+            && let Some(handle) = handles.pop_front()
+        {
+            let value = handle.join().map_err(|error| format!("join: {error:?}"))?;
+            ensure!(matches!(value, ExitValue::Completed(())), "an exiting task ended {value:?}");
+        }
+    }
+    log::info!("{CELL}: {spawned} exiting tasks: {traced} stack traces taken, {refused} refused (running or gone)");
+    ensure!(traced > 0, "no stack trace of a switched-out task was taken ({refused} refused)");
     Ok(())
 }
 

@@ -54,8 +54,8 @@ impl Withdrawn {
 /// Halts the calling CPU for good, after [`withdraw_current_cpu`]: the fault path's end for an exception outside
 /// any task ("stopping this CPU"). Its current task, if any, never runs again.
 pub fn park_current_cpu() -> ! {
-    let withdrawn = withdraw_current_cpu();
-    core::mem::forget(withdrawn);
+    // Never rejoins: the token is kept (not dropped into a rejoin) until the end of time.
+    let _withdrawn = withdraw_current_cpu();
     loop {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();

@@ -77,6 +77,8 @@ pub fn corrupt_object_error(object: &str) -> String {
 
 /// `test` (every in-kernel test cell): the summary line when all passed (at least one ran).
 pub const TEST_ALL_PASSED: &str = r"^test summary: [1-9]\d* passed, 0 failed$";
+/// The TLB shootdown test cell passed (it must run: a missing `test_tlb` would leave shootdown untested).
+pub const TEST_TLB_PASSED: &str = r"^test_tlb: ok$";
 /// A failing in-kernel test cell's line.
 pub const TEST_CELL_FAILED: &str = r": FAILED";
 /// `ps` header.

@@ -18,6 +18,9 @@
 //! - [`IdentityMapping`] ([`identity_map_low_frames`]): a temporary identity mapping of frames below 1 MiB, the only
 //!   lower-half mapping after `init` (the real-mode trampoline that starts other CPUs needs it while it enables
 //!   paging); removed on drop.
+//! - TLB shootdown: [`register_tlb_shootdown`] with a [`ShootdownTransport`] (the `smp` cell's IPI),
+//!   [`join_tlb_shootdown`] / [`leave_tlb_shootdown`] per CPU, [`service_tlb_shootdown`] (the IPI handler and
+//!   polling loops), [`shootdown_stats`]; errors [`ShootdownError`] inside [`MapError`] / [`RemapError`].
 //! - The `#[global_allocator]` (a `linked_list_allocator` heap), [`module_bytes`], [`stats`], and [`self_test`]
 //!   for the QEMU test run.
 //!

@@ -270,6 +270,22 @@ pub(crate) unsafe fn map_range(
     count: usize,
     flags: PageTableFlags,
 ) -> Result<(), MapError> {
+    // A page-table frame may be missing only because dropped mappings wait for their shootdown: then free those
+    // and try once more (outside the page-table lock).
+    // SAFETY: the caller's contract, passed on unchanged (each attempt maps the same pages to the same frames).
+    crate::deferred::retry_after_flush(|| unsafe { map_range_once(virtual_start, physical_start, count, flags) })
+}
+
+/// One attempt of [`map_range`].
+///
+/// # Safety
+/// As for [`map_range`].
+unsafe fn map_range_once(
+    virtual_start: usize,
+    physical_start: usize,
+    count: usize,
+    flags: PageTableFlags,
+) -> Result<(), MapError> {
     let rolled_back = with_lock(&KERNEL_PAGE_TABLE, |slot| {
         let table = slot.as_mut().ok_or(MapError::NotInitialized)?;
         let mut frames = any_table_frames();

@@ -34,7 +34,7 @@ use task::{ExceptionKind, ExitValue, FailureReason};
 /// This cell's name, prefixed to its log lines.
 const CELL: &str = "test_tlb";
 /// Shootdown rounds timed by the round-trip step.
-const ROUNDS: usize = 100;
+const ROUNDS: usize = 200;
 
 /// Phases of a probe task, advanced by the test (`GO`, `ABORT`) and by the task (`TOUCHED`, `DONE`).
 const TOUCHED: u32 = 1;

@@ -5,9 +5,10 @@
 //! allocated (so nothing can be mapped at those pages, and nobody else writes those frames) until a shootdown
 //! round that started after the unmap has been acknowledged by every other CPU. Only then are they freed. A stale
 //! translation on another CPU meanwhile reaches only memory that nobody uses. The batch is shot down (one full
-//! flush on every CPU) when it is full ([`BATCH`] mappings), when an allocation fails (it may be waiting for these
-//! pages or frames), and when [`crate::stats`] reads the counters (so leak checks see everything freed). With no
-//! other CPU participating, nothing is deferred.
+//! flush on every CPU) by a drop that finds [`SOFT_BATCH`] mappings pending with interrupts enabled, or [`BATCH`]
+//! in any context, when an allocation fails (it may be waiting for these pages or frames), and when
+//! [`crate::stats`] reads the counters (so leak checks see everything freed). With no other CPU participating,
+//! nothing is deferred.
 //!
 //! Lock: [`PENDING`] protects the batch; it is taken with interrupts disabled, never while holding another lock of
 //! this crate, and released before the round (no lock is held during a shootdown, see `shootdown`).
@@ -18,8 +19,12 @@ use crate::shootdown;
 use crate::sync::with_lock;
 use spin::Mutex;
 
-/// Dropped mappings kept at most before their batch is shot down.
-pub(crate) const BATCH: usize = 16;
+/// Dropped mappings kept at most before their batch is shot down, whatever the context.
+pub(crate) const BATCH: usize = 64;
+/// Dropped mappings after which a drop with interrupts enabled shoots the batch down. Drops with interrupts
+/// disabled (the scheduler reaping a stack, code holding an interrupt-safe lock, which another CPU may be spinning
+/// for with interrupts disabled and so could not acknowledge a round) only queue until [`BATCH`].
+const SOFT_BATCH: usize = 16;
 
 /// One unmapped mapping awaiting the shootdown: its pages and (for RAM) its frames.
 type Entry = (AllocatedPages, Option<AllocatedFrames>);
@@ -28,7 +33,8 @@ type Entry = (AllocatedPages, Option<AllocatedFrames>);
 static PENDING: Mutex<[Option<Entry>; BATCH]> = Mutex::new([const { None }; BATCH]);
 
 /// Frees `pages` and `frames` once every other CPU has flushed: their entries are already cleared and flushed on
-/// this CPU. Queues them, or, if the batch is full, runs the batch's round now and frees them all.
+/// this CPU. Queues them; runs the batch's round now (freeing them all) if the batch is full, or has
+/// [`SOFT_BATCH`] entries and interrupts are enabled.
 pub(crate) fn free_after_shootdown(pages: AllocatedPages, frames: Option<AllocatedFrames>) {
     if !shootdown::others_participate() {
         // Nobody else can hold a translation: free at once.
@@ -36,14 +42,28 @@ pub(crate) fn free_after_shootdown(pages: AllocatedPages, frames: Option<Allocat
         return;
     }
     let mut entry = Some((pages, frames));
-    with_lock(&PENDING, |pending| {
+    let pending = with_lock(&PENDING, |pending| {
         if let Some(slot) = pending.iter_mut().find(|slot| slot.is_none()) {
             *slot = entry.take();
         }
+        pending.iter().flatten().count()
     });
-    if entry.is_some() {
-        // The batch is full: this entry was unmapped before the round below starts, so it shares it.
+    // `entry` is still here only if the batch was full: it was unmapped before the round below starts, so it
+    // shares it.
+    if entry.is_some() || (pending >= SOFT_BATCH && interrupts_enabled()) {
         flush_and_free(entry);
+    }
+}
+
+/// Whether interrupts are enabled on this CPU (always "yes" on the host).
+fn interrupts_enabled() -> bool {
+    #[cfg(target_os = "none")]
+    {
+        x86_64::instructions::interrupts::are_enabled()
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        true
     }
 }
 

@@ -44,7 +44,7 @@
 //! then runs a shootdown round that every other participating CPU acknowledges (Intel SDM Vol. 3A 4.10.5):
 //! `remap`, `IdentityMapping` drop and the rollback of a failed mapping run one round for their whole range (a
 //! full flush above [`FULL_FLUSH_THRESHOLD`] pages) before they return; a dropped `MappedPages` is flushed on its
-//! own CPU at once and its pages and frames are freed after the next round, which one batch of up to 16 drops
+//! own CPU at once and its pages and frames are freed after the next round, which one batch of 16 to 64 drops
 //! shares (`deferred`; an allocation failure and [`stats`] run it early). The `smp` cell supplies the IPI through
 //! [`register_tlb_shootdown`]; the protocol, its ordering and its deadlock rules are documented in the `shootdown`
 //! module. A round that times out leaks its pages and frames instead of reusing them.

@@ -144,10 +144,13 @@ pub fn join_tlb_shootdown(cpu: usize) {
     if cpu >= SHOOTDOWN_MAX_CPUS {
         return;
     }
-    ACKNOWLEDGED[cpu].store(SEQUENCE.load(Ordering::Acquire) / 2, Ordering::Release);
+    // Every round up to `covered` changed its entries before it was published, so before this read, and the flush
+    // below comes after it: those rounds are acknowledged by the flush. Later rounds are serviced as usual.
+    let covered = SEQUENCE.load(Ordering::Acquire) / 2;
     PARTICIPANTS.fetch_or(1 << cpu, Ordering::SeqCst);
     fence(Ordering::SeqCst);
     flush_local(0, 0);
+    ACKNOWLEDGED[cpu].fetch_max(covered, Ordering::Release);
 }
 
 /// Removes CPU `cpu` from the CPUs that answer shootdowns: no sender waits for it any more. For a CPU that stops
@@ -350,10 +353,11 @@ mod tests {
     fn no_ipi(_cpu: usize) -> bool {
         true
     }
-    /// A clock that advances 1 ms per reading, so a silent target times out after about 2,000 polls.
+    /// Real time since the first reading, plus 1 (0 would mean "no clock"): the timeout case waits the real 2 s,
+    /// so a slow host cannot make the polling thread miss a round.
     fn clock() -> u64 {
-        static NOW: AtomicU64 = AtomicU64::new(1);
-        NOW.fetch_add(1_000_000, Ordering::Relaxed)
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64 + 1
     }
 
     /// One test drives the whole protocol on the host (statics are shared, so the steps run in one test): a round

@@ -17,7 +17,8 @@
 //! vector has a handler, then calls [`join_tlb_shootdown`] on each CPU once it answers that IPI. Before the
 //! registration, and while no other CPU has joined, every flush is local only (correct: nobody else runs).
 //!
-//! # Protocol (one round per operation: one range, or a full flush above [`FULL_FLUSH_THRESHOLD`] pages)
+//! # Protocol (one round per operation: one range, or a full flush above [`FULL_FLUSH_THRESHOLD`] pages; dropped
+//! `MappedPages` share one full-flush round per batch, see `deferred`)
 //! Sender (any CPU, any context, no lock held: the page-table lock is released before the round starts):
 //! 1. the page-table entries are already changed; a SeqCst fence orders those writes before reading
 //!    [`PARTICIPANTS`], so a CPU that joins later flushes everything itself (see [`join_tlb_shootdown`]);
@@ -43,9 +44,11 @@
 //! A sender holds no lock while it waits, only the round slot; everyone who waits for the slot (or spins with
 //! interrupts off in stop-the-world) services requests meanwhile, so two CPUs shooting down at once, or a sender
 //! and a stopped CPU, always make progress. What remains: a target spinning with interrupts disabled on some
-//! *other* lock, held by a sender that unmaps while holding it. Callers must not drop `MappedPages` while holding
-//! a spin lock that others take with interrupts disabled (the memory system's own locks are released before any
-//! round); the timeout turns a violation into a leak and an error instead of a hang.
+//! *other* lock, held by a sender that unmaps while holding it. Callers should not remap, or drop `MappedPages`,
+//! while holding a spin lock that others take with interrupts disabled (the memory system's own locks are released
+//! before any round; a drop with interrupts disabled only runs a round once 64 drops are pending). A loop that
+//! spins with interrupts disabled can also call [`service_tlb_shootdown`] in its body, as stop-the-world does. The
+//! timeout turns a violation into a leak and an error instead of a hang.
 //!
 //! A CPU that leaves for good ([`leave_tlb_shootdown`], e.g. halted after a fault outside any task) is no longer
 //! waited for; it never runs again, so its stale translations do no harm.

@@ -13,7 +13,8 @@
 //!
 //! # Key types and functions
 //! - [`CpuId`] (logical index, 0 = the bootstrap CPU) and [`ApicId`] (the local APIC's hardware id).
-//! - [`current_id`], [`current_apic_id`], [`count`], [`apic_id`], [`MAX_CPUS`].
+//! - [`current_id`], [`current_apic_id`], [`count`], [`online`], [`is_online`], [`apic_id`], [`MAX_CPUS`];
+//!   [`mark_offline`] / [`mark_online_again`] for a CPU that halts (it then no longer counts).
 //! - [`init_current`]: per-CPU setup on the calling CPU, returning [`CpuInitError`] on failure.
 //! - IST slot numbers [`DOUBLE_FAULT_IST_INDEX`], [`PAGE_FAULT_IST_INDEX`], [`NMI_IST_INDEX`] for the IDT.
 //!
@@ -30,7 +31,7 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use memory::{AllocatedPages, MappedPages, Permissions};
 use memory_structs::PAGE_SIZE;
 use x86_64::VirtAddr;
@@ -38,8 +39,10 @@ use x86_64::registers::model_specific::GsBase;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
-/// The most CPUs this kernel runs on. CPUs beyond it that the firmware lists are left offline.
+/// The most CPUs this kernel runs on. CPUs beyond it that the firmware lists are left offline. At most 64: the
+/// online set and the TLB shootdown's participant set are 64-bit masks.
 pub const MAX_CPUS: usize = 64;
+const _: () = assert!(MAX_CPUS <= 64 && MAX_CPUS <= memory::SHOOTDOWN_MAX_CPUS);
 
 /// IST slot (0-based index into the TSS's interrupt stack table) of the double-fault handler.
 pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
@@ -108,8 +111,10 @@ const APIC_ID_OFFSET: usize = core::mem::offset_of!(PerCpu, apic_id);
 
 /// Set once the bootstrap CPU's GS base points to its record; until then [`current_id`] answers `CpuId(0)`.
 static BOOTSTRAP_READY: AtomicBool = AtomicBool::new(false);
-/// CPUs that completed [`init_current`].
-static ONLINE_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The online CPUs, bit n = logical CPU n: set by [`init_current`], cleared by [`mark_offline`] (a CPU halted for
+/// good). [`count`], [`online`] and [`apic_id`] read it, so stop-the-world and IPI senders never wait for, or send
+/// to, a halted CPU.
+static ONLINE_MASK: AtomicU64 = AtomicU64::new(0);
 /// The APIC id of each logical CPU (`u32::MAX`: none). Written once per CPU by [`init_current`].
 static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 
@@ -159,13 +164,22 @@ pub fn current_apic_id() -> Option<ApicId> {
     Some(ApicId(apic_id))
 }
 
-/// The number of CPUs online (that completed [`init_current`]); 0 before the bootstrap CPU's.
+/// The number of CPUs online (that completed [`init_current`] and were not marked offline since); 0 before the
+/// bootstrap CPU's.
 pub fn count() -> usize {
-    ONLINE_COUNT.load(Ordering::Acquire)
+    ONLINE_MASK.load(Ordering::Acquire).count_ones() as usize
+}
+
+/// Whether logical CPU `cpu` is online.
+pub fn is_online(cpu: CpuId) -> bool {
+    ONLINE_MASK.load(Ordering::Acquire) & (1 << cpu.index()) != 0
 }
 
 /// The local APIC id of logical CPU `cpu`, or `None` if it is not online.
 pub fn apic_id(cpu: CpuId) -> Option<ApicId> {
+    if !is_online(cpu) {
+        return None;
+    }
     match APIC_IDS[cpu.index()].load(Ordering::Acquire) {
         u32::MAX => None,
         id => Some(ApicId(id)),
@@ -174,7 +188,25 @@ pub fn apic_id(cpu: CpuId) -> Option<ApicId> {
 
 /// Every online CPU's id, in index order (for IPIs and per-CPU reports).
 pub fn online() -> impl Iterator<Item = CpuId> {
-    (0..MAX_CPUS).filter_map(CpuId::new).filter(|cpu| apic_id(*cpu).is_some())
+    let mask = ONLINE_MASK.load(Ordering::Acquire);
+    (0..MAX_CPUS).filter_map(CpuId::new).filter(move |cpu| mask & (1 << cpu.index()) != 0)
+}
+
+/// Takes `cpu` out of the online set, for a CPU that halts for good (`smp::park_current_cpu`) or, in a test,
+/// for a while (then [`mark_online_again`]). Afterwards [`count`] and [`online`] leave it out and [`apic_id`]
+/// answers `None`. Returns whether it was online.
+pub fn mark_offline(cpu: CpuId) -> bool {
+    ONLINE_MASK.fetch_and(!(1 << cpu.index()), Ordering::AcqRel) & (1 << cpu.index()) != 0
+}
+
+/// Puts a CPU taken out by [`mark_offline`] back into the online set. Returns `false` (and changes nothing) if
+/// `cpu` never completed [`init_current`].
+pub fn mark_online_again(cpu: CpuId) -> bool {
+    if APIC_IDS[cpu.index()].load(Ordering::Acquire) == u32::MAX {
+        return false;
+    }
+    ONLINE_MASK.fetch_or(1 << cpu.index(), Ordering::AcqRel);
+    true
 }
 
 /// Whether `address` lies on one of the calling CPU's IST stacks or their guard pages: a fault whose interrupted
@@ -253,7 +285,7 @@ pub fn init_current(cpu: CpuId, apic_id: ApicId) -> Result<(), CpuInitError> {
     load_tables(gdt, code, data, tss_selector);
     GsBase::write(VirtAddr::from_ptr(record as *const PerCpu));
     APIC_IDS[cpu.index()].store(apic_id.0, Ordering::Release);
-    ONLINE_COUNT.fetch_add(1, Ordering::AcqRel);
+    ONLINE_MASK.fetch_or(1 << cpu.index(), Ordering::AcqRel);
     if cpu == CpuId::BOOTSTRAP {
         BOOTSTRAP_READY.store(true, Ordering::Release);
     }

@@ -1,5 +1,16 @@
 //! Stack traces: of the running task (from the current frame) or of any other task (from its saved context),
 //! one line per frame with the demangled function, its cell and the offset.
+//!
+//! # Reading another task's stack
+//! Another task's stack may be freed (its task exits and is reaped on its own CPU) and its pages and frames
+//! reused at any time. So the live stack is read only inside `Task::with_stack_locked`, which holds the task's
+//! lock (`reap` waits for it, so the stack stays mapped) with interrupts disabled, and only for one bounded copy:
+//! the words from the saved stack pointer to the stack's top go into a buffer allocated beforehand
+//! ([`snapshot_saved_stack`]). The unwinder then walks the copy (`unwind::SliceStack`), with no lock held and
+//! interrupts enabled: a long walk (symbol lookups take namespace locks, output takes the serial port) never
+//! delays the task's reaping or runs with interrupts off. The copy goes through this CPU's TLB: a translation it
+//! caches for the stack is dropped by the TLB shootdown when the stack is unmapped, so a later copy of a new stack
+//! at the same pages reads the new frames.
 
 use core::fmt;
 use core::ops::Range;
@@ -15,6 +26,13 @@ pub enum BacktraceError {
     RunningElsewhere(TaskId),
     /// The task has no stack of its own (an adopted or idle thread) or has exited.
     NoStack(TaskId),
+    /// The task's saved stack pointer lies outside its stack (its context was never saved, or is corrupt).
+    BadStackPointer {
+        /// The task.
+        task: TaskId,
+        /// The saved stack pointer.
+        stack_pointer: u64,
+    },
     /// Writing the trace failed.
     Write,
 }
@@ -25,6 +43,9 @@ impl fmt::Display for BacktraceError {
             Self::NoSuchTask(id) => write!(f, "no task with id {id}"),
             Self::RunningElsewhere(id) => write!(f, "task {id} is running on another CPU"),
             Self::NoStack(id) => write!(f, "task {id} has no stack of its own to walk (adopted, idle or exited)"),
+            Self::BadStackPointer { task, stack_pointer } => {
+                write!(f, "task {task}'s saved stack pointer {stack_pointer:#x} lies outside its stack")
+            }
             Self::Write => write!(f, "writing the stack trace failed"),
         }
     }
@@ -77,7 +98,7 @@ pub(crate) fn write_walk(
     limit: usize,
 ) -> Result<unwind::BacktraceSummary, fmt::Error> {
     let memory = match bounds {
-        // SAFETY: the callers pass the bounds of a task stack that stays mapped during the walk.
+        // SAFETY: the callers pass the bounds of the running task's own stack, mapped while it runs.
         Some(bounds) => unsafe { unwind::DirectMemory::within(bounds) },
         // SAFETY: only used for a running task's own live stack (the fault path of an adopted task), whose CFI
         // names mapped slots.
@@ -85,6 +106,50 @@ pub(crate) fn write_walk(
     };
     let mut frames = unwind::FrameIter::new(unwind::global_registry(), memory, cursor).with_limit(limit);
     unwind::write_backtrace(out, &mut frames, &Symbolizer)
+}
+
+/// Copies the saved part of switched-out `task`'s stack (from its saved stack pointer, rounded down to 8 bytes,
+/// to the stack's top) into `words`, whose capacity must cover the whole stack (so nothing is allocated while the
+/// task lock is held). Returns the address of `words[0]` and the saved stack pointer the copy starts from. See
+/// the module documentation for why a copy.
+///
+/// # Errors
+/// [`BacktraceError::NoStack`] (no stack of its own, or reaped), [`BacktraceError::RunningElsewhere`] (on a
+/// CPU: its saved context is stale), [`BacktraceError::BadStackPointer`].
+fn snapshot_saved_stack(task: &task::TaskRef, words: &mut alloc::vec::Vec<u64>) -> Result<(u64, u64), BacktraceError> {
+    let id = task.id();
+    words.clear();
+    task.with_stack_locked(|bounds| {
+        let bounds = bounds.ok_or(BacktraceError::NoStack(id))?;
+        if task.is_on_cpu() {
+            return Err(BacktraceError::RunningElsewhere(id));
+        }
+        let (bottom, top) = (bounds.start as u64, bounds.end as u64);
+        let saved = task.saved_stack_pointer() as u64;
+        if !(bottom..top).contains(&saved) {
+            return Err(BacktraceError::BadStackPointer { task: id, stack_pointer: saved });
+        }
+        let start = saved & !7;
+        let count = ((top - start) / 8) as usize;
+        if count > words.capacity() {
+            return Err(BacktraceError::NoStack(id));
+        }
+        // SAFETY: `start..top` lies inside the task's stack (checked), which stays mapped and readable while its
+        // task lock is held (`reap` frees the stack only under that lock); `words` has room for `count` words
+        // (checked) and does not overlap the stack (it is heap memory). The task is switched out, so nobody writes
+        // the copied words meanwhile; if it starts running on another CPU during the copy, the copy is only stale.
+        unsafe {
+            core::ptr::copy_nonoverlapping(start as *const u64, words.as_mut_ptr(), count);
+            words.set_len(count);
+        }
+        Ok((start, saved))
+    })
+}
+
+/// A buffer able to hold a copy of `task`'s whole stack (empty capacity for a task without one).
+fn stack_buffer(task: &task::TaskRef) -> alloc::vec::Vec<u64> {
+    let bytes = task.stack_bounds().map_or(0, |bounds| bounds.end - bounds.start);
+    alloc::vec::Vec::with_capacity(bytes / 8)
 }
 
 /// Writes the stack trace of the caller (the current task on this CPU, from the current frame).
@@ -108,25 +173,19 @@ pub fn write_backtrace_of(out: &mut dyn fmt::Write, id: TaskId) -> Result<usize,
     if scheduler::current_task().is_some_and(|current| current == target) {
         return write_current_backtrace(out);
     }
-    target.with_stack_locked(|bounds| {
-        let bounds = bounds.ok_or(BacktraceError::NoStack(id))?;
-        if target.is_on_cpu() {
-            return Err(BacktraceError::RunningElsewhere(id));
-        }
-        let bounds = bounds.start as u64..bounds.end as u64;
-        // SAFETY: the stack stays mapped while its task lock is held (`reap` waits for it), and every read is
-        // confined to its bounds; the task may start running meanwhile, which only makes the trace stale.
-        let memory = unsafe { unwind::DirectMemory::within(bounds.clone()) };
-        let cursor = saved_context(&memory, target.saved_stack_pointer() as u64);
-        write_walk(out, cursor, Some(bounds), FRAME_LIMIT)
-            .map(|summary| summary.frames)
-            .map_err(|_| BacktraceError::Write)
-    })
+    let mut words = stack_buffer(&target);
+    let (base, saved) = snapshot_saved_stack(&target, &mut words)?;
+    let memory = unwind::SliceStack { base, words: &words };
+    let cursor = saved_context(&memory, saved);
+    let mut frames = unwind::FrameIter::new(unwind::global_registry(), memory, cursor).with_limit(FRAME_LIMIT);
+    unwind::write_backtrace(out, &mut frames, &Symbolizer)
+        .map(|summary| summary.frames)
+        .map_err(|_| BacktraceError::Write)
 }
 
 /// The walk start of a task switched out by `task::context_switch`: its saved stack pointer points at r15, r14,
 /// r13, r12, rbx, rbp and the return address into the code that called the switch.
-fn saved_context(memory: &unwind::DirectMemory, saved: u64) -> unwind::FrameCursor {
+fn saved_context(memory: &impl unwind::StackReader, saved: u64) -> unwind::FrameCursor {
     let word = |index: u64| unwind::StackReader::read_u64(memory, saved + 8 * index).ok();
     let mut registers = unwind::Registers::new();
     for (register, index) in
@@ -140,8 +199,9 @@ fn saved_context(memory: &unwind::DirectMemory, saved: u64) -> unwind::FrameCurs
 }
 
 /// Which tasks may be executing code of cell `cell` (a return address or the resume point on their stack lies in
-/// one of its text sections): the check behind "may the old copy of a swapped cell be freed". Tasks running on
-/// another CPU cannot be walked and are listed as `uncertain`; the calling task and tasks without a stack of their
+/// one of its text sections): the check behind "may the old copy of a swapped cell be freed". Each task's stack is
+/// walked from a copy (see the module documentation). Tasks running on another CPU (or with a corrupt saved stack
+/// pointer) cannot be walked and are listed as `uncertain`; the calling task and tasks without a stack of their
 /// own (idle, adopted) are not checked.
 pub fn tasks_in_cell(cell: &str) -> CellUsers {
     let mut users = CellUsers::default();
@@ -159,28 +219,33 @@ pub fn tasks_in_cell(cell: &str) -> CellUsers {
         })
         .collect();
     let current = scheduler::current_task();
+    let mut words = alloc::vec::Vec::new();
     for task in task::all_tasks() {
         if current.as_ref() == Some(&task) || task.is_idle() {
             continue;
         }
-        task.with_stack_locked(|bounds| {
-            let Some(bounds) = bounds else { return };
-            if task.is_on_cpu() {
+        let needed = stack_buffer(&task).capacity();
+        if words.capacity() < needed {
+            words = alloc::vec::Vec::with_capacity(needed);
+        }
+        let (base, saved) = match snapshot_saved_stack(&task, &mut words) {
+            Ok(snapshot) => snapshot,
+            Err(BacktraceError::RunningElsewhere(_) | BacktraceError::BadStackPointer { .. }) => {
                 users.uncertain.push(task.id());
-                return;
+                continue;
             }
-            let bounds = bounds.start as u64..bounds.end as u64;
-            // SAFETY: as in `write_backtrace_of`: mapped while the task lock is held, reads confined to the stack.
-            let memory = unsafe { unwind::DirectMemory::within(bounds) };
-            let cursor = saved_context(&memory, task.saved_stack_pointer() as u64);
-            let mut frames = unwind::FrameIter::new(unwind::global_registry(), memory, cursor).with_limit(FRAME_LIMIT);
-            while let Ok(Some(frame)) = frames.next_frame() {
-                if text.iter().any(|range| range.contains(&frame.lookup_address)) {
-                    users.tasks.push(task.id());
-                    break;
-                }
+            // No stack of its own (adopted) or already reaped: nothing of it can run the cell's code.
+            Err(_) => continue,
+        };
+        let memory = unwind::SliceStack { base, words: &words };
+        let cursor = saved_context(&memory, saved);
+        let mut frames = unwind::FrameIter::new(unwind::global_registry(), memory, cursor).with_limit(FRAME_LIMIT);
+        while let Ok(Some(frame)) = frames.next_frame() {
+            if text.iter().any(|range| range.contains(&frame.lookup_address)) {
+                users.tasks.push(task.id());
+                break;
             }
-        });
+        }
     }
     users
 }

@@ -174,12 +174,11 @@ fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -
     }
 }
 
+/// Halts this CPU for good; it leaves the online set first, so stop-the-world and TLB shootdowns stop waiting
+/// for it (`smp::park_current_cpu`).
 fn stop_cpu(info: &interrupts::ExceptionInfo, why: &str) -> ! {
     log::error!("{} on CPU {} {why}; stopping this CPU", info.name, info.cpu.index());
-    loop {
-        x86_64::instructions::interrupts::disable();
-        x86_64::instructions::hlt();
-    }
+    smp::park_current_cpu()
 }
 
 /// The cell holding `address` in the kernel or application namespace, if any (by name).

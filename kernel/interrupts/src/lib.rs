@@ -55,7 +55,9 @@ pub const RESCHEDULE_IPI_VECTOR: u8 = 0x40;
 /// IPI: "stop and wait" for stop-the-world (the `smp` cell registers its handler). In a higher priority class
 /// (vector >> 4, SDM Vol. 3A 10.8.3.1) than device interrupts, so it is delivered first when several are pending.
 pub const STOP_IPI_VECTOR: u8 = 0xF1;
-/// IPI: reserved for TLB shootdown (not used yet).
+/// IPI: TLB shootdown, "flush the translations the current request names and acknowledge" (the `smp` cell
+/// registers its handler; the protocol is in `memory`). In the top priority class with [`STOP_IPI_VECTOR`], above
+/// it, so a CPU with both pending flushes first; a CPU spinning with interrupts disabled polls for requests.
 pub const TLB_SHOOTDOWN_IPI_VECTOR: u8 = 0xF2;
 /// The local APIC's error interrupt (LVT Error register).
 pub const APIC_ERROR_VECTOR: u8 = 0xFE;

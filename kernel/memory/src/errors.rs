@@ -1,6 +1,7 @@
 //! The error types of the memory system: one per operation.
 
 use crate::plan::KernelImageBounds;
+use crate::shootdown::ShootdownError;
 use memory_structs::{PhysicalAddress, VirtualAddress};
 use range_allocator::AllocateError;
 
@@ -42,6 +43,10 @@ pub enum MapError {
     },
     /// `memory::init` has not completed.
     NotInitialized,
+    /// Mapping failed part-way and the pages mapped so far were unmapped again, but another CPU did not
+    /// acknowledge the TLB shootdown: the pages and frames were leaked (never freed) rather than reused while a
+    /// stale translation may survive.
+    Shootdown(ShootdownError),
 }
 
 /// Why [`MappedPages::remap`](crate::MappedPages::remap) failed.
@@ -54,6 +59,9 @@ pub enum RemapError {
     },
     /// `memory::init` has not completed.
     NotInitialized,
+    /// The page tables carry the new permissions, but another CPU did not acknowledge the TLB shootdown: it may
+    /// still use the old ones.
+    Shootdown(ShootdownError),
 }
 
 /// Why a typed access to a [`MappedPages`](crate::MappedPages) was refused.

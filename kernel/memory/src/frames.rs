@@ -1,5 +1,6 @@
 //! The global physical frame allocator and [`AllocatedFrames`].
 
+use crate::deferred::retry_after_flush;
 use crate::layout::LOW_MEMORY_SIZE;
 use crate::sync::with_lock;
 use core::fmt;
@@ -115,9 +116,11 @@ pub fn allocate_frames(count: usize) -> Result<AllocatedFrames, AllocateError> {
 /// As [`allocate_frames`], plus [`AllocateError::InvalidAlignment`] if `alignment` is not a power of two.
 pub fn allocate_frames_aligned(count: usize, alignment: usize) -> Result<AllocatedFrames, AllocateError> {
     let high = UnitRange::new(LOW_MEMORY_FRAMES, usize::MAX).unwrap_or_default();
-    with_lock(&FRAME_ALLOCATOR, |allocator| match allocator.allocate_within(count, alignment, high) {
-        Err(AllocateError::OutOfSpace { .. }) => allocator.allocate(count, alignment),
-        other => other,
+    retry_after_flush(|| {
+        with_lock(&FRAME_ALLOCATOR, |allocator| match allocator.allocate_within(count, alignment, high) {
+            Err(AllocateError::OutOfSpace { .. }) => allocator.allocate(count, alignment),
+            other => other,
+        })
     })
     .map(|range| AllocatedFrames { range })
 }
@@ -129,7 +132,7 @@ pub fn allocate_frames_aligned(count: usize, alignment: usize) -> Result<Allocat
 /// As [`allocate_frames`].
 pub fn allocate_frames_below(count: usize, limit: PhysicalAddress) -> Result<AllocatedFrames, AllocateError> {
     let bounds = UnitRange::new(0, limit.value() / PAGE_SIZE).unwrap_or_default();
-    with_lock(&FRAME_ALLOCATOR, |allocator| allocator.allocate_within(count, 1, bounds))
+    retry_after_flush(|| with_lock(&FRAME_ALLOCATOR, |allocator| allocator.allocate_within(count, 1, bounds)))
         .map(|range| AllocatedFrames { range })
 }
 
@@ -140,10 +143,12 @@ pub fn allocate_frames_below(count: usize, limit: PhysicalAddress) -> Result<All
 /// allocated), [`AllocateError::ZeroCount`], or [`AllocateError::CapacityExceeded`].
 pub fn allocate_frames_at(start: PhysicalAddress, count: usize) -> Result<AllocatedFrames, AllocateError> {
     let range = UnitRange::with_count(start.value() / PAGE_SIZE, count).ok_or(AllocateError::ZeroCount)?;
-    with_lock(&FRAME_ALLOCATOR, |allocator| allocator.allocate_at(range)).map(|()| AllocatedFrames { range })
+    retry_after_flush(|| with_lock(&FRAME_ALLOCATOR, |allocator| allocator.allocate_at(range)))
+        .map(|()| AllocatedFrames { range })
 }
 
-/// The number of free frames.
+/// The number of free frames (frames of dropped mappings that still wait for their TLB shootdown are not counted
+/// until [`crate::stats`] or a failed allocation flushes them).
 pub fn free_frame_count() -> usize {
     with_lock(&FRAME_ALLOCATOR, |allocator| allocator.free_units())
 }

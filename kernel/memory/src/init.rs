@@ -175,8 +175,10 @@ pub fn module_bytes(module: &Module) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(start, module.region.size_in_bytes()) })
 }
 
-/// Current counters for tests and the shell.
+/// Current counters for tests and the shell. First frees the dropped mappings that wait for a TLB shootdown (one
+/// round), so the counters include everything dropped so far. Call without holding a lock (it may run a round).
 pub fn stats() -> crate::MemoryStats {
+    crate::deferred::flush_deferred();
     let (heap_used_bytes, heap_free_bytes) = heap::usage();
     crate::MemoryStats {
         free_frames: free_frame_count(),

@@ -18,6 +18,9 @@
 //! - [`IdentityMapping`] ([`identity_map_low_frames`]): a temporary identity mapping of frames below 1 MiB, the only
 //!   lower-half mapping after `init` (the real-mode trampoline that starts other CPUs needs it while it enables
 //!   paging); removed on drop.
+//! - TLB shootdown: [`register_tlb_shootdown`] with a [`ShootdownTransport`] (the `smp` cell's IPI),
+//!   [`join_tlb_shootdown`] / [`leave_tlb_shootdown`] per CPU, [`service_tlb_shootdown`] (the IPI handler and
+//!   polling loops), [`shootdown_stats`]; errors [`ShootdownError`] inside [`MapError`] / [`RemapError`].
 //! - The `#[global_allocator]` (a `linked_list_allocator` heap), [`module_bytes`], [`stats`], and [`self_test`]
 //!   for the QEMU test run.
 //!
@@ -33,11 +36,21 @@
 //!
 //! # Locks (see each static for what it protects)
 //! `paging::KERNEL_PAGE_TABLE` -> `frames::FRAME_ALLOCATOR` is the only nesting; `pages::PAGE_ALLOCATOR` and the
-//! heap lock are never held while taking another. All are taken with interrupts disabled.
+//! heap lock are never held while taking another. All are taken with interrupts disabled. None is held during a
+//! TLB shootdown round (whose own slot is not a lock anyone waits on without servicing requests).
+//!
+//! # TLB shootdown
+//! Every unmap and every permission change changes the entries under the page-table lock, releases it, and only
+//! then runs a shootdown round that every other participating CPU acknowledges (Intel SDM Vol. 3A 4.10.5):
+//! `remap`, `IdentityMapping` drop and the rollback of a failed mapping run one round for their whole range (a
+//! full flush above [`FULL_FLUSH_THRESHOLD`] pages) before they return; a dropped `MappedPages` is flushed on its
+//! own CPU at once and its pages and frames are freed after the next round, which one batch of 16 to 64 drops
+//! shares (`deferred`; an allocation failure and [`stats`] run it early). The `smp` cell supplies the IPI through
+//! [`register_tlb_shootdown`]; the protocol, its ordering and its deadlock rules are documented in the `shootdown`
+//! module. A round that times out leaks its pages and frames instead of reusing them.
 //!
 //! # Limits
-//! TLB flushes are local to the current CPU: before other CPUs run, unmapping or remapping needs a TLB shootdown
-//! (to be added with SMP). Page-table frames are never reclaimed. The heap does not grow yet.
+//! Page-table frames are never reclaimed. The heap does not grow yet.
 //!
 //! On the host (`cargo test`), only the pure parts compile: [`layout`], the planning logic, the allocators'
 //! bookkeeping and the access checks; everything that touches page tables needs `target_os = "none"`.
@@ -48,6 +61,11 @@
     allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
 )]
 mod access;
+#[cfg_attr(
+    not(target_os = "none"),
+    allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
+)]
+mod deferred;
 mod errors;
 mod frames;
 pub mod layout;
@@ -57,6 +75,11 @@ mod pages;
     allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
 )]
 mod plan;
+#[cfg_attr(
+    not(target_os = "none"),
+    allow(dead_code, reason = "used by the kernel-only modules; the host build only tests it")
+)]
+mod shootdown;
 mod sync;
 
 #[cfg(target_os = "none")]
@@ -91,6 +114,11 @@ pub use plan::KernelImageBounds;
 pub use range_allocator::AllocateError;
 #[cfg(target_os = "none")]
 pub use self_test::{SelfTestFailure, self_test};
+pub use shootdown::{
+    ACKNOWLEDGE_TIMEOUT_NS, FULL_FLUSH_THRESHOLD, SHOOTDOWN_MAX_CPUS, ShootdownError, ShootdownStats,
+    ShootdownTransport, join_tlb_shootdown, leave_tlb_shootdown, register_tlb_shootdown, service_tlb_shootdown,
+    shootdown_stats,
+};
 
 use memory_structs::VirtualAddress;
 

@@ -1,13 +1,16 @@
 //! [`MappedPages`]: an owned, mapped range of virtual pages, unmapped when dropped.
 
 use crate::access::{Permissions, PlainData, check_access, slice_length};
+use crate::deferred;
 use crate::errors::{AccessError, MapError, RemapError};
 use crate::frames::{AllocatedFrames, allocate_frames};
 use crate::pages::{AllocatedPages, allocate_pages};
 use crate::paging;
+use crate::shootdown;
 use crate::sync::with_lock;
 use crate::{direct_map, init::MANAGED_FRAMES};
 use core::fmt;
+use core::mem::ManuallyDrop;
 use memory_structs::{PAGE_SIZE, PhysicalAddress, VirtualAddress};
 use range_allocator::UnitRange;
 
@@ -20,20 +23,23 @@ enum Backing {
 }
 
 /// A contiguous range of virtual pages in the page-allocator region, mapped to contiguous physical frames, owned by
-/// the holder. Dropping it unmaps the pages, flushes their TLB entries (on this CPU), and frees pages and frames.
+/// the holder. Dropping it unmaps the pages and frees pages and frames once every CPU has dropped its translations
+/// (TLB shootdown, batched with other drops: see the crate documentation).
 ///
 /// Typed access checks bounds and alignment and returns an [`AccessError`] instead of touching memory outside the
 /// mapping. Mutable access needs a writable mapping.
 #[must_use = "dropping MappedPages unmaps them at once"]
 pub struct MappedPages {
-    pages: AllocatedPages,
-    backing: Backing,
+    /// Taken by `Drop` after the unmap, and freed after the shootdown round (leaked if the round fails).
+    pages: ManuallyDrop<AllocatedPages>,
+    /// Taken by `Drop` like `pages`.
+    backing: ManuallyDrop<Backing>,
     permissions: Permissions,
 }
 
 impl fmt::Debug for MappedPages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (kind, physical) = match &self.backing {
+        let (kind, physical) = match &*self.backing {
             Backing::Ram(frames) => ("RAM", frames.start_address()),
             Backing::Device(start) => ("device", *start),
         };
@@ -83,8 +89,14 @@ pub fn map_allocated(
     let flags = paging::leaf_flags(permissions, false);
     // SAFETY: we own both the pages and the frames; the pages come from the page-allocator region, which nothing
     // else maps, so the frames get exactly one mapping besides the direct map's (accessed only by raw pointers).
-    unsafe { paging::map_range(pages.start_address().value(), frames.start_address().value(), pages.count(), flags) }?;
-    Ok(MappedPages { pages, backing: Backing::Ram(frames), permissions })
+    let mapped = unsafe {
+        paging::map_range(pages.start_address().value(), frames.start_address().value(), pages.count(), flags)
+    };
+    if let Err(error) = mapped {
+        leak_after_failed_shootdown(&error, pages, Some(frames));
+        return Err(error);
+    }
+    Ok(MappedPages::new(pages, Backing::Ram(frames), permissions))
 }
 
 /// Maps `size_in_bytes` (rounded out to whole pages) of device memory starting at physical `start` uncached
@@ -118,12 +130,31 @@ pub unsafe fn map_device_memory(
     let pages = allocate_pages(frames.count()).map_err(MapError::Pages)?;
     let flags = paging::leaf_flags(permissions, true);
     // SAFETY: we own the pages; the caller guarantees exclusive, type-consistent use of the device frames.
-    unsafe { paging::map_range(pages.start_address().value(), first_frame * PAGE_SIZE, frames.count(), flags) }?;
+    let mapped =
+        unsafe { paging::map_range(pages.start_address().value(), first_frame * PAGE_SIZE, frames.count(), flags) };
+    if let Err(error) = mapped {
+        leak_after_failed_shootdown(&error, pages, None);
+        return Err(error);
+    }
     let physical = PhysicalAddress::new(first_frame * PAGE_SIZE);
-    Ok(MappedPages { pages, backing: Backing::Device(physical), permissions })
+    Ok(MappedPages::new(pages, Backing::Device(physical), permissions))
+}
+
+/// Drops `pages` and `frames` after a failed mapping, except after [`MapError::Shootdown`]: another CPU may then
+/// still translate the pages, so they (and the frames) are leaked and counted instead of being reused.
+fn leak_after_failed_shootdown(error: &MapError, pages: AllocatedPages, frames: Option<AllocatedFrames>) {
+    if matches!(error, MapError::Shootdown(_)) {
+        shootdown::count_leaked_pages(pages.count());
+        core::mem::forget(pages);
+        core::mem::forget(frames);
+    }
 }
 
 impl MappedPages {
+    fn new(pages: AllocatedPages, backing: Backing, permissions: Permissions) -> MappedPages {
+        MappedPages { pages: ManuallyDrop::new(pages), backing: ManuallyDrop::new(backing), permissions }
+    }
+
     /// The virtual address of the first byte (4 KiB-aligned).
     pub fn start_address(&self) -> VirtualAddress {
         self.pages.start_address()
@@ -141,7 +172,7 @@ impl MappedPages {
 
     /// The physical address behind the first byte.
     pub fn physical_start_address(&self) -> PhysicalAddress {
-        match &self.backing {
+        match &*self.backing {
             Backing::Ram(frames) => frames.start_address(),
             Backing::Device(start) => *start,
         }
@@ -212,19 +243,22 @@ impl MappedPages {
     }
 
     /// Changes the permissions of every page (e.g. a loaded cell's text from `ReadWrite` to `ReadExecute` once it is
-    /// relocated) and flushes the TLB entries on this CPU.
+    /// relocated) and flushes the old translations on every CPU (one TLB shootdown round for the whole mapping).
     ///
     /// # Errors
     /// [`RemapError::NotMapped`] if the page tables were changed behind this mapping's back (a bug);
-    /// [`RemapError::NotInitialized`].
+    /// [`RemapError::NotInitialized`]; [`RemapError::Shootdown`] if another CPU did not acknowledge the shootdown
+    /// (the page tables hold the new permissions, recorded here too; that CPU may still use the old ones).
     pub fn remap(&mut self, permissions: Permissions) -> Result<(), RemapError> {
-        let device = matches!(self.backing, Backing::Device(_));
+        let device = matches!(*self.backing, Backing::Device(_));
         let flags = paging::leaf_flags(permissions, device);
         // SAFETY: we own the pages exclusively (`&mut self`), so no reference into them is live while their
         // permissions change; W^X holds because `Permissions` cannot express writable + executable.
-        unsafe { paging::update_range(self.start_address().value(), self.pages.count(), flags) }?;
-        self.permissions = permissions;
-        Ok(())
+        let result = unsafe { paging::update_range(self.start_address().value(), self.pages.count(), flags) };
+        if result.is_ok() || matches!(result, Err(RemapError::Shootdown(_))) {
+            self.permissions = permissions;
+        }
+        result
     }
 
     /// Writes `bytes` at byte `offset` of this mapping through the direct map, whatever its permissions: the way to
@@ -240,7 +274,7 @@ impl MappedPages {
     /// After patching code, each CPU that will execute it must run a serializing instruction (e.g. CPUID) before
     /// doing so (Intel SDM Vol. 3A, 9.1.3 "Handling Self- and Cross-Modifying Code").
     pub unsafe fn write_through_direct_map(&self, offset: usize, bytes: &[u8]) -> Result<(), AccessError> {
-        let Backing::Ram(frames) = &self.backing else {
+        let Backing::Ram(frames) = &*self.backing else {
             return Err(AccessError::NotRam);
         };
         check_access(self.start_address(), self.size_in_bytes(), offset, bytes.len(), 1)?;
@@ -254,9 +288,15 @@ impl MappedPages {
 
 impl Drop for MappedPages {
     fn drop(&mut self) {
-        // Unmap (and flush) first, so that no stale translation reaches the pages or frames once they are reused.
-        paging::unmap_range(self.start_address().value(), self.pages.count());
-        // The fields drop next, after the page-table lock was released: `AllocatedPages` and (for RAM)
-        // `AllocatedFrames` return to their allocators.
+        // Unmap and flush on this CPU first; the pages and frames are freed only after a shootdown round has made
+        // every other CPU drop its translations too (`deferred`), so no stale translation reaches them once reused.
+        paging::unmap_range_locally(self.start_address().value(), self.pages.count());
+        // SAFETY: each field is taken exactly once, here, and never used afterwards (this is `drop`).
+        let (pages, backing) = unsafe { (ManuallyDrop::take(&mut self.pages), ManuallyDrop::take(&mut self.backing)) };
+        let frames = match backing {
+            Backing::Ram(frames) => Some(frames),
+            Backing::Device(_) => None,
+        };
+        deferred::free_after_shootdown(pages, frames);
     }
 }

@@ -1,5 +1,6 @@
 //! The global virtual page allocator over the page-allocator region, and [`AllocatedPages`].
 
+use crate::deferred::retry_after_flush;
 use crate::layout::{PAGE_REGION_END, PAGE_REGION_START};
 use crate::sync::with_lock;
 use core::fmt;
@@ -99,7 +100,8 @@ pub fn allocate_pages(count: usize) -> Result<AllocatedPages, AllocateError> {
 /// # Errors
 /// As [`allocate_pages`], plus [`AllocateError::InvalidAlignment`].
 pub fn allocate_pages_aligned(count: usize, alignment: usize) -> Result<AllocatedPages, AllocateError> {
-    with_lock(&PAGE_ALLOCATOR, |allocator| allocator.allocate(count, alignment)).map(|range| AllocatedPages { range })
+    retry_after_flush(|| with_lock(&PAGE_ALLOCATOR, |allocator| allocator.allocate(count, alignment)))
+        .map(|range| AllocatedPages { range })
 }
 
 /// Allocates the `count` pages starting at the page that contains `start`.
@@ -109,10 +111,12 @@ pub fn allocate_pages_aligned(count: usize, alignment: usize) -> Result<Allocate
 /// [`AllocateError::CapacityExceeded`].
 pub fn allocate_pages_at(start: VirtualAddress, count: usize) -> Result<AllocatedPages, AllocateError> {
     let range = UnitRange::with_count(start.value() / PAGE_SIZE, count).ok_or(AllocateError::ZeroCount)?;
-    with_lock(&PAGE_ALLOCATOR, |allocator| allocator.allocate_at(range)).map(|()| AllocatedPages { range })
+    retry_after_flush(|| with_lock(&PAGE_ALLOCATOR, |allocator| allocator.allocate_at(range)))
+        .map(|()| AllocatedPages { range })
 }
 
-/// The number of free pages in the page-allocator region.
+/// The number of free pages in the page-allocator region (pages of dropped mappings that still wait for their TLB
+/// shootdown are not counted until [`crate::stats`] or a failed allocation flushes them).
 pub fn free_page_count() -> usize {
     with_lock(&PAGE_ALLOCATOR, |allocator| allocator.free_units())
 }

@@ -9,6 +9,7 @@ use crate::errors::{MapError, RemapError};
 use crate::frames::FRAME_ALLOCATOR;
 use crate::layout::{BOOT_DIRECT_MAP_SIZE, KERNEL_OFFSET, LOW_MEMORY_SIZE, PHYSICAL_MEMORY_OFFSET};
 use crate::plan::{FRAMES_PER_LARGE_PAGE, KernelImageBounds, split_for_large_pages};
+use crate::shootdown::{self, ShootdownError};
 use crate::sync::with_lock;
 use memory_structs::{PAGE_SIZE, VirtualAddress};
 use range_allocator::UnitRange;
@@ -22,7 +23,8 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 /// The active kernel page tables, once `memory::init` has switched to them. The lock protects every page-table
-/// entry reachable from the kernel PML4 (all mappings are changed through it) and the TLB flushes that follow.
+/// entry reachable from the kernel PML4 (all mappings are changed through it). The TLB shootdown that follows a
+/// change runs after it is released (a sender never waits for other CPUs while holding it; see `shootdown`).
 /// Lock order: this lock first, then `frames::FRAME_ALLOCATOR` (page-table frames are allocated while it is held).
 pub(crate) static KERNEL_PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
 
@@ -255,7 +257,9 @@ pub(crate) unsafe fn activate(table: OffsetPageTable<'static>, pml4_frame: PhysF
 }
 
 /// Maps `count` consecutive pages from `virtual_start` to `count` consecutive frames from `physical_start` with
-/// `flags`, flushing each page's TLB entry. On failure, the pages mapped so far are unmapped again.
+/// `flags`, flushing each page's TLB entry on this CPU (other CPUs cache no translation of a not-present entry, SDM
+/// Vol. 3A 4.10.2.3, so adding a mapping needs no shootdown). On failure, the pages mapped so far are unmapped
+/// again (with a shootdown: another CPU may have cached them speculatively).
 ///
 /// # Safety
 /// The caller must own both the pages and the frames (or, for device memory, have exclusive use of the frames), so
@@ -266,7 +270,23 @@ pub(crate) unsafe fn map_range(
     count: usize,
     flags: PageTableFlags,
 ) -> Result<(), MapError> {
-    with_lock(&KERNEL_PAGE_TABLE, |slot| {
+    // A page-table frame may be missing only because dropped mappings wait for their shootdown: then free those
+    // and try once more (outside the page-table lock).
+    // SAFETY: the caller's contract, passed on unchanged (each attempt maps the same pages to the same frames).
+    crate::deferred::retry_after_flush(|| unsafe { map_range_once(virtual_start, physical_start, count, flags) })
+}
+
+/// One attempt of [`map_range`].
+///
+/// # Safety
+/// As for [`map_range`].
+unsafe fn map_range_once(
+    virtual_start: usize,
+    physical_start: usize,
+    count: usize,
+    flags: PageTableFlags,
+) -> Result<(), MapError> {
+    let rolled_back = with_lock(&KERNEL_PAGE_TABLE, |slot| {
         let table = slot.as_mut().ok_or(MapError::NotInitialized)?;
         let mut frames = any_table_frames();
         for index in 0..count {
@@ -279,50 +299,89 @@ pub(crate) unsafe fn map_range(
                 Ok(flush) => flush.flush(),
                 Err(error) => {
                     unmap_in(table, virtual_start, index);
-                    return Err(error);
+                    return Ok(Some((error, index)));
                 }
             }
         }
-        Ok(())
-    })
-}
-
-/// Unmaps `count` pages from `virtual_start` in `table`, flushing each; pages not mapped are skipped.
-fn unmap_in(table: &mut OffsetPageTable<'static>, virtual_start: usize, count: usize) {
-    for index in 0..count {
-        let page = Page::<Size4KiB>::containing_address(virtual_address(virtual_start + index * PAGE_SIZE));
-        if let Ok((_, flush)) = table.unmap(page) {
-            flush.flush();
+        Ok(None)
+    })?;
+    match rolled_back {
+        None => Ok(()),
+        Some((error, mapped)) => {
+            // The pages go back to their owner, who frees them on this error: if the round failed, a stale
+            // translation may survive, so report that instead (the owner then must not reuse them; see
+            // `MapError::Shootdown`).
+            shootdown::shoot_down(virtual_start, mapped).map_err(MapError::Shootdown)?;
+            Err(error)
         }
     }
 }
 
-/// Unmaps `count` pages from `virtual_start` and flushes their TLB entries on this CPU. The frames are not freed.
-/// Pages that are not mapped are skipped. Does nothing before `memory::init`.
-pub(crate) fn unmap_range(virtual_start: usize, count: usize) {
-    with_lock(&KERNEL_PAGE_TABLE, |slot| {
-        if let Some(table) = slot.as_mut() {
-            unmap_in(table, virtual_start, count);
+/// Unmaps `count` pages from `virtual_start` in `table` (the caller flushes); pages not mapped are skipped.
+fn unmap_in(table: &mut OffsetPageTable<'static>, virtual_start: usize, count: usize) {
+    for index in 0..count {
+        let page = Page::<Size4KiB>::containing_address(virtual_address(virtual_start + index * PAGE_SIZE));
+        if let Ok((_, flush)) = table.unmap(page) {
+            // The shootdown after the page-table lock is released flushes this CPU too.
+            flush.ignore();
         }
-    });
+    }
 }
 
-/// Changes the flags of `count` mapped pages from `virtual_start` and flushes their TLB entries on this CPU.
+/// Unmaps `count` pages from `virtual_start`, then flushes their translations on every CPU (one shootdown round
+/// for the whole range, after the page-table lock is released). The frames are not freed. Pages that are not
+/// mapped are skipped. Does nothing before `memory::init`.
+///
+/// # Errors
+/// [`ShootdownError`] if another CPU did not acknowledge: it may still translate the pages, so the caller must not
+/// reuse the pages or frames.
+pub(crate) fn unmap_range(virtual_start: usize, count: usize) -> Result<(), ShootdownError> {
+    let unmapped = with_lock(&KERNEL_PAGE_TABLE, |slot| {
+        slot.as_mut().map(|table| unmap_in(table, virtual_start, count)).is_some()
+    });
+    if unmapped { shootdown::shoot_down(virtual_start, count) } else { Ok(()) }
+}
+
+/// Unmaps `count` pages from `virtual_start` and flushes them on this CPU only; pages that are not mapped are
+/// skipped. The caller must not reuse the pages or frames before a shootdown round that starts after this call has
+/// completed (`deferred::free_after_shootdown`). Does nothing before `memory::init`.
+pub(crate) fn unmap_range_locally(virtual_start: usize, count: usize) {
+    let unmapped = with_lock(&KERNEL_PAGE_TABLE, |slot| {
+        slot.as_mut().map(|table| unmap_in(table, virtual_start, count)).is_some()
+    });
+    if unmapped {
+        shootdown::flush_this_cpu(virtual_start, count);
+    }
+}
+
+/// Changes the flags of `count` mapped pages from `virtual_start`, then flushes their translations on every CPU
+/// (one shootdown round, after the page-table lock is released): any permission change may narrow a mapping, and
+/// a stale wider translation on another CPU would outlive it (SDM Vol. 3A 4.10.5).
+///
+/// # Errors
+/// [`RemapError::NotMapped`] (pages before the unmapped one were changed and are flushed too);
+/// [`RemapError::NotInitialized`]; [`RemapError::Shootdown`] if another CPU did not acknowledge.
 ///
 /// # Safety
 /// The caller must own the pages; making a page writable or executable must not break an invariant that other
 /// code relies on (e.g. W^X of code that others may be executing).
 pub(crate) unsafe fn update_range(virtual_start: usize, count: usize, flags: PageTableFlags) -> Result<(), RemapError> {
-    with_lock(&KERNEL_PAGE_TABLE, |slot| {
-        let table = slot.as_mut().ok_or(RemapError::NotInitialized)?;
+    let (changed, result) = with_lock(&KERNEL_PAGE_TABLE, |slot| {
+        let Some(table) = slot.as_mut() else { return (0, Err(RemapError::NotInitialized)) };
         for index in 0..count {
             let address = virtual_start + index * PAGE_SIZE;
             let page = Page::<Size4KiB>::containing_address(virtual_address(address));
             // SAFETY: the caller owns the page and accepts the new permissions.
-            let flush = unsafe { table.update_flags(page, flags) }
-                .map_err(|_| RemapError::NotMapped { address: VirtualAddress::new(address) })?;
-            flush.flush();
+            match unsafe { table.update_flags(page, flags) } {
+                // Flushed below, on every CPU.
+                Ok(flush) => flush.ignore(),
+                Err(_) => return (index, Err(RemapError::NotMapped { address: VirtualAddress::new(address) })),
+            }
         }
-        Ok(())
-    })
+        (count, Ok(()))
+    });
+    if changed > 0 {
+        shootdown::shoot_down(virtual_start, changed).map_err(RemapError::Shootdown)?;
+    }
+    result
 }

@@ -5,7 +5,9 @@
 //! ([`init_bootstrap_cpu`]), then starts each other enabled CPU with INIT-SIPI-SIPI through a real-mode trampoline
 //! ([`start_application_processors`]; Intel SDM Vol. 3A 8.4 "Multiple-Processor (MP) Initialization"). Every CPU then
 //! has its own GDT, TSS with IST stacks, GS base, the shared IDT, and a local APIC timer at `apic::TICK_HZ`.
-//! [`run_with_other_cpus_stopped`] holds all other CPUs still while a closure runs (the live-swap commit).
+//! [`run_with_other_cpus_stopped`] holds all other CPUs still while a closure runs (the live-swap commit). The TLB
+//! shootdown IPI is registered here too (the memory system's transport; see `shootdown`), and
+//! [`park_current_cpu`] halts a CPU for good after taking it out of the online set and the shootdown.
 //!
 //! # Key functions
 //! - [`init_bootstrap_cpu`] -> [`BootstrapInfo`] or [`SmpError`].
@@ -13,6 +15,7 @@
 //!   [`idle_application_processor`] is a ready-made entry that enables interrupts and halts forever.
 //! - [`run_with_other_cpus_stopped`] with [`StopError`]; [`log_stop_the_world_check`] exercises it at boot.
 //! - [`log_timer_check`]: waits a little and logs each CPU's tick count (boot-time evidence that timers run).
+//! - [`park_current_cpu`] (halt for good), [`withdraw_current_cpu`] / [`Withdrawn::rejoin`] (for a while, tests).
 //!
 //! # Control flow of starting one CPU
 //! 1. Allocate its stack (guard page + 64 KiB); write the trampoline and its parameters (kernel CR3, stack, entry,
@@ -28,10 +31,13 @@
 
 extern crate alloc;
 
+mod park;
+mod shootdown;
 mod start;
 mod stop;
 mod trampoline;
 
+pub use park::{Withdrawn, park_current_cpu, withdraw_current_cpu};
 pub use start::start_application_processors;
 pub use stop::{StopError, log_stop_the_world_check, run_with_other_cpus_stopped};
 pub use trampoline::TrampolineTooLarge;
@@ -47,7 +53,7 @@ pub enum SmpError {
     Cpu(cpu::CpuInitError),
     /// The APIC set-up failed.
     Apic(apic::ApicError),
-    /// The stop-IPI vector was taken.
+    /// The stop-IPI or TLB-shootdown vector was taken.
     Register(interrupts::RegisterError),
     /// No free frame below 1 MiB for the trampoline.
     TrampolineFrame(memory::AllocateError),
@@ -92,6 +98,8 @@ pub fn init_bootstrap_cpu() -> Result<BootstrapInfo, SmpError> {
     interrupts::init_bsp();
     let apic = apic::init().map_err(SmpError::Apic)?;
     stop::init().map_err(SmpError::Register)?;
+    shootdown::init().map_err(SmpError::Register)?;
+    shootdown::join_current();
     stop::mark_ready();
     Ok(BootstrapInfo { cpus_listed: madt.enabled_apic_ids().len(), apic_id, apic })
 }

@@ -48,13 +48,15 @@ pub(crate) fn delay_us(microseconds: u64) {
     }
 }
 
-/// Polls `condition` for up to `microseconds`; returns whether it became true.
+/// Polls `condition` for up to `microseconds`; returns whether it became true. Services pending TLB shootdown
+/// requests between polls (callers may wait with interrupts disabled: see `stop`).
 pub(crate) fn wait_until(microseconds: u64, condition: impl Fn() -> bool) -> bool {
     let start = tsc::now_ns();
     loop {
         if condition() {
             return true;
         }
+        memory::service_tlb_shootdown();
         if start == 0 || tsc::now_ns() - start >= microseconds * 1000 {
             return condition();
         }
@@ -177,8 +179,13 @@ extern "C" fn application_processor_entry(argument: u64) -> ! {
     unsafe { Cr3::write(pml4, flags) };
     if let Err(error) = apic::init_application_processor() {
         log::error!("{cpu_id}: local APIC set-up failed: {error:?}");
+        // It halts for good: nobody may wait for it (stop-the-world counts the online CPUs).
+        cpu::mark_offline(cpu_id);
         fail()
     }
+    // From here on it answers TLB shootdowns (the handler is registered; interrupts stay disabled until the entry
+    // enables them, and senders wait meanwhile); joining flushes its TLB.
+    crate::shootdown::join_current();
     log::info!("{cpu_id} online (APIC id {})", apic_id.0);
     STATUS.store(STATUS_ONLINE, Ordering::Release);
     let entry = AP_ENTRY.load(Ordering::Acquire);

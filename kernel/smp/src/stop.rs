@@ -6,6 +6,12 @@
 //! spins with interrupts disabled until the flag drops; then it executes a serializing instruction (CPUID), because
 //! the closure may have patched code (Intel SDM Vol. 3A 8.1.3, "Handling Self- and Cross-Modifying Code"), and
 //! decrements [`STOPPED`] on its way out. The stopper waits for all to leave before releasing the lock.
+//!
+//! "All" is re-read while waiting (`cpu::count`): a CPU halted for good (`park::park_current_cpu`) leaves the
+//! online set and is not waited for. Every loop here that spins with interrupts disabled (the stopped CPUs, the
+//! stopper waiting for them) services pending TLB shootdown requests (`memory::service_tlb_shootdown`): a CPU
+//! that unmaps something (with interrupts disabled, so it cannot be stopped meanwhile) waits for their
+//! acknowledgement, and would otherwise wait for ever.
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use interrupts::STOP_IPI_VECTOR;
@@ -15,8 +21,9 @@ use x86_64::structures::idt::InterruptStackFrame;
 
 use crate::start::wait_until;
 
-/// One stopper at a time; protects the protocol state below.
-static STOP_LOCK: Mutex<()> = Mutex::new(());
+/// One stopper at a time; protects the protocol state below. `park::Withdrawn::rejoin` takes it too, so a CPU
+/// never comes back online while a stop counts CPUs.
+pub(crate) static STOP_LOCK: Mutex<()> = Mutex::new(());
 /// Set while other CPUs must stay stopped.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// CPUs currently stopped in the handler.
@@ -69,8 +76,8 @@ pub fn run_with_other_cpus_stopped(f: &mut dyn FnMut()) -> Result<(), StopError>
     }
     let _guard = STOP_LOCK.lock();
     without_interrupts(|| {
-        let expected = cpu::count().saturating_sub(1);
-        if expected == 0 {
+        let others = || cpu::count().saturating_sub(1);
+        if others() == 0 {
             f();
             return Ok(());
         }
@@ -80,10 +87,10 @@ pub fn run_with_other_cpus_stopped(f: &mut dyn FnMut()) -> Result<(), StopError>
             release();
             return Err(StopError::Ipi(error));
         }
-        if !wait_until(STOP_TIMEOUT_US, || STOPPED.load(Ordering::Acquire) >= expected) {
+        if !wait_until(STOP_TIMEOUT_US, || STOPPED.load(Ordering::Acquire) >= others()) {
             let stopped = STOPPED.load(Ordering::Acquire);
             release();
-            return Err(StopError::Timeout { stopped, expected });
+            return Err(StopError::Timeout { stopped, expected: others() });
         }
         f();
         release();
@@ -131,6 +138,7 @@ extern "x86-interrupt" fn stop_interrupt(_frame: InterruptStackFrame) {
     }
     STOPPED.fetch_add(1, Ordering::AcqRel);
     while STOP_REQUESTED.load(Ordering::Acquire) {
+        memory::service_tlb_shootdown();
         core::hint::spin_loop();
     }
     // Serialize before running possibly patched code (see the module documentation).

@@ -66,6 +66,9 @@ pub extern "C" fn rust_main(magic: u32, boot_info_physical_address: u32) -> ! {
         Ok(info) => info,
         Err(error) => fail("initializing memory", &error),
     };
+    // A CPU spinning for an interrupt-safe lock has interrupts off: it must still acknowledge TLB-shootdown rounds
+    // (which the lock's holder may be waiting for), so each spin turn services pending requests.
+    irq_safe::set_spin_relax(memory::service_tlb_shootdown);
     log::info!(
         "memory: {} MiB usable, {} MiB free; kernel text {} KiB, rodata {} KiB, data {} KiB; heap {} MiB at {}",
         memory_info.usable_bytes >> 20,

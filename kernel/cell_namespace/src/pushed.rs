@@ -19,8 +19,8 @@
 use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 
 use cell_loader::{ObjectFile, ParseError, SymbolBinding, SymbolDefinition};

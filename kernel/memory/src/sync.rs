@@ -7,7 +7,17 @@ use spin::Mutex;
 pub(crate) fn with_lock<T, R>(mutex: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
     #[cfg(target_os = "none")]
     {
-        x86_64::instructions::interrupts::without_interrupts(|| f(&mut mutex.lock()))
+        // Spin with `try_lock`, servicing TLB-shootdown requests meanwhile: interrupts are off, and the holder (on
+        // another CPU) may be waiting for this CPU's acknowledgement of a round.
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            loop {
+                if let Some(mut guard) = mutex.try_lock() {
+                    return f(&mut guard);
+                }
+                crate::shootdown::service_tlb_shootdown();
+                core::hint::spin_loop();
+            }
+        })
     }
     #[cfg(not(target_os = "none"))]
     {

@@ -8,6 +8,11 @@
 //! its critical section to the end. Critical sections must therefore be short. Guards may nest (the innermost
 //! restores "disabled").
 //!
+//! While a lock is taken by another CPU, the waiter spins with interrupts disabled, so it cannot take an
+//! interrupt that another CPU may be waiting for (the TLB-shootdown IPI). Each turn of the spin loop therefore calls
+//! the relax function registered with [`set_spin_relax`] (nano_core registers `memory::service_tlb_shootdown`, so a
+//! waiter still acknowledges a shootdown round that the lock's holder started).
+//!
 //! Used by the tasking layer (`task` re-exports [`IrqSafeMutex`]), the namespace (`cell_namespace`) and COM1
 //! (`serial`). The interrupt masking compiles away on the host (`cfg(target_os = "none")`), where the crate's
 //! tests run.
@@ -58,6 +63,29 @@ pub mod interrupts {
     }
 }
 
+/// The function every spin loop of this crate calls on each turn (see the crate docs). Set once.
+static SPIN_RELAX: spin::Once<fn()> = spin::Once::new();
+
+/// Registers `relax`, called on each turn of every spin loop of this crate, with interrupts disabled; it must be
+/// short, take no lock and never block (e.g. service a pending TLB-shootdown request). Only the first registration
+/// takes effect; returns whether this one did.
+pub fn set_spin_relax(relax: fn()) -> bool {
+    let mut registered = false;
+    SPIN_RELAX.call_once(|| {
+        registered = true;
+        relax
+    });
+    registered
+}
+
+/// One turn of a spin loop: the registered relax function, then a spin-loop hint.
+fn relax() {
+    if let Some(relax) = SPIN_RELAX.get() {
+        relax();
+    }
+    core::hint::spin_loop();
+}
+
 /// Interrupts disabled on this CPU until dropped, then restored to their previous state.
 struct InterruptsOff {
     were_enabled: bool,
@@ -98,7 +126,12 @@ impl<T: ?Sized> IrqSafeMutex<T> {
     /// Disables interrupts, then spins until the lock is free and takes it.
     pub fn lock(&self) -> IrqSafeMutexGuard<'_, T> {
         let interrupts = InterruptsOff::new();
-        IrqSafeMutexGuard { guard: self.inner.lock(), _interrupts: interrupts }
+        loop {
+            if let Some(guard) = self.inner.try_lock() {
+                return IrqSafeMutexGuard { guard, _interrupts: interrupts };
+            }
+            relax();
+        }
     }
 
     /// Takes the lock if it is free; interrupts are left as they were if it is not.
@@ -150,13 +183,23 @@ impl<T: ?Sized> IrqSafeRwLock<T> {
     /// Disables interrupts, then spins until no writer holds the lock, and reads.
     pub fn read(&self) -> IrqSafeReadGuard<'_, T> {
         let interrupts = InterruptsOff::new();
-        IrqSafeReadGuard { guard: self.inner.read(), _interrupts: interrupts }
+        loop {
+            if let Some(guard) = self.inner.try_read() {
+                return IrqSafeReadGuard { guard, _interrupts: interrupts };
+            }
+            relax();
+        }
     }
 
     /// Disables interrupts, then spins until nobody holds the lock, and writes.
     pub fn write(&self) -> IrqSafeWriteGuard<'_, T> {
         let interrupts = InterruptsOff::new();
-        IrqSafeWriteGuard { guard: self.inner.write(), _interrupts: interrupts }
+        loop {
+            if let Some(guard) = self.inner.try_write() {
+                return IrqSafeWriteGuard { guard, _interrupts: interrupts };
+            }
+            relax();
+        }
     }
 }
 
@@ -183,6 +226,45 @@ impl<T: ?Sized> DerefMut for IrqSafeWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static RELAX_CALLS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+    fn count_relax() {
+        RELAX_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[test]
+    fn waiters_call_the_relax_function_while_they_spin() {
+        // The only test that registers a relax function (registration is once per process).
+        assert!(set_spin_relax(count_relax));
+        assert!(!set_spin_relax(|| {}), "a second registration is ignored");
+        let mutex = std::sync::Arc::new(IrqSafeMutex::new(0));
+        let lock = std::sync::Arc::new(IrqSafeRwLock::new(0));
+        let (held, written) = (mutex.lock(), lock.write());
+        let waiters = [
+            std::thread::spawn({
+                let mutex = mutex.clone();
+                move || *mutex.lock() += 1
+            }),
+            std::thread::spawn({
+                let lock = lock.clone();
+                move || *lock.write() += 1
+            }),
+            std::thread::spawn({
+                let lock = lock.clone();
+                move || assert!(*lock.read() <= 1)
+            }),
+        ];
+        while RELAX_CALLS.load(core::sync::atomic::Ordering::Relaxed) < 100 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        drop(written);
+        for waiter in waiters {
+            waiter.join().expect("waiter");
+        }
+        assert_eq!(*mutex.lock(), 1);
+    }
 
     #[test]
     fn mutex_excludes_and_try_lock_fails_while_held() {

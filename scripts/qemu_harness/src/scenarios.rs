@@ -59,6 +59,16 @@ pub enum Step {
         /// Name under which to keep the captured text.
         name: &'static str,
     },
+    /// Type a command until its output matches every `expect` pattern, at most `attempts` times, 250 ms apart: for a
+    /// state a background task reaches on its own (e.g. all its workers spawned). Fails with the last output.
+    Retry {
+        /// The command typed.
+        line: &'static str,
+        /// Patterns that must appear in the output, in order.
+        expect: &'static [&'static str],
+        /// How many times the command is typed at most.
+        attempts: u32,
+    },
     /// Type `test` (every in-kernel test cell) and check that each cell of [`e::TEST_CELLS`] printed its `ok` line,
     /// that none failed, and that the summary counts exactly that many passed.
     AllTestsPass,
@@ -185,7 +195,8 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[
             Step::Prompt,
             command(e::LOAD_IN_BACKGROUND, &[e::BACKGROUND_STARTED]),
-            command("ps", &[e::PS_HEADER, e::PS_AT_LEAST_20_TASKS]),
+            // The background `load` spawns its workers one by one while `ps` may already run: ask until they are.
+            Step::Retry { line: "ps", expect: &[e::PS_HEADER, e::PS_AT_LEAST_20_TASKS], attempts: 20 },
             command(e::SWAP_SCHEDULER, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),
             command("ps", &[e::PS_POLICY_PRIORITY, e::PS_SHOWS_PRIORITY]),
             Step::ExpectAnywhere(e::LOAD_COMPLETED),
@@ -357,6 +368,21 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
                 session.note(&format!("send {line:?}"));
                 let output = session.command(line, &prompt, wait)?;
                 captured.insert(name, capture(line, &output, pattern)?);
+            }
+            Step::Retry { line, expect, attempts } => {
+                let mut result = Ok(());
+                for attempt in 0..attempts.max(1) {
+                    if attempt > 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(250));
+                    }
+                    session.note(&format!("send {line:?} (attempt {})", attempt + 1));
+                    let output = session.command(line, &prompt, wait)?;
+                    result = check_output(line, &output, expect, &[]);
+                    if result.is_ok() {
+                        break;
+                    }
+                }
+                result?;
             }
             Step::AllTestsPass => {
                 session.note("send \"test\"");

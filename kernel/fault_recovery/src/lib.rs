@@ -174,10 +174,11 @@ fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -
     }
 }
 
-/// Halts this CPU for good; it leaves the online set first, so stop-the-world and TLB shootdowns stop waiting
-/// for it (`smp::park_current_cpu`).
+/// Halts this CPU for good; it leaves the online sets first: the scheduler's, so no new task is placed on it, and
+/// the CPUs' (`smp::park_current_cpu`), so stop-the-world and TLB shootdowns stop waiting for it.
 fn stop_cpu(info: &interrupts::ExceptionInfo, why: &str) -> ! {
     log::error!("{} on CPU {} {why}; stopping this CPU", info.name, info.cpu.index());
+    scheduler::take_current_cpu_offline();
     smp::park_current_cpu()
 }
 

@@ -117,6 +117,13 @@ pub fn online_cpus() -> impl Iterator<Item = usize> {
     (0..MAX_CPUS).filter(|&cpu| CPUS[cpu].online.load(Ordering::Acquire))
 }
 
+/// Takes the current CPU out of [`online_cpus`] for good, so no new task is placed on it (for a CPU that is about
+/// to halt after a fault it cannot recover from). Tasks already assigned to it stay there and no longer run: tasks
+/// never migrate (see the crate docs).
+pub fn take_current_cpu_offline() {
+    this_cpu().online.store(false, Ordering::Release);
+}
+
 /// The number of CPUs that run tasks.
 pub fn online_cpu_count() -> usize {
     online_cpus().count()

@@ -41,8 +41,8 @@
 //!
 //! # Invariants
 //! - A task runs only on the CPU it was assigned at spawn (pinned or least-loaded); it never migrates, so only
-//!   that CPU ever pops it from a runqueue, and its stack's TLB entries exist only there (the stack is unmapped
-//!   with a local flush when it is reaped on that CPU).
+//!   that CPU ever pops it from a runqueue. Its stack is unmapped when it is reaped (a `MappedPages` drop: flushed
+//!   locally at once and on every other CPU by a TLB-shootdown round before the pages and frames are reused).
 //! - Every wake-up is a compare-and-swap into `Runnable` followed by exactly one enqueue; `schedule` enqueues the
 //!   current task only on its own `Running -> Runnable` transition. So a task is queued at most once.
 //! - Exit values: see `task::Task::set_exited` / `take_exit_value_or_block` (one lock orders exit and join).
@@ -59,8 +59,8 @@ mod sleep;
 mod switch;
 
 pub use cpus::{
-    MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn, tick_period_ns,
-    ticks,
+    MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn,
+    take_current_cpu_offline, tick_period_ns, ticks,
 };
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
 pub use info::{TaskSummary, policy_name, task_summaries};

@@ -68,8 +68,9 @@ impl Stack {
     }
 
     /// The stack's bytes `top - count*8 .. top` as seen through the direct map, for writing the first frame of a new
-    /// task from another CPU without ever touching (and caching TLB entries for) the stack's own virtual pages:
-    /// stacks are unmapped with a flush local to the CPU the task ran on.
+    /// task from another CPU without touching (and caching TLB entries for) the stack's own virtual pages. (Since
+    /// dropped mappings are shot down on every CPU this is no longer required for safety; it keeps the spawning
+    /// CPU's TLB free of entries it does not need.)
     pub(crate) fn top_words_through_direct_map(&mut self, count: usize) -> &mut [usize] {
         assert!(count * 8 <= self.size_in_bytes(), "initial frame larger than the stack");
         let physical_top = self.pages.physical_start_address().value() + self.pages.size_in_bytes();

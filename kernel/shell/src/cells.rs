@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use cell_namespace::{CellKind, CellNamespace};
+use cell_namespace::{CellKind, CellNamespace, SwapOptions, SwapReport};
 
 fn namespaces() -> Option<[&'static Arc<CellNamespace>; 2]> {
     Some([system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?])
@@ -89,48 +89,77 @@ pub fn print_files() {
     }
 }
 
-/// Swaps each `(old, new)` pair in the kernel namespace and prints the time of each phase.
-pub fn swap(pairs: &[(&str, &str)]) {
-    let Some(kernel) = system_namespaces::kernel_namespace() else {
-        serial::write_str("swap: error: the system namespaces are not installed\n");
-        return;
-    };
-    // The patching of dependents runs with every other CPU stopped: another CPU may be executing a call whose
-    // target is being rewritten (e.g. the scheduler core calling into the policy cell).
-    let stop_the_world = |patch_all: &mut dyn FnMut()| {
-        let mut patched = false;
-        let result = smp::run_with_other_cpus_stopped(&mut || {
-            patch_all();
-            patched = true;
-        });
-        if let Err(error) = result {
-            // Only reachable before SMP set-up or if the stop handler is missing: then no other CPU runs cell code.
-            log::warn!("swap: could not stop the other CPUs ({error:?}); patching with interrupts off");
-        }
-        if !patched {
-            x86_64::instructions::interrupts::without_interrupts(&mut *patch_all);
-        }
-    };
-    match kernel.swap_quiesced(pairs, &tsc::now_ns, &stop_the_world) {
-        Ok(report) => {
-            serial::write_fmt(format_args!(
-                "swap: stage  {:>8} us (load and relocate the new cells)\n",
-                report.stage_ns / 1000
-            ));
-            serial::write_fmt(format_args!(
-                "swap: verify {:>8} us (every symbol dependents use is provided)\n",
-                report.verify_ns / 1000
-            ));
-            serial::write_fmt(format_args!(
-                "swap: commit {:>8} us ({} relocations rewritten in {} sections of {} dependent cells)\n",
-                report.commit_ns / 1000,
-                report.relocations_rewritten,
-                report.dependent_sections,
-                report.dependent_cells
-            ));
-            serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
-        }
+/// Swaps each `(old, new)` pair in the kernel namespace through the kernel's swap gate (`live_update`: the commit
+/// runs with every other CPU stopped; old cells still in use are retired, not freed) and prints the report.
+pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
+    match live_update::swap(pairs, options) {
+        Ok(report) => print_swap_report(&report),
         Err(error) => serial::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
+    }
+}
+
+fn print_swap_report(report: &SwapReport) {
+    serial::write_fmt(format_args!("swap: stage    {:>8} us (load and relocate the new cells)\n", report.stage_ns / 1000));
+    serial::write_fmt(format_args!("swap: verify   {:>8} us (every symbol dependents use is provided)\n", report.verify_ns / 1000));
+    serial::write_fmt(format_args!(
+        "swap: transfer {:>8} us ({} objects, {} bytes of state)\n",
+        report.state_transfer_ns / 1000,
+        report.objects_transferred,
+        report.bytes_transferred
+    ));
+    serial::write_fmt(format_args!(
+        "swap: quiesce  {:>8} us ({} relocations rewritten in {} sections of {} dependent cells)\n",
+        report.quiesce_ns / 1000,
+        report.relocations_rewritten,
+        report.dependent_sections,
+        report.dependent_cells
+    ));
+    serial::write_fmt(format_args!(
+        "swap: cleanup  {:>8} us ({} old cells freed, {} retired)\n",
+        report.cleanup_ns / 1000,
+        report.cells_freed,
+        report.cells_retired
+    ));
+    serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
+}
+
+/// `swap --all`: swaps every loaded kernel cell for a fresh copy of itself, one at a time, printing one line per
+/// cell and a summary with each refusal's reason.
+pub fn swap_everything() {
+    let report = live_update::swap_everything(&mut |cell, result| match result {
+        Ok(report) => serial::write_fmt(format_args!(
+            "swap --all: {cell}: swapped in {} us ({} retired)\n",
+            report.total_ns / 1000,
+            report.cells_retired
+        )),
+        Err(error) => serial::write_fmt(format_args!("swap --all: {cell}: refused: {error}\n")),
+    });
+    serial::write_fmt(format_args!(
+        "swap --all: {} of {} cells swapped, {} refused, {} retired\n",
+        report.swapped.len(),
+        report.loaded,
+        report.refused.len(),
+        report.retired
+    ));
+    for refusal in &report.refused {
+        serial::write_fmt(format_args!("swap --all: refused {}: {}\n", refusal.cell, refusal.reason));
+    }
+}
+
+/// `ns -a`: the retired cells (swapped out, still pinned) and what pins each, after a fresh re-check.
+pub fn print_retired() {
+    let report = live_update::reclaim();
+    if !report.freed.is_empty() {
+        serial::write_fmt(format_args!("freed now: {}\n", report.freed.join(", ")));
+    }
+    let retired = live_update::retired();
+    serial::write_fmt(format_args!("{} retired cells\n", retired.len()));
+    for info in retired {
+        let bytes = info.sizes.text + info.sizes.read_only_data + info.sizes.data;
+        serial::write_fmt(format_args!("retired {} ({bytes} bytes), {} pins:\n", info.name, info.pins.len()));
+        for pin in &info.pins {
+            serial::write_fmt(format_args!("  {pin}\n"));
+        }
     }
 }
 

@@ -79,7 +79,11 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
         log::warn!("cell {cell} faulted {REPEATED_FAULT_LIMIT} times; reloading a fresh copy through the swap gate");
         match reload_cell(&cell) {
             Ok(report) => {
-                log::info!("cell {cell} reloaded in {} us ({} old cells retired)", report.total_ns / 1000, report.cells_retired);
+                log::info!(
+                    "cell {cell} reloaded in {} us ({} old cells retired)",
+                    report.total_ns / 1000,
+                    report.cells_retired
+                );
                 let mut book = BOOK.lock();
                 let record = book.records.iter_mut().rev().find(|record| record.task == task.id());
                 if let Some(record) = record {

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use cell_namespace::{CellKind, CellNamespace, SwapOptions, SwapReport};
+use cell_namespace::{CellKind, CellNamespace, SwapOptions};
 
 fn namespaces() -> Option<[&'static Arc<CellNamespace>; 2]> {
     Some([system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?])
@@ -89,38 +89,23 @@ pub fn print_files() {
     }
 }
 
-/// Swaps each `(old, new)` pair in the kernel namespace through the kernel's swap gate (`live_update`: the commit
-/// runs with every other CPU stopped; old cells still in use are retired, not freed) and prints the report.
+/// Swaps each `(old, new)` pair in the kernel namespace through the kernel's swap gate (`live_update`: state carried
+/// over unless `options.fresh`, the commit run with every other CPU stopped, old cells still in use retired rather
+/// than freed) and prints the time of each phase.
 pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
     match live_update::swap(pairs, options) {
-        Ok(report) => print_swap_report(&report),
+        Ok(report) => {
+            for (phase, ns, what) in report.phases() {
+                serial::write_fmt(format_args!(
+                    "swap: {phase:<16} {:>6}.{} us ({what})\n",
+                    ns / 1000,
+                    (ns % 1000) / 100
+                ));
+            }
+            serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
+        }
         Err(error) => serial::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
     }
-}
-
-fn print_swap_report(report: &SwapReport) {
-    serial::write_fmt(format_args!("swap: stage    {:>8} us (load and relocate the new cells)\n", report.stage_ns / 1000));
-    serial::write_fmt(format_args!("swap: verify   {:>8} us (every symbol dependents use is provided)\n", report.verify_ns / 1000));
-    serial::write_fmt(format_args!(
-        "swap: transfer {:>8} us ({} objects, {} bytes of state)\n",
-        report.state_transfer_ns / 1000,
-        report.objects_transferred,
-        report.bytes_transferred
-    ));
-    serial::write_fmt(format_args!(
-        "swap: quiesce  {:>8} us ({} relocations rewritten in {} sections of {} dependent cells)\n",
-        report.quiesce_ns / 1000,
-        report.relocations_rewritten,
-        report.dependent_sections,
-        report.dependent_cells
-    ));
-    serial::write_fmt(format_args!(
-        "swap: cleanup  {:>8} us ({} old cells freed, {} retired)\n",
-        report.cleanup_ns / 1000,
-        report.cells_freed,
-        report.cells_retired
-    ));
-    serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
 }
 
 /// `swap --all`: swaps every loaded kernel cell for a fresh copy of itself, one at a time, printing one line per

@@ -182,9 +182,13 @@ fn swap(words: &[String]) {
         return;
     }
     let fresh = words.get(1).is_some_and(|word| word == "--fresh");
-    let arguments = &words[if fresh { 2 } else { 1 }..];
-    if arguments.is_empty() || !arguments.len().is_multiple_of(2) {
-        serial::write_str("usage: swap [--fresh] OLD NEW [OLD NEW ...] | swap --all\n");
+    let arguments = &words[1 + usize::from(fresh)..];
+    if arguments.is_empty() || !arguments.len().is_multiple_of(2) || arguments.iter().any(|word| word.starts_with("--"))
+    {
+        serial::write_str(
+            "usage: swap [--fresh] OLD NEW [OLD NEW ...] (--fresh: start the new cells without the old state) | swap \
+             --all\n",
+        );
         return;
     }
     let pairs: Vec<(&str, &str)> = arguments.chunks_exact(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();

@@ -29,7 +29,8 @@ static STOPPED: AtomicUsize = AtomicUsize::new(0);
 /// The interrupted context each CPU recorded on entering the stop handler (by logical CPU index): instruction
 /// pointer and stack pointer; written by that CPU before it increments [`STOPPED`], read by the stopper while every
 /// other CPU is stopped, cleared by the CPU on its way out.
-static INTERRUPTED: [(AtomicU64, AtomicU64); cpu::MAX_CPUS] = [const { (AtomicU64::new(0), AtomicU64::new(0)) }; cpu::MAX_CPUS];
+static INTERRUPTED: [(AtomicU64, AtomicU64); cpu::MAX_CPUS] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; cpu::MAX_CPUS];
 
 /// Where one stopped CPU was interrupted by the stop IPI (from its interrupt stack frame, Intel SDM Vol. 3A 6.12.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -100,9 +100,7 @@ fn leak_test() -> Result<(), String> {
     let elapsed_ms = (tsc::now_ns() - started) / 1_000_000;
     let reclaimed = live_update::reclaim();
     let after = counters();
-    log::info!(
-        "{CELL}: {LEAK_SWAPS} swaps in {elapsed_ms} ms; baseline {baseline:?}, after {after:?}; {reclaimed}"
-    );
+    log::info!("{CELL}: {LEAK_SWAPS} swaps in {elapsed_ms} ms; baseline {baseline:?}, after {after:?}; {reclaimed}");
     ensure!(reclaimed.still_retired.is_empty(), "cells still retired: {:?}", reclaimed.still_retired);
     ensure!(after == baseline, "counters moved over {LEAK_SWAPS} swaps: baseline {baseline:?}, after {after:?}");
     Ok(())

@@ -14,7 +14,8 @@
 //! - [`reclaim`] re-checks the retired cells and frees those no longer pinned; [`retired`] lists them.
 //! - [`init`] installs the scheduler's exit hook: a task that pinned a retired cell triggers a re-check when it
 //!   exits (only then: the hook is one lookup in a small set otherwise).
-//! - [`KernelPinFinder`] (see `pins.rs` for what it looks at and what it does not).
+//! - [`KernelPinFinder`] (see `pins.rs` for what it looks at and what it does not); [`last_pin_search`]
+//!   ([`PinSearchCost`]): what the last swap's pin search cost inside the stopped world.
 //! - [`saved_context_cursor`], [`CheckedStack`], [`is_mapped`]: stack reading shared with `fault_recovery`'s `bt`.
 //!
 //! # Control flow of a swap
@@ -22,12 +23,14 @@
 //! 2. Snapshot the writable data regions of every loaded cell (outside the stopped world: namespace locks).
 //! 3. `CellNamespace::swap_quiesced` stages, verifies and transfers state; inside the quiesced closure it patches
 //!    the dependents and asks the pin finder about each old cell, freeing or retiring it.
-//! 4. Record which tasks pin retired cells, for the exit hook.
+//! 4. Record which tasks pin retired cells, for the exit hook, and which cell each newly retired cell's own
+//!    references were redirected into (`lineage.rs`): that successor stays pinned while its predecessor is retired.
 #![no_std]
 
 extern crate alloc;
 
 mod everything;
+mod lineage;
 mod pins;
 mod reclaim;
 mod stack;
@@ -40,7 +43,7 @@ use cell_namespace::{QuiesceError, RetiredCellInfo, SwapError, SwapOptions, Swap
 
 pub use cell_namespace::ReclaimReport;
 pub use everything::{EverythingReport, Refusal, swap_everything};
-pub use pins::KernelPinFinder;
+pub use pins::{KernelPinFinder, PinSearchCost};
 pub use reclaim::{init, reclaim, retired};
 pub use stack::{CheckedStack, is_mapped, saved_context_cursor};
 
@@ -84,10 +87,26 @@ pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) -> Result<SwapReport,
     if !kernel.retired().is_empty() {
         reclaim::reclaim_locked(kernel);
     }
+    let retired_before = kernel.retired().len();
     let finder = KernelPinFinder::snapshot();
     let result = kernel.swap_quiesced(pairs, options, &tsc::now_ns, &run_quiesced, &finder);
-    reclaim::note_pinning_tasks(&kernel.retired());
+    *LAST_PIN_SEARCH.lock() = finder.cost();
+    let retired = kernel.retired();
+    if result.is_ok() {
+        lineage::record(kernel, pairs, retired.get(retired_before..).unwrap_or_default());
+    }
+    reclaim::note_pinning_tasks(&retired);
     result.map_err(GateError::Swap)
+}
+
+/// The cost of the last swap's pin searches. The lock protects the value only (IRQ-safe, taken alone).
+static LAST_PIN_SEARCH: task::IrqSafeMutex<PinSearchCost> =
+    task::IrqSafeMutex::new(PinSearchCost { cells_checked: 0, total_ns: 0, data_bytes: 0, tasks: 0 });
+
+/// What the pin searches of the last swap through the gate cost (inside the stopped world; part of its
+/// `quiesce_ns`).
+pub fn last_pin_search() -> PinSearchCost {
+    *LAST_PIN_SEARCH.lock()
 }
 
 /// Replaces kernel cell `cell` by a fresh copy of its code from its object file, carrying its state over (fault

@@ -14,6 +14,8 @@
 //! 3. **The swapping task's own stack** (the code that will return through this very call), walked from here.
 //! 4. **Closures held by tasks**: the vtable of a task body not yet taken (the task has not started:
 //!    [`Pin::TaskEntry`]) and of a failure callback (a restartable task's respawn closure: [`Pin::Pointer`]).
+//! 6. **Lineage** (`lineage.rs`): a cell that replaced a cell still retired is pinned by it (the retired cell's
+//!    own references were redirected into it, as rip-relative displacements in its text that no scan sees).
 //! 5. **Stored pointers that are not relocations**: every word of every loaded cell's writable `.data`/`.bss`
 //!    (base image included, so the unwinder's end handler, `log`'s logger and every hook `AtomicPtr`) that points
 //!    into the cell, and the IDT (the IDTR's base itself, and every present gate's handler). The table where the
@@ -39,6 +41,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use cell_namespace::{AddressRange, Pin, PinFinder};
 use memory_structs::VirtualAddress;
@@ -59,6 +62,24 @@ pub struct KernelPinFinder {
     data: Vec<DataRegion>,
     /// Bytes of data the snapshot covers (for reports).
     data_bytes: usize,
+    /// Retired cells whose redirected references reach into another cell (see `lineage.rs`).
+    links: Vec<crate::lineage::Link>,
+    /// Nanoseconds spent in [`PinFinder::find_pins`] so far (TSC time), and the number of calls.
+    spent_ns: AtomicU64,
+    calls: AtomicUsize,
+}
+
+/// What the pin searches of one swap or reclaim cost (inside the stopped world).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinSearchCost {
+    /// Cells checked (one `find_pins` call each).
+    pub cells_checked: usize,
+    /// Total time of those calls, in nanoseconds.
+    pub total_ns: u64,
+    /// Bytes of writable data scanned per cell checked.
+    pub data_bytes: usize,
+    /// Tasks in the task table at the time.
+    pub tasks: usize,
 }
 
 impl KernelPinFinder {
@@ -83,20 +104,38 @@ impl KernelPinFinder {
             }
         }
         let data_bytes = data.iter().map(|region| (region.range.end - region.range.start) as usize).sum();
-        Self { data, data_bytes }
+        let retired = system_namespaces::kernel_namespace().map(|kernel| kernel.retired()).unwrap_or_default();
+        let links = crate::lineage::live_links(&retired);
+        Self { data, data_bytes, links, spent_ns: AtomicU64::new(0), calls: AtomicUsize::new(0) }
     }
 
-    /// Bytes of writable data scanned per cell checked.
-    pub fn data_bytes(&self) -> usize {
-        self.data_bytes
+    /// What the searches through this finder cost so far.
+    pub fn cost(&self) -> PinSearchCost {
+        PinSearchCost {
+            cells_checked: self.calls.load(Ordering::Relaxed),
+            total_ns: self.spent_ns.load(Ordering::Relaxed),
+            data_bytes: self.data_bytes,
+            tasks: task::task_count(),
+        }
     }
 }
 
 impl PinFinder for KernelPinFinder {
-    fn find_pins(&self, _cell: &str, ranges: &[AddressRange]) -> Vec<Pin> {
+    fn find_pins(&self, _cell: &str, cell_ranges: &[AddressRange]) -> Vec<Pin> {
         let ranges: Vec<Range<u64>> =
-            ranges.iter().map(|range| range.start.value() as u64..range.end.value() as u64).collect();
+            cell_ranges.iter().map(|range| range.start.value() as u64..range.end.value() as u64).collect();
         let mut pins = Vec::new();
+        for link in self.links.iter().filter(|link| link.successor_ranges == cell_ranges) {
+            let location = link.retired_ranges.first().map_or(VirtualAddress::zero(), |range| range.start);
+            pins.push(Pin::Pointer {
+                location,
+                what: format!(
+                    "retired cell {} (replaced by this {}) has references redirected into it",
+                    link.retired_name, link.successor_name
+                ),
+            });
+        }
+        let started = tsc::now_ns();
         own_stack(&ranges, &mut pins);
         let current = scheduler::current_task();
         for task in task::all_tasks() {
@@ -111,6 +150,8 @@ impl PinFinder for KernelPinFinder {
         stopped_cpus(&ranges, &mut pins);
         self.stored_pointers(&ranges, &mut pins);
         interrupt_table(&ranges, &mut pins);
+        self.spent_ns.fetch_add(tsc::now_ns().saturating_sub(started), Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         pins
     }
 }

@@ -74,9 +74,12 @@ fn swap(old: &str, new: &str) -> Result<Sample, String> {
     Ok(Sample { report, pin_search_ns: cost.total_ns, cells_checked: cost.cells_checked })
 }
 
+/// Reads one phase's time (ns) out of a sample.
+type Phase = fn(&Sample) -> u64;
+
 /// Prints the median (and range) of each phase over `samples`.
 fn report(what: &str, samples: &[Sample]) {
-    let phases: [(&str, fn(&Sample) -> u64); 7] = [
+    let phases: [(&str, Phase); 7] = [
         ("load", |sample| sample.report.stage_ns),
         ("verify", |sample| sample.report.verify_ns),
         ("state transfer", |sample| sample.report.state_transfer_ns),

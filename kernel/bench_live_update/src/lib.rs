@@ -51,7 +51,7 @@ pub fn run() -> Result<(), String> {
         scheduler.push(swap("scheduler", "scheduler")?);
         // Let every CPU pass through the new copy (idle loops hand over, switched-out tasks return through the
         // old code once) before the next swap: a retired copy's redirected references reach only one generation
-        // further (see live_update's lineage.rs).
+        // further (the namespace keeps that generation mapped, but its state goes stale at the next swap).
         scheduler::sleep(core::time::Duration::from_millis(SETTLE_MS));
     }
     report(&format!("scheduler ({cpus} CPUs)"), &scheduler);

@@ -23,23 +23,20 @@
 //! 2. Snapshot the writable data regions of every loaded cell (outside the stopped world: namespace locks).
 //! 3. `CellNamespace::swap_quiesced` stages, verifies and transfers state; inside the quiesced closure it patches
 //!    the dependents and asks the pin finder about each old cell, freeing or retiring it.
-//! 4. Record which tasks pin retired cells, for the exit hook, and which cell each newly retired cell's own
-//!    references were redirected into (`lineage.rs`): that successor stays pinned while its predecessor is retired.
+//! 4. Record which tasks pin retired cells, for the exit hook. (A retired cell whose references were redirected
+//!    into its replacement keeps that replacement alive: the namespace's `RetiredCellInfo::keeps_alive`.)
 #![no_std]
 
 extern crate alloc;
 
 mod everything;
-mod lineage;
 mod pins;
 mod reclaim;
 mod stack;
 
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use core::fmt;
 
-use cell_namespace::{QuiesceError, RetiredCellInfo, SwapError, SwapOptions, SwapReport};
+use cell_namespace::{QuiesceError, SwapError, SwapOptions, SwapReport};
 
 pub use cell_namespace::ReclaimReport;
 pub use everything::{EverythingReport, Refusal, swap_everything};
@@ -87,15 +84,10 @@ pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) -> Result<SwapReport,
     if !kernel.retired().is_empty() {
         reclaim::reclaim_locked(kernel);
     }
-    let retired_before = kernel.retired().len();
     let finder = KernelPinFinder::snapshot();
     let result = kernel.swap_quiesced(pairs, options, &tsc::now_ns, &run_quiesced, &finder);
     *LAST_PIN_SEARCH.lock() = finder.cost();
-    let retired = kernel.retired();
-    if result.is_ok() {
-        lineage::record(kernel, pairs, retired.get(retired_before..).unwrap_or_default());
-    }
-    reclaim::note_pinning_tasks(&retired);
+    reclaim::note_pinning_tasks(&kernel.retired());
     result.map_err(GateError::Swap)
 }
 
@@ -116,15 +108,4 @@ pub fn last_pin_search() -> PinSearchCost {
 /// As for [`swap`].
 pub fn reload(cell: &str) -> Result<SwapReport, GateError> {
     swap(&[(cell, cell)], &SwapOptions::default())
-}
-
-/// The names of the tasks and CPUs pinning a retired cell, one short line (for logs).
-pub fn describe(info: &RetiredCellInfo) -> String {
-    let mut line = info.name.to_string();
-    let pins: Vec<String> = info.pins.iter().map(|pin| alloc::format!("{pin}")).collect();
-    if !pins.is_empty() {
-        line.push_str(": ");
-        line.push_str(&pins.join("; "));
-    }
-    line
 }

@@ -14,8 +14,6 @@
 //! 3. **The swapping task's own stack** (the code that will return through this very call), walked from here.
 //! 4. **Closures held by tasks**: the vtable of a task body not yet taken (the task has not started:
 //!    [`Pin::TaskEntry`]) and of a failure callback (a restartable task's respawn closure: [`Pin::Pointer`]).
-//! 6. **Lineage** (`lineage.rs`): a cell that replaced a cell still retired is pinned by it (the retired cell's
-//!    own references were redirected into it, as rip-relative displacements in its text that no scan sees).
 //! 5. **Stored pointers that are not relocations**: every word of every loaded cell's writable `.data`/`.bss`
 //!    (base image included, so the unwinder's end handler, `log`'s logger and every hook `AtomicPtr`) that points
 //!    into the cell, and the IDT (the IDTR's base itself, and every present gate's handler). The table where the
@@ -62,8 +60,6 @@ pub struct KernelPinFinder {
     data: Vec<DataRegion>,
     /// Bytes of data the snapshot covers (for reports).
     data_bytes: usize,
-    /// Retired cells whose redirected references reach into another cell (see `lineage.rs`).
-    links: Vec<crate::lineage::Link>,
     /// Nanoseconds spent in [`PinFinder::find_pins`] so far (TSC time), and the number of calls.
     spent_ns: AtomicU64,
     calls: AtomicUsize,
@@ -104,9 +100,7 @@ impl KernelPinFinder {
             }
         }
         let data_bytes = data.iter().map(|region| (region.range.end - region.range.start) as usize).sum();
-        let retired = system_namespaces::kernel_namespace().map(|kernel| kernel.retired()).unwrap_or_default();
-        let links = crate::lineage::live_links(&retired);
-        Self { data, data_bytes, links, spent_ns: AtomicU64::new(0), calls: AtomicUsize::new(0) }
+        Self { data, data_bytes, spent_ns: AtomicU64::new(0), calls: AtomicUsize::new(0) }
     }
 
     /// What the searches through this finder cost so far.
@@ -125,16 +119,6 @@ impl PinFinder for KernelPinFinder {
         let ranges: Vec<Range<u64>> =
             cell_ranges.iter().map(|range| range.start.value() as u64..range.end.value() as u64).collect();
         let mut pins = Vec::new();
-        for link in self.links.iter().filter(|link| link.successor_ranges == cell_ranges) {
-            let location = link.retired_ranges.first().map_or(VirtualAddress::zero(), |range| range.start);
-            pins.push(Pin::Pointer {
-                location,
-                what: format!(
-                    "retired cell {} (replaced by this {}) has references redirected into it",
-                    link.retired_name, link.successor_name
-                ),
-            });
-        }
         let started = tsc::now_ns();
         own_stack(&ranges, &mut pins);
         let current = scheduler::current_task();

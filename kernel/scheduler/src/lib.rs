@@ -18,11 +18,13 @@
 //! - Switching: [`schedule`], [`yield_now`], [`block_current`] / [`unblock`], [`sleep`], [`sleep_until_ns`].
 //! - Failures: every spawned task's body runs inside `unwind::catch_unwind`; a panic, a CPU exception (unwound
 //!   by the exception hook) or a kill (unwound at the safe point) ends it with `Failed(reason)` after every
-//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log). A task that ends `Failed`
+//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log); [`set_exit_hook`] (told about
+//!   every spawned task about to exit: `live_update` re-checks the retired cells it pinned). A task that ends `Failed`
 //!   force-releases the blocking locks still registered with it (`task::HeldLock`): those held in a frame whose
 //!   landing pads the unwind skipped (the faulting frame, or the instruction a kill was redirected from).
 //! - Long critical sections: [`preempt_disable`] / [`preempt_enable`] (the namespace's transaction lock).
 //! - Shell: [`task_summaries`] (`ps`), [`policy_name`].
+//! - Live swap of this cell: [`cell_state_transfer`] (see `evolution.rs`: idle loops hand over, hooks move).
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
 //! 1. wake this CPU's expired sleepers into its runqueue;
@@ -51,6 +53,8 @@
 extern crate alloc;
 
 mod cpus;
+mod evolution;
+mod exit_hook;
 mod failure;
 mod info;
 mod lifecycle;
@@ -62,6 +66,7 @@ pub use cpus::{
     MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn,
     take_current_cpu_offline, tick_period_ns, ticks,
 };
+pub use exit_hook::{ExitHook, set_exit_hook};
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
 pub use info::{TaskSummary, policy_name, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
@@ -72,3 +77,14 @@ pub use switch::{
     kill_redirect_pending, schedule, set_task_fault_recovery, task_fault_recovery, unblock, unwind_killed_from,
     yield_now,
 };
+
+/// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path
+/// `scheduler::cell_state_transfer`, the swap convention), with every other CPU stopped, after the old copy's
+/// `.data`/`.bss` were copied: re-installs the unwinder's hooks to this copy and hands the idle loops over to it
+/// (see `evolution.rs`). It writes nothing the swap could not undo except those hooks, which point into this copy.
+///
+/// # Errors
+/// Never (the signature is the swap convention's).
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    evolution::transfer(transfer)
+}

@@ -80,8 +80,15 @@ pub fn corrupt_object_error(object: &str) -> String {
 /// Every in-kernel test cell the image must contain: `test` must print `<cell>: ok` for each, and its summary
 /// must count exactly this many passed (so a cell missing from the image, or one added without being listed
 /// here, fails the scenario). Add a new `test_*` cell here.
-pub const TEST_CELLS: &[&str] =
-    &["test_channels", "test_fault_recovery", "test_policy_swap", "test_sync", "test_tasks", "test_tlb"];
+pub const TEST_CELLS: &[&str] = &[
+    "test_channels",
+    "test_fault_recovery",
+    "test_policy_swap",
+    "test_live_update",
+    "test_sync",
+    "test_tasks",
+    "test_tlb",
+];
 /// `test`'s summary line when none failed; group 1 is the number passed (checked against [`TEST_CELLS`]).
 pub const TEST_SUMMARY_NONE_FAILED: &str = r"^test summary: (\d+) passed, 0 failed$";
 /// The line of test cell `cell` that passed.

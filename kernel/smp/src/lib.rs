@@ -46,6 +46,17 @@ pub use stop::{
 };
 pub use trampoline::TrampolineTooLarge;
 
+/// This cell's state transfer (the swap convention, see `cell_namespace`): called by a live swap of `smp`, inside
+/// the stop-the-world of the old copy, after the default copy of the statics. The new copy must not inherit the
+/// old copy's stop in progress (see `stop::StopControl`).
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(_transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    stop::reset_after_swap();
+    Ok(())
+}
+
 use cpu::{ApicId, CpuId};
 
 /// Why multiprocessor bring-up failed.

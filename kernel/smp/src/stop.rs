@@ -1,11 +1,12 @@
 //! Stop-the-world: run a closure while every other CPU spins with interrupts disabled.
 //!
 //! Protocol: the stopper takes [`STOP_LOCK`] (with interrupts as the caller has them, so a concurrent stopper's IPI
-//! can still be taken while waiting), disables interrupts, raises [`STOP_REQUESTED`], sends [`STOP_IPI_VECTOR`] to
-//! all other CPUs and waits until each has incremented [`STOPPED`]. Each stopped CPU sends EOI, acknowledges, and
+//! can still be taken while waiting), disables interrupts, publishes a [`StopControl`] on its stack through
+//! [`STOP_CONTROL`] with `requested` set, sends [`STOP_IPI_VECTOR`] to all other CPUs and waits until each has
+//! incremented `stopped`. Each stopped CPU sends EOI, acknowledges, and
 //! spins with interrupts disabled until the flag drops; then it executes a serializing instruction (CPUID), because
 //! the closure may have patched code (Intel SDM Vol. 3A 8.1.3, "Handling Self- and Cross-Modifying Code"), and
-//! decrements [`STOPPED`] on its way out. The stopper waits for all to leave before releasing the lock.
+//! decrements `stopped` on its way out. The stopper waits for all to leave before releasing the lock.
 //!
 //! "All" is re-read while waiting (`cpu::count`): a CPU halted for good (`park::park_current_cpu`) leaves the
 //! online set and is not waited for. Every loop here that spins with interrupts disabled (the stopped CPUs, the
@@ -17,7 +18,7 @@
 //! acknowledging; [`stopped_contexts`], called inside the closure, returns them, so a live swap can tell which
 //! code each stopped CPU will return into (`live_update`'s pin finder walks from there).
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use interrupts::STOP_IPI_VECTOR;
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
@@ -25,19 +26,43 @@ use x86_64::structures::idt::InterruptStackFrame;
 
 use crate::start::wait_until;
 
-/// One stopper at a time; protects the protocol state below. `park::Withdrawn::rejoin` takes it too, so a CPU
-/// never comes back online while a stop counts CPUs.
+/// One stopper at a time; protects [`STOP_CONTROL`]. `park::Withdrawn::rejoin` takes it too, so a CPU never comes
+/// back online while a stop counts CPUs.
 pub(crate) static STOP_LOCK: Mutex<()> = Mutex::new(());
-/// Set while other CPUs must stay stopped.
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
-/// CPUs currently stopped in the handler.
-static STOPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// The interrupted context each CPU recorded on entering the stop handler (by logical CPU index): instruction
-/// pointer and stack pointer; written by that CPU before it increments [`STOPPED`], read by the stopper while every
-/// other CPU is stopped, cleared by the CPU on its way out.
-static INTERRUPTED: [(AtomicU64, AtomicU64); cpu::MAX_CPUS] =
-    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; cpu::MAX_CPUS];
+/// The state of one stop, owned by the stopper's stack frame for the duration of the stop.
+///
+/// Why not statics: a live swap of this cell (`swap smp smp`) runs *inside* a stop made by the old copy, so while
+/// its commit copies this cell's statics into the new copy and redirects the old code's references to them, the
+/// stopped CPUs are spinning in the old handler and the stopper is inside the old `run_with_other_cpus_stopped`.
+/// Both reach the protocol state only through the pointer each read once at the start (the stopper's own frame;
+/// the handler's register), never through an address in this cell's text, so neither the state copy nor the
+/// rewrite of the code can split one stop over two copies of the flags, and the spinning loop contains no
+/// instruction that the swap patches (no cross-modifying code runs on the stopped CPUs; Intel SDM Vol. 3A 8.1.3).
+struct StopControl {
+    /// Set while other CPUs must stay stopped.
+    requested: AtomicBool,
+    /// CPUs currently stopped in the handler.
+    stopped: AtomicUsize,
+    /// The interrupted context each CPU recorded on entering the stop handler (by logical CPU index): instruction
+    /// pointer and stack pointer; written by that CPU before it increments `stopped`, read by the stopper while
+    /// every other CPU is stopped.
+    interrupted: [(AtomicU64, AtomicU64); cpu::MAX_CPUS],
+}
+
+/// The stop in progress (a pointer to the stopper's [`StopControl`]), or null. Written only by the stopper, under
+/// [`STOP_LOCK`]: set before the stop IPI is sent, cleared after every stopped CPU has left the handler, so a
+/// handler that reads a non-null pointer uses a control block that outlives its use.
+static STOP_CONTROL: AtomicPtr<StopControl> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The stop in progress, if any.
+fn current_control() -> Option<&'static StopControl> {
+    let control = STOP_CONTROL.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer points at the stopper's live `StopControl`: it is published before the stop IPI
+    // and withdrawn only after every stopped CPU has decremented `stopped` (it no longer touches the block), and
+    // callers use it only while the stop lasts (inside the closure, or as a stopped CPU in the handler).
+    unsafe { control.as_ref() }
+}
 
 /// Where one stopped CPU was interrupted by the stop IPI (from its interrupt stack frame, Intel SDM Vol. 3A 6.12.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +76,12 @@ pub struct StoppedContext {
 }
 
 /// The interrupted contexts of the CPUs stopped right now, lowest CPU index first. Meaningful only inside the
-/// closure of [`run_with_other_cpus_stopped`] (elsewhere it is empty or describes CPUs that are leaving the
-/// handler). Takes no lock and does not allocate beyond the returned vector's one allocation (`capacity` entries
-/// are reserved up front; call with interrupts disabled, as the closure runs).
+/// closure of [`run_with_other_cpus_stopped`] (elsewhere it is empty). Takes no lock and allocates only the
+/// returned vector (`MAX_CPUS` entries reserved up front; call with interrupts disabled, as the closure runs).
 pub fn stopped_contexts() -> alloc::vec::Vec<StoppedContext> {
     let mut contexts = alloc::vec::Vec::with_capacity(cpu::MAX_CPUS);
-    for (cpu, (instruction_pointer, stack_pointer)) in INTERRUPTED.iter().enumerate() {
+    let Some(control) = current_control() else { return contexts };
+    for (cpu, (instruction_pointer, stack_pointer)) in control.interrupted.iter().enumerate() {
         let instruction_pointer = instruction_pointer.load(Ordering::Acquire);
         if instruction_pointer != 0 {
             let stack_pointer = stack_pointer.load(Ordering::Acquire);
@@ -66,11 +91,17 @@ pub fn stopped_contexts() -> alloc::vec::Vec<StoppedContext> {
     contexts
 }
 
-/// The bytes of the table where stopped CPUs record their interrupted context: a scan for stored code pointers
-/// must skip it (its entries are addresses of interrupted code only while the CPUs are stopped).
+/// The bytes where the stopped CPUs record their interrupted context during the current stop (empty outside one):
+/// a scan for stored code pointers must skip them (they are addresses of interrupted code only while the CPUs are
+/// stopped, and [`stopped_contexts`] reports them).
 pub fn stopped_context_storage() -> core::ops::Range<usize> {
-    let start = INTERRUPTED.as_ptr() as usize;
-    start..start + size_of_val(&INTERRUPTED)
+    match current_control() {
+        Some(control) => {
+            let start = control.interrupted.as_ptr() as usize;
+            start..start + size_of_val(&control.interrupted)
+        }
+        None => 0..0,
+    }
 }
 
 /// How long the stopper waits for every other CPU to acknowledge (a CPU with interrupts disabled for this long is a
@@ -125,19 +156,23 @@ pub fn run_with_other_cpus_stopped(f: &mut dyn FnMut()) -> Result<(), StopError>
             f();
             return Ok(());
         }
-        STOPPED.store(0, Ordering::SeqCst);
-        STOP_REQUESTED.store(true, Ordering::SeqCst);
+        let control = StopControl {
+            requested: AtomicBool::new(true),
+            stopped: AtomicUsize::new(0),
+            interrupted: [const { (AtomicU64::new(0), AtomicU64::new(0)) }; cpu::MAX_CPUS],
+        };
+        STOP_CONTROL.store(core::ptr::from_ref(&control).cast_mut(), Ordering::SeqCst);
         if let Err(error) = apic::send_ipi_to_all_but_self(STOP_IPI_VECTOR) {
-            release();
+            release(&control);
             return Err(StopError::Ipi(error));
         }
-        if !wait_until(STOP_TIMEOUT_US, || STOPPED.load(Ordering::Acquire) >= others()) {
-            let stopped = STOPPED.load(Ordering::Acquire);
-            release();
+        if !wait_until(STOP_TIMEOUT_US, || control.stopped.load(Ordering::Acquire) >= others()) {
+            let stopped = control.stopped.load(Ordering::Acquire);
+            release(&control);
             return Err(StopError::Timeout { stopped, expected: others() });
         }
         f();
-        release();
+        release(&control);
         Ok(())
     })
 }
@@ -169,31 +204,50 @@ pub fn log_stop_the_world_check() {
     }
 }
 
-/// Lets the stopped CPUs go and waits until they have left the handler.
-fn release() {
-    STOP_REQUESTED.store(false, Ordering::SeqCst);
-    wait_until(STOP_TIMEOUT_US, || STOPPED.load(Ordering::Acquire) == 0);
+/// Lets the stopped CPUs go, waits until they have left the handler, and withdraws the control block. A CPU that
+/// does not leave within the timeout (a bug: it spins with interrupts off elsewhere) would still reach the block
+/// later, so the block is withdrawn only once all have left; on a timeout this waits on (and says so once).
+fn release(control: &StopControl) {
+    control.requested.store(false, Ordering::SeqCst);
+    let mut warned = false;
+    while !wait_until(STOP_TIMEOUT_US, || control.stopped.load(Ordering::Acquire) == 0) {
+        if !warned {
+            warned = true;
+            serial::write_str("smp: stopped CPUs have not left the stop handler after 1 s; waiting\n");
+        }
+    }
+    STOP_CONTROL.store(core::ptr::null_mut(), Ordering::SeqCst);
 }
 
 extern "x86-interrupt" fn stop_interrupt(frame: InterruptStackFrame) {
     apic::end_of_interrupt();
-    if !STOP_REQUESTED.load(Ordering::Acquire) {
+    // The one read of this cell's state (see `StopControl`): everything below goes through `control`.
+    let Some(control) = current_control() else { return };
+    if !control.requested.load(Ordering::Acquire) {
         return;
     }
-    let recorded = INTERRUPTED.get(cpu::current_id().index());
-    if let Some((instruction_pointer, stack_pointer)) = recorded {
+    if let Some((instruction_pointer, stack_pointer)) = control.interrupted.get(cpu::current_id().index()) {
         stack_pointer.store(frame.stack_pointer.as_u64(), Ordering::Release);
         instruction_pointer.store(frame.instruction_pointer.as_u64(), Ordering::Release);
     }
-    STOPPED.fetch_add(1, Ordering::AcqRel);
-    while STOP_REQUESTED.load(Ordering::Acquire) {
+    control.stopped.fetch_add(1, Ordering::AcqRel);
+    while control.requested.load(Ordering::Acquire) {
         memory::service_tlb_shootdown();
         core::hint::spin_loop();
     }
     // Serialize before running possibly patched code (see the module documentation).
     let _ = core::arch::x86_64::__cpuid(0);
-    if let Some((instruction_pointer, _)) = recorded {
-        instruction_pointer.store(0, Ordering::Release);
-    }
-    STOPPED.fetch_sub(1, Ordering::AcqRel);
+    // The last access to the block: after it the stopper may return and free it.
+    control.stopped.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// The stop protocol's part of this cell's state transfer (`crate::cell_state_transfer`) for a live swap of itself: the default copy has carried the old copy's statics over
+/// while the old copy was in the middle of the very stop the swap runs in; the new copy must start with no stop in
+/// progress (the old stopper releases its CPUs through its own frame and unlocks the old [`STOP_LOCK`]).
+pub(crate) fn reset_after_swap() {
+    STOP_CONTROL.store(core::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: runs inside the swap's stop-the-world on the stopping CPU, before any code uses the new copy: the
+    // copied `STOP_LOCK` says "locked" because the old copy's stopper holds the *old* lock, whose guard releases the
+    // old one; nobody holds (or can take) the new one yet.
+    unsafe { STOP_LOCK.force_unlock() };
 }

@@ -19,7 +19,7 @@
 //! - Failures: every spawned task's body runs inside `unwind::catch_unwind`; a panic, a CPU exception (unwound
 //!   by the exception hook) or a kill (unwound at the safe point) ends it with `Failed(reason)` after every
 //!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log).
-//! - Shell: [`task_summaries`] (`ps`), [`policy_name`].
+//! - Shell: [`task_summaries`] (`ps`), [`policy_name`], [`policy_statistics`].
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
 //! 1. wake this CPU's expired sleepers into its runqueue;
@@ -59,7 +59,7 @@ pub use cpus::{
     ticks,
 };
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
-pub use info::{TaskSummary, policy_name, task_summaries};
+pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{

@@ -7,9 +7,17 @@
 //!
 //! Decision: take the oldest task of the runqueue. A preempted or yielding task is appended at the back by the
 //! core, so every runnable task gets one time slice per round.
+//!
+//! # State
+//! The policy's only state is [`STATISTICS`] (its decision counters, a [`PolicyCounters`], shown by `ps` as
+//! `policy state: ...`). The runqueues (with their round-robin order) and the tasks' priorities belong to the
+//! scheduler core and the tasks, so a policy swap keeps them as they are: the priority policy, FIFO among equal
+//! priorities, starts from the round-robin order, and a swap back keeps every priority set meanwhile.
+//! [`cell_state_transfer`] carries the counters over from whichever policy this cell replaces (case study (a): the
+//! `scheduler-state` QEMU scenario checks that they survive both swaps).
 #![cfg_attr(not(test), no_std)]
 
-use task::{PolicyData, RunQueue, SchedulerPolicy, Task, TaskRef};
+use task::{PolicyCounters, PolicyData, PolicyStatistics, RunQueue, SchedulerPolicy, Task, TaskRef};
 
 /// The round-robin policy (stateless).
 pub struct RoundRobin;
@@ -20,13 +28,29 @@ impl SchedulerPolicy for RoundRobin {
     }
 
     fn pick_next(&self, runqueue: &mut RunQueue) -> Option<TaskRef> {
-        runqueue.pop_front()
+        let picked = runqueue.pop_front();
+        STATISTICS.counters.count(picked.is_some());
+        picked
     }
 
     fn describe(&self, _task: &Task) -> PolicyData {
         PolicyData { priority: None }
     }
+
+    fn statistics(&self) -> PolicyStatistics {
+        STATISTICS.counters.statistics(None)
+    }
 }
+
+/// What the round-robin policy counts: only the counters every policy keeps (`#[repr(C)]`, counters first).
+#[repr(C)]
+pub struct RoundRobinStatistics {
+    /// Decisions made, idle decisions, and decisions inherited by the last swap.
+    pub counters: PolicyCounters,
+}
+
+/// The policy's state (carried over by a swap, see [`cell_state_transfer`]).
+pub static STATISTICS: RoundRobinStatistics = RoundRobinStatistics { counters: PolicyCounters::new() };
 
 static POLICY: RoundRobin = RoundRobin;
 

@@ -224,3 +224,43 @@ pub trait SchedulerPolicy: Sync {
     /// The policy's own counters, for `ps`.
     fn statistics(&self) -> PolicyStatistics;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_count_and_inherit() {
+        let old = PolicyCounters::new();
+        old.count(true);
+        old.count(false);
+        old.count(true);
+        let new = PolicyCounters::new();
+        new.count(true);
+        assert_eq!(new.inherit(&old), 3);
+        let statistics = new.statistics(Some(7));
+        assert_eq!(
+            statistics,
+            PolicyStatistics { decisions: 3, idle_decisions: 1, inherited_decisions: 3, overtakes: Some(7) }
+        );
+        assert_eq!(
+            alloc::format!("{statistics}"),
+            "3 decisions (1 idle, 7 overtakes), 3 inherited from the previous policy"
+        );
+    }
+
+    #[test]
+    fn counters_at_checks_size_and_alignment() {
+        let counters = [PolicyCounters::new(), PolicyCounters::new()];
+        counters[0].count(false);
+        let address = &counters[0] as *const PolicyCounters as usize;
+        // SAFETY: `counters` is live for the whole test and starts with a `PolicyCounters` at `address`.
+        let found = unsafe { PolicyCounters::at(address, COUNTERS_SIZE) }.unwrap();
+        assert_eq!(found.decisions.load(Ordering::Relaxed), 1);
+        // SAFETY: as above (the calls are refused before reading).
+        assert_eq!(unsafe { PolicyCounters::at(address, 16) }.err(), Some(CountersError::TooSmall { size: 16 }));
+        // SAFETY: as above.
+        let misaligned = unsafe { PolicyCounters::at(address + 4, COUNTERS_SIZE) }.err();
+        assert_eq!(misaligned, Some(CountersError::Misaligned { address: address + 4 }));
+    }
+}

@@ -162,6 +162,60 @@ pub struct ExportedSymbol {
     pub offset: usize,
     /// Weak binding: another definition may take precedence.
     pub weak: bool,
+    /// What it is (from `st_type`) and its size (`st_size`).
+    pub kind: ExportKind,
+}
+
+/// What an exported symbol is, from its ELF symbol type (`st_type`), with its size in bytes (`st_size`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportKind {
+    /// `STT_FUNC`: a function.
+    Function {
+        /// Its size in bytes (0 if unknown).
+        size_in_bytes: usize,
+    },
+    /// `STT_OBJECT`: a data object (a static).
+    Data {
+        /// Its size in bytes.
+        size_in_bytes: usize,
+    },
+    /// Any other type (`STT_NOTYPE`, e.g. an assembly label).
+    Untyped {
+        /// Its size in bytes (0 if unknown).
+        size_in_bytes: usize,
+    },
+}
+
+impl ExportKind {
+    /// The kind of a parsed symbol.
+    pub fn of(symbol: &cell_loader::Symbol<'_>) -> Self {
+        let size_in_bytes = usize::try_from(symbol.size).unwrap_or(usize::MAX);
+        match symbol.symbol_type {
+            cell_loader::SymbolType::Function => Self::Function { size_in_bytes },
+            cell_loader::SymbolType::Object => Self::Data { size_in_bytes },
+            _ => Self::Untyped { size_in_bytes },
+        }
+    }
+
+    /// Whether a dependent bound to a symbol of kind `self` may be re-bound to one of kind `new`: both functions
+    /// (of any size), both data objects of the same size, or both untyped.
+    pub fn is_compatible_with(self, new: ExportKind) -> bool {
+        match (self, new) {
+            (Self::Function { .. }, Self::Function { .. }) | (Self::Untyped { .. }, Self::Untyped { .. }) => true,
+            (Self::Data { size_in_bytes: old }, Self::Data { size_in_bytes: new }) => old == new,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ExportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Function { size_in_bytes } => write!(f, "a function of {size_in_bytes} bytes"),
+            Self::Data { size_in_bytes } => write!(f, "a data object of {size_in_bytes} bytes"),
+            Self::Untyped { size_in_bytes } => write!(f, "an untyped symbol of {size_in_bytes} bytes"),
+        }
+    }
 }
 
 /// Sizes of a cell's three regions, in bytes (the sum of its sections' sizes, without alignment padding).
@@ -185,6 +239,10 @@ pub struct LoadedCell {
     pub(crate) sizes: CellSizes,
     pub(crate) relocation_count: usize,
     pub(crate) load_duration_ns: Option<u64>,
+    /// The object file's bytes (`None` for the base image), parsed again by a swap for state transfer.
+    pub(crate) object_bytes: Option<&'static [u8]>,
+    /// ELF section index -> index into `sections` (empty for the base image).
+    pub(crate) section_slots: Vec<Option<usize>>,
 }
 
 impl LoadedCell {
@@ -228,10 +286,39 @@ impl LoadedCell {
         self.relocation_count
     }
 
-    /// Duration of the load transaction that loaded it (which may have loaded other cells too), in nanoseconds of
-    /// the clock given to the load; `None` without a clock.
+    /// Duration of staging this cell (parse, allocate, copy; not resolving, relocating or other cells of the same
+    /// transaction), in nanoseconds of the clock given to the load; `None` without a clock.
     pub fn load_duration_ns(&self) -> Option<u64> {
         self.load_duration_ns
+    }
+
+    /// The loaded section made from ELF section `index` of its object file.
+    pub(crate) fn loaded_section(&self, index: usize) -> Option<&Arc<LoadedSection>> {
+        self.sections.get((*self.section_slots.get(index)?)?)
+    }
+
+    /// The address ranges of its memory regions (its sections, merged where they touch); empty for the base image.
+    pub fn address_ranges(&self) -> Vec<crate::AddressRange> {
+        let mut ranges: Vec<crate::AddressRange> = Vec::new();
+        let mut regions: Vec<(usize, usize)> = self
+            .sections
+            .iter()
+            .filter_map(|section| section.memory.as_ref())
+            .map(|memory| {
+                let start = memory.region.start_address().value();
+                (start, start.saturating_add(memory.region.size_in_bytes()))
+            })
+            .collect();
+        regions.sort_unstable();
+        regions.dedup();
+        for (start, end) in regions {
+            let (Ok(start), Ok(end)) = (VirtualAddress::try_new(start), VirtualAddress::try_new(end)) else { continue };
+            match ranges.last_mut() {
+                Some(last) if last.end >= start => last.end = last.end.max(end),
+                _ => ranges.push(crate::AddressRange { start, end }),
+            }
+        }
+        ranges
     }
 
     /// Its `.eh_frame` sections (normally one), kept for the unwinder.

@@ -1,6 +1,7 @@
 //! Error types of the namespace operations: one per operation.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use cell_loader::{ParseError, RelocationError};
@@ -155,6 +156,19 @@ impl fmt::Display for FindFunctionError {
     }
 }
 
+/// The caller could not quiesce the other CPUs; the swap (or reclaim) changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuiesceError {
+    /// Why (e.g. which CPUs did not acknowledge the stop request).
+    pub reason: String,
+}
+
+impl fmt::Display for QuiesceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not stop the other CPUs: {}", self.reason)
+    }
+}
+
 /// Why a swap failed. Every variant except [`SwapError::Patch`] leaves the namespace and all code unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwapError {
@@ -200,6 +214,36 @@ pub enum SwapError {
         /// The arithmetic error (names the relocation type).
         error: RelocationError,
     },
+    /// The other CPUs could not be quiesced: nothing was patched, the staged cells were dropped.
+    Quiesce(QuiesceError),
+    /// The old cell has state (named objects in writable `.data`/`.bss`) that the new cell has no object of the
+    /// same path and size for, and its transfer function (if any) did not mark as transferred. Refused unless the
+    /// swap asks for a fresh start ([`SwapOptions::fresh`](crate::SwapOptions::fresh)).
+    StateDropped {
+        /// The cell being replaced.
+        cell: String,
+        /// The objects that would be dropped, as hash-free paths (with their sizes, and why).
+        symbols: Vec<String>,
+    },
+    /// An exported symbol that the new cell also exports (by hash-free name) changed kind: a function became data
+    /// or back, or a data object changed size.
+    ExportMismatch {
+        /// The cell being replaced.
+        cell: String,
+        /// The symbol, as its hash-free demangled name.
+        symbol: String,
+        /// What it is in the old cell.
+        old: crate::ExportKind,
+        /// What it is in the new cell.
+        new: crate::ExportKind,
+    },
+    /// The new cell's `cell_state_transfer` function failed (or is not a function); nothing was changed.
+    StateTransfer {
+        /// The new cell.
+        cell: String,
+        /// The function's error, or what is wrong with the symbol.
+        reason: String,
+    },
     /// Patching a dependent failed during the commit; patches already made were restored (best effort) and the
     /// namespace is unchanged, but if restoring failed too, the dependent's code may be inconsistent.
     Patch {
@@ -223,6 +267,17 @@ impl fmt::Display for SwapError {
                 write!(f, "{new_cell} does not provide symbol {symbol}, which {dependent} uses from {old_cell}")
             }
             Self::Relocation { dependent, symbol, error } => write!(f, "rewriting {dependent} for {symbol}: {error}"),
+            Self::Quiesce(error) => error.fmt(f),
+            Self::StateDropped { cell, symbols } => write!(
+                f,
+                "cell {cell} has state the new cell would drop: {} (carry it over in cell_state_transfer, or swap \
+                 --fresh)",
+                symbols.join(", ")
+            ),
+            Self::ExportMismatch { cell, symbol, old, new } => {
+                write!(f, "cell {cell}: {symbol} was {old} and would become {new}")
+            }
+            Self::StateTransfer { cell, reason } => write!(f, "state transfer into {cell} failed: {reason}"),
             Self::Patch { dependent, error } => write!(f, "patching {dependent}: {error}"),
         }
     }

@@ -41,17 +41,21 @@ mod manifest;
 mod memory;
 mod namespace;
 mod observer;
+mod pins;
 mod stage;
 mod swap;
+mod transfer;
 
 pub use base_image::{BaseSymbol, BaseSymbolError, BaseSymbolErrorKind, parse_base_symbols};
 pub use cell::{
-    CellSizes, ExportedSymbol, LoadedCell, LoadedSection, RelocationEntry, StrongDependency, WeakDependent,
+    CellSizes, ExportKind, ExportedSymbol, LoadedCell, LoadedSection, RelocationEntry, StrongDependency, WeakDependent,
     hash_free_name,
 };
-pub use error::{BaseImageError, FindFunctionError, LoadError, SwapError};
+pub use error::{BaseImageError, FindFunctionError, LoadError, QuiesceError, SwapError};
 pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};
 pub use namespace::{CellInfo, CellNamespace, ObjectDirectory, ObjectInfo, SymbolInfo};
 pub use observer::{CellObserver, set_cell_observer};
-pub use swap::SwapReport;
+pub use pins::{AddressRange, NoPins, Pin, PinFinder, ReclaimReport, RetiredCellInfo};
+pub use swap::{RunQuiesced, SwapOptions, SwapReport};
+pub use transfer::{ObjectLocation, StateTransfer};

@@ -65,6 +65,9 @@ pub(crate) struct NamespaceState {
     pub(crate) cells: BTreeMap<String, Arc<LoadedCell>>,
     /// Mangled symbol name -> the section defining it. Weak: the cell owns its sections.
     pub(crate) symbol_map: BTreeMap<String, SymbolTarget>,
+    /// Cell name -> the names of swapped-out cells' symbols that the symbol map points at that cell's
+    /// equivalents (see "Names after a swap" in `swap/mod.rs`).
+    pub(crate) aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// One row of [`CellNamespace::cells`].
@@ -127,6 +130,9 @@ pub struct CellNamespace {
     pub(crate) state: RwLock<NamespaceState>,
     /// Protects: the optional clock used to time loads (nanoseconds, monotonic).
     clock: RwLock<Option<fn() -> u64>>,
+    /// Protects: the retired cells (swapped out, still pinned). Taken after the transaction locks, never inside
+    /// a quiesced function; holds no other lock.
+    pub(crate) retired: Mutex<Vec<crate::swap::retire::RetiredCell>>,
 }
 
 impl CellNamespace {
@@ -147,6 +153,7 @@ impl CellNamespace {
             transaction: Mutex::new(()),
             state: RwLock::new(NamespaceState::default()),
             clock: RwLock::new(None),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -258,6 +265,10 @@ impl CellNamespace {
                     section: index,
                     offset: 0,
                     weak: false,
+                    kind: match symbol.kind {
+                        SectionKind::Text => crate::ExportKind::Function { size_in_bytes: symbol.size_in_bytes },
+                        _ => crate::ExportKind::Data { size_in_bytes: symbol.size_in_bytes },
+                    },
                 })
                 .collect();
             LoadedCell {
@@ -269,6 +280,8 @@ impl CellNamespace {
                 sizes,
                 relocation_count: 0,
                 load_duration_ns: None,
+                object_bytes: None,
+                section_slots: Vec::new(),
             }
         });
         for (symbol, section) in symbols.iter().zip(cell.sections.iter()) {

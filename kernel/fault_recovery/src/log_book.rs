@@ -122,17 +122,15 @@ impl core::fmt::Display for ReloadError {
 /// [`ReloadError`].
 pub fn reload_cell(cell: &str) -> Result<u64, ReloadError> {
     let kernel = system_namespaces::kernel_namespace().ok_or(ReloadError::NoNamespaces)?;
-    let stop_the_world = |patch_all: &mut dyn FnMut()| {
-        let mut patched = false;
-        let result = smp::run_with_other_cpus_stopped(&mut || {
-            patch_all();
-            patched = true;
-        });
-        if result.is_err() && !patched {
-            x86_64::instructions::interrupts::without_interrupts(&mut *patch_all);
-        }
+    // The commit runs with every other CPU stopped, or not at all: a failed stop fails the reload unchanged.
+    let stop_the_world = |commit: &mut dyn FnMut()| {
+        smp::run_with_other_cpus_stopped(commit)
+            .map_err(|error| cell_namespace::QuiesceError { reason: alloc::format!("{error:?}") })
     };
-    let report = kernel.swap_quiesced(&[(cell, cell)], &tsc::now_ns, &stop_the_world).map_err(ReloadError::Swap)?;
+    let options = cell_namespace::SwapOptions::default();
+    let report = kernel
+        .swap_quiesced(&[(cell, cell)], &options, &tsc::now_ns, &stop_the_world, &cell_namespace::NoPins)
+        .map_err(ReloadError::Swap)?;
     BOOK.lock().counts.remove(cell);
     Ok(report.total_ns)
 }

@@ -16,6 +16,8 @@
 //! policy's `STATISTICS` is smaller, so the default same-size copy cannot), case study (a) of the Theseus paper.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use task::{PolicyCounters, PolicyData, PolicyStatistics, RunQueue, SchedulerPolicy, Task, TaskRef};
@@ -65,11 +67,24 @@ pub struct PriorityStatistics {
     pub overtakes: AtomicU64,
 }
 
-/// The policy's state (carried over by a swap, see [`cell_state_transfer`]).
-pub static STATISTICS: PriorityStatistics =
+/// The policy's state (carried over by a swap, see [`cell_state_transfer`]). Private: an exported static may not
+/// change size across a swap, and the two policies' statistics differ in size.
+static STATISTICS: PriorityStatistics =
     PriorityStatistics { counters: PolicyCounters::new(), overtakes: AtomicU64::new(0) };
 
 static POLICY: Priority = Priority;
+
+/// State transfer, called by a swap that puts this cell in place of a policy cell (inside the swap's quiesced
+/// phase, after the default copy of same-named, same-sized objects): [`STATISTICS`]'s counters take over the old
+/// policy's (see `task::transfer_policy_counters`), so `ps` shows them carried on and how many were inherited.
+///
+/// # Errors
+/// The reason, if the old policy's statistics cannot be read (the swap then changes nothing).
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    task::transfer_policy_counters(transfer, &STATISTICS.counters)
+        .map(|_inherited_decisions| ())
+        .map_err(|error| alloc::format!("{error}"))
+}
 
 /// The policy. The scheduler core calls this afresh for every decision (never caches it), so after a swap the
 /// relocation of that call points to the new cell's `policy`.

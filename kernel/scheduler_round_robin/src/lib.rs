@@ -17,6 +17,8 @@
 //! `scheduler-state` QEMU scenario checks that they survive both swaps).
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 use task::{PolicyCounters, PolicyData, PolicyStatistics, RunQueue, SchedulerPolicy, Task, TaskRef};
 
 /// The round-robin policy (stateless).
@@ -49,10 +51,23 @@ pub struct RoundRobinStatistics {
     pub counters: PolicyCounters,
 }
 
-/// The policy's state (carried over by a swap, see [`cell_state_transfer`]).
-pub static STATISTICS: RoundRobinStatistics = RoundRobinStatistics { counters: PolicyCounters::new() };
+/// The policy's state (carried over by a swap, see [`cell_state_transfer`]). Private: an exported static may not
+/// change size across a swap, and the two policies' statistics differ in size.
+static STATISTICS: RoundRobinStatistics = RoundRobinStatistics { counters: PolicyCounters::new() };
 
 static POLICY: RoundRobin = RoundRobin;
+
+/// State transfer, called by a swap that puts this cell in place of a policy cell (inside the swap's quiesced
+/// phase, after the default copy of same-named, same-sized objects): [`STATISTICS`]'s counters take over the old
+/// policy's (see `task::transfer_policy_counters`), so `ps` shows them carried on and how many were inherited.
+///
+/// # Errors
+/// The reason, if the old policy's statistics cannot be read (the swap then changes nothing).
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    task::transfer_policy_counters(transfer, &STATISTICS.counters)
+        .map(|_inherited_decisions| ())
+        .map_err(|error| alloc::format!("{error}"))
+}
 
 /// The policy. The scheduler core calls this afresh for every decision (never caches it), so after a swap the
 /// relocation of that call points to the new cell's `policy`.

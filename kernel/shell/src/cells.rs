@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use cell_namespace::{CellKind, CellNamespace};
+use cell_namespace::{CellKind, CellNamespace, NoPins, QuiesceError, SwapOptions};
 
 fn namespaces() -> Option<[&'static Arc<CellNamespace>; 2]> {
     Some([system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?])
@@ -109,9 +109,9 @@ fn swap_namespace(pairs: &[(&str, &str)]) -> Result<&'static Arc<CellNamespace>,
     }
 }
 
-/// Swaps each `(old, new)` pair in one transaction, in the namespace that holds the old cells (see
-/// [`swap_namespace`]), and prints the time of each phase.
-pub fn swap(pairs: &[(&str, &str)]) {
+/// Swaps each `(old, new)` pair in one transaction (carrying state over unless `options.fresh`), in the namespace
+/// that holds the old cells (see [`swap_namespace`]), and prints the time of each phase.
+pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
     let namespace = match swap_namespace(pairs) {
         Ok(namespace) => namespace,
         Err(reason) => {
@@ -119,43 +119,29 @@ pub fn swap(pairs: &[(&str, &str)]) {
             return;
         }
     };
-    // The patching of dependents runs with every other CPU stopped: another CPU may be executing a call whose
-    // target is being rewritten (e.g. the scheduler core calling into the policy cell).
-    let stop_the_world = |patch_all: &mut dyn FnMut()| {
-        let mut patched = false;
-        let result = smp::run_with_other_cpus_stopped(&mut || {
-            patch_all();
-            patched = true;
-        });
-        if let Err(error) = result {
-            // Only reachable before SMP set-up or if the stop handler is missing: then no other CPU runs cell code.
-            log::warn!("swap: could not stop the other CPUs ({error:?}); patching with interrupts off");
-        }
-        if !patched {
-            x86_64::instructions::interrupts::without_interrupts(&mut *patch_all);
-        }
-    };
-    match namespace.swap_quiesced(pairs, &tsc::now_ns, &stop_the_world) {
+    match namespace.swap_quiesced(pairs, options, &tsc::now_ns, &stop_the_world, &NoPins) {
         Ok(report) => {
-            serial::write_fmt(format_args!(
-                "swap: stage  {:>8} us (load and relocate the new cells)\n",
-                report.stage_ns / 1000
-            ));
-            serial::write_fmt(format_args!(
-                "swap: verify {:>8} us (every symbol dependents use is provided)\n",
-                report.verify_ns / 1000
-            ));
-            serial::write_fmt(format_args!(
-                "swap: commit {:>8} us ({} relocations rewritten in {} sections of {} dependent cells)\n",
-                report.commit_ns / 1000,
-                report.relocations_rewritten,
-                report.dependent_sections,
-                report.dependent_cells
-            ));
+            for (phase, ns, what) in report.phases() {
+                serial::write_fmt(format_args!(
+                    "swap: {phase:<16} {:>6}.{} us ({what})\n",
+                    ns / 1000,
+                    (ns % 1000) / 100
+                ));
+            }
             serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
         }
         Err(error) => serial::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
     }
+}
+
+/// Runs `commit` with every other CPU stopped (another CPU may be executing a call whose target is being
+/// rewritten, e.g. the scheduler core calling into the policy cell), or fails without running it: a swap never
+/// patches with other CPUs running.
+///
+/// # Errors
+/// [`QuiesceError`] naming the [`smp::StopError`].
+pub fn stop_the_world(commit: &mut dyn FnMut()) -> Result<(), QuiesceError> {
+    smp::run_with_other_cpus_stopped(commit).map_err(|error| QuiesceError { reason: format!("{error:?}") })
 }
 
 /// Runs `<crate>::run() -> Result<(), String>` of every kernel cell whose name starts with `prefix` (or only the

@@ -25,7 +25,7 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "ls", usage: "ls", summary: "list the object files in the namespace directories", run: list_files },
     Builtin {
         name: "swap",
-        usage: "swap OLD NEW [OLD NEW ...]",
+        usage: "swap [--fresh] OLD NEW [OLD NEW ...]",
         summary: "replace loaded cells with others from the directory, live",
         run: swap,
     },
@@ -170,13 +170,17 @@ fn list_files(words: &[String]) {
 }
 
 fn swap(words: &[String]) {
-    let arguments = &words[1..];
-    if arguments.is_empty() || !arguments.len().is_multiple_of(2) {
-        serial::write_str("usage: swap OLD NEW [OLD NEW ...]\n");
+    let fresh = words.get(1).is_some_and(|word| word == "--fresh");
+    let arguments = &words[1 + usize::from(fresh)..];
+    if arguments.is_empty() || !arguments.len().is_multiple_of(2) || arguments.iter().any(|word| word.starts_with("--"))
+    {
+        serial::write_str(
+            "usage: swap [--fresh] OLD NEW [OLD NEW ...] (--fresh: start the new cells without the old state)\n",
+        );
         return;
     }
     let pairs: Vec<(&str, &str)> = arguments.chunks_exact(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();
-    cells::swap(&pairs);
+    cells::swap(&pairs, &cell_namespace::SwapOptions { fresh });
 }
 
 fn test(words: &[String]) {

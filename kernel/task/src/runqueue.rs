@@ -5,6 +5,7 @@
 //! [`Task`] itself.
 
 use alloc::collections::VecDeque;
+use alloc::string::String;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -203,6 +204,66 @@ impl PolicyCounters {
         // `PolicyCounters` (checked large enough and aligned above); only atomics are read through it.
         Ok(unsafe { &*(address as *const PolicyCounters) })
     }
+}
+
+/// The hash-free path of every policy cell's statistics static, which starts with a [`PolicyCounters`].
+pub const POLICY_STATISTICS_PATH: &str = "scheduler_policy::STATISTICS";
+
+/// Why [`transfer_policy_counters`] failed (the swap is then aborted with nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyTransferError {
+    /// The new cell has no [`POLICY_STATISTICS_PATH`] object where its counters are (a build mix-up).
+    NewStatisticsNotFound {
+        /// The new cell's name.
+        cell: String,
+    },
+    /// The old cell's statistics object cannot hold the common counters.
+    OldStatistics {
+        /// The old cell's name.
+        cell: String,
+        /// What is wrong with it.
+        error: CountersError,
+    },
+}
+
+impl fmt::Display for PolicyTransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NewStatisticsNotFound { cell } => {
+                write!(f, "{cell} has no {POLICY_STATISTICS_PATH} holding its policy counters")
+            }
+            Self::OldStatistics { cell, error } => write!(f, "{POLICY_STATISTICS_PATH} of {cell}: {error}"),
+        }
+    }
+}
+
+/// The state transfer every policy cell's `cell_state_transfer` does: `new` (the new policy's counters, first in
+/// its [`POLICY_STATISTICS_PATH`] static) takes over the old policy's counters, whatever else either policy keeps
+/// after them, and the old object is marked transferred (the default same-size copy cannot carry it when the two
+/// policies' statistics differ in size). Returns the number of decisions inherited; 0 if the old policy kept no
+/// statistics (nothing to carry over).
+///
+/// Runs inside the swap's quiesced phase: reads the old cell's object, writes only `new`, takes no lock.
+///
+/// # Errors
+/// [`PolicyTransferError`] if the new cell's statistics are not `new`, or the old object is too small or misaligned.
+pub fn transfer_policy_counters(
+    transfer: &cell_namespace::StateTransfer<'_>,
+    new: &PolicyCounters,
+) -> Result<u64, PolicyTransferError> {
+    let new_address = new as *const PolicyCounters as usize;
+    let own = transfer.new_object(POLICY_STATISTICS_PATH).is_some_and(|object| object.address.value() == new_address);
+    if !own {
+        return Err(PolicyTransferError::NewStatisticsNotFound { cell: String::from(transfer.new_cell().name()) });
+    }
+    let Some(old) = transfer.old_object(POLICY_STATISTICS_PATH) else { return Ok(0) };
+    // SAFETY: `old` is a data object of the old policy cell, which the swap keeps loaded and unchanged (every
+    // other CPU is stopped) while the transfer function runs; `at` checks its size and alignment.
+    let old_counters = unsafe { PolicyCounters::at(old.address.value(), old.size) }
+        .map_err(|error| PolicyTransferError::OldStatistics { cell: String::from(transfer.old_cell().name()), error })?;
+    let inherited = new.inherit(old_counters);
+    transfer.mark_transferred(POLICY_STATISTICS_PATH);
+    Ok(inherited)
 }
 
 /// A scheduling policy: which runnable task a CPU runs next.

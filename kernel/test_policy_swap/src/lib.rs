@@ -66,16 +66,16 @@ fn worker(
 
 fn swap(old: &str, new: &str) -> Result<(), String> {
     let namespace = system_namespaces::kernel_namespace().ok_or("no kernel namespace")?;
-    let mut result = None;
-    smp::run_with_other_cpus_stopped(&mut || result = Some(namespace.swap(&[(old, new)], &tsc::now_ns)))
-        .map_err(|error| format!("stopping the other CPUs: {error:?}"))?;
-    let report = result.ok_or("the swap did not run")?.map_err(|error| format!("swap {old} {new}: {error}"))?;
-    log::info!(
-        "test_policy_swap: swap {old} -> {new}: {} relocations rewritten, commit {} us, total {} us",
-        report.relocations_rewritten,
-        report.commit_ns / 1000,
-        report.total_ns / 1000
-    );
+    // Only the commit runs with the other CPUs stopped (not the staging, logging and locking).
+    let stop_the_world = |commit: &mut dyn FnMut()| {
+        smp::run_with_other_cpus_stopped(commit)
+            .map_err(|error| cell_namespace::QuiesceError { reason: format!("{error:?}") })
+    };
+    let options = cell_namespace::SwapOptions::default();
+    let report = namespace
+        .swap_quiesced(&[(old, new)], &options, &tsc::now_ns, &stop_the_world, &cell_namespace::NoPins)
+        .map_err(|error| format!("swap {old} {new}: {error}"))?;
+    log::info!("test_policy_swap: swap {old} -> {new}: {report}");
     Ok(())
 }
 

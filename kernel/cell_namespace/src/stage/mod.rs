@@ -81,6 +81,10 @@ pub(crate) struct StagedCell {
     edges: Vec<Edge>,
     sizes: CellSizes,
     relocation_count: usize,
+    /// The object file's bytes.
+    pub(crate) bytes: &'static [u8],
+    /// How long staging this cell took (parse, allocate, copy), in nanoseconds of the transaction's clock.
+    stage_ns: Option<u64>,
 }
 
 impl StagedCell {
@@ -103,6 +107,11 @@ impl StagedCell {
     pub(crate) fn address_of(&self, section: SectionIndex, offset: usize) -> Option<u64> {
         let placement = self.placements.get(section.as_usize())?.as_ref()?;
         Some((placement.address.value() as u64).wrapping_add(offset as u64))
+    }
+
+    /// The kind and size of exported symbol `name`.
+    pub(crate) fn export_kind(&self, name: &str) -> Option<crate::ExportKind> {
+        Some(crate::ExportKind::of(self.object.symbol(*self.exports.get(name)?)?))
     }
 
     fn is_weak(&self, name: &str) -> bool {
@@ -132,7 +141,6 @@ pub(crate) struct Transaction<'a> {
     /// Cells a swap is replacing: nothing staged may bind to them.
     replaced: Vec<Arc<LoadedCell>>,
     clock: Option<&'a dyn Fn() -> u64>,
-    start_ns: Option<u64>,
 }
 
 fn region_for(kind: SectionKind) -> Option<RegionKind> {
@@ -164,13 +172,17 @@ impl<'a> Transaction<'a> {
         clock: Option<&'a dyn Fn() -> u64>,
     ) -> Self {
         let (chain, guards) = namespace.lock_chain();
-        let start_ns = clock.map(|clock| clock());
-        Self { chain, _guards: guards, staged: Vec::new(), resolved_up_to: 0, replaced, clock, start_ns }
+        Self { chain, _guards: guards, staged: Vec::new(), resolved_up_to: 0, replaced, clock }
     }
 
     /// Sets the cells a swap replaces: nothing staged may bind to them, and their symbols do not clash.
     pub(crate) fn set_replaced(&mut self, replaced: Vec<Arc<LoadedCell>>) {
         self.replaced = replaced;
+    }
+
+    /// The namespace the transaction started in.
+    pub(crate) fn namespace(&self) -> &'a CellNamespace {
+        self.chain[0]
     }
 
     /// The cell `name` if it is published in the namespace at `depth` or an ancestor.
@@ -218,6 +230,7 @@ impl<'a> Transaction<'a> {
     /// Step 1: loads cell `entry` into fresh regions, to be published in the namespace at `depth`. Returns its
     /// index among the staged cells.
     pub(crate) fn stage(&mut self, entry: ManifestEntry, depth: usize) -> Result<usize, LoadError> {
+        let started = self.clock.map(|clock| clock());
         let cell = entry.name.clone();
         let chain = self.chain.get(depth..).unwrap_or_default();
         let bytes = chain
@@ -302,6 +315,8 @@ impl<'a> Transaction<'a> {
             edges: Vec::new(),
             sizes,
             relocation_count: 0,
+            bytes,
+            stage_ns: self.clock.zip(started).map(|(clock, started)| clock().saturating_sub(started)),
         });
         Ok(self.staged.len() - 1)
     }

@@ -17,7 +17,6 @@ impl Transaction<'_> {
     /// Builds the `LoadedCell`s of all staged cells and records their dependency edges (on published sections
     /// too). Infallible. Returns (depth, cell) pairs in staging order.
     pub(crate) fn build(&mut self) -> Vec<(usize, Arc<LoadedCell>)> {
-        let duration = self.clock.zip(self.start_ns).map(|(clock, start)| clock().saturating_sub(start));
         let mut staged = core::mem::take(&mut self.staged);
         let mut built: Vec<(Arc<LoadedCell>, Vec<Option<usize>>)> = Vec::with_capacity(staged.len());
         for cell in &mut staged {
@@ -56,6 +55,7 @@ impl Transaction<'_> {
                             section: (*slots.get(section.as_usize())?)?,
                             offset: symbol.value as usize,
                             weak: symbol.binding == SymbolBinding::Weak,
+                            kind: crate::ExportKind::of(symbol),
                         })
                     })
                     .collect();
@@ -67,7 +67,9 @@ impl Transaction<'_> {
                     exports,
                     sizes: cell.sizes,
                     relocation_count: cell.relocation_count,
-                    load_duration_ns: duration,
+                    load_duration_ns: cell.stage_ns,
+                    object_bytes: Some(cell.bytes),
+                    section_slots: slots.clone(),
                 }
             });
             built.push((loaded, slots));
@@ -122,7 +124,7 @@ impl Transaction<'_> {
                 sizes.read_only_data,
                 sizes.data,
                 cell.relocation_count,
-                cell.load_duration_ns.map(|ns| alloc::format!(", {ns} ns")).unwrap_or_default(),
+                cell.load_duration_ns.map(|ns| alloc::format!(", staged in {} us", ns / 1000)).unwrap_or_default(),
             );
         }
     }

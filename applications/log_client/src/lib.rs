@@ -76,7 +76,9 @@ fn lost_records(stored: &[String], first: u64, last: u64) -> String {
 fn run() -> isize {
     let before = demo_log::version();
     append_records(1, RECORDS_PER_PHASE);
-    app_io::println!("log_client: {RECORDS_PER_PHASE} records sent through demo_log v{before}; waiting for a new version");
+    app_io::println!(
+        "log_client: {RECORDS_PER_PHASE} records sent through demo_log v{before}; waiting for a new version"
+    );
     let deadline = app_io::now_ns() + WAIT_FOR_FIX_SECONDS * 1_000_000_000;
     while demo_log::version() == before {
         if app_io::now_ns() > deadline {

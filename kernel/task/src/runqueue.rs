@@ -259,8 +259,9 @@ pub fn transfer_policy_counters(
     let Some(old) = transfer.old_object(POLICY_STATISTICS_PATH) else { return Ok(0) };
     // SAFETY: `old` is a data object of the old policy cell, which the swap keeps loaded and unchanged (every
     // other CPU is stopped) while the transfer function runs; `at` checks its size and alignment.
-    let old_counters = unsafe { PolicyCounters::at(old.address.value(), old.size) }
-        .map_err(|error| PolicyTransferError::OldStatistics { cell: String::from(transfer.old_cell().name()), error })?;
+    let old_counters = unsafe { PolicyCounters::at(old.address.value(), old.size) }.map_err(|error| {
+        PolicyTransferError::OldStatistics { cell: String::from(transfer.old_cell().name()), error }
+    })?;
     let inherited = new.inherit(old_counters);
     transfer.mark_transferred(POLICY_STATISTICS_PATH);
     Ok(inherited)

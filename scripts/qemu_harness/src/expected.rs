@@ -196,8 +196,7 @@ pub const LOG_CLIENT_IN_BACKGROUND: &str = "log_client run &";
 /// The shell's answer.
 pub const LOG_CLIENT_STARTED: &str = r"^\[\d+\] log_client started in the background$";
 /// The client's first phase ended.
-pub const LOG_CLIENT_PHASE_ONE: &str =
-    r"\blog_client: 20 records sent through demo_log v1; waiting for a new version$";
+pub const LOG_CLIENT_PHASE_ONE: &str = r"\blog_client: 20 records sent through demo_log v1; waiting for a new version$";
 /// `log_client show` before the fix: the misbehaviour (20 appends, 2 records missing).
 pub const LOG_SHOW_BUGGY: &str = r"^demo_log v1: 20 appends, 18 records stored$";
 /// The live fix.

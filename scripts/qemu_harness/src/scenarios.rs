@@ -163,10 +163,18 @@ pub const SCENARIOS: &[Scenario] = &[
             command(e::SWAP_SCHEDULER, &[e::SWAP_DONE]),
             command(
                 "ps",
-                &[e::PS_POLICY_PRIORITY, e::PS_POLICY_STATE_INHERITED_PRIORITY, e::PS_LOAD_TASK_PRIO_42, e::PS_AT_LEAST_20_TASKS],
+                &[
+                    e::PS_POLICY_PRIORITY,
+                    e::PS_POLICY_STATE_INHERITED_PRIORITY,
+                    e::PS_LOAD_TASK_PRIO_42,
+                    e::PS_AT_LEAST_20_TASKS,
+                ],
             ),
             command(e::SWAP_SCHEDULER_BACK, &[e::SWAP_DONE]),
-            command("ps", &[e::PS_POLICY_ROUND_ROBIN, e::PS_POLICY_STATE_INHERITED_ROUND_ROBIN, e::PS_AT_LEAST_20_TASKS]),
+            command(
+                "ps",
+                &[e::PS_POLICY_ROUND_ROBIN, e::PS_POLICY_STATE_INHERITED_ROUND_ROBIN, e::PS_AT_LEAST_20_TASKS],
+            ),
             command(e::SWAP_SCHEDULER_AGAIN, &[e::SWAP_DONE]),
             command("ps", &[e::PS_POLICY_PRIORITY, e::PS_POLICY_STATE_INHERITED_PRIORITY, e::PS_LOAD_TASK_PRIO_42]),
             Step::ExpectAnywhere(e::LOAD_COMPLETED),

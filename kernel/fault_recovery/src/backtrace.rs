@@ -124,19 +124,10 @@ pub fn write_backtrace_of(out: &mut dyn fmt::Write, id: TaskId) -> Result<usize,
     })
 }
 
-/// The walk start of a task switched out by `task::context_switch`: its saved stack pointer points at r15, r14,
-/// r13, r12, rbx, rbp and the return address into the code that called the switch.
+/// The walk start of a task switched out by `task::context_switch` (the layout lives with the swap gate, which walks
+/// the same saved contexts).
 fn saved_context(memory: &unwind::DirectMemory, saved: u64) -> unwind::FrameCursor {
-    let word = |index: u64| unwind::StackReader::read_u64(memory, saved + 8 * index).ok();
-    let mut registers = unwind::Registers::new();
-    for (register, index) in
-        [(unwind::R15, 0), (unwind::R14, 1), (unwind::R13, 2), (unwind::R12, 3), (unwind::RBX, 4), (unwind::RBP, 5)]
-    {
-        registers.set(register, word(index));
-    }
-    registers.set(unwind::RA, word(6));
-    registers.set(unwind::RSP, Some(saved + 56));
-    unwind::FrameCursor::after_call(registers)
+    live_update::saved_context_cursor(memory, saved)
 }
 
 /// Which tasks may be executing code of cell `cell` (a return address or the resume point on their stack lies in

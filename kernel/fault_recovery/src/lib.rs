@@ -11,7 +11,7 @@
 //! - [`print_backtrace`] (`bt ID`) / [`write_backtrace_of`], with [`BacktraceError`]; [`Symbolizer`] names
 //!   addresses through the namespaces (cell, section, offset; nano_core through its base-image cell).
 //! - [`tasks_in_cell`] / [`CellUsers`]: which tasks have a frame in a cell's code (walking saved contexts), the
-//!   check behind "may the old copy of a swapped cell be freed"; the reload logs it.
+//!   tasks `bt` and the tests can ask about (the swap gate's pin finder makes the actual retire-or-free decision).
 //! - [`print_fault_log`] (`faults`), [`fault_log`] / [`FaultRecord`], [`fault_count`].
 //! - [`REPEATED_FAULT_LIMIT`]: faults of one cell that trigger its reload ([`reload_cell`], also callable).
 //!
@@ -31,7 +31,8 @@
 //!    entry catches the unwind, so no other #PF can reuse the IST stack meanwhile).
 //! 6. The task's entry catches the unwind, the scheduler turns the cause into `Failed(reason)` and calls the
 //!    failure hook ([`record_failure`]): a fault-log entry; a CPU exception in a loaded cell counts against that
-//!    cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it (swap with itself, other CPUs stopped for the commit).
+//!    cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate (`live_update::reload`: swap with
+//!    itself, state carried over, other CPUs stopped for the commit, the old copy retired while pinned).
 #![no_std]
 
 extern crate alloc;

@@ -2,8 +2,10 @@
 //!
 //! Every failed task adds one [`FaultRecord`] (the log keeps the last [`FAULT_LOG_CAPACITY`]). A CPU exception
 //! whose instruction lies in a loaded cell counts against that cell; the [`REPEATED_FAULT_LIMIT`]th reloads a fresh
-//! copy of the cell from its object file ([`reload_cell`]: `CellNamespace::swap_quiesced` with the cell as both
-//! old and new, the commit run with every other CPU stopped), re-linking its dependents, and resets its count.
+//! copy of the cell from its object file ([`reload_cell`]: `live_update::reload`, the kernel's one swap gate, with
+//! the cell as both old and new: the commit runs with every other CPU stopped, and the old copy is retired rather
+//! than freed while any task's frames, a stopped CPU or a stored pointer still refer to it), re-linking its
+//! dependents, and resets its count.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
@@ -74,22 +76,18 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
         reload
     };
     if let (true, Some(cell)) = (reload, cell) {
-        let users = crate::tasks_in_cell(&cell);
-        log::warn!(
-            "cell {cell} faulted {REPEATED_FAULT_LIMIT} times; reloading a fresh copy (other tasks in its code: {:?}, \
-             running elsewhere: {:?})",
-            users.tasks,
-            users.uncertain
-        );
-        let started = tsc::now_ns();
+        log::warn!("cell {cell} faulted {REPEATED_FAULT_LIMIT} times; reloading a fresh copy through the swap gate");
         match reload_cell(&cell) {
-            Ok(_) => {
-                let elapsed = tsc::now_ns() - started;
-                log::info!("cell {cell} reloaded in {} us", elapsed / 1000);
+            Ok(report) => {
+                log::info!(
+                    "cell {cell} reloaded in {} us ({} old cells retired)",
+                    report.total_ns / 1000,
+                    report.cells_retired
+                );
                 let mut book = BOOK.lock();
                 let record = book.records.iter_mut().rev().find(|record| record.task == task.id());
                 if let Some(record) = record {
-                    record.reload_ns = Some(elapsed);
+                    record.reload_ns = Some(report.total_ns);
                 }
             }
             Err(error) => log::error!("reloading cell {cell} failed: {error}"),
@@ -97,42 +95,19 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
     }
 }
 
-/// Why [`reload_cell`] failed.
-#[derive(Debug)]
-pub enum ReloadError {
-    /// The system namespaces are not installed.
-    NoNamespaces,
-    /// The swap failed (nothing was changed, except as `SwapError::Patch` documents).
-    Swap(cell_namespace::SwapError),
-}
+/// Why [`reload_cell`] failed: the swap gate's error (nothing was changed, except as `SwapError::Patch` documents).
+pub type ReloadError = live_update::GateError;
 
-impl core::fmt::Display for ReloadError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::NoNamespaces => write!(f, "the system namespaces are not installed"),
-            Self::Swap(error) => write!(f, "{error}"),
-        }
-    }
-}
-
-/// Replaces kernel cell `cell` by a fresh copy loaded from its object file, re-linking its dependents (the
-/// commit runs with every other CPU stopped), and resets its fault count. Returns the swap's total time in ns.
+/// Replaces kernel cell `cell` by a fresh copy loaded from its object file through the swap gate (state carried
+/// over, dependents re-linked, the commit run with every other CPU stopped, the old copy retired while pinned),
+/// and resets its fault count. Returns the swap's report.
 ///
 /// # Errors
 /// [`ReloadError`].
-pub fn reload_cell(cell: &str) -> Result<u64, ReloadError> {
-    let kernel = system_namespaces::kernel_namespace().ok_or(ReloadError::NoNamespaces)?;
-    // The commit runs with every other CPU stopped, or not at all: a failed stop fails the reload unchanged.
-    let stop_the_world = |commit: &mut dyn FnMut()| {
-        smp::run_with_other_cpus_stopped(commit)
-            .map_err(|error| cell_namespace::QuiesceError { reason: alloc::format!("{error:?}") })
-    };
-    let options = cell_namespace::SwapOptions::default();
-    let report = kernel
-        .swap_quiesced(&[(cell, cell)], &options, &tsc::now_ns, &stop_the_world, &cell_namespace::NoPins)
-        .map_err(ReloadError::Swap)?;
+pub fn reload_cell(cell: &str) -> Result<cell_namespace::SwapReport, ReloadError> {
+    let report = live_update::reload(cell)?;
     BOOK.lock().counts.remove(cell);
-    Ok(report.total_ns)
+    Ok(report)
 }
 
 /// A copy of the fault log, oldest first.

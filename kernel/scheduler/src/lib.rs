@@ -18,7 +18,8 @@
 //! - Switching: [`schedule`], [`yield_now`], [`block_current`] / [`unblock`], [`sleep`], [`sleep_until_ns`].
 //! - Failures: every spawned task's body runs inside `unwind::catch_unwind`; a panic, a CPU exception (unwound
 //!   by the exception hook) or a kill (unwound at the safe point) ends it with `Failed(reason)` after every
-//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log).
+//!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log); [`set_exit_hook`] (told about
+//!   every spawned task about to exit: `live_update` re-checks the retired cells it pinned).
 //! - Shell: [`task_summaries`] (`ps`), [`policy_name`], [`policy_statistics`].
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
@@ -48,6 +49,7 @@
 extern crate alloc;
 
 mod cpus;
+mod exit_hook;
 mod failure;
 mod info;
 mod lifecycle;
@@ -58,6 +60,7 @@ pub use cpus::{
     MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn, tick_period_ns,
     ticks,
 };
+pub use exit_hook::{ExitHook, set_exit_hook};
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
 pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};

@@ -140,6 +140,9 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
         },
         None => ExitValue::Failed(FailureReason::WrongReturnType),
     };
+    if let Some(current) = current_task() {
+        crate::exit_hook::report_exit(&current);
+    }
     exit_current(value)
 }
 

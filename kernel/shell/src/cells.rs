@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use cell_namespace::{CellKind, CellNamespace, NoPins, QuiesceError, SwapOptions};
+use cell_namespace::{CellKind, CellNamespace, SwapOptions};
 
 fn namespaces() -> Option<[&'static Arc<CellNamespace>; 2]> {
     Some([system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?])
@@ -109,8 +109,10 @@ fn swap_namespace(pairs: &[(&str, &str)]) -> Result<&'static Arc<CellNamespace>,
     }
 }
 
-/// Swaps each `(old, new)` pair in one transaction (carrying state over unless `options.fresh`), in the namespace
-/// that holds the old cells (see [`swap_namespace`]), and prints the time of each phase.
+/// Swaps each `(old, new)` pair in one transaction, in the namespace that holds the old cells (see
+/// [`swap_namespace`]), through the kernel's swap gate (`live_update`: state carried over unless `options.fresh`,
+/// the commit run with every other CPU stopped, old cells still in use retired rather than freed) and prints the
+/// time of each phase.
 pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
     let namespace = match swap_namespace(pairs) {
         Ok(namespace) => namespace,
@@ -119,7 +121,7 @@ pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
             return;
         }
     };
-    match namespace.swap_quiesced(pairs, options, &tsc::now_ns, &stop_the_world, &NoPins) {
+    match live_update::swap_in(namespace, pairs, options) {
         Ok(report) => {
             for (phase, ns, what) in report.phases() {
                 serial::write_fmt(format_args!(
@@ -134,14 +136,44 @@ pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
     }
 }
 
-/// Runs `commit` with every other CPU stopped (another CPU may be executing a call whose target is being
-/// rewritten, e.g. the scheduler core calling into the policy cell), or fails without running it: a swap never
-/// patches with other CPUs running.
-///
-/// # Errors
-/// [`QuiesceError`] naming the [`smp::StopError`].
-pub fn stop_the_world(commit: &mut dyn FnMut()) -> Result<(), QuiesceError> {
-    smp::run_with_other_cpus_stopped(commit).map_err(|error| QuiesceError { reason: format!("{error:?}") })
+/// `swap --all`: swaps every loaded kernel cell for a fresh copy of itself, one at a time, printing one line per
+/// cell and a summary with each refusal's reason.
+pub fn swap_everything() {
+    let report = live_update::swap_everything(&mut |cell, result| match result {
+        Ok(report) => serial::write_fmt(format_args!(
+            "swap --all: {cell}: swapped in {} us ({} retired)\n",
+            report.total_ns / 1000,
+            report.cells_retired
+        )),
+        Err(error) => serial::write_fmt(format_args!("swap --all: {cell}: refused: {error}\n")),
+    });
+    serial::write_fmt(format_args!(
+        "swap --all: {} of {} cells swapped, {} refused, {} retired\n",
+        report.swapped.len(),
+        report.loaded,
+        report.refused.len(),
+        report.retired
+    ));
+    for refusal in &report.refused {
+        serial::write_fmt(format_args!("swap --all: refused {}: {}\n", refusal.cell, refusal.reason));
+    }
+}
+
+/// `ns -a`: the retired cells (swapped out, still pinned) and what pins each, after a fresh re-check.
+pub fn print_retired() {
+    let report = live_update::reclaim();
+    if !report.freed.is_empty() {
+        serial::write_fmt(format_args!("freed now: {}\n", report.freed.join(", ")));
+    }
+    let retired = live_update::retired();
+    serial::write_fmt(format_args!("{} retired cells\n", retired.len()));
+    for info in retired {
+        let bytes = info.sizes.text + info.sizes.read_only_data + info.sizes.data;
+        serial::write_fmt(format_args!("retired {} ({bytes} bytes), {} pins:\n", info.name, info.pins.len()));
+        for pin in &info.pins {
+            serial::write_fmt(format_args!("  {pin}\n"));
+        }
+    }
 }
 
 /// Runs `<crate>::run() -> Result<(), String>` of every kernel cell whose name starts with `prefix` (or only the

@@ -18,14 +18,14 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "help", usage: "help", summary: "list commands and applications", run: help },
     Builtin {
         name: "ns",
-        usage: "ns",
-        summary: "list loaded cells: sizes, relocations, dependencies",
+        usage: "ns [-a]",
+        summary: "list loaded cells: sizes, relocations, dependencies (-a: also retired cells and their pins)",
         run: namespaces,
     },
     Builtin { name: "ls", usage: "ls", summary: "list the object files in the namespace directories", run: list_files },
     Builtin {
         name: "swap",
-        usage: "swap [--fresh] OLD NEW [OLD NEW ...]",
+        usage: "swap [--fresh] OLD NEW [OLD NEW ...] | swap --all",
         summary: "replace loaded cells with others from the directory, live",
         run: swap,
     },
@@ -154,11 +154,18 @@ fn help(_words: &[String]) {
 }
 
 fn namespaces(words: &[String]) {
-    if words.len() > 1 {
-        serial::write_str("usage: ns\n");
-        return;
-    }
+    let all = match words.get(1).map(String::as_str) {
+        None => false,
+        Some("-a") if words.len() == 2 => true,
+        Some(_) => {
+            serial::write_str("usage: ns [-a]\n");
+            return;
+        }
+    };
     cells::print_cells();
+    if all {
+        cells::print_retired();
+    }
 }
 
 fn list_files(words: &[String]) {
@@ -170,12 +177,17 @@ fn list_files(words: &[String]) {
 }
 
 fn swap(words: &[String]) {
+    if words.len() == 2 && words[1] == "--all" {
+        cells::swap_everything();
+        return;
+    }
     let fresh = words.get(1).is_some_and(|word| word == "--fresh");
     let arguments = &words[1 + usize::from(fresh)..];
     if arguments.is_empty() || !arguments.len().is_multiple_of(2) || arguments.iter().any(|word| word.starts_with("--"))
     {
         serial::write_str(
-            "usage: swap [--fresh] OLD NEW [OLD NEW ...] (--fresh: start the new cells without the old state)\n",
+            "usage: swap [--fresh] OLD NEW [OLD NEW ...] (--fresh: start the new cells without the old state) | swap \
+             --all\n",
         );
         return;
     }

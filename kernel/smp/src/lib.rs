@@ -11,7 +11,8 @@
 //! - [`init_bootstrap_cpu`] -> [`BootstrapInfo`] or [`SmpError`].
 //! - [`start_application_processors`] (the caller's `fn(CpuId) -> !` runs on each new CPU, interrupts disabled);
 //!   [`idle_application_processor`] is a ready-made entry that enables interrupts and halts forever.
-//! - [`run_with_other_cpus_stopped`] with [`StopError`]; [`log_stop_the_world_check`] exercises it at boot.
+//! - [`run_with_other_cpus_stopped`] with [`StopError`]; [`log_stop_the_world_check`] exercises it at boot;
+//!   [`stopped_contexts`] ([`StoppedContext`]): where each stopped CPU was interrupted, read inside the closure.
 //! - [`log_timer_check`]: waits a little and logs each CPU's tick count (boot-time evidence that timers run).
 //!
 //! # Control flow of starting one CPU
@@ -33,7 +34,10 @@ mod stop;
 mod trampoline;
 
 pub use start::start_application_processors;
-pub use stop::{StopError, log_stop_the_world_check, run_with_other_cpus_stopped};
+pub use stop::{
+    StopError, StoppedContext, log_stop_the_world_check, run_with_other_cpus_stopped, stopped_context_storage,
+    stopped_contexts,
+};
 pub use trampoline::TrampolineTooLarge;
 
 use cpu::{ApicId, CpuId};

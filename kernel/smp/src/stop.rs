@@ -6,8 +6,12 @@
 //! spins with interrupts disabled until the flag drops; then it executes a serializing instruction (CPUID), because
 //! the closure may have patched code (Intel SDM Vol. 3A 8.1.3, "Handling Self- and Cross-Modifying Code"), and
 //! decrements [`STOPPED`] on its way out. The stopper waits for all to leave before releasing the lock.
+//!
+//! Each stopped CPU records the instruction and stack pointer it was interrupted at (its interrupt frame) before
+//! acknowledging; [`stopped_contexts`], called inside the closure, returns them, so a live swap can tell which
+//! code each stopped CPU will return into (`live_update`'s pin finder walks from there).
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use interrupts::STOP_IPI_VECTOR;
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
@@ -21,6 +25,46 @@ static STOP_LOCK: Mutex<()> = Mutex::new(());
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// CPUs currently stopped in the handler.
 static STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// The interrupted context each CPU recorded on entering the stop handler (by logical CPU index): instruction
+/// pointer and stack pointer; written by that CPU before it increments [`STOPPED`], read by the stopper while every
+/// other CPU is stopped, cleared by the CPU on its way out.
+static INTERRUPTED: [(AtomicU64, AtomicU64); cpu::MAX_CPUS] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; cpu::MAX_CPUS];
+
+/// Where one stopped CPU was interrupted by the stop IPI (from its interrupt stack frame, Intel SDM Vol. 3A 6.12.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoppedContext {
+    /// The CPU's logical index.
+    pub cpu: usize,
+    /// The instruction it will resume at (exact: an interrupted instruction, not a return address).
+    pub instruction_pointer: u64,
+    /// Its stack pointer at that instruction.
+    pub stack_pointer: u64,
+}
+
+/// The interrupted contexts of the CPUs stopped right now, lowest CPU index first. Meaningful only inside the
+/// closure of [`run_with_other_cpus_stopped`] (elsewhere it is empty or describes CPUs that are leaving the
+/// handler). Takes no lock and does not allocate beyond the returned vector's one allocation (`capacity` entries
+/// are reserved up front; call with interrupts disabled, as the closure runs).
+pub fn stopped_contexts() -> alloc::vec::Vec<StoppedContext> {
+    let mut contexts = alloc::vec::Vec::with_capacity(cpu::MAX_CPUS);
+    for (cpu, (instruction_pointer, stack_pointer)) in INTERRUPTED.iter().enumerate() {
+        let instruction_pointer = instruction_pointer.load(Ordering::Acquire);
+        if instruction_pointer != 0 {
+            let stack_pointer = stack_pointer.load(Ordering::Acquire);
+            contexts.push(StoppedContext { cpu, instruction_pointer, stack_pointer });
+        }
+    }
+    contexts
+}
+
+/// The bytes of the table where stopped CPUs record their interrupted context: a scan for stored code pointers
+/// must skip it (its entries are addresses of interrupted code only while the CPUs are stopped).
+pub fn stopped_context_storage() -> core::ops::Range<usize> {
+    let start = INTERRUPTED.as_ptr() as usize;
+    start..start + size_of_val(&INTERRUPTED)
+}
 
 /// How long the stopper waits for every other CPU to acknowledge (a CPU with interrupts disabled for this long is a
 /// bug elsewhere).
@@ -124,10 +168,15 @@ fn release() {
     wait_until(STOP_TIMEOUT_US, || STOPPED.load(Ordering::Acquire) == 0);
 }
 
-extern "x86-interrupt" fn stop_interrupt(_frame: InterruptStackFrame) {
+extern "x86-interrupt" fn stop_interrupt(frame: InterruptStackFrame) {
     apic::end_of_interrupt();
     if !STOP_REQUESTED.load(Ordering::Acquire) {
         return;
+    }
+    let recorded = INTERRUPTED.get(cpu::current_id().index());
+    if let Some((instruction_pointer, stack_pointer)) = recorded {
+        stack_pointer.store(frame.stack_pointer.as_u64(), Ordering::Release);
+        instruction_pointer.store(frame.instruction_pointer.as_u64(), Ordering::Release);
     }
     STOPPED.fetch_add(1, Ordering::AcqRel);
     while STOP_REQUESTED.load(Ordering::Acquire) {
@@ -135,5 +184,8 @@ extern "x86-interrupt" fn stop_interrupt(_frame: InterruptStackFrame) {
     }
     // Serialize before running possibly patched code (see the module documentation).
     let _ = core::arch::x86_64::__cpuid(0);
+    if let Some((instruction_pointer, _)) = recorded {
+        instruction_pointer.store(0, Ordering::Release);
+    }
     STOPPED.fetch_sub(1, Ordering::AcqRel);
 }

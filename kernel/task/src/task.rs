@@ -450,6 +450,15 @@ impl Task {
         self.inner.lock().on_failure.take()
     }
 
+    /// The vtable addresses of the trait objects the task still holds: its body (until the task starts and takes
+    /// it) and its failure callback (e.g. a restartable task's respawn closure). A vtable lies in the read-only
+    /// data of the cell that created the closure, so a live swap of that cell must keep its old copy while the
+    /// task holds them. Takes the task lock (interrupts disabled meanwhile); allocates nothing.
+    pub fn closure_vtables(&self) -> [Option<usize>; 2] {
+        let inner = self.inner.lock();
+        [inner.body.as_deref().map(vtable_of), inner.on_failure.as_deref().map(vtable_of)]
+    }
+
     /// Takes the body a spawned task runs (once; `None` afterwards).
     pub fn take_body(&self) -> Option<TaskBody> {
         self.inner.lock().body.take()
@@ -494,6 +503,17 @@ impl Task {
         drop((stack, namespace, body));
         TASK_TABLE.lock().remove(&self.id);
     }
+}
+
+/// The vtable address of a trait object (the second word of its fat pointer).
+fn vtable_of<T: ?Sized>(object: &T) -> usize {
+    let pointer: *const T = object;
+    assert!(size_of::<*const T>() == 2 * size_of::<usize>(), "vtable_of needs a trait object");
+    // SAFETY: the assertion makes `*const T` a fat pointer of two words; for a trait object these are the data
+    // pointer and the vtable pointer, in that order (the layout rustc has always used; `core::ptr::metadata`,
+    // which would name it, is unstable). Only the second word's value is read, never dereferenced.
+    let words = unsafe { core::mem::transmute_copy::<*const T, [usize; 2]>(&pointer) };
+    words[1]
 }
 
 /// Every task in the task table (not yet reaped), ordered by id.

@@ -15,7 +15,8 @@
 //!    an interrupt frame, so the task leaves the handler first;
 //! 6. `fault_recovery::init`: a CPU exception in a task unwinds that task (every `Drop` runs) and ends it
 //!    `Failed(reason)` (`FailureReason::StackOverflow` for a page fault in its guard page), the failure is
-//!    logged, and repeated faults in one cell reload it; the system runs on.
+//!    logged, and repeated faults in one cell reload it; the system runs on;
+//! 7. `live_update::init`: a task that pinned a retired (swapped-out) cell re-checks the retired cells as it exits.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -45,6 +46,7 @@ pub fn init(name: &str) -> Result<TaskRef, TaskingError> {
     let current = scheduler::init_bsp(name).map_err(TaskingError::Scheduler)?;
     apic::set_tick_hook(scheduler::on_timer_tick);
     fault_recovery::init();
+    live_update::init();
     Ok(current)
 }
 

@@ -65,16 +65,8 @@ fn worker(
 }
 
 fn swap(old: &str, new: &str) -> Result<(), String> {
-    let namespace = system_namespaces::kernel_namespace().ok_or("no kernel namespace")?;
-    // Only the commit runs with the other CPUs stopped (not the staging, logging and locking).
-    let stop_the_world = |commit: &mut dyn FnMut()| {
-        smp::run_with_other_cpus_stopped(commit)
-            .map_err(|error| cell_namespace::QuiesceError { reason: format!("{error:?}") })
-    };
     let options = cell_namespace::SwapOptions::default();
-    let report = namespace
-        .swap_quiesced(&[(old, new)], &options, &tsc::now_ns, &stop_the_world, &cell_namespace::NoPins)
-        .map_err(|error| format!("swap {old} {new}: {error}"))?;
+    let report = live_update::swap(&[(old, new)], &options).map_err(|error| format!("swap {old} {new}: {error}"))?;
     log::info!("test_policy_swap: swap {old} -> {new}: {report}");
     Ok(())
 }

@@ -127,6 +127,35 @@ pub const FAULT_LOG_NAMES_CELL: &str = r"cell fault_injection address 0x";
 /// `bt 2` (the shell task itself): a frame in the shell cell, with a demangled name and offset.
 pub const BACKTRACE_SHELL_FRAME: &str = r"shell::\S+\+0x[0-9a-f]+ \(cell shell\)";
 
+/// The stateful self-swap of the task cell (its task table is carried over).
+pub const SWAP_TASK_CELL: &str = "swap task task";
+/// `ps` on 4 idle CPUs with the shell: the four idle tasks and the shell (the count a lost task table drops to 0).
+pub const PS_FIVE_TASKS: &str = r"^5 tasks$";
+/// `ps` lists the shell task.
+pub const PS_LISTS_SHELL: &str = r"^\s+2 shell\s";
+/// `ns -a` after `swap task task`: the old task cell is retired (every task's first frame returns into it).
+pub const NS_RETIRED_TASK: &str = r"^retired task \(\d+ bytes\), [1-9]\d* pins:$";
+/// A pin line of `ns -a`: a task frame.
+pub const NS_PIN_TASK_FRAME: &str = r#"^\s+task \d+ "[^"]+" has a frame at 0x[0-9a-f]+$"#;
+/// The stateful self-swap of the scheduler core (runqueues carried over) under load.
+pub const SWAP_SCHEDULER_CORE: &str = "swap scheduler scheduler";
+/// `ns -a` after the scheduler swap: the old scheduler is retired, pinned at least by a stopped CPU's idle loop.
+pub const NS_RETIRED_SCHEDULER: &str = r"^retired scheduler \(\d+ bytes\), [1-9]\d* pins:$";
+/// A pin line of `ns -a`: a stopped CPU's interrupted context.
+pub const NS_PIN_INTERRUPTED: &str = r"^\s+CPU [1-3] was interrupted at 0x[0-9a-f]+$";
+/// What a CPU stopped by an exception prints (the old scheduler's text unmapped under a returning CPU did this).
+pub const CPU_STOPPED: &str = r"stopping this CPU|CPU EXCEPTION";
+/// A long background load for swap-everything (it runs through all the swaps).
+pub const LONG_LOAD_IN_BACKGROUND: &str = "load 24 15 &";
+/// Swap every loaded kernel cell for a fresh copy of itself, one at a time.
+pub const SWAP_EVERYTHING: &str = "swap --all";
+/// One cell of `swap --all` that was swapped.
+pub const SWAP_EVERYTHING_CELL: &str = r"^swap --all: \w+: swapped in \d+ us";
+/// The summary of `swap --all` with nothing refused (the goal: every cell).
+pub const SWAP_EVERYTHING_ALL: &str = r"^swap --all: [1-9]\d* of [1-9]\d* cells swapped, 0 refused, \d+ retired$";
+/// A refusal line of `swap --all`.
+pub const SWAP_EVERYTHING_REFUSED: &str = r"^swap --all: \w+: refused";
+
 // Lines printed by background tasks may start right after a prompt on the same line: they are matched from a
 // word boundary, not from the line start.
 // Case study (a): scheduler policy round-robin -> priority with state transfer (`scheduler-state`).

@@ -150,6 +150,68 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: Some(4),
     },
     Scenario {
+        name: "live-swap-task",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_FIVE_TASKS]),
+            Step::Command { line: e::SWAP_TASK_CELL, expect: &[e::SWAP_DONE], reject: &[e::CPU_STOPPED], save: None },
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_FIVE_TASKS]),
+            command("ns -a", &[e::NS_RETIRED_TASK, e::NS_PIN_TASK_FRAME]),
+            command("hello", &[e::HELLO_V1]),
+            EXIT_OK,
+        ],
+        cpus: Some(4),
+    },
+    Scenario {
+        name: "live-swap-scheduler",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command(e::LOAD_IN_BACKGROUND, &[e::BACKGROUND_STARTED]),
+            Step::Command {
+                line: e::SWAP_SCHEDULER_CORE,
+                expect: &[e::SWAP_PHASE_TIME, e::SWAP_DONE],
+                reject: &[e::CPU_STOPPED],
+                save: None,
+            },
+            Step::Command {
+                line: "ps",
+                expect: &[e::PS_HEADER, e::PS_AT_LEAST_20_TASKS],
+                reject: &[e::CPU_STOPPED],
+                save: None,
+            },
+            Step::ExpectAnywhere(e::LOAD_COMPLETED),
+            command("ns -a", &[e::NS_RETIRED_SCHEDULER, e::NS_PIN_INTERRUPTED]),
+            command("hello", &[e::HELLO_V1]),
+            EXIT_OK,
+        ],
+        cpus: Some(4),
+    },
+    Scenario {
+        name: "swap-everything",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: &[
+            Step::Prompt,
+            command(e::LONG_LOAD_IN_BACKGROUND, &[e::BACKGROUND_STARTED]),
+            Step::Command {
+                line: e::SWAP_EVERYTHING,
+                expect: &[e::SWAP_EVERYTHING_CELL, e::SWAP_EVERYTHING_ALL],
+                reject: &[e::SWAP_EVERYTHING_REFUSED, e::CPU_STOPPED],
+                save: None,
+            },
+            command("hello", &[e::HELLO_V1]),
+            command("ps", &[e::PS_HEADER]),
+            Step::ExpectAnywhere(e::LOAD_COMPLETED),
+            command("ns -a", &[e::NS_RETIRED_SCHEDULER]),
+            EXIT_OK,
+        ],
+        cpus: Some(4),
+    },
+    Scenario {
         // Case study (a): the policy swap carries the policy's counters over (its `cell_state_transfer`), and the
         // tasks' own policy data (priorities) and the runqueues stay, both ways, under 24 workers on 4 CPUs.
         name: "scheduler-state",

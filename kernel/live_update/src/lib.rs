@@ -1,0 +1,130 @@
+//! The swap gate: every live swap in the kernel goes through here.
+//!
+//! # Purpose
+//! `cell_namespace` knows how to swap cells but not how to stop CPUs or what a task stack is. This cell supplies
+//! both, once, for every caller: the shell's `swap`, fault recovery's automatic reload of a repeatedly faulting
+//! cell, and the test and bench cells. A swap through [`swap`] commits with every other CPU stopped
+//! (`smp::run_with_other_cpus_stopped`; if they cannot be stopped the swap fails and changes nothing) and uses
+//! the [`KernelPinFinder`] to decide whether each old cell can be freed at once or must be *retired* (kept mapped
+//! and executable) because something still refers to it.
+//!
+//! # Key items
+//! - [`swap`] / [`swap_in`] (another namespace) / [`reload`] with [`GateError`]; [`swap_everything`] ([`EverythingReport`]) swaps every cell for a
+//!   fresh copy of itself, one at a time.
+//! - [`reclaim`] re-checks the retired cells and frees those no longer pinned; [`retired`] lists them.
+//! - [`init`] installs the scheduler's exit hook: a task that pinned a retired cell triggers a re-check when it
+//!   exits (only then: the hook is one lookup in a small set otherwise).
+//! - [`KernelPinFinder`] (see `pins.rs` for what it looks at and what it does not).
+//! - [`saved_context_cursor`], [`CheckedStack`], [`is_mapped`]: stack reading shared with `fault_recovery`'s `bt`.
+//!
+//! # Control flow of a swap
+//! 1. If cells are retired, re-check them first ([`reclaim`]): each swap is also a reclamation point.
+//! 2. Snapshot the writable data regions of every loaded cell (outside the stopped world: namespace locks).
+//! 3. `CellNamespace::swap_quiesced` stages, verifies and transfers state; inside the quiesced closure it patches
+//!    the dependents and asks the pin finder about each old cell, freeing or retiring it.
+//! 4. Record which tasks pin retired cells, for the exit hook.
+#![no_std]
+
+extern crate alloc;
+
+mod everything;
+mod pins;
+mod reclaim;
+mod stack;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use cell_namespace::{CellNamespace, QuiesceError, RetiredCellInfo, SwapError, SwapOptions, SwapReport};
+
+pub use cell_namespace::ReclaimReport;
+pub use everything::{EverythingReport, Refusal, swap_everything};
+pub use pins::KernelPinFinder;
+pub use reclaim::{init, reclaim, retired};
+pub use stack::{CheckedStack, is_mapped, saved_context_cursor};
+
+/// Why a swap through the gate failed. Nothing was changed (see `SwapError` for its one exception).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateError {
+    /// The system namespaces are not installed yet.
+    NoNamespaces,
+    /// The namespace refused or failed the swap.
+    Swap(SwapError),
+}
+
+impl fmt::Display for GateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoNamespaces => write!(f, "the system namespaces are not installed"),
+            Self::Swap(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// One swap at a time through the gate, so a reclaim and a swap never interleave their pin checks. Held across
+/// the whole swap (with interrupts enabled; never inside the stopped world).
+static GATE: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Runs `f` once with every other CPU stopped; the gate's quiesce function for the namespace.
+///
+/// # Errors
+/// [`QuiesceError`] naming the `smp` error; `f` has not run then.
+pub fn run_quiesced(f: &mut dyn FnMut()) -> Result<(), QuiesceError> {
+    smp::run_with_other_cpus_stopped(f).map_err(|error| QuiesceError { reason: alloc::format!("{error:?}") })
+}
+
+/// Swaps each `(old, new)` pair in the kernel namespace as one transaction (see the crate docs' control flow).
+///
+/// # Errors
+/// [`GateError`]; a `SwapError::Quiesce` if the other CPUs could not be stopped.
+pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) -> Result<SwapReport, GateError> {
+    let kernel = system_namespaces::kernel_namespace().ok_or(GateError::NoNamespaces)?;
+    swap_in(kernel, pairs, options)
+}
+
+/// Like [`swap`], in `namespace` (the kernel or the application namespace: the shell swaps application cells,
+/// such as the case-study cells `pipe_stage_v1` and `demo_channel_rendezvous`, in the application namespace).
+/// The pinning tasks noted for the exit hook are those of both namespaces' retired cells; the exit hook re-checks
+/// the kernel namespace only, so a retired application cell is reclaimed at the next swap in its namespace.
+///
+/// # Errors
+/// As for [`swap`].
+pub fn swap_in(
+    namespace: &CellNamespace,
+    pairs: &[(&str, &str)],
+    options: &SwapOptions,
+) -> Result<SwapReport, GateError> {
+    let _gate = GATE.lock();
+    if !namespace.retired().is_empty() {
+        reclaim::reclaim_locked(namespace);
+    }
+    let finder = KernelPinFinder::snapshot();
+    let result = namespace.swap_quiesced(pairs, options, &tsc::now_ns, &run_quiesced, &finder);
+    let mut retired = namespace.retired();
+    if let Some(kernel) = system_namespaces::kernel_namespace().filter(|kernel| !core::ptr::eq(&***kernel, namespace)) {
+        retired.extend(kernel.retired());
+    }
+    reclaim::note_pinning_tasks(&retired);
+    result.map_err(GateError::Swap)
+}
+
+/// Replaces kernel cell `cell` by a fresh copy of its code from its object file, carrying its state over (fault
+/// recovery's repair of a cell that keeps faulting).
+///
+/// # Errors
+/// As for [`swap`].
+pub fn reload(cell: &str) -> Result<SwapReport, GateError> {
+    swap(&[(cell, cell)], &SwapOptions::default())
+}
+
+/// The names of the tasks and CPUs pinning a retired cell, one short line (for logs).
+pub fn describe(info: &RetiredCellInfo) -> String {
+    let mut line = info.name.to_string();
+    let pins: Vec<String> = info.pins.iter().map(|pin| alloc::format!("{pin}")).collect();
+    if !pins.is_empty() {
+        line.push_str(": ");
+        line.push_str(&pins.join("; "));
+    }
+    line
+}

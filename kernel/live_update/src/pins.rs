@@ -1,0 +1,286 @@
+//! The kernel's [`PinFinder`]: what still refers to a swapped-out cell's code or data.
+//!
+//! # What is looked at, and why it is enough
+//! 1. **Every switched-out task's stack**, walked with the unwinder from the context `task::context_switch` saved
+//!    (callee-saved registers and the return address). Each frame's instruction pointer inside the cell is a
+//!    [`Pin::Frame`]. A walk that stops before the outermost frame (a frame of a retired cell, whose unwind info is
+//!    gone; a naked trampoline; malformed CFI) is completed by a conservative scan of the rest of the stack, word
+//!    by word. A task that never ran also pins the cell of its entry function (the saved `r13`, see
+//!    `task::prepare_first_frame`): [`Pin::TaskEntry`].
+//! 2. **Every stopped CPU's interrupted context**: `smp::stopped_contexts` gives the instruction and stack pointer
+//!    the stop IPI interrupted; the instruction itself, the frames walked from there (exact first frame, only RIP
+//!    and RSP known, so a CFA rule that needs another register ends the walk) and, if the walk stopped early, a
+//!    scan of the rest of that stack: [`Pin::InterruptedContext`].
+//! 3. **The swapping task's own stack** (the code that will return through this very call), walked from here.
+//! 4. **Closures held by tasks**: the vtable of a task body not yet taken (the task has not started:
+//!    [`Pin::TaskEntry`]) and of a failure callback (a restartable task's respawn closure: [`Pin::Pointer`]).
+//! 5. **Stored pointers that are not relocations**: every word of every loaded cell's writable `.data`/`.bss`
+//!    (base image included, so the unwinder's end handler, `log`'s logger and every hook `AtomicPtr`) that points
+//!    into the cell, and the IDT (the IDTR's base itself, and every present gate's handler). The table where the
+//!    stopped CPUs recorded their interrupted context (`smp::stopped_context_storage`) is skipped: step 2 covers it.
+//!
+//! # What is not looked at (decided, measured)
+//! - **The heap, except task closures.** A conservative scan of the 32 MiB heap would find the namespace's own
+//!   records of the cell (section addresses, the unwind registry's FDE index) and stale words in freed blocks, so
+//!   it would pin every cell forever; the heap allocator cannot enumerate live blocks. Function pointers or trait
+//!   objects that other code copied into the heap (a `Box<dyn Trait>` kept by a server) are therefore not found.
+//!   What keeps the system safe against them: such an object's vtable points into the cell that created it, and
+//!   the cells that create long-lived trait objects are pinned anyway (their frames or hooks); a call through one
+//!   whose cell was freed faults in the calling task, which fault recovery unwinds (no triple fault: the address
+//!   range is unmapped, not reused by code).
+//! - **Other CPUs' IDTR and GDTR**: every CPU loads the one shared IDT of `interrupts` (this CPU's IDTR is read);
+//!   GDTs and TSSs live in the heap (`cpu`), and per-CPU data are heap blocks too.
+//!
+//! Everything here runs inside the stopped world: it takes only IRQ-safe locks (the task table, each task's
+//! lock) and the heap, never the serial port, the logger or a namespace lock. The list of data regions to scan
+//! is taken before, outside the stopped world ([`KernelPinFinder::snapshot`]).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use cell_namespace::{AddressRange, Pin, PinFinder};
+use memory_structs::VirtualAddress;
+use task::TaskRef;
+
+use crate::stack::{CheckedStack, Hits, UNBOUNDED_SCAN_BYTES, find_in_stack, saved_context_cursor};
+
+/// One writable data region of a loaded cell, to scan for stored pointers.
+#[derive(Clone, Debug)]
+struct DataRegion {
+    range: Range<u64>,
+    cell: String,
+}
+
+/// The kernel's pin finder; build one with [`snapshot`](Self::snapshot) right before each swap or reclaim.
+pub struct KernelPinFinder {
+    /// Writable data of every loaded cell of both system namespaces, as loaded when the snapshot was taken.
+    data: Vec<DataRegion>,
+    /// Bytes of data the snapshot covers (for reports).
+    data_bytes: usize,
+}
+
+impl KernelPinFinder {
+    /// Lists the writable data sections of every cell loaded in the system namespaces (base image included).
+    /// Takes the namespaces' read locks: call it outside the stopped world.
+    pub fn snapshot() -> Self {
+        let mut data = Vec::new();
+        let namespaces = [system_namespaces::kernel_namespace(), system_namespaces::application_namespace()];
+        for namespace in namespaces.into_iter().flatten() {
+            for cell in namespace.loaded_cells() {
+                for section in cell.sections() {
+                    let writable =
+                        matches!(section.kind(), cell_loader::SectionKind::Data | cell_loader::SectionKind::Bss);
+                    if writable && section.size_in_bytes() >= 8 {
+                        let start = section.address().value() as u64;
+                        data.push(DataRegion {
+                            range: start..start + section.size_in_bytes() as u64,
+                            cell: cell.name().to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let data_bytes = data.iter().map(|region| (region.range.end - region.range.start) as usize).sum();
+        Self { data, data_bytes }
+    }
+
+    /// Bytes of writable data scanned per cell checked.
+    pub fn data_bytes(&self) -> usize {
+        self.data_bytes
+    }
+}
+
+impl PinFinder for KernelPinFinder {
+    fn find_pins(&self, _cell: &str, ranges: &[AddressRange]) -> Vec<Pin> {
+        let ranges: Vec<Range<u64>> =
+            ranges.iter().map(|range| range.start.value() as u64..range.end.value() as u64).collect();
+        let mut pins = Vec::new();
+        own_stack(&ranges, &mut pins);
+        let current = scheduler::current_task();
+        for task in task::all_tasks() {
+            if current.as_ref() == Some(&task) {
+                continue;
+            }
+            task_closures(&task, &ranges, &mut pins);
+            if !task.is_on_cpu() {
+                switched_out_task(&task, &ranges, &mut pins);
+            }
+        }
+        stopped_cpus(&ranges, &mut pins);
+        self.stored_pointers(&ranges, &mut pins);
+        interrupt_table(&ranges, &mut pins);
+        pins
+    }
+}
+
+fn address(value: u64) -> VirtualAddress {
+    VirtualAddress::try_new(value as usize).unwrap_or(VirtualAddress::zero())
+}
+
+fn inside(ranges: &[Range<u64>], value: u64) -> bool {
+    ranges.iter().any(|range| range.contains(&value))
+}
+
+/// The stack of a task: its own bounds, or (an adopted stack of unknown size) a bounded span above `from`.
+fn stack_of(task: &TaskRef, from: u64) -> CheckedStack {
+    match task.stack_bounds() {
+        Some(bounds) => CheckedStack::new(bounds.start as u64..bounds.end as u64),
+        None => CheckedStack::new(from..from.saturating_add(UNBOUNDED_SCAN_BYTES)),
+    }
+}
+
+/// Step 3: the frames of the code running this call.
+fn own_stack(ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
+    let Some(current) = scheduler::current_task() else { return };
+    let hits = unwind::with_current_registers(|registers| {
+        let from = registers.stack_pointer().unwrap_or(0);
+        find_in_stack(stack_of(&current, from), unwind::FrameCursor::after_call(*registers), ranges)
+    });
+    push_frames(&current, &hits, pins);
+}
+
+fn push_frames(task: &TaskRef, hits: &Hits, pins: &mut Vec<Pin>) {
+    for &hit in hits.as_slice() {
+        pins.push(Pin::Frame { task: task.id().value(), task_name: task.name().to_string(), address: address(hit) });
+    }
+}
+
+/// Step 1: a task that is not running, from its saved context.
+fn switched_out_task(task: &TaskRef, ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
+    let saved = task.saved_stack_pointer() as u64;
+    if saved == 0 {
+        pins.push(Pin::Unwalkable {
+            task: task.id().value(),
+            task_name: task.name().to_string(),
+            why: String::from("no saved context although it is not running"),
+        });
+        return;
+    }
+    // The stack cannot be freed while its task lock is held (and nothing reaps while the world is stopped).
+    task.with_stack_locked(|_| {
+        let memory = stack_of(task, saved);
+        let cursor = saved_context_cursor(&memory, saved);
+        if task.switch_count() == 0 {
+            // Never ran: `context_switch` will pop r13 = the entry function (the third saved word).
+            let entry = unwind::StackReader::read_u64(&memory, saved + 16).unwrap_or(0);
+            if inside(ranges, entry) {
+                pins.push(Pin::TaskEntry { task: task.id().value(), task_name: task.name().to_string() });
+            }
+        }
+        push_frames(task, &find_in_stack(memory, cursor, ranges), pins);
+    });
+}
+
+/// Step 4: closures a task holds.
+fn task_closures(task: &TaskRef, ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
+    let [body, on_failure] = task.closure_vtables();
+    if body.is_some_and(|vtable| inside(ranges, vtable as u64)) {
+        pins.push(Pin::TaskEntry { task: task.id().value(), task_name: task.name().to_string() });
+    }
+    if let Some(vtable) = on_failure.filter(|vtable| inside(ranges, *vtable as u64)) {
+        pins.push(Pin::Pointer {
+            location: address(vtable as u64),
+            what: format!("the failure callback (vtable) of task {} \"{}\"", task.id(), task.name()),
+        });
+    }
+}
+
+/// Step 2: where each stopped CPU will resume.
+fn stopped_cpus(ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
+    let tasks = task::all_tasks();
+    for context in smp::stopped_contexts() {
+        let (rip, rsp) = (context.instruction_pointer, context.stack_pointer);
+        let mut hits = Hits::new();
+        if inside(ranges, rip) {
+            hits.push(rip);
+        }
+        let owner = tasks.iter().find(|task| {
+            task.stack_bounds().is_some_and(|bounds| (bounds.start as u64..bounds.end as u64).contains(&rsp))
+        });
+        let memory = match owner {
+            Some(task) => stack_of(task, rsp),
+            None => CheckedStack::new(rsp..rsp.saturating_add(UNBOUNDED_SCAN_BYTES)),
+        };
+        let mut registers = unwind::Registers::new();
+        registers.set(unwind::RA, Some(rip));
+        registers.set(unwind::RSP, Some(rsp));
+        for &hit in find_in_stack(memory, unwind::FrameCursor::exact(registers), ranges).as_slice() {
+            hits.push(hit);
+        }
+        for &hit in hits.as_slice() {
+            pins.push(Pin::InterruptedContext { cpu: context.cpu, address: address(hit) });
+        }
+    }
+}
+
+impl KernelPinFinder {
+    /// Step 5a: words of other cells' writable data pointing into the ranges (the cell's own data is skipped:
+    /// it goes away with the cell).
+    fn stored_pointers(&self, ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
+        for region in &self.data {
+            let own = ranges.iter().any(|range| range.start < region.range.end && region.range.start < range.end);
+            if own {
+                continue;
+            }
+            let mut hits = Hits::new();
+            let skip = smp::stopped_context_storage();
+            scan_data(region.range.clone(), skip.start as u64..skip.end as u64, ranges, &mut hits);
+            for &hit in hits.as_slice() {
+                pins.push(Pin::Pointer {
+                    location: address(hit),
+                    what: format!("a word in the data of cell {} points into it", region.cell),
+                });
+            }
+        }
+    }
+}
+
+/// Scans one data section, except the words in `skip`; records the *locations* of words pointing into `ranges`.
+fn scan_data(span: Range<u64>, skip: Range<u64>, ranges: &[Range<u64>], hits: &mut Hits) {
+    let mut location = span.start.next_multiple_of(8);
+    while location + 8 <= span.end {
+        if skip.contains(&location) {
+            location += 8;
+            continue;
+        }
+        // SAFETY: the section belongs to a loaded cell (the snapshot was taken from the namespaces, which keep
+        // its memory mapped read-write while it is loaded, and nothing is unloaded while the world is stopped);
+        // the word is aligned and inside the section; data words are plain integers.
+        let word = unsafe { core::ptr::read_volatile(location as *const u64) };
+        if inside(ranges, word) {
+            hits.push(location);
+        }
+        location += 8;
+    }
+}
+
+/// Step 5b: the IDT this CPU uses (every CPU loads the same one) and its present gates' handlers.
+fn interrupt_table(ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
+    let pointer = x86_64::instructions::tables::sidt();
+    let base = pointer.base.as_u64();
+    if inside(ranges, base) {
+        pins.push(Pin::Pointer { location: address(base), what: String::from("the IDTR of every CPU points at it") });
+    }
+    let entries = (u64::from(pointer.limit) + 1) / 16;
+    for vector in 0..entries {
+        let entry = base + vector * 16;
+        // SAFETY: the IDTR names a loaded, mapped IDT of `limit + 1` bytes; each gate is 16 bytes (Intel SDM Vol.
+        // 3A 6.14.1, "64-Bit Mode IDT"): offset 15..0 at byte 0, attributes at byte 4 (present = bit 15 of the
+        // word), offset 31..16 at byte 6, offset 63..32 at byte 8.
+        let (low, attributes, middle, high) = unsafe {
+            (
+                core::ptr::read_volatile(entry as *const u16),
+                core::ptr::read_volatile((entry + 4) as *const u16),
+                core::ptr::read_volatile((entry + 6) as *const u16),
+                core::ptr::read_volatile((entry + 8) as *const u32),
+            )
+        };
+        let present = attributes & 0x8000 != 0;
+        let handler = u64::from(low) | (u64::from(middle) << 16) | (u64::from(high) << 32);
+        if present && inside(ranges, handler) {
+            pins.push(Pin::Pointer { location: address(entry), what: format!("IDT vector {vector}'s handler") });
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Reading stacks safely while the world is stopped: a [`StackReader`](unwind::StackReader) that refuses any
+//! word outside the given bounds or on a page the page tables do not map, the walk start of a switched-out task,
+//! and the walk of one stack for addresses inside a cell.
+
+use core::ops::Range;
+
+use unwind::{FrameCursor, FrameIter, MemoryReadError, Registers, StackReader};
+
+/// Frames walked at most per stack (a runaway recursion has hundreds of identical frames; a pin is found in the
+/// first few in practice, and the conservative scan covers the rest when the walk stops early).
+pub(crate) const FRAME_LIMIT: usize = 128;
+/// Bytes scanned at most above a stack pointer whose stack has no known bounds (an adopted boot stack).
+pub(crate) const UNBOUNDED_SCAN_BYTES: u64 = 64 * 1024;
+
+/// Reads 8-byte stack words within `bounds`, and only from pages the current page tables map (checked by a
+/// page-table walk through the direct map, Intel SDM Vol. 3A 4.5), so a wrong CFA or a stack of unknown size
+/// never faults inside the stopped world.
+pub struct CheckedStack {
+    bounds: Range<u64>,
+}
+
+impl CheckedStack {
+    /// A reader confined to `bounds` (start inclusive, end exclusive).
+    pub fn new(bounds: Range<u64>) -> Self {
+        Self { bounds }
+    }
+
+    /// The bounds.
+    pub fn bounds(&self) -> Range<u64> {
+        self.bounds.clone()
+    }
+}
+
+impl StackReader for CheckedStack {
+    fn read_u64(&self, address: u64) -> Result<u64, MemoryReadError> {
+        let end = address.checked_add(8).ok_or(MemoryReadError { address })?;
+        let inside = address >= self.bounds.start && end <= self.bounds.end && address % 8 == 0;
+        if !inside || !is_mapped(address) {
+            return Err(MemoryReadError { address });
+        }
+        // SAFETY: the address is 8-byte aligned (so within one page) and its page is mapped (checked just above
+        // with every other CPU stopped, so no mapping changes meanwhile); a stack word is plain data.
+        Ok(unsafe { core::ptr::read_volatile(address as *const u64) })
+    }
+}
+
+/// Whether the page holding `address` is mapped (present at every level) in the current address space.
+pub fn is_mapped(address: u64) -> bool {
+    const PRESENT: u64 = 1;
+    const HUGE: u64 = 1 << 7;
+    const FRAME_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+    let (root, _) = x86_64::registers::control::Cr3::read();
+    let mut table = root.start_address().as_u64();
+    for level in (1..=4u32).rev() {
+        let index = (address >> (12 + 9 * (level - 1))) & 0x1ff;
+        let entry_address = memory::layout::PHYSICAL_MEMORY_OFFSET as u64 + table + index * 8;
+        // SAFETY: `table` is the physical address of a page table (CR3 or a present non-huge entry's frame), which
+        // the direct map at PHYSICAL_MEMORY_OFFSET maps (it covers all RAM, page tables included); the entry is
+        // an aligned u64 inside that page.
+        let entry = unsafe { core::ptr::read_volatile(entry_address as *const u64) };
+        if entry & PRESENT == 0 {
+            return false;
+        }
+        if level == 1 || (level <= 3 && entry & HUGE != 0) {
+            return true;
+        }
+        table = entry & FRAME_MASK;
+    }
+    true
+}
+
+/// The walk start of a task switched out by `task::context_switch`: its saved stack pointer points at r15, r14,
+/// r13, r12, rbx, rbp and the return address into the code that called the switch (or, for a task that never
+/// ran, into `task`'s trampoline).
+pub fn saved_context_cursor(memory: &dyn StackReader, saved: u64) -> FrameCursor {
+    let word = |index: u64| memory.read_u64(saved + 8 * index).ok();
+    let mut registers = Registers::new();
+    for (register, index) in
+        [(unwind::R15, 0), (unwind::R14, 1), (unwind::R13, 2), (unwind::R12, 3), (unwind::RBX, 4), (unwind::RBP, 5)]
+    {
+        registers.set(register, word(index));
+    }
+    registers.set(unwind::RA, word(6));
+    registers.set(unwind::RSP, Some(saved + 56));
+    FrameCursor::after_call(registers)
+}
+
+/// Addresses found inside the ranges on one stack: up to [`Hits::CAPACITY`] distinct ones are kept (one already
+/// pins the cell; a few make the report readable). Fixed capacity: the walk itself allocates nothing.
+pub(crate) struct Hits {
+    addresses: [u64; Hits::CAPACITY],
+    length: usize,
+}
+
+impl Hits {
+    /// Addresses kept per stack.
+    pub(crate) const CAPACITY: usize = 4;
+
+    pub(crate) const fn new() -> Self {
+        Self { addresses: [0; Self::CAPACITY], length: 0 }
+    }
+
+    pub(crate) fn push(&mut self, address: u64) {
+        if self.length < Self::CAPACITY && !self.addresses[..self.length].contains(&address) {
+            self.addresses[self.length] = address;
+            self.length += 1;
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u64] {
+        &self.addresses[..self.length]
+    }
+}
+
+/// Walks one stack from `cursor` (reads through `memory`) and collects the addresses that lie in `ranges`:
+/// every frame's instruction pointer (its lookup address, so a return address just past a cell's last byte
+/// counts for that cell), and the address where the walk ended if it ended for lack of unwind info (a retired
+/// cell's frames are no longer registered). If the walk did not reach the outermost frame, every word of the
+/// rest of the stack (from the last known stack pointer to the bounds' end) is checked too (conservative: a
+/// stale word only delays reclamation).
+pub(crate) fn find_in_stack(memory: CheckedStack, cursor: FrameCursor, ranges: &[Range<u64>]) -> Hits {
+    let mut hits = Hits::new();
+    let inside = |address: u64| ranges.iter().any(|range| range.contains(&address));
+    let bounds = memory.bounds();
+    let mut last_stack_pointer = cursor.registers().stack_pointer().unwrap_or(bounds.start);
+    let mut frames = FrameIter::new(unwind::global_registry(), memory, cursor).with_limit(FRAME_LIMIT);
+    let complete = loop {
+        match frames.next_frame() {
+            Ok(Some(frame)) => {
+                if inside(frame.lookup_address) || inside(frame.instruction_pointer) {
+                    hits.push(frame.instruction_pointer);
+                }
+                last_stack_pointer = frame.cfa;
+            }
+            Ok(None) => match frames.end_reason() {
+                Some(unwind::EndReason::OutermostFrame) => break true,
+                Some(unwind::EndReason::NoUnwindInfo { address } | unwind::EndReason::NoFde { address }) => {
+                    if inside(address) || inside(address + 1) {
+                        hits.push(address + 1);
+                    }
+                    break false;
+                }
+                _ => break false,
+            },
+            Err(_) => break false,
+        }
+    };
+    if !complete {
+        scan_words(&CheckedStack::new(bounds.clone()), last_stack_pointer..bounds.end, ranges, &mut hits);
+    }
+    hits
+}
+
+/// Checks every aligned word in `span` (read through `memory`, which refuses unmapped pages) against `ranges`.
+pub(crate) fn scan_words(memory: &CheckedStack, span: Range<u64>, ranges: &[Range<u64>], hits: &mut Hits) {
+    let mut address = span.start.next_multiple_of(8);
+    while address + 8 <= span.end {
+        match memory.read_u64(address) {
+            Ok(word) => {
+                if ranges.iter().any(|range| range.contains(&word)) {
+                    hits.push(word);
+                }
+                address += 8;
+            }
+            // An unmapped page ends the stack (its guard page, or the end of an adopted stack).
+            Err(_) => break,
+        }
+    }
+}

@@ -9,13 +9,16 @@
 //! paging: memory comes from a [`CellMemory`] provider (`MappedPages` in the kernel, `mmap` in host tests).
 //!
 //! # Key types
-//! - [`CellNamespace`]: load ([`CellNamespace::load_cell`]), query, and swap ([`CellNamespace::swap`]).
+//! - [`CellNamespace`]: load ([`CellNamespace::load_cell`]), query, swap ([`CellNamespace::swap_quiesced`] with
+//!   [`SwapOptions`], a [`RunQuiesced`] stop-the-world function and a [`PinFinder`]; [`SwapReport`]), and the
+//!   retired cells ([`CellNamespace::retired`], [`CellNamespace::reclaim_retired`], [`Pin`], [`RetiredCellInfo`]).
+//! - State transfer: [`StateTransfer`] and [`ObjectLocation`], given to a new cell's `cell_state_transfer`.
 //! - [`LoadedCell`], [`LoadedSection`], [`StrongDependency`] / [`WeakDependent`] with [`RelocationEntry`].
 //! - [`CellObserver`] / [`set_cell_observer`]: the hook told about every cell published or removed (the
 //!   unwinder's registration of cell unwind info).
 //! - [`CellMemory`] / [`MemoryRegion`] / [`RegionKind`]: the memory provider.
 //! - [`Manifest`], [`ObjectDirectory`], [`BaseSymbol`] and their parsers.
-//! - Errors: [`LoadError`], [`SwapError`], [`FindFunctionError`], [`BaseImageError`], [`ManifestError`],
+//! - Errors: [`LoadError`], [`SwapError`] (with [`QuiesceError`], [`ExportKind`]), [`FindFunctionError`], [`BaseImageError`], [`ManifestError`],
 //!   [`BaseSymbolError`], [`MemoryError`].
 //!
 //! # Control flow
@@ -27,9 +30,21 @@
 //!    publish every staged cell and its symbols. Any failure frees the staged cells and changes nothing.
 //! 3. The shell lists cells ([`CellNamespace::cells`]) and objects ([`CellNamespace::objects`]), looks up
 //!    symbols, and finds an application's entry by path ([`CellNamespace::find_function`]).
-//! 4. [`CellNamespace::swap`] stages new cells, verifies that they provide every symbol the old cells' dependents
-//!    use, then commits: patches the dependents, moves the dependency records, and swaps the symbol-map entries.
-//!    Its consistency model is documented in `swap.rs`.
+//! 4. [`CellNamespace::swap_quiesced`] stages new cells, verifies that they provide every symbol the old cells'
+//!    dependents use with a compatible kind and that no state would be dropped, then, with every other CPU
+//!    stopped, copies the old cells' `.data`/`.bss` objects into the new ones (translating pointers), runs the new
+//!    cells' transfer functions, patches the dependents and redirects the old cells' data references; finally it
+//!    moves the dependency records, replaces the symbol-map entries (keeping the old names as aliases), and frees or
+//!    retires each old cell. Its consistency model is documented in `swap/mod.rs`.
+//!
+//! # State transfer convention
+//! A new cell may export `pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) ->
+//! Result<(), String>` (hash-free path `<crate>::cell_state_transfer`, an `STT_FUNC`). The swap calls it inside
+//! the quiesced phase, after the default copy of every same-named, same-sized object and before any dependent is
+//! patched; an `Err` aborts the swap with nothing changed. It finds objects by hash-free path
+//! ([`StateTransfer::old_object`], [`StateTransfer::new_object`]) and marks the old objects it carried over
+//! ([`StateTransfer::mark_transferred`]); an unmatched, unmarked old object makes the swap fail with
+//! [`SwapError::StateDropped`] unless [`SwapOptions::fresh`].
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

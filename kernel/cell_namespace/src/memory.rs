@@ -124,7 +124,9 @@ pub trait MemoryRegion: Send + Sync {
 
     /// Overwrites `bytes.len()` bytes at `offset` bytes from the region start, whatever the final permissions
     /// (e.g. by temporarily remapping the page writable, or through a writable alias mapping), and makes the new
-    /// bytes visible to instruction fetch. Used by swap to rewrite relocations in dependent cells.
+    /// bytes visible to instruction fetch. Used by swap to rewrite relocations in dependent cells: `bytes` is then
+    /// one relocated value of 1, 2, 4 or 8 bytes, which the provider must write with one store of that width (so
+    /// that no CPU or DMA reader can see a half-written field).
     ///
     /// # Safety
     /// No CPU may execute, read or write the patched bytes while they change (the swap caller quiesces every

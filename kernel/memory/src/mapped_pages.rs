@@ -228,7 +228,8 @@ impl MappedPages {
     }
 
     /// Writes `bytes` at byte `offset` of this mapping through the direct map, whatever its permissions: the way to
-    /// patch a finalised (read-only or executable) cell, e.g. to rewrite relocations during a live swap.
+    /// patch a finalised (read-only or executable) cell, e.g. to rewrite relocations during a live swap. A value of
+    /// 1, 2, 4 or 8 bytes is written with one store of that width.
     ///
     /// # Errors
     /// [`AccessError::OutOfBounds`]; [`AccessError::NotRam`] for device memory.

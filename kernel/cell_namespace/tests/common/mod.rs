@@ -27,6 +27,39 @@ pub struct Fixtures {
     pub b_v2: &'static [u8],
     /// `fixture_b` without `version`.
     pub b_partial: &'static [u8],
+    /// `fixture_b` v2 whose exported `EVENTS` is twice as large.
+    pub b_resized: &'static [u8],
+    /// `fixture_b` v2 whose `version` is a static.
+    pub b_retyped: &'static [u8],
+    /// `fixture_b` v2 whose `CALLS` is renamed `INVOCATIONS`.
+    pub b_renamed: &'static [u8],
+    /// `fixture_b` v2 with `CALLS` renamed and a `cell_state_transfer` calling [`TRANSFER_HOOK`].
+    pub b_transfer: &'static [u8],
+    /// `fixture_c`, version 1.
+    pub c: &'static [u8],
+    /// `fixture_c` without `c_value`.
+    pub c_partial: &'static [u8],
+    /// `fixture_user`, built against `fixture_b` version 1 and `fixture_c`.
+    pub user: &'static [u8],
+}
+
+impl Fixtures {
+    /// Every fixture object with its cell name, object file name, crate name and manifest dependency.
+    pub fn cells(&self) -> [(&'static str, &'static str, &'static str, &'static [u8], &'static str); 11] {
+        [
+            ("fixture_a", OBJECT_A, "fixture_a", self.a, "fixture_b"),
+            ("fixture_b", OBJECT_B, "fixture_b", self.b, "fixture_a"),
+            ("fixture_b_v2", OBJECT_B_V2, "fixture_b", self.b_v2, "fixture_a"),
+            ("fixture_b_partial", OBJECT_B_PARTIAL, "fixture_b", self.b_partial, "fixture_a"),
+            ("fixture_b_resized", "k-fixture_b_resized.o", "fixture_b", self.b_resized, "fixture_a"),
+            ("fixture_b_retyped", "k-fixture_b_retyped.o", "fixture_b", self.b_retyped, "fixture_a"),
+            ("fixture_b_renamed", "k-fixture_b_renamed.o", "fixture_b", self.b_renamed, "fixture_a"),
+            ("fixture_b_transfer", "k-fixture_b_transfer.o", "fixture_b", self.b_transfer, "fixture_a"),
+            ("fixture_c", "k-fixture_c.o", "fixture_c", self.c, "nano_core"),
+            ("fixture_c_partial", "k-fixture_c_partial.o", "fixture_c", self.c_partial, "nano_core"),
+            ("fixture_user", "k-fixture_user.o", "fixture_user", self.user, "fixture_b"),
+        ]
+    }
 }
 
 /// Object file names in the test directory.
@@ -92,6 +125,13 @@ fn build_fixtures() -> Fixtures {
         b: object("fixture_b", "fixture_b"),
         b_v2: object("fixture_b_v2", "fixture_b"),
         b_partial: object("fixture_b_partial", "fixture_b"),
+        b_resized: object("fixture_b_resized", "fixture_b"),
+        b_retyped: object("fixture_b_retyped", "fixture_b"),
+        b_renamed: object("fixture_b_renamed", "fixture_b"),
+        b_transfer: object("fixture_b_transfer", "fixture_b"),
+        c: object("fixture_c", "fixture_c"),
+        c_partial: object("fixture_c_partial", "fixture_c"),
+        user: object("fixture_user", "fixture_user"),
     }
 }
 
@@ -256,9 +296,18 @@ impl MemoryRegion for HostRegion {
             return Err(MemoryError::OutOfBounds { offset, length: bytes.len(), region_size: self.size });
         }
         self.protect(libc::PROT_READ | libc::PROT_WRITE)?;
+        // One store per relocated value, as the trait asks.
+        let place = self.start + offset;
         // SAFETY: the range is inside this mapping, which is now writable; the caller guarantees nobody executes
-        // or accesses these bytes meanwhile.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.start + offset) as *mut u8, bytes.len()) };
+        // or accesses these bytes meanwhile; unaligned writes are used for the unaligned places.
+        unsafe {
+            match bytes.len() {
+                2 => std::ptr::write_unaligned(place as *mut u16, u16::from_le_bytes(bytes.try_into().unwrap())),
+                4 => std::ptr::write_unaligned(place as *mut u32, u32::from_le_bytes(bytes.try_into().unwrap())),
+                8 => std::ptr::write_unaligned(place as *mut u64, u64::from_le_bytes(bytes.try_into().unwrap())),
+                _ => std::ptr::copy_nonoverlapping(bytes.as_ptr(), place as *mut u8, bytes.len()),
+            }
+        }
         self.protect(if self.finalized { final_protection(self.kind) } else { libc::PROT_READ | libc::PROT_WRITE })
     }
 }
@@ -287,6 +336,42 @@ pub fn trap_stub() -> VirtualAddress {
     VirtualAddress::new(address)
 }
 
+/// What `fixture_b_transfer`'s `cell_state_transfer` does, through `fixture_transfer_hook`: set by a test (the
+/// tests of one binary that use it run it under [`TRANSFER_HOOK_USERS`]).
+pub static TRANSFER_HOOK: std::sync::Mutex<Option<TransferHook>> = std::sync::Mutex::new(None);
+
+/// A test's state-transfer behaviour: 0 = success.
+pub type TransferHook = fn(&cell_namespace::StateTransfer<'_>) -> u64;
+/// Serializes the tests that set [`TRANSFER_HOOK`].
+pub static TRANSFER_HOOK_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `fixture_transfer_hook`, reached from the fixture through [`hook_stub`]: runs [`TRANSFER_HOOK`] (1 if unset).
+extern "C" fn transfer_hook_entry(transfer: *const cell_namespace::StateTransfer<'_>) -> u64 {
+    let hook = *TRANSFER_HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // SAFETY: the fixture passes on the `&StateTransfer` the swap gave its `cell_state_transfer`, which lives for
+    // the whole call.
+    let transfer = unsafe { &*transfer };
+    hook.map_or(1, |hook| hook(transfer))
+}
+
+/// The address of a stub in low memory (within reach of the fixtures' PC-relative calls) that jumps to
+/// [`transfer_hook_entry`]: `movabs rax, imm64; jmp rax`.
+pub fn hook_stub() -> VirtualAddress {
+    static STUB: OnceLock<usize> = OnceLock::new();
+    let address = *STUB.get_or_init(|| {
+        let mut region = HostMemory::default().allocate(PAGE, RegionKind::Text).expect("allocate the hook stub");
+        let bytes = region.as_mut_slice().expect("fresh region is writable");
+        bytes[..2].copy_from_slice(&[0x48, 0xb8]);
+        bytes[2..10].copy_from_slice(&(transfer_hook_entry as extern "C" fn(_) -> u64 as usize as u64).to_le_bytes());
+        bytes[10..12].copy_from_slice(&[0xff, 0xe0]);
+        region.finalize().expect("finalize the hook stub");
+        let address = region.start_address().value();
+        std::mem::forget(region);
+        address
+    });
+    VirtualAddress::new(address)
+}
+
 /// The exported symbols of an object.
 pub fn exports(object: &'static [u8]) -> Vec<String> {
     let object = ObjectFile::parse(object).expect("fixture parses");
@@ -297,17 +382,18 @@ pub fn exports(object: &'static [u8]) -> Vec<String> {
 /// pointing at the trap stub.
 pub fn base_symbol_file() -> String {
     let fixtures = fixtures();
-    let defined: Vec<String> =
-        [fixtures.a, fixtures.b, fixtures.b_v2, fixtures.b_partial].into_iter().flat_map(exports).collect();
+    let objects: Vec<&'static [u8]> = fixtures.cells().iter().map(|cell| cell.3).collect();
+    let defined: Vec<String> = objects.iter().copied().flat_map(exports).collect();
     let mut text = String::from("# test base image: every outside symbol is a trap\n");
     let mut seen = Vec::new();
-    for object in [fixtures.a, fixtures.b, fixtures.b_v2, fixtures.b_partial] {
+    for object in objects {
         let object = ObjectFile::parse(object).expect("fixture parses");
         for symbol in object.symbols() {
             let undefined = symbol.definition == cell_loader::SymbolDefinition::Undefined && !symbol.name.is_empty();
             if undefined && !defined.iter().any(|name| name == symbol.name) && !seen.contains(&symbol.name) {
                 seen.push(symbol.name);
-                text.push_str(&format!("{:x} 2 T {}\n", trap_stub().value(), symbol.name));
+                let address = if symbol.name == "fixture_transfer_hook" { hook_stub() } else { trap_stub() };
+                text.push_str(&format!("{:x} 2 T {}\n", address.value(), symbol.name));
             }
         }
     }
@@ -318,13 +404,7 @@ pub fn base_symbol_file() -> String {
 pub fn manifest_text() -> String {
     let fixtures = fixtures();
     let mut text = String::from("# fixture cells\n");
-    let cells = [
-        ("fixture_a", OBJECT_A, "fixture_a", fixtures.a, "fixture_b"),
-        ("fixture_b", OBJECT_B, "fixture_b", fixtures.b, "fixture_a"),
-        ("fixture_b_v2", OBJECT_B_V2, "fixture_b", fixtures.b_v2, "fixture_a"),
-        ("fixture_b_partial", OBJECT_B_PARTIAL, "fixture_b", fixtures.b_partial, "fixture_a"),
-    ];
-    for (cell, object_file, crate_name, object, dependency) in cells {
+    for (cell, object_file, crate_name, object, dependency) in fixtures.cells() {
         text.push_str(&format!("cell {cell} kernel {object_file} {crate_name}\ndep nano_core\ndep {dependency}\n"));
         for symbol in exports(object) {
             text.push_str(&format!("sym {symbol}\n"));
@@ -333,15 +413,15 @@ pub fn manifest_text() -> String {
     text
 }
 
-/// A namespace over the four fixture objects (optionally with `a` replaced), with the test base image unless
+/// A namespace over the fixture objects (optionally with `a` replaced), with the test base image unless
 /// `with_base_image` is false. Returns the namespace and its memory provider.
 pub fn namespace_with(a: &'static [u8], with_base_image: bool) -> (CellNamespace, Arc<HostMemory>) {
     let fixtures = fixtures();
     let mut directory = ObjectDirectory::new();
+    for (_, object_file, _, object, _) in fixtures.cells() {
+        directory.insert(object_file, object);
+    }
     directory.insert(OBJECT_A, a);
-    directory.insert(OBJECT_B, fixtures.b);
-    directory.insert(OBJECT_B_V2, fixtures.b_v2);
-    directory.insert(OBJECT_B_PARTIAL, fixtures.b_partial);
     let manifest = Manifest::parse(&manifest_text()).expect("fixture manifest parses");
     let memory = Arc::new(HostMemory::default());
     let namespace = CellNamespace::new("kernel", memory.clone(), directory, manifest, None);

@@ -1,61 +1,22 @@
-//! The swappable stage of the `pipe_demo` application, **version 2**: one round of a producer/consumer pipe over a
+//! The swappable stage of the `pipe_demo` application, **version 2**: how the application opens its pipe, over the
 //! buffered `demo_channel` (case study (b) of the Theseus paper: joint application-kernel evolution).
 //!
 //! # Purpose
-//! The replacement for `pipe_stage_v1` (same library name `pipe_stage`, same [`round`]): it opens its pipe with
-//! `demo_channel::open_buffered(`[`CAPACITY`]`)`, which only `demo_channel_buffered` provides, so it is swapped in
-//! together with that channel cell: `swap demo_channel_rendezvous demo_channel_buffered pipe_stage_v1
-//! pipe_stage_v2`, while `pipe_demo` runs. The buffer holds a whole round, so the producer no longer waits for
-//! each item: the report says `producer sent 5 of 5 items before the consumer started`.
+//! The replacement for `pipe_stage_v1` (same library name `pipe_stage`, same [`open_pipe`]): it opens a buffered
+//! pipe with `demo_channel::open_buffered(`[`CAPACITY`]`)`, which only `demo_channel_buffered` provides, so it is
+//! swapped in together with that channel cell (`swap demo_channel_rendezvous demo_channel_buffered pipe_stage_v1
+//! pipe_stage_v2`) while `pipe_demo` runs. The buffer holds a whole round, so the producer no longer waits for
+//! each item: `pipe_demo`'s report says `producer sent 5 of 5 items before the consumer started`.
 #![no_std]
 #![forbid(unsafe_code)]
 
-extern crate alloc;
+use demo_channel::{PipeReceiver, PipeSender};
 
-use alloc::format;
-use alloc::string::String;
-use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
-use core::time::Duration;
-
-/// Items the producer sends per round.
-pub const ITEMS_PER_ROUND: u64 = 5;
-/// How long the consumer waits before it starts receiving (milliseconds): time for the producer to send whatever
-/// the pipe lets it send without a receiver.
-pub const CONSUMER_DELAY_MS: u64 = 100;
-/// The pipe's buffer capacity (items): a whole round fits.
+/// The pipe's buffer capacity (items): a whole round of `pipe_demo` (5 items) fits.
 pub const CAPACITY: usize = 8;
 
-/// Runs round `number` (1-based) and returns its one-line report (owned text: nothing in it points into this
-/// cell, which a swap replaces).
+/// Opens the pipe for one round: a buffered pipe of [`CAPACITY`] items.
 #[inline(never)]
-pub fn round(number: u64) -> String {
-    let (sender, receiver) = demo_channel::open_buffered(CAPACITY);
-    let sent = Arc::new(AtomicU64::new(0));
-    let sent_by_producer = sent.clone();
-    let producer = app_io::spawn("pipe-producer", move || {
-        for item in 0..ITEMS_PER_ROUND {
-            if sender.send(item).is_err() {
-                break;
-            }
-            sent_by_producer.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    let producer = match producer {
-        Ok(producer) => producer,
-        Err(error) => return format!("round {number}: cannot spawn the producer: {error}"),
-    };
-    app_io::sleep(Duration::from_millis(CONSUMER_DELAY_MS));
-    let sent_early = sent.load(Ordering::Relaxed);
-    let mut received = 0;
-    while received < ITEMS_PER_ROUND && receiver.receive().is_ok() {
-        received += 1;
-    }
-    if let Err(error) = producer.join() {
-        return format!("round {number}: the producer failed: {error}");
-    }
-    format!(
-        "{} pipe: producer sent {sent_early} of {ITEMS_PER_ROUND} items before the consumer started, {received} received",
-        demo_channel::semantics()
-    )
+pub fn open_pipe() -> (PipeSender, PipeReceiver) {
+    demo_channel::open_buffered(CAPACITY)
 }

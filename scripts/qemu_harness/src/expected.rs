@@ -201,7 +201,7 @@ pub const SWAP_NAMES_OPEN_RENDEZVOUS: &str = r"demo_channel::open_rendezvous";
 pub const SWAP_JOINT_BROKEN: &str =
     "swap demo_channel_rendezvous demo_channel_buffered pipe_stage_v1 pipe_stage_broken";
 /// Its refusal names the symbol the application needs from the stage.
-pub const SWAP_NAMES_ROUND: &str = r"pipe_stage::round";
+pub const SWAP_NAMES_OPEN_PIPE: &str = r"pipe_stage::open_pipe";
 /// The joint swap of the channel cell and the application stage that uses it.
 pub const SWAP_JOINT: &str = "swap demo_channel_rendezvous demo_channel_buffered pipe_stage_v1 pipe_stage_v2";
 /// After the joint swap, in the same task: the producer no longer waits for each item.

@@ -261,7 +261,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 reject: &[],
                 save: Some("before"),
             },
-            command(e::SWAP_JOINT_BROKEN, &[e::SWAP_ERROR, e::SWAP_NAMES_ROUND]),
+            command(e::SWAP_JOINT_BROKEN, &[e::SWAP_ERROR, e::SWAP_NAMES_OPEN_PIPE]),
             Step::Command { line: "ns", expect: &[], reject: &[], save: Some("after-broken") },
             Step::SameOutput("before", "after-broken"),
             command(e::SWAP_JOINT, &[e::SWAP_PHASE_TIME, e::SWAP_DONE]),

@@ -34,7 +34,7 @@ impl CheckedStack {
 impl StackReader for CheckedStack {
     fn read_u64(&self, address: u64) -> Result<u64, MemoryReadError> {
         let end = address.checked_add(8).ok_or(MemoryReadError { address })?;
-        let inside = address >= self.bounds.start && end <= self.bounds.end && address % 8 == 0;
+        let inside = address >= self.bounds.start && end <= self.bounds.end && address.is_multiple_of(8);
         if !inside || !is_mapped(address) {
             return Err(MemoryReadError { address });
         }

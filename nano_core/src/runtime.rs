@@ -169,6 +169,10 @@ impl cell_namespace::CellObserver for UnwindRegistration {
         Self::register(cell);
     }
 
+    fn holds_reference(&self, cell: &Arc<LoadedCell>) -> bool {
+        REGISTERED.lock().iter().any(|(key, _)| *key == Arc::as_ptr(cell) as usize)
+    }
+
     fn removed(&self, cell: &Arc<LoadedCell>) {
         let mut registered = REGISTERED.lock();
         if let Some(index) = registered.iter().position(|(key, _)| *key == Arc::as_ptr(cell) as usize) {

@@ -16,8 +16,16 @@ use crate::LoadedCell;
 pub trait CellObserver: Send + Sync {
     /// `cell` was just published (a load transaction, or the new cell of a swap).
     fn loaded(&self, cell: &Arc<LoadedCell>);
-    /// `cell` just left its namespace (the old cell of a swap).
+    /// `cell` was freed: it left its namespace (the old cell of a swap), and nothing pins it any more. A retired
+    /// cell (see `swap/mod.rs`) is reported only when a later reclaim frees it, so its unwind info stays
+    /// registered while its code may still run.
     fn removed(&self, cell: &Arc<LoadedCell>);
+
+    /// Whether the observer holds an `Arc` to `cell` (at most one, from `loaded` until `removed`; the unwinder's
+    /// registration does). A swap does not count that reference as one that pins the old cell.
+    fn holds_reference(&self, _cell: &Arc<LoadedCell>) -> bool {
+        false
+    }
 }
 
 /// The installed observer: a leaked `&'static dyn CellObserver` boxed once more to fit a thin pointer; null = none.
@@ -41,6 +49,11 @@ pub(crate) fn notify_loaded(cell: &Arc<LoadedCell>) {
     if let Some(observer) = observer() {
         observer.loaded(cell);
     }
+}
+
+/// How many references to `cell` the observer holds (0 or 1).
+pub(crate) fn observer_references(cell: &Arc<LoadedCell>) -> usize {
+    observer().is_some_and(|observer| observer.holds_reference(cell)).into()
 }
 
 /// Reports a removed cell to the observer, if any.

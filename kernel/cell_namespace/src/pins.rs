@@ -139,6 +139,8 @@ pub struct RetiredCellInfo {
     pub ranges: Vec<AddressRange>,
     /// What pinned it when it was last checked (at its swap, or at the last reclaim).
     pub pins: Vec<Pin>,
+    /// The cells it keeps alive because its code was redirected to their state (its replacements).
+    pub keeps_alive: Vec<String>,
 }
 
 impl fmt::Display for RetiredCellInfo {

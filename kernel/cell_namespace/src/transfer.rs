@@ -44,15 +44,17 @@ pub(crate) fn is_state_section(kind: SectionKind, name: &str) -> bool {
     }
 }
 
-/// The named writable data objects of `cell` (parsed again from its object file), sorted by address, one per
-/// address range (aliases at the same address keep the first name). Objects of size 0 are skipped (nothing to
-/// copy). Empty for the base image.
-pub(crate) fn data_objects(cell: &LoadedCell) -> Vec<DataObject> {
-    let Some(bytes) = cell.object_bytes else { return Vec::new() };
-    // The object parsed when the cell was loaded; a parse error now would mean the bytes changed (they are
-    // `'static` and never written), so an empty list is a safe answer.
-    let Ok(object) = ObjectFile::parse(bytes) else { return Vec::new() };
-    data_objects_of(&object, |section| cell.loaded_section(section.as_usize()).map(|loaded| loaded.address()))
+/// `cell`'s object file, parsed again; `None` for the base image. It parsed when the cell was loaded, and its
+/// bytes are `'static` and never written, so it parses again.
+pub(crate) fn parse_again(cell: &LoadedCell) -> Option<ObjectFile<'static>> {
+    ObjectFile::parse(cell.object_bytes?).ok()
+}
+
+/// The named writable data objects of `cell` (whose object file is `object`), sorted by address, one per address
+/// range (aliases at the same address keep the first name). Objects of size 0 are skipped (nothing to copy).
+pub(crate) fn data_objects(cell: &LoadedCell, object: Option<&ObjectFile<'static>>) -> Vec<DataObject> {
+    let Some(object) = object else { return Vec::new() };
+    data_objects_of(object, |section| cell.loaded_section(section.as_usize()).map(|loaded| loaded.address()))
 }
 
 /// The named writable data objects of `object`, whose ELF section `index` was loaded at `address_of(index)`.

@@ -10,14 +10,22 @@ use common::{function, namespace};
 /// Every event, as "+name" (loaded) or "-name" (removed), in order.
 static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// The cells the recorder holds, as the unwinder's registration does (one `Arc` from `loaded` to `removed`).
+static HELD: Mutex<Vec<Arc<LoadedCell>>> = Mutex::new(Vec::new());
+
 struct Recorder;
 
 impl CellObserver for Recorder {
     fn loaded(&self, cell: &Arc<LoadedCell>) {
         EVENTS.lock().unwrap().push(format!("+{}", cell.name()));
+        HELD.lock().unwrap().push(cell.clone());
     }
     fn removed(&self, cell: &Arc<LoadedCell>) {
         EVENTS.lock().unwrap().push(format!("-{}", cell.name()));
+        HELD.lock().unwrap().retain(|held| !Arc::ptr_eq(held, cell));
+    }
+    fn holds_reference(&self, cell: &Arc<LoadedCell>) -> bool {
+        HELD.lock().unwrap().iter().any(|held| Arc::ptr_eq(held, cell))
     }
 }
 
@@ -38,7 +46,9 @@ fn observer_sees_loads_swaps_and_same_name_reloads() {
     let before = compute(5);
     let clock = || 0;
     namespace.swap(&[("fixture_b", "fixture_b_v2")], &clock).unwrap();
+    // The recorder's own reference does not pin the old cell: it is freed (and reported) at once.
     assert_eq!(take_events(), ["-fixture_b", "+fixture_b_v2"], "removal first, then the new cell");
+    assert!(namespace.retired().is_empty());
 
     // A failed swap reports nothing.
     assert!(namespace.swap(&[("fixture_b_v2", "no_such_cell")], &clock).is_err());

@@ -171,17 +171,26 @@ fn a_pinned_cell_is_retired_shares_the_new_state_and_is_freed_once_unpinned() {
     let report = namespace.reclaim_retired(&direct, &pins);
     assert_eq!((report.freed.len(), report.still_retired.len()), (0, 1), "{report}");
     assert_eq!(memory.live_regions(), regions_with_v1 + 3);
+    assert_eq!(namespace.retired()[0].keeps_alive, ["fixture_b_v2"]);
+
+    // Swapping v2 out (for a fresh copy of v1) while the old v1 is retired keeps v2 mapped: the retired code
+    // uses v2's CALLS. (If v2 were freed, the call below would read unmapped memory.)
+    let report = namespace.swap(&[("fixture_b_v2", "fixture_b")], &clock()).unwrap();
+    assert_eq!((report.cells_retired, report.cells_freed), (1, 0), "{report}");
+    assert_eq!(old_calls(), 1002, "still v2's (retired) CALLS");
+    assert_eq!(calls(), 1002, "carried into the new v1");
+    assert_eq!(memory.live_regions(), regions_with_v1 + 6);
     // A failed quiesce frees nothing.
     pins.pinned.borrow_mut().clear();
     let failing = |_: &mut dyn FnMut()| Err(QuiesceError { reason: "test".into() });
     let report = namespace.reclaim_retired(&failing, &pins);
     assert!(report.quiesce_error.is_some() && report.freed.is_empty(), "{report}");
-    assert_eq!(namespace.retired().len(), 1);
-    // Unpinned: freed, its regions returned.
+    assert_eq!(namespace.retired().len(), 2);
+    // Unpinned: the old v1 is freed, and then v2, which only it kept alive; their regions are returned.
     let report = namespace.reclaim_retired(&direct, &pins);
-    assert_eq!(report.freed, ["fixture_b"], "{report}");
+    assert_eq!(report.freed, ["fixture_b", "fixture_b_v2"], "{report}");
     assert!(namespace.retired().is_empty());
-    assert_eq!(memory.live_regions(), regions_with_v1, "the old cell's three regions were returned");
+    assert_eq!(memory.live_regions(), regions_with_v1, "both old cells' regions were returned");
 }
 
 #[test]

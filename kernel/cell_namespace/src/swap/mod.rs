@@ -64,11 +64,13 @@
 //! it, a stored function pointer). So that it does not diverge from the new cell, every relocation in the old
 //! cell's text and read-only data that refers to one of its own matched objects (and its cross-cell references to
 //! matched objects of other old cells of the swap) is rewritten, inside the quiesced phase, to the new copy. Old
-//! and new code then read and write one state. Limits: references to unmatched objects (dropped with `fresh`,
-//! or carried by a transfer function under another name) keep the old copy; pointers the old code computed
-//! before the swap and keeps in registers or on its stack still point to the old copy; a retired cell is not
-//! re-linked by later swaps (it keeps calling the cells it was linked to, which its dependency records keep
-//! alive, so they are retired too rather than freed).
+//! and new code then read and write one state. A retired cell whose references were redirected holds the new
+//! cells (`RetiredCellInfo::keeps_alive`), so a later swap of those retires them instead of unmapping the state
+//! the old code uses. Limits: references to unmatched objects (dropped with `fresh`, or carried by a transfer
+//! function under another name) keep the old copy; pointers the old code computed before the swap and keeps in
+//! registers or on its stack still point to the old copy; a retired cell is not re-linked by later swaps (it
+//! keeps calling the cells it was linked to, and using the state of the cell that replaced it, which it keeps
+//! alive: after a second swap the old code and the newest code no longer share state).
 //!
 //! **What cannot be found**, and why the system stays safe. Captured function and vtable pointers outside any
 //! relocation (a hook or an IDT entry registered at run time, a trait object or closure in the heap, a function
@@ -160,33 +162,38 @@ impl CellNamespace {
         let mut transaction = Transaction::begin(self, Vec::new(), Some(clock));
         let (olds, crate_names) = stage_new_cells(&mut transaction, pairs)?;
         let staged_at = clock();
-
-        // Verify: exports, dependents' symbols, patches; then build (undone by `discard` on error) and plan state.
-        let mut patches = Vec::new();
-        for (new_cell, old) in olds.iter().enumerate() {
-            plan::check_exports(old, &transaction.staged[new_cell])?;
-            plan::plan_patches(&olds, old, &transaction.staged[new_cell], new_cell, &mut patches)?;
-        }
-        transaction.check_conflicts().map_err(SwapError::Stage)?;
-        let built = transaction.build();
-        let planned = plan_state(&olds, &built, &crate_names, options);
-        let (states, redirects) = match planned {
-            Ok(planned) => planned,
-            Err(error) => return Err(discard(&built, error)),
-        };
-        let translator = Translator::new(&states);
+        let (built, plan) = verify(&mut transaction, &olds, &crate_names, options)?;
         let verified_at = clock();
-
-        let outcome = quiesced_commit(options, clock, run_quiesced, pins, &states, &translator, &patches, &redirects);
-        let outcome = match outcome {
+        let outcome = match quiesced_commit(&plan, options, clock, run_quiesced, pins) {
             Ok(outcome) => outcome,
             Err(error) => return Err(discard(&built, error)),
         };
         let committed_at = clock();
         let transfer_ns = outcome.transfer_ns;
+        let mut report = self.cleanup(&mut transaction, olds, &built, plan, outcome);
+        let end = clock();
+        report.stage_ns = staged_at.saturating_sub(start);
+        report.verify_ns = verified_at.saturating_sub(staged_at);
+        report.state_transfer_ns = transfer_ns;
+        report.quiesce_ns = committed_at.saturating_sub(verified_at).saturating_sub(transfer_ns);
+        report.cleanup_ns = end.saturating_sub(committed_at);
+        report.total_ns = end.saturating_sub(start);
+        let names: Vec<String> = pairs.iter().map(|(old, new)| alloc::format!("{old} -> {new}")).collect();
+        log::info!("namespace {}: swapped {}: {report}", self.name(), names.join(", "));
+        Ok(report)
+    }
 
-        // Cleanup.
-        for patch in &patches {
+    /// Phase 5 (infallible): moves the dependency records, removes the old cells, frees or retires each, publishes
+    /// the new cells and aliases the old names. Returns the report's counts (its times are the caller's).
+    fn cleanup(
+        &self,
+        transaction: &mut Transaction<'_>,
+        olds: Vec<Arc<LoadedCell>>,
+        built: &[(usize, Arc<LoadedCell>)],
+        plan: SwapPlan,
+        outcome: QuiescedOutcome,
+    ) -> SwapReport {
+        for patch in &plan.patches {
             plan::move_dependency(patch, &built[patch.new_cell].1);
         }
         for old in &olds {
@@ -194,6 +201,7 @@ impl CellNamespace {
         }
         let new_cells: Vec<Arc<LoadedCell>> = built.iter().take(olds.len()).map(|(_, cell)| cell.clone()).collect();
         let carried = self.unpublish(&olds);
+        let patches = &plan.patches;
         let mut report = SwapReport {
             relocations_rewritten: patches.len(),
             dependent_sections: count_distinct(patches.iter().map(|patch| Arc::as_ptr(&patch.rewrite.target) as usize)),
@@ -207,28 +215,28 @@ impl CellNamespace {
             objects_transferred: outcome.transferred.objects,
             bytes_transferred: outcome.transferred.bytes,
             pointers_translated: outcome.transferred.pointers_translated,
-            references_redirected: redirects.len(),
+            references_redirected: plan.redirects.len(),
             ..SwapReport::default()
         };
-        drop((patches, redirects, states, translator));
+        let redirected: Vec<bool> = olds
+            .iter()
+            .map(|old| {
+                plan.redirects
+                    .iter()
+                    .any(|rewrite| rewrite.target.parent_cell().is_some_and(|cell| Arc::ptr_eq(&cell, old)))
+            })
+            .collect();
+        // Drop every reference the plan holds to the old cells before counting the outside ones.
+        drop(plan);
         transaction.set_replaced(Vec::new());
-        let candidates = retire_candidates(olds, outcome, &new_cells);
+        let candidates = retire_candidates(olds, outcome, &new_cells, &redirected);
         let (freed, retired) = retire::settle(candidates);
         report.cells_freed = freed.len();
         report.cells_retired = retired.len();
         self.retired.lock().extend(retired);
-        transaction.publish(&built);
+        transaction.publish(built);
         self.alias(&carried, &new_cells);
-        let end = clock();
-        report.stage_ns = staged_at.saturating_sub(start);
-        report.verify_ns = verified_at.saturating_sub(staged_at);
-        report.state_transfer_ns = transfer_ns;
-        report.quiesce_ns = committed_at.saturating_sub(verified_at).saturating_sub(report.state_transfer_ns);
-        report.cleanup_ns = end.saturating_sub(committed_at);
-        report.total_ns = end.saturating_sub(start);
-        let names: Vec<String> = pairs.iter().map(|(old, new)| alloc::format!("{old} -> {new}")).collect();
-        log::info!("namespace {}: swapped {}: {report}", self.name(), names.join(", "));
-        Ok(report)
+        report
     }
 
     /// Removes the old cells and their symbol-map entries (their exports and the aliases pointing into them).
@@ -324,6 +332,44 @@ fn stage_new_cells(
     Ok((olds, crate_names))
 }
 
+/// The built cells of a swap as (namespace depth, cell), the new cells first in pair order.
+type BuiltCells = Vec<(usize, Arc<LoadedCell>)>;
+
+/// Everything the quiesced phase writes, precomputed by the verify phase.
+struct SwapPlan {
+    /// The rewrites of the dependents' relocations.
+    patches: Vec<Patch>,
+    /// The state plan of each pair.
+    states: Vec<CellState>,
+    /// The redirects of the old cells' references to their matched objects.
+    redirects: Vec<Rewrite>,
+    translator: Translator,
+}
+
+/// Phase 2: checks exports and dependents' symbols and plans the patches (on the staged cells), then builds the
+/// new cells and plans the state transfer and redirects. After `build`, an error undoes it (`discard`).
+fn verify(
+    transaction: &mut Transaction<'_>,
+    olds: &[Arc<LoadedCell>],
+    crate_names: &[String],
+    options: &SwapOptions,
+) -> Result<(BuiltCells, SwapPlan), SwapError> {
+    let mut patches = Vec::new();
+    for (new_cell, old) in olds.iter().enumerate() {
+        plan::check_exports(old, &transaction.staged[new_cell])?;
+        plan::plan_patches(olds, old, &transaction.staged[new_cell], new_cell, &mut patches)?;
+    }
+    transaction.check_conflicts().map_err(SwapError::Stage)?;
+    let built = transaction.build();
+    match plan_state(olds, &built, crate_names, options) {
+        Ok((states, redirects)) => {
+            let translator = Translator::new(&states);
+            Ok((built, SwapPlan { patches, states, redirects, translator }))
+        }
+        Err(error) => Err(discard(&built, error)),
+    }
+}
+
 /// Plans the state transfer of every pair and the redirects of the old cells' data references; refuses dropped
 /// state that no transfer function may carry (unless `fresh`).
 fn plan_state(
@@ -348,18 +394,16 @@ fn plan_state(
 }
 
 /// Phases 3 and 4 inside `run_quiesced`: state transfer, patches, redirects, pins.
-#[allow(clippy::too_many_arguments, reason = "the phases' shared inputs, each used once")]
 fn quiesced_commit(
+    plan: &SwapPlan,
     options: &SwapOptions,
     clock: &dyn Fn() -> u64,
     run_quiesced: RunQuiesced<'_>,
     pins: &dyn PinFinder,
-    states: &[CellState],
-    translator: &Translator,
-    patches: &[Patch],
-    redirects: &[Rewrite],
 ) -> Result<QuiescedOutcome, SwapError> {
-    let rewrites: Vec<&Rewrite> = patches.iter().map(|patch| &patch.rewrite).chain(redirects.iter()).collect();
+    let (states, translator) = (&plan.states, &plan.translator);
+    let rewrites: Vec<&Rewrite> =
+        plan.patches.iter().map(|patch| &patch.rewrite).chain(plan.redirects.iter()).collect();
     let targets: Vec<(String, Vec<crate::AddressRange>)> =
         states.iter().map(|state| (state.old.name.clone(), state.old.address_ranges())).collect();
     let mut outcome = QuiescedOutcome::default();
@@ -410,11 +454,13 @@ fn retire_candidates(
     olds: Vec<Arc<LoadedCell>>,
     outcome: QuiescedOutcome,
     new_cells: &[Arc<LoadedCell>],
+    redirected: &[bool],
 ) -> Vec<RetiredCell> {
     let mut found = outcome.pins.into_iter();
     let untranslated = outcome.transferred.untranslated;
     olds.into_iter()
-        .map(|cell| {
+        .zip(redirected)
+        .map(|(cell, &redirected)| {
             let ranges = cell.address_ranges();
             let pointers = untranslated
                 .iter()
@@ -428,7 +474,8 @@ fn retire_candidates(
                     Some(StoredPointer { section: Arc::downgrade(section), location: *location, pin: pin.clone() })
                 })
                 .collect();
-            RetiredCell { cell, found: found.next().unwrap_or_default(), pins: Vec::new(), pointers }
+            let shared = if redirected { new_cells.to_vec() } else { Vec::new() };
+            RetiredCell { cell, found: found.next().unwrap_or_default(), pins: Vec::new(), pointers, shared }
         })
         .collect()
 }

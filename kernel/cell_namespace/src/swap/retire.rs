@@ -43,6 +43,9 @@ pub(crate) struct RetiredCell {
     pub(crate) pins: Vec<Pin>,
     /// Untranslated pointers into it stored in other cells' data.
     pub(crate) pointers: Vec<StoredPointer>,
+    /// The new cells its data references were redirected to: kept alive while it may run (so a later swap of
+    /// them retires them too, instead of unmapping the state this cell's code uses).
+    pub(crate) shared: Vec<Arc<LoadedCell>>,
 }
 
 impl RetiredCell {
@@ -52,14 +55,16 @@ impl RetiredCell {
             sizes: self.cell.sizes,
             ranges: self.cell.address_ranges(),
             pins: self.pins.clone(),
+            keeps_alive: self.shared.iter().map(|cell| cell.name.clone()).collect(),
         }
     }
 }
 
-/// `Arc<LoadedCell>` / `Arc<LoadedSection>` references to `cell` beyond `own` references to the cell and each
-/// section's one reference from its cell.
+/// `Arc<LoadedCell>` / `Arc<LoadedSection>` references to `cell` beyond `own` references to the cell, the
+/// observer's one (if it holds one) and each section's one reference from its cell.
 pub(crate) fn outside_references(cell: &Arc<LoadedCell>, own: usize) -> usize {
     let sections: usize = cell.sections.iter().map(|section| Arc::strong_count(section).saturating_sub(1)).sum();
+    let own = own + crate::observer::observer_references(cell);
     Arc::strong_count(cell).saturating_sub(own) + sections
 }
 

@@ -14,13 +14,16 @@ use memory_structs::VirtualAddress;
 
 use super::plan::{Rewrite, plan_rewrite};
 use crate::cell::{LoadedCell, hash_free_name};
-use crate::transfer::{DataObject, StateTransfer, StateTransferFunction, data_objects, is_state_section};
+use crate::transfer::{DataObject, StateTransfer, StateTransferFunction, data_objects, is_state_section, parse_again};
 use crate::{AddressRange, ExportKind, ObjectLocation, Pin, SwapError};
 
 /// The state plan of one `(old, new)` pair.
 pub(super) struct CellState {
     pub(super) old: Arc<LoadedCell>,
     pub(super) new: Arc<LoadedCell>,
+    /// Their object files, parsed once for the whole plan.
+    old_object: Option<ObjectFile<'static>>,
+    new_object: Option<ObjectFile<'static>>,
     old_objects: Vec<DataObject>,
     new_objects: Vec<DataObject>,
     /// Old objects with an equal-path, equal-size new object: (old, new).
@@ -44,8 +47,10 @@ impl CellState {
     /// Matches the data objects of `old` and `new` and finds `new`'s transfer function (`crate_name` is the new
     /// cell's crate).
     pub(super) fn plan(old: &Arc<LoadedCell>, new: &Arc<LoadedCell>, crate_name: &str) -> Result<Self, SwapError> {
-        let old_objects = data_objects(old);
-        let new_objects = data_objects(new);
+        let old_object = parse_again(old);
+        let new_object = parse_again(new);
+        let old_objects = data_objects(old, old_object.as_ref());
+        let new_objects = data_objects(new, new_object.as_ref());
         let mut matched = Vec::new();
         let mut dropped = Vec::new();
         for object in &old_objects {
@@ -62,7 +67,17 @@ impl CellState {
             }
         }
         let transfer = transfer_function(new, crate_name)?;
-        Ok(Self { old: old.clone(), new: new.clone(), old_objects, new_objects, matched, dropped, transfer })
+        Ok(Self {
+            old: old.clone(),
+            new: new.clone(),
+            old_object,
+            new_object,
+            old_objects,
+            new_objects,
+            matched,
+            dropped,
+            transfer,
+        })
     }
 
     /// The refusal for dropped state, if any is dropped and no transfer function may still carry it.
@@ -136,8 +151,7 @@ impl CellState {
                     .then(|| (new.address.value() as u64) + (address - start))
             })
         };
-        let Some(bytes) = self.old.object_bytes else { return Ok(()) };
-        let Ok(object) = ObjectFile::parse(bytes) else { return Ok(()) };
+        let Some(object) = &self.old_object else { return Ok(()) };
         for relocations in object.relocation_sections() {
             let Some(target_section) = object.section(relocations.target) else { continue };
             if is_state_section(target_section.kind, target_section.name) {
@@ -234,8 +248,8 @@ impl Translator {
             for range in state.old.address_ranges() {
                 names.push((range, state.old.name.clone()));
             }
-            let old = named_symbols(&state.old);
-            let new = named_symbols(&state.new);
+            let old = named_symbols(&state.old, state.old_object.as_ref());
+            let new = named_symbols(&state.new, state.new_object.as_ref());
             for (path, start, size, function) in old {
                 if let Some((_, new_start, new_size, _)) = new.iter().find(|(new_path, ..)| *new_path == path) {
                     symbols.push((start, size, function, *new_start, *new_size));
@@ -291,9 +305,8 @@ impl Translator {
 }
 
 /// Every named symbol of a loaded cell with a loaded section: (hash-free path, address, size, function?).
-fn named_symbols(cell: &LoadedCell) -> Vec<(String, usize, usize, bool)> {
-    let Some(bytes) = cell.object_bytes else { return Vec::new() };
-    let Ok(object) = ObjectFile::parse(bytes) else { return Vec::new() };
+fn named_symbols(cell: &LoadedCell, object: Option<&ObjectFile<'static>>) -> Vec<(String, usize, usize, bool)> {
+    let Some(object) = object else { return Vec::new() };
     let mut symbols = Vec::new();
     for symbol in object.symbols() {
         let SymbolDefinition::Section(section) = symbol.definition else { continue };

@@ -91,8 +91,8 @@ pub fn init_unwinding() -> Result<usize, unwind::RegisterError> {
 }
 
 /// The registration of a loaded cell: its text sections' span, its `.eh_frame` and `.gcc_except_table*`; `None`
-/// for the base image and for a cell without text or `.eh_frame`. The entry holds the cell weakly: the namespace
-/// unregisters it (`removed`) before freeing the cell's memory.
+/// for the base image and for a cell without text or `.eh_frame`. The entry keeps the cell (and so its memory)
+/// alive until unregistered.
 fn cell_unwind_description(cell: &Arc<LoadedCell>) -> Option<unwind::UnwindInfoDescription> {
     if cell.is_base_image() {
         return None;
@@ -110,11 +110,7 @@ fn cell_unwind_description(cell: &Arc<LoadedCell>) -> Option<unwind::UnwindInfoD
             .gcc_except_tables()
             .map(|table| range(table.address().value(), table.size_in_bytes()))
             .collect(),
-        // A weak reference: a strong one would count as a reference held outside the namespace, so a swapped-out
-        // cell could never be reclaimed. The namespace reports `removed` (unregistering the entry) before it frees
-        // a cell, and it frees only cells no frame refers to (the swap gate's pin finder), so no walk is reading
-        // this cell's unwind info when that happens.
-        owner: Some(Arc::new(Arc::downgrade(cell))),
+        owner: Some(cell.clone()),
     })
 }
 
@@ -149,8 +145,7 @@ impl UnwindRegistration {
     fn register(cell: &Arc<LoadedCell>) -> bool {
         let Some(description) = cell_unwind_description(cell) else { return false };
         // SAFETY: the cell's sections are loaded, relocated and finalized; they only change by swap patching of
-        // relocations in text and data (never .eh_frame or .gcc_except_table), and the namespace unregisters the
-        // cell (`removed` below) before it frees them.
+        // relocations in text and data (never .eh_frame or .gcc_except_table), and `owner` keeps them alive.
         match unsafe { unwind::global_registry().register(description) } {
             Ok(info) => {
                 REGISTERED.lock().push((Arc::as_ptr(cell) as usize, info.id()));

@@ -14,7 +14,8 @@
 //! - [`reclaim`] re-checks the retired cells and frees those no longer pinned; [`retired`] lists them.
 //! - [`init`] installs the scheduler's exit hook: a task that pinned a retired cell triggers a re-check when it
 //!   exits (only then: the hook is one lookup in a small set otherwise).
-//! - [`KernelPinFinder`] (see `pins.rs` for what it looks at and what it does not).
+//! - [`KernelPinFinder`] (see `pins.rs` for what it looks at and what it does not); [`last_pin_search`]
+//!   ([`PinSearchCost`]): what the last swap's pin search cost inside the stopped world.
 //! - [`saved_context_cursor`], [`CheckedStack`], [`is_mapped`]: stack reading shared with `fault_recovery`'s `bt`.
 //!
 //! # Control flow of a swap
@@ -22,7 +23,8 @@
 //! 2. Snapshot the writable data regions of every loaded cell (outside the stopped world: namespace locks).
 //! 3. `CellNamespace::swap_quiesced` stages, verifies and transfers state; inside the quiesced closure it patches
 //!    the dependents and asks the pin finder about each old cell, freeing or retiring it.
-//! 4. Record which tasks pin retired cells, for the exit hook.
+//! 4. Record which tasks pin retired cells, for the exit hook. (A retired cell whose references were redirected
+//!    into its replacement keeps that replacement alive: the namespace's `RetiredCellInfo::keeps_alive`.)
 #![no_std]
 
 extern crate alloc;
@@ -32,15 +34,13 @@ mod pins;
 mod reclaim;
 mod stack;
 
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use core::fmt;
 
-use cell_namespace::{CellNamespace, QuiesceError, RetiredCellInfo, SwapError, SwapOptions, SwapReport};
+use cell_namespace::{CellNamespace, QuiesceError, SwapError, SwapOptions, SwapReport};
 
 pub use cell_namespace::ReclaimReport;
 pub use everything::{EverythingReport, Refusal, swap_everything};
-pub use pins::KernelPinFinder;
+pub use pins::{KernelPinFinder, PinSearchCost};
 pub use reclaim::{init, reclaim, retired};
 pub use stack::{CheckedStack, is_mapped, saved_context_cursor};
 
@@ -105,8 +105,19 @@ pub fn swap_in(
     if let Some(kernel) = system_namespaces::kernel_namespace().filter(|kernel| !core::ptr::eq(&***kernel, namespace)) {
         retired.extend(kernel.retired());
     }
+    *LAST_PIN_SEARCH.lock() = finder.cost();
     reclaim::note_pinning_tasks(&retired);
     result.map_err(GateError::Swap)
+}
+
+/// The cost of the last swap's pin searches. The lock protects the value only (IRQ-safe, taken alone).
+static LAST_PIN_SEARCH: task::IrqSafeMutex<PinSearchCost> =
+    task::IrqSafeMutex::new(PinSearchCost { cells_checked: 0, total_ns: 0, data_bytes: 0, tasks: 0 });
+
+/// What the pin searches of the last swap through the gate cost (inside the stopped world; part of its
+/// `quiesce_ns`).
+pub fn last_pin_search() -> PinSearchCost {
+    *LAST_PIN_SEARCH.lock()
 }
 
 /// Replaces kernel cell `cell` by a fresh copy of its code from its object file, carrying its state over (fault
@@ -116,15 +127,4 @@ pub fn swap_in(
 /// As for [`swap`].
 pub fn reload(cell: &str) -> Result<SwapReport, GateError> {
     swap(&[(cell, cell)], &SwapOptions::default())
-}
-
-/// The names of the tasks and CPUs pinning a retired cell, one short line (for logs).
-pub fn describe(info: &RetiredCellInfo) -> String {
-    let mut line = info.name.to_string();
-    let pins: Vec<String> = info.pins.iter().map(|pin| alloc::format!("{pin}")).collect();
-    if !pins.is_empty() {
-        line.push_str(": ");
-        line.push_str(&pins.join("; "));
-    }
-    line
 }

@@ -3,9 +3,9 @@
 //! # What is looked at, and why it is enough
 //! 1. **Every switched-out task's stack**, walked with the unwinder from the context `task::context_switch` saved
 //!    (callee-saved registers and the return address). Each frame's instruction pointer inside the cell is a
-//!    [`Pin::Frame`]. A walk that stops before the outermost frame (a frame of a retired cell, whose unwind info is
-//!    gone; a naked trampoline; malformed CFI) is completed by a conservative scan of the rest of the stack, word
-//!    by word. A task that never ran also pins the cell of its entry function (the saved `r13`, see
+//!    [`Pin::Frame`]. Retired cells stay registered with the unwinder until freed, so walks cross their frames; a
+//!    walk that *fails* (malformed CFI, an unreadable word) is completed by a conservative scan of the rest of the
+//!    stack, word by word, where its bounds are known. A task that never ran also pins the cell of its entry function (the saved `r13`, see
 //!    `task::prepare_first_frame`): [`Pin::TaskEntry`].
 //! 2. **Every stopped CPU's interrupted context**: `smp::stopped_contexts` gives the instruction and stack pointer
 //!    the stop IPI interrupted; the instruction itself, the frames walked from there (exact first frame, only RIP
@@ -16,8 +16,9 @@
 //!    [`Pin::TaskEntry`]) and of a failure callback (a restartable task's respawn closure: [`Pin::Pointer`]).
 //! 5. **Stored pointers that are not relocations**: every word of every loaded cell's writable `.data`/`.bss`
 //!    (base image included, so the unwinder's end handler, `log`'s logger and every hook `AtomicPtr`) that points
-//!    into the cell, and the IDT (the IDTR's base itself, and every present gate's handler). The table where the
-//!    stopped CPUs recorded their interrupted context (`smp::stopped_context_storage`) is skipped: step 2 covers it.
+//!    into the cell, and the IDT (the IDTR's base itself, and every present gate's handler). Skipped: the table where
+//!    the stopped CPUs recorded their interrupted context (`smp::stopped_context_storage`: step 2 covers it) and the
+//!    unwinder's exception pool (the causes of finished unwinds: fault addresses kept as data).
 //!
 //! # What is not looked at (decided, measured)
 //! - **The heap, except task closures.** A conservative scan of the 32 MiB heap would find the namespace's own
@@ -39,12 +40,18 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use cell_namespace::{AddressRange, Pin, PinFinder};
 use memory_structs::VirtualAddress;
 use task::TaskRef;
 
 use crate::stack::{CheckedStack, Hits, UNBOUNDED_SCAN_BYTES, find_in_stack, saved_context_cursor};
+
+/// Statics whose words look like code pointers but are not references (hash-free paths): the unwinder's pool of
+/// exception objects keeps the causes (faulting instruction addresses) of finished unwinds, and an unwind in
+/// flight has its frames on its task's stack, which step 1 walks.
+const NOT_SCANNED: &[&str] = &["unwind::runtime::exception::POOL"];
 
 /// One writable data region of a loaded cell, to scan for stored pointers.
 #[derive(Clone, Debug)]
@@ -59,6 +66,22 @@ pub struct KernelPinFinder {
     data: Vec<DataRegion>,
     /// Bytes of data the snapshot covers (for reports).
     data_bytes: usize,
+    /// Nanoseconds spent in [`PinFinder::find_pins`] so far (TSC time), and the number of calls.
+    spent_ns: AtomicU64,
+    calls: AtomicUsize,
+}
+
+/// What the pin searches of one swap or reclaim cost (inside the stopped world).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinSearchCost {
+    /// Cells checked (one `find_pins` call each).
+    pub cells_checked: usize,
+    /// Total time of those calls, in nanoseconds.
+    pub total_ns: u64,
+    /// Bytes of writable data scanned per cell checked.
+    pub data_bytes: usize,
+    /// Tasks in the task table at the time.
+    pub tasks: usize,
 }
 
 impl KernelPinFinder {
@@ -72,7 +95,11 @@ impl KernelPinFinder {
                 for section in cell.sections() {
                     let writable =
                         matches!(section.kind(), cell_loader::SectionKind::Data | cell_loader::SectionKind::Bss);
-                    if writable && section.size_in_bytes() >= 8 {
+                    let excluded = || {
+                        let name = cell_namespace::hash_free_name(section.name());
+                        NOT_SCANNED.iter().any(|path| name == *path)
+                    };
+                    if writable && section.size_in_bytes() >= 8 && !excluded() {
                         let start = section.address().value() as u64;
                         data.push(DataRegion {
                             range: start..start + section.size_in_bytes() as u64,
@@ -83,20 +110,26 @@ impl KernelPinFinder {
             }
         }
         let data_bytes = data.iter().map(|region| (region.range.end - region.range.start) as usize).sum();
-        Self { data, data_bytes }
+        Self { data, data_bytes, spent_ns: AtomicU64::new(0), calls: AtomicUsize::new(0) }
     }
 
-    /// Bytes of writable data scanned per cell checked.
-    pub fn data_bytes(&self) -> usize {
-        self.data_bytes
+    /// What the searches through this finder cost so far.
+    pub fn cost(&self) -> PinSearchCost {
+        PinSearchCost {
+            cells_checked: self.calls.load(Ordering::Relaxed),
+            total_ns: self.spent_ns.load(Ordering::Relaxed),
+            data_bytes: self.data_bytes,
+            tasks: task::task_count(),
+        }
     }
 }
 
 impl PinFinder for KernelPinFinder {
-    fn find_pins(&self, _cell: &str, ranges: &[AddressRange]) -> Vec<Pin> {
+    fn find_pins(&self, _cell: &str, cell_ranges: &[AddressRange]) -> Vec<Pin> {
         let ranges: Vec<Range<u64>> =
-            ranges.iter().map(|range| range.start.value() as u64..range.end.value() as u64).collect();
+            cell_ranges.iter().map(|range| range.start.value() as u64..range.end.value() as u64).collect();
         let mut pins = Vec::new();
+        let started = tsc::now_ns();
         own_stack(&ranges, &mut pins);
         let current = scheduler::current_task();
         for task in task::all_tasks() {
@@ -111,6 +144,8 @@ impl PinFinder for KernelPinFinder {
         stopped_cpus(&ranges, &mut pins);
         self.stored_pointers(&ranges, &mut pins);
         interrupt_table(&ranges, &mut pins);
+        self.spent_ns.fetch_add(tsc::now_ns().saturating_sub(started), Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         pins
     }
 }
@@ -136,7 +171,8 @@ fn own_stack(ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
     let Some(current) = scheduler::current_task() else { return };
     let hits = unwind::with_current_registers(|registers| {
         let from = registers.stack_pointer().unwrap_or(0);
-        find_in_stack(stack_of(&current, from), unwind::FrameCursor::after_call(*registers), ranges)
+        let known = current.stack_bounds().is_some();
+        find_in_stack(stack_of(&current, from), unwind::FrameCursor::after_call(*registers), ranges, known)
     });
     push_frames(&current, &hits, pins);
 }
@@ -169,7 +205,7 @@ fn switched_out_task(task: &TaskRef, ranges: &[Range<u64>], pins: &mut Vec<Pin>)
                 pins.push(Pin::TaskEntry { task: task.id().value(), task_name: task.name().to_string() });
             }
         }
-        push_frames(task, &find_in_stack(memory, cursor, ranges), pins);
+        push_frames(task, &find_in_stack(memory, cursor, ranges, task.stack_bounds().is_some()), pins);
     });
 }
 
@@ -206,7 +242,8 @@ fn stopped_cpus(ranges: &[Range<u64>], pins: &mut Vec<Pin>) {
         let mut registers = unwind::Registers::new();
         registers.set(unwind::RA, Some(rip));
         registers.set(unwind::RSP, Some(rsp));
-        for &hit in find_in_stack(memory, unwind::FrameCursor::exact(registers), ranges).as_slice() {
+        let cursor = unwind::FrameCursor::exact(registers);
+        for &hit in find_in_stack(memory, cursor, ranges, owner.is_some()).as_slice() {
             hits.push(hit);
         }
         for &hit in hits.as_slice() {

@@ -114,11 +114,18 @@ impl Hits {
 
 /// Walks one stack from `cursor` (reads through `memory`) and collects the addresses that lie in `ranges`:
 /// every frame's instruction pointer (its lookup address, so a return address just past a cell's last byte
-/// counts for that cell), and the address where the walk ended if it ended for lack of unwind info (a retired
-/// cell's frames are no longer registered). If the walk did not reach the outermost frame, every word of the
-/// rest of the stack (from the last known stack pointer to the bounds' end) is checked too (conservative: a
-/// stale word only delays reclamation).
-pub(crate) fn find_in_stack(memory: CheckedStack, cursor: FrameCursor, ranges: &[Range<u64>]) -> Hits {
+/// counts for that cell), and the address where the walk ended for lack of unwind info (a naked trampoline, boot
+/// code). Retired cells keep their unwind info until they are freed, so a walk crosses their frames; only if the
+/// walk *failed* (malformed CFI, an unreadable word, a CFA rule needing a register the start did not have) or hit
+/// the frame limit, and the stack's bounds are known (`known_bounds`), is every word of the rest of the stack
+/// checked too (conservative: a stale word only delays reclamation). An adopted stack of unknown size is not
+/// scanned past its last frame: beyond its top lies other data (nano_core's statics above the boot stack).
+pub(crate) fn find_in_stack(
+    memory: CheckedStack,
+    cursor: FrameCursor,
+    ranges: &[Range<u64>],
+    known_bounds: bool,
+) -> Hits {
     let mut hits = Hits::new();
     let inside = |address: u64| ranges.iter().any(|range| range.contains(&address));
     let bounds = memory.bounds();
@@ -133,19 +140,19 @@ pub(crate) fn find_in_stack(memory: CheckedStack, cursor: FrameCursor, ranges: &
                 last_stack_pointer = frame.cfa;
             }
             Ok(None) => match frames.end_reason() {
-                Some(unwind::EndReason::OutermostFrame) => break true,
                 Some(unwind::EndReason::NoUnwindInfo { address } | unwind::EndReason::NoFde { address }) => {
                     if inside(address) || inside(address + 1) {
                         hits.push(address + 1);
                     }
-                    break false;
+                    break true;
                 }
-                _ => break false,
+                Some(unwind::EndReason::Limit) => break false,
+                _ => break true,
             },
             Err(_) => break false,
         }
     };
-    if !complete {
+    if !complete && known_bounds {
         scan_words(&CheckedStack::new(bounds.clone()), last_stack_pointer..bounds.end, ranges, &mut hits);
     }
     hits

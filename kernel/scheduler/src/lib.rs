@@ -21,6 +21,7 @@
 //!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log); [`set_exit_hook`] (told about
 //!   every spawned task about to exit: `live_update` re-checks the retired cells it pinned).
 //! - Shell: [`task_summaries`] (`ps`), [`policy_name`], [`policy_statistics`].
+//! - Live swap of this cell: [`cell_state_transfer`] (see `evolution.rs`: idle loops hand over, hooks move).
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
 //! 1. wake this CPU's expired sleepers into its runqueue;
@@ -49,6 +50,7 @@
 extern crate alloc;
 
 mod cpus;
+mod evolution;
 mod exit_hook;
 mod failure;
 mod info;
@@ -70,3 +72,14 @@ pub use switch::{
     kill_redirect_pending, schedule, set_task_fault_recovery, task_fault_recovery, unblock, unwind_killed_from,
     yield_now,
 };
+
+/// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path
+/// `scheduler::cell_state_transfer`, the swap convention), with every other CPU stopped, after the old copy's
+/// `.data`/`.bss` were copied: re-installs the unwinder's hooks to this copy and hands the idle loops over to it
+/// (see `evolution.rs`). It writes nothing the swap could not undo except those hooks, which point into this copy.
+///
+/// # Errors
+/// Never (the signature is the swap convention's).
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    evolution::transfer(transfer)
+}

@@ -86,9 +86,12 @@ extern "C" fn idle_entry(_argument: usize) -> ! {
 }
 
 /// Runs whatever becomes runnable; halts until the next interrupt when nothing is (once this CPU has seen a timer
-/// tick; before that it polls, so cooperative scheduling and sleeping work without a timer).
-fn idle_loop() -> ! {
+/// tick; before that it polls, so cooperative scheduling and sleeping work without a timer). After a live swap of
+/// the scheduler it continues in the new copy's idle loop (`evolution.rs`).
+pub(crate) fn idle_loop() -> ! {
+    let generation = crate::evolution::idle_generation();
     loop {
+        crate::evolution::hand_over_if_swapped(generation);
         interrupts::disable();
         let cpu = this_cpu();
         let work = !cpu.runqueue.lock().is_empty() || tsc::now_ns() >= cpu.next_deadline.load(Ordering::Acquire);

@@ -9,7 +9,8 @@
 //! 2. register the reschedule-IPI handler (EOI, then `scheduler::on_reschedule_ipi`) and give the scheduler the
 //!    function that sends it;
 //! 3. `scheduler::init_bsp(name)`: the calling thread becomes a task, CPU 0 gets its idle task;
-//! 4. `apic::set_tick_hook(scheduler::on_timer_tick)`: preemption and sleep wake-ups on every CPU;
+//! 4. `apic::set_tick_hook` with a trampoline to `scheduler::on_timer_tick`: preemption and sleep wake-ups on every
+//!    CPU (through a relocation, so a live swap of the scheduler redirects it);
 //! 5. the reschedule IPI's handler also redirects a killed task that it interrupted into a trampoline that
 //!    unwinds it from the interrupted instruction (`scheduler::unwind_killed_from`): a kill cannot unwind through
 //!    an interrupt frame, so the task leaves the handler first;
@@ -44,7 +45,7 @@ pub fn init(name: &str) -> Result<TaskRef, TaskingError> {
         .map_err(TaskingError::RescheduleVector)?;
     scheduler::set_reschedule_ipi_fn(send_reschedule_ipi);
     let current = scheduler::init_bsp(name).map_err(TaskingError::Scheduler)?;
-    apic::set_tick_hook(scheduler::on_timer_tick);
+    apic::set_tick_hook(timer_tick);
     fault_recovery::init();
     live_update::init();
     Ok(current)
@@ -54,6 +55,12 @@ pub fn init(name: &str) -> Result<TaskRef, TaskingError> {
 /// idle task and runs tasks from then on.
 pub fn application_processor_entry(cpu: cpu::CpuId) -> ! {
     scheduler::ap_entry(cpu.index())
+}
+
+/// The tick hook: calls the scheduler through a relocation, which a live swap of the scheduler rewrites (a stored
+/// pointer to `scheduler::on_timer_tick` would keep calling the old copy).
+fn timer_tick() {
+    scheduler::on_timer_tick();
 }
 
 fn current_cpu_index() -> usize {

@@ -252,6 +252,12 @@ fn a_cell_loaded_after_a_swap_binds_to_the_new_cell() {
     let user_version = getter(&namespace, "fixture_user", "fixture_user::user_version");
     assert_eq!(user_version(), 2, "fixture_user (built against v1) binds to v2");
     assert!(namespace.cell("fixture_b").is_none(), "v1 was not loaded again");
+    // Loading the replaced cell itself is refused: its names belong to v2 now.
+    let error = namespace.load_cell("fixture_b").unwrap_err();
+    assert!(
+        matches!(&error, cell_namespace::LoadError::DuplicateSymbol { cell, existing_cell, .. } if cell == "fixture_b" && existing_cell == "fixture_b_v2"),
+        "{error:?}"
+    );
     let v2 = namespace.cell("fixture_b_v2").unwrap();
     assert!(v2.dependent_cells().contains("fixture_user"));
     // And after swapping back and forth, a chain of aliases still leads to the current cell.

@@ -5,7 +5,11 @@
 //!    stored pointer, not a relocation), swap `greeting_v1` for `greeting_v2`: the old cell must be retired, with a
 //!    `Pointer` pin at that static, and `greeting::greet` (a relocation, rewritten) must now give the v2 text.
 //!    Clear the static and reclaim: the old cell must be freed and the retired list empty. Swap back.
-//! 2. **Leak test.** One warm-up round trip, then the baseline (`memory::stats()`: free frames plus page-table
+//! 2. **A task's frame retires the old cell; its exit frees it.** A task blocks inside `sync`'s mutex slow path
+//!    (a non-generic function of the `sync` cell) on a mutex this test holds; `swap sync sync` must retire the old
+//!    copy with a `Frame` pin of that task. Unlocking lets the task return through the old code and exit; the
+//!    scheduler's exit hook must then free the old copy, without anyone calling `reclaim`.
+//! 3. **Leak test.** One warm-up round trip, then the baseline (`memory::stats()`: free frames plus page-table
 //!    frames, free pages, heap bytes in use); then [`LEAK_SWAPS`] swaps back and forth between the two versions
 //!    and a reclaim: every counter must be back at its baseline and no cell retired.
 #![no_std]
@@ -17,8 +21,12 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use alloc::sync::Arc;
+
 use cell_namespace::{Pin, SwapOptions};
-use kernel_test_support::{ensure, step};
+use kernel_test_support::{ensure, step, wait_for};
+use spawn::TaskBuilder;
+use task::{ExitValue, RunState};
 
 /// Swaps of the leak test (an even number: it ends on the version it started with).
 pub const LEAK_SWAPS: usize = 200;
@@ -39,6 +47,7 @@ pub fn run() -> Result<(), String> {
         swap(V2, V1)?;
     }
     step(CELL, "stored pointer retires", stored_pointer_retires)?;
+    step(CELL, "task frame retires until exit", task_frame_retires)?;
     step(CELL, "leak test", leak_test)?;
     Ok(())
 }
@@ -71,6 +80,40 @@ fn stored_pointer_retires() -> Result<(), String> {
     let left = live_update::retired();
     ensure!(left.is_empty(), "cells still retired after the reclaim: {left:?}");
     swap(V2, V1)?;
+    Ok(())
+}
+
+fn task_frame_retires() -> Result<(), String> {
+    let mutex = Arc::new(sync::Mutex::new(0u64));
+    let guard = mutex.lock();
+    let shared = mutex.clone();
+    let waiter = TaskBuilder::new("mutex waiter")
+        .spawn(move || {
+            let mut value = shared.lock();
+            *value += 1;
+            *value
+        })
+        .map_err(kernel_test_support::spawn_error)?;
+    let blocked = wait_for(2000, || waiter.task().state() == RunState::Blocked);
+    ensure!(blocked, "the waiter did not block on the mutex");
+    let report = swap("sync", "sync");
+    let retired = live_update::retired();
+    drop(guard);
+    let report = report?;
+    let id = waiter.task().id().value();
+    let pinned = retired.iter().any(|info| {
+        info.name == "sync" && info.pins.iter().any(|pin| matches!(pin, Pin::Frame { task, .. } if *task == id))
+    });
+    let value = match waiter.join().map_err(|error| format!("join: {error:?}"))? {
+        ExitValue::Completed(value) => value,
+        ExitValue::Failed(reason) => return Err(format!("the waiter failed: {reason}")),
+    };
+    ensure!(value == 1, "the waiter saw {value}");
+    ensure!(report.cells_retired == 1, "swap sync sync retired {} cells: {report}", report.cells_retired);
+    ensure!(pinned, "the old sync is not pinned by the waiter's frame (task {id}): {retired:?}");
+    // The exit hook ran on the waiter before its joiner (this task) was woken.
+    let left = live_update::retired();
+    ensure!(left.iter().all(|info| info.name != "sync"), "the old sync is still retired after the exit: {left:?}");
     Ok(())
 }
 

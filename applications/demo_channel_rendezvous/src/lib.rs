@@ -17,7 +17,7 @@
 //! in the same namespace to be swapped together.
 //!
 //! # How the test uses it
-//! The `joint-swap` QEMU scenario runs `pipe_demo 40 &`; each round reports how many items the producer could
+//! The `joint-swap` QEMU scenario runs `pipe_demo 60 &`; each round reports how many items the producer could
 //! send before the consumer started (0 with this version: each send waits for the receiver).
 #![no_std]
 #![forbid(unsafe_code)]

@@ -9,7 +9,7 @@
 //! and executable) because something still refers to it.
 //!
 //! # Key items
-//! - [`swap`] / [`reload`] with [`GateError`]; [`swap_everything`] ([`EverythingReport`]) swaps every cell for a
+//! - [`swap`] / [`swap_in`] (another namespace) / [`reload`] with [`GateError`]; [`swap_everything`] ([`EverythingReport`]) swaps every cell for a
 //!   fresh copy of itself, one at a time.
 //! - [`reclaim`] re-checks the retired cells and frees those no longer pinned; [`retired`] lists them.
 //! - [`init`] installs the scheduler's exit hook: a task that pinned a retired cell triggers a re-check when it
@@ -36,7 +36,7 @@ mod stack;
 
 use core::fmt;
 
-use cell_namespace::{QuiesceError, SwapError, SwapOptions, SwapReport};
+use cell_namespace::{CellNamespace, QuiesceError, SwapError, SwapOptions, SwapReport};
 
 pub use cell_namespace::ReclaimReport;
 pub use everything::{EverythingReport, Refusal, swap_everything};
@@ -80,14 +80,33 @@ pub fn run_quiesced(f: &mut dyn FnMut()) -> Result<(), QuiesceError> {
 /// [`GateError`]; a `SwapError::Quiesce` if the other CPUs could not be stopped.
 pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) -> Result<SwapReport, GateError> {
     let kernel = system_namespaces::kernel_namespace().ok_or(GateError::NoNamespaces)?;
+    swap_in(kernel, pairs, options)
+}
+
+/// Like [`swap`], in `namespace` (the kernel or the application namespace: the shell swaps application cells,
+/// such as the case-study cells `pipe_stage_v1` and `demo_channel_rendezvous`, in the application namespace).
+/// The pinning tasks noted for the exit hook are those of both namespaces' retired cells; the exit hook re-checks
+/// the kernel namespace only, so a retired application cell is reclaimed at the next swap in its namespace.
+///
+/// # Errors
+/// As for [`swap`].
+pub fn swap_in(
+    namespace: &CellNamespace,
+    pairs: &[(&str, &str)],
+    options: &SwapOptions,
+) -> Result<SwapReport, GateError> {
     let _gate = GATE.lock();
-    if !kernel.retired().is_empty() {
-        reclaim::reclaim_locked(kernel);
+    if !namespace.retired().is_empty() {
+        reclaim::reclaim_locked(namespace);
     }
     let finder = KernelPinFinder::snapshot();
-    let result = kernel.swap_quiesced(pairs, options, &tsc::now_ns, &run_quiesced, &finder);
+    let result = namespace.swap_quiesced(pairs, options, &tsc::now_ns, &run_quiesced, &finder);
+    let mut retired = namespace.retired();
+    if let Some(kernel) = system_namespaces::kernel_namespace().filter(|kernel| !core::ptr::eq(&***kernel, namespace)) {
+        retired.extend(kernel.retired());
+    }
     *LAST_PIN_SEARCH.lock() = finder.cost();
-    reclaim::note_pinning_tasks(&kernel.retired());
+    reclaim::note_pinning_tasks(&retired);
     result.map_err(GateError::Swap)
 }
 

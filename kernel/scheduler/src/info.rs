@@ -3,7 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use task::{PolicyData, RunState, TaskId, TaskKind, interrupts};
+use task::{PolicyData, PolicyStatistics, RunState, TaskId, TaskKind, interrupts};
 
 /// One row of `ps`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,4 +77,12 @@ pub fn policy_name() -> String {
     let name = String::from(scheduler_policy::policy().name());
     interrupts::restore(interrupts_were_enabled);
     name
+}
+
+/// The policy in use's own counters (decisions, and how many it inherited through the last policy swap).
+pub fn policy_statistics() -> PolicyStatistics {
+    let interrupts_were_enabled = interrupts::disable();
+    let statistics = scheduler_policy::policy().statistics();
+    interrupts::restore(interrupts_were_enabled);
+    statistics
 }

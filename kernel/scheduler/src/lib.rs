@@ -23,7 +23,7 @@
 //!   force-releases the blocking locks still registered with it (`task::HeldLock`): those held in a frame whose
 //!   landing pads the unwind skipped (the faulting frame, or the instruction a kill was redirected from).
 //! - Long critical sections: [`preempt_disable`] / [`preempt_enable`] (the namespace's transaction lock).
-//! - Shell: [`task_summaries`] (`ps`), [`policy_name`].
+//! - Shell: [`task_summaries`] (`ps`), [`policy_name`], [`policy_statistics`].
 //! - Live swap of this cell: [`cell_state_transfer`] (see `evolution.rs`: idle loops hand over, hooks move).
 //!
 //! # Control flow of a switch ([`schedule`], interrupts disabled throughout)
@@ -68,7 +68,7 @@ pub use cpus::{
 };
 pub use exit_hook::{ExitHook, set_exit_hook};
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
-pub use info::{TaskSummary, policy_name, task_summaries};
+pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use preempt::{preempt_disable, preempt_enable};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};

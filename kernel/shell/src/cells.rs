@@ -89,11 +89,39 @@ pub fn print_files() {
     }
 }
 
-/// Swaps each `(old, new)` pair in the kernel namespace through the kernel's swap gate (`live_update`: state carried
-/// over unless `options.fresh`, the commit run with every other CPU stopped, old cells still in use retired rather
-/// than freed) and prints the time of each phase.
+/// The namespace one swap of `pairs` runs in: the application namespace if every old cell is loaded there and none
+/// in the kernel namespace (an application and the application-kind cells it uses), otherwise the kernel namespace
+/// (whose swap reports any old cell that is not loaded). One transaction works in one namespace, so a swap whose old
+/// cells are loaded in both is refused with `Err` naming one of each.
+fn swap_namespace(pairs: &[(&str, &str)]) -> Result<&'static Arc<CellNamespace>, String> {
+    let [kernel, application] = namespaces().ok_or_else(|| String::from("the system namespaces are not installed"))?;
+    let in_kernel = pairs.iter().map(|(old, _)| *old).find(|old| kernel.cell(old).is_some());
+    // `cell` also looks in the parent namespace: an application-namespace cell is one the kernel does not have.
+    let in_application =
+        pairs.iter().map(|(old, _)| *old).find(|old| kernel.cell(old).is_none() && application.cell(old).is_some());
+    match (in_kernel, in_application) {
+        (Some(kernel_cell), Some(application_cell)) => Err(format!(
+            "{kernel_cell} is loaded in the kernel namespace and {application_cell} in the application namespace; \
+             one swap works in one namespace"
+        )),
+        (None, Some(_)) => Ok(application),
+        _ => Ok(kernel),
+    }
+}
+
+/// Swaps each `(old, new)` pair in one transaction, in the namespace that holds the old cells (see
+/// [`swap_namespace`]), through the kernel's swap gate (`live_update`: state carried over unless `options.fresh`,
+/// the commit run with every other CPU stopped, old cells still in use retired rather than freed) and prints the
+/// time of each phase.
 pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
-    match live_update::swap(pairs, options) {
+    let namespace = match swap_namespace(pairs) {
+        Ok(namespace) => namespace,
+        Err(reason) => {
+            serial::write_fmt(format_args!("swap: error: {reason}; nothing was changed\n"));
+            return;
+        }
+    };
+    match live_update::swap_in(namespace, pairs, options) {
         Ok(report) => {
             for (phase, ns, what) in report.phases() {
                 serial::write_fmt(format_args!(

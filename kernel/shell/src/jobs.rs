@@ -119,6 +119,7 @@ pub fn read_byte(jobs: &mut Jobs) -> u8 {
 /// `ps`: every task with its state, CPU and the current policy's data.
 pub fn print_tasks() {
     serial::write_fmt(format_args!("scheduler policy: {}\n", scheduler::policy_name()));
+    serial::write_fmt(format_args!("policy state: {}\n", scheduler::policy_statistics()));
     serial::write_fmt(format_args!("{}\n", scheduler::TaskSummary::HEADER));
     let tasks = scheduler::task_summaries();
     for row in &tasks {

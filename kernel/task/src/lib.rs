@@ -43,7 +43,10 @@ pub use context::{TaskEntry, context_switch, prepare_first_frame};
 pub use exit::{AnyExitValue, ExceptionKind, ExitValue, FailureReason};
 pub use held::HeldLock;
 pub use irq_safe::{IrqSafeMutex, IrqSafeMutexGuard, interrupts};
-pub use runqueue::{PolicyData, RunQueue, SchedulerPolicy};
+pub use runqueue::{
+    CountersError, POLICY_STATISTICS_PATH, PolicyCounters, PolicyData, PolicyStatistics, PolicyTransferError, RunQueue,
+    SchedulerPolicy, transfer_policy_counters,
+};
 #[cfg(target_os = "none")]
 pub use stack::{DEFAULT_STACK_PAGES, Stack, StackError};
 pub use task::{

@@ -5,7 +5,9 @@
 //! [`Task`] itself.
 
 use alloc::collections::VecDeque;
+use alloc::string::String;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::task::{Task, TaskRef};
 
@@ -75,6 +77,196 @@ impl fmt::Display for PolicyData {
     }
 }
 
+/// What a policy reports about its own state for `ps` (owned data only, like [`PolicyData`]).
+///
+/// Policies count their decisions; a policy swap carries the counts over through the new policy cell's
+/// `cell_state_transfer` function, which also records how many decisions it inherited, so `ps` shows whether the
+/// state survived the swap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyStatistics {
+    /// Decisions (calls of `pick_next`) made so far, by this policy and by the ones it inherited its state from.
+    pub decisions: u64,
+    /// Of those, decisions that found the runqueue empty (the CPU ran its idle task).
+    pub idle_decisions: u64,
+    /// Decisions carried over from the previous policy by the last swap (0 if none happened, or it carried nothing).
+    pub inherited_decisions: u64,
+    /// Decisions that picked a task other than the oldest runnable one, if the policy reorders (priority).
+    pub overtakes: Option<u64>,
+}
+
+impl fmt::Display for PolicyStatistics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} decisions ({} idle", self.decisions, self.idle_decisions)?;
+        if let Some(overtakes) = self.overtakes {
+            write!(f, ", {overtakes} overtakes")?;
+        }
+        write!(f, "), {} inherited from the previous policy", self.inherited_decisions)
+    }
+}
+
+/// The counters every policy cell keeps, first in its `scheduler_policy::STATISTICS` static, so that a policy
+/// swap's `cell_state_transfer` can read the old policy's counters whatever the old policy keeps after them.
+///
+/// `#[repr(C)]`: three `u64` counters at offsets 0, 8 and 16 (24 bytes, 8-byte aligned) in every build.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct PolicyCounters {
+    /// Decisions made (calls of `pick_next`), including the inherited ones.
+    pub decisions: AtomicU64,
+    /// Decisions that picked nothing (the idle task ran).
+    pub idle_decisions: AtomicU64,
+    /// Decisions inherited from the previous policy by the last swap.
+    pub inherited_decisions: AtomicU64,
+}
+
+/// Why [`PolicyCounters::at`] refused an old policy's statistics object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountersError {
+    /// The object is smaller than [`PolicyCounters`] (bytes).
+    TooSmall {
+        /// The object's size.
+        size: usize,
+    },
+    /// The object's address is not 8-byte aligned.
+    Misaligned {
+        /// The object's address.
+        address: usize,
+    },
+}
+
+impl fmt::Display for CountersError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooSmall { size } => {
+                write!(f, "the old statistics object has {size} bytes, fewer than the {} counters need", COUNTERS_SIZE)
+            }
+            Self::Misaligned { address } => write!(f, "the old statistics object at {address:#x} is misaligned"),
+        }
+    }
+}
+
+const COUNTERS_SIZE: usize = core::mem::size_of::<PolicyCounters>();
+
+impl PolicyCounters {
+    /// All zero.
+    pub const fn new() -> Self {
+        PolicyCounters {
+            decisions: AtomicU64::new(0),
+            idle_decisions: AtomicU64::new(0),
+            inherited_decisions: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one decision; `picked` is whether it picked a task.
+    pub fn count(&self, picked: bool) {
+        self.decisions.fetch_add(1, Ordering::Relaxed);
+        if !picked {
+            self.idle_decisions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters as [`PolicyStatistics`], with the policy's own `overtakes` count if it has one.
+    pub fn statistics(&self, overtakes: Option<u64>) -> PolicyStatistics {
+        PolicyStatistics {
+            decisions: self.decisions.load(Ordering::Relaxed),
+            idle_decisions: self.idle_decisions.load(Ordering::Relaxed),
+            inherited_decisions: self.inherited_decisions.load(Ordering::Relaxed),
+            overtakes,
+        }
+    }
+
+    /// Takes over `old`'s decision counts (a policy swap's state transfer) and records them as inherited; returns
+    /// the number of decisions inherited.
+    pub fn inherit(&self, old: &PolicyCounters) -> u64 {
+        let decisions = old.decisions.load(Ordering::Relaxed);
+        self.decisions.store(decisions, Ordering::Relaxed);
+        self.idle_decisions.store(old.idle_decisions.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.inherited_decisions.store(decisions, Ordering::Relaxed);
+        decisions
+    }
+
+    /// The counters at the start of an old policy cell's `STATISTICS` object of `size` bytes at `address`.
+    ///
+    /// # Errors
+    /// [`CountersError`] if the object is too small or misaligned to start with a [`PolicyCounters`].
+    ///
+    /// # Safety
+    /// `address..address + size` must be a live, readable object of a policy cell of this build (one that starts
+    /// with a [`PolicyCounters`]), alive for `'a` (e.g. the old cell during a swap's state transfer).
+    pub unsafe fn at<'a>(address: usize, size: usize) -> Result<&'a PolicyCounters, CountersError> {
+        if size < COUNTERS_SIZE {
+            return Err(CountersError::TooSmall { size });
+        }
+        if !address.is_multiple_of(core::mem::align_of::<PolicyCounters>()) {
+            return Err(CountersError::Misaligned { address });
+        }
+        // SAFETY: the caller guarantees a live object of at least `size` bytes at `address`, starting with a
+        // `PolicyCounters` (checked large enough and aligned above); only atomics are read through it.
+        Ok(unsafe { &*(address as *const PolicyCounters) })
+    }
+}
+
+/// The hash-free path of every policy cell's statistics static, which starts with a [`PolicyCounters`].
+pub const POLICY_STATISTICS_PATH: &str = "scheduler_policy::STATISTICS";
+
+/// Why [`transfer_policy_counters`] failed (the swap is then aborted with nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyTransferError {
+    /// The new cell has no [`POLICY_STATISTICS_PATH`] object where its counters are (a build mix-up).
+    NewStatisticsNotFound {
+        /// The new cell's name.
+        cell: String,
+    },
+    /// The old cell's statistics object cannot hold the common counters.
+    OldStatistics {
+        /// The old cell's name.
+        cell: String,
+        /// What is wrong with it.
+        error: CountersError,
+    },
+}
+
+impl fmt::Display for PolicyTransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NewStatisticsNotFound { cell } => {
+                write!(f, "{cell} has no {POLICY_STATISTICS_PATH} holding its policy counters")
+            }
+            Self::OldStatistics { cell, error } => write!(f, "{POLICY_STATISTICS_PATH} of {cell}: {error}"),
+        }
+    }
+}
+
+/// The state transfer every policy cell's `cell_state_transfer` does: `new` (the new policy's counters, first in
+/// its [`POLICY_STATISTICS_PATH`] static) takes over the old policy's counters, whatever else either policy keeps
+/// after them, and the old object is marked transferred (the default same-size copy cannot carry it when the two
+/// policies' statistics differ in size). Returns the number of decisions inherited; 0 if the old policy kept no
+/// statistics (nothing to carry over).
+///
+/// Runs inside the swap's quiesced phase: reads the old cell's object, writes only `new`, takes no lock.
+///
+/// # Errors
+/// [`PolicyTransferError`] if the new cell's statistics are not `new`, or the old object is too small or misaligned.
+pub fn transfer_policy_counters(
+    transfer: &cell_namespace::StateTransfer<'_>,
+    new: &PolicyCounters,
+) -> Result<u64, PolicyTransferError> {
+    let new_address = new as *const PolicyCounters as usize;
+    let own = transfer.new_object(POLICY_STATISTICS_PATH).is_some_and(|object| object.address.value() == new_address);
+    if !own {
+        return Err(PolicyTransferError::NewStatisticsNotFound { cell: String::from(transfer.new_cell().name()) });
+    }
+    let Some(old) = transfer.old_object(POLICY_STATISTICS_PATH) else { return Ok(0) };
+    // SAFETY: `old` is a data object of the old policy cell, which the swap keeps loaded and unchanged (every
+    // other CPU is stopped) while the transfer function runs; `at` checks its size and alignment.
+    let old_counters = unsafe { PolicyCounters::at(old.address.value(), old.size) }.map_err(|error| {
+        PolicyTransferError::OldStatistics { cell: String::from(transfer.old_cell().name()), error }
+    })?;
+    let inherited = new.inherit(old_counters);
+    transfer.mark_transferred(POLICY_STATISTICS_PATH);
+    Ok(inherited)
+}
+
 /// A scheduling policy: which runnable task a CPU runs next.
 ///
 /// Implemented by a swappable cell (crate name `scheduler_policy`, function `scheduler_policy::policy()`). The
@@ -90,4 +282,47 @@ pub trait SchedulerPolicy: Sync {
 
     /// What this policy knows about `task`, for `ps`.
     fn describe(&self, task: &Task) -> PolicyData;
+
+    /// The policy's own counters, for `ps`.
+    fn statistics(&self) -> PolicyStatistics;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_count_and_inherit() {
+        let old = PolicyCounters::new();
+        old.count(true);
+        old.count(false);
+        old.count(true);
+        let new = PolicyCounters::new();
+        new.count(true);
+        assert_eq!(new.inherit(&old), 3);
+        let statistics = new.statistics(Some(7));
+        assert_eq!(
+            statistics,
+            PolicyStatistics { decisions: 3, idle_decisions: 1, inherited_decisions: 3, overtakes: Some(7) }
+        );
+        assert_eq!(
+            alloc::format!("{statistics}"),
+            "3 decisions (1 idle, 7 overtakes), 3 inherited from the previous policy"
+        );
+    }
+
+    #[test]
+    fn counters_at_checks_size_and_alignment() {
+        let counters = [PolicyCounters::new(), PolicyCounters::new()];
+        counters[0].count(false);
+        let address = &counters[0] as *const PolicyCounters as usize;
+        // SAFETY: `counters` is live for the whole test and starts with a `PolicyCounters` at `address`.
+        let found = unsafe { PolicyCounters::at(address, COUNTERS_SIZE) }.unwrap();
+        assert_eq!(found.decisions.load(Ordering::Relaxed), 1);
+        // SAFETY: as above (the calls are refused before reading).
+        assert_eq!(unsafe { PolicyCounters::at(address, 16) }.err(), Some(CountersError::TooSmall { size: 16 }));
+        // SAFETY: as above.
+        let misaligned = unsafe { PolicyCounters::at(address + 4, COUNTERS_SIZE) }.err();
+        assert_eq!(misaligned, Some(CountersError::Misaligned { address: address + 4 }));
+    }
 }

@@ -230,7 +230,8 @@ impl Workspace {
     /// privileged operations as safe functions (or any crate not reviewed for that) is not app-facing, so an
     /// application cannot reach it even though the application itself forbids `unsafe`. Only direct (normal)
     /// dependencies are checked: an application can name nothing else, and an app-facing crate must not re-export
-    /// such functions from its own dependencies.
+    /// such functions from its own dependencies. Another application is always an allowed dependency (a library
+    /// shared by applications): it is held to the same rules itself (`#![forbid(unsafe_code)]` and this check).
     ///
     /// # Errors
     /// Names every offending application and dependency.
@@ -241,7 +242,8 @@ impl Workspace {
                 continue;
             }
             for dependency in package.normal_dependencies.iter().filter_map(|id| self.packages.get(id)) {
-                if !dependency.app_facing {
+                let is_application = self.kind_of(dependency) == CellKind::Application;
+                if !dependency.app_facing && !is_application {
                     offenders.push(format!("application `{}` depends on `{}`", package.name, dependency.name));
                 }
             }
@@ -370,6 +372,10 @@ mod tests {
         assert!(error.0.contains("application `bad_app` depends on `fault_injection`"), "{error}");
         assert!(error.0.contains("application `bad_app` depends on `not_facing`"), "{error}");
         assert!(!error.0.contains("`app_io`") && !error.0.contains("good_app"), "{error}");
+        // An application may depend on another application (itself checked by the same rules).
+        let mut shared = entries.to_vec();
+        shared.push(package("user", "user_app", "applications/user_app", &["good"]));
+        workspace_of(&shared, &[&members[..], &["user"]].concat()).check_application_dependencies().unwrap();
         // Kernel cells may depend on anything.
         let mut kernel = entries.to_vec();
         kernel.push(package("k", "kernel_cell", "kernel/kernel_cell", &["inj"]));

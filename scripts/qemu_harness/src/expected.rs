@@ -200,3 +200,86 @@ pub const SWAP_EVERYTHING_CELL: &str = r"^swap --all: \w+: swapped in \d+ us";
 pub const SWAP_EVERYTHING_ALL: &str = r"^swap --all: [1-9]\d* of [1-9]\d* cells swapped, 0 refused, \d+ retired$";
 /// A refusal line of `swap --all`.
 pub const SWAP_EVERYTHING_REFUSED: &str = r"^swap --all: \w+: refused";
+
+// Lines printed by background tasks may start right after a prompt on the same line: they are matched from a
+// word boundary, not from the line start.
+// Case study (a): scheduler policy round-robin -> priority with state transfer (`scheduler-state`).
+/// `prio 6 42`: task 6 is the background `load` task (ids 1-5 are the idle tasks and the shell on 4 CPUs), blocked
+/// in join for the whole scenario, so a high priority does not starve anything.
+pub const PRIO_LOAD_TASK: &str = "prio 6 42";
+/// The shell's answer to [`PRIO_LOAD_TASK`].
+pub const PRIO_SET: &str = r"^prio: task 6 now has priority 42$";
+/// `ps` under round-robin: the policy's own counters, nothing inherited yet (no swap happened).
+pub const PS_POLICY_STATE_FRESH: &str =
+    r"^policy state: [1-9]\d* decisions \(\d+ idle\), 0 inherited from the previous policy$";
+/// `ps` under the priority policy after the swap: the decisions were carried over (a swap that transferred no
+/// state shows 0 inherited), and the priority policy's own overtake counter is there.
+pub const PS_POLICY_STATE_INHERITED_PRIORITY: &str =
+    r"^policy state: [1-9]\d* decisions \(\d+ idle, \d+ overtakes\), [1-9]\d* inherited from the previous policy$";
+/// `ps` under round-robin again after swapping back: carried over again.
+pub const PS_POLICY_STATE_INHERITED_ROUND_ROBIN: &str =
+    r"^policy state: [1-9]\d* decisions \(\d+ idle\), [1-9]\d* inherited from the previous policy$";
+/// `ps` under the priority policy: the load task kept the priority set under round-robin (per-task policy data).
+pub const PS_LOAD_TASK_PRIO_42: &str = r"^\s+6 load\s+\S+\s+\d+\*?\s+prio 42\b";
+/// `ps` under round-robin: the policy's name.
+pub const PS_POLICY_ROUND_ROBIN: &str = r"^scheduler policy: round_robin$";
+/// The swap back to round-robin.
+pub const SWAP_SCHEDULER_BACK: &str = "swap scheduler_priority scheduler_round_robin";
+/// The swap to priority after swapping back: the priority set before the first swap is still there.
+pub const SWAP_SCHEDULER_AGAIN: &str = SWAP_SCHEDULER;
+/// The background load of this scenario (24 workers for 20 s: long enough for three swaps and four `ps`).
+pub const LOAD_LONG_IN_BACKGROUND: &str = "load 24 20 &";
+
+// Case study (b): joint application-kernel evolution (`joint-swap`).
+/// The application in the background: 40 rounds of its pipe (about 14 s).
+pub const PIPE_DEMO_IN_BACKGROUND: &str = "pipe_demo 60 &";
+/// The shell's answer.
+pub const PIPE_DEMO_STARTED: &str = r"^\[\d+\] pipe_demo started in the background$";
+/// Before the swap: over a rendezvous pipe no send returns before the consumer receives.
+pub const PIPE_RENDEZVOUS_ROUND: &str =
+    r"\bpipe_demo: round 1: rendezvous pipe: producer sent 0 of 5 items before the consumer started, 5 received$";
+/// Swapping only the channel cell: refused, its dependent stage uses the version-1 interface.
+pub const SWAP_CHANNEL_ALONE: &str = "swap demo_channel_rendezvous demo_channel_buffered";
+/// The refusal names the symbol the old stage needs.
+pub const SWAP_NAMES_OPEN_RENDEZVOUS: &str = r"demo_channel::open_rendezvous";
+/// The joint swap whose second pair is broken.
+pub const SWAP_JOINT_BROKEN: &str =
+    "swap demo_channel_rendezvous demo_channel_buffered pipe_stage_v1 pipe_stage_broken";
+/// Its refusal names the symbol the application needs from the stage.
+pub const SWAP_NAMES_OPEN_PIPE: &str = r"pipe_stage::open_pipe";
+/// The joint swap of the channel cell and the application stage that uses it.
+pub const SWAP_JOINT: &str = "swap demo_channel_rendezvous demo_channel_buffered pipe_stage_v1 pipe_stage_v2";
+/// After the joint swap, in the same task: the producer no longer waits for each item.
+pub const PIPE_BUFFERED_ROUND: &str =
+    r"\bpipe_demo: round \d+: buffered pipe: producer sent 5 of 5 items before the consumer started, 5 received$";
+/// The application's end: every round ran in one task, some over each kind of pipe, none failed.
+pub const PIPE_DEMO_SUMMARY: &str =
+    r"\bpipe_demo: 60 rounds in one task: [1-9]\d* rendezvous, [1-9]\d* buffered, 0 other$";
+/// `ns` while the old cells are loaded.
+pub const NS_LISTS_PIPE_V1: &str = r"\bpipe_stage_v1\b";
+/// `ns` lists the old channel cell.
+pub const NS_LISTS_CHANNEL_RENDEZVOUS: &str = r"\bdemo_channel_rendezvous\b";
+/// `ns` after the joint swap: the new cells.
+pub const NS_LISTS_PIPE_V2: &str = r"\bpipe_stage_v2\b";
+/// `ns` after the joint swap: the new channel cell.
+pub const NS_LISTS_CHANNEL_BUFFERED: &str = r"\bdemo_channel_buffered\b";
+
+// Case study (c): fix a buggy service cell live (`live-fix`).
+/// The client in the background.
+pub const LOG_CLIENT_IN_BACKGROUND: &str = "log_client run &";
+/// The shell's answer.
+pub const LOG_CLIENT_STARTED: &str = r"^\[\d+\] log_client started in the background$";
+/// The client's first phase ended.
+pub const LOG_CLIENT_PHASE_ONE: &str = r"\blog_client: 20 records sent through demo_log v1; waiting for a new version$";
+/// `log_client show` before the fix: the misbehaviour (20 appends, 2 records missing).
+pub const LOG_SHOW_BUGGY: &str = r"^demo_log v1: 20 appends, 18 records stored$";
+/// The live fix.
+pub const SWAP_LOG_FIX: &str = "swap demo_log_buggy demo_log_fixed";
+/// The client's verdict, in the same task: v1 lost records 10 and 20, v2 none, and the 18 records stored before
+/// the swap are still there (a swap without state transfer leaves 20 records, 0 from before).
+pub const LOG_CLIENT_VERDICT: &str =
+    r"\blog_client: v1 lost records 10 20; v2 lost none; the store holds 38 records, 18 from before the swap$";
+/// `log_client show` after the fix: the append count went on from 20 (carried over), no record lost since.
+pub const LOG_SHOW_FIXED: &str = r"^demo_log v2: 40 appends, 38 records stored$";
+/// The client task ended (with 0: the shell reports nothing else).
+pub const LOG_CLIENT_DONE: &str = r"^\[\d+\] done: log_client run$";

@@ -283,3 +283,9 @@ pub const LOG_CLIENT_VERDICT: &str =
 pub const LOG_SHOW_FIXED: &str = r"^demo_log v2: 40 appends, 38 records stored$";
 /// The client task ended (with 0: the shell reports nothing else).
 pub const LOG_CLIENT_DONE: &str = r"^\[\d+\] done: log_client run$";
+/// Swapping the fixed log service for itself with `--fresh`: the new copy starts from its initial statics.
+pub const SWAP_LOG_FRESH: &str = "swap --fresh demo_log_fixed demo_log_fixed";
+/// `swap --fresh` reports that no state was copied.
+pub const SWAP_NOTHING_COPIED: &str = r"state transfer .*\b0 objects \(0 bytes\) copied";
+/// `log_client show` after the fresh swap: the records did not come over.
+pub const LOG_SHOW_FRESH: &str = r"^demo_log v2: 0 appends, 0 records stored$";

@@ -353,6 +353,9 @@ pub const SCENARIOS: &[Scenario] = &[
             Step::ExpectAnywhere(e::LOG_CLIENT_VERDICT),
             command("log_client show", &[e::LOG_SHOW_FIXED]),
             Step::ExpectAnywhere(e::LOG_CLIENT_DONE),
+            // A fresh start drops the state on purpose: the same swap without `--fresh` would carry it.
+            command(e::SWAP_LOG_FRESH, &[e::SWAP_NOTHING_COPIED, e::SWAP_DONE]),
+            command("log_client show", &[e::LOG_SHOW_FRESH]),
             EXIT_OK,
         ],
         cpus: Some(2),

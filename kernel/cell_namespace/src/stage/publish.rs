@@ -81,11 +81,14 @@ impl Transaction<'_> {
         };
         for (index, cell) in staged.iter().enumerate() {
             for edge in &cell.edges {
+                // Never skips: an edge is recorded only for a relocation whose target section was placed
+                // (`relocate_cell`), and every placed section got a slot above.
                 let Some(target) = section_at(index, edge.target) else { continue };
                 let source = match &edge.source {
                     EdgeSource::Staged { cell, section } => section_at(*cell, *section),
                     EdgeSource::Published(section) => Some(section.clone()),
                 };
+                // Never skips for the same reason: a staged source is a symbol's placed section.
                 let Some(source) = source else { continue };
                 let relocation = edge.relocation.clone();
                 source.dependents.lock().push(WeakDependent { section: Arc::downgrade(&target), relocation });
@@ -104,6 +107,7 @@ impl Transaction<'_> {
             let namespace = self.chain[*depth];
             let mut state = namespace.state.write();
             for export in &cell.exports {
+                // Never skips: `export.section` is a slot index taken from `cell.sections` when it was built.
                 let Some(section) = cell.sections.get(export.section) else { continue };
                 let taken = state.symbol_map.get(&export.name).is_some_and(|target| target.section.strong_count() > 0);
                 if !taken {

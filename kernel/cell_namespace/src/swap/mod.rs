@@ -410,14 +410,18 @@ fn quiesced_commit(
     let result = run_quiesced(&mut || {
         outcome.ran = true;
         let started = clock();
+        let mut after_commit = Vec::new();
         if !options.fresh {
             for state in states {
                 state.copy(translator, &mut outcome.transferred);
             }
             for state in states {
-                if let Err(error) = state.run_transfer_function() {
-                    outcome.error = Some(error);
-                    return;
+                match state.run_transfer_function() {
+                    Ok(actions) => after_commit.extend(actions),
+                    Err(error) => {
+                        outcome.error = Some(error);
+                        return;
+                    }
                 }
             }
         }
@@ -426,6 +430,10 @@ fn quiesced_commit(
             let dependent = rewrites[index].target.name().to_string();
             outcome.error = Some(SwapError::Patch { dependent, error });
             return;
+        }
+        // Committed: the transfer functions' deferred actions (`StateTransfer::after_commit`), before the pin search.
+        for action in after_commit {
+            action();
         }
         outcome.pins = targets.iter().map(|(name, ranges)| pins.find_pins(name, ranges)).collect();
     });

@@ -77,7 +77,9 @@
 //! pointer in another cell's data) are not rewritten. They keep calling old code. That is safe only while the old
 //! cell stays mapped: the kernel's `PinFinder` must report such pointers (by scanning the memory it knows of) or
 //! the caller must not swap such a cell; a cell that registered hooks should re-register them in its
-//! `cell_state_transfer`. This crate cannot scan the heap; with [`NoPins`](crate::NoPins) it frees any old cell
+//! `cell_state_transfer`, through [`StateTransfer::after_commit`](crate::StateTransfer::after_commit): the
+//! deferred actions run inside the quiesced phase once every patch succeeded (the swap can no longer fail), before
+//! the pin search, and are dropped unrun if it aborts. This crate cannot scan the heap; with [`NoPins`](crate::NoPins) it frees any old cell
 //! without outside references.
 //!
 //! **Observers.** The [`CellObserver`](crate::CellObserver) hears `removed` for each old cell that is freed (at the

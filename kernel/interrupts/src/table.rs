@@ -162,7 +162,9 @@ pub(crate) fn adopt_copied_table() -> Result<(), RegisterError> {
 
 /// Replaces the handler of each `(vector, handler)` whose registered handler lies in `old_copy` (an old copy of
 /// the registering cell), leaving vectors registered by anyone else, or not registered, alone. Returns how many it
-/// replaced. For a cell's state transfer, inside a stop-the-world (no other CPU can take the vector meanwhile).
+/// replaced. Meant for a cell's state transfer (see [`crate::move_handlers_at_commit`]), inside a stop-the-world,
+/// so no other CPU can take the vector while its entry is rewritten; elsewhere the caveat of [`replace_handler`]
+/// applies.
 ///
 /// # Errors
 /// [`RegisterError::NotInitialized`]; [`RegisterError::Busy`] if the registration lock is held (never inside a
@@ -176,8 +178,8 @@ pub fn move_handlers(
     }
     let cell = IDT.get().ok_or(RegisterError::NotInitialized)?;
     let mut registered = REGISTRATION.try_lock().ok_or(RegisterError::Busy)?;
-    // SAFETY: the REGISTRATION lock is held (see `IdtCell`); the caller runs with every other CPU stopped and
-    // interrupts disabled here, so no CPU reads these entries while they are written.
+    // SAFETY: the REGISTRATION lock is held, so this is the only Rust reference to the table (see `IdtCell`); the
+    // CPUs' own reads of the entries are hardware accesses (a torn read is the caller's concern, see above).
     let table = unsafe { &mut *cell.0.get() };
     let mut moved = 0;
     for &(vector, handler) in handlers {

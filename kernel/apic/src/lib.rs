@@ -141,6 +141,22 @@ pub fn clear_tick_hook() {
     TICK_HOOK.store(core::ptr::null_mut(), Ordering::Release);
 }
 
+/// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap apic apic`: the default copy
+/// carries the tick counts, the tick hook and the register mapping over; at the commit the timer and APIC-error
+/// gates move to this copy's handlers and the interrupt-in-service probe to this copy's (captured addresses, not
+/// relocations: left alone, they would keep the old copy running, and retired, for good).
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    interrupts::move_handlers_at_commit(
+        transfer,
+        &[(interrupts::TIMER_VECTOR, timer_interrupt), (interrupts::APIC_ERROR_VECTOR, apic_error_interrupt)],
+    );
+    transfer.after_commit(alloc::boxed::Box::new(|| interrupts::set_interrupt_in_service_probe(interrupt_in_service)));
+    Ok(())
+}
+
 extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {
     TICKS[cpu::current_id().index()].fetch_add(1, Ordering::Relaxed);
     end_of_interrupt();

@@ -47,7 +47,9 @@
 //! patched; an `Err` aborts the swap with nothing changed. It finds objects by hash-free path
 //! ([`StateTransfer::old_object`], [`StateTransfer::new_object`]) and marks the old objects it carried over
 //! ([`StateTransfer::mark_transferred`]); an unmatched, unmarked old object makes the swap fail with
-//! [`SwapError::StateDropped`] unless [`SwapOptions::fresh`].
+//! [`SwapError::StateDropped`] unless [`SwapOptions::fresh`]. Effects outside the new cell (re-registering an
+//! interrupt handler or hook at the new copy's functions) go into [`StateTransfer::after_commit`], which runs them
+//! once every dependent is patched and drops them if the swap aborts.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -80,4 +82,4 @@ pub use observer::{CellObserver, set_cell_observer};
 pub use pins::{AddressRange, NoPins, Pin, PinFinder, ReclaimReport, RetiredCellInfo};
 pub use pushed::PushedObjectError;
 pub use swap::{RunQuiesced, SwapOptions, SwapReport};
-pub use transfer::{ObjectLocation, StateTransfer};
+pub use transfer::{CommitAction, ObjectLocation, StateTransfer};

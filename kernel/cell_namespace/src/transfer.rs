@@ -95,7 +95,11 @@ pub struct StateTransfer<'a> {
     pub(crate) old_objects: &'a [DataObject],
     pub(crate) new_objects: &'a [DataObject],
     pub(crate) transferred: RefCell<BTreeSet<String>>,
+    pub(crate) after_commit: RefCell<Vec<CommitAction>>,
 }
+
+/// An action a transfer function defers until the swap has committed ([`StateTransfer::after_commit`]).
+pub type CommitAction = alloc::boxed::Box<dyn FnOnce()>;
 
 impl StateTransfer<'_> {
     /// The cell being replaced.
@@ -122,6 +126,16 @@ impl StateTransfer<'_> {
     /// the swap does not refuse it as dropped state.
     pub fn mark_transferred(&self, path: &str) {
         self.transferred.borrow_mut().insert(path.to_string());
+    }
+
+    /// Defers `action` until the swap can no longer fail: it runs inside the same quiesced phase, on the same CPU,
+    /// right after every dependent was patched (in the order registered, cells in pair order), and is dropped
+    /// unrun if the swap aborts. For effects outside the new cell, such as re-registering an interrupt handler or
+    /// a hook at this copy's functions: done in the transfer function itself, an abort would leave them pointing
+    /// into the discarded new cell. The same rules apply as to the transfer function (no lock others may hold, no
+    /// logging).
+    pub fn after_commit(&self, action: CommitAction) {
+        self.after_commit.borrow_mut().push(action);
     }
 }
 

@@ -387,3 +387,42 @@ fn two_hundred_swaps_back_and_forth_return_every_region() {
     assert!(namespace.retired().is_empty());
     let _: Arc<HostMemory> = memory;
 }
+
+/// Commits seen by [`defer_commit_action`]'s action (only the test below uses it).
+static COMMITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Defers an action that counts a commit.
+fn defer_commit_action(transfer: &StateTransfer<'_>) {
+    transfer.after_commit(Box::new(|| {
+        COMMITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+}
+
+#[test]
+fn an_action_deferred_to_the_commit_runs_once_if_the_swap_commits_and_never_if_it_aborts() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let aborting: fn(&StateTransfer<'_>) -> u64 = |transfer| {
+        defer_commit_action(transfer);
+        0 // Marks nothing: the swap aborts after this function, with CALLS dropped.
+    };
+    with_transfer_hook(aborting, || {
+        let (namespace, _memory) = namespace();
+        namespace.load_cell("fixture_a").unwrap();
+        let before = COMMITS.load(SeqCst);
+        let error = namespace.swap(&[("fixture_b", "fixture_b_transfer")], &clock()).unwrap_err();
+        assert!(matches!(error, SwapError::StateDropped { .. }), "{error:?}");
+        assert_eq!(COMMITS.load(SeqCst), before, "the action of an aborted swap ran");
+    });
+    let committing: fn(&StateTransfer<'_>) -> u64 = |transfer| {
+        defer_commit_action(transfer);
+        carry_calls(transfer)
+    };
+    with_transfer_hook(committing, || {
+        let (namespace, _memory) = namespace();
+        namespace.load_cell("fixture_a").unwrap();
+        function(&namespace, "fixture_a", "fixture_a::compute")(4); // `carry_calls` checks that state exists.
+        let before = COMMITS.load(SeqCst);
+        namespace.swap(&[("fixture_b", "fixture_b_transfer")], &clock()).unwrap();
+        assert_eq!(COMMITS.load(SeqCst), before + 1, "the action of a committed swap did not run exactly once");
+    });
+}

@@ -62,6 +62,22 @@ pub fn init() {
     scheduler::set_task_fault_recovery(true);
 }
 
+/// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap fault_recovery
+/// fault_recovery`: the default copy carries the fault log over; at the commit the three hooks [`init`] installed
+/// (captured addresses in `interrupts`, the unwinder and the scheduler) are re-installed at this copy's functions,
+/// so later faults are recorded in, and reloads decided by, the new copy.
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    transfer.after_commit(alloc::boxed::Box::new(|| {
+        interrupts::set_exception_hook(task_exception);
+        unwind::set_end_handler(end_of_unwind);
+        scheduler::set_failure_hook(record_failure);
+    }));
+    Ok(())
+}
+
 /// The unwinder's end handler: an unwind that no `catch_unwind` caught (an adopted task such as the shell, or a
 /// walk that failed) ends the current task without further cleanup, or stops the CPU outside tasks.
 fn end_of_unwind(end: unwind::UnwindEnd) -> ! {

@@ -12,6 +12,8 @@
 //! - [`register_handler`], [`replace_handler`], [`deregister_handler`] with [`RegisterError`]; [`InterruptHandler`].
 //! - [`set_exception_hook`] with [`ExceptionInfo`] and [`SavedRegisters`]: the task layer's handler for exceptions
 //!   raised by a task; [`set_interrupt_in_service_probe`]: the APIC's answer to "is an interrupt being serviced?".
+//! - Live swaps (see `evolution.rs`): [`cell_state_transfer`] (this cell's own: the new IDT is loaded on every
+//!   CPU), [`move_handlers_at_commit`] / [`move_handlers`] (a handler cell's: its gates move to its new copy).
 //! - Vector numbers: [`TIMER_VECTOR`], [`SERIAL_VECTOR`], [`RESCHEDULE_IPI_VECTOR`], [`STOP_IPI_VECTOR`], ...
 //!
 //! # Control flow of an exception
@@ -28,15 +30,21 @@
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
+extern crate alloc;
+
+mod evolution;
 mod exceptions;
 mod table;
+
+pub use evolution::move_handlers_at_commit;
 
 pub use exceptions::{
     ExceptionHook, ExceptionInfo, InterruptedFrame, SavedRegisters, clear_exception_hook, exception_name,
     set_exception_hook, set_interrupt_in_service_probe,
 };
 pub use table::{
-    InterruptHandler, RegisterError, deregister_handler, init_bsp, load, register_handler, replace_handler,
+    InterruptHandler, RegisterError, deregister_handler, init_bsp, load, move_handlers, register_handler,
+    replace_handler,
 };
 
 /// The first vector available to devices and IPIs (0-31 are the CPU's exceptions; SDM Vol. 3A 6.3, Table 6-1).
@@ -63,3 +71,14 @@ pub const TLB_SHOOTDOWN_IPI_VECTOR: u8 = 0xF2;
 pub const APIC_ERROR_VECTOR: u8 = 0xFE;
 /// The local APIC's spurious-interrupt vector (SVR; its low 4 bits must be 1 on older CPUs, SDM Vol. 3A 10.9).
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
+
+/// This cell's state transfer (the swap convention, see `cell_namespace`; it must be at the crate root): adopts the
+/// copied IDT and, at the commit, loads it on the swapping CPU; the stopped CPUs load it on leaving the stop (see
+/// `evolution.rs`).
+///
+/// # Errors
+/// A message if the copied registration lock is held (never, inside a stop-the-world). Before `init_bsp` there is
+/// no IDT: nothing to do.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    evolution::transfer(transfer)
+}

@@ -31,6 +31,8 @@ pub enum RegisterError {
     NotRegistered(u8),
     /// [`init_bsp`] has not run.
     NotInitialized,
+    /// The registration lock is held (only [`move_handlers`] and a swap's state transfer try it instead of waiting).
+    Busy,
 }
 
 /// The IDT. The hardware reads it on every CPU at any time; Rust code touches it only under [`REGISTRATION`].
@@ -138,6 +140,56 @@ pub fn deregister_handler(vector: u8) -> Result<InterruptHandler, RegisterError>
         table[vector] = Entry::<HandlerFunc>::missing();
         Ok(handler)
     })?
+}
+
+/// For a live swap of this cell (`crate::cell_state_transfer`, on the new copy): the default copy carried the IDT
+/// and the handler table over, so every device and IPI gate is already right, but the gates of this cell's own
+/// entries (the exception stubs, the spurious-interrupt handler) still point into the old copy. Re-points them at
+/// this copy's. Writes only this copy's IDT, which no CPU uses yet.
+///
+/// # Errors
+/// [`RegisterError::NotInitialized`] before [`init_bsp`] (nothing to adopt); [`RegisterError::Busy`] if the copied
+/// registration lock says "held" (cannot happen inside a stop-the-world: it is only held with interrupts disabled).
+pub(crate) fn adopt_copied_table() -> Result<(), RegisterError> {
+    let cell = IDT.get().ok_or(RegisterError::NotInitialized)?;
+    let _registered = REGISTRATION.try_lock().ok_or(RegisterError::Busy)?;
+    // SAFETY: the REGISTRATION lock is held (see `IdtCell`); no CPU's IDTR points at this copy's table yet.
+    let table = unsafe { &mut *cell.0.get() };
+    exceptions::install(table);
+    table[SPURIOUS_VECTOR].set_handler_fn(spurious_interrupt);
+    Ok(())
+}
+
+/// Replaces the handler of each `(vector, handler)` whose registered handler lies in `old_copy` (an old copy of
+/// the registering cell), leaving vectors registered by anyone else, or not registered, alone. Returns how many it
+/// replaced. Meant for a cell's state transfer (see [`crate::move_handlers_at_commit`]), inside a stop-the-world,
+/// so no other CPU can take the vector while its entry is rewritten; elsewhere the caveat of [`replace_handler`]
+/// applies.
+///
+/// # Errors
+/// [`RegisterError::NotInitialized`]; [`RegisterError::Busy`] if the registration lock is held (never inside a
+/// stop-the-world, see [`adopt_copied_table`]); the vector errors of [`register_handler`].
+pub fn move_handlers(
+    handlers: &[(u8, InterruptHandler)],
+    old_copy: &dyn Fn(usize) -> bool,
+) -> Result<usize, RegisterError> {
+    for &(vector, _) in handlers {
+        check_vector(vector)?;
+    }
+    let cell = IDT.get().ok_or(RegisterError::NotInitialized)?;
+    let mut registered = REGISTRATION.try_lock().ok_or(RegisterError::Busy)?;
+    // SAFETY: the REGISTRATION lock is held, so this is the only Rust reference to the table (see `IdtCell`); the
+    // CPUs' own reads of the entries are hardware accesses (a torn read is the caller's concern, see above).
+    let table = unsafe { &mut *cell.0.get() };
+    let mut moved = 0;
+    for &(vector, handler) in handlers {
+        if registered[vector as usize].is_some_and(|existing| old_copy(existing as usize)) {
+            table[vector].set_handler_fn(handler);
+            registered[vector as usize] = Some(handler);
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 /// The local APIC's spurious interrupt: nothing to do, and no end-of-interrupt (SDM Vol. 3A 10.9).

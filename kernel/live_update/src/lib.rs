@@ -44,6 +44,16 @@ pub use pins::{KernelPinFinder, PinSearchCost};
 pub use reclaim::{init, reclaim, retired};
 pub use stack::{CheckedStack, is_mapped, saved_context_cursor};
 
+/// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap live_update live_update`: at
+/// the commit, the scheduler's exit hook (a captured address) moves to this copy's.
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    transfer.after_commit(alloc::boxed::Box::new(reclaim::init));
+    Ok(())
+}
+
 /// Why a swap through the gate failed. Nothing was changed (see `SwapError` for its one exception).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateError {

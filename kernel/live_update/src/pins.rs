@@ -29,8 +29,10 @@
 //!   the cells that create long-lived trait objects are pinned anyway (their frames or hooks); a call through one
 //!   whose cell was freed faults in the calling task, which fault recovery unwinds (no triple fault: the address
 //!   range is unmapped, not reused by code).
-//! - **Other CPUs' IDTR and GDTR**: every CPU loads the one shared IDT of `interrupts` (this CPU's IDTR is read);
-//!   GDTs and TSSs live in the heap (`cpu`), and per-CPU data are heap blocks too.
+//! - **Other CPUs' IDTR and GDTR**: every CPU loads the one shared IDT of `interrupts` (this CPU's IDTR is read).
+//!   A swap of `interrupts` loads the new IDT here at its commit, before this search; the stopped CPUs still hold
+//!   the old one, but load the new one in the stop-IPI handler before the stop ends, and an old cell is freed only
+//!   after the stop. GDTs and TSSs live in the heap (`cpu`), and per-CPU data are heap blocks too.
 //!
 //! Everything here runs inside the stopped world: it takes only IRQ-safe locks (the task table, each task's
 //! lock) and the heap, never the serial port, the logger or a namespace lock. The list of data regions to scan

@@ -72,6 +72,17 @@ impl fmt::Display for StartError {
     }
 }
 
+/// This cell's state transfer (the swap convention, see `cell_namespace`): the default copy carries the ring and
+/// the port over; at the commit the COM2 gate moves to this copy's handler (if receiving was started). The
+/// receiving task keeps running in the old copy's code (on the carried-over state), which keeps that copy retired.
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    interrupts::move_handlers_at_commit(transfer, &[(com2::COM2_VECTOR, com2::com2_interrupt)]);
+    Ok(())
+}
+
 /// Starts receiving pushed cells on COM2 and logs the outcome; without a COM2 (the usual case outside `make run`
 /// and the push test) pushing is just unavailable. Call once, after interrupts and tasking are up.
 pub fn start() {

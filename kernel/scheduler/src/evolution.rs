@@ -43,11 +43,15 @@ pub(crate) fn hand_over_if_swapped(started_in: u64) {
     }
 }
 
-/// The body of `scheduler::cell_state_transfer`: re-installs the unwinder's hooks to this copy's functions and
-/// hands the idle loops over.
-pub(crate) fn transfer(_transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), String> {
-    unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
-    IDLE_LOOP.store(crate::lifecycle::idle_loop as *mut (), Ordering::Release);
-    IDLE_GENERATION.fetch_add(1, Ordering::AcqRel);
+/// The body of `scheduler::cell_state_transfer`: at the commit (so that an aborted swap leaves nothing pointing
+/// into the discarded copy), re-installs the unwinder's hooks to this copy's functions and hands the idle loops
+/// over. The preemption hooks given to `cell_namespace` cannot move (it keeps the first pair for good): they keep
+/// an old copy retired, running on the carried-over state.
+pub(crate) fn transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), String> {
+    transfer.after_commit(alloc::boxed::Box::new(|| {
+        unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
+        IDLE_LOOP.store(crate::lifecycle::idle_loop as *mut (), Ordering::Release);
+        IDLE_GENERATION.fetch_add(1, Ordering::AcqRel);
+    }));
     Ok(())
 }

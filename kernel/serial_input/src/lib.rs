@@ -17,8 +17,13 @@
 //!    otherwise never give a new edge.
 //! 2. On IRQ 4: drain the UART into the ring, EOI, call the wake hook.
 //! 3. Readers pop from the ring; [`CONSUMER`] serialises them (the handler never takes it).
+//!
+//! A live swap of this cell (`swap serial_input serial_input`) carries the ring and the wake hook over, and at the
+//! commit moves the COM1 gate to the new copy's handler ([`cell_state_transfer`]).
 #![no_std]
 #![feature(abi_x86_interrupt)]
+
+extern crate alloc;
 
 use byte_ring::ByteRing;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -39,6 +44,16 @@ static RING: ByteRing<RING_CAPACITY> = ByteRing::new();
 static CONSUMER: Mutex<()> = Mutex::new(());
 /// The wake hook (null: none), called by the handler after EOI.
 static WAKE_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// This cell's state transfer (the swap convention, see `cell_namespace`): at the commit, the COM1 gate moves to
+/// this copy's handler (if the old copy had registered it).
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    interrupts::move_handlers_at_commit(transfer, &[(interrupts::SERIAL_VECTOR, serial_interrupt)]);
+    Ok(())
+}
 
 /// Why interrupt-driven input could not be set up (polled input then keeps working).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,12 +48,15 @@ pub use trampoline::TrampolineTooLarge;
 
 /// This cell's state transfer (the swap convention, see `cell_namespace`): called by a live swap of `smp`, inside
 /// the stop-the-world of the old copy, after the default copy of the statics. The new copy must not inherit the
-/// old copy's stop in progress (see `stop::StopControl`).
+/// old copy's stop in progress (see `stop::StopControl`); at the commit, the stop and shootdown IPI gates move to
+/// this copy's handlers (the CPUs stopped right now finish in the old handler, which keeps that copy retired until
+/// they have left it).
 ///
 /// # Errors
 /// Never fails.
-pub fn cell_state_transfer(_transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
     stop::reset_after_swap();
+    interrupts::move_handlers_at_commit(transfer, &[stop::HANDLER, shootdown::HANDLER]);
     Ok(())
 }
 

@@ -45,6 +45,8 @@ impl Withdrawn {
         memory::join_tlb_shootdown(self.cpu.index());
         cpu::mark_online_again(self.cpu);
         drop(guard);
+        // A swap of `interrupts` while this CPU was away moved the IDT (no stop reached this CPU to reload it).
+        interrupts::load();
         if self.interrupts_were_enabled {
             x86_64::instructions::interrupts::enable();
         }

@@ -22,6 +22,11 @@ pub(crate) fn init() -> Result<(), interrupts::RegisterError> {
     Ok(())
 }
 
+/// This copy's shootdown-IPI handler, for a swap of this cell to move the gate to (`crate::cell_state_transfer`).
+/// The transport's functions cannot move: `memory` keeps the first transport for good (a `Once` in the base
+/// image), so a swapped-out copy of this cell stays retired, pinned by them, and keeps serving as the transport.
+pub(crate) const HANDLER: (u8, interrupts::InterruptHandler) = (TLB_SHOOTDOWN_IPI_VECTOR, shootdown_interrupt);
+
 /// The calling CPU starts answering shootdowns (and flushes its whole TLB, see `memory::join_tlb_shootdown`).
 pub(crate) fn join_current() {
     memory::join_tlb_shootdown(cpu::current_id().index());

@@ -6,6 +6,7 @@
 //! incremented `stopped`. Each stopped CPU sends EOI, acknowledges, and
 //! spins with interrupts disabled until the flag drops; then it executes a serializing instruction (CPUID), because
 //! the closure may have patched code (Intel SDM Vol. 3A 8.1.3, "Handling Self- and Cross-Modifying Code"), and
+//! loads the current IDT (`interrupts::load`: a swap of `interrupts` moves it, see that cell's `evolution.rs`) and
 //! decrements `stopped` on its way out. The stopper waits for all to leave before releasing the lock.
 //!
 //! "All" is re-read while waiting (`cpu::count`): a CPU halted for good (`park::park_current_cpu`) leaves the
@@ -129,6 +130,9 @@ pub(crate) fn init() -> Result<(), interrupts::RegisterError> {
     interrupts::register_handler(STOP_IPI_VECTOR, stop_interrupt)
 }
 
+/// This copy's stop-IPI handler, for a swap of this cell to move the gate to (`crate::cell_state_transfer`).
+pub(crate) const HANDLER: (u8, interrupts::InterruptHandler) = (STOP_IPI_VECTOR, stop_interrupt);
+
 static HANDLER_READY: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn mark_ready() {
@@ -237,6 +241,10 @@ extern "x86-interrupt" fn stop_interrupt(frame: InterruptStackFrame) {
     }
     // Serialize before running possibly patched code (see the module documentation).
     let _ = core::arch::x86_64::__cpuid(0);
+    // The closure may have swapped `interrupts`, whose IDT every CPU's IDTR names: load the current one (the call
+    // is a relocation, rewritten by such a swap, so it reaches the newest copy) before leaving the stop, after
+    // which the old copy may be freed.
+    interrupts::load();
     // The last access to the block: after it the stopper may return and free it.
     control.stopped.fetch_sub(1, Ordering::AcqRel);
 }

@@ -18,8 +18,14 @@
 //!    `Failed(reason)` (`FailureReason::StackOverflow` for a page fault in its guard page), the failure is
 //!    logged, and repeated faults in one cell reload it; the system runs on;
 //! 7. `live_update::init`: a task that pinned a retired (swapped-out) cell re-checks the retired cells as it exits.
+//!
+//! A live swap of this cell (`swap tasking tasking`) moves the tick hook and the reschedule-IPI gate to the new
+//! copy at the commit ([`cell_state_transfer`]): captured addresses, which the swap's relocation rewriting does
+//! not reach.
 #![no_std]
 #![feature(abi_x86_interrupt)]
+
+extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,6 +55,19 @@ pub fn init(name: &str) -> Result<TaskRef, TaskingError> {
     fault_recovery::init();
     live_update::init();
     Ok(current)
+}
+
+/// This cell's state transfer (the swap convention, see `cell_namespace`): at the commit, re-installs the APIC's
+/// tick hook at this copy's trampoline and moves the reschedule-IPI gate to this copy's handler. The scheduler's
+/// CPU-index and reschedule-IPI functions cannot move (the scheduler keeps the first ones, `spin::Once`), nor the
+/// application processors' entry (their boot stacks hold its frames for good): an old copy stays retired.
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    interrupts::move_handlers_at_commit(transfer, &[(interrupts::RESCHEDULE_IPI_VECTOR, reschedule_interrupt)]);
+    transfer.after_commit(alloc::boxed::Box::new(|| apic::set_tick_hook(timer_tick)));
+    Ok(())
 }
 
 /// The entry of an application processor (give it to `smp::start_application_processors`): it becomes that CPU's

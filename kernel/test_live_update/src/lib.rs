@@ -12,10 +12,17 @@
 //! 3. **Leak test.** One warm-up round trip, then the baseline (`memory::stats()`: free frames plus page-table
 //!    frames, free pages, heap bytes in use); then [`LEAK_SWAPS`] swaps back and forth between the two versions
 //!    and a reclaim: every counter must be back at its baseline and no cell retired.
+//!
+//! Steps 4 and 5 (`captured.rs`): `swap interrupts interrupts` must move every CPU to the new IDT (a handler
+//! registered afterwards runs on each CPU, the timers keep ticking, the old copy is reclaimed), and the self-swap of
+//! every cell that registered IDT handlers or hooks must move them to the new copy.
 #![no_std]
 #![forbid(unsafe_code)]
+#![feature(abi_x86_interrupt)]
 
 extern crate alloc;
+
+mod captured;
 
 use alloc::format;
 use alloc::string::String;
@@ -49,6 +56,8 @@ pub fn run() -> Result<(), String> {
     step(CELL, "stored pointer retires", stored_pointer_retires)?;
     step(CELL, "task frame retires until exit", task_frame_retires)?;
     step(CELL, "leak test", leak_test)?;
+    step(CELL, "swap interrupts: every CPU uses the new IDT", captured::interrupts_self_swap)?;
+    step(CELL, "handler cells move their gates and hooks", captured::handler_cells_move)?;
     Ok(())
 }
 

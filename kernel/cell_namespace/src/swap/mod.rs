@@ -77,7 +77,9 @@
 //! pointer in another cell's data) are not rewritten. They keep calling old code. That is safe only while the old
 //! cell stays mapped: the kernel's `PinFinder` must report such pointers (by scanning the memory it knows of) or
 //! the caller must not swap such a cell; a cell that registered hooks should re-register them in its
-//! `cell_state_transfer`. This crate cannot scan the heap; with [`NoPins`](crate::NoPins) it frees any old cell
+//! `cell_state_transfer`, through [`StateTransfer::after_commit`](crate::StateTransfer::after_commit): the
+//! deferred actions run inside the quiesced phase once every patch succeeded (the swap can no longer fail), before
+//! the pin search, and are dropped unrun if it aborts. This crate cannot scan the heap; with [`NoPins`](crate::NoPins) it frees any old cell
 //! without outside references.
 //!
 //! **Observers.** The [`CellObserver`](crate::CellObserver) hears `removed` for each old cell that is freed (at the
@@ -410,14 +412,18 @@ fn quiesced_commit(
     let result = run_quiesced(&mut || {
         outcome.ran = true;
         let started = clock();
+        let mut after_commit = Vec::new();
         if !options.fresh {
             for state in states {
                 state.copy(translator, &mut outcome.transferred);
             }
             for state in states {
-                if let Err(error) = state.run_transfer_function() {
-                    outcome.error = Some(error);
-                    return;
+                match state.run_transfer_function() {
+                    Ok(actions) => after_commit.extend(actions),
+                    Err(error) => {
+                        outcome.error = Some(error);
+                        return;
+                    }
                 }
             }
         }
@@ -426,6 +432,10 @@ fn quiesced_commit(
             let dependent = rewrites[index].target.name().to_string();
             outcome.error = Some(SwapError::Patch { dependent, error });
             return;
+        }
+        // Committed: the transfer functions' deferred actions (`StateTransfer::after_commit`), before the pin search.
+        for action in after_commit {
+            action();
         }
         outcome.pins = targets.iter().map(|(name, ranges)| pins.find_pins(name, ranges)).collect();
     });

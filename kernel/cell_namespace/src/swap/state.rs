@@ -14,7 +14,9 @@ use memory_structs::VirtualAddress;
 
 use super::plan::{Rewrite, plan_rewrite};
 use crate::cell::{LoadedCell, hash_free_name};
-use crate::transfer::{DataObject, StateTransfer, StateTransferFunction, data_objects, is_state_section, parse_again};
+use crate::transfer::{
+    CommitAction, DataObject, StateTransfer, StateTransferFunction, data_objects, is_state_section, parse_again,
+};
 use crate::{AddressRange, ExportKind, ObjectLocation, Pin, SwapError};
 
 /// The state plan of one `(old, new)` pair.
@@ -119,8 +121,10 @@ impl CellState {
         }
     }
 
-    /// Calls the new cell's transfer function, then checks for dropped state. Runs inside the quiesced phase.
-    pub(super) fn run_transfer_function(&self) -> Result<(), SwapError> {
+    /// Calls the new cell's transfer function, then checks for dropped state; returns the actions it deferred
+    /// until the commit. Runs inside the quiesced phase.
+    pub(super) fn run_transfer_function(&self) -> Result<Vec<CommitAction>, SwapError> {
+        let mut deferred = Vec::new();
         let marked = match self.transfer {
             Some(function) => {
                 let transfer = StateTransfer {
@@ -129,14 +133,17 @@ impl CellState {
                     old_objects: &self.old_objects,
                     new_objects: &self.new_objects,
                     transferred: RefCell::new(BTreeSet::new()),
+                    after_commit: RefCell::new(Vec::new()),
                 };
                 function(&transfer)
                     .map_err(|reason| SwapError::StateTransfer { cell: self.new.name.clone(), reason })?;
+                deferred = transfer.after_commit.into_inner();
                 transfer.transferred.into_inner()
             }
             None => BTreeSet::new(),
         };
-        self.check_dropped(&marked)
+        self.check_dropped(&marked)?;
+        Ok(deferred)
     }
 
     /// Plans the redirection of the old cell's own references to its matched objects (relocations in its text

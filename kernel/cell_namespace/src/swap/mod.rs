@@ -103,9 +103,9 @@ use crate::cell::{LoadedCell, hash_free_name};
 use crate::namespace::SymbolTarget;
 use crate::stage::Transaction;
 use crate::{CellNamespace, LoadError, NoPins, PinFinder, QuiesceError, SwapError};
-use plan::{Patch, Rewrite};
+use plan::{Patch, Redirect, Rewrite};
 pub use report::SwapReport;
-use retire::{RetiredCell, StoredPointer};
+use retire::{RedirectRecord, RetiredCell, StoredPointer};
 use state::{CellState, Transferred, Translator};
 
 /// How a swap treats state.
@@ -215,25 +215,26 @@ impl CellNamespace {
             objects_transferred: outcome.transferred.objects,
             bytes_transferred: outcome.transferred.bytes,
             pointers_translated: outcome.transferred.pointers_translated,
-            references_redirected: plan.redirects.len(),
+            references_redirected: plan.redirects.len() + plan.chain.len(),
             ..SwapReport::default()
         };
-        let redirected: Vec<bool> = olds
-            .iter()
-            .map(|old| {
-                plan.redirects
-                    .iter()
-                    .any(|rewrite| rewrite.target.parent_cell().is_some_and(|cell| Arc::ptr_eq(&cell, old)))
-            })
-            .collect();
+        state::commit_chain_redirects(&mut self.retired.lock(), &plan.states);
+        let SwapPlan { patches, states, redirects, chain, translator } = plan;
+        let records = records_per_old_cell(&olds, redirects);
         // Drop every reference the plan holds to the old cells before counting the outside ones.
-        drop(plan);
+        drop((patches, states, chain, translator));
         transaction.set_replaced(Vec::new());
-        let candidates = retire_candidates(olds, outcome, &new_cells, &redirected);
-        let (freed, retired) = retire::settle(candidates);
+        let candidates = retire_candidates(olds, outcome, &new_cells, records);
+        // The other retired cells, taken out of the lock for the count (the transaction lock keeps every reclaim
+        // out meanwhile), then put back with the newly retired ones.
+        let others = core::mem::take(&mut *self.retired.lock());
+        let (freed, retired) = retire::settle(candidates, &others);
         report.cells_freed = freed.len();
         report.cells_retired = retired.len();
-        self.retired.lock().extend(retired);
+        let mut list = self.retired.lock();
+        list.extend(others);
+        list.extend(retired);
+        drop(list);
         transaction.publish(built);
         self.alias(&carried, &new_cells);
         report
@@ -342,7 +343,10 @@ struct SwapPlan {
     /// The state plan of each pair.
     states: Vec<CellState>,
     /// The redirects of the old cells' references to their matched objects.
-    redirects: Vec<Rewrite>,
+    redirects: Vec<Redirect>,
+    /// The redirects, again, of retired cells' references into the old cells' matched objects (an older copy of
+    /// a swapped cell, still running, follows the state to the newest copy).
+    chain: Vec<Rewrite>,
     translator: Translator,
 }
 
@@ -361,10 +365,15 @@ fn verify(
     }
     transaction.check_conflicts().map_err(SwapError::Stage)?;
     let built = transaction.build();
-    match plan_state(olds, &built, crate_names, options) {
-        Ok((states, redirects)) => {
+    let planned = plan_state(olds, &built, crate_names, options).and_then(|(states, redirects)| {
+        let mut chain = Vec::new();
+        state::plan_chain_redirects(&transaction.namespace().retired.lock(), &states, &mut chain)?;
+        Ok((states, redirects, chain))
+    });
+    match planned {
+        Ok((states, redirects, chain)) => {
             let translator = Translator::new(&states);
-            Ok((built, SwapPlan { patches, states, redirects, translator }))
+            Ok((built, SwapPlan { patches, states, redirects, chain, translator }))
         }
         Err(error) => Err(discard(&built, error)),
     }
@@ -377,7 +386,7 @@ fn plan_state(
     built: &[(usize, Arc<LoadedCell>)],
     crate_names: &[String],
     options: &SwapOptions,
-) -> Result<(Vec<CellState>, Vec<Rewrite>), SwapError> {
+) -> Result<(Vec<CellState>, Vec<Redirect>), SwapError> {
     let mut states = Vec::new();
     for ((old, (_, new)), crate_name) in olds.iter().zip(built).zip(crate_names) {
         let state = CellState::plan(old, new, crate_name)?;
@@ -402,8 +411,13 @@ fn quiesced_commit(
     pins: &dyn PinFinder,
 ) -> Result<QuiescedOutcome, SwapError> {
     let (states, translator) = (&plan.states, &plan.translator);
-    let rewrites: Vec<&Rewrite> =
-        plan.patches.iter().map(|patch| &patch.rewrite).chain(plan.redirects.iter()).collect();
+    let rewrites: Vec<&Rewrite> = plan
+        .patches
+        .iter()
+        .map(|patch| &patch.rewrite)
+        .chain(plan.redirects.iter().map(|redirect| &redirect.rewrite))
+        .chain(plan.chain.iter())
+        .collect();
     let targets: Vec<(String, Vec<crate::AddressRange>)> =
         states.iter().map(|state| (state.old.name.clone(), state.old.address_ranges())).collect();
     let mut outcome = QuiescedOutcome::default();
@@ -448,19 +462,32 @@ fn discard(built: &[(usize, Arc<LoadedCell>)], error: SwapError) -> SwapError {
     error
 }
 
-/// One retirement candidate per old cell, with the pins found in the quiesced phase and the untranslated pointers
-/// into it that the state copy left in the new cells.
+/// The records of the redirects, per old cell (in `olds` order).
+fn records_per_old_cell(olds: &[Arc<LoadedCell>], redirects: Vec<Redirect>) -> Vec<Vec<RedirectRecord>> {
+    let mut records: Vec<Vec<RedirectRecord>> = olds.iter().map(|_| Vec::new()).collect();
+    for redirect in redirects {
+        let owner = redirect.rewrite.target.parent_cell();
+        let index = olds.iter().position(|old| owner.as_ref().is_some_and(|owner| Arc::ptr_eq(owner, old)));
+        if let Some(index) = index {
+            records[index].push(redirect.record);
+        }
+    }
+    records
+}
+
+/// One retirement candidate per old cell, with the pins found in the quiesced phase, the untranslated pointers
+/// into it that the state copy left in the new cells, and the records of its redirected references.
 fn retire_candidates(
     olds: Vec<Arc<LoadedCell>>,
     outcome: QuiescedOutcome,
     new_cells: &[Arc<LoadedCell>],
-    redirected: &[bool],
+    records: Vec<Vec<RedirectRecord>>,
 ) -> Vec<RetiredCell> {
     let mut found = outcome.pins.into_iter();
     let untranslated = outcome.transferred.untranslated;
     olds.into_iter()
-        .zip(redirected)
-        .map(|(cell, &redirected)| {
+        .zip(records)
+        .map(|(cell, redirects)| {
             let ranges = cell.address_ranges();
             let pointers = untranslated
                 .iter()
@@ -474,8 +501,9 @@ fn retire_candidates(
                     Some(StoredPointer { section: Arc::downgrade(section), location: *location, pin: pin.clone() })
                 })
                 .collect();
-            let shared = if redirected { new_cells.to_vec() } else { Vec::new() };
-            RetiredCell { cell, found: found.next().unwrap_or_default(), pins: Vec::new(), pointers, shared }
+            let shared = if redirects.is_empty() { Vec::new() } else { new_cells.to_vec() };
+            let found = found.next().unwrap_or_default();
+            RetiredCell { cell, found, pins: Vec::new(), pointers, shared, redirects }
         })
         .collect()
 }

@@ -188,6 +188,9 @@ pub const SWAP_SCHEDULER_CORE: &str = "swap scheduler scheduler";
 pub const NS_RETIRED_SCHEDULER: &str = r"^retired scheduler \(\d+ bytes\), [1-9]\d* pins:$";
 /// A self-swap of a small leaf cell (after `hello` loaded it).
 pub const SWAP_GREETING_AGAIN: &str = "swap greeting_v1 greeting_v1";
+/// A pin line of `ns -a`: references held outside the namespace (after `swap --all`, every reference to a
+/// retired cell is held by another retired cell, listed apart).
+pub const NS_PIN_OUTSIDE: &str = r"references held outside the namespace$";
 /// The count line of `ns -a`.
 pub const NS_RETIRED_COUNT: &str = r"^\d+ retired cells$";
 /// A pin line of `ns -a`: a stopped CPU's interrupted context.

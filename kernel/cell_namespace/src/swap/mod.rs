@@ -16,9 +16,10 @@
 //!    `<crate>::cell_state_transfer` runs. Only new-cell memory is written so far: an error (the transfer function
 //!    failing, or dropped state it did not mark as transferred) aborts the swap with nothing changed.
 //! 4. **Quiesce + rewrite** (the commit point is the first patch): the dependents' relocations are rewritten, then
-//!    the old cells' own references to their matched objects are redirected to the new copies, then the
-//!    [`PinFinder`] is asked what still refers to each old cell. A patch failure restores every store already made
-//!    and returns [`SwapError::Patch`].
+//!    the old cells' own references to their matched objects are redirected to the new copies, then every retired
+//!    cell's references that earlier swaps redirected into those old objects are redirected again to the new
+//!    copies (below), then the [`PinFinder`] is asked what still refers to each old cell. A patch failure restores
+//!    every store already made and returns [`SwapError::Patch`].
 //! 5. **Cleanup**, under the namespace's transaction lock: the dependency records move from the old sections to
 //!    the new ones, the old cells' symbol-map entries (and the aliases that pointed into them) are replaced by the
 //!    new cells' symbols, the new cells are published, and each old cell is freed or retired (below).
@@ -58,19 +59,31 @@
 //! untranslated pointer in copied state, and no `Arc<LoadedCell>`/`Arc<LoadedSection>` held outside the namespace
 //! (including the dependency records of another retired cell that calls it). Otherwise it is *retired*: kept
 //! mapped and executable, its unwind info kept, listed by [`CellNamespace::retired`] with its pins, and freed by a
-//! later [`CellNamespace::reclaim_retired`] that finds it unpinned.
+//! later [`CellNamespace::reclaim_retired`] that finds it unpinned. References held by other retired cells of
+//! the namespace (the dependency records of their code, linked to this cell when they were loaded, and their
+//! state links, below) are listed as [`Pin::RetiredCells`](crate::Pin::RetiredCells), naming those cells, apart
+//! from [`Pin::References`](crate::Pin::References) (holders outside the namespace); they are genuine (that code
+//! still calls this copy), and go away when those cells are freed (a reclaim then frees this one in the same
+//! pass). A retired cell is not re-linked when a cell it calls is swapped later: doing so would let that cell's
+//! old copy be freed while objects it created live on in the heap, which nothing scans (a task's exit value, a
+//! `Box<dyn Any>` whose vtable lies in the old `spawn`, faulted the shell that way when tried).
 //!
 //! **Old code still running shares the new state.** Code of a retired cell may still run (a task returning into
 //! it, a stored function pointer). So that it does not diverge from the new cell, every relocation in the old
 //! cell's text and read-only data that refers to one of its own matched objects (and its cross-cell references to
 //! matched objects of other old cells of the swap) is rewritten, inside the quiesced phase, to the new copy. Old
-//! and new code then read and write one state. A retired cell whose references were redirected holds the new
-//! cells (`RetiredCellInfo::keeps_alive`), so a later swap of those retires them instead of unmapping the state
-//! the old code uses. Limits: references to unmatched objects (dropped with `fresh`, or carried by a transfer
-//! function under another name) keep the old copy; pointers the old code computed before the swap and keeps in
-//! registers or on its stack still point to the old copy; a retired cell is not re-linked by later swaps (it
-//! keeps calling the cells it was linked to, and using the state of the cell that replaced it, which it keeps
-//! alive: after a second swap the old code and the newest code no longer share state).
+//! and new code then read and write one state. The retired cell keeps a record of each redirected reference, and
+//! every later swap of the cell that now holds the object (the same rules: precomputed, applied inside the
+//! quiesced phase with the other rewrites, restored with them on a patch failure; a place that cannot take the
+//! new value fails the swap in its verify phase, changing nothing) redirects it again to the newest copy: a chain
+//! of retired copies of one cell (swapped back to back while CPUs still run the older copies) always shares the
+//! newest copy's state. A retired cell whose references were redirected holds the cells its records point into
+//! (`RetiredCellInfo::keeps_alive`: the newest copy; an older copy only while a record still points into it), so
+//! a later swap of those retires them instead of unmapping the state the old code uses. Limits: references to
+//! unmatched objects (dropped with `fresh`, or carried by a transfer function under another name) keep the old
+//! copy; pointers the old code computed before the swap and keeps in registers or on its stack still point to the
+//! old copy; a retired cell is not re-linked by later swaps of the *other* cells it calls (it keeps calling their
+//! copies of the time, and their state; see above for why).
 //!
 //! **What cannot be found**, and why the system stays safe. Captured function and vtable pointers outside any
 //! relocation (a hook or an IDT entry registered at run time, a trait object or closure in the heap, a function

@@ -211,7 +211,8 @@ impl CellState {
 pub(super) fn translate_state(all: &[CellState], address: u64) -> Option<u64> {
     all.iter().flat_map(|state| state.matched.iter()).find_map(|(old, new)| {
         let start = old.address.value() as u64;
-        (address >= start && address < start + old.size as u64).then(|| (new.address.value() as u64) + (address - start))
+        (address >= start && address < start + old.size as u64)
+            .then(|| (new.address.value() as u64) + (address - start))
     })
 }
 
@@ -252,7 +253,8 @@ pub(super) fn commit_chain_redirects(retired: &mut [RetiredCell], all: &[CellSta
     let ranges: Vec<(Vec<AddressRange>, Vec<AddressRange>)> =
         all.iter().map(|state| (state.old.address_ranges(), state.new.address_ranges())).collect();
     let inside = |ranges: &[AddressRange], address: u64| {
-        VirtualAddress::try_new(address as usize).is_ok_and(|address| ranges.iter().any(|range| range.contains(address)))
+        VirtualAddress::try_new(address as usize)
+            .is_ok_and(|address| ranges.iter().any(|range| range.contains(address)))
     };
     for cell in retired.iter_mut() {
         let mut moved = false;

@@ -21,8 +21,6 @@ use cell_namespace::{SwapOptions, SwapReport};
 
 /// Swaps measured per metric.
 pub const SAMPLES: usize = 20;
-/// Milliseconds between two scheduler swaps (ten timer ticks).
-pub const SETTLE_MS: u64 = 100;
 
 /// Runs both benchmarks and prints their lines.
 ///
@@ -48,11 +46,8 @@ pub fn run() -> Result<(), String> {
     report(&format!("greeting ({cpus} CPUs)"), &greeting);
     let mut scheduler = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
+        // Back to back: each swap redirects every retired copy still running to the newest copy's state.
         scheduler.push(swap("scheduler", "scheduler")?);
-        // Let every CPU pass through the new copy (idle loops hand over, switched-out tasks return through the
-        // old code once) before the next swap: a retired copy's redirected references reach only one generation
-        // further (the namespace keeps that generation mapped, but its state goes stale at the next swap).
-        scheduler::sleep(core::time::Duration::from_millis(SETTLE_MS));
     }
     report(&format!("scheduler ({cpus} CPUs)"), &scheduler);
     let reclaimed = live_update::reclaim();

@@ -81,7 +81,17 @@ pub enum Pin {
         /// What it is (e.g. the static holding it and what it points to).
         what: String,
     },
-    /// `Arc<LoadedCell>` / `Arc<LoadedSection>` references held outside the namespace.
+    /// `Arc<LoadedSection>` / `Arc<LoadedCell>` references held by other retired cells of the namespace: the
+    /// dependency records of their code, which was linked to this cell and still calls it or uses its data, and
+    /// the state links of retired copies whose code was redirected to this cell's state (`keeps_alive`).
+    RetiredCells {
+        /// How many references.
+        count: usize,
+        /// The retired cells holding them, by name (each name once).
+        cells: Vec<String>,
+    },
+    /// `Arc<LoadedCell>` / `Arc<LoadedSection>` references held outside the namespace (not counting those of
+    /// [`Pin::RetiredCells`]).
     References {
         /// How many (cell references plus section references beyond the cell's own).
         count: usize,
@@ -102,6 +112,9 @@ impl fmt::Display for Pin {
                 write!(f, "task {task} \"{task_name}\" could not be walked ({why})")
             }
             Self::Pointer { location, what } => write!(f, "pointer at {:#x}: {what}", location.value()),
+            Self::RetiredCells { count, cells } => {
+                write!(f, "{count} references from retired cells that use it ({})", cells.join(", "))
+            }
             Self::References { count } => write!(f, "{count} references held outside the namespace"),
         }
     }

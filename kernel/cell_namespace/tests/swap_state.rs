@@ -173,24 +173,88 @@ fn a_pinned_cell_is_retired_shares_the_new_state_and_is_freed_once_unpinned() {
     assert_eq!(memory.live_regions(), regions_with_v1 + 3);
     assert_eq!(namespace.retired()[0].keeps_alive, ["fixture_b_v2"]);
 
-    // Swapping v2 out (for a fresh copy of v1) while the old v1 is retired keeps v2 mapped: the retired code
-    // uses v2's CALLS. (If v2 were freed, the call below would read unmapped memory.)
+    // Swapping v2 out (for a fresh copy of v1) while the old v1 is retired redirects the old v1 again, to the
+    // newest copy's CALLS; v2, which nothing else pins, is freed (the call below would read unmapped memory if
+    // the old v1 still used v2's CALLS).
     let report = namespace.swap(&[("fixture_b_v2", "fixture_b")], &clock()).unwrap();
-    assert_eq!((report.cells_retired, report.cells_freed), (1, 0), "{report}");
-    assert_eq!(old_calls(), 1002, "still v2's (retired) CALLS");
+    assert_eq!((report.cells_retired, report.cells_freed), (0, 1), "{report}");
+    assert_eq!(old_calls(), 1002, "the newest copy's CALLS, carried over");
     assert_eq!(calls(), 1002, "carried into the new v1");
-    assert_eq!(memory.live_regions(), regions_with_v1 + 6);
+    assert_eq!(memory.live_regions(), regions_with_v1 + 3);
+    assert_eq!(namespace.retired()[0].keeps_alive, ["fixture_b"], "the newest copy");
     // A failed quiesce frees nothing.
     pins.pinned.borrow_mut().clear();
     let failing = |_: &mut dyn FnMut()| Err(QuiesceError { reason: "test".into() });
     let report = namespace.reclaim_retired(&failing, &pins);
     assert!(report.quiesce_error.is_some() && report.freed.is_empty(), "{report}");
-    assert_eq!(namespace.retired().len(), 2);
-    // Unpinned: the old v1 is freed, and then v2, which only it kept alive; their regions are returned.
+    assert_eq!(namespace.retired().len(), 1);
+    // Unpinned: the old v1 is freed; its regions are returned.
     let report = namespace.reclaim_retired(&direct, &pins);
-    assert_eq!(report.freed, ["fixture_b", "fixture_b_v2"], "{report}");
+    assert_eq!(report.freed, ["fixture_b"], "{report}");
     assert!(namespace.retired().is_empty());
-    assert_eq!(memory.live_regions(), regions_with_v1, "both old cells' regions were returned");
+    assert_eq!(memory.live_regions(), regions_with_v1, "the old cells' regions were returned");
+}
+
+#[test]
+fn a_chain_of_retired_copies_shares_the_newest_copy_state() {
+    let (namespace, memory) = namespace();
+    namespace.load_cell("fixture_a").unwrap();
+    let compute = function(&namespace, "fixture_a", "fixture_a::compute");
+    let calls = getter(&namespace, "fixture_a", "fixture_a::calls_of_b");
+    let regions = memory.live_regions();
+    // Function pointers straight into each copy that will be retired (as tasks returning into them would run).
+    let oldest_calls = getter(&namespace, "fixture_b", "fixture_b::calls");
+    let pins = TestPins::pinning(&["fixture_b", "fixture_b_v2"]);
+    swap_with(&namespace, &[("fixture_b", "fixture_b_v2")], false, &pins).unwrap();
+    let second_calls = getter(&namespace, "fixture_b_v2", "fixture_b::calls");
+    swap_with(&namespace, &[("fixture_b_v2", "fixture_b")], false, &pins).unwrap();
+    let third_calls = getter(&namespace, "fixture_b", "fixture_b::calls");
+    let report = swap_with(&namespace, &[("fixture_b", "fixture_b_v2")], false, &pins).unwrap();
+    assert!(report.references_redirected > 0, "{report}");
+    let retired: Vec<String> = namespace.retired().into_iter().map(|info| info.name).collect();
+    assert_eq!(retired, ["fixture_b", "fixture_b_v2", "fixture_b"], "three pinned copies, oldest first");
+
+    // The newest copy counts (through fixture_a); every retired copy's code reads the newest copy's CALLS.
+    compute(1);
+    compute(2);
+    assert_eq!(calls(), 1002);
+    assert_eq!(oldest_calls(), 1002, "the oldest copy (retired three swaps ago) sees the newest state");
+    assert_eq!(second_calls(), 1002, "the second copy sees the newest state");
+    assert_eq!(third_calls(), 1002, "the third copy sees the newest state");
+    for info in namespace.retired() {
+        assert_eq!(info.keeps_alive, ["fixture_b_v2"], "each retired copy keeps only the newest copy alive");
+    }
+
+    // Unpinned, every copy is freed and every region returned.
+    pins.pinned.borrow_mut().clear();
+    let report = namespace.reclaim_retired(&direct, &pins);
+    assert_eq!(report.freed.len(), 3, "{report}");
+    assert_eq!(memory.live_regions(), regions);
+}
+
+#[test]
+fn references_from_retired_cells_are_named_apart_from_outside_references() {
+    let (namespace, memory) = namespace();
+    namespace.load_cell("fixture_a").unwrap();
+    let regions = memory.live_regions();
+    let pins = TestPins::pinning(&["fixture_a"]);
+    swap_with(&namespace, &[("fixture_a", "fixture_a")], false, &pins).unwrap();
+    // The retired fixture_a still calls the old fixture_b (its dependency records), so swapping fixture_b
+    // retires the old one, pinned by that retired cell, and by nothing outside the namespace.
+    let report = swap_with(&namespace, &[("fixture_b", "fixture_b_v2")], false, &pins).unwrap();
+    assert_eq!((report.cells_retired, report.cells_freed), (1, 0), "{report}");
+    let retired = namespace.retired();
+    assert_eq!(retired[1].name, "fixture_b");
+    let [Pin::RetiredCells { count, cells }] = &retired[1].pins[..] else {
+        panic!("expected one RetiredCells pin: {:?}", retired[1].pins)
+    };
+    assert!(*count > 0);
+    assert_eq!(cells, &["fixture_a"]);
+    assert!(retired[0].pins.iter().all(|pin| !matches!(pin, Pin::References { .. })), "{:?}", retired[0].pins);
+    // Once the retired fixture_a is unpinned, both are freed in one reclaim (fixture_a first, which frees b).
+    pins.pinned.borrow_mut().clear();
+    assert_eq!(namespace.reclaim_retired(&direct, &pins).freed, ["fixture_a", "fixture_b"]);
+    assert_eq!(memory.live_regions(), regions);
 }
 
 #[test]

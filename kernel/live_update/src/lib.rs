@@ -24,7 +24,9 @@
 //! 3. `CellNamespace::swap_quiesced` stages, verifies and transfers state; inside the quiesced closure it patches
 //!    the dependents and asks the pin finder about each old cell, freeing or retiring it.
 //! 4. Record which tasks pin retired cells, for the exit hook. (A retired cell whose references were redirected
-//!    into its replacement keeps that replacement alive: the namespace's `RetiredCellInfo::keeps_alive`.)
+//!    into its replacement keeps that replacement alive, the namespace's `RetiredCellInfo::keeps_alive`; each
+//!    later swap of that cell redirects every retired copy again to the newest one, so back-to-back swaps of a
+//!    running cell need no pause between them.)
 #![no_std]
 
 extern crate alloc;

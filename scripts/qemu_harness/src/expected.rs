@@ -186,6 +186,13 @@ pub const NS_PIN_TASK_FRAME: &str = r#"^\s+task \d+ "[^"]+" has a frame at 0x[0-
 pub const SWAP_SCHEDULER_CORE: &str = "swap scheduler scheduler";
 /// `ns -a` after the scheduler swap: the old scheduler is retired, pinned at least by a stopped CPU's idle loop.
 pub const NS_RETIRED_SCHEDULER: &str = r"^retired scheduler \(\d+ bytes\), [1-9]\d* pins:$";
+/// A self-swap of a small leaf cell (after `hello` loaded it).
+pub const SWAP_GREETING_AGAIN: &str = "swap greeting_v1 greeting_v1";
+/// A pin line of `ns -a`: references held outside the namespace (after `swap --all`, every reference to a
+/// retired cell is held by another retired cell, listed apart).
+pub const NS_PIN_OUTSIDE: &str = r"references held outside the namespace$";
+/// The count line of `ns -a`.
+pub const NS_RETIRED_COUNT: &str = r"^\d+ retired cells$";
 /// A pin line of `ns -a`: a stopped CPU's interrupted context.
 pub const NS_PIN_INTERRUPTED: &str = r"^\s+CPU [1-3] was interrupted at 0x[0-9a-f]+$";
 /// What a CPU stopped by an exception prints (the old scheduler's text unmapped under a returning CPU did this).

@@ -136,6 +136,31 @@ const SHELL_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// One scheduler self-swap of [`BACK_TO_BACK_STEPS`]: done, and no CPU stopped.
+const SWAP_SCHEDULER_AGAIN: Step =
+    Step::Command { line: e::SWAP_SCHEDULER_CORE, expect: &[e::SWAP_DONE], reject: &[e::CPU_STOPPED], save: None };
+
+/// Ten `swap scheduler scheduler` typed back to back under a 24-task load; every worker completes, and the shell
+/// still answers.
+const BACK_TO_BACK_STEPS: &[Step] = &[
+    Step::Prompt,
+    command(e::LOAD_IN_BACKGROUND, &[e::BACKGROUND_STARTED]),
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    SWAP_SCHEDULER_AGAIN,
+    Step::ExpectAnywhere(e::LOAD_COMPLETED),
+    command("hello", &[e::HELLO_V1]),
+    command("ns -a", &[e::NS_RETIRED_COUNT]),
+    EXIT_OK,
+];
+
 /// The `swap-fails` scenario's steps (1 CPU and 4 CPUs, as for [`SHELL_STEPS`]).
 const SWAP_FAILS_STEPS: &[Step] = &[
     Step::Prompt,
@@ -252,6 +277,22 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: Some(4),
     },
     Scenario {
+        // Ten back-to-back stateful self-swaps of the scheduler core under load on 1 CPU: each older copy that
+        // still runs (an idle loop, a task returning into it) must see the newest copy's runqueues.
+        name: "swap-back-to-back",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: BACK_TO_BACK_STEPS,
+        cpus: Some(1),
+    },
+    Scenario {
+        name: "swap-back-to-back-smp4",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: BACK_TO_BACK_STEPS,
+        cpus: Some(4),
+    },
+    Scenario {
         name: "swap-everything",
         firmware: Firmware::Bios,
         image: Image::Normal,
@@ -268,6 +309,9 @@ pub const SCENARIOS: &[Scenario] = &[
             command("ps", &[e::PS_HEADER]),
             Step::ExpectAnywhere(e::LOAD_COMPLETED),
             command("ns -a", &[e::NS_RETIRED_SCHEDULER]),
+            // One more swap after the workload: it reclaims first, and `ns -a` then lists what genuinely pins.
+            command(e::SWAP_GREETING_AGAIN, &[e::SWAP_DONE]),
+            Step::Command { line: "ns -a", expect: &[e::NS_RETIRED_COUNT], reject: &[e::NS_PIN_OUTSIDE], save: None },
             EXIT_OK,
         ],
         cpus: Some(4),

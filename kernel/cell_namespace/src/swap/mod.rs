@@ -16,9 +16,10 @@
 //!    `<crate>::cell_state_transfer` runs. Only new-cell memory is written so far: an error (the transfer function
 //!    failing, or dropped state it did not mark as transferred) aborts the swap with nothing changed.
 //! 4. **Quiesce + rewrite** (the commit point is the first patch): the dependents' relocations are rewritten, then
-//!    the old cells' own references to their matched objects are redirected to the new copies, then the
-//!    [`PinFinder`] is asked what still refers to each old cell. A patch failure restores every store already made
-//!    and returns [`SwapError::Patch`].
+//!    the old cells' own references to their matched objects are redirected to the new copies, then every retired
+//!    cell's references that earlier swaps redirected into those old objects are redirected again to the new
+//!    copies (below), then the [`PinFinder`] is asked what still refers to each old cell. A patch failure restores
+//!    every store already made and returns [`SwapError::Patch`].
 //! 5. **Cleanup**, under the namespace's transaction lock: the dependency records move from the old sections to
 //!    the new ones, the old cells' symbol-map entries (and the aliases that pointed into them) are replaced by the
 //!    new cells' symbols, the new cells are published, and each old cell is freed or retired (below).
@@ -58,19 +59,31 @@
 //! untranslated pointer in copied state, and no `Arc<LoadedCell>`/`Arc<LoadedSection>` held outside the namespace
 //! (including the dependency records of another retired cell that calls it). Otherwise it is *retired*: kept
 //! mapped and executable, its unwind info kept, listed by [`CellNamespace::retired`] with its pins, and freed by a
-//! later [`CellNamespace::reclaim_retired`] that finds it unpinned.
+//! later [`CellNamespace::reclaim_retired`] that finds it unpinned. References held by other retired cells of
+//! the namespace (the dependency records of their code, linked to this cell when they were loaded, and their
+//! state links, below) are listed as [`Pin::RetiredCells`](crate::Pin::RetiredCells), naming those cells, apart
+//! from [`Pin::References`](crate::Pin::References) (holders outside the namespace); they are genuine (that code
+//! still calls this copy), and go away when those cells are freed (a reclaim then frees this one in the same
+//! pass). A retired cell is not re-linked when a cell it calls is swapped later: doing so would let that cell's
+//! old copy be freed while objects it created live on in the heap, which nothing scans (a task's exit value, a
+//! `Box<dyn Any>` whose vtable lies in the old `spawn`, faulted the shell that way when tried).
 //!
 //! **Old code still running shares the new state.** Code of a retired cell may still run (a task returning into
 //! it, a stored function pointer). So that it does not diverge from the new cell, every relocation in the old
 //! cell's text and read-only data that refers to one of its own matched objects (and its cross-cell references to
 //! matched objects of other old cells of the swap) is rewritten, inside the quiesced phase, to the new copy. Old
-//! and new code then read and write one state. A retired cell whose references were redirected holds the new
-//! cells (`RetiredCellInfo::keeps_alive`), so a later swap of those retires them instead of unmapping the state
-//! the old code uses. Limits: references to unmatched objects (dropped with `fresh`, or carried by a transfer
-//! function under another name) keep the old copy; pointers the old code computed before the swap and keeps in
-//! registers or on its stack still point to the old copy; a retired cell is not re-linked by later swaps (it
-//! keeps calling the cells it was linked to, and using the state of the cell that replaced it, which it keeps
-//! alive: after a second swap the old code and the newest code no longer share state).
+//! and new code then read and write one state. The retired cell keeps a record of each redirected reference, and
+//! every later swap of the cell that now holds the object (the same rules: precomputed, applied inside the
+//! quiesced phase with the other rewrites, restored with them on a patch failure; a place that cannot take the
+//! new value fails the swap in its verify phase, changing nothing) redirects it again to the newest copy: a chain
+//! of retired copies of one cell (swapped back to back while CPUs still run the older copies) always shares the
+//! newest copy's state. A retired cell whose references were redirected holds the cells its records point into
+//! (`RetiredCellInfo::keeps_alive`: the newest copy; an older copy only while a record still points into it), so
+//! a later swap of those retires them instead of unmapping the state the old code uses. Limits: references to
+//! unmatched objects (dropped with `fresh`, or carried by a transfer function under another name) keep the old
+//! copy; pointers the old code computed before the swap and keeps in registers or on its stack still point to the
+//! old copy; a retired cell is not re-linked by later swaps of the *other* cells it calls (it keeps calling their
+//! copies of the time, and their state; see above for why).
 //!
 //! **What cannot be found**, and why the system stays safe. Captured function and vtable pointers outside any
 //! relocation (a hook or an IDT entry registered at run time, a trait object or closure in the heap, a function
@@ -105,9 +118,9 @@ use crate::cell::{LoadedCell, hash_free_name};
 use crate::namespace::SymbolTarget;
 use crate::stage::Transaction;
 use crate::{CellNamespace, LoadError, NoPins, PinFinder, QuiesceError, SwapError};
-use plan::{Patch, Rewrite};
+use plan::{Patch, Redirect, Rewrite};
 pub use report::SwapReport;
-use retire::{RetiredCell, StoredPointer};
+use retire::{RedirectRecord, RetiredCell, StoredPointer};
 use state::{CellState, Transferred, Translator};
 
 /// How a swap treats state.
@@ -217,25 +230,26 @@ impl CellNamespace {
             objects_transferred: outcome.transferred.objects,
             bytes_transferred: outcome.transferred.bytes,
             pointers_translated: outcome.transferred.pointers_translated,
-            references_redirected: plan.redirects.len(),
+            references_redirected: plan.redirects.len() + plan.chain.len(),
             ..SwapReport::default()
         };
-        let redirected: Vec<bool> = olds
-            .iter()
-            .map(|old| {
-                plan.redirects
-                    .iter()
-                    .any(|rewrite| rewrite.target.parent_cell().is_some_and(|cell| Arc::ptr_eq(&cell, old)))
-            })
-            .collect();
+        state::commit_chain_redirects(&mut self.retired.lock(), &plan.states);
+        let SwapPlan { patches, states, redirects, chain, translator } = plan;
+        let records = records_per_old_cell(&olds, redirects);
         // Drop every reference the plan holds to the old cells before counting the outside ones.
-        drop(plan);
+        drop((patches, states, chain, translator));
         transaction.set_replaced(Vec::new());
-        let candidates = retire_candidates(olds, outcome, &new_cells, &redirected);
-        let (freed, retired) = retire::settle(candidates);
+        let candidates = retire_candidates(olds, outcome, &new_cells, records);
+        // The other retired cells, taken out of the lock for the count (the transaction lock keeps every reclaim
+        // out meanwhile), then put back with the newly retired ones.
+        let others = core::mem::take(&mut *self.retired.lock());
+        let (freed, retired) = retire::settle(candidates, &others);
         report.cells_freed = freed.len();
         report.cells_retired = retired.len();
-        self.retired.lock().extend(retired);
+        let mut list = self.retired.lock();
+        list.extend(others);
+        list.extend(retired);
+        drop(list);
         transaction.publish(built);
         self.alias(&carried, &new_cells);
         report
@@ -344,7 +358,10 @@ struct SwapPlan {
     /// The state plan of each pair.
     states: Vec<CellState>,
     /// The redirects of the old cells' references to their matched objects.
-    redirects: Vec<Rewrite>,
+    redirects: Vec<Redirect>,
+    /// The redirects, again, of retired cells' references into the old cells' matched objects (an older copy of
+    /// a swapped cell, still running, follows the state to the newest copy).
+    chain: Vec<Rewrite>,
     translator: Translator,
 }
 
@@ -363,10 +380,15 @@ fn verify(
     }
     transaction.check_conflicts().map_err(SwapError::Stage)?;
     let built = transaction.build();
-    match plan_state(olds, &built, crate_names, options) {
-        Ok((states, redirects)) => {
+    let planned = plan_state(olds, &built, crate_names, options).and_then(|(states, redirects)| {
+        let mut chain = Vec::new();
+        state::plan_chain_redirects(&transaction.namespace().retired.lock(), &states, &mut chain)?;
+        Ok((states, redirects, chain))
+    });
+    match planned {
+        Ok((states, redirects, chain)) => {
             let translator = Translator::new(&states);
-            Ok((built, SwapPlan { patches, states, redirects, translator }))
+            Ok((built, SwapPlan { patches, states, redirects, chain, translator }))
         }
         Err(error) => Err(discard(&built, error)),
     }
@@ -379,7 +401,7 @@ fn plan_state(
     built: &[(usize, Arc<LoadedCell>)],
     crate_names: &[String],
     options: &SwapOptions,
-) -> Result<(Vec<CellState>, Vec<Rewrite>), SwapError> {
+) -> Result<(Vec<CellState>, Vec<Redirect>), SwapError> {
     let mut states = Vec::new();
     for ((old, (_, new)), crate_name) in olds.iter().zip(built).zip(crate_names) {
         let state = CellState::plan(old, new, crate_name)?;
@@ -404,8 +426,13 @@ fn quiesced_commit(
     pins: &dyn PinFinder,
 ) -> Result<QuiescedOutcome, SwapError> {
     let (states, translator) = (&plan.states, &plan.translator);
-    let rewrites: Vec<&Rewrite> =
-        plan.patches.iter().map(|patch| &patch.rewrite).chain(plan.redirects.iter()).collect();
+    let rewrites: Vec<&Rewrite> = plan
+        .patches
+        .iter()
+        .map(|patch| &patch.rewrite)
+        .chain(plan.redirects.iter().map(|redirect| &redirect.rewrite))
+        .chain(plan.chain.iter())
+        .collect();
     let targets: Vec<(String, Vec<crate::AddressRange>)> =
         states.iter().map(|state| (state.old.name.clone(), state.old.address_ranges())).collect();
     let mut outcome = QuiescedOutcome::default();
@@ -458,19 +485,32 @@ fn discard(built: &[(usize, Arc<LoadedCell>)], error: SwapError) -> SwapError {
     error
 }
 
-/// One retirement candidate per old cell, with the pins found in the quiesced phase and the untranslated pointers
-/// into it that the state copy left in the new cells.
+/// The records of the redirects, per old cell (in `olds` order).
+fn records_per_old_cell(olds: &[Arc<LoadedCell>], redirects: Vec<Redirect>) -> Vec<Vec<RedirectRecord>> {
+    let mut records: Vec<Vec<RedirectRecord>> = olds.iter().map(|_| Vec::new()).collect();
+    for redirect in redirects {
+        let owner = redirect.rewrite.target.parent_cell();
+        let index = olds.iter().position(|old| owner.as_ref().is_some_and(|owner| Arc::ptr_eq(owner, old)));
+        if let Some(index) = index {
+            records[index].push(redirect.record);
+        }
+    }
+    records
+}
+
+/// One retirement candidate per old cell, with the pins found in the quiesced phase, the untranslated pointers
+/// into it that the state copy left in the new cells, and the records of its redirected references.
 fn retire_candidates(
     olds: Vec<Arc<LoadedCell>>,
     outcome: QuiescedOutcome,
     new_cells: &[Arc<LoadedCell>],
-    redirected: &[bool],
+    records: Vec<Vec<RedirectRecord>>,
 ) -> Vec<RetiredCell> {
     let mut found = outcome.pins.into_iter();
     let untranslated = outcome.transferred.untranslated;
     olds.into_iter()
-        .zip(redirected)
-        .map(|(cell, &redirected)| {
+        .zip(records)
+        .map(|(cell, redirects)| {
             let ranges = cell.address_ranges();
             let pointers = untranslated
                 .iter()
@@ -484,8 +524,9 @@ fn retire_candidates(
                     Some(StoredPointer { section: Arc::downgrade(section), location: *location, pin: pin.clone() })
                 })
                 .collect();
-            let shared = if redirected { new_cells.to_vec() } else { Vec::new() };
-            RetiredCell { cell, found: found.next().unwrap_or_default(), pins: Vec::new(), pointers, shared }
+            let shared = if redirects.is_empty() { Vec::new() } else { new_cells.to_vec() };
+            let found = found.next().unwrap_or_default();
+            RetiredCell { cell, found, pins: Vec::new(), pointers, shared, redirects }
         })
         .collect()
 }

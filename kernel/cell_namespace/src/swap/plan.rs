@@ -23,6 +23,34 @@ pub(super) struct Rewrite {
     pub(super) target: Arc<LoadedSection>,
 }
 
+/// One precomputed redirect of an old (or retired) cell's reference to a state object, with the record the
+/// retired cell keeps of it (so that later swaps can redirect it again).
+pub(super) struct Redirect {
+    pub(super) rewrite: Rewrite,
+    pub(super) record: super::retire::RedirectRecord,
+}
+
+/// Plans a redirect: as [`plan_rewrite`], also recording the relocation (see [`Redirect`]).
+pub(super) fn plan_redirect(
+    target: &Arc<LoadedSection>,
+    offset: usize,
+    relocation_type: cell_loader::RelocationType,
+    addend: i64,
+    (old_address, new_address): (u64, u64),
+    symbol: &str,
+) -> Result<Redirect, SwapError> {
+    let rewrite = plan_rewrite(target, offset, relocation_type, addend, (old_address, new_address), symbol)?;
+    let record = super::retire::RedirectRecord {
+        section: Arc::downgrade(target),
+        offset,
+        relocation_type,
+        addend,
+        symbol: symbol.to_string(),
+        address: new_address,
+    };
+    Ok(Redirect { rewrite, record })
+}
+
 /// One precomputed rewrite of a dependent's relocation, with what is needed to move its dependency record.
 pub(super) struct Patch {
     pub(super) rewrite: Rewrite,

@@ -34,6 +34,22 @@ impl StoredPointer {
     }
 }
 
+/// One reference in a retired cell's text or read-only data that a swap redirected to a matched state object
+/// of the cell that replaced it (or of another cell of that swap). Later swaps of that object's cell redirect it
+/// again, to the newest copy, so the retired code always shares the newest state.
+pub(crate) struct RedirectRecord {
+    /// The retired cell's section holding the place (weak: it is the retired cell's own section).
+    pub(crate) section: Weak<LoadedSection>,
+    /// The place's offset from the section start, in bytes.
+    pub(crate) offset: usize,
+    pub(crate) relocation_type: cell_loader::RelocationType,
+    pub(crate) addend: i64,
+    /// The symbol it was bound through (for error messages).
+    pub(crate) symbol: String,
+    /// The address `S` the place refers to now (inside the newest copy's object).
+    pub(crate) address: u64,
+}
+
 /// A swapped-out cell kept alive because something pinned it.
 pub(crate) struct RetiredCell {
     pub(crate) cell: Arc<LoadedCell>,
@@ -46,6 +62,8 @@ pub(crate) struct RetiredCell {
     /// The new cells its data references were redirected to: kept alive while it may run (so a later swap of
     /// them retires them too, instead of unmapping the state this cell's code uses).
     pub(crate) shared: Vec<Arc<LoadedCell>>,
+    /// Its references redirected into the state of the cells in `shared`.
+    pub(crate) redirects: Vec<RedirectRecord>,
 }
 
 impl RetiredCell {
@@ -68,13 +86,46 @@ pub(crate) fn outside_references(cell: &Arc<LoadedCell>, own: usize) -> usize {
     Arc::strong_count(cell).saturating_sub(own) + sections
 }
 
-/// Recomputes `candidate.pins`: what the pin finder found, its stored pointers that still point into it, and
-/// outside references (beyond `own` references to the cell).
-fn complete_pins(candidate: &mut RetiredCell, own: usize) {
+/// The references to `cell` that other retired cells (`holders`) hold: one per dependency record of their
+/// sections on its sections, and one per state link (`shared`) to it. Returns the count and the holders' names.
+fn retired_holders<'a>(cell: &Arc<LoadedCell>, holders: impl Iterator<Item = &'a RetiredCell>) -> (usize, Vec<String>) {
+    let (mut count, mut names) = (0, Vec::new());
+    for holder in holders {
+        if Arc::ptr_eq(&holder.cell, cell) {
+            continue;
+        }
+        let records: usize = holder
+            .cell
+            .sections
+            .iter()
+            .map(|section| {
+                let dependencies = section.dependencies.lock();
+                dependencies.iter().filter(|record| Weak::as_ptr(&record.section.parent) == Arc::as_ptr(cell)).count()
+            })
+            .sum();
+        let links = holder.shared.iter().filter(|shared| Arc::ptr_eq(shared, cell)).count();
+        if records + links > 0 {
+            count += records + links;
+            if !names.contains(&holder.cell.name) {
+                names.push(holder.cell.name.clone());
+            }
+        }
+    }
+    (count, names)
+}
+
+/// Recomputes `candidate.pins`: what the pin finder found, its stored pointers that still point into it, the
+/// references other retired cells hold (`held`, from [`retired_holders`]), and the remaining outside references
+/// (beyond `own` references to the cell).
+fn complete_pins(candidate: &mut RetiredCell, own: usize, held: (usize, Vec<String>)) {
     candidate.pointers.retain(|pointer| pointer.still_points_into(&candidate.cell));
     candidate.pins = candidate.found.clone();
     candidate.pins.extend(candidate.pointers.iter().map(|pointer| pointer.pin.clone()));
-    let count = outside_references(&candidate.cell, own);
+    let (from_retired, cells) = held;
+    if from_retired > 0 {
+        candidate.pins.push(Pin::RetiredCells { count: from_retired, cells });
+    }
+    let count = outside_references(&candidate.cell, own).saturating_sub(from_retired);
     if count > 0 {
         candidate.pins.push(Pin::References { count });
     }
@@ -82,14 +133,20 @@ fn complete_pins(candidate: &mut RetiredCell, own: usize) {
 
 /// Splits `candidates` (each held once, by the vector) into freed and retired: frees every cell with no pins,
 /// repeating while a freed cell's references were what pinned another (an old cell depending on another old cell
-/// of the same swap). Notifies the observer of each freed cell. Returns the freed names and the retired cells.
-pub(crate) fn settle(mut candidates: Vec<RetiredCell>) -> (Vec<String>, Vec<RetiredCell>) {
+/// of the same swap, or a retired cell that called it). `others` are the namespace's other retired cells (their
+/// references are told apart from outside ones). Notifies the observer of each freed cell. Returns the freed
+/// names and the retired cells.
+pub(crate) fn settle(mut candidates: Vec<RetiredCell>, others: &[RetiredCell]) -> (Vec<String>, Vec<RetiredCell>) {
     let mut freed = Vec::new();
     loop {
         let mut changed = false;
         let mut kept = Vec::new();
-        for mut candidate in candidates {
-            complete_pins(&mut candidate, 1);
+        let held: Vec<(usize, Vec<String>)> = candidates
+            .iter()
+            .map(|candidate| retired_holders(&candidate.cell, candidates.iter().chain(others)))
+            .collect();
+        for (mut candidate, held) in candidates.into_iter().zip(held) {
+            complete_pins(&mut candidate, 1, held);
             if candidate.pins.is_empty() {
                 crate::observer::notify_removed(&candidate.cell);
                 freed.push(candidate.cell.name.clone());
@@ -148,7 +205,7 @@ impl CellNamespace {
         for (cell, pins) in retired.iter_mut().zip(found) {
             cell.found = pins;
         }
-        let (freed, kept) = settle(retired);
+        let (freed, kept) = settle(retired, &[]);
         let still_retired = kept.iter().map(RetiredCell::info).collect();
         self.retired.lock().extend(kept);
         if !freed.is_empty() {

@@ -12,7 +12,8 @@ use core::cell::RefCell;
 use cell_loader::{ObjectFile, SymbolDefinition};
 use memory_structs::VirtualAddress;
 
-use super::plan::{Rewrite, plan_rewrite};
+use super::plan::{Redirect, Rewrite, plan_redirect, plan_rewrite};
+use super::retire::RetiredCell;
 use crate::cell::{LoadedCell, hash_free_name};
 use crate::transfer::{
     CommitAction, DataObject, StateTransfer, StateTransferFunction, data_objects, is_state_section, parse_again,
@@ -150,14 +151,8 @@ impl CellState {
     /// and read-only data, and its cross-cell references into other old cells of this swap) to the new copies.
     /// References held in its writable data are left: old code reads its statics through code, and the old
     /// copies are dead after the swap.
-    pub(super) fn plan_redirects(&self, all: &[CellState], rewrites: &mut Vec<Rewrite>) -> Result<(), SwapError> {
-        let translate = |address: u64| -> Option<u64> {
-            all.iter().flat_map(|state| state.matched.iter()).find_map(|(old, new)| {
-                let start = old.address.value() as u64;
-                (address >= start && address < start + old.size as u64)
-                    .then(|| (new.address.value() as u64) + (address - start))
-            })
-        };
+    pub(super) fn plan_redirects(&self, all: &[CellState], rewrites: &mut Vec<Redirect>) -> Result<(), SwapError> {
+        let translate = |address: u64| translate_state(all, address);
         let Some(object) = &self.old_object else { return Ok(()) };
         for relocations in object.relocation_sections() {
             let Some(target_section) = object.section(relocations.target) else { continue };
@@ -176,7 +171,7 @@ impl CellState {
                 let old_address = (loaded.address().value() as u64).wrapping_add(symbol.value);
                 let Some(new_address) = translate(old_address) else { continue };
                 let name = if symbol.name.is_empty() { source.name } else { symbol.name };
-                rewrites.push(plan_rewrite(
+                rewrites.push(plan_redirect(
                     target,
                     relocation.offset as usize,
                     relocation.relocation_type,
@@ -204,7 +199,7 @@ impl CellState {
                 let old_address =
                     (dependency.section.address().value() as u64).wrapping_add(relocation.symbol_offset as u64);
                 let Some(new_address) = translate(old_address) else { continue };
-                rewrites.push(plan_rewrite(
+                rewrites.push(plan_redirect(
                     target,
                     relocation.offset,
                     relocation.relocation_type,
@@ -215,6 +210,80 @@ impl CellState {
             }
         }
         Ok(())
+    }
+}
+
+/// The new address of `address` if it lies inside a matched old object of the swap (`all`): the same offset into
+/// the new copy.
+pub(super) fn translate_state(all: &[CellState], address: u64) -> Option<u64> {
+    all.iter().flat_map(|state| state.matched.iter()).find_map(|(old, new)| {
+        let start = old.address.value() as u64;
+        (address >= start && address < start + old.size as u64)
+            .then(|| (new.address.value() as u64) + (address - start))
+    })
+}
+
+/// Plans the redirection, again, of every retired cell's recorded references that point into a matched object of
+/// this swap's old cells (the copies an earlier swap redirected them to), to the new copies: a chain of retired
+/// copies of one cell then always shares the newest copy's state. The same rules as [`CellState::plan_redirects`]
+/// (one store per place, precomputed; applied inside the quiesced phase with the other rewrites, and restored
+/// with them on a patch failure).
+///
+/// # Errors
+/// [`SwapError::Relocation`] or [`SwapError::Patch`] if a place cannot take the new value; nothing is changed.
+pub(super) fn plan_chain_redirects(
+    retired: &[RetiredCell],
+    all: &[CellState],
+    rewrites: &mut Vec<Rewrite>,
+) -> Result<(), SwapError> {
+    for cell in retired {
+        for record in &cell.redirects {
+            let Some(new_address) = translate_state(all, record.address) else { continue };
+            let Some(section) = record.section.upgrade() else { continue };
+            rewrites.push(plan_rewrite(
+                &section,
+                record.offset,
+                record.relocation_type,
+                record.addend,
+                (record.address, new_address),
+                &record.symbol,
+            )?);
+        }
+    }
+    Ok(())
+}
+
+/// After a committed swap: updates each retired cell's records that [`plan_chain_redirects`] redirected, and
+/// makes it keep alive the new cells its records now point into instead of the old ones they no longer point
+/// into (an old cell that a record still points into, an object the new cell did not match, stays kept).
+pub(super) fn commit_chain_redirects(retired: &mut [RetiredCell], all: &[CellState]) {
+    let ranges: Vec<(Vec<AddressRange>, Vec<AddressRange>)> =
+        all.iter().map(|state| (state.old.address_ranges(), state.new.address_ranges())).collect();
+    let inside = |ranges: &[AddressRange], address: u64| {
+        VirtualAddress::try_new(address as usize)
+            .is_ok_and(|address| ranges.iter().any(|range| range.contains(address)))
+    };
+    for cell in retired.iter_mut() {
+        let mut moved = false;
+        for record in &mut cell.redirects {
+            if let Some(new_address) = translate_state(all, record.address) {
+                record.address = new_address;
+                moved = true;
+            }
+        }
+        if !moved {
+            continue;
+        }
+        for (state, (old_ranges, new_ranges)) in all.iter().zip(&ranges) {
+            let uses_old = cell.redirects.iter().any(|record| inside(old_ranges, record.address));
+            let uses_new = cell.redirects.iter().any(|record| inside(new_ranges, record.address));
+            if !uses_old {
+                cell.shared.retain(|shared| !Arc::ptr_eq(shared, &state.old));
+            }
+            if uses_new && !cell.shared.iter().any(|shared| Arc::ptr_eq(shared, &state.new)) {
+                cell.shared.push(state.new.clone());
+            }
+        }
     }
 }
 

@@ -178,10 +178,12 @@ pub const SWAP_TASK_CELL: &str = "swap task task";
 pub const PS_FIVE_TASKS: &str = r"^5 tasks$";
 /// `ps` lists the shell task.
 pub const PS_LISTS_SHELL: &str = r"^\s+2 shell\s";
-/// `ns -a` after `swap task task`: the old task cell is retired (every task's first frame returns into it).
-pub const NS_RETIRED_TASK: &str = r"^retired task \(\d+ bytes\), [1-9]\d* pins:$";
-/// A pin line of `ns -a`: a task frame.
-pub const NS_PIN_TASK_FRAME: &str = r#"^\s+task \d+ "[^"]+" has a frame at 0x[0-9a-f]+$"#;
+/// The self-swap of `task` retires the old copy: at the commit the switched-out idle task of the swapping CPU has a
+/// frame in the old `task::context_switch`.
+pub const SWAP_RETIRED_ONE: &str = r"\(0 old cells freed, 1 retired\)";
+/// `ns -a`'s count of retired cells (the old `task` is freed once every idle task has switched through the new
+/// copy, which may or may not have happened by then).
+pub const NS_TASK_RETIRED_OR_FREED: &str = r"^[01] retired cells$";
 /// The stateful self-swap of the scheduler core (runqueues carried over) under load.
 pub const SWAP_SCHEDULER_CORE: &str = "swap scheduler scheduler";
 /// `ns -a` after the scheduler swap: the old scheduler is retired, pinned at least by a stopped CPU's idle loop.

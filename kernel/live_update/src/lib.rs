@@ -43,7 +43,7 @@ use cell_namespace::{CellNamespace, QuiesceError, SwapError, SwapOptions, SwapRe
 pub use cell_namespace::ReclaimReport;
 pub use everything::{EverythingReport, Refusal, swap_everything};
 pub use pins::{KernelPinFinder, PinSearchCost};
-pub use reclaim::{init, reclaim, retired};
+pub use reclaim::{init, reclaim, reclaim_in, retired};
 pub use stack::{CheckedStack, is_mapped, saved_context_cursor};
 
 /// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap live_update live_update`: at

@@ -39,6 +39,14 @@ pub fn reclaim() -> ReclaimReport {
     reclaim_locked(kernel)
 }
 
+/// Like [`reclaim`], for the retired cells of `namespace` (e.g. the application namespace, whose retired cells
+/// the exit hook does not re-check). The pinning tasks noted for the exit hook stay those of the kernel namespace.
+pub fn reclaim_in(namespace: &CellNamespace) -> ReclaimReport {
+    let _gate = GATE.lock();
+    let finder = KernelPinFinder::snapshot();
+    namespace.reclaim_retired(&run_quiesced, &finder)
+}
+
 /// [`reclaim`] with the gate held.
 pub(crate) fn reclaim_locked(kernel: &CellNamespace) -> ReclaimReport {
     let finder = KernelPinFinder::snapshot();

@@ -419,7 +419,12 @@ impl CellNamespace {
 
     /// The export of `cell_name` at `path` in a text section (`text`) or a data section (`!text`): its address
     /// and the bytes from it to the end of its section.
-    fn find_export(&self, cell_name: &str, path: &str, text: bool) -> Result<(VirtualAddress, usize), FindFunctionError> {
+    fn find_export(
+        &self,
+        cell_name: &str,
+        path: &str,
+        text: bool,
+    ) -> Result<(VirtualAddress, usize), FindFunctionError> {
         let cell = self.load_cell(cell_name).map_err(FindFunctionError::Load)?;
         cell.exports
             .iter()

@@ -88,7 +88,8 @@ pub fn find_entry(
         return Err(EntryError::BadMagic(magic));
     }
     // SAFETY: as above; a `u32` is valid for any bits, and `version` sits at its `repr(C)` offset.
-    let version = unsafe { pointer.add(core::mem::offset_of!(ApplicationEntry, version)).cast::<u32>().read_unaligned() };
+    let version =
+        unsafe { pointer.add(core::mem::offset_of!(ApplicationEntry, version)).cast::<u32>().read_unaligned() };
     if version != ENTRY_VERSION {
         return Err(EntryError::BadVersion(version));
     }

@@ -45,7 +45,7 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
 
 new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
-	scripts/new_app.sh "$(NAME)"
+	bash scripts/new_app.sh "$(NAME)"
 
 boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt
 	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP)

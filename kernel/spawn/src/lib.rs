@@ -43,8 +43,8 @@ pub enum SpawnError {
     Function(FindFunctionError),
     /// No application with this name exists.
     NoSuchApplication(String),
-    /// The application exists but has no valid typed entry (see [`entry`]).
-    NotAnApplication(EntryError),
+    /// The application exists but has no valid typed entry (see [`entry`]; boxed: it is large).
+    NotAnApplication(Box<EntryError>),
     /// The system namespaces are not installed.
     NoNamespaces,
 }
@@ -268,7 +268,8 @@ pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isi
         .manifest_entry(name)
         .filter(|_| is_application)
         .ok_or_else(|| SpawnError::NoSuchApplication(String::from(name)))?;
-    let main = entry::find_entry(&namespace, name, &manifest.crate_name).map_err(SpawnError::NotAnApplication)?;
+    let main = entry::find_entry(namespace, name, &manifest.crate_name)
+        .map_err(|error| SpawnError::NotAnApplication(Box::new(error)))?;
     TaskBuilder::new(name).namespace(namespace.clone()).spawn(move || main(args))
 }
 

@@ -32,6 +32,19 @@ pub const LS_LISTS_CAPTAIN: &str = r"\bk-captain\.o\b";
 pub const LS_LISTS_HELLO: &str = r"\ba-hello\.o\b";
 /// `help` mentions the `swap` command (any help text listing the commands does).
 pub const HELP_MENTIONS_SWAP: &str = r"\bswap\b";
+/// The screen console's prompt row (rows are read with trailing blanks trimmed).
+pub const SCREEN_PROMPT: &str = r"^theseus>$";
+/// Keys for the screen shell: `px`, Backspace, `s`, Enter (a typo corrected by the line editor; `ps` because its
+/// output fits on the 25-row screen).
+pub const SCREEN_PS_KEYS: &str = "p x backspace s ret";
+/// The corrected command as echoed on the screen.
+pub const SCREEN_PS_TYPED: &str = r"^theseus> ps$";
+/// `ps` output: the policy line, and the screen console's own shell task.
+pub const SCREEN_PS_POLICY: &str = r"^scheduler policy: ";
+/// `ps` lists the screen console's shell task.
+pub const SCREEN_PS_LISTS_SCREEN_SHELL: &str = r"screen shell";
+/// The typo, which Backspace must have erased from the screen.
+pub const SCREEN_TYPO: &str = r"theseus> px";
 /// `hello` through greeting_v1.
 pub const HELLO_V1: &str = r"Hello from greeting v1";
 /// `hello` through greeting_v2 (after the swap).

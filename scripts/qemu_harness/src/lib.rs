@@ -18,6 +18,7 @@
 pub mod ansi;
 pub mod boot_time;
 pub mod expected;
+pub mod monitor;
 pub mod push;
 pub mod qemu;
 pub mod scenarios;

@@ -73,7 +73,7 @@ fn start_screen_shell() {
     if !screen_console::is_ready() {
         return;
     }
-    let set_wake_hook: Option<fn(fn())> = match ps2_keyboard::init() {
+    let set_wake_hook: Option<shell::SetWakeHook> = match ps2_keyboard::init() {
         Ok(()) => {
             log::info!("captain: PS/2 keyboard: scancode set {:?}", ps2_keyboard::scancode_set());
             Some(ps2_keyboard::set_wake_hook)

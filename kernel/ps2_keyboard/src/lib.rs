@@ -16,8 +16,13 @@
 //! 2. On IRQ 1: read the scancode byte from port 0x60, decode it, push the resulting bytes, EOI, call the wake
 //!    hook.
 //! 3. Readers pop from the ring; [`CONSUMER`] serialises them (the handler never takes it).
+//!
+//! A live swap of this cell carries the ring, decoder and wake hook over, and at the commit moves the IRQ 1 gate
+//! to the new copy's handler ([`cell_state_transfer`]).
 #![no_std]
 #![feature(abi_x86_interrupt)]
+
+extern crate alloc;
 
 use byte_ring::ByteRing;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -68,6 +73,16 @@ enum Decoder {
     Set1(Keyboard<Us104Key, ScancodeSet1>),
     /// Translation off: the keyboard's own set 2 bytes.
     Set2(Keyboard<Us104Key, ScancodeSet2>),
+}
+
+/// This cell's state transfer (the swap convention, see `cell_namespace`): at the commit, the IRQ 1 gate moves to
+/// this copy's handler (if the old copy had registered it).
+///
+/// # Errors
+/// Never fails.
+pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
+    interrupts::move_handlers_at_commit(transfer, &[(interrupts::KEYBOARD_VECTOR, keyboard_interrupt)]);
+    Ok(())
 }
 
 /// Why the keyboard could not be set up (the screen console then has no input).

@@ -19,12 +19,12 @@ pub trait Cells {
 
 /// Where the parser is in an escape sequence.
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
-enum Escape {
+enum Parser {
     /// Plain text.
     #[default]
-    None,
+    Text,
     /// After ESC.
-    Escape,
+    AfterEscape,
     /// After `ESC [`, collecting the numeric parameter.
     Csi(Option<u16>),
 }
@@ -34,7 +34,7 @@ enum Escape {
 pub struct Terminal {
     row: usize,
     column: usize,
-    escape: Escape,
+    escape: Parser,
 }
 
 impl Terminal {
@@ -53,17 +53,17 @@ impl Terminal {
     /// Interprets one output byte.
     pub fn feed(&mut self, byte: u8, cells: &mut impl Cells) {
         match (self.escape, byte) {
-            (Escape::None, 0x1b) => self.escape = Escape::Escape,
-            (Escape::None, _) => self.plain(byte, cells),
-            (Escape::Escape, b'[') => self.escape = Escape::Csi(None),
-            (Escape::Escape, _) => self.escape = Escape::None,
-            (Escape::Csi(parameter), b'0'..=b'9') => {
+            (Parser::Text, 0x1b) => self.escape = Parser::AfterEscape,
+            (Parser::Text, _) => self.plain(byte, cells),
+            (Parser::AfterEscape, b'[') => self.escape = Parser::Csi(None),
+            (Parser::AfterEscape, _) => self.escape = Parser::Text,
+            (Parser::Csi(parameter), b'0'..=b'9') => {
                 let value = parameter.unwrap_or(0).saturating_mul(10).saturating_add(u16::from(byte - b'0'));
-                self.escape = Escape::Csi(Some(value.min(MAX_PARAMETER)));
+                self.escape = Parser::Csi(Some(value.min(MAX_PARAMETER)));
             }
-            (Escape::Csi(_), b';' | b'?') => {}
-            (Escape::Csi(parameter), _) => {
-                self.escape = Escape::None;
+            (Parser::Csi(_), b';' | b'?') => {}
+            (Parser::Csi(parameter), _) => {
+                self.escape = Parser::Text;
                 self.csi(byte, parameter, cells);
             }
         }

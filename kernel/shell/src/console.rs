@@ -12,6 +12,9 @@ use core::fmt::Write;
 use spin::Mutex;
 use task::TaskId;
 
+/// Installs the function an input interrupt calls when bytes may have arrived (it must not block).
+pub type SetWakeHook = fn(fn());
+
 /// An input/output pair a shell can run on.
 #[derive(Clone, Copy)]
 pub struct Console {
@@ -19,9 +22,8 @@ pub struct Console {
     pub try_read_byte: fn() -> Option<u8>,
     /// Writes output bytes (terminal bytes: `\n`, `\r`, and the line editor's CSI escapes).
     pub write_bytes: fn(&[u8]),
-    /// Installs a function the input interrupt calls when bytes may have arrived (must not block), or `None` if
-    /// input is polled.
-    pub set_wake_hook: Option<fn(fn())>,
+    /// Installs the input interrupt's wake hook, or `None` if input is polled.
+    pub set_wake_hook: Option<SetWakeHook>,
 }
 
 impl Console {
@@ -30,7 +32,7 @@ impl Console {
         Console {
             try_read_byte: serial::try_read_byte,
             write_bytes: serial::write_bytes,
-            set_wake_hook: serial::is_interrupt_driven().then_some(serial_input::set_wake_hook as fn(fn())),
+            set_wake_hook: serial::is_interrupt_driven().then_some(serial_input::set_wake_hook as SetWakeHook),
         }
     }
 }

@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 /// The prompt printed before each line. It ends in `> ` with no newline, which the test harness waits for.
 pub const PROMPT: &str = "theseus> ";
 
-pub use console::Console;
+pub use console::{Console, SetWakeHook};
 
 /// Runs the shell on the serial console forever.
 pub fn run() -> ! {

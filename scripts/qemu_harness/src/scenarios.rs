@@ -267,14 +267,14 @@ pub const SCENARIOS: &[Scenario] = &[
         image: Image::Normal,
         steps: &[
             Step::Prompt,
-            command("ps", &[e::PS_LISTS_SHELL, e::PS_FIVE_TASKS]),
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_SIX_TASKS]),
             Step::Command {
                 line: e::SWAP_TASK_CELL,
                 expect: &[e::SWAP_RETIRED_ONE, e::SWAP_DONE],
                 reject: &[e::CPU_STOPPED],
                 save: None,
             },
-            command("ps", &[e::PS_LISTS_SHELL, e::PS_FIVE_TASKS]),
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_SIX_TASKS]),
             // Whether the idle task's old frame is still there depends on whether it ran since: either way `ns -a`
             // answers, and a listed retired cell is pinned by something real (checked in `swap-everything`).
             command("ns -a", &[e::NS_TASK_RETIRED_OR_FREED]),

@@ -12,19 +12,18 @@
 //!
 //! # Control flow
 //! 1. [`init`] maps the text buffer with `memory::map_device_memory` and clears it.
-//! 2. Writers take [`SCREEN`] and feed bytes to the [`Terminal`] state machine, which writes cells volatilely.
+//! 2. Writers take [`SCREEN`] and feed bytes to the `text_terminal::Terminal` state machine, which writes cells
+//!    volatilely.
 //!
 //! Limit: the Multiboot2 framebuffer (UEFI boots) is not drawn yet; under OVMF the text buffer is simply unseen.
 #![no_std]
 
-mod terminal;
-
 use memory::{MappedPages, Permissions};
 use memory_structs::PhysicalAddress;
 use spin::Mutex;
-use terminal::Terminal;
+use text_terminal::Terminal;
 
-pub use terminal::{COLUMNS, ROWS};
+pub use text_terminal::{COLUMNS, ROWS};
 
 /// Physical address of the VGA colour text buffer (IBM VGA reference: memory map B8000h-BFFFFh).
 const TEXT_BUFFER: usize = 0xb8000;
@@ -121,7 +120,7 @@ struct VgaCells {
     base: *mut u16,
 }
 
-impl terminal::Cells for VgaCells {
+impl text_terminal::Cells for VgaCells {
     fn set(&mut self, index: usize, value: u16) {
         if index < COLUMNS * ROWS {
             // SAFETY: `base` is the start of the mapping of the whole buffer (COLUMNS * ROWS cells), which lives

@@ -1,11 +1,19 @@
-//! The terminal state machine: a cursor over a grid of cells, and the escape-sequence parser.
+//! The screen console's terminal state machine: a cursor over a grid of 80x25 cells, and the escape parser.
+//!
+//! Key types: [`Terminal`] (cursor and parser state), [`Cells`] (the grid it draws into: the VGA text buffer in
+//! the kernel, a plain array in the tests). Control flow: [`Terminal::feed`] takes one output byte at a time;
+//! plain bytes are drawn or move the cursor, `ESC [` starts a CSI sequence whose final byte acts.
+#![cfg_attr(not(test), no_std)]
+
+#[cfg(test)]
+mod tests;
 
 /// Columns of the text screen.
 pub const COLUMNS: usize = 80;
 /// Rows of the text screen.
 pub const ROWS: usize = 25;
-/// Light grey on black (VGA attribute byte 0x07).
-const ATTRIBUTE: u16 = 0x07 << 8;
+/// Light grey on black (VGA attribute byte 0x07), in the cell's high byte.
+pub const ATTRIBUTE: u16 = 0x07 << 8;
 /// Longest CSI parameter accepted (larger numbers saturate).
 const MAX_PARAMETER: u16 = 999;
 

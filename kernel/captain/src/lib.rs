@@ -7,16 +7,20 @@
 //! 1. report that the system above nano_core is running from loaded cells;
 //! 2. interrupts (IDT, APICs, the timer on every CPU), interrupt-driven serial input, the other CPUs (parked idle
 //!    entering the scheduler), tasking (the boot thread becomes the `shell` task), the receiver of pushed cells;
-//! 3. run the serial shell, which never returns.
+//! 3. the screen console (VGA text mode, mirroring the kernel log from step 1 until its shell starts) with the PS/2
+//!    keyboard, and a second shell task on it;
+//! 4. run the serial shell, which never returns.
 #![no_std]
 
 /// Entry point called by nano_core once the kernel namespace exists. Never returns.
 #[inline(never)]
 pub fn init() -> ! {
+    start_screen_log();
     log::info!("captain: running from a loaded cell");
     // ---- begin: interrupts, APIC, SMP bring-up (cells cpu, acpi_tables, interrupts, apic, smp, serial_input) ----
     bring_up_interrupts_and_cpus();
     // ---- end: interrupts, APIC, SMP bring-up ----
+    start_screen_shell();
     log::info!("captain: starting the serial shell");
     shell::run()
 }
@@ -54,4 +58,41 @@ fn bring_up_interrupts_and_cpus() {
     smp::log_timer_check(100);
     smp::log_stop_the_world_check();
     push_receiver::start(); // COM2: objects pushed from the host (`make push`), if QEMU has a second serial port
+}
+
+/// Maps the VGA text buffer and mirrors the kernel log there until the screen shell starts.
+fn start_screen_log() {
+    match screen_console::init() {
+        Ok(()) => logger::set_mirror(Some(screen_console::write_fmt)),
+        Err(error) => log::warn!("captain: no screen console: {error:?}"),
+    }
+}
+
+/// Sets up the PS/2 keyboard and spawns the shell task of the screen console (task `screen shell`).
+fn start_screen_shell() {
+    if !screen_console::is_ready() {
+        return;
+    }
+    let set_wake_hook: Option<shell::SetWakeHook> = match ps2_keyboard::init() {
+        Ok(()) => {
+            log::info!("captain: PS/2 keyboard: scancode set {:?}", ps2_keyboard::scancode_set());
+            Some(ps2_keyboard::set_wake_hook)
+        }
+        Err(error) => {
+            log::warn!("captain: no PS/2 keyboard ({error:?}); the screen shell gets no input");
+            None
+        }
+    };
+    let console = shell::Console {
+        try_read_byte: ps2_keyboard::try_read_byte,
+        write_bytes: screen_console::write_bytes,
+        set_wake_hook,
+    };
+    let spawned = spawn::TaskBuilder::new("screen shell").spawn(move || -> () {
+        logger::set_mirror(None);
+        shell::run_on(console)
+    });
+    if let Err(error) = spawned {
+        log::error!("captain: cannot start the screen shell: {error:?}");
+    }
 }

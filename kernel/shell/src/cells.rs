@@ -35,10 +35,10 @@ pub fn cell_names() -> Vec<String> {
 /// Prints one table of the loaded cells of both namespaces.
 pub fn print_cells() {
     let Some(namespaces) = namespaces() else {
-        serial::write_str("ns: the system namespaces are not installed\n");
+        crate::console::write_str("ns: the system namespaces are not installed\n");
         return;
     };
-    serial::write_fmt(format_args!(
+    crate::console::write_fmt(format_args!(
         "{:<12} {:<20} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
         "NAMESPACE", "CELL", "KIND", "TEXT", "RODATA", "DATA", "RELOCS", "DEPS", "DEPENDENTS"
     ));
@@ -51,7 +51,7 @@ pub fn print_cells() {
                 _ if cell.object_file.is_none() => "base",
                 _ => "kernel",
             };
-            serial::write_fmt(format_args!(
+            crate::console::write_fmt(format_args!(
                 "{:<12} {:<20} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
                 namespace.name(),
                 cell.name,
@@ -65,23 +65,23 @@ pub fn print_cells() {
             ));
         }
     }
-    serial::write_fmt(format_args!("{count} cells loaded\n"));
+    crate::console::write_fmt(format_args!("{count} cells loaded\n"));
 }
 
 /// Prints the object files of both namespaces' directories.
 pub fn print_files() {
     let Some(namespaces) = namespaces() else {
-        serial::write_str("ls: the system namespaces are not installed\n");
+        crate::console::write_str("ls: the system namespaces are not installed\n");
         return;
     };
     for namespace in namespaces {
-        serial::write_fmt(format_args!("{} namespace:\n", namespace.name()));
+        crate::console::write_fmt(format_args!("{} namespace:\n", namespace.name()));
         for object in namespace.objects() {
             let loaded = match &object.cell {
                 Some(cell) if namespace.cell(cell).is_some() => "loaded",
                 _ => "",
             };
-            serial::write_fmt(format_args!(
+            crate::console::write_fmt(format_args!(
                 "  {:<28} {:>8} bytes  {}\n",
                 object.file_name, object.size_in_bytes, loaded
             ));
@@ -117,22 +117,22 @@ pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
     let namespace = match swap_namespace(pairs) {
         Ok(namespace) => namespace,
         Err(reason) => {
-            serial::write_fmt(format_args!("swap: error: {reason}; nothing was changed\n"));
+            crate::console::write_fmt(format_args!("swap: error: {reason}; nothing was changed\n"));
             return;
         }
     };
     match live_update::swap_in(namespace, pairs, options) {
         Ok(report) => {
             for (phase, ns, what) in report.phases() {
-                serial::write_fmt(format_args!(
+                crate::console::write_fmt(format_args!(
                     "swap: {phase:<16} {:>6}.{} us ({what})\n",
                     ns / 1000,
                     (ns % 1000) / 100
                 ));
             }
-            serial::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
+            crate::console::write_fmt(format_args!("swap: done in {} us total\n", report.total_ns / 1000));
         }
-        Err(error) => serial::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
+        Err(error) => crate::console::write_fmt(format_args!("swap: error: {error}; nothing was changed\n")),
     }
 }
 
@@ -140,14 +140,14 @@ pub fn swap(pairs: &[(&str, &str)], options: &SwapOptions) {
 /// cell and a summary with each refusal's reason.
 pub fn swap_everything() {
     let report = live_update::swap_everything(&mut |cell, result| match result {
-        Ok(report) => serial::write_fmt(format_args!(
+        Ok(report) => crate::console::write_fmt(format_args!(
             "swap --all: {cell}: swapped in {} us ({} retired)\n",
             report.total_ns / 1000,
             report.cells_retired
         )),
-        Err(error) => serial::write_fmt(format_args!("swap --all: {cell}: refused: {error}\n")),
+        Err(error) => crate::console::write_fmt(format_args!("swap --all: {cell}: refused: {error}\n")),
     });
-    serial::write_fmt(format_args!(
+    crate::console::write_fmt(format_args!(
         "swap --all: {} of {} cells swapped, {} refused, {} retired\n",
         report.swapped.len(),
         report.loaded,
@@ -155,7 +155,7 @@ pub fn swap_everything() {
         report.retired
     ));
     for refusal in &report.refused {
-        serial::write_fmt(format_args!("swap --all: refused {}: {}\n", refusal.cell, refusal.reason));
+        crate::console::write_fmt(format_args!("swap --all: refused {}: {}\n", refusal.cell, refusal.reason));
     }
 }
 
@@ -163,15 +163,15 @@ pub fn swap_everything() {
 pub fn print_retired() {
     let report = live_update::reclaim();
     if !report.freed.is_empty() {
-        serial::write_fmt(format_args!("freed now: {}\n", report.freed.join(", ")));
+        crate::console::write_fmt(format_args!("freed now: {}\n", report.freed.join(", ")));
     }
     let retired = live_update::retired();
-    serial::write_fmt(format_args!("{} retired cells\n", retired.len()));
+    crate::console::write_fmt(format_args!("{} retired cells\n", retired.len()));
     for info in retired {
         let bytes = info.sizes.text + info.sizes.read_only_data + info.sizes.data;
-        serial::write_fmt(format_args!("retired {} ({bytes} bytes), {} pins:\n", info.name, info.pins.len()));
+        crate::console::write_fmt(format_args!("retired {} ({bytes} bytes), {} pins:\n", info.name, info.pins.len()));
         for pin in &info.pins {
-            serial::write_fmt(format_args!("  {pin}\n"));
+            crate::console::write_fmt(format_args!("  {pin}\n"));
         }
     }
 }
@@ -180,7 +180,7 @@ pub fn print_retired() {
 /// cells named in `selected`, which may omit the prefix), printing one line per cell. Returns (passed, failed).
 pub fn run_cell_entries(prefix: &str, selected: &[String]) -> (usize, usize) {
     let Some(kernel) = system_namespaces::kernel_namespace() else {
-        serial::write_str("error: the system namespaces are not installed\n");
+        crate::console::write_str("error: the system namespaces are not installed\n");
         return (0, 1);
     };
     let mut names: Vec<String> =
@@ -191,7 +191,7 @@ pub fn run_cell_entries(prefix: &str, selected: &[String]) -> (usize, usize) {
             |name: &String| selected.iter().any(|choice| choice == name || format!("{prefix}{choice}") == *name);
         for choice in selected {
             if !names.iter().any(|name| name == choice || *name == format!("{prefix}{choice}")) {
-                serial::write_fmt(format_args!("{choice}: no such cell ({prefix}*)\n"));
+                crate::console::write_fmt(format_args!("{choice}: no such cell ({prefix}*)\n"));
             }
         }
         names.retain(wanted);
@@ -205,20 +205,23 @@ pub fn run_cell_entries(prefix: &str, selected: &[String]) -> (usize, usize) {
                 // SAFETY: test and bench cells export `pub fn run() -> Result<(), String>` by convention (the name
                 // prefix selects them); one build, one compiler: the Rust ABI matches; the namespace keeps the cell.
                 unsafe { core::mem::transmute::<usize, fn() -> Result<(), String>>(address.value()) };
-            serial::write_fmt(format_args!("{name}: running\n"));
+            crate::console::write_fmt(format_args!("{name}: running\n"));
             let started = tsc::now_ns();
             let result = run();
-            serial::write_fmt(format_args!("{name}: finished in {} ms\n", (tsc::now_ns() - started) / 1_000_000));
+            crate::console::write_fmt(format_args!(
+                "{name}: finished in {} ms\n",
+                (tsc::now_ns() - started) / 1_000_000
+            ));
             result
         });
         match result {
             Ok(()) => {
                 passed += 1;
-                serial::write_fmt(format_args!("{name}: ok\n"));
+                crate::console::write_fmt(format_args!("{name}: ok\n"));
             }
             Err(reason) => {
                 failed += 1;
-                serial::write_fmt(format_args!("{name}: FAILED: {reason}\n"));
+                crate::console::write_fmt(format_args!("{name}: FAILED: {reason}\n"));
             }
         }
     }

@@ -85,24 +85,24 @@ pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) {
     let name = words[0].as_str();
     if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
         if background {
-            serial::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
+            crate::console::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
             return;
         }
         (builtin.run)(words);
         return;
     }
     if !cells::names().iter().any(|application| application == name) {
-        serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+        crate::console::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
     } else if background {
         jobs.start_background(words);
     } else if !jobs.run_foreground(words) {
-        serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+        crate::console::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
     }
 }
 
 fn tasks(words: &[String]) {
     if words.len() > 1 {
-        serial::write_str("usage: ps\n");
+        crate::console::write_str("usage: ps\n");
         return;
     }
     crate::jobs::print_tasks();
@@ -111,27 +111,27 @@ fn tasks(words: &[String]) {
 fn kill(words: &[String]) {
     match words {
         [_, id] => crate::jobs::kill(id),
-        _ => serial::write_str("usage: kill ID\n"),
+        _ => crate::console::write_str("usage: kill ID\n"),
     }
 }
 
 fn backtrace(words: &[String]) {
     let [_, id] = words else {
-        serial::write_str("usage: bt ID\n");
+        crate::console::write_str("usage: bt ID\n");
         return;
     };
     let Ok(number) = id.parse::<u64>() else {
-        serial::write_fmt(format_args!("bt: not a task id: {id}\n"));
+        crate::console::write_fmt(format_args!("bt: not a task id: {id}\n"));
         return;
     };
     if let Err(error) = fault_recovery::print_backtrace(task::TaskId::new(number)) {
-        serial::write_fmt(format_args!("bt: error: {error}\n"));
+        crate::console::write_fmt(format_args!("bt: error: {error}\n"));
     }
 }
 
 fn faults(words: &[String]) {
     if words.len() > 1 {
-        serial::write_str("usage: faults\n");
+        crate::console::write_str("usage: faults\n");
         return;
     }
     fault_recovery::print_fault_log();
@@ -140,22 +140,22 @@ fn faults(words: &[String]) {
 fn priority(words: &[String]) {
     match words {
         [_, id, priority] => crate::jobs::set_priority(id, priority),
-        _ => serial::write_str("usage: prio ID PRIORITY\n"),
+        _ => crate::console::write_str("usage: prio ID PRIORITY\n"),
     }
 }
 
 fn help(_words: &[String]) {
-    serial::write_str("Builtin commands:\n");
+    crate::console::write_str("Builtin commands:\n");
     for builtin in BUILTINS {
-        serial::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));
+        crate::console::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));
     }
     let names = cells::names();
-    serial::write_str("Applications (loaded on demand):\n");
+    crate::console::write_str("Applications (loaded on demand):\n");
     if names.is_empty() {
-        serial::write_str("  (none)\n");
+        crate::console::write_str("  (none)\n");
     }
     for name in names {
-        serial::write_fmt(format_args!("  {name}\n"));
+        crate::console::write_fmt(format_args!("  {name}\n"));
     }
 }
 
@@ -164,7 +164,7 @@ fn namespaces(words: &[String]) {
         None => false,
         Some("-a") if words.len() == 2 => true,
         Some(_) => {
-            serial::write_str("usage: ns [-a]\n");
+            crate::console::write_str("usage: ns [-a]\n");
             return;
         }
     };
@@ -176,7 +176,7 @@ fn namespaces(words: &[String]) {
 
 fn list_files(words: &[String]) {
     if words.len() > 1 {
-        serial::write_str("usage: ls\n");
+        crate::console::write_str("usage: ls\n");
         return;
     }
     cells::print_files();
@@ -191,7 +191,7 @@ fn swap(words: &[String]) {
     let arguments = &words[1 + usize::from(fresh)..];
     if arguments.is_empty() || !arguments.len().is_multiple_of(2) || arguments.iter().any(|word| word.starts_with("--"))
     {
-        serial::write_str(
+        crate::console::write_str(
             "usage: swap [--fresh] OLD NEW [OLD NEW ...] (--fresh: start the new cells without the old state) | swap \
              --all\n",
         );
@@ -203,12 +203,12 @@ fn swap(words: &[String]) {
 
 fn test(words: &[String]) {
     let (passed, failed) = cells::run_cell_entries("test_", &words[1..]);
-    serial::write_fmt(format_args!("test summary: {passed} passed, {failed} failed\n"));
+    crate::console::write_fmt(format_args!("test summary: {passed} passed, {failed} failed\n"));
 }
 
 fn bench(words: &[String]) {
     let (passed, failed) = cells::run_cell_entries("bench_", &words[1..]);
-    serial::write_fmt(format_args!("bench summary: {passed} ran, {failed} failed\n"));
+    crate::console::write_fmt(format_args!("bench summary: {passed} ran, {failed} failed\n"));
 }
 
 fn exit(words: &[String]) {
@@ -218,12 +218,12 @@ fn exit(words: &[String]) {
         Some(text) => match parse_number(text) {
             Some(value) => power::ExitCode::Other(value),
             None => {
-                serial::write_str("usage: exit [success|failure|CODE] (CODE is 0..=255, decimal or 0x hex)\n");
+                crate::console::write_str("usage: exit [success|failure|CODE] (CODE is 0..=255, decimal or 0x hex)\n");
                 return;
             }
         },
     };
-    serial::write_str("exit: leaving the system\n");
+    crate::console::write_str("exit: leaving the system\n");
     power::exit(code)
 }
 

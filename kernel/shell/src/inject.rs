@@ -34,15 +34,15 @@ struct Witness;
 
 impl Drop for Witness {
     fn drop(&mut self) {
-        serial::write_str("inject: cleanup ran (Drop of a value on the failed task's stack)\n");
+        crate::console::write_str("inject: cleanup ran (Drop of a value on the failed task's stack)\n");
     }
 }
 
 /// `inject KIND`: runs the fault in a new task, waits for it and reports how it ended.
 pub fn inject(words: &[String]) {
     let usage = "usage: inject pf|gp|ud|de (null dereference, #GP, #UD, #DE in a new task)\n";
-    let [_, kind] = words else { return serial::write_str(usage) };
-    let Some(index) = KINDS.iter().position(|name| name == kind) else { return serial::write_str(usage) };
+    let [_, kind] = words else { return crate::console::write_str(usage) };
+    let Some(index) = KINDS.iter().position(|name| name == kind) else { return crate::console::write_str(usage) };
     let spawned = spawn::TaskBuilder::new("inject").spawn(move || {
         let _witness = Witness;
         // SAFETY: this is a spawned task and the fault-recovery exception hook is installed (the shell runs after
@@ -51,14 +51,16 @@ pub fn inject(words: &[String]) {
     });
     let handle = match spawned {
         Ok(handle) => handle,
-        Err(error) => return serial::write_fmt(format_args!("inject: error: {error}\n")),
+        Err(error) => return crate::console::write_fmt(format_args!("inject: error: {error}\n")),
     };
     let id = handle.id();
     match handle.join() {
-        Ok(ExitValue::Failed(reason)) => serial::write_fmt(format_args!("inject {kind}: task {id} failed: {reason}\n")),
-        Ok(ExitValue::Completed(value)) => {
-            serial::write_fmt(format_args!("inject {kind}: task {id} survived the fault?! ({value})\n"));
+        Ok(ExitValue::Failed(reason)) => {
+            crate::console::write_fmt(format_args!("inject {kind}: task {id} failed: {reason}\n"))
         }
-        Err(error) => serial::write_fmt(format_args!("inject {kind}: cannot join task {id}: {error:?}\n")),
+        Ok(ExitValue::Completed(value)) => {
+            crate::console::write_fmt(format_args!("inject {kind}: task {id} survived the fault?! ({value})\n"));
+        }
+        Err(error) => crate::console::write_fmt(format_args!("inject {kind}: cannot join task {id}: {error:?}\n")),
     }
 }

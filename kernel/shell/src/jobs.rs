@@ -30,10 +30,10 @@ impl Jobs {
     pub fn start_background(&mut self, args: &[String]) {
         match spawn::spawn_application(&args[0], args.to_vec()) {
             Ok(handle) => {
-                serial::write_fmt(format_args!("[{}] {} started in the background\n", handle.id(), args[0]));
+                crate::console::write_fmt(format_args!("[{}] {} started in the background\n", handle.id(), args[0]));
                 self.background.push(Job { command: args.join(" "), handle });
             }
-            Err(error) => serial::write_fmt(format_args!("{}: error: {error}\n", args[0])),
+            Err(error) => crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0])),
         }
     }
 
@@ -44,19 +44,19 @@ impl Jobs {
             Ok(handle) => handle,
             Err(spawn::SpawnError::NoSuchApplication(_)) => return false,
             Err(error) => {
-                serial::write_fmt(format_args!("{}: error: {error}\n", args[0]));
+                crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0]));
                 return true;
             }
         };
         let id = handle.id();
         let mut interrupted = false;
         while !handle.is_finished() {
-            match serial::try_read_byte() {
+            match crate::console::try_read_byte() {
                 Some(0x03) if !interrupted => {
                     interrupted = true;
-                    serial::write_str("^C\n");
+                    crate::console::write_str("^C\n");
                     if let Err(error) = spawn::kill(id) {
-                        serial::write_fmt(format_args!("{}: cannot stop task {id}: {error}\n", args[0]));
+                        crate::console::write_fmt(format_args!("{}: cannot stop task {id}: {error}\n", args[0]));
                     }
                 }
                 Some(byte) => self.typed_ahead.push(byte),
@@ -74,7 +74,7 @@ impl Jobs {
         self.background = running;
         for job in finished {
             let id = job.handle.id();
-            serial::write_fmt(format_args!("[{id}] done: {}\n", job.command));
+            crate::console::write_fmt(format_args!("[{id}] done: {}\n", job.command));
             report(&job.command, id, job.handle);
         }
     }
@@ -84,16 +84,18 @@ impl Jobs {
 fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) {
     match handle.join() {
         Ok(ExitValue::Completed(0)) => {}
-        Ok(ExitValue::Completed(value)) => serial::write_fmt(format_args!("{command}: exited with {value}\n")),
-        Ok(ExitValue::Failed(reason)) => serial::write_fmt(format_args!("{command}: task {id} failed: {reason}\n")),
-        Err(error) => serial::write_fmt(format_args!("{command}: cannot join task {id}: {error:?}\n")),
+        Ok(ExitValue::Completed(value)) => crate::console::write_fmt(format_args!("{command}: exited with {value}\n")),
+        Ok(ExitValue::Failed(reason)) => {
+            crate::console::write_fmt(format_args!("{command}: task {id} failed: {reason}\n"))
+        }
+        Err(error) => crate::console::write_fmt(format_args!("{command}: cannot join task {id}: {error:?}\n")),
     }
 }
 
-/// Tasks waiting for console input; the serial receive interrupt wakes them (see [`read_byte`]).
+/// Tasks waiting for console input (of any console: each retries its own); input interrupts wake them (see [`read_byte`]).
 static INPUT_WAITERS: sync::WaitQueue = sync::WaitQueue::new();
 
-/// The serial receive interrupt's wake hook: runs in interrupt context, never blocks.
+/// The input interrupts' wake hook: runs in interrupt context, never blocks.
 fn wake_input_waiters() {
     INPUT_WAITERS.notify_all();
 }
@@ -104,12 +106,13 @@ pub fn read_byte(jobs: &mut Jobs) -> u8 {
     if !jobs.typed_ahead.is_empty() {
         return jobs.typed_ahead.remove(0);
     }
-    if serial::is_interrupt_driven() {
-        serial_input::set_wake_hook(wake_input_waiters);
-        return INPUT_WAITERS.wait_until(serial::try_read_byte);
+    let console = crate::console::current();
+    if let Some(set_wake_hook) = console.set_wake_hook {
+        set_wake_hook(wake_input_waiters);
+        return INPUT_WAITERS.wait_until(console.try_read_byte);
     }
     loop {
-        if let Some(byte) = serial::try_read_byte() {
+        if let Some(byte) = (console.try_read_byte)() {
             return byte;
         }
         scheduler::sleep(POLL_INTERVAL);
@@ -118,39 +121,39 @@ pub fn read_byte(jobs: &mut Jobs) -> u8 {
 
 /// `ps`: every task with its state, CPU and the current policy's data.
 pub fn print_tasks() {
-    serial::write_fmt(format_args!("scheduler policy: {}\n", scheduler::policy_name()));
-    serial::write_fmt(format_args!("policy state: {}\n", scheduler::policy_statistics()));
-    serial::write_fmt(format_args!("{}\n", scheduler::TaskSummary::HEADER));
+    crate::console::write_fmt(format_args!("scheduler policy: {}\n", scheduler::policy_name()));
+    crate::console::write_fmt(format_args!("policy state: {}\n", scheduler::policy_statistics()));
+    crate::console::write_fmt(format_args!("{}\n", scheduler::TaskSummary::HEADER));
     let tasks = scheduler::task_summaries();
     for row in &tasks {
-        serial::write_fmt(format_args!("{row}\n"));
+        crate::console::write_fmt(format_args!("{row}\n"));
     }
-    serial::write_fmt(format_args!("{} tasks\n", tasks.len()));
+    crate::console::write_fmt(format_args!("{} tasks\n", tasks.len()));
 }
 
 /// `kill ID`.
 pub fn kill(text: &str) {
     let Ok(number) = text.parse::<u64>() else {
-        serial::write_fmt(format_args!("kill: not a task id: {text}\n"));
+        crate::console::write_fmt(format_args!("kill: not a task id: {text}\n"));
         return;
     };
     match spawn::kill(TaskId::new(number)) {
-        Ok(()) => serial::write_fmt(format_args!("kill: task {number} will stop at its next safe point\n")),
-        Err(error) => serial::write_fmt(format_args!("kill: error: {error}\n")),
+        Ok(()) => crate::console::write_fmt(format_args!("kill: task {number} will stop at its next safe point\n")),
+        Err(error) => crate::console::write_fmt(format_args!("kill: error: {error}\n")),
     }
 }
 
 /// `prio ID PRIORITY`: sets a task's priority (used by the priority policy; 0 lowest, 255 highest).
 pub fn set_priority(id_text: &str, priority_text: &str) {
     let (Ok(number), Ok(priority)) = (id_text.parse::<u64>(), priority_text.parse::<u8>()) else {
-        serial::write_str("usage: prio ID PRIORITY (PRIORITY is 0..=255)\n");
+        crate::console::write_str("usage: prio ID PRIORITY (PRIORITY is 0..=255)\n");
         return;
     };
     match task::task_by_id(TaskId::new(number)) {
         Some(task) => {
             task.set_priority(priority);
-            serial::write_fmt(format_args!("prio: task {number} now has priority {priority}\n"));
+            crate::console::write_fmt(format_args!("prio: task {number} now has priority {priority}\n"));
         }
-        None => serial::write_fmt(format_args!("prio: error: no task with id {number}\n")),
+        None => crate::console::write_fmt(format_args!("prio: error: no task with id {number}\n")),
     }
 }

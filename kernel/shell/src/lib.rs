@@ -19,6 +19,7 @@ extern crate alloc;
 
 mod cells;
 mod commands;
+mod console;
 mod inject;
 mod jobs;
 
@@ -28,20 +29,28 @@ use alloc::vec::Vec;
 /// The prompt printed before each line. It ends in `> ` with no newline, which the test harness waits for.
 pub const PROMPT: &str = "theseus> ";
 
+pub use console::{Console, SetWakeHook};
+
 /// Runs the shell on the serial console forever.
 pub fn run() -> ! {
-    serial::write_str("\nTheseus-style cell OS: type `help` for commands.\n");
+    run_on(Console::serial())
+}
+
+/// Runs the shell on `console` forever (the current task's console from now on).
+pub fn run_on(console: Console) -> ! {
+    console::register(console);
+    crate::console::write_str("\nTheseus-style cell OS: type `help` for commands.\n");
     let mut editor = line_editor::LineEditor::new(PROMPT);
     let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();
     loop {
         jobs.report_finished();
-        serial::write_str(PROMPT);
+        crate::console::write_str(PROMPT);
         let line = loop {
             let byte = jobs::read_byte(&mut jobs);
             output.clear();
             let event = editor.feed(byte, &mut output, &complete);
-            serial::write_bytes(&output);
+            crate::console::write_bytes(&output);
             match event {
                 line_editor::Event::Pending => {}
                 line_editor::Event::Interrupted => break None,

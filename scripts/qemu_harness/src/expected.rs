@@ -32,6 +32,19 @@ pub const LS_LISTS_CAPTAIN: &str = r"\bk-captain\.o\b";
 pub const LS_LISTS_HELLO: &str = r"\ba-hello\.o\b";
 /// `help` mentions the `swap` command (any help text listing the commands does).
 pub const HELP_MENTIONS_SWAP: &str = r"\bswap\b";
+/// The screen console's prompt row (rows are read with trailing blanks trimmed).
+pub const SCREEN_PROMPT: &str = r"^theseus>$";
+/// Keys for the screen shell: `px`, Backspace, `s`, Enter (a typo corrected by the line editor; `ps` because its
+/// output fits on the 25-row screen).
+pub const SCREEN_PS_KEYS: &str = "p x backspace s ret";
+/// The corrected command as echoed on the screen.
+pub const SCREEN_PS_TYPED: &str = r"^theseus> ps$";
+/// `ps` output: the policy line, and the screen console's own shell task.
+pub const SCREEN_PS_POLICY: &str = r"^scheduler policy: ";
+/// `ps` lists the screen console's shell task.
+pub const SCREEN_PS_LISTS_SCREEN_SHELL: &str = r"screen shell";
+/// The typo, which Backspace must have erased from the screen.
+pub const SCREEN_TYPO: &str = r"theseus> px";
 /// `hello` through greeting_v1.
 pub const HELLO_V1: &str = r"Hello from greeting v1";
 /// `hello` through greeting_v2 (after the swap).
@@ -181,8 +194,9 @@ pub const BACKTRACE_SHELL_FRAME: &str = r"shell::\S+\+0x[0-9a-f]+ \(cell shell\)
 
 /// The stateful self-swap of the task cell (its task table is carried over).
 pub const SWAP_TASK_CELL: &str = "swap task task";
-/// `ps` on 4 idle CPUs with the shell: the four idle tasks and the shell (the count a lost task table drops to 0).
-pub const PS_FIVE_TASKS: &str = r"^5 tasks$";
+/// `ps` on 4 idle CPUs with the shells: the four idle tasks, the serial shell and the screen console's shell (the
+/// count a lost task table drops to 0).
+pub const PS_SIX_TASKS: &str = r"^6 tasks$";
 /// `ps` lists the shell task.
 pub const PS_LISTS_SHELL: &str = r"^\s+2 shell\s";
 /// The self-swap of `task` retires the old copy: at the commit the switched-out idle task of the swapping CPU has a
@@ -220,11 +234,11 @@ pub const SWAP_EVERYTHING_REFUSED: &str = r"^swap --all: \w+: refused";
 // Lines printed by background tasks may start right after a prompt on the same line: they are matched from a
 // word boundary, not from the line start.
 // Case study (a): scheduler policy round-robin -> priority with state transfer (`scheduler-state`).
-/// `prio 6 42`: task 6 is the background `load` task (ids 1-5 are the idle tasks and the shell on 4 CPUs), blocked
-/// in join for the whole scenario, so a high priority does not starve anything.
-pub const PRIO_LOAD_TASK: &str = "prio 6 42";
+/// `prio 7 42`: task 7 is the background `load` task (ids 1-6 are the idle tasks, the shell and the screen shell on
+/// 4 CPUs), blocked in join for the whole scenario, so a high priority does not starve anything.
+pub const PRIO_LOAD_TASK: &str = "prio 7 42";
 /// The shell's answer to [`PRIO_LOAD_TASK`].
-pub const PRIO_SET: &str = r"^prio: task 6 now has priority 42$";
+pub const PRIO_SET: &str = r"^prio: task 7 now has priority 42$";
 /// `ps` under round-robin: the policy's own counters, nothing inherited yet (no swap happened).
 pub const PS_POLICY_STATE_FRESH: &str =
     r"^policy state: [1-9]\d* decisions \(\d+ idle\), 0 inherited from the previous policy$";
@@ -236,7 +250,7 @@ pub const PS_POLICY_STATE_INHERITED_PRIORITY: &str =
 pub const PS_POLICY_STATE_INHERITED_ROUND_ROBIN: &str =
     r"^policy state: [1-9]\d* decisions \(\d+ idle\), [1-9]\d* inherited from the previous policy$";
 /// `ps` under the priority policy: the load task kept the priority set under round-robin (per-task policy data).
-pub const PS_LOAD_TASK_PRIO_42: &str = r"^\s+6 load\s+\S+\s+\d+\*?\s+prio 42\b";
+pub const PS_LOAD_TASK_PRIO_42: &str = r"^\s+7 load\s+\S+\s+\d+\*?\s+prio 42\b";
 /// `ps` under round-robin: the policy's name.
 pub const PS_POLICY_ROUND_ROBIN: &str = r"^scheduler policy: round_robin$";
 /// The swap back to round-robin.

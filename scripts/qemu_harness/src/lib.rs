@@ -19,6 +19,7 @@
 pub mod ansi;
 pub mod boot_time;
 pub mod expected;
+pub mod monitor;
 pub mod newcomer;
 pub mod push;
 pub mod qemu;

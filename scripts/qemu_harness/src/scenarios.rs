@@ -4,6 +4,7 @@
 //! with `exit`, checking QEMU's exit status. The strings live in [`crate::expected`].
 
 use crate::expected as e;
+use crate::monitor::Monitor;
 use crate::qemu::{Firmware, QemuConfig};
 use crate::session::{Failure, Session, StepResult, Typing};
 use regex::Regex;
@@ -72,6 +73,18 @@ pub enum Step {
     /// Type `test` (every in-kernel test cell) and check that each cell of [`e::TEST_CELLS`] printed its `ok` line,
     /// that none failed, and that the summary counts exactly that many passed.
     AllTestsPass,
+    /// On the screen console (through the QEMU monitor, see [`crate::monitor`]): wait until the screen's last
+    /// non-blank row is the prompt, press `keys` (QEMU key names, space-separated) on the emulated PS/2 keyboard,
+    /// then wait until the screen rows match every `expect` pattern (in order, as for [`Step::Command`]) and no
+    /// `reject` pattern. Only in scenarios whose name starts with `screen` (which get a monitor socket).
+    Screen {
+        /// The keys pressed, e.g. `h e l p ret`.
+        keys: &'static str,
+        /// Patterns that must appear on the screen, in order.
+        expect: &'static [&'static str],
+        /// Patterns that must not appear on the screen.
+        reject: &'static [&'static str],
+    },
     /// Type the command and check QEMU's exit status.
     Exit {
         /// The command typed (`exit` or `exit N`).
@@ -113,6 +126,19 @@ const SMP_STEPS: &[Step] = &[
     Step::Expect(e::SMP_STOP_THE_WORLD),
     Step::Prompt,
     command("help", &[e::HELP_MENTIONS_SWAP]),
+    EXIT_OK,
+];
+
+/// The screen console (VGA text mode under SeaBIOS) with its own shell on the PS/2 keyboard: a typo corrected
+/// with Backspace, `ps` (listing the `screen shell` task) drawn on the screen; the serial shell still works.
+const SCREEN_STEPS: &[Step] = &[
+    Step::Prompt,
+    Step::Screen {
+        keys: e::SCREEN_PS_KEYS,
+        expect: &[e::SCREEN_PS_TYPED, e::SCREEN_PS_POLICY, e::SCREEN_PS_LISTS_SCREEN_SHELL, e::SCREEN_PROMPT],
+        reject: &[e::SCREEN_TYPO],
+    },
+    NS_HAS_CAPTAIN,
     EXIT_OK,
 ];
 
@@ -243,14 +269,14 @@ pub const SCENARIOS: &[Scenario] = &[
         image: Image::Normal,
         steps: &[
             Step::Prompt,
-            command("ps", &[e::PS_LISTS_SHELL, e::PS_FIVE_TASKS]),
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_SIX_TASKS]),
             Step::Command {
                 line: e::SWAP_TASK_CELL,
                 expect: &[e::SWAP_RETIRED_ONE, e::SWAP_DONE],
                 reject: &[e::CPU_STOPPED],
                 save: None,
             },
-            command("ps", &[e::PS_LISTS_SHELL, e::PS_FIVE_TASKS]),
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_SIX_TASKS]),
             // Whether the idle task's old frame is still there depends on whether it ran since: either way `ns -a`
             // answers, and a listed retired cell is pinned by something real (checked in `swap-everything`).
             command("ns -a", &[e::NS_TASK_RETIRED_OR_FREED]),
@@ -462,6 +488,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[Step::ExpectCorruptObjectError, Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK],
         cpus: None,
     },
+    Scenario { name: "screen", firmware: Firmware::Bios, image: Image::Normal, steps: SCREEN_STEPS, cpus: None },
     Scenario {
         name: "smp-bios",
         firmware: Firmware::Bios,
@@ -518,10 +545,16 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> StepResult<()> {
     if let Some(cpus) = scenario.cpus {
         qemu.cpus = cpus;
     }
+    let monitor_socket = config.log_dir.join(format!("{}.monitor.sock", scenario.name));
+    if scenario.name.starts_with("screen") {
+        // A stale socket from an earlier run would make QEMU fail to bind; a missing one is fine.
+        let _ = std::fs::remove_file(&monitor_socket);
+        qemu.extra.extend(["-monitor".into(), format!("unix:{},server=on,wait=off", monitor_socket.display())]);
+    }
     let mut command = qemu.command(iso, scenario.firmware);
     let mut session = Session::spawn(&mut command, config.scenario_timeout, config.typing.clone(), Some(log))?;
     session.note(&format!("{} {}", qemu.binary.display(), qemu.arguments(iso, scenario.firmware).join(" ")));
-    let result = run_steps(scenario, config, &mut session);
+    let result = run_steps(scenario, config, &mut session, &monitor_socket);
     match &result {
         Ok(()) => session.note(&format!("PASS after {:.2} s", session.elapsed().as_secs_f64())),
         Err(failure) => session.note(&format!("FAIL: {failure}")),
@@ -529,7 +562,8 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> StepResult<()> {
     result
 }
 
-fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> StepResult<()> {
+fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, monitor_socket: &Path) -> StepResult<()> {
+    let mut monitor: Option<Monitor> = None;
     let prompt = compile(e::PROMPT)?;
     let boot_timeout = match scenario.firmware {
         Firmware::Bios => config.boot_timeout,
@@ -602,6 +636,13 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
                     )));
                 }
             }
+            Step::Screen { keys, expect, reject } => {
+                if monitor.is_none() {
+                    monitor = Some(Monitor::connect(monitor_socket, wait)?);
+                }
+                let monitor = monitor.as_mut().expect("connected above");
+                screen_step(monitor, session, keys, expect, reject, wait)?;
+            }
             Step::Exit { line, status } => {
                 session.note(&format!("send {line:?}"));
                 session.send_line(line)?;
@@ -616,6 +657,44 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
         }
     }
     Ok(())
+}
+
+/// Runs a [`Step::Screen`]: prompt on the screen, keys, then the screen checked until it matches or `wait` ends.
+fn screen_step(
+    monitor: &mut Monitor,
+    session: &mut Session,
+    keys: &str,
+    expect: &[&str],
+    reject: &[&str],
+    wait: Duration,
+) -> StepResult<()> {
+    let prompt = compile(e::SCREEN_PROMPT)?;
+    poll_screen(monitor, wait, |rows| {
+        let last = rows.iter().rev().find(|row| !row.is_empty()).map_or("", String::as_str);
+        if prompt.is_match(last) { Ok(()) } else { Err(Failure(format!("no prompt on the screen: {rows:#?}"))) }
+    })?;
+    session.note(&format!("screen: sendkey {keys}"));
+    monitor.send_keys(keys)?;
+    let rows = poll_screen(monitor, wait, |rows| check_output(keys, &rows.join("\n"), expect, reject))?;
+    session.note(&format!("screen after the keys:\n{}", rows.join("\n")));
+    Ok(())
+}
+
+/// Reads the text screen every 250 ms until `check` passes (returns the rows) or `wait` ends (its last error).
+fn poll_screen(
+    monitor: &mut Monitor,
+    wait: Duration,
+    check: impl Fn(&[String]) -> StepResult<()>,
+) -> StepResult<Vec<String>> {
+    let started = std::time::Instant::now();
+    loop {
+        let rows = monitor.text_screen()?;
+        match check(&rows) {
+            Ok(()) => return Ok(rows),
+            Err(failure) if started.elapsed() > wait => return Err(failure),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
 }
 
 /// Checks a command's output: every `expect` pattern matches a line, in order (a pattern may match the same

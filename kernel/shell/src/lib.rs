@@ -1,6 +1,6 @@
 //! The serial shell: a prompt, line input with editing, builtin commands, and applications run by name.
 //!
-//! Builtins: `help`, `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
+//! Builtins: `help [COMMAND]`, `echo`, `clear`, `uptime`, `date`, `mem`, `reboot`, `shutdown`, `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
 //! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
 //! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
 //! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
@@ -21,6 +21,7 @@ mod cells;
 mod commands;
 mod inject;
 mod jobs;
+mod system_commands;
 
 use alloc::string::String;
 use alloc::vec::Vec;

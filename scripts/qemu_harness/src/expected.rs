@@ -57,6 +57,44 @@ pub const UNKNOWN_COMMAND: &str = "frobnicate";
 /// The shell's answer to an unknown command.
 pub const UNKNOWN_COMMAND_REPLY: &str = r"unknown command";
 
+/// A typo of `help`, and the shell's suggestion.
+pub const TYPO_OF_HELP: &str = "hepl";
+/// The suggestion for [`TYPO_OF_HELP`].
+pub const TYPO_SUGGESTION: &str = r"unknown command: hepl; did you mean help\?";
+/// `frobnicate` is far from every name: no suggestion.
+pub const NO_SUGGESTION: &str = r"did you mean";
+/// `help` lists each of the new system builtins with its usage.
+pub const HELP_LISTS_SYSTEM_COMMANDS: &[&str] = &[
+    r"^\s+echo \[WORD \.\.\.\]",
+    r"^\s+clear\s",
+    r"^\s+uptime\s",
+    r"^\s+date\s",
+    r"^\s+mem\s",
+    r"^\s+reboot\s",
+    r"^\s+shutdown\s",
+];
+/// `help swap` prints the usage line.
+pub const HELP_SWAP_USAGE: &str = r"^usage: swap \[--fresh\] OLD NEW";
+/// `echo` joins its words with one space.
+pub const ECHO_LINE: &str = "echo  hello   there";
+/// What [`ECHO_LINE`] prints.
+pub const ECHO_OUTPUT: &str = r"^hello there$";
+/// `clear` sends the ANSI clear-screen sequence (the harness strips escapes, so the output is an empty line).
+pub const CLEAR_REJECT: &str = r"usage|unknown";
+/// `uptime`: seconds with milliseconds, and the same as hours, minutes, seconds.
+pub const UPTIME: &str = r"^up (\d+)\.\d{3} s \(\d+h \d{2}m \d{2}s\)$";
+/// `date`: an ISO 8601 date in a plausible year (QEMU's RTC follows the host clock).
+pub const DATE: &str = r"^20[2-9]\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-6]\d \(RTC\)$";
+/// `mem`: frame, page and heap lines.
+pub const MEM_LINES: &[&str] = &[
+    r"^frames: [1-9]\d* free \(\d+ KiB\), \d+ in page tables, 0 leaked$",
+    r"^pages:  [1-9]\d* free",
+    r"^heap:   [1-9]\d* used \+ \d+ free = [1-9]\d* bytes$",
+];
+/// `ns` sizes the cell column from the longest name (`scheduler_round_robin`, 21 characters): the short `captain`
+/// is padded past 20 characters, so its KIND column lines up with the long name's.
+pub const NS_CAPTAIN_PADDED: &str = r"^kernel\s+captain {15,}kernel\s";
+
 /// CPUs of the multiprocessor scenarios (`-smp`).
 pub const SMP_CPUS: u32 = 4;
 /// The last application processor's bring-up line (CPU 3 of 4).

@@ -136,6 +136,27 @@ const SHELL_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// The `shell-commands` scenario: the system builtins, `help`, suggestions and `ns` column widths.
+const SHELL_COMMANDS_STEPS: &[Step] = &[
+    Step::Prompt,
+    command("help", e::HELP_LISTS_SYSTEM_COMMANDS),
+    command("help swap", &[e::HELP_SWAP_USAGE]),
+    command(e::ECHO_LINE, &[e::ECHO_OUTPUT]),
+    Step::Command { line: "clear", expect: &[], reject: &[e::CLEAR_REJECT], save: None },
+    command("uptime", &[e::UPTIME]),
+    command("date", &[e::DATE]),
+    command("mem", e::MEM_LINES),
+    command(e::TYPO_OF_HELP, &[e::TYPO_SUGGESTION]),
+    Step::Command {
+        line: e::UNKNOWN_COMMAND,
+        expect: &[e::UNKNOWN_COMMAND_REPLY],
+        reject: &[e::NO_SUGGESTION],
+        save: None,
+    },
+    command("ns", &[e::NS_CAPTAIN_PADDED]),
+    Step::Exit { line: "shutdown", status: e::EXIT_STATUS_SUCCESS },
+];
+
 /// One scheduler self-swap of [`BACK_TO_BACK_STEPS`]: done, and no CPU stopped.
 const SWAP_SCHEDULER_AGAIN: Step =
     Step::Command { line: e::SWAP_SCHEDULER_CORE, expect: &[e::SWAP_DONE], reject: &[e::CPU_STOPPED], save: None };
@@ -432,6 +453,13 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
+    Scenario {
+        name: "shell-commands",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: SHELL_COMMANDS_STEPS,
+        cpus: None,
+    },
     Scenario {
         name: "shell-smp4",
         firmware: Firmware::Bios,

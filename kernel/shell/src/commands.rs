@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use crate::cells;
 use crate::jobs::Jobs;
-use crate::system_commands;
+use crate::{log_commands, system_commands};
 
 /// One builtin: its name, its usage line, and what it does.
 struct Builtin {
@@ -95,6 +95,13 @@ const BUILTINS: &[Builtin] = &[
         usage: "shutdown",
         summary: "power off (QEMU isa-debug-exit with success)",
         run: system_commands::shutdown,
+    },
+    Builtin { name: "dmesg", usage: "dmesg", summary: "print the kernel log ring", run: log_commands::dmesg },
+    Builtin {
+        name: "log",
+        usage: "log [off|error|warn|info|debug|trace]",
+        summary: "show or set the console's kernel log level (dmesg keeps everything)",
+        run: log_commands::log_level,
     },
 ];
 

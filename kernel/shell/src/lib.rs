@@ -1,6 +1,7 @@
 //! The serial shell: a prompt, line input with editing, builtin commands, and applications run by name.
 //!
-//! Builtins: `help [COMMAND]`, `echo`, `clear`, `uptime`, `date`, `mem`, `reboot`, `shutdown`, `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
+//! Builtins: `help [COMMAND]`, `echo`, `clear`, `uptime`, `date`, `mem`, `reboot`, `shutdown`, `dmesg`, `log [LEVEL]` (the console shows
+//! warnings and errors once the prompt appears; the kernel log ring keeps everything), `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
 //! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
 //! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
 //! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
@@ -21,6 +22,7 @@ mod cells;
 mod commands;
 mod inject;
 mod jobs;
+mod log_commands;
 mod system_commands;
 
 use alloc::string::String;
@@ -32,6 +34,8 @@ pub const PROMPT: &str = "theseus> ";
 /// Runs the shell on the serial console forever.
 pub fn run() -> ! {
     serial::write_str("\nTheseus-style cell OS: type `help` for commands.\n");
+    // From here on the console shows warnings and errors only; `dmesg` has the rest, `log LEVEL` changes it.
+    logger::set_console_level(log_commands::SHELL_CONSOLE_LEVEL);
     let mut editor = line_editor::LineEditor::new(PROMPT);
     let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();

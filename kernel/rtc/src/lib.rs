@@ -188,7 +188,6 @@ pub fn decode(raw: &RawTime) -> Result<DateTime, DecodeError> {
 }
 
 /// Reads one CMOS register.
-#[cfg(not(test))]
 fn read_register(index: u8) -> u8 {
     use x86_64::instructions::port::Port;
     let mut index_port: Port<u8> = Port::new(0x70);
@@ -204,7 +203,6 @@ fn read_register(index: u8) -> u8 {
 }
 
 /// Reads every register once, after waiting out an update in progress.
-#[cfg(not(test))]
 fn read_raw() -> RawTime {
     while read_register(register::STATUS_A) & STATUS_A_UPDATE_IN_PROGRESS != 0 {
         core::hint::spin_loop();
@@ -224,7 +222,6 @@ fn read_raw() -> RawTime {
 ///
 /// # Errors
 /// [`ReadError::Unstable`] if no two consecutive readings agree, [`ReadError::Decode`] if the registers are invalid.
-#[cfg(not(test))]
 pub fn read() -> Result<DateTime, ReadError> {
     let mut previous = read_raw();
     for readings in 2..=MAX_READINGS {

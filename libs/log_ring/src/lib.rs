@@ -196,7 +196,8 @@ mod tests {
     #[test]
     fn line_buffer_truncates_at_a_character_boundary() {
         let mut line = LineBuffer::<5>::new();
-        write!(line, "ab{}", "cdé").unwrap();
+        let tail = "cdé";
+        write!(line, "ab{tail}").unwrap();
         assert_eq!(line.as_bytes(), "abcd".as_bytes());
         assert!(line.truncated());
         line.end_with(b'\n');

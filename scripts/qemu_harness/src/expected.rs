@@ -95,6 +95,19 @@ pub const MEM_LINES: &[&str] = &[
 /// is padded past 20 characters, so its KIND column lines up with the long name's.
 pub const NS_CAPTAIN_PADDED: &str = r"^kernel\s+captain {15,}kernel\s";
 
+/// Loading an application logs an INFO line; with the shell's console level (warn) it is not shown.
+pub const INFO_LINE: &str = r"\bINFO\b";
+/// ... but the kernel log ring has it, for `dmesg`.
+pub const DMESG_HAS_HELLO_LOAD: &str = r"INFO\s+\S+: namespace application: loaded cell hello from a-hello\.o";
+/// `log` with no argument: the shell's console level.
+pub const LOG_LEVEL_WARN: &str = r"^log: console level WARN$";
+/// `log info` sets the level back.
+pub const LOG_LEVEL_INFO: &str = r"^log: console level INFO$";
+/// `log` rejects an unknown level.
+pub const LOG_LEVEL_UNKNOWN: &str = r"^log: unknown level loud";
+/// With the console at INFO, a swap's INFO lines are shown again.
+pub const SWAP_INFO_SHOWN: &str = r"INFO\s+\S+: namespace kernel: loaded cell greeting_v2";
+
 /// CPUs of the multiprocessor scenarios (`-smp`).
 pub const SMP_CPUS: u32 = 4;
 /// The last application processor's bring-up line (CPU 3 of 4).

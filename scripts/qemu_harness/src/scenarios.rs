@@ -154,6 +154,12 @@ const SHELL_COMMANDS_STEPS: &[Step] = &[
         save: None,
     },
     command("ns", &[e::NS_CAPTAIN_PADDED]),
+    command("log", &[e::LOG_LEVEL_WARN]),
+    Step::Command { line: "hello", expect: &[e::HELLO_V1], reject: &[e::INFO_LINE], save: None },
+    command("dmesg", &[e::DMESG_HAS_HELLO_LOAD]),
+    command("log loud", &[e::LOG_LEVEL_UNKNOWN]),
+    command("log info", &[e::LOG_LEVEL_INFO]),
+    command(e::SWAP_TO_V2, &[e::SWAP_INFO_SHOWN, e::SWAP_DONE]),
     Step::Exit { line: "shutdown", status: e::EXIT_STATUS_SUCCESS },
 ];
 

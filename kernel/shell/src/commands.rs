@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use crate::cells;
 use crate::jobs::Jobs;
-use crate::{log_commands, system_commands};
+use crate::{deps, log_commands, system_commands};
 
 /// One builtin: its name, its usage line, and what it does.
 struct Builtin {
@@ -102,6 +102,12 @@ const BUILTINS: &[Builtin] = &[
         usage: "log [off|error|warn|info|debug|trace]",
         summary: "show or set the console's kernel log level (dmesg keeps everything)",
         run: log_commands::log_level,
+    },
+    Builtin {
+        name: "deps",
+        usage: "deps CELL | deps --dot",
+        summary: "a cell's dependencies and dependents with relocation counts; --dot: the whole graph in DOT",
+        run: deps::deps,
     },
 ];
 

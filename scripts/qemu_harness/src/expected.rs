@@ -72,6 +72,9 @@ pub const HELP_LISTS_SYSTEM_COMMANDS: &[&str] = &[
     r"^\s+mem\s",
     r"^\s+reboot\s",
     r"^\s+shutdown\s",
+    r"^\s+dmesg\s",
+    r"^\s+log \[off\|error",
+    r"^\s+deps CELL \| deps --dot\s",
 ];
 /// `help swap` prints the usage line.
 pub const HELP_SWAP_USAGE: &str = r"^usage: swap \[--fresh\] OLD NEW";
@@ -107,6 +110,25 @@ pub const LOG_LEVEL_INFO: &str = r"^log: console level INFO$";
 pub const LOG_LEVEL_UNKNOWN: &str = r"^log: unknown level loud";
 /// With the console at INFO, a swap's INFO lines are shown again.
 pub const SWAP_INFO_SHOWN: &str = r"INFO\s+\S+: namespace kernel: loaded cell greeting_v2";
+
+/// `deps hello` (after `hello` ran): its dependencies, greeting_v1 among them, then its dependents (none).
+pub const DEPS_HELLO: &[&str] = &[
+    r"^hello depends on [1-9]\d* cells:$",
+    r"^  greeting_v1\s+\([1-9]\d* relocations\)$",
+    r"^hello is used by 0 cells:$",
+];
+/// `deps greeting_v1`: hello uses it.
+pub const DEPS_GREETING_USED_BY_HELLO: &[&str] = &[r"^greeting_v1 is used by [1-9]\d* cells:$", r"^  hello\s+\("];
+/// `deps --dot`: the marker lines around a digraph with the hello -> greeting_v1 edge.
+pub const DEPS_DOT: &[&str] = &[
+    r"^----- BEGIN DOT -----$",
+    r"^digraph cells \{$",
+    r#"^  "hello" -> "greeting_v1" \[label="[1-9]\d*"\];$"#,
+    r"^\}$",
+    r"^----- END DOT -----$",
+];
+/// `deps` of a cell that is not loaded.
+pub const DEPS_UNKNOWN: &str = r"^deps: no loaded cell named nosuch";
 
 /// CPUs of the multiprocessor scenarios (`-smp`).
 pub const SMP_CPUS: u32 = 4;

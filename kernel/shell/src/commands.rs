@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use crate::cells;
 use crate::jobs::Jobs;
-use crate::{deps, log_commands, system_commands};
+use crate::{cat, deps, log_commands, system_commands};
 
 /// One builtin: its name, its usage line, and what it does.
 struct Builtin {
@@ -108,6 +108,12 @@ const BUILTINS: &[Builtin] = &[
         usage: "deps CELL | deps --dot",
         summary: "a cell's dependencies and dependents with relocation counts; --dot: the whole graph in DOT",
         run: deps::deps,
+    },
+    Builtin {
+        name: "cat",
+        usage: "cat FILE",
+        summary: "print a file of the namespace directories (text; hex summary for objects) or cells.manifest",
+        run: cat::cat,
     },
 ];
 

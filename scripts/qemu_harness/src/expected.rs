@@ -75,6 +75,7 @@ pub const HELP_LISTS_SYSTEM_COMMANDS: &[&str] = &[
     r"^\s+dmesg\s",
     r"^\s+log \[off\|error",
     r"^\s+deps CELL \| deps --dot\s",
+    r"^\s+cat FILE\s",
 ];
 /// `help swap` prints the usage line.
 pub const HELP_SWAP_USAGE: &str = r"^usage: swap \[--fresh\] OLD NEW";
@@ -129,6 +130,14 @@ pub const DEPS_DOT: &[&str] = &[
 ];
 /// `deps` of a cell that is not loaded.
 pub const DEPS_UNKNOWN: &str = r"^deps: no loaded cell named nosuch";
+
+/// `cat` of a binary object: a clear description and a hex dump starting with the ELF magic.
+pub const CAT_OBJECT: &[&str] =
+    &[r"^cat: a-hello\.o is an ELF object \(\d+ bytes\), not text", r"^  00000000  7f 45 4c 46 "];
+/// `cat cells.manifest`: the hello application's entry, depending on greeting.
+pub const CAT_MANIFEST_HELLO: &str = r"^hello Application a-hello\.o crate=hello deps=\[[^\]]*greeting";
+/// `cat` of a file that does not exist.
+pub const CAT_MISSING: &str = r"^cat: no such file: nosuch\.o";
 
 /// CPUs of the multiprocessor scenarios (`-smp`).
 pub const SMP_CPUS: u32 = 4;

@@ -26,18 +26,16 @@ pub fn cat(words: &[String]) {
     };
     if name == MANIFEST_NAME {
         // Both namespaces are built from the one boot manifest (nano_core::cells), so the kernel's is all of it.
-        {
-            for entry in namespaces[0].manifest_entries() {
-                serial::write_fmt(format_args!(
-                    "{} {:?} {} crate={} deps=[{}] symbols={}\n",
-                    entry.name,
-                    entry.kind,
-                    entry.object_file,
-                    entry.crate_name,
-                    entry.dependencies.join(","),
-                    entry.symbols.len()
-                ));
-            }
+        for entry in namespaces[0].manifest_entries() {
+            serial::write_fmt(format_args!(
+                "{} {:?} {} crate={} deps=[{}] symbols={}\n",
+                entry.name,
+                entry.kind,
+                entry.object_file,
+                entry.crate_name,
+                entry.dependencies.join(","),
+                entry.symbols.len()
+            ));
         }
         return;
     }

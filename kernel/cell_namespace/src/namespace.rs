@@ -378,6 +378,16 @@ impl CellNamespace {
             .collect()
     }
 
+    /// The bytes of object file `file_name` in this namespace's directory (not its parents'), if it has one.
+    pub fn object_bytes(&self, file_name: &str) -> Option<&'static [u8]> {
+        self.directory.read().get(file_name)
+    }
+
+    /// Every entry of this namespace's manifest (not its parents'), in manifest order.
+    pub fn manifest_entries(&self) -> Vec<crate::ManifestEntry> {
+        self.manifest.read().entries().to_vec()
+    }
+
     /// The manifest entry of cell `cell_name` in this namespace's manifest (not its parents'), if any.
     pub fn manifest_entry(&self, cell_name: &str) -> Option<crate::ManifestEntry> {
         self.manifest.read().cell(cell_name).cloned()

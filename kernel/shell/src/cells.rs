@@ -38,32 +38,36 @@ pub fn print_cells() {
         crate::console::write_str("ns: the system namespaces are not installed\n");
         return;
     };
+    let rows: Vec<(&str, cell_namespace::CellInfo)> = namespaces
+        .iter()
+        .flat_map(|namespace| namespace.cells().into_iter().map(|cell| (namespace.name(), cell)))
+        .collect();
+    // Columns as wide as their longest entry (or heading), so long cell names do not shift the table.
+    let namespace_width = rows.iter().map(|(namespace, _)| namespace.len()).chain([9]).max().unwrap_or(9);
+    let cell_width = rows.iter().map(|(_, cell)| cell.name.len()).chain([4]).max().unwrap_or(4);
     crate::console::write_fmt(format_args!(
-        "{:<12} {:<20} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
+        "{:<namespace_width$} {:<cell_width$} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
         "NAMESPACE", "CELL", "KIND", "TEXT", "RODATA", "DATA", "RELOCS", "DEPS", "DEPENDENTS"
     ));
-    let mut count = 0;
-    for namespace in namespaces {
-        for cell in namespace.cells() {
-            count += 1;
-            let kind = match cell.kind {
-                CellKind::Application => "app",
-                _ if cell.object_file.is_none() => "base",
-                _ => "kernel",
-            };
-            crate::console::write_fmt(format_args!(
-                "{:<12} {:<20} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
-                namespace.name(),
-                cell.name,
-                kind,
-                cell.sizes.text,
-                cell.sizes.read_only_data,
-                cell.sizes.data,
-                cell.relocation_count,
-                cell.dependency_count,
-                cell.dependent_count
-            ));
-        }
+    let count = rows.len();
+    for (namespace, cell) in rows {
+        let kind = match cell.kind {
+            CellKind::Application => "app",
+            _ if cell.object_file.is_none() => "base",
+            _ => "kernel",
+        };
+        crate::console::write_fmt(format_args!(
+            "{:<namespace_width$} {:<cell_width$} {:<6} {:>8} {:>8} {:>8} {:>7} {:>5} {:>10}\n",
+            namespace,
+            cell.name,
+            kind,
+            cell.sizes.text,
+            cell.sizes.read_only_data,
+            cell.sizes.data,
+            cell.relocation_count,
+            cell.dependency_count,
+            cell.dependent_count
+        ));
     }
     crate::console::write_fmt(format_args!("{count} cells loaded\n"));
 }

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use crate::cells;
 use crate::jobs::Jobs;
+use crate::{cat, deps, log_commands, system_commands};
 
 /// One builtin: its name, its usage line, and what it does.
 struct Builtin {
@@ -15,7 +16,12 @@ struct Builtin {
 }
 
 const BUILTINS: &[Builtin] = &[
-    Builtin { name: "help", usage: "help", summary: "list commands and applications", run: help },
+    Builtin {
+        name: "help",
+        usage: "help [COMMAND]",
+        summary: "list commands and applications, or one command's usage",
+        run: help,
+    },
     Builtin {
         name: "ns",
         usage: "ns [-a]",
@@ -73,6 +79,42 @@ const BUILTINS: &[Builtin] = &[
         summary: "leave the system (QEMU isa-debug-exit; halts on hardware)",
         run: exit,
     },
+    Builtin { name: "echo", usage: "echo [WORD ...]", summary: "print the words", run: system_commands::echo },
+    Builtin { name: "clear", usage: "clear", summary: "clear the terminal (ANSI)", run: system_commands::clear },
+    Builtin {
+        name: "uptime",
+        usage: "uptime",
+        summary: "time since the machine started",
+        run: system_commands::uptime,
+    },
+    Builtin { name: "date", usage: "date", summary: "date and time from the CMOS clock", run: system_commands::date },
+    Builtin { name: "mem", usage: "mem", summary: "free frames, pages and heap use", run: system_commands::mem },
+    Builtin { name: "reboot", usage: "reboot", summary: "restart the machine", run: system_commands::reboot },
+    Builtin {
+        name: "shutdown",
+        usage: "shutdown",
+        summary: "power off (QEMU isa-debug-exit with success)",
+        run: system_commands::shutdown,
+    },
+    Builtin { name: "dmesg", usage: "dmesg", summary: "print the kernel log ring", run: log_commands::dmesg },
+    Builtin {
+        name: "log",
+        usage: "log [off|error|warn|info|debug|trace]",
+        summary: "show or set the console's kernel log level (dmesg keeps everything)",
+        run: log_commands::log_level,
+    },
+    Builtin {
+        name: "deps",
+        usage: "deps CELL | deps --dot",
+        summary: "a cell's dependencies and dependents with relocation counts; --dot: the whole graph in DOT",
+        run: deps::deps,
+    },
+    Builtin {
+        name: "cat",
+        usage: "cat FILE",
+        summary: "print a file of the namespace directories (text; hex summary for objects) or cells.manifest",
+        run: cat::cat,
+    },
 ];
 
 /// Names of the builtin commands.
@@ -91,12 +133,24 @@ pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) {
         (builtin.run)(words);
         return;
     }
-    if !cells::names().iter().any(|application| application == name) {
-        crate::console::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+    let applications = cells::names();
+    if !applications.iter().any(|application| application == name) {
+        unknown(name, &applications);
     } else if background {
         jobs.start_background(words);
     } else if !jobs.run_foreground(words) {
-        crate::console::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+        unknown(name, &applications);
+    }
+}
+
+/// Reports an unknown command, with the nearest builtin or application name if one is close.
+fn unknown(name: &str, applications: &[String]) {
+    let candidates = BUILTINS.iter().map(|builtin| builtin.name).chain(applications.iter().map(String::as_str));
+    match nearest_name::nearest(name, candidates) {
+        Some(suggestion) => crate::console::write_fmt(format_args!(
+            "unknown command: {name}; did you mean {suggestion}? (type `help`)\n"
+        )),
+        None => crate::console::write_fmt(format_args!("unknown command: {name} (type `help`)\n")),
     }
 }
 
@@ -144,7 +198,26 @@ fn priority(words: &[String]) {
     }
 }
 
-fn help(_words: &[String]) {
+fn help(words: &[String]) {
+    match words {
+        [_] => {}
+        [_, name] => {
+            match BUILTINS.iter().find(|builtin| builtin.name == name) {
+                Some(builtin) => {
+                    crate::console::write_fmt(format_args!("usage: {}\n  {}\n", builtin.usage, builtin.summary))
+                }
+                None if cells::names().contains(name) => {
+                    crate::console::write_fmt(format_args!("{name}: an application (usage: {name} [ARG ...])\n"))
+                }
+                None => crate::console::write_fmt(format_args!("help: no such command: {name}\n")),
+            }
+            return;
+        }
+        _ => {
+            crate::console::write_str("usage: help [COMMAND]\n");
+            return;
+        }
+    }
     crate::console::write_str("Builtin commands:\n");
     for builtin in BUILTINS {
         crate::console::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));

@@ -1,6 +1,7 @@
 //! The serial shell: a prompt, line input with editing, builtin commands, and applications run by name.
 //!
-//! Builtins: `help`, `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
+//! Builtins: `help [COMMAND]`, `echo`, `clear`, `uptime`, `date`, `mem`, `reboot`, `shutdown`, `dmesg`, `log [LEVEL]`, `deps CELL|--dot`, `cat FILE` (the console shows
+//! warnings and errors once the prompt appears; the kernel log ring keeps everything), `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
 //! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
 //! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
 //! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
@@ -17,11 +18,15 @@
 
 extern crate alloc;
 
+mod cat;
 mod cells;
 mod commands;
 mod console;
+mod deps;
 mod inject;
 mod jobs;
+mod log_commands;
+mod system_commands;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -40,6 +45,8 @@ pub fn run() -> ! {
 pub fn run_on(console: Console) -> ! {
     console::register(console);
     crate::console::write_str("\nTheseus-style cell OS: type `help` for commands.\n");
+    // From here on the console shows warnings and errors only; `dmesg` has the rest, `log LEVEL` changes it.
+    logger::set_console_level(log_commands::SHELL_CONSOLE_LEVEL);
     let mut editor = line_editor::LineEditor::new(PROMPT);
     let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();

@@ -77,6 +77,88 @@ pub const BAD_ENTRY_REFUSED: &str =
 /// What `bad_entry` would print if the shell called its mistyped `main`.
 pub const BAD_ENTRY_RAN: &str = r"bad_entry ran";
 
+/// A typo of `help`, and the shell's suggestion.
+pub const TYPO_OF_HELP: &str = "hepl";
+/// The suggestion for [`TYPO_OF_HELP`].
+pub const TYPO_SUGGESTION: &str = r"unknown command: hepl; did you mean help\?";
+/// `frobnicate` is far from every name: no suggestion.
+pub const NO_SUGGESTION: &str = r"did you mean";
+/// `help` lists each of the new system builtins with its usage.
+pub const HELP_LISTS_SYSTEM_COMMANDS: &[&str] = &[
+    r"^\s+echo \[WORD \.\.\.\]",
+    r"^\s+clear\s",
+    r"^\s+uptime\s",
+    r"^\s+date\s",
+    r"^\s+mem\s",
+    r"^\s+reboot\s",
+    r"^\s+shutdown\s",
+    r"^\s+dmesg\s",
+    r"^\s+log \[off\|error",
+    r"^\s+deps CELL \| deps --dot\s",
+    r"^\s+cat FILE\s",
+];
+/// `help swap` prints the usage line.
+pub const HELP_SWAP_USAGE: &str = r"^usage: swap \[--fresh\] OLD NEW";
+/// `echo` joins its words with one space.
+pub const ECHO_LINE: &str = "echo  hello   there";
+/// What [`ECHO_LINE`] prints.
+pub const ECHO_OUTPUT: &str = r"^hello there$";
+/// `clear` sends the ANSI clear-screen sequence (the harness strips escapes, so the output is an empty line).
+pub const CLEAR_REJECT: &str = r"usage|unknown";
+/// `uptime`: seconds with milliseconds, and the same as hours, minutes, seconds.
+pub const UPTIME: &str = r"^up (\d+)\.\d{3} s \(\d+h \d{2}m \d{2}s\)$";
+/// `date`: an ISO 8601 date in a plausible year (QEMU's RTC follows the host clock).
+pub const DATE: &str = r"^20[2-9]\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-6]\d \(RTC\)$";
+/// `mem`: frame, page and heap lines.
+pub const MEM_LINES: &[&str] = &[
+    r"^frames: [1-9]\d* free \(\d+ KiB\), \d+ in page tables, 0 leaked$",
+    r"^pages:  [1-9]\d* free",
+    r"^heap:   [1-9]\d* used \+ \d+ free = [1-9]\d* bytes$",
+];
+/// `ns` sizes the cell column from the longest name (`scheduler_round_robin`, 21 characters): the short `captain`
+/// is padded past 20 characters, so its KIND column lines up with the long name's.
+pub const NS_CAPTAIN_PADDED: &str = r"^kernel\s+captain {15,}kernel\s";
+
+/// Loading an application logs an INFO line; with the shell's console level (warn) it is not shown.
+pub const INFO_LINE: &str = r"\bINFO\b";
+/// ... but the kernel log ring has it, for `dmesg`.
+pub const DMESG_HAS_HELLO_LOAD: &str = r"INFO\s+\S+: namespace application: loaded cell hello from a-hello\.o";
+/// `log` with no argument: the shell's console level.
+pub const LOG_LEVEL_WARN: &str = r"^log: console level WARN$";
+/// `log info` sets the level back.
+pub const LOG_LEVEL_INFO: &str = r"^log: console level INFO$";
+/// `log` rejects an unknown level.
+pub const LOG_LEVEL_UNKNOWN: &str = r"^log: unknown level loud";
+/// With the console at INFO, a swap's INFO lines are shown again.
+pub const SWAP_INFO_SHOWN: &str = r"INFO\s+\S+: namespace kernel: loaded cell greeting_v2";
+
+/// `deps hello` (after `hello` ran): its dependencies, greeting_v1 among them, then its dependents (none).
+pub const DEPS_HELLO: &[&str] = &[
+    r"^hello depends on [1-9]\d* cells:$",
+    r"^  greeting_v1\s+\([1-9]\d* relocations\)$",
+    r"^hello is used by 0 cells:$",
+];
+/// `deps greeting_v1`: hello uses it.
+pub const DEPS_GREETING_USED_BY_HELLO: &[&str] = &[r"^greeting_v1 is used by [1-9]\d* cells:$", r"^  hello\s+\("];
+/// `deps --dot`: the marker lines around a digraph with the hello -> greeting_v1 edge.
+pub const DEPS_DOT: &[&str] = &[
+    r"^----- BEGIN DOT -----$",
+    r"^digraph cells \{$",
+    r#"^  "hello" -> "greeting_v1" \[label="[1-9]\d*"\];$"#,
+    r"^\}$",
+    r"^----- END DOT -----$",
+];
+/// `deps` of a cell that is not loaded.
+pub const DEPS_UNKNOWN: &str = r"^deps: no loaded cell named nosuch";
+
+/// `cat` of a binary object: a clear description and a hex dump starting with the ELF magic.
+pub const CAT_OBJECT: &[&str] =
+    &[r"^cat: a-hello\.o is an ELF object \(\d+ bytes\), not text", r"^  00000000  7f 45 4c 46 "];
+/// `cat cells.manifest`: the hello application's entry, depending on greeting.
+pub const CAT_MANIFEST_HELLO: &str = r"^hello Application a-hello\.o crate=hello deps=\[[^\]]*greeting";
+/// `cat` of a file that does not exist.
+pub const CAT_MISSING: &str = r"^cat: no such file: nosuch\.o";
+
 /// CPUs of the multiprocessor scenarios (`-smp`).
 pub const SMP_CPUS: u32 = 4;
 /// The last application processor's bring-up line (CPU 3 of 4).

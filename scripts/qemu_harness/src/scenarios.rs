@@ -164,6 +164,40 @@ const SHELL_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// The `shell-commands` scenario: the system builtins, `help`, suggestions and `ns` column widths.
+const SHELL_COMMANDS_STEPS: &[Step] = &[
+    Step::Prompt,
+    command("help", e::HELP_LISTS_SYSTEM_COMMANDS),
+    command("help swap", &[e::HELP_SWAP_USAGE]),
+    command(e::ECHO_LINE, &[e::ECHO_OUTPUT]),
+    Step::Command { line: "clear", expect: &[], reject: &[e::CLEAR_REJECT], save: None },
+    command("uptime", &[e::UPTIME]),
+    command("date", &[e::DATE]),
+    command("mem", e::MEM_LINES),
+    command(e::TYPO_OF_HELP, &[e::TYPO_SUGGESTION]),
+    Step::Command {
+        line: e::UNKNOWN_COMMAND,
+        expect: &[e::UNKNOWN_COMMAND_REPLY],
+        reject: &[e::NO_SUGGESTION],
+        save: None,
+    },
+    command("ns", &[e::NS_CAPTAIN_PADDED]),
+    command("log", &[e::LOG_LEVEL_WARN]),
+    Step::Command { line: "hello", expect: &[e::HELLO_V1], reject: &[e::INFO_LINE], save: None },
+    command("dmesg", &[e::DMESG_HAS_HELLO_LOAD]),
+    command("deps hello", e::DEPS_HELLO),
+    command("deps greeting_v1", e::DEPS_GREETING_USED_BY_HELLO),
+    command("deps --dot", e::DEPS_DOT),
+    command("deps nosuch", &[e::DEPS_UNKNOWN]),
+    command("cat a-hello.o", e::CAT_OBJECT),
+    command("cat cells.manifest", &[e::CAT_MANIFEST_HELLO]),
+    command("cat nosuch.o", &[e::CAT_MISSING]),
+    command("log loud", &[e::LOG_LEVEL_UNKNOWN]),
+    command("log info", &[e::LOG_LEVEL_INFO]),
+    command(e::SWAP_TO_V2, &[e::SWAP_INFO_SHOWN, e::SWAP_DONE]),
+    Step::Exit { line: "shutdown", status: e::EXIT_STATUS_SUCCESS },
+];
+
 /// One scheduler self-swap of [`BACK_TO_BACK_STEPS`]: done, and no CPU stopped.
 const SWAP_SCHEDULER_AGAIN: Step =
     Step::Command { line: e::SWAP_SCHEDULER_CORE, expect: &[e::SWAP_DONE], reject: &[e::CPU_STOPPED], save: None };
@@ -460,6 +494,13 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
+    Scenario {
+        name: "shell-commands",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: SHELL_COMMANDS_STEPS,
+        cpus: None,
+    },
     Scenario {
         name: "shell-smp4",
         firmware: Firmware::Bios,

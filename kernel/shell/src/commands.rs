@@ -80,24 +80,33 @@ pub fn builtin_names() -> Vec<String> {
     BUILTINS.iter().map(|builtin| String::from(builtin.name)).collect()
 }
 
-/// Runs one command line, already split into words (`words` is not empty); `background` if it ended in `&`.
-pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) {
+/// `$?` after an unknown command (as in POSIX shells).
+pub const STATUS_UNKNOWN_COMMAND: isize = 127;
+
+/// Runs one command, already split into words (`words` is not empty); `background` if the line ended in `&`.
+/// Returns its exit status for `$?`: 0 for a builtin (builtins report their own errors and do not return a
+/// status yet), the application's status (see `Jobs::run_foreground`), [`STATUS_UNKNOWN_COMMAND`].
+pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) -> isize {
     let name = words[0].as_str();
     if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
         if background {
             serial::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
-            return;
+            return 1;
         }
         (builtin.run)(words);
-        return;
+        return 0;
     }
-    if !cells::names().iter().any(|application| application == name) {
-        serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
+    let status = if !cells::names().iter().any(|application| application == name) {
+        None
     } else if background {
-        jobs.start_background(words);
-    } else if !jobs.run_foreground(words) {
+        Some(jobs.start_background(words))
+    } else {
+        jobs.run_foreground(words)
+    };
+    status.unwrap_or_else(|| {
         serial::write_fmt(format_args!("unknown command: {name} (type `help`)\n"));
-    }
+        STATUS_UNKNOWN_COMMAND
+    })
 }
 
 fn tasks(words: &[String]) {

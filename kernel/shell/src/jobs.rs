@@ -8,6 +8,11 @@ use core::time::Duration;
 use spawn::JoinHandle;
 use task::{ExitValue, TaskId};
 
+/// `$?` after an application killed with Ctrl-C (128 + SIGINT, as in POSIX shells).
+pub const STATUS_INTERRUPTED: isize = 130;
+/// `$?` after an application that failed (panic, CPU exception, kill by another task) or could not be joined.
+pub const STATUS_FAILED: isize = 134;
+
 /// How long the shell sleeps between polls of the console while it waits (for input or a foreground task).
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -26,26 +31,32 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Starts application `args[0]` as a background task and reports its task id.
-    pub fn start_background(&mut self, args: &[String]) {
+    /// Starts application `args[0]` as a background task and reports its task id. Returns the status for `$?`:
+    /// 0 if it started, 1 if not.
+    pub fn start_background(&mut self, args: &[String]) -> isize {
         match spawn::spawn_application(&args[0], args.to_vec()) {
             Ok(handle) => {
                 serial::write_fmt(format_args!("[{}] {} started in the background\n", handle.id(), args[0]));
                 self.background.push(Job { command: args.join(" "), handle });
+                0
             }
-            Err(error) => serial::write_fmt(format_args!("{}: error: {error}\n", args[0])),
+            Err(error) => {
+                serial::write_fmt(format_args!("{}: error: {error}\n", args[0]));
+                1
+            }
         }
     }
 
-    /// Runs application `args[0]` as a foreground task and waits for it; Ctrl-C kills it. Returns `false` if there
-    /// is no such application (so the caller can report an unknown command).
-    pub fn run_foreground(&mut self, args: &[String]) -> bool {
+    /// Runs application `args[0]` as a foreground task and waits for it; Ctrl-C kills it. Returns its exit status
+    /// for `$?` (`main`'s value, [`STATUS_INTERRUPTED`], [`STATUS_FAILED`]; 1 if it could not start), or `None` if
+    /// there is no such application (so the caller can report an unknown command).
+    pub fn run_foreground(&mut self, args: &[String]) -> Option<isize> {
         let handle = match spawn::spawn_application(&args[0], args.to_vec()) {
             Ok(handle) => handle,
-            Err(spawn::SpawnError::NoSuchApplication(_)) => return false,
+            Err(spawn::SpawnError::NoSuchApplication(_)) => return None,
             Err(error) => {
                 serial::write_fmt(format_args!("{}: error: {error}\n", args[0]));
-                return true;
+                return Some(1);
             }
         };
         let id = handle.id();
@@ -63,8 +74,8 @@ impl Jobs {
                 None => scheduler::sleep(POLL_INTERVAL),
             }
         }
-        report(&args[0], id, handle);
-        true
+        let status = report(&args[0], id, handle);
+        Some(if interrupted && status == STATUS_FAILED { STATUS_INTERRUPTED } else { status })
     }
 
     /// Reports and forgets the background jobs that have finished.
@@ -75,18 +86,28 @@ impl Jobs {
         for job in finished {
             let id = job.handle.id();
             serial::write_fmt(format_args!("[{id}] done: {}\n", job.command));
+            // A background job's status is reported, not kept in `$?` (which belongs to the foreground line).
             report(&job.command, id, job.handle);
         }
     }
 }
 
-/// Prints a task's exit unless it completed with 0.
-fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) {
+/// Prints a task's exit unless it completed with 0, and returns its status for `$?`.
+fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) -> isize {
     match handle.join() {
-        Ok(ExitValue::Completed(0)) => {}
-        Ok(ExitValue::Completed(value)) => serial::write_fmt(format_args!("{command}: exited with {value}\n")),
-        Ok(ExitValue::Failed(reason)) => serial::write_fmt(format_args!("{command}: task {id} failed: {reason}\n")),
-        Err(error) => serial::write_fmt(format_args!("{command}: cannot join task {id}: {error:?}\n")),
+        Ok(ExitValue::Completed(0)) => 0,
+        Ok(ExitValue::Completed(value)) => {
+            serial::write_fmt(format_args!("{command}: exited with {value}\n"));
+            value
+        }
+        Ok(ExitValue::Failed(reason)) => {
+            serial::write_fmt(format_args!("{command}: task {id} failed: {reason}\n"));
+            STATUS_FAILED
+        }
+        Err(error) => {
+            serial::write_fmt(format_args!("{command}: cannot join task {id}: {error:?}\n"));
+            STATUS_FAILED
+        }
     }
 }
 

@@ -10,9 +10,11 @@
 //! Control flow of [`run`]:
 //! 1. print the prompt `theseus> `;
 //! 2. read a line with the `line_editor` state machine (editing keys, history, Tab completion of commands,
-//!    applications and cell names), split it into words;
-//! 3. run the builtin or the application; errors are printed, and the shell goes on;
-//! 4. repeat.
+//!    applications and cell names); a line over its limit is refused whole;
+//! 3. parse it with `command_line` (quotes, backslash escapes, `$?`, `|`, a trailing `&`); a syntax error is
+//!    printed and sets `$?` to 2; pipelines of several commands are refused (not implemented yet);
+//! 4. run the builtin or the application; errors are printed, `$?` becomes its status, and the shell goes on;
+//! 5. repeat.
 #![no_std]
 
 extern crate alloc;
@@ -34,6 +36,7 @@ pub fn run() -> ! {
     let mut editor = line_editor::LineEditor::new(PROMPT);
     let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();
+    let mut last_status: isize = 0;
     loop {
         jobs.report_finished();
         serial::write_str(PROMPT);
@@ -46,25 +49,51 @@ pub fn run() -> ! {
                 line_editor::Event::Pending => {}
                 line_editor::Event::Interrupted => break None,
                 line_editor::Event::Line(line) => break Some(line),
+                line_editor::Event::TooLong { dropped } => {
+                    serial::write_fmt(format_args!(
+                        "shell: line too long: {dropped} bytes over the limit of {} were dropped; nothing was run\n",
+                        line_editor::MAX_LINE_LENGTH
+                    ));
+                    last_status = STATUS_SYNTAX_ERROR;
+                    break None;
+                }
             }
         };
         if let Some(line) = line {
-            let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
-            let background = words.last().is_some_and(|word| word == "&");
-            if background {
-                words.pop();
-            }
-            if !words.is_empty() {
-                commands::execute(&words, background, &mut jobs);
-            }
+            last_status = run_line(&line, last_status, &mut jobs);
         }
     }
 }
 
-/// Tab-completion candidates: commands and applications for the first word, cell names for the others.
+/// `$?` after a line that could not be parsed or run as written (too long, bad quoting, a pipe).
+const STATUS_SYNTAX_ERROR: isize = 2;
+
+/// Parses and runs one line; returns the new `$?` (unchanged for a blank line).
+fn run_line(line: &str, last_status: isize, jobs: &mut jobs::Jobs) -> isize {
+    let pipeline = match command_line::parse(line, last_status) {
+        Ok(Some(pipeline)) => pipeline,
+        Ok(None) => return last_status,
+        Err(error) => {
+            serial::write_fmt(format_args!("shell: syntax error: {error}\n"));
+            return STATUS_SYNTAX_ERROR;
+        }
+    };
+    match pipeline.commands.as_slice() {
+        [words] => commands::execute(words, pipeline.background, jobs),
+        _ => {
+            serial::write_str("shell: pipes between applications are not supported yet\n");
+            STATUS_SYNTAX_ERROR
+        }
+    }
+}
+
+/// Tab-completion candidates: commands and applications for the first word, cell and object file names for the
+/// others.
 fn complete(before_cursor: &str, _word: &str) -> Vec<String> {
     if before_cursor.trim_start().contains(' ') {
-        cells::cell_names()
+        let mut names = cells::cell_names();
+        names.extend(cells::file_names());
+        names
     } else {
         let mut names = commands::builtin_names();
         names.extend(cells::names());

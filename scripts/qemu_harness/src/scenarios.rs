@@ -47,6 +47,13 @@ pub enum Step {
     ExpectAnywhere(&'static str),
     /// Type text as it is, without a line ending and without waiting (e.g. a line for a foreground task, or Ctrl-C).
     Type(&'static str),
+    /// Type raw bytes (not necessarily UTF-8: bad input), `times` times over, without waiting.
+    TypeBytes {
+        /// The bytes typed.
+        bytes: &'static [u8],
+        /// How many times they are typed in a row.
+        times: usize,
+    },
     /// Two saved outputs must be identical.
     SameOutput(&'static str, &'static str),
     /// Type a command and wait for the next prompt; the first output line matching `pattern` gives its capture
@@ -133,6 +140,47 @@ const SHELL_STEPS: &[Step] = &[
     command("hello", &[e::HELLO_V2]),
     Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[e::NS_LISTS_GREETING_V1], save: None },
     command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
+    EXIT_OK,
+];
+
+/// The shell's language and line editing, typed as a person would (escape sequences for the cursor keys, Ctrl
+/// keys, Tab), then bad input (an overlong line, control bytes, invalid UTF-8), after which the shell still answers.
+const SHELL_LANGUAGE_STEPS: &[Step] = &[
+    Step::Prompt,
+    // Quoting: one argument with a space in it; single quotes keep two spaces and `$?` literally.
+    command("hello \"big world\"", &[e::GREETS_BIG_WORLD]),
+    command("hello 'x  $?'", &[e::GREETS_LITERAL_QUOTED]),
+    // Editing: Home (ESC [ H), Delete (ESC [ 3 ~), End (ESC [ F), three Lefts, an insertion.
+    command("xhello plnet\x1b[H\x1b[3~\x1b[F\x1b[D\x1b[D\x1b[Da", &[e::GREETS_PLANET]),
+    // The other Home/End spellings (ESC [ 1 ~, ESC [ 4 ~) and Ctrl-A / Ctrl-E.
+    command("ello\x1b[1~h\x1b[4~ mo\x01\x05on", &[e::GREETS_MOON]),
+    // Ctrl-K erases to the end of the line, Ctrl-W the word before the cursor.
+    command("hello sun junk\x1b[D\x1b[D\x1b[D\x1b[D\x0b", &[e::GREETS_SUN]),
+    command("hello dog\x17cat", &[e::GREETS_CAT]),
+    // History: Up recalls the last line; Up Up Down the same.
+    command("\x1b[A", &[e::GREETS_CAT]),
+    command("\x1b[A\x1b[A\x1b[B", &[e::GREETS_CAT]),
+    // Tab completion: a command, a cell name, an object file name.
+    command("hell\t", &[e::GREETS_WORLD]),
+    command("hello captai\t", &[e::GREETS_CAPTAIN]),
+    command("hello k-capta\t", &[e::GREETS_CAPTAIN_OBJECT]),
+    // `$?`: an application's return value, 0 after success, a failed application, an unknown command.
+    command("fault_demo", &[e::FAULT_DEMO_EXITED_1]),
+    command("hello $?", &[e::GREETS_STATUS_1]),
+    command("hello $?", &[e::GREETS_STATUS_0]),
+    command("fault_demo panic", &[e::FAULT_DEMO_FAILED]),
+    command("hello \"s=$?\"", &[e::GREETS_STATUS_FAILED]),
+    command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
+    command("hello $?", &[e::GREETS_STATUS_UNKNOWN]),
+    // Syntax errors are reported, and run nothing.
+    Step::Command { line: "hello \"open", expect: &[e::UNTERMINATED_QUOTE], reject: &[e::HELLO_V1], save: None },
+    Step::Command { line: "hello | hello", expect: &[e::PIPES_REFUSED], reject: &[e::HELLO_V1], save: None },
+    // Bad input: a 10,000-byte line is refused whole; control bytes and invalid UTF-8 are ignored.
+    Step::TypeBytes { bytes: b"a", times: 10_000 },
+    Step::Command { line: "", expect: &[e::LINE_TOO_LONG], reject: &[], save: None },
+    Step::TypeBytes { bytes: b"\x00\x02\x06\x0e\x10\x12\x14\x18\x19\x1a\x1c\x1d\x1e\x1f\x1b\x1b[99999999~", times: 20 },
+    Step::TypeBytes { bytes: b"\xff\xfe\xc3\x28\xe2\x82\x80\xf0\x9f", times: 50 },
+    command("\x15hello ok", &[e::GREETS_OK]),
     EXIT_OK,
 ];
 
@@ -433,6 +481,13 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
     Scenario {
+        name: "shell-language",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: SHELL_LANGUAGE_STEPS,
+        cpus: None,
+    },
+    Scenario {
         name: "shell-smp4",
         firmware: Firmware::Bios,
         image: Image::Normal,
@@ -548,6 +603,10 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session) -> 
             Step::Type(text) => {
                 session.note(&format!("type {text:?}"));
                 session.send_text(text)?;
+            }
+            Step::TypeBytes { bytes, times } => {
+                session.note(&format!("type {bytes:?} x {times}"));
+                session.send_bytes(&bytes.repeat(times))?;
             }
             Step::ExpectCorruptObjectError => {
                 session.expect(&compile(&e::corrupt_object_error(&config.corrupt_object))?, wait)?;

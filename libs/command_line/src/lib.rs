@@ -71,7 +71,9 @@ impl fmt::Display for ParseError {
                 write!(formatter, "unterminated {quote} quote opened at column {}", position + 1)
             }
             Self::TrailingBackslash => write!(formatter, "the line ends in a backslash"),
-            Self::EmptyCommand { position } => write!(formatter, "missing command next to `|` at column {}", position + 1),
+            Self::EmptyCommand { position } => {
+                write!(formatter, "missing command next to `|` at column {}", position + 1)
+            }
             Self::MisplacedAmpersand { position } => {
                 write!(formatter, "`&` at column {} must end the line", position + 1)
             }

@@ -117,8 +117,7 @@ fn random_lines_never_panic_and_results_are_well_formed() {
     let mut state = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..200_000 {
         let length = (next(&mut state) % 24) as usize;
-        let line: String =
-            (0..length).map(|_| ALPHABET[(next(&mut state) % ALPHABET.len() as u64) as usize]).collect();
+        let line: String = (0..length).map(|_| ALPHABET[(next(&mut state) % ALPHABET.len() as u64) as usize]).collect();
         if let Ok(Some(pipeline)) = parse(&line, 1) {
             assert!(!pipeline.commands.is_empty(), "{line:?}");
             assert!(pipeline.commands.iter().all(|command| !command.is_empty()), "{line:?}");

@@ -336,6 +336,7 @@ pub const UNTERMINATED_QUOTE: &str = r#"^shell: syntax error: unterminated " quo
 /// A pipeline (not implemented yet) is refused, not run.
 pub const PIPES_REFUSED: &str = r"^shell: pipes between applications are not supported yet$";
 /// The 10,000-byte line: 512 bytes kept, 9,488 refused, nothing run.
-pub const LINE_TOO_LONG: &str = r"^shell: line too long: 9488 bytes over the limit of 512 were dropped; nothing was run$";
+pub const LINE_TOO_LONG: &str =
+    r"^shell: line too long: 9488 bytes over the limit of 512 were dropped; nothing was run$";
 /// `hello ok` after the bad input.
 pub const GREETS_OK: &str = r"greeting v1, ok!$";

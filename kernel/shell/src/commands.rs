@@ -77,7 +77,12 @@ const BUILTINS: &[Builtin] = &[
 
 /// Names of the builtin commands.
 pub fn builtin_names() -> Vec<String> {
-    BUILTINS.iter().map(|builtin| String::from(builtin.name)).collect()
+    BUILTINS
+        .iter()
+        .map(|builtin| builtin.name)
+        .chain(crate::jobs::JOB_COMMANDS.iter().map(|command| command.0))
+        .map(String::from)
+        .collect()
 }
 
 /// `$?` after an unknown command (as in POSIX shells).
@@ -88,6 +93,14 @@ pub const STATUS_UNKNOWN_COMMAND: isize = 127;
 /// status yet), the application's status (see `Jobs::run_foreground`), [`STATUS_UNKNOWN_COMMAND`].
 pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) -> isize {
     let name = words[0].as_str();
+    let job_command = crate::jobs::JOB_COMMANDS.iter().any(|command| command.0 == name);
+    if job_command && background {
+        serial::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
+        return 1;
+    }
+    if let Some(status) = jobs.run_builtin(words) {
+        return status;
+    }
     if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
         if background {
             serial::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
@@ -157,6 +170,9 @@ fn help(_words: &[String]) {
     serial::write_str("Builtin commands:\n");
     for builtin in BUILTINS {
         serial::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));
+    }
+    for (_, usage, summary) in crate::jobs::JOB_COMMANDS {
+        serial::write_fmt(format_args!("  {usage:<30} {summary}\n"));
     }
     let names = cells::names();
     serial::write_str("Applications (loaded on demand):\n");

@@ -340,3 +340,21 @@ pub const LINE_TOO_LONG: &str =
     r"^shell: line too long: 9488 bytes over the limit of 512 were dropped; nothing was run$";
 /// `hello ok` after the bad input.
 pub const GREETS_OK: &str = r"greeting v1, ok!$";
+
+// The `jobs` scenario.
+/// Ctrl-Z on a foreground `load 1 1`.
+pub const LOAD_STOPPED: &str = r"^\[\d+\] stopped: load 1 1$";
+/// `hello $?` after it: 128 + SIGTSTP.
+pub const GREETS_STATUS_STOPPED: &str = r"greeting v1, 148!$";
+/// A `load 1 N` that ran to its end.
+pub const LOAD_ONE_COMPLETED: &str = r"^load: 1 tasks completed$";
+/// `jobs` lists the stopped job.
+pub const JOBS_LISTS_STOPPED_LOAD: &str = r"^\[\d+\] stopped +load 1 1$";
+/// The report of the finished background job.
+pub const LOAD_JOB_DONE: &str = r"^\[\d+\] done: load 1 1$";
+/// `fg` names the job it resumes.
+pub const FG_LOAD: &str = r"^load 1 1$";
+/// `bg` names the job it resumes.
+pub const BG_LOAD: &str = r"^\[\d+\] load 1 1 &$";
+/// `fg` with no jobs left.
+pub const FG_NO_JOBS: &str = r"^fg: no jobs$";

@@ -184,6 +184,29 @@ const SHELL_LANGUAGE_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// Job control: Ctrl-Z stops a foreground application (it does not finish while stopped), `jobs`, `fg`, `bg`.
+const JOBS_STEPS: &[Step] = &[
+    Step::Prompt,
+    Step::Type("load 1 1\r"),
+    Step::Type("\x1a"),
+    Step::Expect(e::LOAD_STOPPED),
+    Step::Prompt,
+    command("hello $?", &[e::GREETS_STATUS_STOPPED]),
+    // Two seconds in the foreground: the stopped one-second job would have finished meanwhile, had it run.
+    command("load 1 2", &[e::LOAD_ONE_COMPLETED]),
+    Step::Command { line: "jobs", expect: &[e::JOBS_LISTS_STOPPED_LOAD], reject: &[e::LOAD_JOB_DONE], save: None },
+    command("fg", &[e::FG_LOAD, e::LOAD_ONE_COMPLETED]),
+    Step::Type("load 1 1\r"),
+    Step::Type("\x1a"),
+    Step::Expect(e::LOAD_STOPPED),
+    Step::Prompt,
+    command("bg", &[e::BG_LOAD]),
+    Step::ExpectAnywhere(e::LOAD_ONE_COMPLETED),
+    Step::Retry { line: "jobs", expect: &[e::LOAD_JOB_DONE], attempts: 40 },
+    command("fg", &[e::FG_NO_JOBS]),
+    EXIT_OK,
+];
+
 /// One scheduler self-swap of [`BACK_TO_BACK_STEPS`]: done, and no CPU stopped.
 const SWAP_SCHEDULER_AGAIN: Step =
     Step::Command { line: e::SWAP_SCHEDULER_CORE, expect: &[e::SWAP_DONE], reject: &[e::CPU_STOPPED], save: None };
@@ -480,6 +503,7 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
+    Scenario { name: "jobs", firmware: Firmware::Bios, image: Image::Normal, steps: JOBS_STEPS, cpus: None },
     Scenario {
         name: "shell-language",
         firmware: Firmware::Bios,

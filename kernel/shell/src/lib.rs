@@ -4,8 +4,10 @@
 //! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
 //! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
 //! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
-//! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it), or, with a
-//! trailing `&`, runs it in the background and reports its end before a later prompt.
+//! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it, Ctrl-Z stops
+//! it: `scheduler::stop` parks the task until `fg`/`bg` resume it), or, with a trailing `&`, runs it in the
+//! background and reports its end before a later prompt. `jobs`, `fg [ID]` and `bg [ID]` act on the job table
+//! (`jobs.rs`).
 //!
 //! Control flow of [`run`]:
 //! 1. print the prompt `theseus> `;

@@ -39,8 +39,10 @@ pub fn run() -> ! {
     let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();
     let mut last_status: isize = 0;
+    let mut dropped_seen = 0;
     loop {
         jobs.report_finished();
+        report_dropped_input(&mut dropped_seen);
         serial::write_str(PROMPT);
         let line = loop {
             let byte = jobs::read_byte(&mut jobs);
@@ -64,6 +66,16 @@ pub fn run() -> ! {
         if let Some(line) = line {
             last_status = run_line(&line, last_status, &mut jobs);
         }
+    }
+}
+
+/// Says how many input bytes the serial receive ring dropped (it was full: a flood of input) since the last
+/// prompt; `seen` is the count already reported.
+fn report_dropped_input(seen: &mut usize) {
+    let dropped = serial_input::dropped_bytes();
+    if dropped > *seen {
+        serial::write_fmt(format_args!("shell: {} input bytes dropped (the input ring was full)\n", dropped - *seen));
+        *seen = dropped;
     }
 }
 

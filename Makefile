@@ -21,7 +21,7 @@ QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboo
 HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
 
 .DEFAULT_GOAL := iso
-.PHONY: iso run push test usb gdb boot-time clean help setup tools
+.PHONY: iso run push test usb gdb boot-time clean help setup tools new-app
 
 iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
 	$(CELLBUILD) build --cmdline "$(CMDLINE)"
@@ -43,6 +43,9 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	cd scripts && cargo test --release
 	$(CELLBUILD) build --cmdline "$(CMDLINE)" --corrupt $(CORRUPT_CELL)
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
+
+new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
+	bash scripts/new_app.sh "$(NAME)"
 
 boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt
 	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP)

@@ -45,6 +45,8 @@ fn allocate_too_much() -> u64 {
     buffer.iter().map(|byte| u64::from(*byte)).sum()
 }
 
+app_io::entry!(main);
+
 /// Entry point: provokes the named failure (never returns then); 1 on a bad argument.
 pub fn main(args: Vec<String>) -> isize {
     let _witness = Witness;

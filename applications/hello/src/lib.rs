@@ -9,6 +9,8 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+app_io::entry!(main);
+
 /// Entry point: `args[0]` is the command name, `args[1]` an optional name to greet. Returns 0.
 pub fn main(args: Vec<String>) -> isize {
     let name = args.get(1).map(String::as_str).unwrap_or("world");

@@ -12,6 +12,8 @@ use alloc::vec::Vec;
 /// Largest number of workers accepted.
 const MAX_TASKS: usize = 256;
 
+app_io::entry!(main);
+
 /// Entry point. Returns 0 if every worker completed, 1 on bad arguments, 2 if a worker failed.
 pub fn main(args: Vec<String>) -> isize {
     let tasks = match args.get(1).map(|text| text.parse::<usize>()) {

@@ -26,6 +26,8 @@ pub const RECORDS_PER_PHASE: u64 = 20;
 /// How long `run` waits for a new `demo_log` version.
 pub const WAIT_FOR_FIX_SECONDS: u64 = 120;
 
+app_io::entry!(main);
+
 /// Entry point (see the crate documentation).
 pub fn main(args: Vec<String>) -> isize {
     match args.get(1).map(String::as_str) {

@@ -35,6 +35,8 @@ pub const ROUND_INTERVAL_MS: u64 = 250;
 /// Most rounds accepted.
 const MAX_ROUNDS: u64 = 1000;
 
+app_io::entry!(main);
+
 /// Entry point (see the crate documentation).
 pub fn main(args: Vec<String>) -> isize {
     let rounds = match args.get(1).map(|text| text.parse::<u64>()) {

@@ -2,7 +2,9 @@
 //!
 //! Applications (`applications/*`, `#![forbid(unsafe_code)]`) print with [`println!`] and [`print!`] (the serial
 //! console), read the monotonic clock ([`now_ns`]), [`sleep`] and [`yield_now`], and run closures as tasks with
-//! [`spawn`], joining them through [`TaskHandle::join`]. This cell is loaded on demand with the first application
+//! [`spawn`], joining them through [`TaskHandle::join`]; [`run`] starts another application by name. Every application declares its entry with
+//! [`entry!`]`(main)` (checked by the compiler and again by the shell at load time) and returns an
+//! [`exit_code`]. This cell is loaded on demand with the first application
 //! that uses it; everything here is a thin, safe wrapper over the kernel cells that do the work.
 #![no_std]
 
@@ -11,6 +13,11 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use core::time::Duration;
+
+mod apps;
+mod entry;
+pub use apps::run;
+pub use entry::{ApplicationEntry, exit_code};
 
 /// Nanoseconds since the machine started (monotonic, from the TSC).
 pub fn now_ns() -> u64 {

@@ -138,7 +138,7 @@ impl fmt::Display for BaseImageError {
 pub enum FindFunctionError {
     /// The cell could not be loaded.
     Load(LoadError),
-    /// The cell exports no function with that hash-free demangled path.
+    /// The cell exports no function (or, for `find_data`, no data object) with that hash-free demangled path.
     NotFound {
         /// The cell.
         cell: String,
@@ -151,7 +151,7 @@ impl fmt::Display for FindFunctionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Load(error) => error.fmt(f),
-            Self::NotFound { cell, path } => write!(f, "cell {cell} exports no function {path}"),
+            Self::NotFound { cell, path } => write!(f, "cell {cell} exports no {path}"),
         }
     }
 }

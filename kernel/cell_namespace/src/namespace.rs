@@ -404,12 +404,39 @@ impl CellNamespace {
     /// [`FindFunctionError::Load`] if the cell cannot be loaded; [`FindFunctionError::NotFound`] if it has no
     /// such function.
     pub fn find_function(&self, cell_name: &str, path: &str) -> Result<VirtualAddress, FindFunctionError> {
+        self.find_export(cell_name, path, true).map(|(address, _)| address)
+    }
+
+    /// Finds the exported data object (a `static`) of cell `cell_name` whose hash-free demangled path is `path`
+    /// (e.g. `hello::APPLICATION_ENTRY`), loading the cell first if needed. Returns its address and how many bytes
+    /// of its section follow it (an upper bound on the object's size, for a caller that checks a layout).
+    ///
+    /// # Errors
+    /// As [`CellNamespace::find_function`]; [`FindFunctionError::NotFound`] also when `path` names a function.
+    pub fn find_data(&self, cell_name: &str, path: &str) -> Result<(VirtualAddress, usize), FindFunctionError> {
+        self.find_export(cell_name, path, false)
+    }
+
+    /// The export of `cell_name` at `path` in a text section (`text`) or a data section (`!text`): its address
+    /// and the bytes from it to the end of its section.
+    fn find_export(
+        &self,
+        cell_name: &str,
+        path: &str,
+        text: bool,
+    ) -> Result<(VirtualAddress, usize), FindFunctionError> {
         let cell = self.load_cell(cell_name).map_err(FindFunctionError::Load)?;
         cell.exports
             .iter()
-            .filter(|export| cell.sections.get(export.section).is_some_and(|section| section.kind == SectionKind::Text))
-            .find(|export| hash_free_name(&export.name) == path)
-            .and_then(|export| cell.symbol_address(&export.name))
+            .filter(|export| hash_free_name(&export.name) == path)
+            .find_map(|export| {
+                let section = cell.sections.get(export.section)?;
+                if (section.kind == SectionKind::Text) != text {
+                    return None;
+                }
+                let address = cell.symbol_address(&export.name)?;
+                Some((address, section.size_in_bytes.saturating_sub(export.offset)))
+            })
             .ok_or(FindFunctionError::NotFound { cell: cell_name.to_string(), path: path.to_string() })
     }
 }

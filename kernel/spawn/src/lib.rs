@@ -4,7 +4,7 @@
 //! The typed front of `scheduler::spawn`: a closure returning `T` becomes a type-erased task body, and
 //! [`JoinHandle::join`] gives back `ExitValue<T>`. [`TaskBuilder::spawn_function`] finds a function by its
 //! hash-free path in a cell (loading the cell on demand, `CellNamespace::find_function`) and runs it as a task;
-//! [`spawn_application`] does that for an application's `main`. The task keeps its namespace alive until it ends.
+//! [`spawn_application`] runs an application through its typed entry descriptor ([`entry`]). The task keeps its namespace alive until it ends.
 //!
 //! [`TaskBuilder::spawn_restartable`] spawns a *restartable* task: when it fails (panic, CPU exception, kill), it
 //! is respawned from the same function, up to a restart limit; its [`RestartableHandle`] counts the restarts.
@@ -28,6 +28,9 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cell_namespace::{CellNamespace, FindFunctionError};
+
+pub mod entry;
+pub use entry::{ApplicationEntry, EntryError};
 use scheduler::{JoinError, SpawnOptions};
 use task::{ExitValue, FailureReason, RunState, TaskBody, TaskId, TaskRef};
 
@@ -40,6 +43,8 @@ pub enum SpawnError {
     Function(FindFunctionError),
     /// No application with this name exists.
     NoSuchApplication(String),
+    /// The application exists but has no valid typed entry (see [`entry`]; boxed: it is large).
+    NotAnApplication(Box<EntryError>),
     /// The system namespaces are not installed.
     NoNamespaces,
 }
@@ -50,6 +55,7 @@ impl fmt::Display for SpawnError {
             SpawnError::Scheduler(error) => write!(f, "{error}"),
             SpawnError::Function(error) => write!(f, "{error}"),
             SpawnError::NoSuchApplication(name) => write!(f, "no application named {name}"),
+            SpawnError::NotAnApplication(error) => write!(f, "not an application: {error}"),
             SpawnError::NoNamespaces => write!(f, "the system namespaces are not installed"),
         }
     }
@@ -249,23 +255,22 @@ fn spawn_body<T>(options: SpawnOptions, body: TaskBody) -> Result<JoinHandle<T>,
 }
 
 /// Spawns application `name` (an object `a-<name>.o` in the application namespace) as a background task running
-/// `<crate>::main(args)`; `args[0]` is conventionally the name. The task is named after the application.
+/// its typed entry (`app_io::entry!(main)`, checked at load time by [`entry::find_entry`]) with `args`; `args[0]`
+/// is conventionally the name. The task is named after the application.
 ///
 /// # Errors
-/// [`SpawnError::NoSuchApplication`], [`SpawnError::Function`], [`SpawnError::Scheduler`],
+/// [`SpawnError::NoSuchApplication`], [`SpawnError::NotAnApplication`], [`SpawnError::Scheduler`],
 /// [`SpawnError::NoNamespaces`].
 pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isize>, SpawnError> {
     let namespace = system_namespaces::application_namespace().ok_or(SpawnError::NoNamespaces)?;
     let is_application = namespace.objects().iter().any(|object| object.cell.as_deref() == Some(name));
-    let entry = namespace
+    let manifest = namespace
         .manifest_entry(name)
         .filter(|_| is_application)
         .ok_or_else(|| SpawnError::NoSuchApplication(String::from(name)))?;
-    let mut path = entry.crate_name;
-    path.push_str("::main");
-    // SAFETY: the build refuses an application without `pub fn main(args: Vec<String>) -> isize`, and cells and
-    // this crate come from one build.
-    unsafe { TaskBuilder::new(name).spawn_function::<Vec<String>, isize>(namespace, name, &path, args) }
+    let main = entry::find_entry(namespace, name, &manifest.crate_name)
+        .map_err(|error| SpawnError::NotAnApplication(Box::new(error)))?;
+    TaskBuilder::new(name).namespace(namespace.clone()).spawn(move || main(args))
 }
 
 /// The owner's handle on a spawned task: join it for its exit value. Dropping the handle detaches the task (it

@@ -56,6 +56,13 @@ pub const SWAP_NAMES_MISSING_SYMBOL: &str = r"(?i)symbol.*greeting";
 pub const UNKNOWN_COMMAND: &str = "frobnicate";
 /// The shell's answer to an unknown command.
 pub const UNKNOWN_COMMAND_REPLY: &str = r"unknown command";
+/// An application whose `main` has the wrong type and which declares no typed entry (`applications/bad_entry`).
+pub const BAD_ENTRY: &str = "bad_entry";
+/// The shell's refusal of `bad_entry`, at load time, before anything runs.
+pub const BAD_ENTRY_REFUSED: &str =
+    r"bad_entry: error: not an application: no typed entry \(cell bad_entry exports no bad_entry::APPLICATION_ENTRY";
+/// What `bad_entry` would print if the shell called its mistyped `main`.
+pub const BAD_ENTRY_RAN: &str = r"bad_entry ran";
 
 /// CPUs of the multiprocessor scenarios (`-smp`).
 pub const SMP_CPUS: u32 = 4;

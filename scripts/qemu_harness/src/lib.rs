@@ -11,13 +11,15 @@
 //! 3. End with `exit`, which makes the kernel write to the `isa-debug-exit` port; check QEMU's exit status.
 //! 4. Print `PASS name (secs)` or `FAIL name: reason (log: path)`, then `N passed, M failed`.
 //!
-//! The `push` scenario ([`push`]) is run after the table's scenarios: it acts on the host between commands.
+//! The `push` scenario ([`push`]) is run after the table's scenarios: it acts on the host between commands; then
+//! the `newcomer` scenario ([`newcomer`]) follows the README's first-application steps in the same scratch copy.
 //!
 //! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt.
 
 pub mod ansi;
 pub mod boot_time;
 pub mod expected;
+pub mod newcomer;
 pub mod push;
 pub mod qemu;
 pub mod scenarios;

@@ -2,10 +2,10 @@
 
 use qemu_harness::boot_time;
 use qemu_harness::expected as e;
-use qemu_harness::push;
 use qemu_harness::qemu::{Firmware, QemuConfig};
 use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
 use qemu_harness::session::Typing;
+use qemu_harness::{newcomer, push};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -105,13 +105,18 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 );
             }
             println!("{} (bios, normal image with COM2 on a socket; host edits, builds and pushes a cell)", push::NAME);
+            println!(
+                "{} (bios, scratch image: make new-app, edit, build, run it; refusal without forbid)",
+                newcomer::NAME
+            );
             Ok(ExitCode::SUCCESS)
         }
         "test" => {
             let selected: Vec<_> = match &only {
                 None => SCENARIOS.iter().collect(),
                 Some(names) => {
-                    let known = |n: &str| n == push::NAME || SCENARIOS.iter().any(|s| s.name == n);
+                    let known =
+                        |n: &str| n == push::NAME || n == newcomer::NAME || SCENARIOS.iter().any(|s| s.name == n);
                     if let Some(unknown) = names.iter().find(|n| !known(n.as_str())) {
                         return Err(format!("no scenario named `{unknown}` (see `qemu_harness list`)"));
                     }
@@ -139,6 +144,10 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             if only.as_ref().is_none_or(|names| names.iter().any(|n| n == push::NAME)) {
                 let started = Instant::now();
                 record(push::NAME, started, push::run(&config));
+            }
+            if only.as_ref().is_none_or(|names| names.iter().any(|n| n == newcomer::NAME)) {
+                let started = Instant::now();
+                record(newcomer::NAME, started, newcomer::run(&config));
             }
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

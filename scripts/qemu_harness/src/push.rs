@@ -203,7 +203,7 @@ fn edited_message(token: &str) -> String {
 
 /// Brings the scratch copy up to date with the worktree, with greeting_v2's message edited if `token` is given
 /// (see the module docs). Files are rewritten only where they differ, so cargo's fingerprints stay valid.
-fn prepare_scratch(root: &Path, scratch: &Path, token: Option<&str>) -> StepResult<()> {
+pub(crate) fn prepare_scratch(root: &Path, scratch: &Path, token: Option<&str>) -> StepResult<()> {
     let listing = Command::new("git")
         .current_dir(root)
         .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])

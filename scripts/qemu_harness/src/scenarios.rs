@@ -140,6 +140,8 @@ const SHELL_STEPS: &[Step] = &[
     command("hello", &[e::HELLO_V2]),
     Step::Command { line: "ns", expect: &[e::NS_LISTS_CAPTAIN], reject: &[e::NS_LISTS_GREETING_V1], save: None },
     command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
+    Step::Command { line: e::BAD_ENTRY, expect: &[e::BAD_ENTRY_REFUSED], reject: &[e::BAD_ENTRY_RAN], save: None },
+    command("hello", &[e::HELLO_V2]),
     EXIT_OK,
 ];
 

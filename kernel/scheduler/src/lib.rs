@@ -74,8 +74,8 @@ pub use preempt::{preempt_disable, preempt_enable};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,
-    kill_redirect_pending, schedule, set_task_fault_recovery, task_fault_recovery, unblock, unwind_killed_from,
-    yield_now,
+    kill_redirect_pending, resume, schedule, set_task_fault_recovery, stop, task_fault_recovery, unblock,
+    unwind_killed_from, yield_now,
 };
 
 /// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path

@@ -58,7 +58,71 @@ pub fn schedule() {
         finish_switch(this_cpu());
     }
     end_if_killed();
+    park_if_stopped();
     interrupts::restore(interrupts_were_enabled);
+}
+
+/// The stop's safe point (after the kill's): a task asked to stop ([`stop`]) blocks here until [`resume`] (or a
+/// kill) wakes it. Called with interrupts disabled and no lock held, on the task's own stack; a task switched out
+/// from an interrupt handler (preemption) parks inside it, as preemption itself leaves it.
+///
+/// Protocol with [`resume`]: the task marks itself `Blocked` first, then moves its stop from requested to parked;
+/// if the stop was cleared meanwhile, it unblocks itself. `resume` clears the stop and unblocks the task only if
+/// it had parked, so a task blocked on anything else is never woken by a resume, and no resume is lost.
+fn park_if_stopped() {
+    let Some(current) = current_task() else { return };
+    if current.is_idle() || current.is_unwinding() || current.is_body_finished() {
+        return;
+    }
+    while current.is_stop_requested() && !current.is_kill_requested() {
+        if block_current().is_none() {
+            return;
+        }
+        if !current.mark_parked() {
+            unblock(&current);
+        }
+        // The nested `schedule` returns when the task is woken; its own safe points (kill, stop) run first.
+        schedule();
+    }
+}
+
+/// Stops task `id` (the shell's Ctrl-Z): it parks at its next safe point (a tick, a yield, a block or sleep
+/// ending) and does not run again until [`resume`]. A task spinning with preemption disabled parks only when it
+/// re-enables preemption and is next switched out.
+///
+/// # Errors
+/// As for [`kill`]: no such task, the idle task, or already exited.
+pub fn stop(id: TaskId) -> Result<(), KillError> {
+    let task = live_task(id)?;
+    task.request_stop();
+    if task.cpu() != current_cpu() && task.state() == RunState::Running {
+        crate::cpus::interrupt(task.cpu());
+    }
+    Ok(())
+}
+
+/// Lets task `id`, stopped by [`stop`], run again (a no-op for a task that is not stopped).
+///
+/// # Errors
+/// As for [`kill`].
+pub fn resume(id: TaskId) -> Result<(), KillError> {
+    let task = live_task(id)?;
+    if task.clear_stop() {
+        unblock(&task);
+    }
+    Ok(())
+}
+
+/// Task `id`, if it exists, is not the idle task and has not exited.
+fn live_task(id: TaskId) -> Result<TaskRef, KillError> {
+    let task = task::task_by_id(id).ok_or(KillError::NoSuchTask(id))?;
+    if task.is_idle() {
+        return Err(KillError::IdleTask(id));
+    }
+    if task.state() == RunState::Exited {
+        return Err(KillError::AlreadyExited(id));
+    }
+    Ok(task)
 }
 
 /// Switches from `previous` (the current task) to `next`, returning when `previous` runs again.

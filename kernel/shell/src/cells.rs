@@ -32,6 +32,16 @@ pub fn cell_names() -> Vec<String> {
     names
 }
 
+/// File names of every object in either namespace's directory (`k-serial.o`, `a-hello.o`...), sorted.
+pub fn file_names() -> Vec<String> {
+    let Some(namespaces) = namespaces() else { return Vec::new() };
+    let mut names: Vec<String> =
+        namespaces.iter().flat_map(|namespace| namespace.objects()).map(|object| object.file_name).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Prints one table of the loaded cells of both namespaces.
 pub fn print_cells() {
     let Some(namespaces) = namespaces() else {

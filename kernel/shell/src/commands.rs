@@ -119,33 +119,59 @@ const BUILTINS: &[Builtin] = &[
 
 /// Names of the builtin commands.
 pub fn builtin_names() -> Vec<String> {
-    BUILTINS.iter().map(|builtin| String::from(builtin.name)).collect()
+    BUILTINS
+        .iter()
+        .map(|builtin| builtin.name)
+        .chain(crate::jobs::JOB_COMMANDS.iter().map(|command| command.0))
+        .map(String::from)
+        .collect()
 }
 
-/// Runs one command line, already split into words (`words` is not empty); `background` if it ended in `&`.
-pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) {
+/// `$?` after an unknown command (as in POSIX shells).
+pub const STATUS_UNKNOWN_COMMAND: isize = 127;
+
+/// Runs one command, already split into words (`words` is not empty); `background` if the line ended in `&`.
+/// Returns its exit status for `$?`: 0 for a builtin (builtins report their own errors and do not return a
+/// status yet), the application's status (see `Jobs::run_foreground`), [`STATUS_UNKNOWN_COMMAND`].
+pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) -> isize {
     let name = words[0].as_str();
+    let job_command = crate::jobs::JOB_COMMANDS.iter().any(|command| command.0 == name);
+    if job_command && background {
+        crate::console::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
+        return 1;
+    }
+    if let Some(status) = jobs.run_builtin(words) {
+        return status;
+    }
     if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
         if background {
             crate::console::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
-            return;
+            return 1;
         }
         (builtin.run)(words);
-        return;
+        return 0;
     }
     let applications = cells::names();
-    if !applications.iter().any(|application| application == name) {
-        unknown(name, &applications);
+    let status = if !applications.iter().any(|application| application == name) {
+        None
     } else if background {
-        jobs.start_background(words);
-    } else if !jobs.run_foreground(words) {
+        Some(jobs.start_background(words))
+    } else {
+        jobs.run_foreground(words)
+    };
+    status.unwrap_or_else(|| {
         unknown(name, &applications);
-    }
+        STATUS_UNKNOWN_COMMAND
+    })
 }
 
 /// Reports an unknown command, with the nearest builtin or application name if one is close.
 fn unknown(name: &str, applications: &[String]) {
-    let candidates = BUILTINS.iter().map(|builtin| builtin.name).chain(applications.iter().map(String::as_str));
+    let candidates = BUILTINS
+        .iter()
+        .map(|builtin| builtin.name)
+        .chain(crate::jobs::JOB_COMMANDS.iter().map(|command| command.0))
+        .chain(applications.iter().map(String::as_str));
     match nearest_name::nearest(name, candidates) {
         Some(suggestion) => crate::console::write_fmt(format_args!(
             "unknown command: {name}; did you mean {suggestion}? (type `help`)\n"
@@ -221,6 +247,9 @@ fn help(words: &[String]) {
     crate::console::write_str("Builtin commands:\n");
     for builtin in BUILTINS {
         crate::console::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));
+    }
+    for (_, usage, summary) in crate::jobs::JOB_COMMANDS {
+        crate::console::write_fmt(format_args!("  {usage:<30} {summary}\n"));
     }
     let names = cells::names();
     crate::console::write_str("Applications (loaded on demand):\n");

@@ -8,46 +8,76 @@ use core::time::Duration;
 use spawn::JoinHandle;
 use task::{ExitValue, TaskId};
 
+/// `$?` after an application killed with Ctrl-C (128 + SIGINT, as in POSIX shells).
+pub const STATUS_INTERRUPTED: isize = 130;
+/// `$?` after an application that failed (panic, CPU exception, kill by another task) or could not be joined.
+pub const STATUS_FAILED: isize = 134;
+
 /// How long the shell sleeps between polls of the console while it waits (for input or a foreground task).
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
-/// A background job started with `&`.
+/// `$?` after a foreground application stopped with Ctrl-Z (128 + SIGTSTP, as in POSIX shells).
+pub const STATUS_STOPPED: isize = 148;
+
+/// The job-control builtins, handled here because they need the job table: (name, usage, summary).
+pub const JOB_COMMANDS: &[(&str, &str, &str)] = &[
+    ("jobs", "jobs", "list background and stopped jobs (ID is the task id)"),
+    ("fg", "fg [ID]", "resume a job (default: the newest) in the foreground and wait for it"),
+    ("bg", "bg [ID]", "resume a stopped job (default: the newest) in the background"),
+];
+
+/// A job: started with `&`, or a foreground application stopped with Ctrl-Z.
 struct Job {
     command: String,
     handle: JoinHandle<isize>,
+    /// Stopped with Ctrl-Z (parked by `scheduler::stop`) and not resumed since.
+    stopped: bool,
 }
 
-/// The shell's background jobs and the bytes typed while a foreground task ran.
+/// The shell's jobs and the bytes typed while a foreground task ran.
 #[derive(Default)]
 pub struct Jobs {
     background: Vec<Job>,
-    /// Bytes typed while a foreground application ran (other than Ctrl-C), replayed into the line editor.
+    /// Bytes typed while a foreground application ran (other than Ctrl-C and Ctrl-Z), replayed into the line editor.
     pub typed_ahead: Vec<u8>,
 }
 
 impl Jobs {
-    /// Starts application `args[0]` as a background task and reports its task id.
-    pub fn start_background(&mut self, args: &[String]) {
+    /// Starts application `args[0]` as a background task and reports its task id. Returns the status for `$?`:
+    /// 0 if it started, 1 if not.
+    pub fn start_background(&mut self, args: &[String]) -> isize {
         match spawn::spawn_application(&args[0], args.to_vec()) {
             Ok(handle) => {
                 crate::console::write_fmt(format_args!("[{}] {} started in the background\n", handle.id(), args[0]));
-                self.background.push(Job { command: args.join(" "), handle });
+                self.background.push(Job { command: args.join(" "), handle, stopped: false });
+                0
             }
-            Err(error) => crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0])),
+            Err(error) => {
+                crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0]));
+                1
+            }
         }
     }
 
-    /// Runs application `args[0]` as a foreground task and waits for it; Ctrl-C kills it. Returns `false` if there
-    /// is no such application (so the caller can report an unknown command).
-    pub fn run_foreground(&mut self, args: &[String]) -> bool {
+    /// Runs application `args[0]` as a foreground task and waits for it (see [`Jobs::wait`]). Returns its exit
+    /// status for `$?` (1 if it could not start), or `None` if there is no such application (so the caller can
+    /// report an unknown command).
+    pub fn run_foreground(&mut self, args: &[String]) -> Option<isize> {
         let handle = match spawn::spawn_application(&args[0], args.to_vec()) {
             Ok(handle) => handle,
-            Err(spawn::SpawnError::NoSuchApplication(_)) => return false,
+            Err(spawn::SpawnError::NoSuchApplication(_)) => return None,
             Err(error) => {
                 crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0]));
-                return true;
+                return Some(1);
             }
         };
+        Some(self.wait(args.join(" "), handle))
+    }
+
+    /// Waits for a foreground task: Ctrl-C kills it, Ctrl-Z stops it (it becomes a stopped job); other typed bytes
+    /// are kept for the line editor. Returns `main`'s value, [`STATUS_INTERRUPTED`], [`STATUS_FAILED`] or
+    /// [`STATUS_STOPPED`].
+    fn wait(&mut self, command: String, handle: JoinHandle<isize>) -> isize {
         let id = handle.id();
         let mut interrupted = false;
         while !handle.is_finished() {
@@ -56,15 +86,93 @@ impl Jobs {
                     interrupted = true;
                     crate::console::write_str("^C\n");
                     if let Err(error) = spawn::kill(id) {
-                        crate::console::write_fmt(format_args!("{}: cannot stop task {id}: {error}\n", args[0]));
+                        crate::console::write_fmt(format_args!("{command}: cannot stop task {id}: {error}\n"));
                     }
                 }
+                Some(0x1a) if !interrupted => match scheduler::stop(id) {
+                    Ok(()) => {
+                        crate::console::write_fmt(format_args!("^Z\n[{id}] stopped: {command}\n"));
+                        self.background.push(Job { command, handle, stopped: true });
+                        return STATUS_STOPPED;
+                    }
+                    Err(error) => {
+                        crate::console::write_fmt(format_args!("{command}: cannot stop task {id}: {error}\n"))
+                    }
+                },
                 Some(byte) => self.typed_ahead.push(byte),
                 None => scheduler::sleep(POLL_INTERVAL),
             }
         }
-        report(&args[0], id, handle);
-        true
+        let name = command.split(' ').next().unwrap_or("");
+        let status = report(name, id, handle);
+        if interrupted && status == STATUS_FAILED { STATUS_INTERRUPTED } else { status }
+    }
+
+    /// Runs `jobs`, `fg` or `bg` (see [`JOB_COMMANDS`]); `None` if `words[0]` is none of them.
+    pub fn run_builtin(&mut self, words: &[String]) -> Option<isize> {
+        let status = match (words[0].as_str(), words.len()) {
+            ("jobs", 1) => {
+                for job in &self.background {
+                    let state = if job.stopped { "stopped" } else { "running" };
+                    crate::console::write_fmt(format_args!("[{}] {state:<8} {}\n", job.handle.id(), job.command));
+                }
+                0
+            }
+            ("fg", 1 | 2) => match self.take_job(words) {
+                Some(job) => {
+                    crate::console::write_fmt(format_args!("{}\n", job.command));
+                    if job.stopped && !resume(&job) {
+                        self.background.push(job);
+                        return Some(1);
+                    }
+                    self.wait(job.command, job.handle)
+                }
+                None => 1,
+            },
+            ("bg", 1 | 2) => match self.take_job(words) {
+                Some(mut job) => {
+                    let status = if !job.stopped {
+                        crate::console::write_fmt(format_args!("bg: job {} is already running\n", job.handle.id()));
+                        1
+                    } else if resume(&job) {
+                        job.stopped = false;
+                        crate::console::write_fmt(format_args!("[{}] {} &\n", job.handle.id(), job.command));
+                        0
+                    } else {
+                        1
+                    };
+                    self.background.push(job);
+                    status
+                }
+                None => 1,
+            },
+            ("jobs" | "fg" | "bg", _) => {
+                let usage = JOB_COMMANDS.iter().find(|command| command.0 == words[0]).map_or("", |command| command.1);
+                crate::console::write_fmt(format_args!("usage: {usage}\n"));
+                2
+            }
+            _ => return None,
+        };
+        Some(status)
+    }
+
+    /// Removes and returns the job `words[1]` names (a task id), or the newest; prints why if there is none.
+    fn take_job(&mut self, words: &[String]) -> Option<Job> {
+        let index = match words.get(1) {
+            None => self.background.len().checked_sub(1),
+            Some(text) => {
+                let wanted = text.parse::<u64>().ok();
+                self.background.iter().position(|job| Some(job.handle.id().value()) == wanted)
+            }
+        };
+        match index {
+            Some(index) => Some(self.background.remove(index)),
+            None => {
+                let what = words.get(1).map_or(String::from("no jobs"), |text| alloc::format!("no job {text}"));
+                crate::console::write_fmt(format_args!("{}: {what}\n", words[0]));
+                None
+            }
+        }
     }
 
     /// Reports and forgets the background jobs that have finished.
@@ -75,20 +183,39 @@ impl Jobs {
         for job in finished {
             let id = job.handle.id();
             crate::console::write_fmt(format_args!("[{id}] done: {}\n", job.command));
+            // A background job's status is reported, not kept in `$?` (which belongs to the foreground line).
             report(&job.command, id, job.handle);
         }
     }
 }
 
-/// Prints a task's exit unless it completed with 0.
-fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) {
-    match handle.join() {
-        Ok(ExitValue::Completed(0)) => {}
-        Ok(ExitValue::Completed(value)) => crate::console::write_fmt(format_args!("{command}: exited with {value}\n")),
-        Ok(ExitValue::Failed(reason)) => {
-            crate::console::write_fmt(format_args!("{command}: task {id} failed: {reason}\n"))
+/// Lets a stopped job run again; prints why not and returns `false` if it cannot.
+fn resume(job: &Job) -> bool {
+    match scheduler::resume(job.handle.id()) {
+        Ok(()) => true,
+        Err(error) => {
+            crate::console::write_fmt(format_args!("cannot resume task {}: {error}\n", job.handle.id()));
+            false
         }
-        Err(error) => crate::console::write_fmt(format_args!("{command}: cannot join task {id}: {error:?}\n")),
+    }
+}
+
+/// Prints a task's exit unless it completed with 0, and returns its status for `$?`.
+fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) -> isize {
+    match handle.join() {
+        Ok(ExitValue::Completed(0)) => 0,
+        Ok(ExitValue::Completed(value)) => {
+            crate::console::write_fmt(format_args!("{command}: exited with {value}\n"));
+            value
+        }
+        Ok(ExitValue::Failed(reason)) => {
+            crate::console::write_fmt(format_args!("{command}: task {id} failed: {reason}\n"));
+            STATUS_FAILED
+        }
+        Err(error) => {
+            crate::console::write_fmt(format_args!("{command}: cannot join task {id}: {error:?}\n"));
+            STATUS_FAILED
+        }
     }
 }
 

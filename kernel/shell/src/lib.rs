@@ -5,15 +5,19 @@
 //! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
 //! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
 //! other first word names an application: its object file `a-<name>.o` is loaded on demand into the application
-//! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it), or, with a
-//! trailing `&`, runs it in the background and reports its end before a later prompt.
+//! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it, Ctrl-Z stops
+//! it: `scheduler::stop` parks the task until `fg`/`bg` resume it), or, with a trailing `&`, runs it in the
+//! background and reports its end before a later prompt. `jobs`, `fg [ID]` and `bg [ID]` act on the job table
+//! (`jobs.rs`).
 //!
 //! Control flow of [`run`]:
 //! 1. print the prompt `theseus> `;
 //! 2. read a line with the `line_editor` state machine (editing keys, history, Tab completion of commands,
-//!    applications and cell names), split it into words;
-//! 3. run the builtin or the application; errors are printed, and the shell goes on;
-//! 4. repeat.
+//!    applications and cell names); a line over its limit is refused whole;
+//! 3. parse it with `command_line` (quotes, backslash escapes, `$?`, `|`, a trailing `&`); a syntax error is
+//!    printed and sets `$?` to 2; pipelines of several commands are refused (not implemented yet);
+//! 4. run the builtin or the application; errors are printed, `$?` becomes its status, and the shell goes on;
+//! 5. repeat.
 #![no_std]
 
 extern crate alloc;
@@ -50,8 +54,11 @@ pub fn run_on(console: Console) -> ! {
     let mut editor = line_editor::LineEditor::new(PROMPT);
     let mut jobs = jobs::Jobs::default();
     let mut output = Vec::new();
+    let mut last_status: isize = 0;
+    let mut dropped_seen = 0;
     loop {
         jobs.report_finished();
+        report_dropped_input(&mut dropped_seen);
         crate::console::write_str(PROMPT);
         let line = loop {
             let byte = jobs::read_byte(&mut jobs);
@@ -62,25 +69,64 @@ pub fn run_on(console: Console) -> ! {
                 line_editor::Event::Pending => {}
                 line_editor::Event::Interrupted => break None,
                 line_editor::Event::Line(line) => break Some(line),
+                line_editor::Event::TooLong { dropped } => {
+                    crate::console::write_fmt(format_args!(
+                        "shell: line too long: {dropped} bytes over the limit of {} were dropped; nothing was run\n",
+                        line_editor::MAX_LINE_LENGTH
+                    ));
+                    last_status = STATUS_SYNTAX_ERROR;
+                    break None;
+                }
             }
         };
         if let Some(line) = line {
-            let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
-            let background = words.last().is_some_and(|word| word == "&");
-            if background {
-                words.pop();
-            }
-            if !words.is_empty() {
-                commands::execute(&words, background, &mut jobs);
-            }
+            last_status = run_line(&line, last_status, &mut jobs);
         }
     }
 }
 
-/// Tab-completion candidates: commands and applications for the first word, cell names for the others.
+/// Says how many input bytes the serial receive ring dropped (it was full: a flood of input) since the last
+/// prompt; `seen` is the count already reported.
+fn report_dropped_input(seen: &mut usize) {
+    let dropped = serial_input::dropped_bytes();
+    if dropped > *seen {
+        crate::console::write_fmt(format_args!(
+            "shell: {} input bytes dropped (the input ring was full)\n",
+            dropped - *seen
+        ));
+        *seen = dropped;
+    }
+}
+
+/// `$?` after a line that could not be parsed or run as written (too long, bad quoting, a pipe).
+const STATUS_SYNTAX_ERROR: isize = 2;
+
+/// Parses and runs one line; returns the new `$?` (unchanged for a blank line).
+fn run_line(line: &str, last_status: isize, jobs: &mut jobs::Jobs) -> isize {
+    let pipeline = match command_line::parse(line, last_status) {
+        Ok(Some(pipeline)) => pipeline,
+        Ok(None) => return last_status,
+        Err(error) => {
+            crate::console::write_fmt(format_args!("shell: syntax error: {error}\n"));
+            return STATUS_SYNTAX_ERROR;
+        }
+    };
+    match pipeline.commands.as_slice() {
+        [words] => commands::execute(words, pipeline.background, jobs),
+        _ => {
+            crate::console::write_str("shell: pipes between applications are not supported yet\n");
+            STATUS_SYNTAX_ERROR
+        }
+    }
+}
+
+/// Tab-completion candidates: commands and applications for the first word, cell and object file names for the
+/// others.
 fn complete(before_cursor: &str, _word: &str) -> Vec<String> {
     if before_cursor.trim_start().contains(' ') {
-        cells::cell_names()
+        let mut names = cells::cell_names();
+        names.extend(cells::file_names());
+        names
     } else {
         let mut names = commands::builtin_names();
         names.extend(cells::names());

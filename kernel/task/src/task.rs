@@ -36,6 +36,13 @@ impl TaskId {
     }
 }
 
+/// `Task::stop`: not stopped.
+const STOP_NONE: u8 = 0;
+/// `Task::stop`: asked to park at the next safe point.
+const STOP_REQUESTED: u8 = 1;
+/// `Task::stop`: parked (blocked) at a safe point until resumed.
+const STOP_PARKED: u8 = 2;
+
 impl fmt::Display for TaskId {
     /// The number, honouring width and alignment (so `ps` columns line up).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,6 +135,9 @@ pub struct Task {
     on_cpu: AtomicBool,
     /// Set by `kill`; the task ends at its next safe point.
     kill_requested: AtomicBool,
+    /// The stop protocol (`scheduler::stop`, the shell's Ctrl-Z, and `scheduler::resume`): `STOP_NONE`,
+    /// `STOP_REQUESTED` (park at the next safe point) or `STOP_PARKED` (blocked at that safe point).
+    stop: AtomicU8,
     /// The stack pointer saved by `context_switch` while the task is not running.
     saved_stack_pointer: AtomicUsize,
     /// The guard page's address (copied out of the stack for lock-free lookup in fault handlers).
@@ -239,6 +249,7 @@ impl Task {
             priority: AtomicU8::new(params.priority),
             on_cpu: AtomicBool::new(state == RunState::Running),
             kill_requested: AtomicBool::new(false),
+            stop: AtomicU8::new(STOP_NONE),
             saved_stack_pointer: AtomicUsize::new(0),
             guard_page,
             stack_range,
@@ -372,6 +383,29 @@ impl Task {
     /// Asks the task to end at its next safe point; returns whether it was already asked.
     pub fn request_kill(&self) -> bool {
         self.kill_requested.swap(true, Ordering::AcqRel)
+    }
+
+    /// Asks the task to park at its next safe point (no change if already asked or parked). Scheduler-internal:
+    /// see `scheduler::stop`.
+    pub fn request_stop(&self) {
+        let _ = self.stop.compare_exchange(STOP_NONE, STOP_REQUESTED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Clears the stop; returns whether the task had parked (is blocked at its safe point, so the caller must
+    /// unblock it). Scheduler-internal: see `scheduler::resume`.
+    pub fn clear_stop(&self) -> bool {
+        self.stop.swap(STOP_NONE, Ordering::SeqCst) == STOP_PARKED
+    }
+
+    /// Records that the task (already marked `Blocked`) parks; `false` if the stop was cleared meanwhile (the task
+    /// must then unblock itself). Scheduler-internal.
+    pub fn mark_parked(&self) -> bool {
+        self.stop.compare_exchange(STOP_REQUESTED, STOP_PARKED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
+    /// Whether the task is asked to stop or parked (see [`request_stop`](Self::request_stop)).
+    pub fn is_stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) != STOP_NONE
     }
 
     /// Whether [`request_kill`](Self::request_kill) was called.

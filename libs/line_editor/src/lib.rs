@@ -9,7 +9,11 @@
 //! - Up/Down (`ESC [ A` / `ESC [ B`) walk the history (most recent first; Down past the newest restores the draft);
 //! - Tab completes the word under the cursor from the candidates the caller gives; a unique match is inserted with a
 //!   trailing space, several matches are extended to their common prefix or listed;
-//! - Ctrl-U erases the line, Ctrl-C abandons it ([`Event::Interrupted`]), Enter (CR or LF; CR LF counts once) ends it.
+//! - Ctrl-U erases the line, Ctrl-K erases from the cursor to the end, Ctrl-W erases the word before the cursor
+//!   (and the spaces after it), Ctrl-C abandons the line ([`Event::Interrupted`]), Enter (CR or LF; CR LF counts
+//!   once) ends it;
+//! - a line longer than [`MAX_LINE_LENGTH`] is refused: further printable bytes ring the bell and are counted, and
+//!   Enter gives [`Event::TooLong`] instead of the truncated line; other control bytes are ignored.
 //!
 //! Typing at the end of the line echoes just the typed byte, and Backspace at the end writes `BS SP BS`, so a
 //! transcript of plain typing reads like the typed text; other edits redraw the line (`CR`, prompt, text, `ESC [ K`,
@@ -21,7 +25,8 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Longest line accepted, in bytes; further printable input is refused with a bell.
+/// Longest line accepted, in bytes; further printable input is refused (one bell) and the line
+/// ends in [`Event::TooLong`].
 pub const MAX_LINE_LENGTH: usize = 512;
 /// Number of history entries kept (oldest dropped first).
 pub const HISTORY_CAPACITY: usize = 64;
@@ -35,6 +40,11 @@ pub enum Event {
     Line(String),
     /// Ctrl-C: the partial line was dropped.
     Interrupted,
+    /// Enter after bytes were refused because the line was full: the line was dropped (not added to the history).
+    TooLong {
+        /// How many printable bytes were refused.
+        dropped: usize,
+    },
 }
 
 /// Decoder state for escape sequences.
@@ -59,6 +69,8 @@ pub struct LineEditor {
     draft: Vec<u8>,
     escape: Escape,
     last_was_carriage_return: bool,
+    /// Printable bytes refused since the line filled up.
+    dropped: usize,
 }
 
 impl LineEditor {
@@ -73,6 +85,7 @@ impl LineEditor {
             draft: Vec::new(),
             escape: Escape::None,
             last_was_carriage_return: false,
+            dropped: 0,
         }
     }
 
@@ -125,6 +138,11 @@ impl LineEditor {
                 self.cursor = 0;
                 self.redraw(output);
             }
+            0x0b => {
+                self.line.truncate(self.cursor);
+                self.redraw(output);
+            }
+            0x17 => self.erase_word(output),
             0x7f | 0x08 => self.backspace(output),
             b'\t' => self.complete(output, complete),
             0x20..=0x7e => self.insert(byte, output),
@@ -151,6 +169,11 @@ impl LineEditor {
 
     fn finish(&mut self, output: &mut Vec<u8>) -> Event {
         output.push(b'\n');
+        if self.dropped > 0 {
+            let dropped = self.dropped;
+            self.reset_line();
+            return Event::TooLong { dropped };
+        }
         let line = String::from(self.current_line());
         if !line.trim().is_empty() && self.history.last() != Some(&line) {
             if self.history.len() == HISTORY_CAPACITY {
@@ -167,11 +190,28 @@ impl LineEditor {
         self.cursor = 0;
         self.browsing = None;
         self.draft.clear();
+        self.dropped = 0;
+    }
+
+    /// Ctrl-W: erases back from the cursor over spaces, then over the word before them.
+    fn erase_word(&mut self, output: &mut Vec<u8>) {
+        let before = &self.line[..self.cursor];
+        let word_end = before.iter().rposition(|&byte| byte != b' ').map_or(0, |last| last + 1);
+        let start = before[..word_end].iter().rposition(|&byte| byte == b' ').map_or(0, |space| space + 1);
+        if start != self.cursor {
+            self.line.drain(start..self.cursor);
+            self.cursor = start;
+            self.redraw(output);
+        }
     }
 
     fn insert(&mut self, byte: u8, output: &mut Vec<u8>) {
         if self.line.len() >= MAX_LINE_LENGTH {
-            output.push(0x07);
+            // One bell per overflowing line, so a flood does not become a flood of bells.
+            if self.dropped == 0 {
+                output.push(0x07);
+            }
+            self.dropped = self.dropped.saturating_add(1);
             return;
         }
         self.line.insert(self.cursor, byte);

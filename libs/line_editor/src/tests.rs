@@ -100,12 +100,12 @@ fn tab_completes_unique_extends_common_and_lists_many() {
 }
 
 #[test]
-fn overlong_lines_ring_the_bell_and_history_is_bounded() {
+fn overlong_lines_ring_the_bell_once_and_history_is_bounded() {
     let mut editor = LineEditor::new("> ");
     let long = vec![b'a'; MAX_LINE_LENGTH + 3];
     let (_, output) = type_bytes(&mut editor, &long);
     assert_eq!(editor.current_line().len(), MAX_LINE_LENGTH);
-    assert_eq!(output.iter().filter(|&&byte| byte == 0x07).count(), 3);
+    assert_eq!(output.iter().filter(|&&byte| byte == 0x07).count(), 1, "one bell per overflowing line");
     type_bytes(&mut editor, b"\r");
     for index in 0..HISTORY_CAPACITY + 5 {
         type_bytes(&mut editor, format!("command {index}\r").as_bytes());
@@ -125,5 +125,68 @@ fn arbitrary_bytes_never_panic() {
         state ^= state << 17;
         editor.feed((state >> 24) as u8, &mut output, &|_, _| vec![String::from("alpha"), String::from("alps")]);
         output.clear();
+    }
+}
+
+#[test]
+fn control_k_erases_to_the_end() {
+    let mut editor = LineEditor::new("> ");
+    let (event, _) = type_bytes(&mut editor, b"ns -a\x1b[D\x1b[D\x0b\r");
+    assert_eq!(event, Event::Line(String::from("ns ")));
+}
+
+#[test]
+fn control_w_erases_the_word_before_the_cursor() {
+    let mut editor = LineEditor::new("> ");
+    let (event, _) = type_bytes(&mut editor, b"swap abc def  \x17x\r");
+    assert_eq!(event, Event::Line(String::from("swap abc x")));
+    let (event, _) = type_bytes(&mut editor, b"one\x17\x17two\x01\x17\r");
+    assert_eq!(event, Event::Line(String::from("two")));
+}
+
+#[test]
+fn an_overlong_line_is_refused_whole() {
+    let mut editor = LineEditor::new("> ");
+    let mut input = vec![b'a'; MAX_LINE_LENGTH + 10];
+    input.push(b'\r');
+    let (event, output) = type_bytes(&mut editor, &input);
+    assert_eq!(event, Event::TooLong { dropped: 10 });
+    assert_eq!(output.iter().filter(|&&byte| byte == 0x07).count(), 1);
+    assert!(editor.history().is_empty());
+    let (event, _) = type_bytes(&mut editor, b"ok\r");
+    assert_eq!(event, Event::Line(String::from("ok")));
+}
+
+/// A small xorshift generator, so the fuzz run is reproducible without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn random_bytes_never_panic_and_keep_the_line_in_bounds() {
+    let mut editor = LineEditor::new("> ");
+    let complete = |_: &str, word: &str| vec![format!("{word}x"), format!("{word}xy"), String::from("zz")];
+    let mut state = 0x2545_F491_4F6C_DD1D;
+    let mut output = Vec::new();
+    for _ in 0..300_000 {
+        let random = next(&mut state);
+        // Bias towards the bytes that matter: escapes, digits, CSI finals, controls, Enter and printable text.
+        let byte = match random % 8 {
+            0 => 0x1b,
+            1 => b"[O~0123456789ABCDFH"[(random >> 8) as usize % 19],
+            2 => (random >> 8) as u8 & 0x1f,
+            3 if random % 64 == 3 => b'\r',
+            _ => (random >> 8) as u8,
+        };
+        output.clear();
+        let event = editor.feed(byte, &mut output, &complete);
+        assert!(editor.current_line().len() <= MAX_LINE_LENGTH);
+        assert!(editor.cursor <= editor.line.len());
+        if let Event::Line(line) = event {
+            assert!(line.bytes().all(|byte| (0x20..=0x7e).contains(&byte)), "{line:?}");
+        }
     }
 }

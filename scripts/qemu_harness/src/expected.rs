@@ -401,3 +401,63 @@ pub const SWAP_LOG_FRESH: &str = "swap --fresh demo_log_fixed demo_log_fixed";
 pub const SWAP_NOTHING_COPIED: &str = r"state transfer .*\b0 objects \(0 bytes\) copied";
 /// `log_client show` after the fresh swap: the records did not come over.
 pub const LOG_SHOW_FRESH: &str = r"^demo_log v2: 0 appends, 0 records stored$";
+
+// The `shell-language` scenario: quoting, editing keys, history, completion, `$?`, syntax errors, bad input. Each
+// greeting pattern ends in `!`, so it cannot match the echoed (redrawn) command line.
+/// `hello "big world"`: one argument with a space.
+pub const GREETS_BIG_WORLD: &str = r"greeting v1, big world!$";
+/// `hello 'x  $?'`: single quotes keep both spaces and `$?` as typed.
+pub const GREETS_LITERAL_QUOTED: &str = r"greeting v1, x  \$\?!$";
+/// The Home/Delete/End/Left edit of `xhello plnet`.
+pub const GREETS_PLANET: &str = r"greeting v1, planet!$";
+/// The `ESC [ 1 ~` / `ESC [ 4 ~` / Ctrl-A / Ctrl-E edit.
+pub const GREETS_MOON: &str = r"greeting v1, moon!$";
+/// The Ctrl-K edit.
+pub const GREETS_SUN: &str = r"greeting v1, sun!$";
+/// The Ctrl-W edit, and the history recalls of it.
+pub const GREETS_CAT: &str = r"greeting v1, cat!$";
+/// `hell<Tab>`: completed to `hello `.
+pub const GREETS_WORLD: &str = r"greeting v1, world!$";
+/// `hello captai<Tab>`: a cell name completed.
+pub const GREETS_CAPTAIN: &str = r"greeting v1, captain!$";
+/// `hello k-capta<Tab>`: an object file name completed.
+pub const GREETS_CAPTAIN_OBJECT: &str = r"greeting v1, k-captain\.o!$";
+/// `fault_demo` without arguments returns 1.
+pub const FAULT_DEMO_EXITED_1: &str = r"^fault_demo: exited with 1$";
+/// `hello $?` after it.
+pub const GREETS_STATUS_1: &str = r"greeting v1, 1!$";
+/// `hello $?` after a successful `hello`.
+pub const GREETS_STATUS_0: &str = r"greeting v1, 0!$";
+/// `fault_demo panic`: the application's task failed.
+pub const FAULT_DEMO_FAILED: &str = r"^fault_demo: task \d+ failed";
+/// `hello "s=$?"` after a failed application: the shell's failure status.
+pub const GREETS_STATUS_FAILED: &str = r"greeting v1, s=134!$";
+/// `hello $?` after an unknown command.
+pub const GREETS_STATUS_UNKNOWN: &str = r"greeting v1, 127!$";
+/// An unterminated double quote.
+pub const UNTERMINATED_QUOTE: &str = r#"^shell: syntax error: unterminated " quote opened at column 7$"#;
+/// A pipeline (not implemented yet) is refused, not run.
+pub const PIPES_REFUSED: &str = r"^shell: pipes between applications are not supported yet$";
+/// The 10,000-byte line: 512 bytes kept, 9,488 refused, nothing run.
+pub const LINE_TOO_LONG: &str =
+    r"^shell: line too long: 9488 bytes over the limit of 512 were dropped; nothing was run$";
+/// `hello ok` after the bad input.
+pub const GREETS_OK: &str = r"greeting v1, ok!$";
+
+// The `jobs` scenario.
+/// Ctrl-Z on a foreground `load 1 1`.
+pub const LOAD_STOPPED: &str = r"^\[\d+\] stopped: load 1 1$";
+/// `hello $?` after it: 128 + SIGTSTP.
+pub const GREETS_STATUS_STOPPED: &str = r"greeting v1, 148!$";
+/// A `load 1 N` that ran to its end.
+pub const LOAD_ONE_COMPLETED: &str = r"^load: 1 tasks completed$";
+/// `jobs` lists the stopped job.
+pub const JOBS_LISTS_STOPPED_LOAD: &str = r"^\[\d+\] stopped +load 1 1$";
+/// The report of the finished background job.
+pub const LOAD_JOB_DONE: &str = r"^\[\d+\] done: load 1 1$";
+/// `fg` names the job it resumes.
+pub const FG_LOAD: &str = r"^load 1 1$";
+/// `bg` names the job it resumes.
+pub const BG_LOAD: &str = r"^\[\d+\] load 1 1 &$";
+/// `fg` with no jobs left.
+pub const FG_NO_JOBS: &str = r"^fg: no jobs$";

@@ -48,6 +48,13 @@ pub enum Step {
     ExpectAnywhere(&'static str),
     /// Type text as it is, without a line ending and without waiting (e.g. a line for a foreground task, or Ctrl-C).
     Type(&'static str),
+    /// Type raw bytes (not necessarily UTF-8: bad input), `times` times over, without waiting.
+    TypeBytes {
+        /// The bytes typed.
+        bytes: &'static [u8],
+        /// How many times they are typed in a row.
+        times: usize,
+    },
     /// Two saved outputs must be identical.
     SameOutput(&'static str, &'static str),
     /// Type a command and wait for the next prompt; the first output line matching `pattern` gives its capture
@@ -196,6 +203,70 @@ const SHELL_COMMANDS_STEPS: &[Step] = &[
     command("log info", &[e::LOG_LEVEL_INFO]),
     command(e::SWAP_TO_V2, &[e::SWAP_INFO_SHOWN, e::SWAP_DONE]),
     Step::Exit { line: "shutdown", status: e::EXIT_STATUS_SUCCESS },
+];
+
+/// The shell's language and line editing, typed as a person would (escape sequences for the cursor keys, Ctrl
+/// keys, Tab), then bad input (an overlong line, control bytes, invalid UTF-8), after which the shell still answers.
+const SHELL_LANGUAGE_STEPS: &[Step] = &[
+    Step::Prompt,
+    // Quoting: one argument with a space in it; single quotes keep two spaces and `$?` literally.
+    command("hello \"big world\"", &[e::GREETS_BIG_WORLD]),
+    command("hello 'x  $?'", &[e::GREETS_LITERAL_QUOTED]),
+    // Editing: Home (ESC [ H), Delete (ESC [ 3 ~), End (ESC [ F), three Lefts, an insertion.
+    command("xhello plnet\x1b[H\x1b[3~\x1b[F\x1b[D\x1b[D\x1b[Da", &[e::GREETS_PLANET]),
+    // The other Home/End spellings (ESC [ 1 ~, ESC [ 4 ~) and Ctrl-A / Ctrl-E.
+    command("ello\x1b[1~h\x1b[4~ mo\x01\x05on", &[e::GREETS_MOON]),
+    // Ctrl-K erases to the end of the line, Ctrl-W the word before the cursor.
+    command("hello sun junk\x1b[D\x1b[D\x1b[D\x1b[D\x0b", &[e::GREETS_SUN]),
+    command("hello dog\x17cat", &[e::GREETS_CAT]),
+    // History: Up recalls the last line; Up Up Down the same.
+    command("\x1b[A", &[e::GREETS_CAT]),
+    command("\x1b[A\x1b[A\x1b[B", &[e::GREETS_CAT]),
+    // Tab completion: a command, a cell name, an object file name.
+    command("hell\t", &[e::GREETS_WORLD]),
+    command("hello captai\t", &[e::GREETS_CAPTAIN]),
+    command("hello k-capta\t", &[e::GREETS_CAPTAIN_OBJECT]),
+    // `$?`: an application's return value, 0 after success, a failed application, an unknown command.
+    command("fault_demo", &[e::FAULT_DEMO_EXITED_1]),
+    command("hello $?", &[e::GREETS_STATUS_1]),
+    command("hello $?", &[e::GREETS_STATUS_0]),
+    command("fault_demo panic", &[e::FAULT_DEMO_FAILED]),
+    command("hello \"s=$?\"", &[e::GREETS_STATUS_FAILED]),
+    command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
+    command("hello $?", &[e::GREETS_STATUS_UNKNOWN]),
+    // Syntax errors are reported, and run nothing.
+    Step::Command { line: "hello \"open", expect: &[e::UNTERMINATED_QUOTE], reject: &[e::HELLO_V1], save: None },
+    Step::Command { line: "hello | hello", expect: &[e::PIPES_REFUSED], reject: &[e::HELLO_V1], save: None },
+    // Bad input: a 10,000-byte line is refused whole; control bytes and invalid UTF-8 are ignored.
+    Step::TypeBytes { bytes: b"a", times: 10_000 },
+    Step::Command { line: "", expect: &[e::LINE_TOO_LONG], reject: &[], save: None },
+    Step::TypeBytes { bytes: b"\x00\x02\x06\x0e\x10\x12\x14\x18\x19\x1a\x1c\x1d\x1e\x1f\x1b\x1b[99999999~", times: 20 },
+    Step::TypeBytes { bytes: b"\xff\xfe\xc3\x28\xe2\x82\x80\xf0\x9f", times: 50 },
+    command("\x15hello ok", &[e::GREETS_OK]),
+    EXIT_OK,
+];
+
+/// Job control: Ctrl-Z stops a foreground application (it does not finish while stopped), `jobs`, `fg`, `bg`.
+const JOBS_STEPS: &[Step] = &[
+    Step::Prompt,
+    Step::Type("load 1 1\r"),
+    Step::Type("\x1a"),
+    Step::Expect(e::LOAD_STOPPED),
+    Step::Prompt,
+    command("hello $?", &[e::GREETS_STATUS_STOPPED]),
+    // Two seconds in the foreground: the stopped one-second job would have finished meanwhile, had it run.
+    command("load 1 2", &[e::LOAD_ONE_COMPLETED]),
+    Step::Command { line: "jobs", expect: &[e::JOBS_LISTS_STOPPED_LOAD], reject: &[e::LOAD_JOB_DONE], save: None },
+    command("fg", &[e::FG_LOAD, e::LOAD_ONE_COMPLETED]),
+    Step::Type("load 1 1\r"),
+    Step::Type("\x1a"),
+    Step::Expect(e::LOAD_STOPPED),
+    Step::Prompt,
+    command("bg", &[e::BG_LOAD]),
+    Step::ExpectAnywhere(e::LOAD_ONE_COMPLETED),
+    Step::Retry { line: "jobs", expect: &[e::LOAD_JOB_DONE], attempts: 40 },
+    command("fg", &[e::FG_NO_JOBS]),
+    EXIT_OK,
 ];
 
 /// One scheduler self-swap of [`BACK_TO_BACK_STEPS`]: done, and no CPU stopped.
@@ -494,6 +565,14 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
+    Scenario { name: "jobs", firmware: Firmware::Bios, image: Image::Normal, steps: JOBS_STEPS, cpus: None },
+    Scenario {
+        name: "shell-language",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: SHELL_LANGUAGE_STEPS,
+        cpus: None,
+    },
     Scenario {
         name: "shell-commands",
         firmware: Firmware::Bios,
@@ -625,6 +704,10 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
             Step::Type(text) => {
                 session.note(&format!("type {text:?}"));
                 session.send_text(text)?;
+            }
+            Step::TypeBytes { bytes, times } => {
+                session.note(&format!("type {bytes:?} x {times}"));
+                session.send_bytes(&bytes.repeat(times))?;
             }
             Step::ExpectCorruptObjectError => {
                 session.expect(&compile(&e::corrupt_object_error(&config.corrupt_object))?, wait)?;

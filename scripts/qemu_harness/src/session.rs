@@ -216,10 +216,18 @@ impl Session {
     /// # Errors
     /// The child's stdin is closed.
     pub fn send_text(&mut self, text: &str) -> StepResult<()> {
-        let bytes = text.as_bytes().to_vec();
+        self.send_bytes(text.as_bytes())
+    }
+
+    /// Types `bytes` as they are (any bytes, not only UTF-8), one at a time.
+    ///
+    /// # Errors
+    /// The child's stdin is closed.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> StepResult<()> {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]);
         let delay = self.typing.char_delay;
         let stdin = self.stdin.as_mut().ok_or_else(|| Failure("stdin already closed".into()))?;
-        for byte in bytes {
+        for &byte in bytes {
             stdin
                 .write_all(&[byte])
                 .and_then(|()| stdin.flush())

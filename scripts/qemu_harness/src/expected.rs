@@ -344,7 +344,7 @@ pub const LOAD_LONG_IN_BACKGROUND: &str = "load 24 20 &";
 
 // Case study (b): joint application-kernel evolution (`joint-swap`).
 /// The application in the background: 40 rounds of its pipe (about 14 s).
-pub const PIPE_DEMO_IN_BACKGROUND: &str = "pipe_demo 60 &";
+pub const PIPE_DEMO_IN_BACKGROUND: &str = "pipe_demo 40 &";
 /// The shell's answer.
 pub const PIPE_DEMO_STARTED: &str = r"^\[\d+\] pipe_demo started in the background$";
 /// Before the swap: over a rendezvous pipe no send returns before the consumer receives.
@@ -366,7 +366,7 @@ pub const PIPE_BUFFERED_ROUND: &str =
     r"\bpipe_demo: round \d+: buffered pipe: producer sent 5 of 5 items before the consumer started, 5 received$";
 /// The application's end: every round ran in one task, some over each kind of pipe, none failed.
 pub const PIPE_DEMO_SUMMARY: &str =
-    r"\bpipe_demo: 60 rounds in one task: [1-9]\d* rendezvous, [1-9]\d* buffered, 0 other$";
+    r"\bpipe_demo: 40 rounds in one task: [1-9]\d* rendezvous, [1-9]\d* buffered, 0 other$";
 /// `ns` while the old cells are loaded.
 pub const NS_LISTS_PIPE_V1: &str = r"\bpipe_stage_v1\b";
 /// `ns` lists the old channel cell.

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod newcomer;
 pub mod push;
 pub mod qemu;
+pub mod runner;
 pub mod scenarios;
 pub mod session;
 pub mod transcript;

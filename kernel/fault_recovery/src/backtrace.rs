@@ -134,10 +134,11 @@ fn snapshot_saved_stack(task: &task::TaskRef, words: &mut alloc::vec::Vec<u64>) 
         if count > words.capacity() {
             return Err(BacktraceError::NoStack(id));
         }
-        // SAFETY: `start..top` lies inside the task's stack (checked), which stays mapped and readable while its
-        // task lock is held (`reap` frees the stack only under that lock); `words` has room for `count` words
-        // (checked) and does not overlap the stack (it is heap memory). The task is switched out, so nobody writes
-        // the copied words meanwhile; if it starts running on another CPU during the copy, the copy is only stale.
+        // `start..top` lies inside the task's stack (checked), which stays mapped and readable while its task lock
+        // is held (`reap` frees the stack only under that lock); `words` has room for `count` words (checked) and
+        // is heap memory, not the stack. The task is switched out, so nobody writes the copied words meanwhile; if
+        // it starts running on another CPU during the copy, the copy is only stale.
+        // SAFETY: both ranges are valid for `count` words and do not overlap (see above).
         unsafe {
             core::ptr::copy_nonoverlapping(start as *const u64, words.as_mut_ptr(), count);
             words.set_len(count);

@@ -192,10 +192,11 @@ fn read_register(index: u8) -> u8 {
     use x86_64::instructions::port::Port;
     let mut index_port: Port<u8> = Port::new(0x70);
     let mut data_port: Port<u8> = Port::new(0x71);
-    // SAFETY: ports 0x70/0x71 are the PC's CMOS index and data ports; selecting a clock register (below 0x0e, bit 7
-    // clear so NMIs stay enabled) and reading it has no side effect but the read. Callers are the shell's `date`,
-    // which runs in one task; a concurrent reader could only swap the index between our two accesses, which the
-    // caller's "two equal readings" check catches.
+    // Ports 0x70/0x71 are the PC's CMOS index and data ports; selecting a clock register (below 0x0e, bit 7 clear
+    // so NMIs stay enabled) and reading it has no side effect but the read. Callers are the shell's `date`, which
+    // runs in one task; a concurrent reader could only swap the index between our two accesses, which the caller's
+    // "two equal readings" check catches.
+    // SAFETY: side-effect-free accesses to the CMOS clock ports (see above).
     unsafe {
         index_port.write(index);
         data_port.read()

@@ -93,11 +93,15 @@ pub fn find_entry(
     if version != ENTRY_VERSION {
         return Err(EntryError::BadVersion(version));
     }
-    // SAFETY: the tag and version match, so the object was built by `ApplicationEntry::new` (its fields are
-    // private, and the constructor type-checks `main`) in this same build: the pointer field is a valid
+    // The tag and version match, so the object was built by `ApplicationEntry::new` (its fields are private, and
+    // the constructor type-checks `main`) in this same build: the pointer field is a valid
     // `fn(Vec<String>) -> isize`, relocated by the loader. (A static of another type named `APPLICATION_ENTRY`
     // that happens to start with the same 12 bytes would defeat this; the tag guards against accidents, and
     // applications are reviewed source, not adversaries.)
-    let entry = unsafe { &*pointer.cast::<ApplicationEntry>() };
-    Ok(entry.main)
+    // SAFETY: the `main` field of an `ApplicationEntry` written by its constructor, in bounds (checked; see
+    // above); read unaligned, so the symbol's alignment does not matter.
+    let main = unsafe {
+        pointer.add(core::mem::offset_of!(ApplicationEntry, main)).cast::<fn(Vec<String>) -> isize>().read_unaligned()
+    };
+    Ok(main)
 }

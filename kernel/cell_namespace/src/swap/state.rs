@@ -300,10 +300,11 @@ fn transfer_function(new: &LoadedCell, crate_name: &str) -> Result<Option<StateT
     let address = new
         .symbol_address(&export.name)
         .ok_or_else(|| SwapError::StateTransfer { cell: new.name.clone(), reason: format!("{path} has no address") })?;
-    // SAFETY: the symbol is an `STT_FUNC` in a relocated, finalized text section of the new cell, which the swap
-    // keeps alive while the pointer is used. By the state-transfer convention (CONTRACT.md, the crate docs) a
-    // cell exports `cell_state_transfer` with exactly this signature, built by the same compiler against this
-    // crate's `StateTransfer`, so the Rust ABI matches.
+    // The symbol is an `STT_FUNC` in a relocated, finalized text section of the new cell, which the swap keeps
+    // alive while the pointer is used. By the state-transfer convention (the crate docs) a cell exports
+    // `cell_state_transfer` with exactly this signature, built by the same compiler against this crate's
+    // `StateTransfer`.
+    // SAFETY: a live function of this exact signature and Rust ABI (see above).
     Ok(Some(unsafe { core::mem::transmute::<usize, StateTransferFunction>(address.value()) }))
 }
 

@@ -1,10 +1,13 @@
 //! Conversion from `multiboot2`'s views into [`BootInfo`]. The only place that names `multiboot2` types.
 
+use crate::firmware::{Firmware, MemoryMapSource, efi_memory_areas};
+use crate::framebuffer_mode::parse_framebuffer_tag;
+use crate::rsdp::{Rsdp, RsdpError, RsdpSource, validate_rsdp};
 use crate::types::{
     BootInfo, BootInfoError, BoundedString, MAX_MEMORY_AREAS, MAX_MODULES, MemoryArea, MemoryAreaKind, Module,
     PhysicalRegion, StringProblem,
 };
-use crate::validate;
+use crate::validate::{self, TagDirectory};
 use memory_structs::PhysicalAddress;
 use multiboot2::{BootInformation, BootInformationHeader, StringError};
 
@@ -103,22 +106,12 @@ impl BootInfo {
             .ok_or(BootInfoError::InvalidTotalSize { total_size })?;
         self.information_region = PhysicalRegion { start: physical_address, end };
 
-        let memory_map = information.memory_map_tag().ok_or(BootInfoError::MissingMemoryMap)?;
-        let areas = memory_map.memory_areas();
-        if areas.len() > MAX_MEMORY_AREAS {
-            return Err(BootInfoError::TooManyMemoryAreas { count: areas.len() });
-        }
-        for area in areas.iter().filter(|area| area.size() > 0) {
-            let start = clipped_physical(area.start_address());
-            let end = clipped_physical(area.start_address().saturating_add(area.size()));
-            if start >= end {
-                continue; // entirely beyond the physical address space
-            }
-            self.memory_areas[self.memory_area_count] = MemoryArea {
-                region: PhysicalRegion { start, end },
-                kind: MemoryAreaKind::from_raw(u32::from(area.typ())),
-            };
-            self.memory_area_count += 1;
+        self.firmware = if directory.efi_tag_seen { Firmware::Uefi } else { Firmware::Bios };
+        if let Some((offset, size)) = directory.efi_memory_map {
+            self.convert_efi_memory_map(&bytes[offset..offset + size], !directory.boot_services_not_terminated)?;
+        } else {
+            let memory_map = information.memory_map_tag().ok_or(BootInfoError::MissingMemoryMap)?;
+            self.convert_bios_memory_map(memory_map.memory_areas())?;
         }
 
         if directory.module_count > MAX_MODULES {
@@ -154,11 +147,76 @@ impl BootInfo {
                 BoundedString::try_from_str(text).ok_or(BootInfoError::BootloaderNameTooLong { length: text.len() })?;
         }
 
-        // The RSDP copy starts right after the 8-byte tag header.
-        self.acpi_rsdp = directory
-            .acpi_new_rsdp
-            .or(directory.acpi_old_rsdp)
-            .and_then(|offset| PhysicalAddress::try_new(physical_address.value() + offset + 8).ok());
+        self.acpi_rsdp = rsdp_from_tags(bytes, &directory, physical_address);
+        self.framebuffer_mode =
+            directory.framebuffer.and_then(|(offset, size)| parse_framebuffer_tag(&bytes[offset..offset + size]));
         Ok(())
+    }
+
+    /// Copies the BIOS memory map (tag 6), dropping empty areas.
+    fn convert_bios_memory_map(&mut self, areas: &[multiboot2::MemoryArea]) -> Result<(), BootInfoError> {
+        if areas.len() > MAX_MEMORY_AREAS {
+            return Err(BootInfoError::TooManyMemoryAreas { count: areas.len() });
+        }
+        for area in areas.iter().filter(|area| area.size() > 0) {
+            let start = clipped_physical(area.start_address());
+            let end = clipped_physical(area.start_address().saturating_add(area.size()));
+            if start >= end {
+                continue; // entirely beyond the physical address space
+            }
+            self.memory_areas[self.memory_area_count] = MemoryArea {
+                region: PhysicalRegion { start, end },
+                kind: MemoryAreaKind::from_raw(u32::from(area.typ())),
+            };
+            self.memory_area_count += 1;
+        }
+        self.memory_map_source = MemoryMapSource::Bios;
+        Ok(())
+    }
+
+    /// Converts the EFI memory map (tag 17, `tag` with its header), merging adjacent areas of one kind.
+    fn convert_efi_memory_map(&mut self, tag: &[u8], boot_services_ended: bool) -> Result<(), BootInfoError> {
+        let mut count = 0;
+        let areas = &mut self.memory_areas;
+        efi_memory_areas(tag, boot_services_ended, clipped_physical, |area, replaces_last| {
+            if replaces_last {
+                areas[count - 1] = area;
+                return Ok(());
+            }
+            let slot = areas.get_mut(count).ok_or(BootInfoError::TooManyMemoryAreas { count: count + 1 })?;
+            *slot = area;
+            count += 1;
+            Ok(())
+        })?;
+        self.memory_area_count = count;
+        self.memory_map_source = MemoryMapSource::Efi;
+        Ok(())
+    }
+}
+
+/// The RSDP from the tags: the new tag's copy if valid, else the old tag's; the new tag's error if both are bad.
+fn rsdp_from_tags(
+    bytes: &[u8],
+    directory: &TagDirectory,
+    physical_address: PhysicalAddress,
+) -> Result<Rsdp, RsdpError> {
+    let candidate = |offset: Option<usize>, source: RsdpSource| -> Result<Rsdp, RsdpError> {
+        let offset = offset.ok_or(RsdpError::NotFound)?;
+        // `tag_directory` checked that the tag lies within `bytes` and holds at least an RSDP of its kind.
+        let size = validate::read_u32(bytes, offset + 4).unwrap_or(0) as usize;
+        let payload = bytes.get(offset + 8..offset + size).unwrap_or(&[]);
+        let revision = validate_rsdp(payload, source)?;
+        let address =
+            PhysicalAddress::try_new(physical_address.value() + offset + 8).map_err(|_| RsdpError::NotFound)?;
+        Ok(Rsdp { address, revision, source })
+    };
+    match candidate(directory.acpi_new_rsdp, RsdpSource::NewTag) {
+        Ok(rsdp) => Ok(rsdp),
+        Err(new_error) => match candidate(directory.acpi_old_rsdp, RsdpSource::OldTag) {
+            Ok(rsdp) => Ok(rsdp),
+            Err(RsdpError::NotFound) => Err(new_error),
+            Err(old_error) if new_error == RsdpError::NotFound => Err(old_error),
+            Err(_) => Err(new_error),
+        },
     }
 }

@@ -16,6 +16,8 @@
 //! - [`BootInfo`]: the converted information (about 30 KiB; keep it in a `static`, see below).
 //! - [`MemoryArea`] with [`MemoryAreaKind`], [`Module`], [`PhysicalRegion`], [`BoundedString`].
 //! - [`BootInfoError`]: why the boot information was rejected.
+//! - [`Firmware`], [`MemoryMapSource`], [`EfiMemoryType`]; [`Rsdp`] / [`RsdpError`] with [`validate_rsdp`] and
+//!   [`scan_for_rsdp`]; [`FramebufferMode`].
 //!
 //! # Control flow
 //! 1. The caller (nano_core) holds a `BootInfo::new()` in a `static` (it is `const`), because the structure is too
@@ -24,18 +26,29 @@
 //!    virtual offset at which physical memory is currently mapped.
 //! 3. `validate::tag_directory` checks the fixed header and every tag's bounds and minimum size (Multiboot2
 //!    specification 2.0, 3.6.1 "Boot information format" and 3.6.2 "Basic tags structure").
-//! 4. The `multiboot2` crate reads the memory map (3.6.8), modules (3.6.6), command line (3.6.5) and bootloader name
-//!    (3.6.9); this crate copies them into bounded arrays and strings, failing if a capacity is exceeded.
+//! 4. The memory map: the EFI memory map (3.6.19, parsed here, EFI types converted in `firmware`) when present,
+//!    else the BIOS map (3.6.8, read by `multiboot2`). The firmware is UEFI when any EFI tag is present.
+//! 5. The `multiboot2` crate reads the modules (3.6.6), command line (3.6.5) and bootloader name (3.6.9); this
+//!    crate copies them into bounded arrays and strings, failing if a capacity is exceeded.
+//! 6. The ACPI RSDP copies (3.6.16-3.6.17) are checksummed (`rsdp`); an invalid one is recorded as an
+//!    [`RsdpError`], not a failure of the whole conversion. The framebuffer tag's mode is read
+//!    (`framebuffer_mode`).
 //!
 //! References: "Multiboot2 Specification version 2.0", <https://www.gnu.org/software/grub/manual/multiboot2/>.
 #![cfg_attr(not(test), no_std)]
 
 mod convert;
+mod firmware;
+mod framebuffer_mode;
 mod global;
+mod rsdp;
 mod types;
 mod validate;
 
+pub use firmware::{EfiMemoryType, Firmware, MemoryMapSource};
+pub use framebuffer_mode::{FramebufferKind, FramebufferMode};
 pub use global::{global, install_global};
+pub use rsdp::{Rsdp, RsdpError, RsdpSource, scan_for_rsdp, validate_rsdp};
 pub use types::{
     BootInfo, BootInfoError, BoundedString, MAX_BOOT_INFO_SIZE, MAX_BOOTLOADER_NAME_LENGTH, MAX_COMMAND_LINE_LENGTH,
     MAX_MEMORY_AREAS, MAX_MODULE_NAME_LENGTH, MAX_MODULES, MemoryArea, MemoryAreaKind, Module, PhysicalRegion,
@@ -44,3 +57,5 @@ pub use types::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_firmware;

@@ -5,16 +5,16 @@ use crate::convert::module_name;
 use memory_structs::PhysicalAddress;
 
 /// Builds a Multiboot2 information structure tag by tag, as a bootloader would (3.6.1, 3.6.2).
-struct Builder {
+pub(crate) struct Builder {
     bytes: Vec<u8>,
 }
 
 impl Builder {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { bytes: vec![0; 8] }
     }
 
-    fn raw_tag(mut self, tag_type: u32, size: u32, payload: &[u8]) -> Self {
+    pub(crate) fn raw_tag(mut self, tag_type: u32, size: u32, payload: &[u8]) -> Self {
         self.bytes.extend_from_slice(&tag_type.to_le_bytes());
         self.bytes.extend_from_slice(&size.to_le_bytes());
         self.bytes.extend_from_slice(payload);
@@ -24,18 +24,18 @@ impl Builder {
         self
     }
 
-    fn tag(self, tag_type: u32, payload: &[u8]) -> Self {
+    pub(crate) fn tag(self, tag_type: u32, payload: &[u8]) -> Self {
         let size = 8 + payload.len() as u32;
         self.raw_tag(tag_type, size, payload)
     }
 
-    fn string_tag(self, tag_type: u32, text: &str) -> Self {
+    pub(crate) fn string_tag(self, tag_type: u32, text: &str) -> Self {
         let mut payload = text.as_bytes().to_vec();
         payload.push(0);
         self.tag(tag_type, &payload)
     }
 
-    fn memory_map(self, areas: &[(u64, u64, u32)]) -> Self {
+    pub(crate) fn memory_map(self, areas: &[(u64, u64, u32)]) -> Self {
         let mut payload = Vec::new();
         payload.extend_from_slice(&24u32.to_le_bytes());
         payload.extend_from_slice(&0u32.to_le_bytes());
@@ -48,7 +48,7 @@ impl Builder {
         self.tag(6, &payload)
     }
 
-    fn module(self, start: u32, end: u32, command_line: &str) -> Self {
+    pub(crate) fn module(self, start: u32, end: u32, command_line: &str) -> Self {
         let mut payload = Vec::new();
         payload.extend_from_slice(&start.to_le_bytes());
         payload.extend_from_slice(&end.to_le_bytes());
@@ -58,7 +58,7 @@ impl Builder {
     }
 
     /// Appends the end tag and fixes `total_size`.
-    fn finish(self) -> Aligned {
+    pub(crate) fn finish(self) -> Aligned {
         let mut this = self.raw_tag(0, 8, &[]);
         let total = this.bytes.len() as u32;
         this.bytes[..4].copy_from_slice(&total.to_le_bytes());
@@ -67,45 +67,66 @@ impl Builder {
 }
 
 /// Bytes stored in `u64`s so that the slice is 8-byte aligned, as the specification guarantees.
-struct Aligned {
+pub(crate) struct Aligned {
     words: Vec<u64>,
     length: usize,
 }
 
 impl Aligned {
-    fn new(bytes: &[u8]) -> Self {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
         let mut words = vec![0u64; bytes.len().div_ceil(8) + 1];
         // SAFETY: the u64 buffer is at least `bytes.len()` bytes long.
         let target = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) };
         target[..bytes.len()].copy_from_slice(bytes);
         Self { words, length: bytes.len() }
     }
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: the buffer holds at least `length` initialised bytes.
         unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.length) }
     }
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above, with exclusive access.
         unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), self.length) }
     }
 }
 
-const PHYSICAL: PhysicalAddress = PhysicalAddress::new(0x5000);
+pub(crate) const PHYSICAL: PhysicalAddress = PhysicalAddress::new(0x5000);
 
-fn load(bytes: &Aligned) -> Result<Box<BootInfo>, BootInfoError> {
+pub(crate) fn load(bytes: &Aligned) -> Result<Box<BootInfo>, BootInfoError> {
     let mut info = Box::new(BootInfo::new());
     info.load_from_bytes(bytes.bytes(), PHYSICAL)?;
     Ok(info)
 }
 
-fn typical() -> Builder {
+pub(crate) fn typical() -> Builder {
     Builder::new()
         .string_tag(1, "test=all")
         .string_tag(2, "GRUB 2.12")
         .module(0x7000, 0x7100, "k#captain-1234.o")
         .module(0x20_0000, 0x20_0800, "/modules/manifest extra words")
         .memory_map(&[(0, 0x9fc00, 1), (0xf0000, 0x10000, 2), (0x10_0000, 0x7ee_0000, 1), (0x7fe_0000, 0x2_0000, 3)])
-        .tag(15, &[0x52; 36])
+        .tag(15, &rsdp_v2(2))
+}
+
+/// A valid ACPI 1.0 RSDP (20 bytes) with `revision`.
+pub(crate) fn rsdp_v1(revision: u8) -> Vec<u8> {
+    let mut bytes = b"RSD PTR ".to_vec();
+    bytes.push(0); // checksum, fixed below
+    bytes.extend_from_slice(b"BOCHS ");
+    bytes.push(revision);
+    bytes.extend_from_slice(&0x7fe_1234u32.to_le_bytes());
+    bytes[8] = 0u8.wrapping_sub(bytes.iter().fold(0u8, |sum, byte| sum.wrapping_add(*byte)));
+    bytes
+}
+
+/// A valid ACPI 2.0+ RSDP (36 bytes) with `revision`.
+pub(crate) fn rsdp_v2(revision: u8) -> Vec<u8> {
+    let mut bytes = rsdp_v1(revision);
+    bytes.extend_from_slice(&36u32.to_le_bytes());
+    bytes.extend_from_slice(&0x7fe_5678u64.to_le_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    bytes[32] = 0u8.wrapping_sub(bytes.iter().fold(0u8, |sum, byte| sum.wrapping_add(*byte)));
+    bytes
 }
 
 #[test]
@@ -131,8 +152,12 @@ fn converts_a_typical_grub_structure() {
     assert_eq!(info.module_named("manifest").unwrap().region.end.value(), 0x20_0800);
     assert!(info.module_named("missing").is_none());
     // Tag 15 follows the header (8), cmdline (24), name (24), modules (32 + 48), memory map (112).
-    let rsdp = info.acpi_rsdp().unwrap().value() - PHYSICAL.value();
-    assert_eq!(&bytes.bytes()[rsdp..rsdp + 36], &[0x52; 36]);
+    let rsdp = info.acpi_rsdp().unwrap();
+    assert_eq!((rsdp.revision, rsdp.source), (2, RsdpSource::NewTag));
+    let offset = rsdp.address.value() - PHYSICAL.value();
+    assert_eq!(&bytes.bytes()[offset..offset + 36], &rsdp_v2(2)[..]);
+    assert_eq!(info.firmware(), Firmware::Bios);
+    assert_eq!(info.memory_map_source(), MemoryMapSource::Bios);
 }
 
 #[test]
@@ -159,7 +184,8 @@ fn missing_optional_tags_give_empty_strings() {
     assert_eq!(info.command_line(), "");
     assert_eq!(info.bootloader_name(), "");
     assert!(info.modules().is_empty());
-    assert_eq!(info.acpi_rsdp(), None);
+    assert_eq!(info.acpi_rsdp(), Err(RsdpError::NotFound));
+    assert_eq!(info.framebuffer_mode(), None);
 }
 
 #[test]
@@ -310,7 +336,12 @@ fn load_from_physical_reads_through_the_offset() {
 /// Fuzz-style robustness: corrupt random bytes of a valid structure and truncate it; parsing must never panic.
 #[test]
 fn random_corruption_never_panics() {
-    let original = typical().finish();
+    for original in [typical().finish(), crate::tests_firmware::uefi_typical().finish()] {
+        corrupt_and_load(&original);
+    }
+}
+
+fn corrupt_and_load(original: &Aligned) {
     let mut state = 0x1234_5678_9abc_def0u64;
     let mut next = move || {
         state ^= state << 13;

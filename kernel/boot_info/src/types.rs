@@ -1,5 +1,8 @@
 //! Our own boot-information types: fixed capacity, no heap, no `multiboot2` types.
 
+use crate::firmware::{Firmware, MemoryMapSource};
+use crate::framebuffer_mode::FramebufferMode;
+use crate::rsdp::{Rsdp, RsdpError};
 use core::fmt;
 use memory_structs::PhysicalAddress;
 
@@ -189,7 +192,7 @@ pub enum BootInfoError {
         /// Offset of the end tag.
         offset: usize,
     },
-    /// The structure has no memory-map tag (type 6).
+    /// The structure has neither a memory-map tag (type 6) nor an EFI memory-map tag (type 17).
     MissingMemoryMap,
     /// The memory-map tag's `entry_size` is not the 24 bytes of version 0, or its size is not a whole number of
     /// entries.
@@ -199,7 +202,15 @@ pub enum BootInfoError {
         /// The tag's reported size in bytes.
         tag_size: u32,
     },
-    /// More memory-map entries than [`MAX_MEMORY_AREAS`].
+    /// The EFI memory-map tag's descriptor size is below 40 bytes or not a multiple of 8, or its size is not a
+    /// whole number of descriptors (UEFI 2.10, 7.2; Multiboot2 3.6.19).
+    MalformedEfiMemoryMap {
+        /// The reported descriptor size in bytes.
+        descriptor_size: u32,
+        /// The tag's reported size in bytes.
+        tag_size: u32,
+    },
+    /// More memory-map entries than [`MAX_MEMORY_AREAS`] (for the EFI map: after merging adjacent areas).
     TooManyMemoryAreas {
         /// The number of entries reported.
         count: usize,
@@ -261,7 +272,10 @@ pub struct BootInfo {
     pub(crate) information_region: PhysicalRegion,
     pub(crate) command_line: BoundedString<MAX_COMMAND_LINE_LENGTH>,
     pub(crate) bootloader_name: BoundedString<MAX_BOOTLOADER_NAME_LENGTH>,
-    pub(crate) acpi_rsdp: Option<PhysicalAddress>,
+    pub(crate) acpi_rsdp: Result<Rsdp, RsdpError>,
+    pub(crate) firmware: Firmware,
+    pub(crate) memory_map_source: MemoryMapSource,
+    pub(crate) framebuffer_mode: Option<FramebufferMode>,
 }
 
 impl Default for BootInfo {
@@ -279,6 +293,9 @@ impl fmt::Debug for BootInfo {
             .field("memory_areas", &self.memory_areas())
             .field("modules", &self.modules())
             .field("acpi_rsdp", &self.acpi_rsdp)
+            .field("firmware", &self.firmware)
+            .field("memory_map_source", &self.memory_map_source)
+            .field("framebuffer_mode", &self.framebuffer_mode)
             .finish()
     }
 }
@@ -302,7 +319,10 @@ impl BootInfo {
             information_region: PhysicalRegion { start: PhysicalAddress::zero(), end: PhysicalAddress::zero() },
             command_line: BoundedString::new(),
             bootloader_name: BoundedString::new(),
-            acpi_rsdp: None,
+            acpi_rsdp: Err(RsdpError::NotFound),
+            firmware: Firmware::Bios,
+            memory_map_source: MemoryMapSource::Bios,
+            framebuffer_mode: None,
         }
     }
 
@@ -313,7 +333,10 @@ impl BootInfo {
         self.information_region = PhysicalRegion::default();
         self.command_line = BoundedString::new();
         self.bootloader_name = BoundedString::new();
-        self.acpi_rsdp = None;
+        self.acpi_rsdp = Err(RsdpError::NotFound);
+        self.firmware = Firmware::Bios;
+        self.memory_map_source = MemoryMapSource::Bios;
+        self.framebuffer_mode = None;
     }
 
     /// The memory map, in the bootloader's order (not sorted; entries may overlap if the firmware says so).
@@ -347,10 +370,31 @@ impl BootInfo {
         self.bootloader_name.as_str()
     }
 
-    /// The physical address of the copy of the ACPI RSDP inside the boot information (tag 15 "ACPI new RSDP" if
-    /// present, else tag 14 "ACPI old RSDP"; specification 3.6.16 and 3.6.17). Under UEFI this is the reliable way to
-    /// find ACPI. The address lies inside [`information_region`](Self::information_region).
-    pub fn acpi_rsdp(&self) -> Option<PhysicalAddress> {
+    /// The ACPI RSDP from the boot information, validated (signature, checksum, and for ACPI 2.0+ length and
+    /// extended checksum): tag 15 "ACPI new RSDP" if it holds a valid one, else tag 14 "ACPI old RSDP"
+    /// (specification 3.6.16 and 3.6.17). Under UEFI this is the reliable way to find ACPI. The address is that of
+    /// the copy inside [`information_region`](Self::information_region).
+    ///
+    /// # Errors
+    /// [`RsdpError::NotFound`] if neither tag is present (under BIOS, `acpi_tables` then scans the BIOS area);
+    /// otherwise why the preferred tag's copy is invalid.
+    pub fn acpi_rsdp(&self) -> Result<Rsdp, RsdpError> {
         self.acpi_rsdp
+    }
+
+    /// The firmware that started the machine (UEFI if any EFI tag is present).
+    pub fn firmware(&self) -> Firmware {
+        self.firmware
+    }
+
+    /// Which tag [`memory_areas`](Self::memory_areas) came from: the EFI map when present, else the BIOS map.
+    pub fn memory_map_source(&self) -> MemoryMapSource {
+        self.memory_map_source
+    }
+
+    /// The video mode from the framebuffer tag, if the bootloader passed one (see `framebuffer_mode.rs`: a
+    /// minimal reader, to be replaced by the framebuffer console's).
+    pub fn framebuffer_mode(&self) -> Option<FramebufferMode> {
+        self.framebuffer_mode
     }
 }

@@ -19,6 +19,20 @@ pub mod tag_type {
     pub const ACPI_OLD_RSDP: u32 = 14;
     /// 3.6.17: copy of the ACPI 2.0+ RSDP.
     pub const ACPI_NEW_RSDP: u32 = 15;
+    /// 3.6.12: framebuffer info.
+    pub const FRAMEBUFFER: u32 = 8;
+    /// 3.6.13: EFI 32-bit system table pointer.
+    pub const EFI32_SYSTEM_TABLE: u32 = 11;
+    /// 3.6.14: EFI 64-bit system table pointer.
+    pub const EFI64_SYSTEM_TABLE: u32 = 12;
+    /// 3.6.19: EFI memory map.
+    pub const EFI_MEMORY_MAP: u32 = 17;
+    /// 3.6.20: EFI boot services not terminated.
+    pub const EFI_BOOT_SERVICES_NOT_TERMINATED: u32 = 18;
+    /// 3.6.21: EFI 32-bit image handle pointer.
+    pub const EFI32_IMAGE_HANDLE: u32 = 19;
+    /// 3.6.22: EFI 64-bit image handle pointer.
+    pub const EFI64_IMAGE_HANDLE: u32 = 20;
 }
 
 /// Size of the fixed header of the boot information and of every tag header, in bytes.
@@ -41,9 +55,17 @@ pub struct TagDirectory {
     pub acpi_old_rsdp: Option<usize>,
     /// Offset of the first ACPI 2.0+ RSDP tag.
     pub acpi_new_rsdp: Option<usize>,
+    /// Offset and size of the first EFI memory-map tag (shape checked).
+    pub efi_memory_map: Option<(usize, usize)>,
+    /// Offset and size of the first framebuffer tag.
+    pub framebuffer: Option<(usize, usize)>,
+    /// Whether any EFI tag (11, 12, 17, 18, 19, 20) is present: the machine booted through UEFI.
+    pub efi_tag_seen: bool,
+    /// Whether tag 18 says that the bootloader did not call `ExitBootServices()`.
+    pub boot_services_not_terminated: bool,
 }
 
-fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
+pub(crate) fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
     let field = bytes.get(offset..offset.checked_add(4)?)?;
     Some(u32::from_le_bytes([field[0], field[1], field[2], field[3]]))
 }
@@ -67,15 +89,30 @@ fn minimum_tag_size(tag_type: u32) -> usize {
         tag_type::MODULE | tag_type::MEMORY_MAP => 16,
         tag_type::ACPI_OLD_RSDP => HEADER_SIZE + RSDP_V1_SIZE,
         tag_type::ACPI_NEW_RSDP => HEADER_SIZE + RSDP_V2_SIZE,
+        tag_type::EFI_MEMORY_MAP => crate::firmware::EFI_MEMORY_MAP_HEADER_SIZE,
+        tag_type::FRAMEBUFFER => crate::framebuffer_mode::FRAMEBUFFER_TAG_MINIMUM_SIZE,
         _ => HEADER_SIZE,
     }
+}
+
+/// Whether `tag_type` exists only in boot information passed under UEFI.
+fn is_efi_tag(tag_type: u32) -> bool {
+    matches!(
+        tag_type,
+        tag_type::EFI32_SYSTEM_TABLE
+            | tag_type::EFI64_SYSTEM_TABLE
+            | tag_type::EFI_MEMORY_MAP
+            | tag_type::EFI_BOOT_SERVICES_NOT_TERMINATED
+            | tag_type::EFI32_IMAGE_HANDLE
+            | tag_type::EFI64_IMAGE_HANDLE
+    )
 }
 
 /// Validates the structure of `bytes` (the whole boot information, 8-byte aligned) and returns the tag directory.
 ///
 /// # Errors
 /// Any structural [`BootInfoError`]: `InvalidTotalSize`, `TagTooSmall`, `TagOutOfBounds`, `MissingEndTag`,
-/// `EndTagNotLast`, `MalformedMemoryMap`.
+/// `EndTagNotLast`, `MalformedMemoryMap`, `MalformedEfiMemoryMap`.
 pub fn tag_directory(bytes: &[u8]) -> Result<TagDirectory, BootInfoError> {
     let total_size = total_size(bytes)?;
     if total_size > bytes.len() {
@@ -94,6 +131,12 @@ pub fn tag_directory(bytes: &[u8]) -> Result<TagDirectory, BootInfoError> {
         let end = offset + size as usize;
         if end > total_size {
             return Err(BootInfoError::TagOutOfBounds { offset, tag_type, size });
+        }
+        if is_efi_tag(tag_type) {
+            directory.efi_tag_seen = true;
+        }
+        if tag_type == tag_type::EFI_BOOT_SERVICES_NOT_TERMINATED {
+            directory.boot_services_not_terminated = true;
         }
         match tag_type {
             tag_type::END => {
@@ -116,6 +159,11 @@ pub fn tag_directory(bytes: &[u8]) -> Result<TagDirectory, BootInfoError> {
             tag_type::MODULE => directory.module_count += 1,
             tag_type::ACPI_OLD_RSDP => _ = directory.acpi_old_rsdp.get_or_insert(offset),
             tag_type::ACPI_NEW_RSDP => _ = directory.acpi_new_rsdp.get_or_insert(offset),
+            tag_type::EFI_MEMORY_MAP => {
+                crate::firmware::check_efi_memory_map(&bytes[offset..end])?;
+                directory.efi_memory_map.get_or_insert((offset, size as usize));
+            }
+            tag_type::FRAMEBUFFER => _ = directory.framebuffer.get_or_insert((offset, size as usize)),
             _ => {}
         }
         // Tags start 8-byte aligned (3.6.2). `end <= total_size` and `total_size` is a multiple of 8, so this stays

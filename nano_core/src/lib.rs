@@ -62,6 +62,7 @@ pub extern "C" fn rust_main(magic: u32, boot_info_physical_address: u32) -> ! {
         boot_info.bootloader_name(),
         boot_info.command_line()
     );
+    log_firmware(boot_info);
     let memory_info = match memory::init(boot_info, memory::KernelImageBounds::from_linker_symbols()) {
         Ok(info) => info,
         Err(error) => fail("initializing memory", &error),
@@ -124,6 +125,21 @@ fn load_boot_info(physical_address: u32) -> Result<&'static boot_info::BootInfo,
     let info = BOOT_INFO.call_once(|| scratch.clone());
     boot_info::install_global(info);
     Ok(info)
+}
+
+/// Logs the firmware type, the memory map's source and the RSDP found in the tags (before the heap exists: no
+/// formatting into strings).
+fn log_firmware(boot_info: &boot_info::BootInfo) {
+    let (firmware, map) = (boot_info.firmware().name(), boot_info.memory_map_source().name());
+    match boot_info.acpi_rsdp() {
+        Ok(rsdp) => log::info!(
+            "firmware: {firmware}; memory map from the {map} map tag; ACPI RSDP revision {} at {:#x} ({})",
+            rsdp.revision,
+            rsdp.address.value(),
+            rsdp.source.description()
+        ),
+        Err(error) => log::info!("firmware: {firmware}; memory map from the {map} map tag; no ACPI RSDP tag ({error:?})"),
+    }
 }
 
 /// Reports a fatal boot error and stops the machine.

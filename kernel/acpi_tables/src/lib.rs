@@ -9,12 +9,13 @@
 //!
 //! # Key types
 //! - [`madt`] (cached) and [`discover`] return a [`MadtInfo`] or an [`AcpiTablesError`].
+//! - [`rsdp`] (cached) and [`tables`] (the RSDT/XSDT's tables as [`TableSummary`]s, for `machine`).
 //! - [`MadtInfo`] with [`Processor`], [`IoApic`], [`InterruptSourceOverride`]; [`MadtInfo::route_isa_irq`] gives an
 //!   [`IsaRoute`] (GSI, [`Polarity`], [`TriggerMode`]).
 //!
 //! # Control flow of [`discover`]
-//! 1. Take the RSDP's physical address from the boot information (GRUB copies it into a Multiboot2 tag under both
-//!    BIOS and UEFI).
+//! 1. Find the RSDP ([`rsdp`]): the boot information's checksummed copy (GRUB copies it into a Multiboot2 tag
+//!    under both BIOS and UEFI), else, under BIOS only, the BIOS-area scan (EBDA, 0xE0000-0xFFFFF).
 //! 2. `acpi::AcpiTables::from_rsdp` validates the RSDP and maps the RSDT or XSDT through [`KernelAcpiHandler`]: the
 //!    direct map for RAM, ACPI and low memory (always mapped), `memory::map_device_memory` for anything else (e.g.
 //!    SeaBIOS's tables in a "reserved" area), unmapped again when the `acpi` crate drops the mapping.
@@ -26,6 +27,9 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod handler;
 mod madt;
+mod root_table;
+#[cfg(target_os = "none")]
+mod tables;
 
 pub use madt::{
     InterruptSourceOverride, IoApic, IsaRoute, MADT_ENTRIES_OFFSET, MadtError, MadtInfo, Polarity, Processor,
@@ -34,14 +38,20 @@ pub use madt::{
 
 #[cfg(target_os = "none")]
 pub use handler::KernelAcpiHandler;
+pub use root_table::{RootTableError, SDT_HEADER_SIZE, TableSummary, root_table_entries};
+#[cfg(target_os = "none")]
+pub use tables::{rsdp, tables};
 
 /// Why the MADT could not be obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcpiTablesError {
     /// nano_core has not published the boot information.
     NoBootInformation,
-    /// The bootloader passed no RSDP.
-    NoRsdp,
+    /// No valid RSDP: the boot information's tags are missing or invalid (and, under BIOS, the BIOS-area scan
+    /// found none either).
+    Rsdp(boot_info::RsdpError),
+    /// The RSDT/XSDT cannot be mapped or is malformed.
+    RootTable(RootTableError),
     /// The `acpi` crate rejected the RSDP, the root table, or found no valid MADT.
     Tables(TablesError),
     /// The MADT's mapping is shorter than its header's length (bytes mapped, bytes claimed).
@@ -120,11 +130,11 @@ pub fn madt() -> Result<&'static MadtInfo, AcpiTablesError> {
 /// As [`madt`].
 #[cfg(target_os = "none")]
 pub fn discover() -> Result<MadtInfo, AcpiTablesError> {
-    let boot_info = boot_info::global().ok_or(AcpiTablesError::NoBootInformation)?;
-    let rsdp = boot_info.acpi_rsdp().ok_or(AcpiTablesError::NoRsdp)?;
-    // SAFETY: the address is the RSDP copy inside the boot information (Multiboot2 tag 14/15), which stays reserved
-    // and direct-mapped; `from_rsdp` validates its signature and checksum before following it.
-    let tables = unsafe { acpi::AcpiTables::from_rsdp(KernelAcpiHandler, rsdp.value()) }
+    let rsdp = rsdp()?;
+    // SAFETY: the address is the RSDP copy inside the boot information (Multiboot2 tag 14/15, which stays reserved
+    // and direct-mapped) or one in low memory found by the BIOS-area scan (always direct-mapped); both were
+    // checksummed, and `from_rsdp` validates the signature and checksum again before following it.
+    let tables = unsafe { acpi::AcpiTables::from_rsdp(KernelAcpiHandler, rsdp.address.value()) }
         .map_err(|error| AcpiTablesError::Tables(error.into()))?;
     let madt = tables.find_table::<acpi::madt::Madt>().map_err(|error| AcpiTablesError::Tables(error.into()))?;
     let claimed = madt.get().header.length as usize;

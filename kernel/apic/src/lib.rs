@@ -4,8 +4,9 @@
 //! # Purpose
 //! Interrupt delivery on x86_64 SMP machines goes through the local APIC of each CPU (Intel SDM Vol. 3A ch. 10,
 //! "Advanced Programmable Interrupt Controller", numbered as in the 2016-2021 editions; ch. 11 in later ones) and
-//! through I/O APICs for device lines. This cell programs both in xAPIC (MMIO) mode, and gives every CPU a periodic
-//! timer interrupt at [`TICK_HZ`].
+//! through I/O APICs for device lines. This cell programs the local APICs in xAPIC (MMIO) mode, or in x2APIC (MSR)
+//! mode when the firmware left the bootstrap CPU in it ([`mode`]; see `local.rs` for the choice), and gives every
+//! CPU a periodic timer interrupt at [`TICK_HZ`].
 //!
 //! **Why 100 Hz.** Under QEMU's TCG every timer interrupt costs a VM-exit-like slow path on each emulated CPU, so a
 //! 1000 Hz tick on 4 CPUs spends a noticeable share of the host's time on interrupts; 100 Hz (10 ms) is a classic
@@ -20,7 +21,7 @@
 //! # Control flow of [`init`]
 //! 1. Mask the 8259 PICs (after moving their vectors to 0xE0-0xEF, out of the exception range) if the MADT says the
 //!    machine has them.
-//! 2. Map the local APIC (MADT address), enable it (spurious vector, LINT0 masked, error vector).
+//! 2. Choose xAPIC or x2APIC mode, map the local APIC (MADT address; xAPIC only), enable it (spurious vector, LINT0 masked, error vector).
 //! 3. Register the timer, APIC-error handlers; install the "interrupt in service" probe for exception reports.
 //! 4. Calibrate the timer against the TSC over 10 ms, then start it periodic at [`TICK_HZ`].
 //! 5. Map every I/O APIC and mask all inputs (drivers route theirs with [`route_isa_irq`]).
@@ -42,7 +43,7 @@ use x86_64::structures::idt::InterruptStackFrame;
 
 pub use io_apic::{mask_isa_irq, route_isa_irq};
 pub use local::{
-    end_of_interrupt, interrupt_in_service, local_apic_id, send_init, send_ipi, send_ipi_to_all_but_self, send_startup,
+    ApicMode, end_of_interrupt, mode, interrupt_in_service, local_apic_id, send_init, send_ipi, send_ipi_to_all_but_self, send_startup,
     timer_counts_per_second,
 };
 
@@ -54,7 +55,8 @@ pub const TICK_HZ: u32 = 100;
 pub enum ApicError {
     /// The MADT could not be read.
     Madt(acpi_tables::AcpiTablesError),
-    /// The firmware left the local APIC in x2APIC mode; this cell drives the xAPIC (MMIO) interface only.
+    /// This CPU's local APIC is in x2APIC mode while the bootstrap CPU's was in xAPIC mode (the firmware left
+    /// the CPUs in different modes).
     X2ApicMode,
     /// A register page could not be mapped.
     Map(memory::MapError),
@@ -73,7 +75,7 @@ pub enum ApicError {
 pub enum IpiError {
     /// The target CPU is not online (no APIC id recorded).
     CpuNotOnline(CpuId),
-    /// xAPIC destinations are 8 bits; this APIC id does not fit.
+    /// xAPIC destinations are 8 bits; this APIC id does not fit (x2APIC mode takes 32 bits).
     ApicIdOutOfRange(ApicId),
     /// Vectors 0-31 cannot be sent as fixed interrupts.
     ReservedVector(u8),
@@ -208,7 +210,8 @@ pub fn init() -> Result<ApicInfo, ApicError> {
         mask_legacy_pics();
     }
     local::map(madt.local_apic_address)?;
-    local::enable_current();
+    local::enable_current()?;
+    log::info!("apic: local APIC in {} mode", mode().name());
     interrupts::register_handler(interrupts::TIMER_VECTOR, timer_interrupt).map_err(ApicError::Register)?;
     interrupts::register_handler(interrupts::APIC_ERROR_VECTOR, apic_error_interrupt).map_err(ApicError::Register)?;
     interrupts::set_interrupt_in_service_probe(interrupt_in_service);
@@ -231,6 +234,6 @@ pub fn init() -> Result<ApicInfo, ApicError> {
 pub fn init_application_processor() -> Result<(), ApicError> {
     let madt = acpi_tables::madt().map_err(ApicError::Madt)?;
     local::map(madt.local_apic_address)?;
-    local::enable_current();
+    local::enable_current()?;
     local::start_periodic_timer(TICK_HZ)
 }

@@ -1,9 +1,17 @@
-//! The local APIC in xAPIC mode: registers, enabling, EOI, IPIs, the in-service probe and the timer.
+//! The local APIC in xAPIC or x2APIC mode: registers, enabling, EOI, IPIs, the in-service probe and the timer.
 //!
 //! Register offsets from the local APIC base: Intel SDM Vol. 3A 10.4.1, Table 10-1 ("Local APIC Register Address
-//! Map"). Every CPU sees its own local APIC at the same physical address, so one mapping serves all CPUs.
+//! Map"). In xAPIC mode every CPU sees its own local APIC at the same physical address, so one mapping serves all
+//! CPUs. In x2APIC mode (SDM Vol. 3A 10.12) the same registers are MSRs `0x800 + offset / 16` (Table 10-6), the
+//! ID register holds the whole 32-bit id, and the interrupt command register is one 64-bit MSR (0x830) with the
+//! destination in bits 63:32 and no delivery-status bit (10.12.9).
+//!
+//! **Which mode.** The mode the firmware left on the bootstrap CPU: x2APIC if IA32_APIC_BASE.EXTD is set (a
+//! firmware that enabled it may have handed out APIC ids above 255, and leaving x2APIC mode needs a full APIC
+//! disable), else xAPIC. Every application processor is put into the same mode. xAPIC stays the default on
+//! CPUs that merely support x2APIC, the path every test exercises.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use cpu::{ApicId, CpuId};
 use memory::{MappedPages, Permissions};
 use memory_structs::PhysicalAddress;
@@ -45,7 +53,7 @@ const LVT_MASKED: u32 = 1 << 16;
 const TIMER_PERIODIC: u32 = 1 << 17;
 /// Divide configuration 0b0011: divide the bus clock by 16.
 const DIVIDE_BY_16: u32 = 0b0011;
-/// ICR bit 12: delivery status, 1 = send pending.
+/// ICR bit 12: delivery status, 1 = send pending (xAPIC only).
 const DELIVERY_PENDING: u32 = 1 << 12;
 /// ICR bit 14: level assert (required for INIT; harmless for others).
 const LEVEL_ASSERT: u32 = 1 << 14;
@@ -65,7 +73,47 @@ const CALIBRATION_MS: u64 = 10;
 /// Polls of the delivery-status bit before an IPI is declared stuck.
 const DELIVERY_POLLS: u32 = 1_000_000;
 
-/// The local APIC's register page, mapped once by [`map`] (uncached), shared by all CPUs.
+/// The x2APIC register MSRs start here (SDM Vol. 3A 10.12.1.2, Table 10-6).
+const X2APIC_MSR_BASE: u32 = 0x800;
+/// The x2APIC interrupt command register (64 bits).
+const X2APIC_COMMAND: u32 = 0x830;
+
+/// How the local APIC registers are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApicMode {
+    /// Not set up yet ([`map`] has not run).
+    Uninitialized,
+    /// xAPIC: memory-mapped registers.
+    XApic,
+    /// x2APIC: MSRs.
+    X2Apic,
+}
+
+impl ApicMode {
+    /// `xAPIC`, `x2APIC` or `uninitialized`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Uninitialized => "uninitialized",
+            Self::XApic => "xAPIC",
+            Self::X2Apic => "x2APIC",
+        }
+    }
+}
+
+/// The mode chosen by the bootstrap CPU's [`map`] (0 uninitialised, 1 xAPIC, 2 x2APIC), the same on all CPUs;
+/// read lock-free by interrupt handlers.
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// The local APIC mode in use (the same on every CPU).
+pub fn mode() -> ApicMode {
+    match MODE.load(Ordering::Acquire) {
+        1 => ApicMode::XApic,
+        2 => ApicMode::X2Apic,
+        _ => ApicMode::Uninitialized,
+    }
+}
+
+/// The local APIC's register page, mapped once by [`map`] (uncached), shared by all CPUs (xAPIC mode only).
 static REGISTERS: Once<MappedPages> = Once::new();
 /// The register page's virtual address (0 before [`map`]), for lock-free access from interrupt handlers.
 static BASE: AtomicUsize = AtomicUsize::new(0);
@@ -74,6 +122,11 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 static TIMER_COUNTS_PER_SECOND: AtomicU64 = AtomicU64::new(0);
 
 fn read(register: usize) -> u32 {
+    if mode() == ApicMode::X2Apic {
+        // SAFETY: in x2APIC mode (set on this CPU by `enable_current`, as on all CPUs) the register offsets of
+        // Table 10-1 used here have MSRs at 0x800 + offset / 16 (Table 10-6); reading them has no side effects.
+        return unsafe { Msr::new(X2APIC_MSR_BASE + (register >> 4) as u32).read() } as u32;
+    }
     let base = BASE.load(Ordering::Acquire);
     debug_assert!(base != 0);
     // SAFETY: `base` is the uncached mapping of the local APIC's 4 KiB register page made by `map` (a non-zero
@@ -83,24 +136,41 @@ fn read(register: usize) -> u32 {
 }
 
 fn write(register: usize, value: u32) {
+    if mode() == ApicMode::X2Apic {
+        // SAFETY: as in `read`; the registers written here (TPR, EOI, SVR, ESR, LVT entries, timer counts) are
+        // writable MSRs in x2APIC mode, and 0 written to the ESR is allowed (10.12.1.2).
+        unsafe { Msr::new(X2APIC_MSR_BASE + (register >> 4) as u32).write(u64::from(value)) };
+        return;
+    }
     let base = BASE.load(Ordering::Acquire);
     debug_assert!(base != 0);
     // SAFETY: as in `read`, with an aligned 32-bit store.
     unsafe { core::ptr::write_volatile((base + register) as *mut u32, value) }
 }
 
-/// Maps the local APIC registers at `physical` (from the MADT). Idempotent.
+/// Whether the registers can be accessed (the mode is chosen and, for xAPIC, the page is mapped).
+fn ready() -> bool {
+    match mode() {
+        ApicMode::X2Apic => true,
+        ApicMode::XApic => BASE.load(Ordering::Acquire) != 0,
+        ApicMode::Uninitialized => false,
+    }
+}
+
+/// Chooses the mode (on the first call: the bootstrap CPU's, see the module documentation) and, in xAPIC mode,
+/// maps the local APIC registers at `physical` (from the MADT). Idempotent.
 ///
 /// # Errors
-/// [`ApicError::X2ApicMode`] if the firmware left the APIC in x2APIC mode (MMIO is then disabled);
 /// [`ApicError::Map`].
 pub(crate) fn map(physical: PhysicalAddress) -> Result<(), ApicError> {
-    // SAFETY: reading IA32_APIC_BASE has no side effects; it exists on every CPU with an APIC.
-    let base_msr = unsafe { Msr::new(IA32_APIC_BASE).read() };
-    if base_msr & X2APIC_ENABLE != 0 {
-        return Err(ApicError::X2ApicMode);
+    if mode() == ApicMode::Uninitialized {
+        // SAFETY: reading IA32_APIC_BASE has no side effects; it exists on every CPU with an APIC.
+        let base_msr = unsafe { Msr::new(IA32_APIC_BASE).read() };
+        let chosen = if base_msr & X2APIC_ENABLE != 0 { 2 } else { 1 };
+        // Only the first caller (the bootstrap CPU, before any other CPU runs) decides.
+        let _ = MODE.compare_exchange(0, chosen, Ordering::AcqRel, Ordering::Acquire);
     }
-    if REGISTERS.get().is_some() {
+    if mode() == ApicMode::X2Apic || REGISTERS.get().is_some() {
         return Ok(());
     }
     // SAFETY: the local APIC's register page is device memory that nothing else maps; it is accessed only with
@@ -111,33 +181,64 @@ pub(crate) fn map(physical: PhysicalAddress) -> Result<(), ApicError> {
     Ok(())
 }
 
-/// Enables the calling CPU's local APIC: global enable in IA32_APIC_BASE, software enable with the spurious vector,
-/// task priority 0 (accept all), LINT0 masked (the 8259s' virtual wire), the error vector, errors cleared.
-pub(crate) fn enable_current() {
-    // SAFETY: setting the global-enable bit of IA32_APIC_BASE keeps the base address and mode; the APIC is then
-    // driven through the registers mapped by `map`.
-    unsafe {
-        let mut msr = Msr::new(IA32_APIC_BASE);
-        let value = msr.read();
-        msr.write(value | APIC_GLOBAL_ENABLE);
+/// Puts the calling CPU's IA32_APIC_BASE into the chosen mode (global enable, plus EXTD for x2APIC, set in two
+/// steps: xAPIC first, then x2APIC, the transition SDM Vol. 3A 10.12.5 Figure 10-27 allows).
+///
+/// # Errors
+/// [`ApicError::X2ApicMode`] if this CPU is in x2APIC mode while the system uses xAPIC (the firmware enabled
+/// x2APIC on an application processor but not on the bootstrap CPU).
+fn enter_mode() -> Result<(), ApicError> {
+    let mut msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: reading IA32_APIC_BASE has no side effects.
+    let value = unsafe { msr.read() };
+    match mode() {
+        ApicMode::X2Apic if value & X2APIC_ENABLE == 0 => {
+            // SAFETY: enabling the APIC keeps its base address; then setting EXTD with EN set is the valid
+            // xAPIC -> x2APIC transition. `mode()` is X2Apic only if the bootstrap CPU was already in x2APIC
+            // mode, so the CPU supports it.
+            unsafe {
+                msr.write(value | APIC_GLOBAL_ENABLE);
+                msr.write(value | APIC_GLOBAL_ENABLE | X2APIC_ENABLE);
+            }
+        }
+        ApicMode::XApic if value & X2APIC_ENABLE != 0 => return Err(ApicError::X2ApicMode),
+        _ => {
+            // SAFETY: setting the global-enable bit keeps the base address and the mode.
+            unsafe { msr.write(value | APIC_GLOBAL_ENABLE) };
+        }
     }
+    Ok(())
+}
+
+/// Enables the calling CPU's local APIC in the chosen mode: global enable in IA32_APIC_BASE, software enable with
+/// the spurious vector, task priority 0 (accept all), LINT0 masked (the 8259s' virtual wire), the error vector,
+/// errors cleared.
+///
+/// # Errors
+/// As [`enter_mode`].
+pub(crate) fn enable_current() -> Result<(), ApicError> {
+    enter_mode()?;
     write(TASK_PRIORITY, 0);
     write(LVT_LINT0, LVT_MASKED);
     write(LVT_ERROR, interrupts::APIC_ERROR_VECTOR as u32);
     write(ERROR_STATUS, 0);
     write(ERROR_STATUS, 0);
     write(SPURIOUS_INTERRUPT_VECTOR, SOFTWARE_ENABLE | interrupts::SPURIOUS_VECTOR as u32);
+    Ok(())
 }
 
 /// The calling CPU's local APIC id, from its ID register.
 pub fn local_apic_id() -> ApicId {
-    ApicId(read(ID) >> 24)
+    match mode() {
+        ApicMode::X2Apic => ApicId(read(ID)),
+        _ => ApicId(read(ID) >> 24),
+    }
 }
 
 /// Signals the end of the current interrupt to the calling CPU's local APIC. Every device and IPI handler calls it
 /// once (not the spurious-interrupt handler). Does nothing before the APIC is mapped.
 pub fn end_of_interrupt() {
-    if BASE.load(Ordering::Acquire) != 0 {
+    if ready() {
         write(END_OF_INTERRUPT, 0);
     }
 }
@@ -145,7 +246,7 @@ pub fn end_of_interrupt() {
 /// Whether the calling CPU's local APIC has any interrupt in service (an ISR bit set): true inside a device or IPI
 /// handler until its end-of-interrupt.
 pub fn interrupt_in_service() -> bool {
-    BASE.load(Ordering::Acquire) != 0 && (0..8).any(|index| read(IN_SERVICE + 0x10 * index) != 0)
+    ready() && (0..8).any(|index| read(IN_SERVICE + 0x10 * index) != 0)
 }
 
 /// Reads and clears the calling CPU's error status (SDM Vol. 3A 10.5.3: write, then read).
@@ -157,8 +258,14 @@ pub(crate) fn take_error_status() -> u32 {
 /// Writes the ICR (high half first; the low write sends) and waits for delivery, with interrupts disabled so that a
 /// handler on this CPU cannot interleave its own IPI between the two halves.
 fn send_command(destination: u32, low: u32) -> Result<(), IpiError> {
-    if BASE.load(Ordering::Acquire) == 0 {
+    if !ready() {
         return Err(IpiError::NotInitialized);
+    }
+    if mode() == ApicMode::X2Apic {
+        // SAFETY: in x2APIC mode the ICR is MSR 0x830, written in one 64-bit access that sends the IPI
+        // (10.12.9); `low` holds a valid vector, delivery mode and shorthand.
+        unsafe { Msr::new(X2APIC_COMMAND).write((u64::from(destination) << 32) | u64::from(low)) };
+        return Ok(());
     }
     without_interrupts(|| {
         write(COMMAND_HIGH, destination << 24);
@@ -173,8 +280,9 @@ fn send_command(destination: u32, low: u32) -> Result<(), IpiError> {
     })
 }
 
-fn xapic_destination(apic_id: ApicId) -> Result<u32, IpiError> {
-    if apic_id.0 > 0xFF { Err(IpiError::ApicIdOutOfRange(apic_id)) } else { Ok(apic_id.0) }
+/// The destination field for `apic_id`: 8 bits in xAPIC mode, 32 in x2APIC mode.
+fn destination_field(apic_id: ApicId) -> Result<u32, IpiError> {
+    if apic_id.0 > 0xFF && mode() != ApicMode::X2Apic { Err(IpiError::ApicIdOutOfRange(apic_id)) } else { Ok(apic_id.0) }
 }
 
 /// Sends a fixed interrupt with `vector` to logical CPU `target` (which may be the caller).
@@ -187,7 +295,7 @@ pub fn send_ipi(target: CpuId, vector: u8) -> Result<(), IpiError> {
         return Err(IpiError::ReservedVector(vector));
     }
     let apic_id = cpu::apic_id(target).ok_or(IpiError::CpuNotOnline(target))?;
-    send_command(xapic_destination(apic_id)?, LEVEL_ASSERT | vector as u32)
+    send_command(destination_field(apic_id)?, LEVEL_ASSERT | vector as u32)
 }
 
 /// Sends a fixed interrupt with `vector` to every CPU except the caller (shorthand "all excluding self"; CPUs not
@@ -208,7 +316,7 @@ pub fn send_ipi_to_all_but_self(vector: u8) -> Result<(), IpiError> {
 /// # Errors
 /// [`IpiError::ApicIdOutOfRange`], [`IpiError::DeliveryTimeout`], [`IpiError::NotInitialized`].
 pub fn send_init(target: ApicId) -> Result<(), IpiError> {
-    send_command(xapic_destination(target)?, DELIVERY_INIT | LEVEL_ASSERT)
+    send_command(destination_field(target)?, DELIVERY_INIT | LEVEL_ASSERT)
 }
 
 /// Sends a start-up IPI to `target`: it starts in real mode at physical address `page * 4096` (SDM Vol. 3A
@@ -217,7 +325,7 @@ pub fn send_init(target: ApicId) -> Result<(), IpiError> {
 /// # Errors
 /// As [`send_init`].
 pub fn send_startup(target: ApicId, page: u8) -> Result<(), IpiError> {
-    send_command(xapic_destination(target)?, DELIVERY_STARTUP | LEVEL_ASSERT | page as u32)
+    send_command(destination_field(target)?, DELIVERY_STARTUP | LEVEL_ASSERT | page as u32)
 }
 
 fn read_tsc() -> u64 {

@@ -89,6 +89,12 @@ const BUILTINS: &[Builtin] = &[
     },
     Builtin { name: "date", usage: "date", summary: "date and time from the CMOS clock", run: system_commands::date },
     Builtin { name: "mem", usage: "mem", summary: "free frames, pages and heap use", run: system_commands::mem },
+    Builtin {
+        name: "machine",
+        usage: "machine",
+        summary: "what the OS found: firmware, CPU, memory, ACPI tables, PCI devices, framebuffer, consoles",
+        run: crate::machine::machine,
+    },
     Builtin { name: "reboot", usage: "reboot", summary: "restart the machine", run: system_commands::reboot },
     Builtin {
         name: "shutdown",

@@ -1,6 +1,6 @@
 //! The serial shell: a prompt, line input with editing, builtin commands, and applications run by name.
 //!
-//! Builtins: `help [COMMAND]`, `echo`, `clear`, `uptime`, `date`, `mem`, `reboot`, `shutdown`, `dmesg`, `log [LEVEL]`, `deps CELL|--dot`, `cat FILE` (the console shows
+//! Builtins: `help [COMMAND]`, `echo`, `clear`, `uptime`, `date`, `mem`, `reboot`, `shutdown`, `dmesg`, `log [LEVEL]`, `deps CELL|--dot`, `cat FILE`, `machine` (firmware, CPU, memory, ACPI, PCI, framebuffer and consoles found) (the console shows
 //! warnings and errors once the prompt appears; the kernel log ring keeps everything), `ns` (loaded cells), `ls` (object files), `swap OLD NEW [OLD NEW ...]` (live cell swapping),
 //! `ps`, `kill ID`, `prio ID PRIORITY`, `bt ID`, `faults`, `inject pf|gp|ud|de` (a CPU exception in a new task:
 //! the privilege applications lack), `test`, `bench`, `exit [CODE]` (leave QEMU through isa-debug-exit). Any
@@ -30,6 +30,7 @@ mod deps;
 mod inject;
 mod jobs;
 mod log_commands;
+mod machine;
 mod system_commands;
 
 use alloc::string::String;

@@ -1,0 +1,223 @@
+//! `machine`: what the OS found on this machine, one topic per line, each line starting with its topic and a
+//! colon so that users and tests can grep it (`firmware:`, `cpu:`, `cpu features:`, `cpus:`, `memory:`,
+//! `acpi:`, `pci:` followed by one `lspci`-like line per function, `framebuffer:`, `consoles:`). This is what a
+//! user photographs when reporting a boot on new hardware.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use boot_info::{FramebufferKind, MemoryAreaKind};
+use raw_cpuid::{CpuIdReaderNative, CpuId as RawCpuId};
+
+/// CPUID through the native instruction.
+type Cpuid = RawCpuId<CpuIdReaderNative>;
+
+/// `machine`: prints the report.
+pub fn machine(words: &[String]) {
+    if words.len() > 1 {
+        crate::console::write_str("usage: machine\n");
+        return;
+    }
+    let mut report = String::new();
+    firmware_line(&mut report);
+    cpu_lines(&mut report);
+    cpus_line(&mut report);
+    memory_line(&mut report);
+    acpi_line(&mut report);
+    pci_lines(&mut report);
+    framebuffer_line(&mut report);
+    consoles_line(&mut report);
+    crate::console::write_str(&report);
+}
+
+// Writing into a `String` cannot fail: the `let _ =` below drop an always-`Ok` `fmt::Result`.
+
+fn firmware_line(report: &mut String) {
+    match boot_info::global() {
+        Some(info) => _ = writeln!(report, "firmware: {} (loader \"{}\")", info.firmware().name(), info.bootloader_name()),
+        None => report.push_str("firmware: unknown (no boot information)\n"),
+    }
+}
+
+/// The CPU features reported, as (name, present) pairs, in the order printed.
+fn cpu_features(cpuid: &Cpuid) -> Vec<(&'static str, bool)> {
+    let mut features = Vec::new();
+    if let Some(info) = cpuid.get_feature_info() {
+        features.extend([
+            ("fpu", info.has_fpu()),
+            ("tsc", info.has_tsc()),
+            ("msr", info.has_msr()),
+            ("pae", info.has_pae()),
+            ("apic", info.has_apic()),
+            ("x2apic", info.has_x2apic()),
+            ("tsc-deadline", info.has_tsc_deadline()),
+            ("pge", info.has_pge()),
+            ("pat", info.has_pat()),
+            ("sse", info.has_sse()),
+            ("sse2", info.has_sse2()),
+            ("sse3", info.has_sse3()),
+            ("ssse3", info.has_ssse3()),
+            ("sse4.1", info.has_sse41()),
+            ("sse4.2", info.has_sse42()),
+            ("popcnt", info.has_popcnt()),
+            ("aes", info.has_aesni()),
+            ("xsave", info.has_xsave()),
+            ("avx", info.has_avx()),
+            ("rdrand", info.has_rdrand()),
+            ("hypervisor", info.has_hypervisor()),
+        ]);
+    }
+    if let Some(info) = cpuid.get_extended_feature_info() {
+        features.extend([
+            ("fsgsbase", info.has_fsgsbase()),
+            ("avx2", info.has_avx2()),
+            ("smep", info.has_smep()),
+            ("smap", info.has_smap()),
+        ]);
+    }
+    if let Some(info) = cpuid.get_extended_processor_and_feature_identifiers() {
+        features.extend([
+            ("nx", info.has_execute_disable()),
+            ("1g-pages", info.has_1gib_pages()),
+            ("rdtscp", info.has_rdtscp()),
+            ("syscall", info.has_syscall_sysret()),
+        ]);
+    }
+    if let Some(info) = cpuid.get_advanced_power_mgmt_info() {
+        features.push(("invariant-tsc", info.has_invariant_tsc()));
+    }
+    features
+}
+
+fn cpu_lines(report: &mut String) {
+    let cpuid = Cpuid::new();
+    let vendor = cpuid.get_vendor_info();
+    let brand = cpuid.get_processor_brand_string();
+    let vendor = vendor.as_ref().map_or("unknown-vendor", |vendor| vendor.as_str());
+    let brand = brand.as_ref().map_or("(no brand string)", |brand| brand.as_str().trim());
+    match cpuid.get_feature_info() {
+        Some(info) => _ = writeln!(
+            report,
+            "cpu: {vendor} {brand} family {:#x} model {:#x} stepping {}",
+            info.family_id(),
+            info.model_id(),
+            info.stepping_id()
+        ),
+        None => _ = writeln!(report, "cpu: {vendor} {brand} (no family/model information)"),
+    }
+    report.push_str("cpu features:");
+    for (name, _) in cpu_features(&cpuid).into_iter().filter(|(_, present)| *present) {
+        report.push(' ');
+        report.push_str(name);
+    }
+    report.push('\n');
+}
+
+fn cpus_line(report: &mut String) {
+    let ids: Vec<u32> = cpu::online().filter_map(cpu::apic_id).map(|id| id.0).collect();
+    let _ = write!(report, "cpus: {} started (APIC ids", ids.len());
+    for id in &ids {
+        let _ = write!(report, " {id}");
+    }
+    let supported = Cpuid::new().get_feature_info().is_some_and(|info| info.has_x2apic());
+    let _ = writeln!(report, "), x2APIC {}, APIC mode {}", if supported { "yes" } else { "no" }, apic::mode().name());
+}
+
+fn memory_line(report: &mut String) {
+    let Some(info) = boot_info::global() else {
+        report.push_str("memory: unknown (no boot information)\n");
+        return;
+    };
+    let areas = info.memory_areas();
+    let usable: usize = areas
+        .iter()
+        .filter(|area| area.kind == MemoryAreaKind::Available)
+        .map(|area| area.region.size_in_bytes())
+        .sum();
+    // RAM of any kind (free, ACPI, NVS, defective), not reserved ranges: those include MMIO windows (QEMU reports
+    // 12 GiB reserved at 0xfd_0000_0000 on AMD CPU models) that would swamp the total.
+    let ram_kinds = |kind| {
+        matches!(
+            kind,
+            MemoryAreaKind::Available | MemoryAreaKind::AcpiReclaimable | MemoryAreaKind::Nvs | MemoryAreaKind::Defective
+        )
+    };
+    let total: usize =
+        areas.iter().filter(|area| ram_kinds(area.kind)).map(|area| area.region.size_in_bytes()).sum();
+    let _ = writeln!(
+        report,
+        "memory: {} MiB usable of {} MiB in {} regions ({} map)",
+        usable >> 20,
+        total >> 20,
+        areas.len(),
+        info.memory_map_source().name()
+    );
+}
+
+fn acpi_line(report: &mut String) {
+    match acpi_tables::tables() {
+        Ok((rsdp, tables)) => {
+            let _ = write!(
+                report,
+                "acpi: RSDP v{} at {:#x} ({}), tables:",
+                rsdp.revision,
+                rsdp.address.value(),
+                rsdp.source.description()
+            );
+            for table in tables {
+                report.push(' ');
+                report.extend(table.signature.iter().map(|&byte| if byte.is_ascii_graphic() { byte as char } else { '?' }));
+                if !table.checksum_valid {
+                    report.push_str("(bad checksum)");
+                }
+            }
+            report.push('\n');
+        }
+        Err(error) => _ = writeln!(report, "acpi: none ({error:?})"),
+    }
+}
+
+fn pci_lines(report: &mut String) {
+    let functions = pci::scan();
+    let _ = writeln!(report, "pci: {} devices", functions.len());
+    for function in functions {
+        let _ = writeln!(report, "  {function}");
+    }
+}
+
+/// The framebuffer line, from the minimal mode reader in `boot_info` (`BootInfo::framebuffer_mode`). When the
+/// framebuffer console's `boot_info::framebuffer()` is merged, this function is the one place to switch over.
+fn framebuffer_line(report: &mut String) {
+    let mode = boot_info::global().and_then(|info| info.framebuffer_mode());
+    match mode {
+        Some(mode) if !matches!(mode.kind, FramebufferKind::EgaText) => _ = writeln!(
+            report,
+            "framebuffer: {}x{}x{} at {:#x} ({:?}, pitch {} bytes)",
+            mode.width,
+            mode.height,
+            mode.bits_per_pixel,
+            mode.address.value(),
+            mode.kind,
+            mode.pitch
+        ),
+        _ => report.push_str("framebuffer: none (VGA text)\n"),
+    }
+}
+
+/// Whether the bootloader left a pixel framebuffer (not VGA text mode).
+fn has_pixel_framebuffer() -> bool {
+    boot_info::global()
+        .and_then(|info| info.framebuffer_mode())
+        .is_some_and(|mode| !matches!(mode.kind, FramebufferKind::EgaText))
+}
+
+fn consoles_line(report: &mut String) {
+    let screen = match (screen_console::is_ready(), has_pixel_framebuffer()) {
+        (_, true) => "framebuffer",
+        (true, false) => "VGA text",
+        (false, false) => "none",
+    };
+    let keyboard = if ps2_keyboard::scancode_set().is_some() { "PS/2" } else { "none" };
+    let _ = writeln!(report, "consoles: serial COM1, screen {screen}, keyboard {keyboard}");
+}

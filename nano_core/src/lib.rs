@@ -138,7 +138,9 @@ fn log_firmware(boot_info: &boot_info::BootInfo) {
             rsdp.address.value(),
             rsdp.source.description()
         ),
-        Err(error) => log::info!("firmware: {firmware}; memory map from the {map} map tag; no ACPI RSDP tag ({error:?})"),
+        Err(error) => {
+            log::info!("firmware: {firmware}; memory map from the {map} map tag; no ACPI RSDP tag ({error:?})")
+        }
     }
 }
 

@@ -112,9 +112,8 @@ pub fn tables() -> Result<(Rsdp, Vec<TableSummary>), AcpiTablesError> {
     if length > MAXIMUM_TABLE_LENGTH {
         return Err(AcpiTablesError::RootTable(RootTableError::BadLength { length, available: 0 }));
     }
-    let entries = with_bytes(root, length as usize, root_table_entries)
-        .ok_or(unmappable)?
-        .map_err(AcpiTablesError::RootTable)?;
+    let entries =
+        with_bytes(root, length as usize, root_table_entries).ok_or(unmappable)?.map_err(AcpiTablesError::RootTable)?;
     Ok((rsdp, entries.into_iter().map(summarize).collect()))
 }
 

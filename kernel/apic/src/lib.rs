@@ -43,8 +43,8 @@ use x86_64::structures::idt::InterruptStackFrame;
 
 pub use io_apic::{mask_isa_irq, route_isa_irq};
 pub use local::{
-    ApicMode, end_of_interrupt, mode, interrupt_in_service, local_apic_id, send_init, send_ipi, send_ipi_to_all_but_self, send_startup,
-    timer_counts_per_second,
+    ApicMode, end_of_interrupt, interrupt_in_service, local_apic_id, mode, send_init, send_ipi,
+    send_ipi_to_all_but_self, send_startup, timer_counts_per_second,
 };
 
 /// Timer interrupts per second on every CPU (see the crate documentation for the choice).

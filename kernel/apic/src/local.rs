@@ -282,7 +282,11 @@ fn send_command(destination: u32, low: u32) -> Result<(), IpiError> {
 
 /// The destination field for `apic_id`: 8 bits in xAPIC mode, 32 in x2APIC mode.
 fn destination_field(apic_id: ApicId) -> Result<u32, IpiError> {
-    if apic_id.0 > 0xFF && mode() != ApicMode::X2Apic { Err(IpiError::ApicIdOutOfRange(apic_id)) } else { Ok(apic_id.0) }
+    if apic_id.0 > 0xFF && mode() != ApicMode::X2Apic {
+        Err(IpiError::ApicIdOutOfRange(apic_id))
+    } else {
+        Ok(apic_id.0)
+    }
 }
 
 /// Sends a fixed interrupt with `vector` to logical CPU `target` (which may be the caller).

@@ -164,9 +164,9 @@ pub fn scan_with(space: &mut impl ConfigSpace) -> Vec<PciFunction> {
     let mut scanned = [false; 256];
     let host = PciAddress { bus: 0, device: 0, function: 0 };
     let roots: Vec<u8> = match read_function(space, host) {
-        Some(bridge) if bridge.multifunction => (0..8u8)
-            .filter(|&function| read_function(space, PciAddress { function, ..host }).is_some())
-            .collect(),
+        Some(bridge) if bridge.multifunction => {
+            (0..8u8).filter(|&function| read_function(space, PciAddress { function, ..host }).is_some()).collect()
+        }
         _ => alloc::vec![0],
     };
     for bus in roots {
@@ -276,11 +276,10 @@ mod tests {
             reads: 0,
         };
         let found = scan_with(&mut space);
-        assert_eq!(found.iter().map(|function| function.address).collect::<Vec<_>>(), [
-            address(0, 0, 0),
-            address(0, 0, 1),
-            address(1, 4, 0)
-        ]);
+        assert_eq!(
+            found.iter().map(|function| function.address).collect::<Vec<_>>(),
+            [address(0, 0, 0), address(0, 0, 1), address(1, 4, 0)]
+        );
         assert_eq!(found[2].to_string(), "01:04.0 10de:1c82 VGA compatible controller [03:00.00, header 0]");
     }
 

@@ -91,7 +91,7 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "mem", usage: "mem", summary: "free frames, pages and heap use", run: system_commands::mem },
     Builtin {
         name: "machine",
-        usage: "machine",
+        usage: "machine [--memory-map]",
         summary: "what the OS found: firmware, CPU, memory, ACPI tables, PCI devices, framebuffer, consoles",
         run: crate::machine::machine,
     },

@@ -8,18 +8,26 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use boot_info::{FramebufferKind, MemoryAreaKind};
-use raw_cpuid::{CpuIdReaderNative, CpuId as RawCpuId};
+use raw_cpuid::{CpuId as RawCpuId, CpuIdReaderNative};
 
 /// CPUID through the native instruction.
 type Cpuid = RawCpuId<CpuIdReaderNative>;
 
 /// `machine`: prints the report.
 pub fn machine(words: &[String]) {
-    if words.len() > 1 {
-        crate::console::write_str("usage: machine\n");
-        return;
-    }
     let mut report = String::new();
+    match words.get(1).map(String::as_str) {
+        None => {}
+        Some("--memory-map") if words.len() == 2 => {
+            memory_map_lines(&mut report);
+            crate::console::write_str(&report);
+            return;
+        }
+        Some(_) => {
+            crate::console::write_str("usage: machine [--memory-map]\n");
+            return;
+        }
+    }
     firmware_line(&mut report);
     cpu_lines(&mut report);
     cpus_line(&mut report);
@@ -35,7 +43,9 @@ pub fn machine(words: &[String]) {
 
 fn firmware_line(report: &mut String) {
     match boot_info::global() {
-        Some(info) => _ = writeln!(report, "firmware: {} (loader \"{}\")", info.firmware().name(), info.bootloader_name()),
+        Some(info) => {
+            _ = writeln!(report, "firmware: {} (loader \"{}\")", info.firmware().name(), info.bootloader_name())
+        }
         None => report.push_str("firmware: unknown (no boot information)\n"),
     }
 }
@@ -97,13 +107,15 @@ fn cpu_lines(report: &mut String) {
     let vendor = vendor.as_ref().map_or("unknown-vendor", |vendor| vendor.as_str());
     let brand = brand.as_ref().map_or("(no brand string)", |brand| brand.as_str().trim());
     match cpuid.get_feature_info() {
-        Some(info) => _ = writeln!(
-            report,
-            "cpu: {vendor} {brand} family {:#x} model {:#x} stepping {}",
-            info.family_id(),
-            info.model_id(),
-            info.stepping_id()
-        ),
+        Some(info) => {
+            _ = writeln!(
+                report,
+                "cpu: {vendor} {brand} family {:#x} model {:#x} stepping {}",
+                info.family_id(),
+                info.model_id(),
+                info.stepping_id()
+            )
+        }
         None => _ = writeln!(report, "cpu: {vendor} {brand} (no family/model information)"),
     }
     report.push_str("cpu features:");
@@ -140,11 +152,13 @@ fn memory_line(report: &mut String) {
     let ram_kinds = |kind| {
         matches!(
             kind,
-            MemoryAreaKind::Available | MemoryAreaKind::AcpiReclaimable | MemoryAreaKind::Nvs | MemoryAreaKind::Defective
+            MemoryAreaKind::Available
+                | MemoryAreaKind::AcpiReclaimable
+                | MemoryAreaKind::Nvs
+                | MemoryAreaKind::Defective
         )
     };
-    let total: usize =
-        areas.iter().filter(|area| ram_kinds(area.kind)).map(|area| area.region.size_in_bytes()).sum();
+    let total: usize = areas.iter().filter(|area| ram_kinds(area.kind)).map(|area| area.region.size_in_bytes()).sum();
     let _ = writeln!(
         report,
         "memory: {} MiB usable of {} MiB in {} regions ({} map)",
@@ -153,6 +167,19 @@ fn memory_line(report: &mut String) {
         areas.len(),
         info.memory_map_source().name()
     );
+}
+
+/// `machine --memory-map`: every memory area, as converted from the firmware's map.
+fn memory_map_lines(report: &mut String) {
+    let Some(info) = boot_info::global() else {
+        report.push_str("memory map: unknown (no boot information)\n");
+        return;
+    };
+    let _ = writeln!(report, "memory map ({} map tag):", info.memory_map_source().name());
+    for area in info.memory_areas() {
+        let (start, end) = (area.region.start.value(), area.region.end.value());
+        let _ = writeln!(report, "  {start:#014x}-{end:#014x} {:>8} KiB {:?}", (end - start) >> 10, area.kind);
+    }
 }
 
 fn acpi_line(report: &mut String) {
@@ -167,7 +194,9 @@ fn acpi_line(report: &mut String) {
             );
             for table in tables {
                 report.push(' ');
-                report.extend(table.signature.iter().map(|&byte| if byte.is_ascii_graphic() { byte as char } else { '?' }));
+                report.extend(
+                    table.signature.iter().map(|&byte| if byte.is_ascii_graphic() { byte as char } else { '?' }),
+                );
                 if !table.checksum_valid {
                     report.push_str("(bad checksum)");
                 }
@@ -191,17 +220,23 @@ fn pci_lines(report: &mut String) {
 fn framebuffer_line(report: &mut String) {
     let mode = boot_info::global().and_then(|info| info.framebuffer_mode());
     match mode {
-        Some(mode) if !matches!(mode.kind, FramebufferKind::EgaText) => _ = writeln!(
-            report,
-            "framebuffer: {}x{}x{} at {:#x} ({:?}, pitch {} bytes)",
-            mode.width,
-            mode.height,
-            mode.bits_per_pixel,
-            mode.address.value(),
-            mode.kind,
-            mode.pitch
-        ),
-        _ => report.push_str("framebuffer: none (VGA text)\n"),
+        Some(mode) if !matches!(mode.kind, FramebufferKind::EgaText) => {
+            _ = writeln!(
+                report,
+                "framebuffer: {}x{}x{} at {:#x} ({:?}, pitch {} bytes)",
+                mode.width,
+                mode.height,
+                mode.bits_per_pixel,
+                mode.address.value(),
+                mode.kind,
+                mode.pitch
+            )
+        }
+        Some(_) => report.push_str("framebuffer: none (VGA text)\n"),
+        None if boot_info::global().is_some_and(|info| info.firmware() == boot_info::Firmware::Uefi) => {
+            report.push_str("framebuffer: none (no framebuffer tag from the bootloader)\n")
+        }
+        None => report.push_str("framebuffer: none (VGA text)\n"),
     }
 }
 

@@ -461,3 +461,48 @@ pub const FG_LOAD: &str = r"^load 1 1$";
 pub const BG_LOAD: &str = r"^\[\d+\] load 1 1 &$";
 /// `fg` with no jobs left.
 pub const FG_NO_JOBS: &str = r"^fg: no jobs$";
+
+/// `machine`: the firmware line under SeaBIOS and under OVMF.
+pub const MACHINE_FIRMWARE_BIOS: &str = r"^firmware: BIOS\b";
+/// See [`MACHINE_FIRMWARE_BIOS`].
+pub const MACHINE_FIRMWARE_UEFI: &str = r"^firmware: UEFI\b";
+/// `machine`: the CPU model line (vendor, brand string, family/model/stepping) and the feature list (every QEMU
+/// CPU model has an APIC and a TSC).
+pub const MACHINE_CPU: &str = r"^cpu: \S+ .+ family 0x[0-9a-f]+ model 0x[0-9a-f]+ stepping \d+$";
+/// See [`MACHINE_CPU`].
+pub const MACHINE_CPU_FEATURES: &str = r"^cpu features: .*\btsc\b.*\bapic\b";
+/// `machine` with 4 CPUs: all started, four APIC ids, the x2APIC answer (QEMU 7.2's TCG drops `+x2apic`, newer
+/// QEMUs offer it: either answer), the mode in use.
+pub const MACHINE_FOUR_CPUS: &str =
+    r"^cpus: 4 started \(APIC ids \d+ \d+ \d+ \d+\), x2APIC (yes|no), APIC mode (xAPIC|x2APIC)$";
+/// `machine`: memory totals from the BIOS map (SeaBIOS) or the EFI map (OVMF).
+pub const MACHINE_MEMORY_BIOS_MAP: &str = r"^memory: [1-9]\d* MiB usable of [1-9]\d* MiB in \d+ regions \(BIOS map\)$";
+/// See [`MACHINE_MEMORY_BIOS_MAP`].
+pub const MACHINE_MEMORY_EFI_MAP: &str = r"^memory: [1-9]\d* MiB usable of [1-9]\d* MiB in \d+ regions \(EFI map\)$";
+/// `machine`: the ACPI line; SeaBIOS has an ACPI 1.0 RSDP (old tag), OVMF an ACPI 2.0 one (new tag); both list
+/// the FADT and the MADT, q35 also the MCFG.
+pub const MACHINE_ACPI_SEABIOS: &str =
+    r"^acpi: RSDP v0 at 0x[0-9a-f]+ \(multiboot2 old RSDP tag\), tables:.* FACP\b.* APIC\b";
+/// See [`MACHINE_ACPI_SEABIOS`].
+pub const MACHINE_ACPI_OVMF_Q35: &str =
+    r"^acpi: RSDP v2 at 0x[0-9a-f]+ \(multiboot2 new RSDP tag\), tables:.* FACP\b.* APIC\b.* MCFG\b";
+/// `machine`: ACPI tables with a bad checksum are marked; none are expected under QEMU.
+pub const MACHINE_ACPI_BAD_CHECKSUM: &str = r"\(bad checksum\)";
+/// `machine`: the PCI count line.
+pub const MACHINE_PCI_COUNT: &str = r"^pci: [1-9]\d* devices$";
+/// `machine`: the host bridge QEMU always has, i440FX on `-machine pc`, Q35 (MCH) on `-machine q35`.
+pub const MACHINE_PCI_HOST_BRIDGE_PC: &str = r"^  00:00\.0 8086:1237 Host bridge \[06:00\.00, header 0\]$";
+/// See [`MACHINE_PCI_HOST_BRIDGE_PC`].
+pub const MACHINE_PCI_HOST_BRIDGE_Q35: &str = r"^  00:00\.0 8086:29c0 Host bridge \[06:00\.00, header 0\]$";
+/// `machine` on q35: the ICH9 AHCI controller, named down to its programming interface.
+pub const MACHINE_PCI_AHCI_Q35: &str = r"^  00:1f\.2 8086:2922 SATA controller \(AHCI\) \[01:06\.01, header 0\]$";
+/// `machine`: the framebuffer line under SeaBIOS (GRUB leaves VGA text mode).
+pub const MACHINE_FRAMEBUFFER_VGA_TEXT: &str = r"^framebuffer: none \(VGA text\)$";
+/// `machine`: any framebuffer line (under OVMF it depends on whether GRUB passed a framebuffer tag).
+pub const MACHINE_FRAMEBUFFER_ANY: &str = r"^framebuffer: ";
+/// `machine`: the consoles line; QEMU always emulates the 8042, so a PS/2 keyboard is found.
+pub const MACHINE_CONSOLES: &str = r"^consoles: serial COM1, screen (VGA text|framebuffer|none), keyboard PS/2$";
+/// The boot log line naming the firmware type (nano_core).
+pub const BOOT_LOGS_FIRMWARE_UEFI: &str = r"firmware: UEFI; memory map from the EFI map tag; ACPI RSDP revision 2";
+/// The boot log line naming the local APIC mode (apic cell).
+pub const BOOT_LOGS_APIC_MODE: &str = r"apic: local APIC in (xAPIC|x2APIC) mode";

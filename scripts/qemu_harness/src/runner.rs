@@ -28,6 +28,8 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> StepResult<()> {
     if let Some(cpus) = scenario.cpus {
         qemu.cpus = cpus;
     }
+    qemu.extra
+        .extend(crate::scenarios::extra_qemu_arguments(scenario.name).iter().map(|argument| argument.to_string()));
     let monitor_socket = config.log_dir.join(format!("{}.monitor.sock", scenario.name));
     if scenario.name.starts_with("screen") {
         // A stale socket from an earlier run would make QEMU fail to bind; a missing one is fine.

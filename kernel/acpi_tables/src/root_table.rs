@@ -65,7 +65,7 @@ pub fn root_table_entries(bytes: &[u8]) -> Result<Vec<u64>, RootTableError> {
     let length = sdt_length(bytes).unwrap_or(0);
     let table = bytes
         .get(..length as usize)
-        .filter(|table| table.len() >= SDT_HEADER_SIZE && (table.len() - SDT_HEADER_SIZE) % entry_size == 0)
+        .filter(|table| table.len() >= SDT_HEADER_SIZE && (table.len() - SDT_HEADER_SIZE).is_multiple_of(entry_size))
         .ok_or(RootTableError::BadLength { length, available: bytes.len() })?;
     match byte_sum(table) {
         0 => {}

@@ -159,6 +159,9 @@ impl BootInfo {
             .acpi_new_rsdp
             .or(directory.acpi_old_rsdp)
             .and_then(|offset| PhysicalAddress::try_new(physical_address.value() + offset + 8).ok());
+        // `tag_directory` checked that the tag lies within `bytes`; a tag it cannot describe leaves `None`.
+        self.framebuffer =
+            directory.framebuffer.and_then(|(offset, size)| crate::framebuffer::parse(&bytes[offset..offset + size]));
         Ok(())
     }
 }

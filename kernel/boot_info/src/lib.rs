@@ -31,10 +31,12 @@
 #![cfg_attr(not(test), no_std)]
 
 mod convert;
+mod framebuffer;
 mod global;
 mod types;
 mod validate;
 
+pub use framebuffer::{ColorField, FramebufferInfo, FramebufferKind, framebuffer};
 pub use global::{global, install_global};
 pub use types::{
     BootInfo, BootInfoError, BoundedString, MAX_BOOT_INFO_SIZE, MAX_BOOTLOADER_NAME_LENGTH, MAX_COMMAND_LINE_LENGTH,

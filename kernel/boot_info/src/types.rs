@@ -262,6 +262,7 @@ pub struct BootInfo {
     pub(crate) command_line: BoundedString<MAX_COMMAND_LINE_LENGTH>,
     pub(crate) bootloader_name: BoundedString<MAX_BOOTLOADER_NAME_LENGTH>,
     pub(crate) acpi_rsdp: Option<PhysicalAddress>,
+    pub(crate) framebuffer: Option<crate::FramebufferInfo>,
 }
 
 impl Default for BootInfo {
@@ -279,6 +280,7 @@ impl fmt::Debug for BootInfo {
             .field("memory_areas", &self.memory_areas())
             .field("modules", &self.modules())
             .field("acpi_rsdp", &self.acpi_rsdp)
+            .field("framebuffer", &self.framebuffer)
             .finish()
     }
 }
@@ -303,6 +305,7 @@ impl BootInfo {
             command_line: BoundedString::new(),
             bootloader_name: BoundedString::new(),
             acpi_rsdp: None,
+            framebuffer: None,
         }
     }
 
@@ -314,6 +317,7 @@ impl BootInfo {
         self.command_line = BoundedString::new();
         self.bootloader_name = BoundedString::new();
         self.acpi_rsdp = None;
+        self.framebuffer = None;
     }
 
     /// The memory map, in the bootloader's order (not sorted; entries may overlap if the firmware says so).
@@ -352,5 +356,12 @@ impl BootInfo {
     /// find ACPI. The address lies inside [`information_region`](Self::information_region).
     pub fn acpi_rsdp(&self) -> Option<PhysicalAddress> {
         self.acpi_rsdp
+    }
+
+    /// The framebuffer the bootloader set up (the first framebuffer tag, specification 3.6.12), or `None` if it
+    /// passed none or one shorter than the tag's fixed part. GRUB passes an EGA-text one under BIOS and a direct-RGB
+    /// one under UEFI. See [`crate::framebuffer()`] for the running system's.
+    pub fn framebuffer(&self) -> Option<crate::FramebufferInfo> {
+        self.framebuffer
     }
 }

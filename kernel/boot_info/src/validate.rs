@@ -41,6 +41,8 @@ pub struct TagDirectory {
     pub acpi_old_rsdp: Option<usize>,
     /// Offset of the first ACPI 2.0+ RSDP tag.
     pub acpi_new_rsdp: Option<usize>,
+    /// Offset and size of the first framebuffer tag (3.6.12; parsed by `crate::framebuffer`).
+    pub framebuffer: Option<(usize, usize)>,
 }
 
 fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
@@ -116,6 +118,7 @@ pub fn tag_directory(bytes: &[u8]) -> Result<TagDirectory, BootInfoError> {
             tag_type::MODULE => directory.module_count += 1,
             tag_type::ACPI_OLD_RSDP => _ = directory.acpi_old_rsdp.get_or_insert(offset),
             tag_type::ACPI_NEW_RSDP => _ = directory.acpi_new_rsdp.get_or_insert(offset),
+            crate::framebuffer::TAG_TYPE => _ = directory.framebuffer.get_or_insert((offset, size as usize)),
             _ => {}
         }
         // Tags start 8-byte aligned (3.6.2). `end <= total_size` and `total_size` is a multiple of 8, so this stays

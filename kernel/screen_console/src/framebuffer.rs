@@ -21,7 +21,8 @@ use text_terminal::{COLUMNS, ROWS};
 const PAGE_SIZE: usize = 4096;
 
 /// The font sizes offered, smallest first (all compiled in: about 95 KiB of glyphs).
-const HEIGHTS: [RasterHeight; 4] = [RasterHeight::Size16, RasterHeight::Size20, RasterHeight::Size24, RasterHeight::Size32];
+const HEIGHTS: [RasterHeight; 4] =
+    [RasterHeight::Size16, RasterHeight::Size20, RasterHeight::Size24, RasterHeight::Size32];
 /// The font weight.
 const WEIGHT: FontWeight = FontWeight::Regular;
 /// Drawn for cell bytes outside printable ASCII (the terminal stores one 0xfe per byte of a UTF-8 sequence).
@@ -100,8 +101,8 @@ impl Framebuffer {
         let (format, layout, bytes) = check(info)?;
         // SAFETY: the bootloader reported this range as the framebuffer: device memory (map_device_memory refuses
         // RAM), used only by this cell, written with plain volatile stores of whole pixels.
-        let pages =
-            unsafe { memory::map_device_memory(info.address, bytes, Permissions::ReadWrite) }.map_err(ScreenError::Map)?;
+        let pages = unsafe { memory::map_device_memory(info.address, bytes, Permissions::ReadWrite) }
+            .map_err(ScreenError::Map)?;
         let first_pixel = pages.start_address().value() + info.address.value() % PAGE_SIZE;
         let mut framebuffer = Framebuffer {
             _pages: pages,

@@ -127,7 +127,9 @@ pub fn init() -> Result<(), ScreenError> {
             return Ok(None);
         }
         let back = match boot_info::framebuffer() {
-            Some(info) if info.kind != FramebufferKind::EgaText => Back::Framebuffer(alloc::boxed::Box::new(Framebuffer::map(&info)?)),
+            Some(info) if info.kind != FramebufferKind::EgaText => {
+                Back::Framebuffer(alloc::boxed::Box::new(Framebuffer::map(&info)?))
+            }
             _ => Back::Vga(VgaText::map().map_err(ScreenError::Map)?),
         };
         let mut new = Screen { back, terminal: Terminal::default() };
@@ -185,7 +187,9 @@ impl Screen {
     fn feed(&mut self, bytes: &[u8]) {
         match &mut self.back {
             Back::Vga(vga) => bytes.iter().for_each(|&byte| self.terminal.feed(byte, vga)),
-            Back::Framebuffer(framebuffer) => bytes.iter().for_each(|&byte| self.terminal.feed(byte, &mut **framebuffer)),
+            Back::Framebuffer(framebuffer) => {
+                bytes.iter().for_each(|&byte| self.terminal.feed(byte, &mut **framebuffer))
+            }
         }
     }
 

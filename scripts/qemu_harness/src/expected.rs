@@ -32,6 +32,8 @@ pub const LS_LISTS_CAPTAIN: &str = r"\bk-captain\.o\b";
 pub const LS_LISTS_HELLO: &str = r"\ba-hello\.o\b";
 /// `help` mentions the `swap` command (any help text listing the commands does).
 pub const HELP_MENTIONS_SWAP: &str = r"\bswap\b";
+/// The keyboard probe's line on a machine without an 8042 (`-machine i8042=off`).
+pub const NO_PS2_CONTROLLER: &str = r"ps2_keyboard: no PS/2 controller";
 /// The screen console's prompt row (rows are read with trailing blanks trimmed).
 pub const SCREEN_PROMPT: &str = r"^theseus>$";
 /// Keys for the screen shell: `px`, Backspace, `s`, Enter (a typo corrected by the line editor; `ps` because its

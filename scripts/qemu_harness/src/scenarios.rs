@@ -133,8 +133,10 @@ const SMP_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
-/// The screen console (VGA text mode under SeaBIOS) with its own shell on the PS/2 keyboard: a typo corrected
-/// with Backspace, `ps` (listing the `screen shell` task) drawn on the screen; the serial shell still works.
+/// The screen console with its own shell on the PS/2 keyboard: a typo corrected with Backspace, `ps` (listing the
+/// `screen shell` task) drawn on the screen; the serial shell still works. `screen`: VGA text mode under SeaBIOS,
+/// read back with `xp`; `screen-uefi`: the framebuffer under OVMF, read back from a `screendump` by matching
+/// glyphs ([`crate::screendump`]).
 const SCREEN_STEPS: &[Step] = &[
     Step::Prompt,
     Step::Screen {
@@ -145,6 +147,18 @@ const SCREEN_STEPS: &[Step] = &[
     NS_HAS_CAPTAIN,
     EXIT_OK,
 ];
+
+/// Without a PS/2 controller (QEMU `-machine pc,i8042=off`, like many UEFI PCs): the keyboard probe gives up
+/// at once, says so, and both consoles still come up.
+const NO_PS2_STEPS: &[Step] = &[Step::Expect(e::NO_PS2_CONTROLLER), Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK];
+
+/// Extra QEMU arguments of the scenarios that need them (by name).
+pub fn extra_qemu_arguments(scenario: &str) -> &'static [&'static str] {
+    match scenario {
+        "no-ps2" => &["-machine", "pc,i8042=off"],
+        _ => &[],
+    }
+}
 
 /// The `shell` scenario's steps (1 CPU: the default; 4 CPUs: the swap goes through stop-the-world).
 const SHELL_STEPS: &[Step] = &[
@@ -606,6 +620,8 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "screen", firmware: Firmware::Bios, image: Image::Normal, steps: SCREEN_STEPS, cpus: None },
+    Scenario { name: "screen-uefi", firmware: Firmware::Uefi, image: Image::Normal, steps: SCREEN_STEPS, cpus: None },
+    Scenario { name: "no-ps2", firmware: Firmware::Bios, image: Image::Normal, steps: NO_PS2_STEPS, cpus: None },
     Scenario {
         name: "smp-bios",
         firmware: Firmware::Bios,

@@ -69,6 +69,9 @@ const KEYBOARD_ACK: u8 = 0xfa;
 const CONFIG_PORT1_INTERRUPT: u8 = 1 << 0;
 /// Configuration bit 1: interrupt on port 2 (the mouse).
 const CONFIG_PORT2_INTERRUPT: u8 = 1 << 1;
+/// Configuration bit 4: port 1's clock is disabled (set by [`COMMAND_DISABLE_PORT1`], cleared by
+/// [`COMMAND_ENABLE_PORT1`]).
+const CONFIG_PORT1_CLOCK_DISABLED: u8 = 1 << 4;
 /// Configuration bit 6: translate set 2 to set 1.
 const CONFIG_TRANSLATION: u8 = 1 << 6;
 /// Status polls before a controller wait gives up (each `in` takes about 1 µs on real hardware).
@@ -183,7 +186,9 @@ fn init_controller() -> Result<(), KeyboardError> {
     };
     flush_output();
     write_command(COMMAND_WRITE_CONFIG)?;
-    write_data(config | CONFIG_PORT1_INTERRUPT, COMMAND_WRITE_CONFIG)?;
+    // `config` was read after port 1 was disabled, so its port-1 clock-disable bit is set: clear it here, or this
+    // write would disable the keyboard again (QEMU's 8042 keeps the disable state in that bit).
+    write_data((config | CONFIG_PORT1_INTERRUPT) & !CONFIG_PORT1_CLOCK_DISABLED, COMMAND_WRITE_CONFIG)?;
     interrupts::register_handler(interrupts::KEYBOARD_VECTOR, keyboard_interrupt).map_err(KeyboardError::Register)?;
     apic::route_isa_irq(KEYBOARD_IRQ, interrupts::KEYBOARD_VECTOR, CpuId::BOOTSTRAP).map_err(KeyboardError::Route)?;
     SET.store(if translated { 1 } else { 2 }, Ordering::Release);

@@ -91,12 +91,20 @@ impl Monitor {
         path: &Path,
         geometry: &crate::screendump::Geometry,
     ) -> StepResult<crate::screendump::Decoded> {
+        let image = self.screendump(path)?;
+        crate::screendump::decode(&image, geometry)
+    }
+
+    /// A `screendump` of what the display shows, written to `path` (kept there for inspection) and parsed.
+    ///
+    /// # Errors
+    /// As [`Monitor::command`], or the dump could not be read or parsed.
+    pub fn screendump(&mut self, path: &Path) -> StepResult<crate::screendump::Image> {
         let _ = std::fs::remove_file(path); // a missing file is fine; a stale one must not be read below
         let reply = self.command(&format!("screendump {}", path.display()))?;
         let bytes = std::fs::read(path)
             .map_err(|error| Failure(format!("screendump {}: {error} (monitor: {})", path.display(), reply.trim())))?;
-        let image = crate::screendump::Image::from_ppm(&bytes)?;
-        crate::screendump::decode(&image, geometry)
+        crate::screendump::Image::from_ppm(&bytes)
     }
 
     fn read_until_prompt(&mut self, timeout: Duration) -> StepResult<String> {

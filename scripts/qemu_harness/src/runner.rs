@@ -153,8 +153,8 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
 
 /// How a [`Step::Screen`] reads the screen back.
 enum ScreenReader {
-    /// The VGA text buffer (`xp`).
-    Text,
+    /// The VGA text buffer (`xp`); the final rows are also checked against a `screendump` written to the path.
+    Text(PathBuf),
     /// A `screendump` of the framebuffer console, written to the path and decoded with the geometry.
     Framebuffer(Geometry, PathBuf),
 }
@@ -170,7 +170,7 @@ fn screen_reader(scenario: &Scenario, config: &RunConfig, session: &Session) -> 
         None if scenario.firmware == Firmware::Uefi => {
             Err(Failure("the guest logged no framebuffer console (`screen console: framebuffer ...`)".into()))
         }
-        None => Ok(ScreenReader::Text),
+        None => Ok(ScreenReader::Text(config.log_dir.join(format!("{}.ppm", scenario.name)))),
     }
 }
 
@@ -193,6 +193,10 @@ fn screen_step(
     monitor.send_keys(keys)?;
     let rows = poll_screen(monitor, reader, wait, |rows| check_output(keys, &rows.join("\n"), expect, reject))?;
     session.note(&format!("screen after the keys:\n{}", rows.join("\n")));
+    if let ScreenReader::Text(path) = reader {
+        crate::screendump::check_vga_dump(&monitor.screendump(path)?, &rows)?;
+        session.note("screen: the VGA screendump lights exactly the rows holding text");
+    }
     Ok(())
 }
 
@@ -206,7 +210,7 @@ fn poll_screen(
     let started = std::time::Instant::now();
     loop {
         let rows = match reader {
-            ScreenReader::Text => monitor.text_screen()?,
+            ScreenReader::Text(_) => monitor.text_screen()?,
             ScreenReader::Framebuffer(geometry, path) => monitor.framebuffer_screen(path, geometry)?.rows,
         };
         match check(&rows) {

@@ -190,6 +190,30 @@ pub fn decode(image: &Image, geometry: &Geometry) -> StepResult<Decoded> {
     Ok(Decoded { rows, cursor })
 }
 
+/// Checks a `screendump` of VGA text mode (QEMU draws 9x16-pixel character cells, 720x400) against the rows
+/// read from the text buffer: a row holds lit pixels exactly when it holds text. This shows that what the guest
+/// wrote into the buffer is what the display shows, without depending on QEMU's font.
+///
+/// # Errors
+/// The image is not 720x400, or a row is lit without text or holds text without being lit.
+pub fn check_vga_dump(image: &Image, rows: &[String]) -> StepResult<()> {
+    const CELL: (usize, usize) = (9, 16);
+    if (image.width, image.height) != (COLUMNS * CELL.0, ROWS * CELL.1) {
+        return Err(Failure(format!("VGA text screendump is {}x{}, expected 720x400", image.width, image.height)));
+    }
+    for (row, text) in rows.iter().enumerate().take(ROWS) {
+        let lit = (row * CELL.1..(row + 1) * CELL.1)
+            .any(|y| (0..image.width).any(|x| image.pixel(x, y).iter().any(|&channel| channel > 0x20)));
+        if lit != !text.trim().is_empty() {
+            return Err(Failure(format!(
+                "VGA text screendump row {row} is {} but the text buffer row is {text:?}",
+                if lit { "lit" } else { "dark" }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// (Sum of absolute differences, largest difference) between `pixels` and the grey `levels`.
 fn distance(pixels: &[[u8; 3]], levels: &[u8]) -> (u32, u8) {
     pixels.iter().zip(levels).fold((0, 0), |(sum, worst), (pixel, &level)| {
@@ -253,6 +277,19 @@ mod tests {
         draw(&mut image, 0, 0, "ps", None);
         image.pixels.iter_mut().for_each(|pixel| pixel[0] = pixel[0].saturating_mul(2));
         assert_eq!(decode(&image, &GEOMETRY).unwrap().rows[0], "??");
+    }
+
+    #[test]
+    fn a_vga_dump_must_light_exactly_the_rows_with_text() {
+        let mut image = Image { width: 720, height: 400, pixels: vec![[0; 3]; 720 * 400] };
+        let mut rows = vec![String::new(); ROWS];
+        rows[1] = "theseus>".into();
+        assert!(check_vga_dump(&image, &rows).is_err()); // text in the buffer, nothing shown
+        image.pixels[16 * 720 + 5] = [0xaa; 3];
+        assert!(check_vga_dump(&image, &rows).is_ok());
+        rows[1].clear();
+        assert!(check_vga_dump(&image, &rows).is_err()); // shown, but no text in the buffer
+        assert!(check_vga_dump(&black(), &rows).is_err()); // wrong size
     }
 
     #[test]

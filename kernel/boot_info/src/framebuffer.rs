@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn the_boot_information_carries_the_framebuffer() {
         let words = structure_with(&rgb_tag());
-        // SAFETY (test): reinterpreting initialised u64s as bytes; the slice borrows `words`.
+        // SAFETY: (test) reinterpreting initialised u64s as bytes; the slice borrows `words`.
         let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) };
         let mut info = Box::new(crate::BootInfo::new());
         info.load_from_bytes(bytes, PhysicalAddress::new(0x1000)).unwrap();
@@ -222,7 +222,7 @@ mod tests {
             tag[4..8].copy_from_slice(&16u32.to_le_bytes());
             tag
         });
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) };
         info.load_from_bytes(bytes, PhysicalAddress::new(0x1000)).unwrap();
         assert_eq!(info.framebuffer(), None);

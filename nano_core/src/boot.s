@@ -25,6 +25,16 @@ mb2_header_start:
     .long MB2_ARCH_I386
     .long mb2_header_end - mb2_header_start
     .long 0x100000000 - (MB2_MAGIC + MB2_ARCH_I386 + (mb2_header_end - mb2_header_start))
+    /* framebuffer tag (Multiboot2 spec 3.1.10): type 5, flags 1 (optional), size 20, width/height/depth 0 (no
+     * preference). It tells GRUB the kernel can use a linear framebuffer; without it GRUB under UEFI (no VGA text)
+     * passes no console at all. grub.cfg's `gfxpayload=keep` keeps GRUB's own mode: text under BIOS. */
+    .balign 8
+    .short 5
+    .short 1
+    .long 20
+    .long 0
+    .long 0
+    .long 0
     /* end tag */
     .balign 8
     .short 0

@@ -1,7 +1,6 @@
 //! Conversion from `multiboot2`'s views into [`BootInfo`]. The only place that names `multiboot2` types.
 
 use crate::firmware::{Firmware, MemoryMapSource, efi_memory_areas};
-use crate::framebuffer_mode::parse_framebuffer_tag;
 use crate::rsdp::{Rsdp, RsdpError, RsdpSource, validate_rsdp};
 use crate::types::{
     BootInfo, BootInfoError, BoundedString, MAX_MEMORY_AREAS, MAX_MODULES, MemoryArea, MemoryAreaKind, Module,
@@ -148,8 +147,9 @@ impl BootInfo {
         }
 
         self.acpi_rsdp = rsdp_from_tags(bytes, &directory, physical_address);
-        self.framebuffer_mode =
-            directory.framebuffer.and_then(|(offset, size)| parse_framebuffer_tag(&bytes[offset..offset + size]));
+        // `tag_directory` checked that the tag lies within `bytes`; a tag it cannot describe leaves `None`.
+        self.framebuffer =
+            directory.framebuffer.and_then(|(offset, size)| crate::framebuffer::parse(&bytes[offset..offset + size]));
         Ok(())
     }
 

@@ -17,7 +17,7 @@
 //! - [`MemoryArea`] with [`MemoryAreaKind`], [`Module`], [`PhysicalRegion`], [`BoundedString`].
 //! - [`BootInfoError`]: why the boot information was rejected.
 //! - [`Firmware`], [`MemoryMapSource`], [`EfiMemoryType`]; [`Rsdp`] / [`RsdpError`] with [`validate_rsdp`] and
-//!   [`scan_for_rsdp`]; [`FramebufferMode`].
+//!   [`scan_for_rsdp`]; [`FramebufferInfo`] with [`FramebufferKind`] ([`framebuffer()`]).
 //!
 //! # Control flow
 //! 1. The caller (nano_core) holds a `BootInfo::new()` in a `static` (it is `const`), because the structure is too
@@ -31,22 +31,22 @@
 //! 5. The `multiboot2` crate reads the modules (3.6.6), command line (3.6.5) and bootloader name (3.6.9); this
 //!    crate copies them into bounded arrays and strings, failing if a capacity is exceeded.
 //! 6. The ACPI RSDP copies (3.6.16-3.6.17) are checksummed (`rsdp`); an invalid one is recorded as an
-//!    [`RsdpError`], not a failure of the whole conversion. The framebuffer tag's mode is read
-//!    (`framebuffer_mode`).
+//!    [`RsdpError`], not a failure of the whole conversion. The framebuffer tag is read
+//!    (`framebuffer`).
 //!
 //! References: "Multiboot2 Specification version 2.0", <https://www.gnu.org/software/grub/manual/multiboot2/>.
 #![cfg_attr(not(test), no_std)]
 
 mod convert;
 mod firmware;
-mod framebuffer_mode;
+mod framebuffer;
 mod global;
 mod rsdp;
 mod types;
 mod validate;
 
 pub use firmware::{EfiMemoryType, Firmware, MemoryMapSource};
-pub use framebuffer_mode::{FramebufferKind, FramebufferMode};
+pub use framebuffer::{ColorField, FramebufferInfo, FramebufferKind, framebuffer};
 pub use global::{global, install_global};
 pub use rsdp::{Rsdp, RsdpError, RsdpSource, scan_for_rsdp, validate_rsdp};
 pub use types::{

@@ -185,7 +185,7 @@ fn missing_optional_tags_give_empty_strings() {
     assert_eq!(info.bootloader_name(), "");
     assert!(info.modules().is_empty());
     assert_eq!(info.acpi_rsdp(), Err(RsdpError::NotFound));
-    assert_eq!(info.framebuffer_mode(), None);
+    assert_eq!(info.framebuffer(), None);
 }
 
 #[test]

@@ -243,22 +243,3 @@ fn the_bios_area_scan_finds_only_aligned_valid_rsdps() {
     assert_eq!(scan_for_rsdp(&area[..0x110]), None);
     assert_eq!(scan_for_rsdp(&[]), None);
 }
-
-#[test]
-fn framebuffer_modes_are_read() {
-    let tag = |kind: u8| {
-        let mut payload = 0xfd00_0000u64.to_le_bytes().to_vec();
-        for value in [4096u32, 1024, 768] {
-            payload.extend_from_slice(&value.to_le_bytes());
-        }
-        payload.extend_from_slice(&[32, kind, 0, 0]);
-        Builder::new().memory_map(&[(0, 0x1000, 1)]).tag(8, &payload).finish()
-    };
-    let mode = load(&tag(1)).unwrap().framebuffer_mode().unwrap();
-    assert_eq!((mode.width, mode.height, mode.bits_per_pixel, mode.pitch), (1024, 768, 32, 4096));
-    assert_eq!((mode.address.value(), mode.kind), (0xfd00_0000, FramebufferKind::Rgb));
-    assert_eq!(load(&tag(2)).unwrap().framebuffer_mode().unwrap().kind, FramebufferKind::EgaText);
-    assert_eq!(load(&tag(9)).unwrap().framebuffer_mode().unwrap().kind, FramebufferKind::Unknown(9));
-    let short = Builder::new().memory_map(&[(0, 0x1000, 1)]).raw_tag(8, 24, &[0; 16]).finish();
-    assert_eq!(load(&short).err(), Some(BootInfoError::TagTooSmall { offset: 48, tag_type: 8, size: 24 }));
-}

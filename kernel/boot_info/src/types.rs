@@ -1,7 +1,6 @@
 //! Our own boot-information types: fixed capacity, no heap, no `multiboot2` types.
 
 use crate::firmware::{Firmware, MemoryMapSource};
-use crate::framebuffer_mode::FramebufferMode;
 use crate::rsdp::{Rsdp, RsdpError};
 use core::fmt;
 use memory_structs::PhysicalAddress;
@@ -275,7 +274,7 @@ pub struct BootInfo {
     pub(crate) acpi_rsdp: Result<Rsdp, RsdpError>,
     pub(crate) firmware: Firmware,
     pub(crate) memory_map_source: MemoryMapSource,
-    pub(crate) framebuffer_mode: Option<FramebufferMode>,
+    pub(crate) framebuffer: Option<crate::FramebufferInfo>,
 }
 
 impl Default for BootInfo {
@@ -295,7 +294,7 @@ impl fmt::Debug for BootInfo {
             .field("acpi_rsdp", &self.acpi_rsdp)
             .field("firmware", &self.firmware)
             .field("memory_map_source", &self.memory_map_source)
-            .field("framebuffer_mode", &self.framebuffer_mode)
+            .field("framebuffer", &self.framebuffer)
             .finish()
     }
 }
@@ -322,7 +321,7 @@ impl BootInfo {
             acpi_rsdp: Err(RsdpError::NotFound),
             firmware: Firmware::Bios,
             memory_map_source: MemoryMapSource::Bios,
-            framebuffer_mode: None,
+            framebuffer: None,
         }
     }
 
@@ -336,7 +335,7 @@ impl BootInfo {
         self.acpi_rsdp = Err(RsdpError::NotFound);
         self.firmware = Firmware::Bios;
         self.memory_map_source = MemoryMapSource::Bios;
-        self.framebuffer_mode = None;
+        self.framebuffer = None;
     }
 
     /// The memory map, in the bootloader's order (not sorted; entries may overlap if the firmware says so).
@@ -392,9 +391,10 @@ impl BootInfo {
         self.memory_map_source
     }
 
-    /// The video mode from the framebuffer tag, if the bootloader passed one (see `framebuffer_mode.rs`: a
-    /// minimal reader, to be replaced by the framebuffer console's).
-    pub fn framebuffer_mode(&self) -> Option<FramebufferMode> {
-        self.framebuffer_mode
+    /// The framebuffer the bootloader set up (the first framebuffer tag, specification 3.6.12), or `None` if it
+    /// passed none or one shorter than the tag's fixed part. GRUB passes an EGA-text one under BIOS and a direct-RGB
+    /// one under UEFI. See [`crate::framebuffer()`] for the running system's.
+    pub fn framebuffer(&self) -> Option<crate::FramebufferInfo> {
+        self.framebuffer
     }
 }

@@ -57,7 +57,7 @@ pub struct TagDirectory {
     pub acpi_new_rsdp: Option<usize>,
     /// Offset and size of the first EFI memory-map tag (shape checked).
     pub efi_memory_map: Option<(usize, usize)>,
-    /// Offset and size of the first framebuffer tag.
+    /// Offset and size of the first framebuffer tag (3.6.12; parsed by `crate::framebuffer`).
     pub framebuffer: Option<(usize, usize)>,
     /// Whether any EFI tag (11, 12, 17, 18, 19, 20) is present: the machine booted through UEFI.
     pub efi_tag_seen: bool,
@@ -90,7 +90,6 @@ fn minimum_tag_size(tag_type: u32) -> usize {
         tag_type::ACPI_OLD_RSDP => HEADER_SIZE + RSDP_V1_SIZE,
         tag_type::ACPI_NEW_RSDP => HEADER_SIZE + RSDP_V2_SIZE,
         tag_type::EFI_MEMORY_MAP => crate::firmware::EFI_MEMORY_MAP_HEADER_SIZE,
-        tag_type::FRAMEBUFFER => crate::framebuffer_mode::FRAMEBUFFER_TAG_MINIMUM_SIZE,
         _ => HEADER_SIZE,
     }
 }

@@ -9,10 +9,13 @@
 //! [`init`] ([`KeyboardError`]), [`try_read_byte`], [`set_wake_hook`], [`scancode_set`].
 //!
 //! # Control flow
-//! 1. [`init`]: probe the 8042 (status port 0x64 reads 0xff on machines without one), flush its output buffer,
-//!    read its configuration byte: with translation on (bit 6, the BIOS default and QEMU's), the keyboard's set 2
-//!    reaches us as set 1; with it off, as set 2. Every wait on the controller is bounded ([`WAIT_SPINS`]), so a
-//!    machine without a controller or keyboard never hangs. Then enable the port-1 interrupt and route ISA IRQ 1.
+//! 1. [`init`]: probe the 8042 (status port 0x64 reads 0xff on machines without one), disable its ports, flush
+//!    its output buffer, read its configuration byte, self-test it and test the keyboard port, enable the port and
+//!    keyboard scanning. With translation on (configuration bit 6, the BIOS default and QEMU's), the keyboard's
+//!    set 2 reaches us as set 1; with it off, as set 2. Every wait on the controller or keyboard is bounded
+//!    ([`WAIT_SPINS`]), so a machine without a controller (many UEFI PCs; QEMU `-machine i8042=off`), or with a
+//!    keyboard that never answers, never hangs: `init` logs "no PS/2 controller" (or the failed step) and returns
+//!    an error. Then enable the port-1 interrupt and route ISA IRQ 1.
 //! 2. On IRQ 1: read the scancode byte from port 0x60, decode it, push the resulting bytes, EOI, call the wake
 //!    hook.
 //! 3. Readers pop from the ring; [`CONSUMER`] serialises them (the handler never takes it).
@@ -46,8 +49,29 @@ const STATUS_INPUT_FULL: u8 = 1 << 1;
 const COMMAND_READ_CONFIG: u8 = 0x20;
 /// Controller command: write the configuration byte.
 const COMMAND_WRITE_CONFIG: u8 = 0x60;
+/// Controller command: disable port 1 (the keyboard).
+const COMMAND_DISABLE_PORT1: u8 = 0xad;
+/// Controller command: disable port 2 (the mouse; ignored by single-port controllers).
+const COMMAND_DISABLE_PORT2: u8 = 0xa7;
+/// Controller command: enable port 1.
+const COMMAND_ENABLE_PORT1: u8 = 0xae;
+/// Controller command: self-test; answers [`SELF_TEST_PASSED`].
+const COMMAND_SELF_TEST: u8 = 0xaa;
+/// The self-test's answer when the controller works.
+const SELF_TEST_PASSED: u8 = 0x55;
+/// Controller command: test port 1; answers 0x00 when the port works.
+const COMMAND_TEST_PORT1: u8 = 0xab;
+/// Keyboard command (sent through the data port): enable scanning; answered by [`KEYBOARD_ACK`].
+const KEYBOARD_ENABLE_SCANNING: u8 = 0xf4;
+/// The keyboard's acknowledgement of a command.
+const KEYBOARD_ACK: u8 = 0xfa;
 /// Configuration bit 0: interrupt on port 1 (the keyboard).
 const CONFIG_PORT1_INTERRUPT: u8 = 1 << 0;
+/// Configuration bit 1: interrupt on port 2 (the mouse).
+const CONFIG_PORT2_INTERRUPT: u8 = 1 << 1;
+/// Configuration bit 4: port 1's clock is disabled (set by [`COMMAND_DISABLE_PORT1`], cleared by
+/// [`COMMAND_ENABLE_PORT1`]).
+const CONFIG_PORT1_CLOCK_DISABLED: u8 = 1 << 4;
 /// Configuration bit 6: translate set 2 to set 1.
 const CONFIG_TRANSLATION: u8 = 1 << 6;
 /// Status polls before a controller wait gives up (each `in` takes about 1 µs on real hardware).
@@ -92,6 +116,10 @@ pub enum KeyboardError {
     NoController,
     /// The controller did not answer a command within [`WAIT_SPINS`] polls; carries the command.
     Timeout(u8),
+    /// The controller's self-test (command 0xAA) answered this instead of 0x55.
+    SelfTest(u8),
+    /// The keyboard port's test (command 0xAB) answered this instead of 0x00.
+    PortTest(u8),
     /// [`interrupts::KEYBOARD_VECTOR`] is taken (or the IDT is not set up).
     Register(interrupts::RegisterError),
     /// IRQ 1 could not be routed.
@@ -99,29 +127,88 @@ pub enum KeyboardError {
 }
 
 /// Sets up the controller and IRQ 1 (see the crate documentation). Call once on the bootstrap CPU after
-/// `smp::init_bootstrap_cpu`.
+/// `smp::init_bootstrap_cpu`. Every failure is also logged as a warning naming its cause ("no PS/2 controller").
 ///
 /// # Errors
-/// [`KeyboardError`]; the controller's configuration is unchanged unless the error is `Register` or `Route`.
+/// [`KeyboardError`]. After `NoController`, `Timeout`, `SelfTest` or `PortTest` the controller's ports may be left
+/// disabled (nothing else uses them); the screen console then simply has no keyboard.
 pub fn init() -> Result<(), KeyboardError> {
+    let result = init_controller();
+    match result {
+        Ok(()) => {}
+        Err(KeyboardError::NoController) => log::warn!("ps2_keyboard: no PS/2 controller (status port reads 0xff)"),
+        Err(KeyboardError::Timeout(command)) => {
+            log::warn!("ps2_keyboard: no PS/2 controller: command {command:#04x} got no answer within the timeout")
+        }
+        Err(KeyboardError::SelfTest(reply)) => {
+            log::warn!("ps2_keyboard: no PS/2 controller: self-test answered {reply:#04x}, not 0x55")
+        }
+        Err(KeyboardError::PortTest(reply)) => {
+            log::warn!("ps2_keyboard: PS/2 keyboard port failed its test (answer {reply:#04x}, not 0x00)")
+        }
+        Err(KeyboardError::Register(ref error)) => log::warn!("ps2_keyboard: IRQ 1 handler: {error:?}"),
+        Err(KeyboardError::Route(ref error)) => log::warn!("ps2_keyboard: IRQ 1 routing: {error:?}"),
+    }
+    result
+}
+
+/// The probe and set-up sequence (OSDev "I8042 PS/2 Controller", initialisation): disable both ports, flush,
+/// read the configuration with the port interrupts off, self-test (0xAA -> 0x55), restore the configuration (a
+/// self-test may reset it), test port 1 (0xAB -> 0x00), enable port 1, ask the keyboard to scan (0xF4; its
+/// answer is waited for but not required), then enable the port-1 interrupt and route IRQ 1.
+fn init_controller() -> Result<(), KeyboardError> {
     if read_status() == 0xff {
         return Err(KeyboardError::NoController);
     }
+    write_command(COMMAND_DISABLE_PORT1)?;
+    write_command(COMMAND_DISABLE_PORT2)?;
     flush_output();
-    let config = command_with_reply(COMMAND_READ_CONFIG)?;
+    let config = command_with_reply(COMMAND_READ_CONFIG)? & !(CONFIG_PORT1_INTERRUPT | CONFIG_PORT2_INTERRUPT);
+    write_command(COMMAND_WRITE_CONFIG)?;
+    write_data(config, COMMAND_WRITE_CONFIG)?;
+    match command_with_reply(COMMAND_SELF_TEST)? {
+        SELF_TEST_PASSED => {}
+        reply => return Err(KeyboardError::SelfTest(reply)),
+    }
+    write_command(COMMAND_WRITE_CONFIG)?;
+    write_data(config, COMMAND_WRITE_CONFIG)?;
+    match command_with_reply(COMMAND_TEST_PORT1)? {
+        0x00 => {}
+        reply => return Err(KeyboardError::PortTest(reply)),
+    }
+    write_command(COMMAND_ENABLE_PORT1)?;
+    enable_scanning();
     let translated = config & CONFIG_TRANSLATION != 0;
     *DECODER.lock() = if translated {
         Decoder::Set1(Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode))
     } else {
         Decoder::Set2(Keyboard::new(ScancodeSet2::new(), Us104Key, HandleControl::MapLettersToUnicode))
     };
+    flush_output();
     write_command(COMMAND_WRITE_CONFIG)?;
-    write_data(config | CONFIG_PORT1_INTERRUPT, COMMAND_WRITE_CONFIG)?;
+    // `config` was read after port 1 was disabled, so its port-1 clock-disable bit is set: clear it here, or this
+    // write would disable the keyboard again (QEMU's 8042 keeps the disable state in that bit).
+    write_data((config | CONFIG_PORT1_INTERRUPT) & !CONFIG_PORT1_CLOCK_DISABLED, COMMAND_WRITE_CONFIG)?;
     interrupts::register_handler(interrupts::KEYBOARD_VECTOR, keyboard_interrupt).map_err(KeyboardError::Register)?;
     apic::route_isa_irq(KEYBOARD_IRQ, interrupts::KEYBOARD_VECTOR, CpuId::BOOTSTRAP).map_err(KeyboardError::Route)?;
     SET.store(if translated { 1 } else { 2 }, Ordering::Release);
     flush_output();
     Ok(())
+}
+
+/// Sends "enable scanning" (0xF4) to the keyboard and waits (bounded) for its acknowledgement (0xFA). A keyboard
+/// that never answers, or no keyboard behind a working controller, is logged and otherwise ignored: one plugged in
+/// later still works.
+fn enable_scanning() {
+    let answered = write_data(KEYBOARD_ENABLE_SCANNING, KEYBOARD_ENABLE_SCANNING)
+        .and_then(|()| wait_until(|status| status & STATUS_OUTPUT_FULL != 0, KEYBOARD_ENABLE_SCANNING))
+        // SAFETY: the status says a byte is waiting; the port-1 interrupt is still off, so nobody else reads it.
+        .map(|()| unsafe { Port::<u8>::new(DATA_PORT).read() });
+    match answered {
+        Ok(KEYBOARD_ACK) => {}
+        Ok(reply) => log::warn!("ps2_keyboard: the keyboard answered {reply:#04x} to enable-scanning, not 0xfa"),
+        Err(_) => log::warn!("ps2_keyboard: no answer from a keyboard (none plugged in?); port 1 stays enabled"),
+    }
 }
 
 /// The scancode set being decoded (1 or 2), or `None` before [`init`] succeeded.

@@ -215,20 +215,23 @@ fn pci_lines(report: &mut String) {
     }
 }
 
-/// The framebuffer line, from the minimal mode reader in `boot_info` (`BootInfo::framebuffer_mode`). When the
-/// framebuffer console's `boot_info::framebuffer()` is merged, this function is the one place to switch over.
+/// The framebuffer line, from the bootloader's framebuffer tag (`boot_info::framebuffer()`).
 fn framebuffer_line(report: &mut String) {
-    let mode = boot_info::global().and_then(|info| info.framebuffer_mode());
-    match mode {
-        Some(mode) if !matches!(mode.kind, FramebufferKind::EgaText) => {
+    match boot_info::framebuffer() {
+        Some(mode) if mode.kind != FramebufferKind::EgaText => {
+            let kind = match mode.kind {
+                FramebufferKind::Rgb { .. } => String::from("direct RGB"),
+                FramebufferKind::Indexed { colors } => alloc::format!("indexed, {colors} colours"),
+                FramebufferKind::EgaText => String::from("EGA text"),
+                FramebufferKind::Unknown(kind) => alloc::format!("unknown type {kind}"),
+            };
             _ = writeln!(
                 report,
-                "framebuffer: {}x{}x{} at {:#x} ({:?}, pitch {} bytes)",
+                "framebuffer: {}x{}x{} at {:#x} ({kind}, pitch {} bytes)",
                 mode.width,
                 mode.height,
                 mode.bits_per_pixel,
                 mode.address.value(),
-                mode.kind,
                 mode.pitch
             )
         }
@@ -240,18 +243,11 @@ fn framebuffer_line(report: &mut String) {
     }
 }
 
-/// Whether the bootloader left a pixel framebuffer (not VGA text mode).
-fn has_pixel_framebuffer() -> bool {
-    boot_info::global()
-        .and_then(|info| info.framebuffer_mode())
-        .is_some_and(|mode| !matches!(mode.kind, FramebufferKind::EgaText))
-}
-
 fn consoles_line(report: &mut String) {
-    let screen = match (screen_console::is_ready(), has_pixel_framebuffer()) {
-        (_, true) => "framebuffer",
-        (true, false) => "VGA text",
-        (false, false) => "none",
+    let screen = match screen_console::mode() {
+        Some(screen_console::ScreenMode::Framebuffer(_)) => "framebuffer",
+        Some(screen_console::ScreenMode::VgaText) => "VGA text",
+        None => "none",
     };
     let keyboard = if ps2_keyboard::scancode_set().is_some() { "PS/2" } else { "none" };
     let _ = writeln!(report, "consoles: serial COM1, screen {screen}, keyboard {keyboard}");

@@ -1,10 +1,14 @@
 //! The screen console's terminal state machine: a cursor over a grid of 80x25 cells, and the escape parser.
 //!
-//! Key types: [`Terminal`] (cursor and parser state), [`Cells`] (the grid it draws into: the VGA text buffer in
-//! the kernel, a plain array in the tests). Control flow: [`Terminal::feed`] takes one output byte at a time;
-//! plain bytes are drawn or move the cursor, `ESC [` starts a CSI sequence whose final byte acts.
+//! Key types: [`Terminal`] (cursor and parser state), [`Cells`] (the grid it draws into: the VGA text buffer or
+//! the framebuffer back end in the kernel, a plain array in the tests). Control flow: [`Terminal::feed`] takes one
+//! output byte at a time; plain bytes are drawn or move the cursor, `ESC [` starts a CSI sequence whose final byte
+//! acts. The [`pixels`] module holds the arithmetic of drawing these cells on a linear framebuffer (blending,
+//! pixel packing, the VGA palette, the grid's placement).
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
+pub mod pixels;
 #[cfg(test)]
 mod tests;
 

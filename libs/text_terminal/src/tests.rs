@@ -84,3 +84,62 @@ fn garbage_never_panics_or_leaves_the_grid() {
     let (terminal, _) = screen(&bytes);
     assert!(terminal.cursor_index() < COLUMNS * ROWS + 1);
 }
+
+mod pixels {
+    use crate::pixels::*;
+
+    const BGRX: (Channel, Channel, Channel) =
+        (Channel { position: 16, size: 8 }, Channel { position: 8, size: 8 }, Channel { position: 0, size: 8 });
+
+    #[test]
+    fn packs_32_24_and_16_bit_pixels() {
+        let (red, green, blue) = BGRX;
+        let format = PixelFormat::new(32, red, green, blue).unwrap();
+        assert_eq!(format.bytes_per_pixel, 4);
+        assert_eq!(format.pack(Rgb { red: 0x12, green: 0x34, blue: 0x56 }), 0x12_3456);
+        assert_eq!(PixelFormat::new(24, red, green, blue).unwrap().bytes_per_pixel, 3);
+        let rgb565 = PixelFormat::new(
+            16,
+            Channel { position: 11, size: 5 },
+            Channel { position: 5, size: 6 },
+            Channel { position: 0, size: 5 },
+        )
+        .unwrap();
+        assert_eq!(rgb565.pack(Rgb { red: 0xff, green: 0xff, blue: 0xff }), 0xffff);
+        assert_eq!(rgb565.pack(Rgb { red: 0xaa, green: 0, blue: 0 }), 0x15 << 11);
+    }
+
+    #[test]
+    fn refuses_unsupported_layouts() {
+        let (red, green, blue) = BGRX;
+        assert_eq!(PixelFormat::new(8, red, green, blue), Err(FormatError::Depth(8)));
+        assert_eq!(PixelFormat::new(16, red, green, blue), Err(FormatError::Channel(16, 8)));
+        let wide = Channel { position: 0, size: 10 };
+        assert_eq!(PixelFormat::new(32, red, green, wide), Err(FormatError::Channel(0, 10)));
+        let empty = Channel { position: 0, size: 0 };
+        assert_eq!(PixelFormat::new(32, empty, green, blue), Err(FormatError::Channel(0, 0)));
+    }
+
+    #[test]
+    fn blends_and_maps_attributes() {
+        let (fg, bg) = cell_colors(0x0741);
+        assert_eq!((fg, bg), (VGA_PALETTE[7], VGA_PALETTE[0]));
+        assert_eq!(blend(fg, bg, 0), bg);
+        assert_eq!(blend(fg, bg, 255), fg);
+        assert_eq!(blend(fg, bg, 128).red, (0xaa * 128 / 255) as u8);
+        assert_eq!(blend(bg, fg, 255), bg);
+    }
+
+    #[test]
+    fn picks_the_largest_font_that_fits_and_centres_it() {
+        let fonts = [(7, 16), (9, 20), (11, 24), (14, 32)];
+        let layout = GridLayout::fit(800, 600, &fonts).unwrap();
+        assert_eq!((layout.font, layout.cell_width, layout.cell_height), (1, 9, 20));
+        assert_eq!((layout.left, layout.top), (40, 50));
+        assert_eq!(layout.cell_origin(81), (49, 70));
+        assert_eq!(GridLayout::fit(1024, 768, &fonts).unwrap().font, 2);
+        assert_eq!(GridLayout::fit(1280, 800, &fonts).unwrap().font, 3);
+        assert_eq!(GridLayout::fit(640, 480, &fonts).unwrap().font, 0);
+        assert_eq!(GridLayout::fit(559, 480, &fonts), None);
+    }
+}

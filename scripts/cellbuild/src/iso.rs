@@ -17,8 +17,10 @@ pub const CMDLINE_PLACEHOLDER: &str = "@CMDLINE@";
 /// Placeholder for the module lines; the whole line is replaced, keeping its indentation.
 pub const MODULES_PLACEHOLDER: &str = "@MODULES@";
 
-/// GRUB modules built into the image: enough for Multiboot2 from an ISO on a serial console, BIOS and UEFI.
-pub const GRUB_INSTALL_MODULES: &str = "multiboot2 normal serial terminal iso9660 part_msdos part_gpt all_video";
+/// GRUB modules built into the image: enough for Multiboot2 from an ISO on a serial console, BIOS and UEFI, with
+/// the video drivers that hand a UEFI framebuffer to the kernel (`all_video`) and `test` for grub.cfg's firmware
+/// check.
+pub const GRUB_INSTALL_MODULES: &str = "multiboot2 normal serial terminal iso9660 part_msdos part_gpt all_video test";
 
 /// Fills in the template: `@CMDLINE@` with `cmdline`, and each line holding `@MODULES@` with one
 /// `module2 /modules/<file> <file>` line per module (same indentation as the placeholder line).

@@ -32,6 +32,8 @@ pub const LS_LISTS_CAPTAIN: &str = r"\bk-captain\.o\b";
 pub const LS_LISTS_HELLO: &str = r"\ba-hello\.o\b";
 /// `help` mentions the `swap` command (any help text listing the commands does).
 pub const HELP_MENTIONS_SWAP: &str = r"\bswap\b";
+/// The keyboard probe's line on a machine without an 8042 (`-machine i8042=off`).
+pub const NO_PS2_CONTROLLER: &str = r"ps2_keyboard: no PS/2 controller";
 /// The screen console's prompt row (rows are read with trailing blanks trimmed).
 pub const SCREEN_PROMPT: &str = r"^theseus>$";
 /// Keys for the screen shell: `px`, Backspace, `s`, Enter (a typo corrected by the line editor; `ps` because its
@@ -498,8 +500,8 @@ pub const MACHINE_PCI_HOST_BRIDGE_Q35: &str = r"^  00:00\.0 8086:29c0 Host bridg
 pub const MACHINE_PCI_AHCI_Q35: &str = r"^  00:1f\.2 8086:2922 SATA controller \(AHCI\) \[01:06\.01, header 0\]$";
 /// `machine`: the framebuffer line under SeaBIOS (GRUB leaves VGA text mode).
 pub const MACHINE_FRAMEBUFFER_VGA_TEXT: &str = r"^framebuffer: none \(VGA text\)$";
-/// `machine`: any framebuffer line (under OVMF it depends on whether GRUB passed a framebuffer tag).
-pub const MACHINE_FRAMEBUFFER_ANY: &str = r"^framebuffer: ";
+/// `machine`: the framebuffer line under OVMF (GRUB hands over a direct-RGB framebuffer from the GOP).
+pub const MACHINE_FRAMEBUFFER_RGB: &str = r"^framebuffer: \d+x\d+x(16|24|32) at 0x[0-9a-f]+ \(direct RGB, pitch \d+ bytes\)$";
 /// `machine`: the consoles line; QEMU always emulates the 8042, so a PS/2 keyboard is found.
 pub const MACHINE_CONSOLES: &str = r"^consoles: serial COM1, screen (VGA text|framebuffer|none), keyboard PS/2$";
 /// The boot log line naming the firmware type (nano_core).

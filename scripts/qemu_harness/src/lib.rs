@@ -25,5 +25,6 @@ pub mod push;
 pub mod qemu;
 pub mod runner;
 pub mod scenarios;
+pub mod screendump;
 pub mod session;
 pub mod transcript;

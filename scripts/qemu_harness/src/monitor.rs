@@ -1,8 +1,9 @@
-//! The QEMU human monitor on a Unix socket: emulated key presses (`sendkey`) and the VGA text buffer read back.
+//! The QEMU human monitor on a Unix socket: emulated key presses (`sendkey`) and the screen read back.
 //!
-//! The screen check reads the text buffer's memory (`xp /2000hx 0xb8000`: 80x25 cells, character in the low
-//! byte) instead of OCR-ing a `screendump`: it is exact, independent of QEMU's font and of how the guest draws,
-//! and it sees exactly what the guest's screen console wrote.
+//! In VGA text mode the screen check reads the text buffer's memory (`xp /2000hx 0xb8000`: 80x25 cells, character
+//! in the low byte) instead of OCR-ing a `screendump`: it is exact, independent of QEMU's font, and it sees
+//! exactly what the guest's screen console wrote. On a framebuffer it takes a `screendump` and reads the glyphs
+//! back ([`crate::screendump`]).
 
 use crate::session::{Failure, StepResult};
 use regex::Regex;
@@ -78,6 +79,32 @@ impl Monitor {
     pub fn text_screen(&mut self) -> StepResult<Vec<String>> {
         let dump = self.command(&format!("xp /{}hx 0xb8000", COLUMNS * ROWS))?;
         parse_text_dump(&dump)
+    }
+
+    /// The framebuffer console's rows, from a `screendump` written to `path` (kept there for inspection), read
+    /// with the grid `geometry` the guest logged.
+    ///
+    /// # Errors
+    /// As [`Monitor::command`], the dump could not be read or parsed, or it does not fit `geometry`.
+    pub fn framebuffer_screen(
+        &mut self,
+        path: &Path,
+        geometry: &crate::screendump::Geometry,
+    ) -> StepResult<crate::screendump::Decoded> {
+        let image = self.screendump(path)?;
+        crate::screendump::decode(&image, geometry)
+    }
+
+    /// A `screendump` of what the display shows, written to `path` (kept there for inspection) and parsed.
+    ///
+    /// # Errors
+    /// As [`Monitor::command`], or the dump could not be read or parsed.
+    pub fn screendump(&mut self, path: &Path) -> StepResult<crate::screendump::Image> {
+        let _ = std::fs::remove_file(path); // a missing file is fine; a stale one must not be read below
+        let reply = self.command(&format!("screendump {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .map_err(|error| Failure(format!("screendump {}: {error} (monitor: {})", path.display(), reply.trim())))?;
+        crate::screendump::Image::from_ppm(&bytes)
     }
 
     fn read_until_prompt(&mut self, timeout: Duration) -> StepResult<String> {

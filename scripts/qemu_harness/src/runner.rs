@@ -5,10 +5,12 @@ use crate::expected as e;
 use crate::monitor::Monitor;
 use crate::qemu::Firmware;
 use crate::scenarios::{Image, RunConfig, Scenario, Step};
+use crate::screendump::Geometry;
 use crate::session::{Failure, Session, StepResult};
+use crate::transcript::Position;
 use regex::Regex;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Runs one scenario; `Ok` means it passed.
@@ -130,7 +132,8 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
                     monitor = Some(Monitor::connect(monitor_socket, wait)?);
                 }
                 let monitor = monitor.as_mut().expect("connected above");
-                screen_step(monitor, session, keys, expect, reject, wait)?;
+                let reader = screen_reader(scenario, config, session)?;
+                screen_step(monitor, session, &reader, keys, expect, reject, wait)?;
             }
             Step::Exit { line, status } => {
                 session.note(&format!("send {line:?}"));
@@ -148,36 +151,68 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
     Ok(())
 }
 
+/// How a [`Step::Screen`] reads the screen back.
+enum ScreenReader {
+    /// The VGA text buffer (`xp`); the final rows are also checked against a `screendump` written to the path.
+    Text(PathBuf),
+    /// A `screendump` of the framebuffer console, written to the path and decoded with the geometry.
+    Framebuffer(Geometry, PathBuf),
+}
+
+/// The framebuffer console if the guest logged one (required under UEFI, which has no text mode), else VGA text.
+fn screen_reader(scenario: &Scenario, config: &RunConfig, session: &Session) -> StepResult<ScreenReader> {
+    let pattern = compile(Geometry::LOG_PATTERN)?;
+    let logged = session.transcript().find_from(Position { line: 0, column: 0 }, &pattern);
+    match logged.and_then(|found| Geometry::from_log_line(&found.line)) {
+        Some(geometry) => {
+            Ok(ScreenReader::Framebuffer(geometry, config.log_dir.join(format!("{}.ppm", scenario.name))))
+        }
+        None if scenario.firmware == Firmware::Uefi => {
+            Err(Failure("the guest logged no framebuffer console (`screen console: framebuffer ...`)".into()))
+        }
+        None => Ok(ScreenReader::Text(config.log_dir.join(format!("{}.ppm", scenario.name)))),
+    }
+}
+
 /// Runs a [`Step::Screen`]: prompt on the screen, keys, then the screen checked until it matches or `wait` ends.
 fn screen_step(
     monitor: &mut Monitor,
     session: &mut Session,
+    reader: &ScreenReader,
     keys: &str,
     expect: &[&str],
     reject: &[&str],
     wait: Duration,
 ) -> StepResult<()> {
     let prompt = compile(e::SCREEN_PROMPT)?;
-    poll_screen(monitor, wait, |rows| {
+    poll_screen(monitor, reader, wait, |rows| {
         let last = rows.iter().rev().find(|row| !row.is_empty()).map_or("", String::as_str);
         if prompt.is_match(last) { Ok(()) } else { Err(Failure(format!("no prompt on the screen: {rows:#?}"))) }
     })?;
     session.note(&format!("screen: sendkey {keys}"));
     monitor.send_keys(keys)?;
-    let rows = poll_screen(monitor, wait, |rows| check_output(keys, &rows.join("\n"), expect, reject))?;
+    let rows = poll_screen(monitor, reader, wait, |rows| check_output(keys, &rows.join("\n"), expect, reject))?;
     session.note(&format!("screen after the keys:\n{}", rows.join("\n")));
+    if let ScreenReader::Text(path) = reader {
+        crate::screendump::check_vga_dump(&monitor.screendump(path)?, &rows)?;
+        session.note("screen: the VGA screendump lights exactly the rows holding text");
+    }
     Ok(())
 }
 
-/// Reads the text screen every 250 ms until `check` passes (returns the rows) or `wait` ends (its last error).
+/// Reads the screen every 250 ms until `check` passes (returns the rows) or `wait` ends (its last error).
 fn poll_screen(
     monitor: &mut Monitor,
+    reader: &ScreenReader,
     wait: Duration,
     check: impl Fn(&[String]) -> StepResult<()>,
 ) -> StepResult<Vec<String>> {
     let started = std::time::Instant::now();
     loop {
-        let rows = monitor.text_screen()?;
+        let rows = match reader {
+            ScreenReader::Text(_) => monitor.text_screen()?,
+            ScreenReader::Framebuffer(geometry, path) => monitor.framebuffer_screen(path, geometry)?.rows,
+        };
         match check(&rows) {
             Ok(()) => return Ok(rows),
             Err(failure) if started.elapsed() > wait => return Err(failure),

@@ -140,7 +140,7 @@ const MACHINE_UEFI_STEPS: &[Step] = &[
             e::MACHINE_ACPI_OVMF_Q35,
             e::MACHINE_PCI_HOST_BRIDGE_Q35,
             e::MACHINE_PCI_AHCI_Q35,
-            e::MACHINE_FRAMEBUFFER_ANY,
+            e::MACHINE_FRAMEBUFFER_RGB,
             e::MACHINE_CONSOLES,
         ],
         reject: &[e::MACHINE_ACPI_BAD_CHECKSUM],
@@ -160,17 +160,18 @@ const MACHINE_X2APIC_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
-/// Extra QEMU arguments of the `machine-*` scenarios (machine type, CPU model), by scenario name. A table beside
-/// the scenarios rather than a `Scenario` field, so that the other scenarios' entries stay as they are.
-pub const MACHINE_QEMU_ARGUMENTS: &[(&str, &[&str])] = &[
+/// Extra QEMU arguments (machine type, CPU model, a disabled device), by scenario name. A table beside the
+/// scenarios rather than a `Scenario` field, so that the other scenarios' entries stay as they are.
+pub const EXTRA_QEMU_ARGUMENTS: &[(&str, &[&str])] = &[
     ("machine-bios-pc", &["-machine", "pc"]),
     ("machine-uefi-q35", &["-machine", "q35"]),
     ("machine-x2apic-q35", &["-machine", "q35", "-cpu", "qemu64,+x2apic"]),
+    ("no-ps2", &["-machine", "pc,i8042=off"]),
 ];
 
-/// The extra QEMU arguments of scenario `name` (see [`MACHINE_QEMU_ARGUMENTS`]); empty for most.
+/// The extra QEMU arguments of scenario `name` (see [`EXTRA_QEMU_ARGUMENTS`]); empty for most.
 pub fn extra_qemu_arguments(name: &str) -> &'static [&'static str] {
-    MACHINE_QEMU_ARGUMENTS.iter().find(|(scenario, _)| *scenario == name).map_or(&[], |(_, arguments)| arguments)
+    EXTRA_QEMU_ARGUMENTS.iter().find(|(scenario, _)| *scenario == name).map_or(&[], |(_, arguments)| arguments)
 }
 
 /// A named test.
@@ -203,8 +204,10 @@ const SMP_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
-/// The screen console (VGA text mode under SeaBIOS) with its own shell on the PS/2 keyboard: a typo corrected
-/// with Backspace, `ps` (listing the `screen shell` task) drawn on the screen; the serial shell still works.
+/// The screen console with its own shell on the PS/2 keyboard: a typo corrected with Backspace, `ps` (listing the
+/// `screen shell` task) drawn on the screen; the serial shell still works. `screen`: VGA text mode under SeaBIOS,
+/// read back with `xp`; `screen-uefi`: the framebuffer under OVMF, read back from a `screendump` by matching
+/// glyphs ([`crate::screendump`]).
 const SCREEN_STEPS: &[Step] = &[
     Step::Prompt,
     Step::Screen {
@@ -215,6 +218,10 @@ const SCREEN_STEPS: &[Step] = &[
     NS_HAS_CAPTAIN,
     EXIT_OK,
 ];
+
+/// Without a PS/2 controller (QEMU `-machine pc,i8042=off`, like many UEFI PCs): the keyboard probe gives up
+/// at once, says so, and both consoles still come up.
+const NO_PS2_STEPS: &[Step] = &[Step::Expect(e::NO_PS2_CONTROLLER), Step::Prompt, NS_HAS_CAPTAIN, EXIT_OK];
 
 /// The `shell` scenario's steps (1 CPU: the default; 4 CPUs: the swap goes through stop-the-world).
 const SHELL_STEPS: &[Step] = &[
@@ -697,6 +704,8 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "screen", firmware: Firmware::Bios, image: Image::Normal, steps: SCREEN_STEPS, cpus: None },
+    Scenario { name: "screen-uefi", firmware: Firmware::Uefi, image: Image::Normal, steps: SCREEN_STEPS, cpus: None },
+    Scenario { name: "no-ps2", firmware: Firmware::Bios, image: Image::Normal, steps: NO_PS2_STEPS, cpus: None },
     Scenario {
         name: "smp-bios",
         firmware: Firmware::Bios,
@@ -762,7 +771,7 @@ mod tests {
             }
             assert!(matches!(scenario.steps.last(), Some(Step::Exit { .. })), "{} must end with exit", scenario.name);
         }
-        for (name, _) in MACHINE_QEMU_ARGUMENTS {
+        for (name, _) in EXTRA_QEMU_ARGUMENTS {
             assert!(SCENARIOS.iter().any(|scenario| scenario.name == *name), "no scenario {name}");
         }
         assert!(extra_qemu_arguments("shell").is_empty());

@@ -284,6 +284,12 @@ impl<'a> Transaction<'a> {
         let mut placements = vec![None; layout.len()];
         for (index, slot) in layout.iter().enumerate() {
             let Some((region_kind, offset, size)) = *slot else { continue };
+            if size == 0 && regions[region_kind.index()].is_none() {
+                // An empty section in a region that is empty as a whole (e.g. the empty `.text` of a data-only
+                // crate such as a font, whose functions are all inlined into its users): nothing to copy and no
+                // memory to place it in. It stays unplaced, like a non-allocated section.
+                continue;
+            }
             let out_of_bounds =
                 MemoryError::OutOfBounds { offset, length: size, region_size: cursors[region_kind.index()] };
             let region = regions[region_kind.index()].as_mut().ok_or(memory_error(out_of_bounds))?;

@@ -89,6 +89,15 @@ pub enum Step {
         /// Patterns that must not appear on the screen.
         reject: &'static [&'static str],
     },
+    /// Type a command and wait for the next prompt; the output must contain each line `lines()` computes on the
+    /// host (literally, in order, each on a later line than the previous one), e.g. the `checksum` application's
+    /// values ([`crate::checksum`]).
+    HostComputed {
+        /// The command typed.
+        line: &'static str,
+        /// The expected output lines.
+        lines: fn() -> Vec<String>,
+    },
     /// Type the command and check QEMU's exit status.
     Exit {
         /// The command typed (`exit` or `exit N`).
@@ -130,6 +139,51 @@ const SMP_STEPS: &[Step] = &[
     Step::Expect(e::SMP_STOP_THE_WORLD),
     Step::Prompt,
     command("help", &[e::HELP_MENTIONS_SWAP]),
+    EXIT_OK,
+];
+
+/// The example applications (README "Example applications"): `checksum` (registry crates; values computed on the
+/// host), `top -n 2`, `cells` (a small cell's tree, its dependents, an unknown cell and its exit status).
+const APPS_STEPS: &[Step] = &[
+    Step::Prompt,
+    Step::HostComputed { line: "checksum", lines: crate::checksum::default_vector },
+    Step::HostComputed { line: crate::checksum::ARGUMENTS_COMMAND, lines: crate::checksum::arguments },
+    command("echo $?", &[e::STATUS_ZERO]),
+    command("ns", &[e::NS_LISTS_ADLER2_APP, e::NS_LISTS_CRC32FAST_APP, e::NS_LISTS_MD5_APP]),
+    Step::Command {
+        line: "top -n 2 -d 200",
+        expect: &[
+            e::TOP_FIRST_REFRESH,
+            e::TOP_HEADER,
+            e::TOP_LISTS_IDLE,
+            e::TOP_LISTS_ITSELF,
+            e::TOP_SECOND_REFRESH,
+            e::TOP_HEADER,
+            e::TOP_LISTS_ITSELF,
+        ],
+        reject: &[e::TOP_THIRD_REFRESH],
+        save: None,
+    },
+    command("ps -w -n 1", &[e::PS_W_RUNS_TOP, e::TOP_HEADER]),
+    command("top -n 0", &[e::TOP_COUNT_OUT_OF_RANGE, e::TOP_USAGE]),
+    // greeting_v1 is loaded with hello, its first user.
+    command("hello", &[e::HELLO_V1]),
+    command("cells greeting_v1", &[e::CELLS_GREETING_HEADER, e::CELLS_GREETING_ROOT, e::CELLS_GREETING_NANO_CORE]),
+    Step::Command {
+        line: "cells -a -d 1 hello",
+        expect: &[
+            e::CELLS_HELLO_HEADER,
+            e::CELLS_HELLO_APP_IO_CUT,
+            e::CELLS_HELLO_GREETING_CUT,
+            e::CELLS_HELLO_NANO_CORE_LAST,
+        ],
+        reject: &[e::CELLS_LEVEL_TWO],
+        save: None,
+    },
+    command("cells hello", &[e::CELLS_HELLO_HEADER, e::CELLS_HELLO_REACHES_SCHEDULER, e::CELLS_REPEAT_MARK]),
+    command("cells -r greeting_v1", &[e::CELLS_GREETING_DEPENDENT]),
+    command("cells nosuchcell", &[e::CELLS_UNKNOWN]),
+    command("echo $?", &[e::STATUS_ONE]),
     EXIT_OK,
 ];
 
@@ -570,6 +624,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: SHELL_LANGUAGE_STEPS,
         cpus: None,
     },
+    Scenario { name: "apps", firmware: Firmware::Bios, image: Image::Normal, steps: APPS_STEPS, cpus: None },
     Scenario {
         name: "shell-commands",
         firmware: Firmware::Bios,

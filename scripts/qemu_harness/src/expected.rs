@@ -473,6 +473,16 @@ pub const TOP_LISTS_IDLE: &str = r"^ +1 idle/0 \(idle\) +runnable +0\* +- +\d+ +
 pub const TOP_LISTS_ITSELF: &str = r"^ +\d+ top +running +\d+ +- +\d+ +\d+$";
 /// `top -n 2`: the second refresh's summary line.
 pub const TOP_SECOND_REFRESH: &str = r"^top - up .* refresh 2 of 2 every 200 ms$";
+/// `top -n 2 -d 200`, in order: each refresh's summary, header and rows.
+pub const TOP_TWO_REFRESHES: &[&str] = &[
+    TOP_FIRST_REFRESH,
+    TOP_HEADER,
+    TOP_LISTS_IDLE,
+    TOP_LISTS_ITSELF,
+    TOP_SECOND_REFRESH,
+    TOP_HEADER,
+    TOP_LISTS_ITSELF,
+];
 /// A third refresh (`-n 2` must stop after two).
 pub const TOP_THIRD_REFRESH: &str = r"refresh 3\b";
 /// `ps -w -n 1` runs `top`: one refresh.
@@ -501,6 +511,9 @@ pub const CELLS_HELLO_APP_IO_CUT: &str = r"^\|-- app_io \.\.\.$";
 pub const CELLS_HELLO_GREETING_CUT: &str = r"^\|-- greeting_v1 \.\.\.$";
 /// `cells -a -d 1 hello`: `nano_core` last (no dependencies, so not cut).
 pub const CELLS_HELLO_NANO_CORE_LAST: &str = r"^`-- nano_core$";
+/// `cells -a -d 1 hello`, in order.
+pub const CELLS_HELLO_DEPTH_ONE: &[&str] =
+    &[CELLS_HELLO_HEADER, CELLS_HELLO_APP_IO_CUT, CELLS_HELLO_GREETING_CUT, CELLS_HELLO_NANO_CORE_LAST];
 /// Anything drawn two levels down (must not appear with `-d 1`).
 pub const CELLS_LEVEL_TWO: &str = r"^(\|   |    )[|`]-- ";
 /// `cells hello` (no limit): `app_io`'s subtree reaches `scheduler`, two levels down.

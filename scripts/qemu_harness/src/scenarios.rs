@@ -152,15 +152,7 @@ const APPS_STEPS: &[Step] = &[
     command("ns", &[e::NS_LISTS_ADLER2_APP, e::NS_LISTS_CRC32FAST_APP, e::NS_LISTS_MD5_APP]),
     Step::Command {
         line: "top -n 2 -d 200",
-        expect: &[
-            e::TOP_FIRST_REFRESH,
-            e::TOP_HEADER,
-            e::TOP_LISTS_IDLE,
-            e::TOP_LISTS_ITSELF,
-            e::TOP_SECOND_REFRESH,
-            e::TOP_HEADER,
-            e::TOP_LISTS_ITSELF,
-        ],
+        expect: e::TOP_TWO_REFRESHES,
         reject: &[e::TOP_THIRD_REFRESH],
         save: None,
     },
@@ -171,12 +163,7 @@ const APPS_STEPS: &[Step] = &[
     command("cells greeting_v1", &[e::CELLS_GREETING_HEADER, e::CELLS_GREETING_ROOT, e::CELLS_GREETING_NANO_CORE]),
     Step::Command {
         line: "cells -a -d 1 hello",
-        expect: &[
-            e::CELLS_HELLO_HEADER,
-            e::CELLS_HELLO_APP_IO_CUT,
-            e::CELLS_HELLO_GREETING_CUT,
-            e::CELLS_HELLO_NANO_CORE_LAST,
-        ],
+        expect: e::CELLS_HELLO_DEPTH_ONE,
         reject: &[e::CELLS_LEVEL_TWO],
         save: None,
     },
@@ -783,6 +770,36 @@ mod tests {
         assert_eq!(substitute(e::BACKTRACE_SHELL, &captured).unwrap(), "bt 7");
         assert_eq!(substitute("ns", &captured).unwrap(), "ns");
         assert!(substitute("bt {other}", &captured).is_err());
+    }
+
+    #[test]
+    fn application_patterns_match_sample_output() {
+        // Lines as the `apps` scenario's log showed them.
+        let top = "top - up 3.910 s, 1 CPUs, policy round_robin, 4 tasks, refresh 1 of 2 every 200 ms\n   ID NAME                 STATE     CPU  PRIO SWITCHES     +NEW\n    1 idle/0 (idle)        runnable    0*    -       69       69\n    7 top                  running     0     -        1        1\ntop - up 4.113 s, 1 CPUs, policy round_robin, 4 tasks, refresh 2 of 2 every 200 ms\n   ID NAME                 STATE     CPU  PRIO SWITCHES     +NEW\n    7 top                  running     0     -        2        1";
+        check_output("top", top, e::TOP_TWO_REFRESHES, &[e::TOP_THIRD_REFRESH]).unwrap();
+        assert!(
+            check_output("top", &top.replace("refresh 2 of 2", "refresh 3 of 2"), &[], &[e::TOP_THIRD_REFRESH])
+                .is_err()
+        );
+        let cut = "hello (application namespace), 3 direct dependencies\nhello\n|-- app_io ...\n|-- greeting_v1 ...\n`-- nano_core";
+        check_output("cells", cut, e::CELLS_HELLO_DEPTH_ONE, &[e::CELLS_LEVEL_TWO]).unwrap();
+        // One level deeper (what `-d 2` would add) is rejected, under a middle and under the last branch.
+        assert!(check_output("cells", "|-- app_io\n|   |-- cell_graph ...", &[], &[e::CELLS_LEVEL_TWO]).is_err());
+        assert!(check_output("cells", "`-- greeting_v1\n    `-- nano_core", &[], &[e::CELLS_LEVEL_TWO]).is_err());
+        let full = "hello (application namespace), 3 direct dependencies\nhello\n├── app_io\n│   ├── cell_graph\n│   │   └── nano_core\n│   ├── nano_core (*)\n│   ├── scheduler";
+        check_output(
+            "cells",
+            full,
+            &[e::CELLS_HELLO_HEADER, e::CELLS_REPEAT_MARK, e::CELLS_HELLO_REACHES_SCHEDULER],
+            &[],
+        )
+        .unwrap();
+        let ns = "application checksum app 5652 956 0 142 5 0\napplication crc32fast app 1737 16849 0 113 1 1";
+        check_output("ns", ns, &[e::NS_LISTS_CRC32FAST_APP], &[]).unwrap();
+        assert!(
+            check_output("ns", "kernel crc32fast kernel 1737 16849 0 113 1 1", &[e::NS_LISTS_CRC32FAST_APP], &[])
+                .is_err()
+        );
     }
 
     #[test]

@@ -497,6 +497,9 @@ pub const NS_LISTS_CRC32FAST_APP: &str = r"^application +crc32fast +app\b";
 pub const NS_LISTS_ADLER2_APP: &str = r"^application +adler2 +app\b";
 /// `ns` after `checksum`: MD5's crate.
 pub const NS_LISTS_MD5_APP: &str = r"^application +md5 +app\b";
+/// Typing a registry crate's name: an application cell, but a library without an entry, so it is refused.
+pub const MD5_NOT_AN_APPLICATION: &str =
+    r"md5: error: not an application: no typed entry \(cell md5 exports no md5::APPLICATION_ENTRY";
 /// `cells greeting_v1`: its header (a kernel cell with one direct dependency).
 pub const CELLS_GREETING_HEADER: &str = r"^greeting_v1 \(kernel namespace\), 1 direct dependency$";
 /// The tree's root line.

@@ -150,6 +150,8 @@ const APPS_STEPS: &[Step] = &[
     Step::HostComputed { line: crate::checksum::ARGUMENTS_COMMAND, lines: crate::checksum::arguments },
     command("echo $?", &[e::STATUS_ZERO]),
     command("ns", &[e::NS_LISTS_ADLER2_APP, e::NS_LISTS_CRC32FAST_APP, e::NS_LISTS_MD5_APP]),
+    // The shell lists every application cell as a command, the registry crates' cells too: refused, nothing runs.
+    command("md5", &[e::MD5_NOT_AN_APPLICATION]),
     Step::Command {
         line: "top -n 2 -d 200",
         expect: e::TOP_TWO_REFRESHES,

@@ -16,8 +16,13 @@ use core::time::Duration;
 
 mod apps;
 mod entry;
+mod system;
 pub use apps::run;
 pub use entry::{ApplicationEntry, exit_code};
+pub use system::{
+    CellInfo, CellKind, CellNode, DependencyEdge, DependencyGraph, SystemInfoError, TaskInfo, cells, dependency_graph,
+    online_cpu_count, scheduler_policy, tasks,
+};
 
 /// Nanoseconds since the machine started (monotonic, from the TSC).
 pub fn now_ns() -> u64 {

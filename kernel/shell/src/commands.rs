@@ -35,7 +35,12 @@ const BUILTINS: &[Builtin] = &[
         summary: "replace loaded cells with others from the directory, live",
         run: swap,
     },
-    Builtin { name: "ps", usage: "ps", summary: "list tasks: id, name, state, CPU, policy data", run: tasks },
+    Builtin {
+        name: "ps",
+        usage: "ps | ps -w [-n COUNT] [-d MS]",
+        summary: "list tasks: id, name, state, CPU, policy data (-w: refresh, the `top` application)",
+        run: tasks,
+    },
     Builtin { name: "kill", usage: "kill ID", summary: "stop a task at its next safe point", run: kill },
     Builtin {
         name: "bt",
@@ -140,6 +145,14 @@ pub const STATUS_UNKNOWN_COMMAND: isize = 127;
 /// Returns its exit status for `$?`: 0 for a builtin (builtins report their own errors and do not return a
 /// status yet), the application's status (see `Jobs::run_foreground`), [`STATUS_UNKNOWN_COMMAND`].
 pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) -> isize {
+    // `ps -w [OPTIONS]` is the refreshing `ps`: the `top` application with the same options.
+    if let [ps, watch, options @ ..] = words
+        && ps == "ps"
+        && watch == "-w"
+    {
+        let top: Vec<String> = core::iter::once(String::from("top")).chain(options.iter().cloned()).collect();
+        return execute(&top, background, jobs);
+    }
     let name = words[0].as_str();
     let job_command = crate::jobs::JOB_COMMANDS.iter().any(|command| command.0 == name);
     if job_command && background {
@@ -188,7 +201,7 @@ fn unknown(name: &str, applications: &[String]) {
 
 fn tasks(words: &[String]) {
     if words.len() > 1 {
-        crate::console::write_str("usage: ps\n");
+        crate::console::write_str("usage: ps | ps -w [-n COUNT] [-d MS]\n");
         return;
     }
     crate::jobs::print_tasks();

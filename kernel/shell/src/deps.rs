@@ -1,36 +1,13 @@
 //! `deps CELL` (one cell's dependencies and dependents, with relocation counts) and `deps --dot` (the whole
 //! kernel and application dependency graph in Graphviz DOT between marker lines).
 //!
-//! The edges come from the namespaces' per-section dependency records: each relocation of a section that resolved
-//! to another cell's section counts once for the edge (cell -> that cell).
+//! The graph comes from `cell_graph` (the namespaces' per-section dependency records: each relocation of a section
+//! that resolved to another cell's section counts once for the edge cell -> that cell).
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use dep_graph::{Edge, Node};
-
-/// Every loaded cell of both namespaces and every edge between cells, sorted.
-fn graph() -> Option<(Vec<Node>, Vec<Edge>)> {
-    let namespaces = [system_namespaces::kernel_namespace()?, system_namespaces::application_namespace()?];
-    let mut nodes = Vec::new();
-    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for namespace in namespaces {
-        for cell in namespace.loaded_cells() {
-            nodes.push(Node { name: String::from(cell.name()), namespace: String::from(namespace.name()) });
-            for section in cell.sections() {
-                for dependency in section.dependencies() {
-                    let Some(target) = dependency.section.parent_cell() else { continue };
-                    if target.name() != cell.name() {
-                        *counts.entry((String::from(cell.name()), String::from(target.name()))).or_default() += 1;
-                    }
-                }
-            }
-        }
-    }
-    let edges = counts.into_iter().map(|((from, to), relocations)| Edge { from, to, relocations }).collect();
-    Some((nodes, edges))
-}
+use dep_graph::Edge;
 
 /// `deps CELL | deps --dot`.
 pub fn deps(words: &[String]) {
@@ -38,7 +15,7 @@ pub fn deps(words: &[String]) {
         crate::console::write_str("usage: deps CELL | deps --dot\n");
         return;
     };
-    let Some((nodes, edges)) = graph() else {
+    let Some((nodes, edges)) = cell_graph::graph() else {
         crate::console::write_str("deps: the system namespaces are not installed\n");
         return;
     };

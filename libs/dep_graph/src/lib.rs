@@ -5,9 +5,17 @@
 //! lines [`DOT_BEGIN`] and [`DOT_END`], so a host script can cut it out of a console log and `dot -Tsvg` can draw
 //! it. The graph is built by the caller (from the namespaces' per-section dependency records) as [`Node`]s and
 //! [`Edge`]s; [`write_dot`] writes it with every identifier quoted and escaped, so any cell name is valid DOT.
+//! [`write_tree`] draws one cell's dependencies (or dependents) as a text tree, depth-limited ([`TreeOptions`]),
+//! each repeated cell marked [`REPEAT_MARK`] (the `cells` application).
+//!
+//! Pure safe code with no kernel reach, so applications may depend on it (`app-facing` in its `Cargo.toml`).
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod tree;
+pub use tree::{CUT_MARK, Direction, REPEAT_MARK, TreeOptions, TreeStyle, write_tree};
 
 use alloc::string::String;
 use core::fmt;

@@ -11,13 +11,15 @@
 //! Control flow of `cellbuild build` ([`pipeline::build`]):
 //! 1. `cargo metadata`: workspace members, nano_core's dependency closure; refuse applications without
 //!    `#![forbid(unsafe_code)]`, and applications that depend on a crate not marked app-facing
-//!    (`[package.metadata.cell] app-facing = true`).
+//!    (`[package.metadata.cell] app-facing = true`, or for a third-party crate, listed under the workspace's
+//!    `[workspace.metadata.cell] app-facing-third-party`).
 //! 2. One `cargo build --workspace` for the kernel target (one crate hash per crate), reading the JSON
 //!    `compiler-artifact` messages to find every rlib and nano_core's staticlib.
 //! 3. Link `build/nano_core.elf` with `ld --whole-archive`, no section garbage collection.
 //! 4. Write `build/nano_core.syms` from its symbol table.
 //! 5. Extract one object per cell from its rlib (`ld -r` if several), strip `.debug*`, check relocation types,
-//!    add third-party crates that cells need but nano_core lacks.
+//!    add third-party crates that cells need but nano_core lacks (application cells when only applications need
+//!    them, kernel cells otherwise).
 //! 6. Resolve every cell's undefined symbols to nano_core or a cell; write `build/cells.manifest`.
 //! 7. Stage `build/iso`, generate `grub.cfg` from the template, run `grub-mkrescue`; optionally a second ISO
 //!    with one object deliberately corrupted.

@@ -47,7 +47,7 @@ pub struct Summary {
     pub kernel_cells: usize,
     /// Application cells emitted.
     pub application_cells: usize,
-    /// Third-party crates among the kernel cells.
+    /// Third-party crates among the cells (kernel or application).
     pub third_party_cells: usize,
     /// Total size of the cell object files (bytes).
     pub object_bytes: u64,
@@ -67,11 +67,11 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "cellbuild: {} cells ({} kernel incl. {} third-party, {} applications), {} bytes of objects, {} relocations",
+            "cellbuild: {} cells ({} kernel, {} applications; {} of them third-party), {} bytes of objects, {} relocations",
             self.kernel_cells + self.application_cells,
             self.kernel_cells,
-            self.third_party_cells,
             self.application_cells,
+            self.third_party_cells,
             self.object_bytes,
             self.relocations
         )?;
@@ -163,44 +163,13 @@ pub fn build(options: &Options) -> Result<Summary> {
     // 5b. Third-party crates that cells need and nano_core lacks.
     // Candidates include build-std crates (core, alloc...): if nano_core does not use alloc, its staticlib lacks
     // it, and cells that allocate need it as a cell of its own.
-    let mut candidates: Vec<&Artifact> = by_package
+    let candidates: Vec<&Artifact> = by_package
         .values()
         .copied()
         .filter(|a| !base_closure.contains(&a.package_id) && !workspace.members.contains(&a.package_id))
         .filter(|a| a.file_ending_with(".rlib").is_some())
         .collect();
-    loop {
-        let unresolved = unresolved_symbols(&cells, &base_names);
-        if unresolved.is_empty() || candidates.is_empty() {
-            break;
-        }
-        let mut added = false;
-        let mut remaining = Vec::new();
-        for artifact in candidates {
-            let rlib = artifact.rlib().expect("filtered above");
-            if rlib_defines_any(&rlib, &unresolved)? {
-                let package = workspace.packages.get(&artifact.package_id);
-                let name = package.map(|p| p.name.clone()).unwrap_or_else(|| artifact.target_name.clone());
-                let name = if cells.iter().any(|c| c.record.name == name) {
-                    format!("{name}-{}", package.map(|p| p.version.as_str()).unwrap_or("dup"))
-                } else {
-                    name
-                };
-                eprintln!("cellbuild: cells need third-party crate `{name}`; emitting it as a kernel cell");
-                let mut cell =
-                    make_cell(&name, CellKind::Kernel, &artifact.target_name, &rlib, Vec::new(), &cells_dir, &scratch)?;
-                cell.third_party = true;
-                cells.push(cell);
-                added = true;
-            } else {
-                remaining.push(artifact);
-            }
-        }
-        candidates = remaining;
-        if !added {
-            break;
-        }
-    }
+    add_third_party_cells(&workspace, candidates, &base_names, &mut cells, &cells_dir, &scratch)?;
 
     // 6. Resolve and write the manifest.
     let records: Vec<CellRecord> = cells.iter().map(|c| c.record.clone()).collect();
@@ -389,14 +358,69 @@ fn unresolved_symbols(cells: &[BuiltCell], base: &HashSet<String>) -> BTreeSet<S
         .collect()
 }
 
-/// Whether any object in `rlib` defines one of `wanted`.
-fn rlib_defines_any(rlib: &Path, wanted: &BTreeSet<String>) -> Result<bool> {
+/// The symbols of `wanted` that some object in `rlib` defines.
+fn rlib_defines(rlib: &Path, wanted: &BTreeSet<String>) -> Result<BTreeSet<String>> {
     let archive = std::fs::read(rlib).context(rlib.display())?;
+    let mut found = BTreeSet::new();
     for (member, bytes) in elf::archive_objects(&archive).context(rlib.display())? {
         let (symbols, _) = elf::read_object(&bytes).context(format_args!("{}({member})", rlib.display()))?;
-        if symbols.defined.iter().any(|d| wanted.contains(&d.name)) {
-            return Ok(true);
+        found.extend(symbols.defined.into_iter().map(|d| d.name).filter(|name| wanted.contains(name)));
+    }
+    Ok(found)
+}
+
+/// Step 5b: emits each third-party crate (of `candidates`) that defines a symbol some cell needs and nothing else
+/// defines, as a cell of its own, until no more are needed. Its kind follows the cells that need it: an
+/// application cell (`a-<crate>.o`, application namespace) when only application cells use its symbols (a registry
+/// crate an application depends on, such as `crc32fast` for `checksum`), otherwise a kernel cell (`k-<crate>.o`),
+/// which both namespaces reach. Crates a third-party cell needs in turn are decided by the same rule.
+fn add_third_party_cells(
+    workspace: &Workspace,
+    mut candidates: Vec<&Artifact>,
+    base_names: &HashSet<String>,
+    cells: &mut Vec<BuiltCell>,
+    cells_dir: &Path,
+    scratch: &Path,
+) -> Result<()> {
+    loop {
+        let unresolved = unresolved_symbols(cells, base_names);
+        if unresolved.is_empty() || candidates.is_empty() {
+            return Ok(());
+        }
+        let mut added = false;
+        let mut remaining = Vec::new();
+        for artifact in candidates {
+            let rlib = artifact.rlib().expect("filtered above");
+            let provided = rlib_defines(&rlib, &unresolved)?;
+            if provided.is_empty() {
+                remaining.push(artifact);
+                continue;
+            }
+            let only_applications_need_it = cells
+                .iter()
+                .filter(|cell| cell.record.undefined.iter().any(|symbol| provided.contains(symbol)))
+                .all(|cell| cell.record.kind == CellKind::Application);
+            let kind = if only_applications_need_it { CellKind::Application } else { CellKind::Kernel };
+            let package = workspace.packages.get(&artifact.package_id);
+            let name = package.map(|p| p.name.clone()).unwrap_or_else(|| artifact.target_name.clone());
+            let name = if cells.iter().any(|c| c.record.name == name) {
+                format!("{name}-{}", package.map(|p| p.version.as_str()).unwrap_or("dup"))
+            } else {
+                name
+            };
+            let article = if kind == CellKind::Application { "an" } else { "a" };
+            eprintln!(
+                "cellbuild: cells need third-party crate `{name}`; emitting it as {article} {} cell",
+                kind.as_str()
+            );
+            let mut cell = make_cell(&name, kind, &artifact.target_name, &rlib, Vec::new(), cells_dir, scratch)?;
+            cell.third_party = true;
+            cells.push(cell);
+            added = true;
+        }
+        candidates = remaining;
+        if !added {
+            return Ok(());
         }
     }
-    Ok(false)
 }

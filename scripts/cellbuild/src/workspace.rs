@@ -13,9 +13,10 @@ pub const BASE_PACKAGE: &str = "nano_core";
 /// Where a cell lives, which decides its object name prefix and namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CellKind {
-    /// `kernel/*`, `libs/*` and third-party crates: `k-<cell>.o`, kernel namespace.
+    /// `kernel/*`, `libs/*` and third-party crates that a kernel cell needs: `k-<cell>.o`, kernel namespace.
     Kernel,
-    /// `applications/*`: `a-<cell>.o`, application namespace, `#![forbid(unsafe_code)]`.
+    /// `applications/*` (`#![forbid(unsafe_code)]`) and third-party crates only applications need: `a-<cell>.o`,
+    /// application namespace.
     Application,
 }
 
@@ -60,6 +61,11 @@ pub struct Package {
 /// The `Cargo.toml` key (under `[package.metadata.cell]`) that marks a crate as one applications may use.
 pub const APP_FACING_KEY: &str = "app-facing";
 
+/// The workspace `Cargo.toml` key (under `[workspace.metadata.cell]`) listing third-party crates (from the cargo
+/// registry) that applications may depend on directly: a registry crate's own `Cargo.toml` cannot be marked, so
+/// the workspace vouches for it instead (see [`Workspace::check_application_dependencies`]).
+pub const APP_FACING_THIRD_PARTY_KEY: &str = "app-facing-third-party";
+
 /// The kernel workspace as cargo sees it.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -69,6 +75,8 @@ pub struct Workspace {
     pub packages: BTreeMap<String, Package>,
     /// Ids of the workspace members.
     pub members: BTreeSet<String>,
+    /// Names of the third-party crates listed under `[workspace.metadata.cell] app-facing-third-party`.
+    pub app_facing_third_party: BTreeSet<String>,
 }
 
 impl Workspace {
@@ -155,7 +163,19 @@ impl Workspace {
             .iter()
             .filter_map(|m| m.as_str().map(String::from))
             .collect();
-        Ok(Workspace { root: root.to_path_buf(), packages, members })
+        let app_facing_third_party = match value.pointer(&format!("/metadata/cell/{APP_FACING_THIRD_PARTY_KEY}")) {
+            None => BTreeSet::new(),
+            Some(list) => list
+                .as_array()
+                .and_then(|names| names.iter().map(|name| name.as_str().map(String::from)).collect::<Option<_>>())
+                .ok_or_else(|| {
+                    Error(format!(
+                        "`[workspace.metadata.cell] {APP_FACING_THIRD_PARTY_KEY}` must be a list of crate names, \
+                         not {list}"
+                    ))
+                })?,
+        };
+        Ok(Workspace { root: root.to_path_buf(), packages, members, app_facing_third_party })
     }
 
     /// The workspace member named `name`.
@@ -232,6 +252,8 @@ impl Workspace {
     /// dependencies are checked: an application can name nothing else, and an app-facing crate must not re-export
     /// such functions from its own dependencies. Another application is always an allowed dependency (a library
     /// shared by applications): it is held to the same rules itself (`#![forbid(unsafe_code)]` and this check).
+    /// A third-party crate (not a workspace member, e.g. from the cargo registry) is allowed when the workspace lists
+    /// its name under `[workspace.metadata.cell] app-facing-third-party`: its own `Cargo.toml` cannot be marked.
     ///
     /// # Errors
     /// Names every offending application and dependency.
@@ -243,7 +265,9 @@ impl Workspace {
             }
             for dependency in package.normal_dependencies.iter().filter_map(|id| self.packages.get(id)) {
                 let is_application = self.kind_of(dependency) == CellKind::Application;
-                if !dependency.app_facing && !is_application {
+                let is_listed_third_party =
+                    !self.members.contains(&dependency.id) && self.app_facing_third_party.contains(&dependency.name);
+                if !dependency.app_facing && !is_application && !is_listed_third_party {
                     offenders.push(format!("application `{}` depends on `{}`", package.name, dependency.name));
                 }
             }
@@ -252,7 +276,9 @@ impl Workspace {
             return Ok(());
         }
         Err(Error(format!(
-            "applications may only depend on crates marked `[package.metadata.cell] {APP_FACING_KEY} = true`: {}",
+            "applications may only depend on crates marked `[package.metadata.cell] {APP_FACING_KEY} = true` (or, \
+             for third-party crates, listed in the workspace's `[workspace.metadata.cell] \
+             {APP_FACING_THIRD_PARTY_KEY}`): {}",
             offenders.join(", ")
         )))
     }
@@ -341,15 +367,52 @@ mod tests {
     }
 
     fn workspace_of(entries: &[String], members: &[&str]) -> Workspace {
+        workspace_with_metadata(entries, members, "null").unwrap()
+    }
+
+    fn workspace_with_metadata(entries: &[String], members: &[&str], metadata: &str) -> Result<Workspace> {
         let (packages, nodes): (Vec<&str>, Vec<&str>) = entries.iter().map(|e| e.split_once('|').unwrap()).unzip();
         let members: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
         let json = format!(
-            r#"{{"packages":[{}],"workspace_members":[{}],"resolve":{{"nodes":[{}]}}}}"#,
+            r#"{{"packages":[{}],"workspace_members":[{}],"resolve":{{"nodes":[{}]}},"metadata":{metadata}}}"#,
             packages.join(","),
             members.join(","),
             nodes.join(",")
         );
-        Workspace::from_metadata(Path::new("/w"), &json).unwrap()
+        Workspace::from_metadata(Path::new("/w"), &json)
+    }
+
+    #[test]
+    fn applications_may_use_listed_third_party_crates() {
+        let entries = [
+            package("nc", "nano_core", "nano_core", &[]),
+            package("crc", "crc32fast", "registry/crc32fast", &[]),
+            package("md", "md5", "registry/md5", &[]),
+            package("app", "checksum", "applications/checksum", &["crc", "md"]),
+        ];
+        let members = ["nc", "app"];
+        let listed = r#"{"cell":{"app-facing-third-party":["crc32fast"]}}"#;
+        let error =
+            workspace_with_metadata(&entries, &members, listed).unwrap().check_application_dependencies().unwrap_err();
+        assert!(error.0.contains("application `checksum` depends on `md5`"), "{error}");
+        assert!(!error.0.contains("`crc32fast`"), "{error}");
+        let both = r#"{"cell":{"app-facing-third-party":["crc32fast","md5"]}}"#;
+        workspace_with_metadata(&entries, &members, both).unwrap().check_application_dependencies().unwrap();
+        // The list names third-party crates only: a workspace member of that name is still checked by its marking.
+        let member_entries = [
+            package("nc", "nano_core", "nano_core", &[]),
+            package("k", "kcell", "kernel/kcell", &[]),
+            package("app", "checksum", "applications/checksum", &["k"]),
+        ];
+        let member_listed = r#"{"cell":{"app-facing-third-party":["kcell"]}}"#;
+        assert!(
+            workspace_with_metadata(&member_entries, &["nc", "k", "app"], member_listed)
+                .unwrap()
+                .check_application_dependencies()
+                .is_err()
+        );
+        let malformed = r#"{"cell":{"app-facing-third-party":"crc32fast"}}"#;
+        assert!(workspace_with_metadata(&entries, &members, malformed).is_err());
     }
 
     #[test]

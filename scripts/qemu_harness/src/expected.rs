@@ -508,3 +508,72 @@ pub const MACHINE_CONSOLES: &str = r"^consoles: serial COM1, screen (VGA text|fr
 pub const BOOT_LOGS_FIRMWARE_UEFI: &str = r"firmware: UEFI; memory map from the EFI map tag; ACPI RSDP revision 2";
 /// The boot log line naming the local APIC mode (apic cell).
 pub const BOOT_LOGS_APIC_MODE: &str = r"apic: local APIC in (xAPIC|x2APIC) mode";
+/// `top -n 2 -d 200`: the first refresh's summary line (uptime with milliseconds, CPUs, policy, task count).
+pub const TOP_FIRST_REFRESH: &str =
+    r"^top - up \d+\.\d{3} s, \d+ CPUs, policy round_robin, \d+ tasks, refresh 1 of 2 every 200 ms$";
+/// `top`'s column header.
+pub const TOP_HEADER: &str = r"^   ID NAME +STATE +CPU +PRIO SWITCHES +\+NEW$";
+/// `top` lists the boot CPU's idle task.
+pub const TOP_LISTS_IDLE: &str = r"^ +1 idle/0 \(idle\) +runnable +0\* +- +\d+ +\d+$";
+/// `top` lists itself, running.
+pub const TOP_LISTS_ITSELF: &str = r"^ +\d+ top +running +\d+ +- +\d+ +\d+$";
+/// `top -n 2`: the second refresh's summary line.
+pub const TOP_SECOND_REFRESH: &str = r"^top - up .* refresh 2 of 2 every 200 ms$";
+/// `top -n 2 -d 200`, in order: each refresh's summary, header and rows.
+pub const TOP_TWO_REFRESHES: &[&str] = &[
+    TOP_FIRST_REFRESH,
+    TOP_HEADER,
+    TOP_LISTS_IDLE,
+    TOP_LISTS_ITSELF,
+    TOP_SECOND_REFRESH,
+    TOP_HEADER,
+    TOP_LISTS_ITSELF,
+];
+/// A third refresh (`-n 2` must stop after two).
+pub const TOP_THIRD_REFRESH: &str = r"refresh 3\b";
+/// `ps -w -n 1` runs `top`: one refresh.
+pub const PS_W_RUNS_TOP: &str = r"^top - up .* refresh 1 of 1 every 1000 ms$";
+/// `top -n 0`: refused, with the usage line.
+pub const TOP_COUNT_OUT_OF_RANGE: &str = r"^top: -n 0 is out of range$";
+/// `top`'s usage line.
+pub const TOP_USAGE: &str = r"^usage: top \[-n COUNT\] \[-d MS\]";
+/// `ns` after `checksum`: the registry crates are application cells of their own.
+pub const NS_LISTS_CRC32FAST_APP: &str = r"^application +crc32fast +app\b";
+/// `ns` after `checksum`: Adler-32's crate.
+pub const NS_LISTS_ADLER2_APP: &str = r"^application +adler2 +app\b";
+/// `ns` after `checksum`: MD5's crate.
+pub const NS_LISTS_MD5_APP: &str = r"^application +md5 +app\b";
+/// Typing a registry crate's name: an application cell, but a library without an entry, so it is refused.
+pub const MD5_NOT_AN_APPLICATION: &str =
+    r"md5: error: not an application: no typed entry \(cell md5 exports no md5::APPLICATION_ENTRY";
+/// `cells greeting_v1`: its header (a kernel cell with one direct dependency).
+pub const CELLS_GREETING_HEADER: &str = r"^greeting_v1 \(kernel namespace\), 1 direct dependency$";
+/// The tree's root line.
+pub const CELLS_GREETING_ROOT: &str = r"^greeting_v1$";
+/// `greeting_v1`'s only dependency, the base image, as the last branch.
+pub const CELLS_GREETING_NANO_CORE: &str = r"^└── nano_core$";
+/// `cells -a -d 1 hello`: the header (application namespace).
+pub const CELLS_HELLO_HEADER: &str = r"^hello \(application namespace\), 3 direct dependencies$";
+/// `cells -a -d 1 hello`: `app_io` cut at depth 1 (ASCII branch).
+pub const CELLS_HELLO_APP_IO_CUT: &str = r"^\|-- app_io \.\.\.$";
+/// `cells -a -d 1 hello`: `greeting_v1` cut at depth 1.
+pub const CELLS_HELLO_GREETING_CUT: &str = r"^\|-- greeting_v1 \.\.\.$";
+/// `cells -a -d 1 hello`: `nano_core` last (no dependencies, so not cut).
+pub const CELLS_HELLO_NANO_CORE_LAST: &str = r"^`-- nano_core$";
+/// `cells -a -d 1 hello`, in order.
+pub const CELLS_HELLO_DEPTH_ONE: &[&str] =
+    &[CELLS_HELLO_HEADER, CELLS_HELLO_APP_IO_CUT, CELLS_HELLO_GREETING_CUT, CELLS_HELLO_NANO_CORE_LAST];
+/// Anything drawn two levels down (must not appear with `-d 1`).
+pub const CELLS_LEVEL_TWO: &str = r"^(\|   |    )[|`]-- ";
+/// `cells hello` (no limit): `app_io`'s subtree reaches `scheduler`, two levels down.
+pub const CELLS_HELLO_REACHES_SCHEDULER: &str = r"^│   ├── scheduler$";
+/// `cells hello`: a repeated cell is marked.
+pub const CELLS_REPEAT_MARK: &str = r"── nano_core \(\*\)$";
+/// `cells -r greeting_v1` after `hello` ran: its one dependent.
+pub const CELLS_GREETING_DEPENDENT: &str = r"^└── hello$";
+/// `cells nosuchcell`: the error.
+pub const CELLS_UNKNOWN: &str = r"^cells: error: no loaded cell named nosuchcell \(`ns` lists them\)$";
+/// `echo $?` after a command that returned 1.
+pub const STATUS_ONE: &str = r"^1$";
+/// `echo $?` after a command that returned 0.
+pub const STATUS_ZERO: &str = r"^0$";

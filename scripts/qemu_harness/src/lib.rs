@@ -18,6 +18,7 @@
 
 pub mod ansi;
 pub mod boot_time;
+pub mod checksum;
 pub mod expected;
 pub mod monitor;
 pub mod newcomer;

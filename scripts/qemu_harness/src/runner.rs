@@ -112,6 +112,13 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
                 }
                 result?;
             }
+            Step::HostComputed { line, lines } => {
+                session.note(&format!("send {line:?}"));
+                let output = session.command(line, &prompt, wait)?;
+                let patterns: Vec<String> = lines().iter().map(|text| format!("^{}$", regex::escape(text))).collect();
+                let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+                check_output(line, &output, &patterns, &[])?;
+            }
             Step::AllTestsPass => {
                 session.note("send \"test\"");
                 let output = session.command("test", &prompt, wait)?;

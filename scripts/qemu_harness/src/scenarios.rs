@@ -89,6 +89,15 @@ pub enum Step {
         /// Patterns that must not appear on the screen.
         reject: &'static [&'static str],
     },
+    /// Type a command and wait for the next prompt; the output must contain each line `lines()` computes on the
+    /// host (literally, in order, each on a later line than the previous one), e.g. the `checksum` application's
+    /// values ([`crate::checksum`]).
+    HostComputed {
+        /// The command typed.
+        line: &'static str,
+        /// The expected output lines.
+        lines: fn() -> Vec<String>,
+    },
     /// Type the command and check QEMU's exit status.
     Exit {
         /// The command typed (`exit` or `exit N`).
@@ -201,6 +210,40 @@ const SMP_STEPS: &[Step] = &[
     Step::Expect(e::SMP_STOP_THE_WORLD),
     Step::Prompt,
     command("help", &[e::HELP_MENTIONS_SWAP]),
+    EXIT_OK,
+];
+
+/// The example applications (README "Example applications"): `checksum` (registry crates; values computed on the
+/// host), `top -n 2`, `cells` (a small cell's tree, its dependents, an unknown cell and its exit status).
+const APPS_STEPS: &[Step] = &[
+    Step::Prompt,
+    Step::HostComputed { line: "checksum", lines: crate::checksum::default_vector },
+    Step::HostComputed { line: crate::checksum::ARGUMENTS_COMMAND, lines: crate::checksum::arguments },
+    command("echo $?", &[e::STATUS_ZERO]),
+    command("ns", &[e::NS_LISTS_ADLER2_APP, e::NS_LISTS_CRC32FAST_APP, e::NS_LISTS_MD5_APP]),
+    // The shell lists every application cell as a command, the registry crates' cells too: refused, nothing runs.
+    command("md5", &[e::MD5_NOT_AN_APPLICATION]),
+    Step::Command {
+        line: "top -n 2 -d 200",
+        expect: e::TOP_TWO_REFRESHES,
+        reject: &[e::TOP_THIRD_REFRESH],
+        save: None,
+    },
+    command("ps -w -n 1", &[e::PS_W_RUNS_TOP, e::TOP_HEADER]),
+    command("top -n 0", &[e::TOP_COUNT_OUT_OF_RANGE, e::TOP_USAGE]),
+    // greeting_v1 is loaded with hello, its first user.
+    command("hello", &[e::HELLO_V1]),
+    command("cells greeting_v1", &[e::CELLS_GREETING_HEADER, e::CELLS_GREETING_ROOT, e::CELLS_GREETING_NANO_CORE]),
+    Step::Command {
+        line: "cells -a -d 1 hello",
+        expect: e::CELLS_HELLO_DEPTH_ONE,
+        reject: &[e::CELLS_LEVEL_TWO],
+        save: None,
+    },
+    command("cells hello", &[e::CELLS_HELLO_HEADER, e::CELLS_HELLO_REACHES_SCHEDULER, e::CELLS_REPEAT_MARK]),
+    command("cells -r greeting_v1", &[e::CELLS_GREETING_DEPENDENT]),
+    command("cells nosuchcell", &[e::CELLS_UNKNOWN]),
+    command("echo $?", &[e::STATUS_ONE]),
     EXIT_OK,
 ];
 
@@ -668,6 +711,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: SHELL_LANGUAGE_STEPS,
         cpus: None,
     },
+    Scenario { name: "apps", firmware: Firmware::Bios, image: Image::Normal, steps: APPS_STEPS, cpus: None },
     Scenario {
         name: "shell-commands",
         firmware: Firmware::Bios,
@@ -832,6 +876,36 @@ mod tests {
         assert_eq!(substitute(e::BACKTRACE_SHELL, &captured).unwrap(), "bt 7");
         assert_eq!(substitute("ns", &captured).unwrap(), "ns");
         assert!(substitute("bt {other}", &captured).is_err());
+    }
+
+    #[test]
+    fn application_patterns_match_sample_output() {
+        // Lines as the `apps` scenario's log showed them.
+        let top = "top - up 3.910 s, 1 CPUs, policy round_robin, 4 tasks, refresh 1 of 2 every 200 ms\n   ID NAME                 STATE     CPU  PRIO SWITCHES     +NEW\n    1 idle/0 (idle)        runnable    0*    -       69       69\n    7 top                  running     0     -        1        1\ntop - up 4.113 s, 1 CPUs, policy round_robin, 4 tasks, refresh 2 of 2 every 200 ms\n   ID NAME                 STATE     CPU  PRIO SWITCHES     +NEW\n    7 top                  running     0     -        2        1";
+        check_output("top", top, e::TOP_TWO_REFRESHES, &[e::TOP_THIRD_REFRESH]).unwrap();
+        assert!(
+            check_output("top", &top.replace("refresh 2 of 2", "refresh 3 of 2"), &[], &[e::TOP_THIRD_REFRESH])
+                .is_err()
+        );
+        let cut = "hello (application namespace), 3 direct dependencies\nhello\n|-- app_io ...\n|-- greeting_v1 ...\n`-- nano_core";
+        check_output("cells", cut, e::CELLS_HELLO_DEPTH_ONE, &[e::CELLS_LEVEL_TWO]).unwrap();
+        // One level deeper (what `-d 2` would add) is rejected, under a middle and under the last branch.
+        assert!(check_output("cells", "|-- app_io\n|   |-- cell_graph ...", &[], &[e::CELLS_LEVEL_TWO]).is_err());
+        assert!(check_output("cells", "`-- greeting_v1\n    `-- nano_core", &[], &[e::CELLS_LEVEL_TWO]).is_err());
+        let full = "hello (application namespace), 3 direct dependencies\nhello\n├── app_io\n│   ├── cell_graph\n│   │   └── nano_core\n│   ├── nano_core (*)\n│   ├── scheduler";
+        check_output(
+            "cells",
+            full,
+            &[e::CELLS_HELLO_HEADER, e::CELLS_REPEAT_MARK, e::CELLS_HELLO_REACHES_SCHEDULER],
+            &[],
+        )
+        .unwrap();
+        let ns = "application checksum app 5652 956 0 142 5 0\napplication crc32fast app 1737 16849 0 113 1 1";
+        check_output("ns", ns, &[e::NS_LISTS_CRC32FAST_APP], &[]).unwrap();
+        assert!(
+            check_output("ns", "kernel crc32fast kernel 1737 16849 0 113 1 1", &[e::NS_LISTS_CRC32FAST_APP], &[])
+                .is_err()
+        );
     }
 
     #[test]

@@ -16,8 +16,12 @@ use core::time::Duration;
 
 mod apps;
 mod entry;
+mod io;
 pub use apps::run;
 pub use entry::{ApplicationEntry, exit_code};
+#[doc(hidden)]
+pub use io::print_fmt;
+pub use io::{OutputClosed, Stdin, Stdout, env, stdin, stdout, vars};
 
 /// Nanoseconds since the machine started (monotonic, from the TSC).
 pub fn now_ns() -> u64 {
@@ -58,7 +62,8 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 }
 
-/// Runs `function` as a new task named `name` on the least-loaded CPU.
+/// Runs `function` as a new task named `name` on the least-loaded CPU; it shares the caller's standard input,
+/// output and environment.
 ///
 /// # Errors
 /// A description of why the task could not be created (e.g. no memory for its stack).
@@ -68,24 +73,20 @@ where
     T: Send + 'static,
 {
     spawn::TaskBuilder::new(name)
+        .inherit_io()
         .spawn(function)
         .map(|handle| TaskHandle { handle })
         .map_err(|error| format!("{error}"))
 }
 
-/// Writes formatted text to the console. Used by [`print!`] and [`println!`].
-#[doc(hidden)]
-pub fn print_fmt(arguments: core::fmt::Arguments<'_>) {
-    serial::write_fmt(arguments);
-}
-
-/// Prints formatted text to the console, without a trailing newline.
+/// Prints formatted text to standard output (the console, or the next stage of a pipeline), without a trailing
+/// newline. Output to a pipe whose reader has exited is dropped (see [`Stdout::write_str`] to see that).
 #[macro_export]
 macro_rules! print {
     ($($argument:tt)*) => { $crate::print_fmt(format_args!($($argument)*)) };
 }
 
-/// Prints formatted text to the console, followed by a newline.
+/// Prints formatted text to standard output followed by a newline (as [`print!`]).
 #[macro_export]
 macro_rules! println {
     () => { $crate::print_fmt(format_args!("\n")) };

@@ -77,8 +77,8 @@ impl Jobs {
     }
 
     /// Waits for a foreground pipeline: Ctrl-C kills every stage, Ctrl-Z stops them (it becomes a stopped job);
-    /// other typed bytes go to the first stage while it reads the console, and are kept for the line editor
-    /// otherwise; a stage whose reader exited is ended. Returns the last stage's value, [`STATUS_INTERRUPTED`],
+    /// other typed bytes go to the first stage once it reads the console, and are kept for the line editor if it
+    /// never does; a stage whose reader exited is ended. Returns the last stage's value, [`STATUS_INTERRUPTED`],
     /// [`STATUS_FAILED`] or [`STATUS_STOPPED`].
     fn wait(&mut self, command: String, mut pipeline: Running) -> isize {
         let mut interrupted = false;
@@ -100,12 +100,13 @@ impl Jobs {
                         crate::console::write_fmt(format_args!("{command}: cannot stop task {id}: {error}\n"))
                     }
                 },
-                Some(byte) => {
-                    if !pipeline.feed_byte(byte) {
-                        self.typed_ahead.push(byte);
-                    }
-                }
+                Some(byte) => self.typed_ahead.push(byte),
                 None => scheduler::sleep(POLL_INTERVAL),
+            }
+            // Bytes typed while the job ran go to its first stage once it reads the console (as a terminal's
+            // buffered input would); otherwise they are replayed into the line editor after it.
+            while !self.typed_ahead.is_empty() && pipeline.feed_byte(self.typed_ahead[0]) {
+                self.typed_ahead.remove(0);
             }
         }
         let status = report_pipeline(pipeline);

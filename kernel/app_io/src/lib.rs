@@ -1,11 +1,23 @@
 //! The application-facing API: what safe-Rust applications use instead of `std`.
 //!
-//! Applications (`applications/*`, `#![forbid(unsafe_code)]`) print with [`println!`] and [`print!`] (the serial
-//! console), read the monotonic clock ([`now_ns`]), [`sleep`] and [`yield_now`], and run closures as tasks with
-//! [`spawn`], joining them through [`TaskHandle::join`]; [`run`] starts another application by name. Every application declares its entry with
-//! [`entry!`]`(main)` (checked by the compiler and again by the shell at load time) and returns an
-//! [`exit_code`]. This cell is loaded on demand with the first application
-//! that uses it; everything here is a thin, safe wrapper over the kernel cells that do the work.
+//! Purpose: the only kernel-facing dependency an application (`applications/*`, `#![forbid(unsafe_code)]`)
+//! needs; everything here is a thin, safe wrapper over the kernel cells that do the work. This cell is loaded on
+//! demand with the first application that uses it.
+//!
+//! What it offers:
+//! - **entry and exit codes:** [`entry!`]`(main)` declares `main(args: Vec<String>) -> isize` (checked by the
+//!   compiler and again by the shell at load time); `args[0]` is the command name; `main` returns an
+//!   [`exit_code`];
+//! - **output:** [`print!`] / [`println!`] write to the task's standard output (the console, or the next stage of
+//!   a pipeline); [`stdout`] does the same and reports [`OutputClosed`] once a pipe's reader exited;
+//! - **input:** [`stdin`]`().read_line()` / `.lines()` (the console, the previous stage, or nothing);
+//! - **environment:** [`env`] and [`vars`], the shell session's variables as they were when the app started;
+//! - **other work:** [`run`] starts another application by name, [`spawn`] runs a closure as a task
+//!   ([`TaskHandle::join`]); both inherit standard input, output and environment;
+//! - **time:** [`now_ns`], [`sleep`], [`yield_now`].
+//!
+//! Control flow of a pipeline stage: the shell gives each application task a `spawn::TaskIo`; [`print!`] and
+//! [`stdin`] find the current task's and go through it (`spawn::stdio` holds the pipes and their limits).
 #![no_std]
 
 extern crate alloc;

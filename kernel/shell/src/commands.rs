@@ -251,9 +251,16 @@ fn help(words: &[String]) {
     match words {
         [_] => {}
         [_, name] => {
+            let table_command = crate::jobs::JOB_COMMANDS
+                .iter()
+                .chain(crate::environment::ENVIRONMENT_COMMANDS)
+                .find(|command| command.0 == name);
             match BUILTINS.iter().find(|builtin| builtin.name == name) {
                 Some(builtin) => {
                     crate::console::write_fmt(format_args!("usage: {}\n  {}\n", builtin.usage, builtin.summary))
+                }
+                None if let Some((_, usage, summary)) = table_command => {
+                    crate::console::write_fmt(format_args!("usage: {usage}\n  {summary}\n"))
                 }
                 None if cells::names().contains(name) => {
                     crate::console::write_fmt(format_args!("{name}: an application (usage: {name} [ARG ...])\n"))

@@ -517,3 +517,5 @@ pub const PRINTENV_PLACE_NOT_SET: &str = r"^printenv: PLACE is not set$";
 pub const EXPORT_BAD_NAME: &str = r"^export: `1BAD` is not a variable name";
 /// `hello ${PLACE`.
 pub const BAD_SUBSTITUTION: &str = r"^shell: syntax error: bad substitution at column 7";
+/// `help export`: the environment builtins have usage lines too.
+pub const HELP_EXPORT: &str = r"^usage: export NAME=VALUE \.\.\.$";

@@ -224,6 +224,7 @@ const PIPES_STEPS: &[Step] = &[
     Step::Command { line: "env", expect: &[e::ENV_OTHER], reject: &[e::ENV_PLACE], save: None },
     command("printenv PLACE", &[e::PRINTENV_PLACE_NOT_SET]),
     command("export 1BAD=x", &[e::EXPORT_BAD_NAME]),
+    command("help export", &[e::HELP_EXPORT]),
     command("hello ${PLACE", &[e::BAD_SUBSTITUTION]),
     EXIT_OK,
 ];

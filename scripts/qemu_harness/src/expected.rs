@@ -519,3 +519,9 @@ pub const EXPORT_BAD_NAME: &str = r"^export: `1BAD` is not a variable name";
 pub const BAD_SUBSTITUTION: &str = r"^shell: syntax error: bad substitution at column 7";
 /// `help export`: the environment builtins have usage lines too.
 pub const HELP_EXPORT: &str = r"^usage: export NAME=VALUE \.\.\.$";
+/// Ctrl-Z on `yes | wc`.
+pub const PIPE_STOPPED: &str = r"^\[\d+\] stopped: yes \| wc$";
+/// `jobs` with the stopped pipeline.
+pub const PIPE_JOB_STOPPED: &str = r"^\[\d+\] stopped\s+yes \| wc$";
+/// `fg` echoes the resumed pipeline.
+pub const FG_PIPE: &str = r"^yes \| wc$";

@@ -196,6 +196,18 @@ const PIPES_STEPS: &[Step] = &[
     Step::Prompt,
     command("hello $?", &[e::GREETS_STATUS_INTERRUPTED]),
     Step::Command { line: "ps", expect: &[e::PS_TASK_COUNT], reject: &[e::PS_PIPE_STAGE], save: None },
+    // Ctrl-Z stops every stage (one stopped job); `fg` resumes them, Ctrl-C then ends them.
+    Step::Type("yes | wc\r"),
+    Step::Type("\x1a"),
+    Step::Expect(e::PIPE_STOPPED),
+    Step::Prompt,
+    command("jobs", &[e::PIPE_JOB_STOPPED]),
+    Step::Type("fg\r"),
+    Step::Expect(e::FG_PIPE),
+    Step::Type("\x03"),
+    Step::Expect(e::INTERRUPTED),
+    Step::Prompt,
+    Step::Command { line: "ps", expect: &[e::PS_TASK_COUNT], reject: &[e::PS_PIPE_STAGE], save: None },
     // Console input: lines typed while `upper` runs reach it; Ctrl-D ends its input.
     Step::Type("upper\r"),
     Step::Type("quiet words\r"),

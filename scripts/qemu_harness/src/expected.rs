@@ -525,3 +525,5 @@ pub const PIPE_STOPPED: &str = r"^\[\d+\] stopped: yes \| wc$";
 pub const PIPE_JOB_STOPPED: &str = r"^\[\d+\] stopped\s+yes \| wc$";
 /// `fg` echoes the resumed pipeline.
 pub const FG_PIPE: &str = r"^yes \| wc$";
+/// Ctrl-C killed the first stage too.
+pub const YES_KILLED: &str = r"^yes: task \d+ failed: killed$";

@@ -193,6 +193,8 @@ const PIPES_STEPS: &[Step] = &[
     Step::Expect(e::PIPE_UPPER_Y),
     Step::Type("\x03"),
     Step::Expect(e::INTERRUPTED),
+    // Killed, not ended by its closed output (which would exit 0, unreported).
+    Step::Expect(e::YES_KILLED),
     Step::Prompt,
     command("hello $?", &[e::GREETS_STATUS_INTERRUPTED]),
     Step::Command { line: "ps", expect: &[e::PS_TASK_COUNT], reject: &[e::PS_PIPE_STAGE], save: None },

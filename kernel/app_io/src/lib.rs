@@ -1,11 +1,23 @@
 //! The application-facing API: what safe-Rust applications use instead of `std`.
 //!
-//! Applications (`applications/*`, `#![forbid(unsafe_code)]`) print with [`println!`] and [`print!`] (the serial
-//! console), read the monotonic clock ([`now_ns`]), [`sleep`] and [`yield_now`], and run closures as tasks with
-//! [`spawn`], joining them through [`TaskHandle::join`]; [`run`] starts another application by name. Every application declares its entry with
-//! [`entry!`]`(main)` (checked by the compiler and again by the shell at load time) and returns an
-//! [`exit_code`]. This cell is loaded on demand with the first application
-//! that uses it; everything here is a thin, safe wrapper over the kernel cells that do the work.
+//! Purpose: the only kernel-facing dependency an application (`applications/*`, `#![forbid(unsafe_code)]`)
+//! needs; everything here is a thin, safe wrapper over the kernel cells that do the work. This cell is loaded on
+//! demand with the first application that uses it.
+//!
+//! What it offers:
+//! - **entry and exit codes:** [`entry!`]`(main)` declares `main(args: Vec<String>) -> isize` (checked by the
+//!   compiler and again by the shell at load time); `args[0]` is the command name; `main` returns an
+//!   [`exit_code`];
+//! - **output:** [`print!`] / [`println!`] write to the task's standard output (the console, or the next stage of
+//!   a pipeline); [`stdout`] does the same and reports [`OutputClosed`] once a pipe's reader exited;
+//! - **input:** [`stdin`]`().read_line()` / `.lines()` (the console, the previous stage, or nothing);
+//! - **environment:** [`env`] and [`vars`], the shell session's variables as they were when the app started;
+//! - **other work:** [`run`] starts another application by name, [`spawn`] runs a closure as a task
+//!   ([`TaskHandle::join`]); both inherit standard input, output and environment;
+//! - **time:** [`now_ns`], [`sleep`], [`yield_now`].
+//!
+//! Control flow of a pipeline stage: the shell gives each application task a `spawn::TaskIo`; [`print!`] and
+//! [`stdin`] find the current task's and go through it (`spawn::stdio` holds the pipes and their limits).
 #![no_std]
 
 extern crate alloc;
@@ -16,9 +28,13 @@ use core::time::Duration;
 
 mod apps;
 mod entry;
+mod io;
 mod system;
 pub use apps::run;
 pub use entry::{ApplicationEntry, exit_code};
+#[doc(hidden)]
+pub use io::print_fmt;
+pub use io::{OutputClosed, Stdin, Stdout, env, stdin, stdout, vars};
 pub use system::{
     CellInfo, CellKind, CellNode, DependencyEdge, DependencyGraph, SystemInfoError, TaskInfo, cells, dependency_graph,
     online_cpu_count, scheduler_policy, tasks,
@@ -63,7 +79,8 @@ impl<T: Send + 'static> TaskHandle<T> {
     }
 }
 
-/// Runs `function` as a new task named `name` on the least-loaded CPU.
+/// Runs `function` as a new task named `name` on the least-loaded CPU; it shares the caller's standard input,
+/// output and environment.
 ///
 /// # Errors
 /// A description of why the task could not be created (e.g. no memory for its stack).
@@ -73,24 +90,20 @@ where
     T: Send + 'static,
 {
     spawn::TaskBuilder::new(name)
+        .inherit_io()
         .spawn(function)
         .map(|handle| TaskHandle { handle })
         .map_err(|error| format!("{error}"))
 }
 
-/// Writes formatted text to the console. Used by [`print!`] and [`println!`].
-#[doc(hidden)]
-pub fn print_fmt(arguments: core::fmt::Arguments<'_>) {
-    serial::write_fmt(arguments);
-}
-
-/// Prints formatted text to the console, without a trailing newline.
+/// Prints formatted text to standard output (the console, or the next stage of a pipeline), without a trailing
+/// newline. Output to a pipe whose reader has exited is dropped (see [`Stdout::write_str`] to see that).
 #[macro_export]
 macro_rules! print {
     ($($argument:tt)*) => { $crate::print_fmt(format_args!($($argument)*)) };
 }
 
-/// Prints formatted text to the console, followed by a newline.
+/// Prints formatted text to standard output followed by a newline (as [`print!`]).
 #[macro_export]
 macro_rules! println {
     () => { $crate::print_fmt(format_args!("\n")) };

@@ -4,6 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::cells;
+use crate::environment::Environment;
 use crate::jobs::Jobs;
 use crate::{cat, deps, log_commands, system_commands};
 
@@ -134,32 +135,42 @@ pub fn builtin_names() -> Vec<String> {
         .iter()
         .map(|builtin| builtin.name)
         .chain(crate::jobs::JOB_COMMANDS.iter().map(|command| command.0))
+        .chain(crate::environment::ENVIRONMENT_COMMANDS.iter().map(|command| command.0))
         .map(String::from)
         .collect()
+}
+
+/// Whether `name` is a builtin command (builtins cannot be pipeline stages).
+pub fn is_builtin(name: &str) -> bool {
+    builtin_names().iter().any(|builtin| builtin == name)
 }
 
 /// `$?` after an unknown command (as in POSIX shells).
 pub const STATUS_UNKNOWN_COMMAND: isize = 127;
 
 /// Runs one command, already split into words (`words` is not empty); `background` if the line ended in `&`.
-/// Returns its exit status for `$?`: 0 for a builtin (builtins report their own errors and do not return a
-/// status yet), the application's status (see `Jobs::run_foreground`), [`STATUS_UNKNOWN_COMMAND`].
-pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) -> isize {
+/// Returns its exit status for `$?`: 0 for most builtins (they report their own errors), the job and environment
+/// builtins' status, the application's status (see `Jobs::run_foreground`), [`STATUS_UNKNOWN_COMMAND`].
+pub fn execute(words: &[String], background: bool, jobs: &mut Jobs, environment: &mut Environment) -> isize {
     // `ps -w [OPTIONS]` is the refreshing `ps`: the `top` application with the same options.
     if let [ps, watch, options @ ..] = words
         && ps == "ps"
         && watch == "-w"
     {
         let top: Vec<String> = core::iter::once(String::from("top")).chain(options.iter().cloned()).collect();
-        return execute(&top, background, jobs);
+        return execute(&top, background, jobs, environment);
     }
     let name = words[0].as_str();
-    let job_command = crate::jobs::JOB_COMMANDS.iter().any(|command| command.0 == name);
+    let job_command = crate::jobs::JOB_COMMANDS.iter().any(|command| command.0 == name)
+        || crate::environment::ENVIRONMENT_COMMANDS.iter().any(|command| command.0 == name);
     if job_command && background {
         crate::console::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
         return 1;
     }
     if let Some(status) = jobs.run_builtin(words) {
+        return status;
+    }
+    if let Some(status) = environment.run_builtin(words) {
         return status;
     }
     if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
@@ -170,15 +181,26 @@ pub fn execute(words: &[String], background: bool, jobs: &mut Jobs) -> isize {
         (builtin.run)(words);
         return 0;
     }
+    run_applications(core::slice::from_ref(&words.to_vec()), background, jobs, environment)
+}
+
+/// Runs a pipeline of applications (`commands[i][0]` names each), in the foreground or the background; returns
+/// its status for `$?` ([`STATUS_UNKNOWN_COMMAND`], with nothing started, if one names no application).
+pub fn run_applications(
+    commands: &[Vec<String>],
+    background: bool,
+    jobs: &mut Jobs,
+    environment: &Environment,
+) -> isize {
     let applications = cells::names();
-    let status = if !applications.iter().any(|application| application == name) {
-        None
-    } else if background {
-        Some(jobs.start_background(words))
-    } else {
-        jobs.run_foreground(words)
+    let missing = commands.iter().find(|args| !applications.iter().any(|application| *application == args[0]));
+    let status = match missing {
+        Some(_) => None,
+        None if background => jobs.start_background(commands, &environment.snapshot()),
+        None => jobs.run_foreground(commands, &environment.snapshot()),
     };
     status.unwrap_or_else(|| {
+        let name = missing.map_or(commands[0][0].as_str(), |args| args[0].as_str());
         unknown(name, &applications);
         STATUS_UNKNOWN_COMMAND
     })
@@ -190,6 +212,7 @@ fn unknown(name: &str, applications: &[String]) {
         .iter()
         .map(|builtin| builtin.name)
         .chain(crate::jobs::JOB_COMMANDS.iter().map(|command| command.0))
+        .chain(crate::environment::ENVIRONMENT_COMMANDS.iter().map(|command| command.0))
         .chain(applications.iter().map(String::as_str));
     match nearest_name::nearest(name, candidates) {
         Some(suggestion) => crate::console::write_fmt(format_args!(
@@ -247,9 +270,16 @@ fn help(words: &[String]) {
     match words {
         [_] => {}
         [_, name] => {
+            let table_command = crate::jobs::JOB_COMMANDS
+                .iter()
+                .chain(crate::environment::ENVIRONMENT_COMMANDS)
+                .find(|command| command.0 == name);
             match BUILTINS.iter().find(|builtin| builtin.name == name) {
                 Some(builtin) => {
                     crate::console::write_fmt(format_args!("usage: {}\n  {}\n", builtin.usage, builtin.summary))
+                }
+                None if let Some((_, usage, summary)) = table_command => {
+                    crate::console::write_fmt(format_args!("usage: {usage}\n  {summary}\n"))
                 }
                 None if cells::names().contains(name) => {
                     crate::console::write_fmt(format_args!("{name}: an application (usage: {name} [ARG ...])\n"))
@@ -267,7 +297,7 @@ fn help(words: &[String]) {
     for builtin in BUILTINS {
         crate::console::write_fmt(format_args!("  {:<30} {}\n", builtin.usage, builtin.summary));
     }
-    for (_, usage, summary) in crate::jobs::JOB_COMMANDS {
+    for (_, usage, summary) in crate::jobs::JOB_COMMANDS.iter().chain(crate::environment::ENVIRONMENT_COMMANDS) {
         crate::console::write_fmt(format_args!("  {usage:<30} {summary}\n"));
     }
     let names = cells::names();

@@ -1,5 +1,5 @@
-//! Tasks from the shell's point of view: `ps`, `kill`, foreground applications (Ctrl-C kills them) and background
-//! jobs (`cmd &`), whose completion is reported before the next prompt.
+//! Tasks from the shell's point of view: `ps`, `kill`, foreground applications and pipelines (Ctrl-C kills every
+//! stage) and background jobs (`cmd &`, `a | b &`), whose completion is reported before the next prompt.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -7,6 +7,8 @@ use core::time::Duration;
 
 use spawn::JoinHandle;
 use task::{ExitValue, TaskId};
+
+use crate::pipeline::{self, Running, StartError};
 
 /// `$?` after an application killed with Ctrl-C (128 + SIGINT, as in POSIX shells).
 pub const STATUS_INTERRUPTED: isize = 130;
@@ -26,10 +28,11 @@ pub const JOB_COMMANDS: &[(&str, &str, &str)] = &[
     ("bg", "bg [ID]", "resume a stopped job (default: the newest) in the background"),
 ];
 
-/// A job: started with `&`, or a foreground application stopped with Ctrl-Z.
+/// A job: a pipeline (of one or more applications) started with `&`, or a foreground one stopped with Ctrl-Z. Its
+/// id is its last stage's task id.
 struct Job {
     command: String,
-    handle: JoinHandle<isize>,
+    pipeline: Running,
     /// Stopped with Ctrl-Z (parked by `scheduler::stop`) and not resumed since.
     stopped: bool,
 }
@@ -43,68 +46,70 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Starts application `args[0]` as a background task and reports its task id. Returns the status for `$?`:
-    /// 0 if it started, 1 if not.
-    pub fn start_background(&mut self, args: &[String]) -> isize {
-        match spawn::spawn_application(&args[0], args.to_vec()) {
-            Ok(handle) => {
-                crate::console::write_fmt(format_args!("[{}] {} started in the background\n", handle.id(), args[0]));
-                self.background.push(Job { command: args.join(" "), handle, stopped: false });
-                0
+    /// Starts the pipeline `commands` (one application per stage, see [`pipeline::start`]) in the background and
+    /// reports its id. Returns the status for `$?`: 0 if it started, 1 if not, or `None` if a stage is not an
+    /// application (the caller reports an unknown command).
+    pub fn start_background(&mut self, commands: &[Vec<String>], environment: &[(String, String)]) -> Option<isize> {
+        match pipeline::start(commands, true, environment) {
+            Ok(pipeline) => {
+                let names: Vec<&str> = pipeline.stages.iter().map(|stage| stage.name.as_str()).collect();
+                crate::console::write_fmt(format_args!(
+                    "[{}] {} started in the background\n",
+                    pipeline.id(),
+                    names.join(" | ")
+                ));
+                self.background.push(Job { command: command_text(commands), pipeline, stopped: false });
+                Some(0)
             }
-            Err(error) => {
-                crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0]));
-                1
-            }
+            Err(StartError::NoSuchApplication) => None,
+            Err(StartError::Failed) => Some(1),
         }
     }
 
-    /// Runs application `args[0]` as a foreground task and waits for it (see [`Jobs::wait`]). Returns its exit
-    /// status for `$?` (1 if it could not start), or `None` if there is no such application (so the caller can
-    /// report an unknown command).
-    pub fn run_foreground(&mut self, args: &[String]) -> Option<isize> {
-        let handle = match spawn::spawn_application(&args[0], args.to_vec()) {
-            Ok(handle) => handle,
-            Err(spawn::SpawnError::NoSuchApplication(_)) => return None,
-            Err(error) => {
-                crate::console::write_fmt(format_args!("{}: error: {error}\n", args[0]));
-                return Some(1);
-            }
-        };
-        Some(self.wait(args.join(" "), handle))
+    /// Runs the pipeline `commands` in the foreground and waits for it (see [`Jobs::wait`]). Returns its status for
+    /// `$?` (1 if it could not start), or `None` if a stage is not an application.
+    pub fn run_foreground(&mut self, commands: &[Vec<String>], environment: &[(String, String)]) -> Option<isize> {
+        match pipeline::start(commands, false, environment) {
+            Ok(pipeline) => Some(self.wait(command_text(commands), pipeline)),
+            Err(StartError::NoSuchApplication) => None,
+            Err(StartError::Failed) => Some(1),
+        }
     }
 
-    /// Waits for a foreground task: Ctrl-C kills it, Ctrl-Z stops it (it becomes a stopped job); other typed bytes
-    /// are kept for the line editor. Returns `main`'s value, [`STATUS_INTERRUPTED`], [`STATUS_FAILED`] or
-    /// [`STATUS_STOPPED`].
-    fn wait(&mut self, command: String, handle: JoinHandle<isize>) -> isize {
-        let id = handle.id();
+    /// Waits for a foreground pipeline: Ctrl-C kills every stage, Ctrl-Z stops them (it becomes a stopped job);
+    /// other typed bytes go to the first stage once it reads the console, and are kept for the line editor if it
+    /// never does; a stage whose reader exited is ended. Returns the last stage's value, [`STATUS_INTERRUPTED`],
+    /// [`STATUS_FAILED`] or [`STATUS_STOPPED`].
+    fn wait(&mut self, command: String, mut pipeline: Running) -> isize {
         let mut interrupted = false;
-        while !handle.is_finished() {
+        while !pipeline.is_finished() {
+            pipeline.end_broken_writers();
             match crate::console::try_read_byte() {
                 Some(0x03) if !interrupted => {
                     interrupted = true;
                     crate::console::write_str("^C\n");
-                    if let Err(error) = spawn::kill(id) {
-                        crate::console::write_fmt(format_args!("{command}: cannot stop task {id}: {error}\n"));
-                    }
+                    pipeline.kill(&command);
                 }
-                Some(0x1a) if !interrupted => match scheduler::stop(id) {
+                Some(0x1a) if !interrupted => match pipeline.for_each_running(scheduler::stop) {
                     Ok(()) => {
-                        crate::console::write_fmt(format_args!("^Z\n[{id}] stopped: {command}\n"));
-                        self.background.push(Job { command, handle, stopped: true });
+                        crate::console::write_fmt(format_args!("^Z\n[{}] stopped: {command}\n", pipeline.id()));
+                        self.background.push(Job { command, pipeline, stopped: true });
                         return STATUS_STOPPED;
                     }
-                    Err(error) => {
+                    Err((id, error)) => {
                         crate::console::write_fmt(format_args!("{command}: cannot stop task {id}: {error}\n"))
                     }
                 },
                 Some(byte) => self.typed_ahead.push(byte),
                 None => scheduler::sleep(POLL_INTERVAL),
             }
+            // Bytes typed while the job ran go to its first stage once it reads the console (as a terminal's
+            // buffered input would); otherwise they are replayed into the line editor after it.
+            while !self.typed_ahead.is_empty() && pipeline.feed_byte(self.typed_ahead[0]) {
+                self.typed_ahead.remove(0);
+            }
         }
-        let name = command.split(' ').next().unwrap_or("");
-        let status = report(name, id, handle);
+        let status = report_pipeline(pipeline);
         if interrupted && status == STATUS_FAILED { STATUS_INTERRUPTED } else { status }
     }
 
@@ -114,7 +119,7 @@ impl Jobs {
             ("jobs", 1) => {
                 for job in &self.background {
                     let state = if job.stopped { "stopped" } else { "running" };
-                    crate::console::write_fmt(format_args!("[{}] {state:<8} {}\n", job.handle.id(), job.command));
+                    crate::console::write_fmt(format_args!("[{}] {state:<8} {}\n", job.pipeline.id(), job.command));
                 }
                 0
             }
@@ -125,18 +130,18 @@ impl Jobs {
                         self.background.push(job);
                         return Some(1);
                     }
-                    self.wait(job.command, job.handle)
+                    self.wait(job.command, job.pipeline)
                 }
                 None => 1,
             },
             ("bg", 1 | 2) => match self.take_job(words) {
                 Some(mut job) => {
                     let status = if !job.stopped {
-                        crate::console::write_fmt(format_args!("bg: job {} is already running\n", job.handle.id()));
+                        crate::console::write_fmt(format_args!("bg: job {} is already running\n", job.pipeline.id()));
                         1
                     } else if resume(&job) {
                         job.stopped = false;
-                        crate::console::write_fmt(format_args!("[{}] {} &\n", job.handle.id(), job.command));
+                        crate::console::write_fmt(format_args!("[{}] {} &\n", job.pipeline.id(), job.command));
                         0
                     } else {
                         1
@@ -162,7 +167,7 @@ impl Jobs {
             None => self.background.len().checked_sub(1),
             Some(text) => {
                 let wanted = text.parse::<u64>().ok();
-                self.background.iter().position(|job| Some(job.handle.id().value()) == wanted)
+                self.background.iter().position(|job| Some(job.pipeline.id().value()) == wanted)
             }
         };
         match index {
@@ -177,28 +182,57 @@ impl Jobs {
 
     /// Reports and forgets the background jobs that have finished.
     pub fn report_finished(&mut self) {
+        for job in &mut self.background {
+            job.pipeline.end_broken_writers();
+        }
         let (finished, running): (Vec<Job>, Vec<Job>) =
-            core::mem::take(&mut self.background).into_iter().partition(|job| job.handle.is_finished());
+            core::mem::take(&mut self.background).into_iter().partition(|job| job.pipeline.is_finished());
         self.background = running;
         for job in finished {
-            let id = job.handle.id();
-            crate::console::write_fmt(format_args!("[{id}] done: {}\n", job.command));
+            crate::console::write_fmt(format_args!("[{}] done: {}\n", job.pipeline.id(), job.command));
             // A background job's status is reported, not kept in `$?` (which belongs to the foreground line).
-            report(&job.command, id, job.handle);
+            report_pipeline(job.pipeline);
         }
     }
 }
 
+/// The text of a pipeline, as `jobs` shows it.
+fn command_text(commands: &[Vec<String>]) -> String {
+    let stages: Vec<String> = commands.iter().map(|args| args.join(" ")).collect();
+    stages.join(" | ")
+}
+
 /// Lets a stopped job run again; prints why not and returns `false` if it cannot.
 fn resume(job: &Job) -> bool {
-    match scheduler::resume(job.handle.id()) {
+    match job.pipeline.for_each_running(scheduler::resume) {
         Ok(()) => true,
-        Err(error) => {
-            crate::console::write_fmt(format_args!("cannot resume task {}: {error}\n", job.handle.id()));
+        Err((id, error)) => {
+            crate::console::write_fmt(format_args!("cannot resume task {id}: {error}\n"));
             false
         }
     }
 }
+
+/// Joins every stage of a finished pipeline, reporting each (except a stage the shell ended because its reader
+/// exited), and returns the last stage's status for `$?`.
+fn report_pipeline(pipeline: Running) -> isize {
+    let mut status = 0;
+    for stage in pipeline.stages {
+        let id = stage.handle.id();
+        status = if stage.ended_by_broken_pipe {
+            // Ended for writing to an exited reader, as by `SIGPIPE`: expected, not reported (it is never last).
+            let _ = stage.handle.join();
+            STATUS_BROKEN_PIPE
+        } else {
+            report(&stage.name, id, stage.handle)
+        };
+    }
+    status
+}
+
+/// The status of a stage the shell ended because its reader exited (128 + SIGPIPE, as in POSIX shells); never
+/// the pipeline's, which is its last stage's.
+const STATUS_BROKEN_PIPE: isize = 141;
 
 /// Prints a task's exit unless it completed with 0, and returns its status for `$?`.
 fn report(command: &str, id: TaskId, handle: JoinHandle<isize>) -> isize {

@@ -8,15 +8,18 @@
 //! namespace and its `<name>::main(args)` runs as a task; the shell waits for it (Ctrl-C kills it, Ctrl-Z stops
 //! it: `scheduler::stop` parks the task until `fg`/`bg` resume it), or, with a trailing `&`, runs it in the
 //! background and reports its end before a later prompt. `jobs`, `fg [ID]` and `bg [ID]` act on the job table
-//! (`jobs.rs`).
+//! (`jobs.rs`). `a | b | c` runs applications as one pipeline job, each stage's output feeding the next
+//! through a bounded pipe (`pipeline.rs`); `export NAME=VALUE`, `unset NAME` and `env` manage the session's
+//! environment (`environment.rs`), which `$NAME` / `${NAME}` expand from and applications inherit.
 //!
 //! Control flow of [`run`]:
 //! 1. print the prompt `theseus> `;
 //! 2. read a line with the `line_editor` state machine (editing keys, history, Tab completion of commands,
 //!    applications and cell names); a line over its limit is refused whole;
-//! 3. parse it with `command_line` (quotes, backslash escapes, `$?`, `|`, a trailing `&`); a syntax error is
-//!    printed and sets `$?` to 2; pipelines of several commands are refused (not implemented yet);
-//! 4. run the builtin or the application; errors are printed, `$?` becomes its status, and the shell goes on;
+//! 3. parse it with `command_line` (quotes, backslash escapes, `$?`, `$NAME`, `|`, a trailing `&`); a syntax
+//!    error is printed and sets `$?` to 2, as does a builtin in a pipeline of several commands;
+//! 4. run the builtin, the application or the pipeline; errors are printed, `$?` becomes its status (a
+//!    pipeline's is its last stage's), and the shell goes on;
 //! 5. repeat.
 #![no_std]
 
@@ -27,10 +30,12 @@ mod cells;
 mod commands;
 mod console;
 mod deps;
+mod environment;
 mod inject;
 mod jobs;
 mod log_commands;
 mod machine;
+mod pipeline;
 mod system_commands;
 
 use alloc::string::String;
@@ -54,6 +59,7 @@ pub fn run_on(console: Console) -> ! {
     logger::set_console_level(log_commands::SHELL_CONSOLE_LEVEL);
     let mut editor = line_editor::LineEditor::new(PROMPT);
     let mut jobs = jobs::Jobs::default();
+    let mut environment = environment::Environment::default();
     let mut output = Vec::new();
     let mut last_status: isize = 0;
     let mut dropped_seen = 0;
@@ -81,7 +87,7 @@ pub fn run_on(console: Console) -> ! {
             }
         };
         if let Some(line) = line {
-            last_status = run_line(&line, last_status, &mut jobs);
+            last_status = run_line(&line, last_status, &mut jobs, &mut environment);
         }
     }
 }
@@ -99,12 +105,18 @@ fn report_dropped_input(seen: &mut usize) {
     }
 }
 
-/// `$?` after a line that could not be parsed or run as written (too long, bad quoting, a pipe).
+/// `$?` after a line that could not be parsed or run as written (too long, bad quoting, a builtin in a pipe).
 const STATUS_SYNTAX_ERROR: isize = 2;
 
 /// Parses and runs one line; returns the new `$?` (unchanged for a blank line).
-fn run_line(line: &str, last_status: isize, jobs: &mut jobs::Jobs) -> isize {
-    let pipeline = match command_line::parse(line, last_status) {
+fn run_line(
+    line: &str,
+    last_status: isize,
+    jobs: &mut jobs::Jobs,
+    environment: &mut environment::Environment,
+) -> isize {
+    let lookup = |name: &str| environment.lookup(name);
+    let pipeline = match command_line::parse_with(line, last_status, &lookup) {
         Ok(Some(pipeline)) => pipeline,
         Ok(None) => return last_status,
         Err(error) => {
@@ -112,13 +124,17 @@ fn run_line(line: &str, last_status: isize, jobs: &mut jobs::Jobs) -> isize {
             return STATUS_SYNTAX_ERROR;
         }
     };
-    match pipeline.commands.as_slice() {
-        [words] => commands::execute(words, pipeline.background, jobs),
-        _ => {
-            crate::console::write_str("shell: pipes between applications are not supported yet\n");
-            STATUS_SYNTAX_ERROR
-        }
+    if let [words] = pipeline.commands.as_slice() {
+        return commands::execute(words, pipeline.background, jobs, environment);
     }
+    if let Some(builtin) = pipeline.commands.iter().find(|args| commands::is_builtin(&args[0])) {
+        crate::console::write_fmt(format_args!(
+            "shell: `{}` is a builtin; only applications can be stages of a pipeline\n",
+            builtin[0]
+        ));
+        return STATUS_SYNTAX_ERROR;
+    }
+    commands::run_applications(&pipeline.commands, pipeline.background, jobs, environment)
 }
 
 /// Tab-completion candidates: commands and applications for the first word, cell and object file names for the

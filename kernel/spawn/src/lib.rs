@@ -4,7 +4,9 @@
 //! The typed front of `scheduler::spawn`: a closure returning `T` becomes a type-erased task body, and
 //! [`JoinHandle::join`] gives back `ExitValue<T>`. [`TaskBuilder::spawn_function`] finds a function by its
 //! hash-free path in a cell (loading the cell on demand, `CellNamespace::find_function`) and runs it as a task;
-//! [`spawn_application`] runs an application through its typed entry descriptor ([`entry`]). The task keeps its namespace alive until it ends.
+//! [`spawn_application`] runs an application through its typed entry descriptor ([`entry`]), and
+//! [`spawn_application_with`] gives it a standard input, output and environment ([`stdio`]). The task keeps its
+//! namespace alive until it ends.
 //!
 //! [`TaskBuilder::spawn_restartable`] spawns a *restartable* task: when it fails (panic, CPU exception, kill), it
 //! is respawned from the same function, up to a restart limit; its [`RestartableHandle`] counts the restarts.
@@ -30,8 +32,10 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use cell_namespace::{CellNamespace, FindFunctionError};
 
 pub mod entry;
+pub mod stdio;
 pub use entry::{ApplicationEntry, EntryError};
 use scheduler::{JoinError, SpawnOptions};
+pub use stdio::TaskIo;
 use task::{ExitValue, FailureReason, RunState, TaskBody, TaskId, TaskRef};
 
 /// Why a task could not be spawned.
@@ -65,12 +69,14 @@ impl fmt::Display for SpawnError {
 /// [`spawn_function`](Self::spawn_function) a cell's function.
 pub struct TaskBuilder {
     options: SpawnOptions,
+    /// Standard input, output and environment for the task ([`TaskBuilder::with_io`]).
+    io: Option<Arc<TaskIo>>,
 }
 
 impl TaskBuilder {
     /// A builder for a task named `name`, unpinned, default priority, 64 KiB stack.
     pub fn new(name: &str) -> Self {
-        TaskBuilder { options: SpawnOptions::new(name) }
+        TaskBuilder { options: SpawnOptions::new(name), io: None }
     }
 
     /// Runs the task on CPU `cpu` (logical index) only.
@@ -106,8 +112,22 @@ impl TaskBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let body: TaskBody = Box::new(move || Box::new(function()) as Box<dyn Any + Send>);
-        spawn_body(self.options, body)
+        let mut options = self.options;
+        let body: TaskBody = match self.io {
+            None => Box::new(move || Box::new(function()) as Box<dyn Any + Send>),
+            Some(io) => {
+                options.on_failure = Some(Box::new(|_: &FailureReason| {
+                    if let Some(current) = scheduler::current_task() {
+                        stdio::unregister(current.id());
+                    }
+                }));
+                Box::new(move || {
+                    let _registration = stdio::Registration::new(io);
+                    Box::new(function()) as Box<dyn Any + Send>
+                })
+            }
+        };
+        spawn_body(options, body)
     }
 
     /// Finds the function `path` (hash-free demangled, e.g. `my_cell::worker`) in cell `cell` of `namespace`,
@@ -256,12 +276,30 @@ fn spawn_body<T>(options: SpawnOptions, body: TaskBody) -> Result<JoinHandle<T>,
 
 /// Spawns application `name` (an object `a-<name>.o` in the application namespace) as a background task running
 /// its typed entry (`app_io::entry!(main)`, checked at load time by [`entry::find_entry`]) with `args`; `args[0]`
-/// is conventionally the name. The task is named after the application.
+/// is conventionally the name. The task is named after the application, and shares the calling task's
+/// [`TaskIo`] (standard input, output and environment) if it has one.
 ///
 /// # Errors
 /// [`SpawnError::NoSuchApplication`], [`SpawnError::NotAnApplication`], [`SpawnError::Scheduler`],
 /// [`SpawnError::NoNamespaces`].
 pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isize>, SpawnError> {
+    spawn_application_io(name, args, stdio::current())
+}
+
+/// Spawns application `name` as [`spawn_application`] does, with standard input, output and environment `io`
+/// (registered for the task while its body runs; dropped, which flushes and closes its pipe ends, when it ends).
+///
+/// # Errors
+/// As [`spawn_application`].
+pub fn spawn_application_with(name: &str, args: Vec<String>, io: TaskIo) -> Result<JoinHandle<isize>, SpawnError> {
+    spawn_application_io(name, args, Some(Arc::new(io)))
+}
+
+fn spawn_application_io(
+    name: &str,
+    args: Vec<String>,
+    io: Option<Arc<TaskIo>>,
+) -> Result<JoinHandle<isize>, SpawnError> {
     let namespace = system_namespaces::application_namespace().ok_or(SpawnError::NoNamespaces)?;
     let is_application = namespace.objects().iter().any(|object| object.cell.as_deref() == Some(name));
     let manifest = namespace
@@ -270,7 +308,22 @@ pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isi
         .ok_or_else(|| SpawnError::NoSuchApplication(String::from(name)))?;
     let main = entry::find_entry(namespace, name, &manifest.crate_name)
         .map_err(|error| SpawnError::NotAnApplication(Box::new(error)))?;
-    TaskBuilder::new(name).namespace(namespace.clone()).spawn(move || main(args))
+    TaskBuilder::new(name).namespace(namespace.clone()).with_io(io).spawn(move || main(args))
+}
+
+impl TaskBuilder {
+    /// Gives the task `io` as its standard input, output and environment (`None`: the console, no environment).
+    /// The task registers it as its body starts; it is unregistered as the body returns or unwinds, and again by
+    /// the task's failure callback (in case the body's drops were skipped).
+    pub fn with_io(mut self, io: Option<Arc<TaskIo>>) -> Self {
+        self.io = io;
+        self
+    }
+
+    /// Gives the task the calling task's standard input, output and environment, if it has them.
+    pub fn inherit_io(self) -> Self {
+        self.with_io(stdio::current())
+    }
 }
 
 /// The owner's handle on a spawned task: join it for its exit value. Dropping the handle detaches the task (it

@@ -1,7 +1,8 @@
 //! The shell's command-line parser: a line of text in, a [`Pipeline`] of commands (each a list of words) out.
 //!
 //! Purpose: keep the shell's language in one host-testable place that never panics, whatever the input.
-//! Key items: [`parse`] (the only entry), [`Pipeline`] (the result), [`ParseError`] (what was wrong, and where).
+//! Key items: [`parse_with`] (the entry; [`parse`] without variables), [`Pipeline`] (the result), [`ParseError`]
+//! (what was wrong, and where), [`is_variable_name`].
 //!
 //! Syntax (a small subset of POSIX `sh`, XCU 2.2-2.6):
 //! - words are separated by spaces and tabs;
@@ -10,6 +11,10 @@
 //!   it is) and `$?` is expanded;
 //! - outside quotes a backslash makes the next character literal;
 //! - `$?` (outside single quotes) expands to the exit status of the last command, given by the caller;
+//! - `$NAME` and `${NAME}` (outside single quotes; NAME is a letter or `_` then letters, digits and `_`) expand
+//!   to the variable's value from the caller's lookup, or to nothing if it is unset; the expansion is never split
+//!   into several words. A `$` followed by anything else stays a `$`; `${` without a valid name and a `}` is an
+//!   error;
 //! - `|` (outside quotes) separates the commands of a pipeline; `&` (outside quotes) as the last token runs the
 //!   whole line in the background, anywhere else it is an error.
 //!
@@ -57,6 +62,11 @@ pub enum ParseError {
         /// Where the `&` is.
         position: usize,
     },
+    /// A `${` at `position` is not followed by a variable name and a `}`.
+    BadSubstitution {
+        /// Where the `$` is.
+        position: usize,
+    },
     /// The line is longer than [`MAX_LINE_BYTES`].
     TooLong {
         /// Its length in bytes.
@@ -76,6 +86,9 @@ impl fmt::Display for ParseError {
             }
             Self::MisplacedAmpersand { position } => {
                 write!(formatter, "`&` at column {} must end the line", position + 1)
+            }
+            Self::BadSubstitution { position } => {
+                write!(formatter, "bad substitution at column {}: `${{` needs a NAME and a `}}`", position + 1)
             }
             Self::TooLong { length } => write!(formatter, "line of {length} bytes is longer than {MAX_LINE_BYTES}"),
         }
@@ -126,12 +139,52 @@ impl Builder {
     }
 }
 
-/// Parses `line`; `last_status` is what `$?` expands to. Returns `Ok(None)` for a line with no words (blank).
+/// Whether `name` can name a variable: an ASCII letter or `_`, then ASCII letters, digits and `_` (POSIX XBD 3.235).
+pub fn is_variable_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
+}
+
+/// Parses `line` with no variables set (`$NAME` expands to nothing): [`parse_with`].
+///
+/// # Errors
+/// As [`parse_with`].
+pub fn parse(line: &str, last_status: isize) -> Result<Option<Pipeline>, ParseError> {
+    parse_with(line, last_status, &|_| None)
+}
+
+/// What a `$` at the current position expands to, and how many characters after the `$` it used.
+fn expand_dollar(
+    rest: &str,
+    position: usize,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(String, usize)>, ParseError> {
+    if let Some(braced) = rest.strip_prefix('{') {
+        let name = braced.split('}').next().filter(|name| braced.len() > name.len() && is_variable_name(name));
+        let name = name.ok_or(ParseError::BadSubstitution { position })?;
+        return Ok(Some((lookup(name).unwrap_or_default(), name.chars().count() + 2)));
+    }
+    let length =
+        rest.find(|character: char| !(character.is_ascii_alphanumeric() || character == '_')).unwrap_or(rest.len());
+    let name = &rest[..length];
+    if !is_variable_name(name) {
+        return Ok(None);
+    }
+    Ok(Some((lookup(name).unwrap_or_default(), name.len())))
+}
+
+/// Parses `line`; `last_status` is what `$?` expands to and `lookup` gives the value of `$NAME` / `${NAME}`
+/// (`None`: unset, expands to nothing). Returns `Ok(None)` for a line with no words (blank).
 ///
 /// # Errors
 /// A [`ParseError`] for an open quote, a trailing backslash, a `|` without a command on one side, an `&` that does
-/// not end the line, or a line over [`MAX_LINE_BYTES`]. Never panics.
-pub fn parse(line: &str, last_status: isize) -> Result<Option<Pipeline>, ParseError> {
+/// not end the line, a bad `${...}`, or a line over [`MAX_LINE_BYTES`]. Never panics.
+pub fn parse_with(
+    line: &str,
+    last_status: isize,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Pipeline>, ParseError> {
     if line.len() > MAX_LINE_BYTES {
         return Err(ParseError::TooLong { length: line.len() });
     }
@@ -156,6 +209,17 @@ pub fn parse(line: &str, last_status: isize) -> Result<Option<Pipeline>, ParseEr
                 builder.word.push_str(&alloc::format!("{last_status}"));
                 builder.in_word = true;
             }
+            (Quote::None | Quote::Double(_), '$') => match expand_dollar(&line[position + 1..], position, lookup)? {
+                Some((value, used)) => {
+                    for _ in 0..used {
+                        characters.next();
+                    }
+                    builder.word.push_str(&value);
+                    // An unquoted expansion to nothing makes no word (as in `sh`); a quoted one makes an empty one.
+                    builder.in_word |= !value.is_empty() || matches!(quote, Quote::Double(_));
+                }
+                None => builder.push_char('$'),
+            },
             (Quote::Double(_), '\\') => match next {
                 Some(escaped @ ('"' | '\\' | '$')) => {
                     characters.next();

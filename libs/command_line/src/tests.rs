@@ -51,7 +51,58 @@ fn backslash_outside_quotes_escapes() {
 fn status_expands_outside_single_quotes() {
     let pipeline = parse("x $? \"s=$?\" '$?' $?$?", -3).unwrap().unwrap();
     assert_eq!(pipeline.commands, [["x", "-3", "s=-3", "$?", "-3-3"]]);
-    assert_eq!(one("echo $ $x"), ["echo", "$", "$x"]);
+    // An unset variable expands to nothing; a lone `$` stays.
+    assert_eq!(one("echo $ $x"), ["echo", "$"]);
+}
+
+/// The variables the expansion tests see.
+fn lookup(name: &str) -> Option<String> {
+    match name {
+        "NAME" => Some(String::from("world")),
+        "SPACED" => Some(String::from("a  b")),
+        "EMPTY" => Some(String::new()),
+        "_x1" => Some(String::from("under")),
+        _ => None,
+    }
+}
+
+fn expanded(line: &str) -> Vec<Vec<String>> {
+    parse_with(line, 7, &lookup).expect("parses").expect("not blank").commands
+}
+
+#[test]
+fn variables_expand_outside_single_quotes() {
+    assert_eq!(
+        expanded("echo $NAME ${NAME} \"hi $NAME\" '$NAME' \\$NAME"),
+        [["echo", "world", "world", "hi world", "$NAME", "$NAME"]]
+    );
+    assert_eq!(
+        expanded("echo ${NAME}s $NAME.txt x$_x1$? \"\\$NAME\""),
+        [["echo", "worlds", "world.txt", "xunder7", "$NAME"]]
+    );
+}
+
+#[test]
+fn expansions_are_not_split_and_unset_is_nothing() {
+    assert_eq!(expanded("echo $SPACED"), [["echo", "a  b"]]);
+    assert_eq!(expanded("echo $UNSET end"), [["echo", "end"]]);
+    assert_eq!(expanded("echo $EMPTY \"$UNSET\" end"), [["echo", "", "end"]]);
+    assert_eq!(expanded("$NAME | x"), [["world"], ["x"]]);
+    assert_eq!(expanded("echo $1 $- $"), [["echo", "$1", "$-", "$"]]);
+}
+
+#[test]
+fn bad_substitutions_are_errors() {
+    for line in ["echo ${NAME", "echo ${}", "echo ${1x}", "echo ${NA ME}", "echo ${", "echo \"${\""] {
+        let position = line.find('$').expect("has a $");
+        assert_eq!(parse_with(line, 0, &lookup), Err(ParseError::BadSubstitution { position }), "{line:?}");
+    }
+}
+
+#[test]
+fn variable_names() {
+    assert!(is_variable_name("PATH") && is_variable_name("_") && is_variable_name("a_1"));
+    assert!(!is_variable_name("") && !is_variable_name("1a") && !is_variable_name("a-b") && !is_variable_name("é"));
 }
 
 #[test]
@@ -113,12 +164,14 @@ fn next(state: &mut u64) -> u64 {
 
 #[test]
 fn random_lines_never_panic_and_results_are_well_formed() {
-    const ALPHABET: &[char] = &['a', 'b', ' ', '\t', '\'', '"', '\\', '$', '?', '|', '&', 'é', '\u{7f}', '\u{1b}'];
+    const ALPHABET: &[char] =
+        &['a', 'b', ' ', '\t', '\'', '"', '\\', '$', '?', '|', '&', 'é', '\u{7f}', '\u{1b}', '{', '}', '_', '1'];
     let mut state = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..200_000 {
         let length = (next(&mut state) % 24) as usize;
         let line: String = (0..length).map(|_| ALPHABET[(next(&mut state) % ALPHABET.len() as u64) as usize]).collect();
-        if let Ok(Some(pipeline)) = parse(&line, 1) {
+        let lookup = |name: &str| (name.len() % 2 == 1).then(|| String::from("v a"));
+        if let Ok(Some(pipeline)) = parse_with(&line, 1, &lookup) {
             assert!(!pipeline.commands.is_empty(), "{line:?}");
             assert!(pipeline.commands.iter().all(|command| !command.is_empty()), "{line:?}");
         }

@@ -439,7 +439,7 @@ pub const GREETS_STATUS_UNKNOWN: &str = r"greeting v1, 127!$";
 /// An unterminated double quote.
 pub const UNTERMINATED_QUOTE: &str = r#"^shell: syntax error: unterminated " quote opened at column 7$"#;
 /// A pipeline (not implemented yet) is refused, not run.
-pub const PIPES_REFUSED: &str = r"^shell: pipes between applications are not supported yet$";
+pub const PIPE_WITHOUT_COMMAND: &str = r"^shell: syntax error: missing command next to `\|` at column 7$";
 /// The 10,000-byte line: 512 bytes kept, 9,488 refused, nothing run.
 pub const LINE_TOO_LONG: &str =
     r"^shell: line too long: 9488 bytes over the limit of 512 were dropped; nothing was run$";
@@ -577,3 +577,68 @@ pub const CELLS_UNKNOWN: &str = r"^cells: error: no loaded cell named nosuchcell
 pub const STATUS_ONE: &str = r"^1$";
 /// `echo $?` after a command that returned 0.
 pub const STATUS_ZERO: &str = r"^0$";
+// The `pipes` scenario.
+/// `yes hey 2 | upper`: `upper`'s output.
+pub const PIPE_UPPER_HEY: &str = r"^HEY$";
+/// `yes`'s own lines must not reach the console.
+pub const PIPE_LOWER_HEY: &str = r"^hey$";
+/// `yes abc 3 | upper | wc`: 3 lines, 3 words, 12 bytes.
+pub const PIPE_WC_THREE: &str = r"^3 3 12$";
+/// `yes abcdefghi 10000 | wc`: 100,000 bytes.
+pub const PIPE_WC_BIG: &str = r"^10000 10000 100000$";
+/// `wc` of what `fault_demo` printed before it panicked.
+pub const PIPE_WC_ANY: &str = r"^\d+ \d+ \d+$";
+/// `printenv NOT_SET`.
+pub const PRINTENV_NOT_SET: &str = r"^printenv: NOT_SET is not set$";
+/// One line of `yes`.
+pub const PIPE_Y: &str = r"^y$";
+/// One line of `yes | upper`.
+pub const PIPE_UPPER_Y: &str = r"^Y$";
+/// The last line of `ps`.
+pub const PS_TASK_COUNT: &str = r"^\d+ tasks$";
+/// A `ps` row of a pipeline stage (none may be left).
+pub const PS_PIPE_STAGE: &str = r"^\s+\d+ (yes|upper|head|wc)\s";
+/// Ctrl-C echoed by the shell.
+pub const INTERRUPTED: &str = r"\^C$";
+/// `hello $?` after Ctrl-C: 128 + SIGINT.
+pub const GREETS_STATUS_INTERRUPTED: &str = r"greeting v1, 130!$";
+/// `upper` of the line typed at the console.
+pub const UPPER_TYPED: &str = r"^QUIET WORDS$";
+/// `yes bg 2 | upper &`.
+pub const PIPE_BACKGROUND_STARTED: &str = r"^\[\d+\] yes \| upper started in the background$";
+/// The background pipeline's output.
+pub const PIPE_UPPER_BG: &str = r"^(theseus> )?BG$";
+/// `jobs` once it ended.
+pub const PIPE_JOB_DONE: &str = r"^\[\d+\] done: yes bg 2 \| upper$";
+/// `echo hi | upper`.
+pub const PIPE_BUILTIN_REFUSED: &str = r"^shell: `echo` is a builtin; only applications can be stages of a pipeline$";
+/// `hello $?` after a syntax error.
+pub const GREETS_STATUS_SYNTAX: &str = r"greeting v1, 2!$";
+/// `hello $PLACE`.
+pub const GREETS_MARS: &str = r"greeting v1, mars!$";
+/// `hello "${PLACE}ian"`.
+pub const GREETS_MARSIAN: &str = r"greeting v1, marsian!$";
+/// `hello '$PLACE'`: not expanded.
+pub const GREETS_LITERAL_PLACE: &str = r"greeting v1, \$PLACE!$";
+/// `env` lines, sorted by name.
+pub const ENV_OTHER: &str = r"^OTHER=x$";
+/// `env`: PLACE.
+pub const ENV_PLACE: &str = r"^PLACE=mars$";
+/// `printenv PLACE` in an application started after the export.
+pub const PRINTENV_MARS: &str = r"^mars$";
+/// `printenv PLACE` after `unset PLACE`.
+pub const PRINTENV_PLACE_NOT_SET: &str = r"^printenv: PLACE is not set$";
+/// `export 1BAD=x`.
+pub const EXPORT_BAD_NAME: &str = r"^export: `1BAD` is not a variable name";
+/// `hello ${PLACE`.
+pub const BAD_SUBSTITUTION: &str = r"^shell: syntax error: bad substitution at column 7";
+/// `help export`: the environment builtins have usage lines too.
+pub const HELP_EXPORT: &str = r"^usage: export NAME=VALUE \.\.\.$";
+/// Ctrl-Z on `yes | wc`.
+pub const PIPE_STOPPED: &str = r"^\[\d+\] stopped: yes \| wc$";
+/// `jobs` with the stopped pipeline.
+pub const PIPE_JOB_STOPPED: &str = r"^\[\d+\] stopped\s+yes \| wc$";
+/// `fg` echoes the resumed pipeline.
+pub const FG_PIPE: &str = r"^yes \| wc$";
+/// Ctrl-C killed the first stage too.
+pub const YES_KILLED: &str = r"^yes: task \d+ failed: killed$";

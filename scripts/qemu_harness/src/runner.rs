@@ -266,7 +266,7 @@ pub fn capture(command: &str, output: &str, pattern: &str) -> StepResult<String>
         .ok_or_else(|| Failure(format!("`{command}`: no line matching /{pattern}/ in output {output:?}")))
 }
 
-/// `line` with each `{name}` replaced by the value captured under `name`.
+/// `line` with each `{name}` replaced by the value captured under `name` (a `${...}` is shell syntax, kept).
 ///
 /// # Errors
 /// A `{name}` that nothing captured.
@@ -277,6 +277,11 @@ pub fn substitute(line: &str, captured: &BTreeMap<&str, String>) -> StepResult<S
         let close = rest[open..].find('}').map(|offset| open + offset);
         let Some(close) = close else { break };
         let name = &rest[open + 1..close];
+        if rest[..open].ends_with('$') {
+            result.push_str(&rest[..=close]);
+            rest = &rest[close + 1..];
+            continue;
+        }
         let value = captured.get(name).ok_or_else(|| Failure(format!("`{line}`: nothing captured as `{name}`")))?;
         result.push_str(&rest[..open]);
         result.push_str(value);

@@ -288,6 +288,81 @@ const SHELL_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// The `pipes` scenario: pipelines of 2 and 3 applications, a 100,000-byte pipe, readers that exit early (the
+/// writer then ends), Ctrl-C on a pipeline, `$?` after one, console input to an application, a background
+/// pipeline, and the environment (`export`, `$NAME`, `unset`, `env`, inherited by `printenv`).
+const PIPES_STEPS: &[Step] = &[
+    Step::Prompt,
+    // Two and three stages: `upper` sees `yes`'s lines; `wc` counts what `upper` wrote.
+    Step::Command { line: "yes hey 2 | upper", expect: &[e::PIPE_UPPER_HEY], reject: &[e::PIPE_LOWER_HEY], save: None },
+    command("yes abc 3 | upper | wc", &[e::PIPE_WC_THREE]),
+    // 100,000 bytes through one pipe of 8 KiB (back-pressure: `yes` waits for `wc`).
+    command("yes abcdefghi 10000 | wc", &[e::PIPE_WC_BIG]),
+    // `$?` is the last stage's: 1 from `printenv` of an unset name; 0 after a failed first stage.
+    command("yes a 1 | printenv NOT_SET", &[e::PRINTENV_NOT_SET]),
+    command("hello $?", &[e::GREETS_STATUS_1]),
+    command("fault_demo panic | wc", &[e::PIPE_WC_ANY, e::FAULT_DEMO_FAILED]),
+    command("hello $?", &[e::GREETS_STATUS_0]),
+    // A reader that exits early ends the writer: `yes` sees its output closed; `upper` (which ignores that, as
+    // `println!` does) is ended by the shell. Neither is left running.
+    command("yes | head 3", &[e::PIPE_Y, e::PIPE_Y, e::PIPE_Y]),
+    command("yes | upper | head 2", &[e::PIPE_UPPER_Y]),
+    Step::Command { line: "ps", expect: &[e::PS_TASK_COUNT], reject: &[e::PS_PIPE_STAGE], save: None },
+    // Ctrl-C kills every stage of the foreground pipeline; `$?` is 130.
+    Step::Type("yes | upper\r"),
+    Step::Expect(e::PIPE_UPPER_Y),
+    Step::Type("\x03"),
+    Step::Expect(e::INTERRUPTED),
+    // Killed, not ended by its closed output (which would exit 0, unreported).
+    Step::Expect(e::YES_KILLED),
+    Step::Prompt,
+    command("hello $?", &[e::GREETS_STATUS_INTERRUPTED]),
+    Step::Command { line: "ps", expect: &[e::PS_TASK_COUNT], reject: &[e::PS_PIPE_STAGE], save: None },
+    // Ctrl-Z stops every stage (one stopped job); `fg` resumes them, Ctrl-C then ends them.
+    Step::Type("yes | wc\r"),
+    Step::Type("\x1a"),
+    Step::Expect(e::PIPE_STOPPED),
+    Step::Prompt,
+    command("jobs", &[e::PIPE_JOB_STOPPED]),
+    Step::Type("fg\r"),
+    Step::Expect(e::FG_PIPE),
+    Step::Type("\x03"),
+    Step::Expect(e::INTERRUPTED),
+    Step::Prompt,
+    Step::Command { line: "ps", expect: &[e::PS_TASK_COUNT], reject: &[e::PS_PIPE_STAGE], save: None },
+    // Console input: lines typed while `upper` runs reach it; Ctrl-D ends its input.
+    Step::Type("upper\r"),
+    Step::Type("quiet words\r"),
+    Step::Expect(e::UPPER_TYPED),
+    Step::Type("\x04"),
+    Step::Prompt,
+    command("hello $?", &[e::GREETS_STATUS_0]),
+    // A pipeline in the background is one job.
+    // (Its output comes after the prompt, so the line is typed without waiting for a prompt after it.)
+    Step::Type("yes bg 2 | upper &\r"),
+    Step::Expect(e::PIPE_BACKGROUND_STARTED),
+    Step::ExpectAnywhere(e::PIPE_UPPER_BG),
+    Step::Retry { line: "jobs", expect: &[e::PIPE_JOB_DONE], attempts: 40 },
+    // A builtin cannot be a stage.
+    command("echo hi | upper", &[e::PIPE_BUILTIN_REFUSED]),
+    command("hello $?", &[e::GREETS_STATUS_SYNTAX]),
+    // The environment: export, expansion (not in single quotes), inherited by an application, unset.
+    command("export PLACE=mars OTHER=x", &[]),
+    command("hello $PLACE", &[e::GREETS_MARS]),
+    command("hello \"${PLACE}ian\"", &[e::GREETS_MARSIAN]),
+    command("hello '$PLACE'", &[e::GREETS_LITERAL_PLACE]),
+    command("env", &[e::ENV_OTHER, e::ENV_PLACE]),
+    command("printenv PLACE", &[e::PRINTENV_MARS]),
+    command("yes a 1 | printenv PLACE", &[e::PRINTENV_MARS]),
+    command("unset PLACE", &[]),
+    Step::Command { line: "env", expect: &[e::ENV_OTHER], reject: &[e::ENV_PLACE], save: None },
+    command("printenv PLACE", &[e::PRINTENV_PLACE_NOT_SET]),
+    command("export 1BAD=x", &[e::EXPORT_BAD_NAME]),
+    command("help export", &[e::HELP_EXPORT]),
+    command("hello ${PLACE", &[e::BAD_SUBSTITUTION]),
+    EXIT_OK,
+];
+
 /// The `shell-commands` scenario: the system builtins, `help`, suggestions and `ns` column widths.
 const SHELL_COMMANDS_STEPS: &[Step] = &[
     Step::Prompt,
@@ -339,6 +414,15 @@ const SHELL_LANGUAGE_STEPS: &[Step] = &[
     // History: Up recalls the last line; Up Up Down the same.
     command("\x1b[A", &[e::GREETS_CAT]),
     command("\x1b[A\x1b[A\x1b[B", &[e::GREETS_CAT]),
+    // Right (ESC [ C) after Lefts, Backspace, and Ctrl-U erasing typed text before the cursor.
+    command("hello wrld\x1b[D\x1b[D\x1b[D\x1b[D\x1b[Co", &[e::GREETS_WORLD]),
+    command("hello moonx\x7f", &[e::GREETS_MOON]),
+    Step::Command {
+        line: "junk words\x15hello sun",
+        expect: &[e::GREETS_SUN],
+        reject: &[e::UNKNOWN_COMMAND_REPLY],
+        save: None,
+    },
     // Tab completion: a command, a cell name, an object file name.
     command("hell\t", &[e::GREETS_WORLD]),
     command("hello captai\t", &[e::GREETS_CAPTAIN]),
@@ -353,7 +437,7 @@ const SHELL_LANGUAGE_STEPS: &[Step] = &[
     command("hello $?", &[e::GREETS_STATUS_UNKNOWN]),
     // Syntax errors are reported, and run nothing.
     Step::Command { line: "hello \"open", expect: &[e::UNTERMINATED_QUOTE], reject: &[e::HELLO_V1], save: None },
-    Step::Command { line: "hello | hello", expect: &[e::PIPES_REFUSED], reject: &[e::HELLO_V1], save: None },
+    Step::Command { line: "hello |", expect: &[e::PIPE_WITHOUT_COMMAND], reject: &[e::HELLO_V1], save: None },
     // Bad input: a 10,000-byte line is refused whole; control bytes and invalid UTF-8 are ignored.
     Step::TypeBytes { bytes: b"a", times: 10_000 },
     Step::Command { line: "", expect: &[e::LINE_TOO_LONG], reject: &[], save: None },
@@ -712,6 +796,7 @@ pub const SCENARIOS: &[Scenario] = &[
         cpus: None,
     },
     Scenario { name: "apps", firmware: Firmware::Bios, image: Image::Normal, steps: APPS_STEPS, cpus: None },
+    Scenario { name: "pipes", firmware: Firmware::Bios, image: Image::Normal, steps: PIPES_STEPS, cpus: None },
     Scenario {
         name: "shell-commands",
         firmware: Firmware::Bios,
@@ -876,6 +961,7 @@ mod tests {
         assert_eq!(substitute(e::BACKTRACE_SHELL, &captured).unwrap(), "bt 7");
         assert_eq!(substitute("ns", &captured).unwrap(), "ns");
         assert!(substitute("bt {other}", &captured).is_err());
+        assert_eq!(substitute("hello \"${PLACE}ian\" {shell}", &captured).unwrap(), "hello \"${PLACE}ian\" 7");
     }
 
     #[test]

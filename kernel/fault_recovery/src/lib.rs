@@ -19,9 +19,12 @@
 //! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
 //! 2. No current task, or an idle task: report and stop this CPU (an exception in an interrupt handler or in
 //!    nano_core never gets here: the dispatcher stops first).
-//! 3. The failing task's stack trace is printed from the faulting frame's registers (at most 16 frames). This
-//!    and the symbol lookup use the heap and the namespaces' locks: a fault while holding one of those would
-//!    hang here (the unwinding itself needs neither: its exception objects come from a static pool).
+//! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's and the heap's record
+//!    an address on their holder's stack, so a holder token on the faulting task's stack means the task holds it.
+//!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
+//!    Then the failing task's stack trace is printed from the faulting frame's registers (at most 16 frames).
+//!    This and the symbol lookup use the heap and the namespaces' locks, which the task no longer holds (the
+//!    unwinding itself needs neither: its exception objects come from a static pool).
 //! 4. Stack overflow (a #PF in the task's guard page): landing pads cannot run on the exhausted stack, so the
 //!    walk skips the frames that lie within [`OVERFLOW_HEADROOM`] bytes of the stack bottom (their drops are
 //!    abandoned: normally the frames of the runaway recursion) and starts unwinding at the first frame above;
@@ -132,6 +135,11 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     let task = scheduler::current_task().filter(|task| !task.is_idle());
     let Some(task) = task else { stop_cpu(info, "outside any task") };
     let registers = fault_registers(info);
+    if let Some(stack) = task.stack_bounds() {
+        // SAFETY: `stack` is the faulting task's own stack; the task never continues the critical section it
+        // faulted in (this hook unwinds or ends it and never returns to the faulting instruction).
+        unsafe { release_locks_held_by(stack) };
+    }
     let bounds = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
     serial::write_fmt(format_args!("task {} \"{}\" faulted; stack trace:\n", task.id(), task.name()));
     let mut out = backtrace::SerialWriter;
@@ -175,6 +183,26 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
 }
 
+/// Releases COM1's lock and the heap lock if their holder token lies on `stack` (the faulting task's), and says
+/// so on COM1 (without the lock). A fault inside the allocator itself may have left its free list half-updated:
+/// the report says so, and recovery goes on (the alternative, a hung machine, is certain loss).
+///
+/// # Safety
+/// `stack` must be the stack of a task that faulted and will never resume the faulting code.
+pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
+    // SAFETY: the caller guarantees the task is dead to its critical sections; a half-sent line needs no repair.
+    if unsafe { serial::release_if_held_within(stack.clone()) } {
+        serial::raw::write_fmt(format_args!("released COM1's lock, held by the faulting task\n"));
+    }
+    // SAFETY: as above; the free list's state is accepted and reported.
+    if unsafe { memory::release_heap_if_held_within(stack) } {
+        serial::raw::write_fmt(format_args!(
+            "released the heap lock, held by the faulting task (a fault inside the allocator may have left its \
+             free list inconsistent)\n"
+        ));
+    }
+}
+
 /// The first frame (as an after-call cursor, so its landing pads run) whose stack pointer has at least
 /// [`OVERFLOW_HEADROOM`] bytes of stack below it.
 fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -> Option<unwind::FrameCursor> {
@@ -194,7 +222,7 @@ fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -
 /// Halts this CPU for good; it leaves the online sets first: the scheduler's, so no new task is placed on it, and
 /// the CPUs' (`smp::park_current_cpu`), so stop-the-world and TLB shootdowns stop waiting for it.
 fn stop_cpu(info: &interrupts::ExceptionInfo, why: &str) -> ! {
-    log::error!("{} on CPU {} {why}; stopping this CPU", info.name, info.cpu.index());
+    serial::raw::write_fmt(format_args!("{} on CPU {} {why}; stopping this CPU\n", info.name, info.cpu.index()));
     scheduler::take_current_cpu_offline();
     smp::park_current_cpu()
 }

@@ -248,7 +248,41 @@ pub(crate) fn install(table: &mut InterruptDescriptorTable) {
     }
 }
 
+/// Why the dispatcher does not hand an exception to the task layer, printed before it stops the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// An exception while handling another one: the first handler's state (its IST stack) is in use.
+    Nested,
+    /// #DF, NMI or #MC: the CPU state or memory is not trustworthy.
+    Unrecoverable,
+    /// A hardware interrupt is in service: the handler's state is not a task's.
+    InInterruptHandler,
+    /// No task layer is installed yet (boot).
+    NoTaskLayer,
+}
+
+impl RefusalReason {
+    /// The report's wording: why continuing is not attempted.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RefusalReason::Nested => {
+                "exception inside an exception handler: recovery refused, its stack and state are in use"
+            }
+            RefusalReason::Unrecoverable => {
+                "unrecoverable exception: recovery refused, a double fault, NMI or machine check leaves no state to \
+                 trust"
+            }
+            RefusalReason::InInterruptHandler => {
+                "not in task context: recovery refused, a hardware interrupt handler was running"
+            }
+            RefusalReason::NoTaskLayer => "not in task context: recovery refused, no task layer is installed",
+        }
+    }
+}
+
 /// Called by `exception_common` with the saved state. Reports, then hands a task's fault to the hook or stops.
+/// Everything here runs without locks or heap ([`report`]), so a fault while COM1's, the heap's or a namespace's
+/// lock is held still ends in a complete report.
 extern "C" fn dispatch(entry: &mut EntryFrame) {
     let vector = entry.vector as u8;
     let info = ExceptionInfo {
@@ -261,53 +295,59 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         cpu: cpu::current_id(),
     };
     let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
-    report(&info, !nested);
-    let fatal_vector = matches!(vector, 2 | 8 | 18);
-    if let Some(hook) = exception_hook()
-        && !fatal_vector
-        && !nested
-        && !interrupt_in_service()
-    {
-        serial::write_str("handing the fault to the task layer\n");
-        hook(&info);
-    }
-    serial::write_fmt(format_args!(
-        "stopping ({})\n",
-        if nested {
-            "exception inside an exception handler"
-        } else if fatal_vector {
-            "unrecoverable exception"
-        } else {
-            "not in task context"
+    report(&info);
+    match recovery_path(vector, nested) {
+        Ok(hook) => {
+            serial::raw::RawWriter::write_bytes(b"handing the fault to the task layer\n");
+            hook(&info)
         }
-    ));
-    power::exit(power::ExitCode::Failure)
+        Err(reason) => {
+            serial::raw::write_fmt(format_args!("stopping ({})\n", reason.describe()));
+            power::exit(power::ExitCode::Failure)
+        }
+    }
 }
 
-/// Prints the report of one exception on the serial port. `locate` looks up the cell containing RIP (it takes the
-/// namespace's lock, so it is skipped for nested exceptions).
-fn report(info: &ExceptionInfo, locate: bool) {
-    let frame = &info.frame;
-    serial::write_fmt(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
-    if let Some(code) = info.error_code {
-        serial::write_fmt(format_args!(", error code {code:#x}"));
+/// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it.
+fn recovery_path(vector: u8, nested: bool) -> Result<ExceptionHook, RefusalReason> {
+    if nested {
+        Err(RefusalReason::Nested)
+    } else if matches!(vector, 2 | 8 | 18) {
+        Err(RefusalReason::Unrecoverable)
+    } else if interrupt_in_service() {
+        Err(RefusalReason::InInterruptHandler)
+    } else {
+        exception_hook().ok_or(RefusalReason::NoTaskLayer)
     }
-    serial::write_fmt(format_args!(
+}
+
+/// Prints the report of one exception on COM1 without taking any lock or allocating: the polled [`serial::raw`]
+/// writer, formatting straight to the port, and a cell lookup that gives up at once if a namespace is busy.
+fn report(info: &ExceptionInfo) {
+    use serial::raw::write_fmt as out;
+    let frame = &info.frame;
+    out(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
+    if let Some(code) = info.error_code {
+        out(format_args!(", error code {code:#x}"));
+    }
+    out(format_args!(
         "\n  RIP {:#018x}  CS {:#x}  RFLAGS {:#x}\n  RSP {:#018x}  SS {:#x}\n",
         frame.instruction_pointer, frame.code_segment, frame.cpu_flags, frame.stack_pointer, frame.stack_segment
     ));
     if let Some(address) = info.faulting_address {
-        serial::write_fmt(format_args!("  CR2 {address:#018x}\n"));
+        out(format_args!("  CR2 {address:#018x}\n"));
     }
     let r = &info.registers;
-    serial::write_fmt(format_args!(
+    out(format_args!(
         "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}\n  RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}\n  R9  {:#018x} R10 {:#018x} R11 {:#018x} R12 {:#018x}\n  R13 {:#018x} R14 {:#018x} R15 {:#018x}\n",
         r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
     ));
-    if locate {
-        match system_namespaces::cell_containing(frame.instruction_pointer) {
-            Some(name) => serial::write_fmt(format_args!("  in cell {}\n", name.as_str())),
-            None => serial::write_str("  in cell: unknown (nano_core or not loaded)\n"),
-        }
+    if serial::is_locked() {
+        out(format_args!("  (COM1's lock is held: this report is written without it)\n"));
+    }
+    match system_namespaces::try_cell_containing(frame.instruction_pointer) {
+        Ok(Some(name)) => out(format_args!("  in cell {}\n", name.as_str())),
+        Ok(None) => out(format_args!("  in cell: unknown (nano_core or not loaded)\n")),
+        Err(cell_namespace::NamespaceBusy) => out(format_args!("  cell lookup skipped: namespace busy\n")),
     }
 }

@@ -130,10 +130,57 @@ fn fault_registers(info: &interrupts::ExceptionInfo) -> unwind::Registers {
     registers
 }
 
+/// Where in a task's execution an exception landed (the dispatcher already refused exception handlers and
+/// interrupt handlers), by the cell holding the faulting instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landing {
+    /// Code of the task's own cells (applications, services, tests).
+    TaskCode,
+    /// The tasking layer (`scheduler*`, `task`, `tasking`, `spawn`, `sync`) called by the task.
+    SchedulerPath,
+    /// The base image (nano_core: heap, memory, namespace) called by the task, or code in no known cell.
+    NanoCore,
+    /// The cell could not be named without waiting (a namespace was write-locked).
+    Unknown,
+}
+
+impl Landing {
+    /// Classifies the faulting instruction `address` without waiting or allocating.
+    pub fn of(address: u64) -> Landing {
+        match system_namespaces::try_cell_containing(address) {
+            Err(cell_namespace::NamespaceBusy) => Landing::Unknown,
+            Ok(None) => Landing::NanoCore,
+            Ok(Some(name)) => match name.as_str() {
+                "nano_core" => Landing::NanoCore,
+                "task" | "tasking" | "spawn" | "sync" => Landing::SchedulerPath,
+                cell if cell.starts_with("scheduler") => Landing::SchedulerPath,
+                _ => Landing::TaskCode,
+            },
+        }
+    }
+
+    /// The report's wording.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Landing::TaskCode => "task code",
+            Landing::SchedulerPath => "the scheduler path, called by the task",
+            Landing::NanoCore => "nano_core code, called by the task",
+            Landing::Unknown => "unknown code (namespace busy), in the task",
+        }
+    }
+}
+
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
-    let task = scheduler::current_task().filter(|task| !task.is_idle());
-    let Some(task) = task else { stop_cpu(info, "outside any task") };
+    let task = scheduler::current_task();
+    let Some(task) = task.filter(|task| !task.is_idle()) else {
+        serial::raw::write_fmt(format_args!("fault landed in: the idle loop\n"));
+        stop_cpu(info, "outside any task")
+    };
+    // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
+    // frame (the fault is in code it called), so unwinding it releases what its callers hold.
+    let landing = Landing::of(info.frame.instruction_pointer);
+    serial::raw::write_fmt(format_args!("fault landed in: {}; recovering by unwinding the task\n", landing.describe()));
     let registers = fault_registers(info);
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; the task never continues the critical section it

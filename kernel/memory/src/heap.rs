@@ -32,24 +32,15 @@ fn with_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> R {
     // The holder token: an address in this frame, i.e. on the holder's stack.
     let anchor = 0u8;
     let token = ptr::addr_of!(anchor) as usize;
-    let attempt = || {
+    x86_64::instructions::interrupts::without_interrupts(|| {
         loop {
             if let Some(mut guard) = KERNEL_HEAP.heap.try_lock_as(token) {
                 return f(&mut guard);
             }
-            #[cfg(target_os = "none")]
             crate::shootdown::service_tlb_shootdown();
             core::hint::spin_loop();
         }
-    };
-    #[cfg(target_os = "none")]
-    {
-        x86_64::instructions::interrupts::without_interrupts(attempt)
-    }
-    #[cfg(not(target_os = "none"))]
-    {
-        attempt()
-    }
+    })
 }
 
 /// Releases the heap lock if its holder's token lies in `stack` (a task that faulted holding it: its guard would

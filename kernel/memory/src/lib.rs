@@ -105,6 +105,7 @@ pub use frames::{
 };
 #[cfg(target_os = "none")]
 pub use heap::{heap_is_locked, release_heap_if_held_within, with_heap_lock_held};
+#[cfg(target_os = "none")]
 pub use identity::{IdentityMapping, identity_map_low_frames};
 #[cfg(target_os = "none")]
 pub use init::{init, module_bytes, stats};

@@ -180,8 +180,22 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
     // frame (the fault is in code it called), so unwinding it releases what its callers hold.
     let landing = Landing::of(info.frame.instruction_pointer);
-    serial::raw::write_fmt(format_args!("fault landed in: {}; recovering by unwinding the task\n", landing.describe()));
-    let registers = fault_registers(info);
+    if info.in_interrupt_handler {
+        interrupt_handler_fault(info, landing);
+    } else {
+        serial::raw::write_fmt(format_args!(
+            "fault landed in: {}; recovering by unwinding the task\n",
+            landing.describe()
+        ));
+    }
+    let mut registers = fault_registers(info);
+    if info.in_interrupt_handler {
+        let stack = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
+        match stack.and_then(|stack| interrupted_registers(info, registers, stack)) {
+            Some(interrupted) => registers = interrupted,
+            None => stop_cpu(info, "in an interrupt handler whose interrupt frame was not found on the task's stack"),
+        }
+    }
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; the task never continues the critical section it
         // faulted in (this hook unwinds or ends it and never returns to the faulting instruction).
@@ -228,6 +242,68 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     // SAFETY: the registers are those of the interrupted task frame, live on the task's stack, which this CPU
     // takes over (the hook never returns); nothing on the exception stack is needed afterwards.
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
+}
+
+/// A fault in a device or IPI handler (the dispatcher already sent its end-of-interrupt): decides between failing
+/// the interrupted task and stopping this CPU.
+///
+/// Failing the interrupted task, not returning to it with the interrupt dropped, is the sound choice: the handler
+/// ran on the task's stack, above the CPU's interrupt frame, and `x86-interrupt` handlers save the registers they
+/// use at slots only their own epilogue knows; the call-frame information restores only the callee-saved ones,
+/// so the task's caller-saved registers (live at an arbitrary interrupted instruction) cannot be rebuilt to
+/// resume it. Unwinding needs only the callee-saved registers, RSP and RIP ([`interrupted_registers`]): the task
+/// is unwound from the interrupted instruction, as for a kill redirected from an interrupt, the handler's own
+/// frames abandoned. A dropped tick or device
+/// interrupt is then harmless (the next one comes), but a resumed task with one wrong register is not.
+/// A fault in the scheduler path inside a handler (the timer's tick hook) is refused: the scheduler's spin locks
+/// are not tracked, so one held there stays locked and this CPU would deadlock at its next switch.
+fn interrupt_handler_fault(info: &interrupts::ExceptionInfo, landing: Landing) {
+    if landing == Landing::SchedulerPath {
+        stop_cpu(info, "in the scheduler path inside an interrupt handler (its spin locks are not tracked)");
+    }
+    serial::raw::write_fmt(format_args!(
+        "interrupt handler in {} faulted; failing the interrupted task (its stack holds the handler)\n",
+        landing.describe()
+    ));
+}
+
+/// RFLAGS bit 1 (always set) and IF (bit 9): an interrupt frame of a task that could be interrupted has both.
+const RFLAGS_FIXED_AND_IF: u64 = (1 << 1) | (1 << 9);
+
+/// The interrupted task's registers under a faulting interrupt handler: walks up from the fault to the first frame
+/// whose return-address slot starts a CPU interrupt frame (SDM Vol. 3A 6.14.1: RIP, CS, RFLAGS, RSP, SS) with
+/// this CPU's kernel CS and SS, interrupts enabled and a stack pointer above it on the task's stack, and takes
+/// the interrupted RIP and RSP from it. The walk cannot cross that frame by itself: an `x86-interrupt` handler's
+/// call-frame information describes it as a call, so the caller's RSP would come out 32 bytes (or more, with
+/// the CPU's alignment) too low. The callee-saved registers come from the walk (the handler's CFI records where
+/// it saved them). `None` if no such frame is found within 32 frames.
+fn interrupted_registers(
+    info: &interrupts::ExceptionInfo,
+    registers: unwind::Registers,
+    stack: core::ops::Range<u64>,
+) -> Option<unwind::Registers> {
+    use unwind::StackReader;
+    // SAFETY: `stack` is the faulting task's usable stack, mapped while the task exists (it is running here).
+    let memory = unsafe { unwind::DirectMemory::within(stack.clone()) };
+    let mut frames = unwind::FrameIter::new(unwind::global_registry(), &memory, unwind::FrameCursor::exact(registers))
+        .with_limit(32);
+    loop {
+        let frame = frames.next_frame().ok()??;
+        let slot = frame.cfa.checked_sub(8)?;
+        let word = |index: u64| memory.read_u64(slot + 8 * index).ok();
+        let (rip, cs, rflags, rsp, ss) = (word(0)?, word(1)?, word(2)?, word(3)?, word(4)?);
+        let looks_like_interrupt_frame = cs == info.frame.code_segment
+            && ss == info.frame.stack_segment
+            && rflags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF
+            && rsp > slot
+            && stack.contains(&rsp);
+        if looks_like_interrupt_frame {
+            let mut interrupted = *frames.cursor().registers();
+            interrupted.set(unwind::RSP, Some(rsp));
+            interrupted.set(unwind::RA, Some(rip));
+            return Some(interrupted);
+        }
+    }
 }
 
 /// Releases COM1's lock and the heap lock if their holder token lies on `stack` (the faulting task's), and says

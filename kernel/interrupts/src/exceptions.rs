@@ -69,6 +69,9 @@ pub struct ExceptionInfo {
     pub registers: SavedRegisters,
     /// The CPU that took the exception.
     pub cpu: cpu::CpuId,
+    /// Whether a hardware interrupt was in service (the exception is in its handler, which ran on the interrupted
+    /// task's stack). The dispatcher has then sent the handler's end-of-interrupt: the handler is abandoned.
+    pub in_interrupt_handler: bool,
 }
 
 /// The task layer's exception handler: called on the exception's stack (the IST stack for #PF), with interrupts
@@ -81,6 +84,8 @@ pub type ExceptionHook = fn(&ExceptionInfo) -> !;
 static EXCEPTION_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// Answers "is a hardware interrupt being serviced on this CPU?" (the `apic` cell installs one reading its ISR).
 static IN_SERVICE_PROBE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// Sends the end-of-interrupt of an abandoned handler (the `apic` cell installs its `end_of_interrupt`).
+static END_OF_INTERRUPT: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs (or replaces) the hook that handles exceptions raised in task context.
 pub fn set_exception_hook(hook: ExceptionHook) {
@@ -96,6 +101,19 @@ pub fn clear_exception_hook() {
 /// a task's fault).
 pub fn set_interrupt_in_service_probe(probe: fn() -> bool) {
     IN_SERVICE_PROBE.store(probe as *mut (), Ordering::Release);
+}
+
+/// Installs the function that sends the calling CPU's end-of-interrupt, for an exception in an interrupt handler:
+/// the handler is abandoned, so its own EOI never comes (without one, the APIC would block that vector and every
+/// lower-priority one on this CPU for good). Without it such an exception stops the machine.
+pub fn set_end_of_interrupt(end_of_interrupt: fn()) {
+    END_OF_INTERRUPT.store(end_of_interrupt as *mut (), Ordering::Release);
+}
+
+fn end_of_interrupt_hook() -> Option<fn()> {
+    let pointer = END_OF_INTERRUPT.load(Ordering::Acquire);
+    // SAFETY: non-null values come only from `set_end_of_interrupt`, which stores a `fn()`.
+    (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), fn()>(pointer) })
 }
 
 fn exception_hook() -> Option<ExceptionHook> {
@@ -255,7 +273,7 @@ pub enum RefusalReason {
     Nested,
     /// #DF, NMI or #MC: the CPU state or memory is not trustworthy.
     Unrecoverable,
-    /// A hardware interrupt is in service: the handler's state is not a task's.
+    /// A hardware interrupt is in service and no end-of-interrupt function is installed to abandon its handler.
     InInterruptHandler,
     /// No task layer is installed yet (boot).
     NoTaskLayer,
@@ -273,7 +291,8 @@ impl RefusalReason {
                  trust"
             }
             RefusalReason::InInterruptHandler => {
-                "not in task context: recovery refused, a hardware interrupt handler was running"
+                "not in task context: recovery refused, a hardware interrupt handler was running and its \
+                 end-of-interrupt cannot be sent"
             }
             RefusalReason::NoTaskLayer => "not in task context: recovery refused, no task layer is installed",
         }
@@ -293,13 +312,21 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         frame: entry.interrupted,
         registers: entry.registers,
         cpu: cpu::current_id(),
+        in_interrupt_handler: false,
     };
     let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
     report(&info);
     match recovery_path(vector, nested) {
-        Ok(hook) => {
+        Ok((hook, in_handler)) => {
+            if let Some(end_of_interrupt) = in_handler {
+                // The handler is abandoned: its EOI is sent now, so the vector is not blocked for good.
+                end_of_interrupt();
+                serial::raw::RawWriter::write_bytes(
+                    b"fault landed in: an interrupt handler; handler abandoned (end-of-interrupt sent)\n",
+                );
+            }
             serial::raw::RawWriter::write_bytes(b"handing the fault to the task layer\n");
-            hook(&info)
+            hook(&ExceptionInfo { in_interrupt_handler: in_handler.is_some(), ..info })
         }
         Err(reason) => {
             serial::raw::write_fmt(format_args!("stopping ({})\n", reason.describe()));
@@ -308,17 +335,20 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
     }
 }
 
-/// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it.
-fn recovery_path(vector: u8, nested: bool) -> Result<ExceptionHook, RefusalReason> {
+/// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it, with
+/// the end-of-interrupt function to call first if it struck in a hardware interrupt's handler.
+fn recovery_path(vector: u8, nested: bool) -> Result<(ExceptionHook, Option<fn()>), RefusalReason> {
     if nested {
-        Err(RefusalReason::Nested)
-    } else if matches!(vector, 2 | 8 | 18) {
-        Err(RefusalReason::Unrecoverable)
-    } else if interrupt_in_service() {
-        Err(RefusalReason::InInterruptHandler)
-    } else {
-        exception_hook().ok_or(RefusalReason::NoTaskLayer)
+        return Err(RefusalReason::Nested);
     }
+    if matches!(vector, 2 | 8 | 18) {
+        return Err(RefusalReason::Unrecoverable);
+    }
+    let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;
+    if interrupt_in_service() {
+        return end_of_interrupt_hook().map(|eoi| (hook, Some(eoi))).ok_or(RefusalReason::InInterruptHandler);
+    }
+    Ok((hook, None))
 }
 
 /// Prints the report of one exception on COM1 without taking any lock or allocating: the polled [`serial::raw`]

@@ -75,7 +75,7 @@ static STALLS: AtomicUsize = AtomicUsize::new(0);
 /// Called by the timer handler on `this` CPU after counting its tick: every [`CHECK_EVERY_TICKS`] ticks, checks
 /// the other online CPUs' heartbeats (see the module docs).
 pub(crate) fn on_tick(this: CpuId, this_ticks: u64) {
-    if this_ticks % CHECK_EVERY_TICKS != 0 || cpu::count() < 2 {
+    if !this_ticks.is_multiple_of(CHECK_EVERY_TICKS) || cpu::count() < 2 {
         return;
     }
     let now = tsc::now_ns();

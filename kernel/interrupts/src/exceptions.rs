@@ -317,7 +317,7 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
     let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
     report(&info);
     match recovery_path(vector, nested) {
-        Ok((hook, in_handler)) => {
+        Ok(RecoveryPath { hook, end_of_interrupt: in_handler }) => {
             if let Some(end_of_interrupt) = in_handler {
                 // The handler is abandoned: its EOI is sent now, so the vector is not blocked for good.
                 end_of_interrupt();
@@ -335,9 +335,17 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
     }
 }
 
+/// Where [`dispatch`] hands an exception it does not refuse.
+struct RecoveryPath {
+    /// The task layer's hook.
+    hook: ExceptionHook,
+    /// For an exception in a hardware interrupt's handler: the end-of-interrupt to send first.
+    end_of_interrupt: Option<fn()>,
+}
+
 /// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it, with
 /// the end-of-interrupt function to call first if it struck in a hardware interrupt's handler.
-fn recovery_path(vector: u8, nested: bool) -> Result<(ExceptionHook, Option<fn()>), RefusalReason> {
+fn recovery_path(vector: u8, nested: bool) -> Result<RecoveryPath, RefusalReason> {
     if nested {
         return Err(RefusalReason::Nested);
     }
@@ -346,9 +354,10 @@ fn recovery_path(vector: u8, nested: bool) -> Result<(ExceptionHook, Option<fn()
     }
     let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;
     if interrupt_in_service() {
-        return end_of_interrupt_hook().map(|eoi| (hook, Some(eoi))).ok_or(RefusalReason::InInterruptHandler);
+        let end_of_interrupt = end_of_interrupt_hook().ok_or(RefusalReason::InInterruptHandler)?;
+        return Ok(RecoveryPath { hook, end_of_interrupt: Some(end_of_interrupt) });
     }
-    Ok((hook, None))
+    Ok(RecoveryPath { hook, end_of_interrupt: None })
 }
 
 /// Prints the report of one exception on COM1 without taking any lock or allocating: the polled [`serial::raw`]

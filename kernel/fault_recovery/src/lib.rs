@@ -17,8 +17,9 @@
 //!
 //! # Control flow of a CPU exception in a task
 //! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
-//! 2. No current task, or an idle task: report and stop this CPU (an exception in an interrupt handler or in
-//!    nano_core never gets here: the dispatcher stops first).
+//! 2. No current task: stop this CPU. An idle task: its idle loop is restarted (`scheduler::restart_idle_loop`)
+//!    unless the fault is in the scheduler path. A fault in an interrupt handler (the dispatcher sent its EOI)
+//!    fails the interrupted task, unwound from its interrupt frame ([`interrupted_registers`]).
 //! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's and the heap's record
 //!    an address on their holder's stack, so a holder token on the faulting task's stack means the task holds it.
 //!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
@@ -173,10 +174,7 @@ impl Landing {
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     let task = scheduler::current_task();
-    let Some(task) = task.filter(|task| !task.is_idle()) else {
-        serial::raw::write_fmt(format_args!("fault landed in: the idle loop\n"));
-        stop_cpu(info, "outside any task")
-    };
+    let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
     // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
     // frame (the fault is in code it called), so unwinding it releases what its callers hold.
     let landing = Landing::of(info.frame.instruction_pointer);
@@ -242,6 +240,29 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     // SAFETY: the registers are those of the interrupted task frame, live on the task's stack, which this CPU
     // takes over (the hook never returns); nothing on the exception stack is needed afterwards.
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
+}
+
+/// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that
+/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, whose
+/// spin locks are not tracked; otherwise, or with no current task, stops this CPU.
+fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
+    let landing = Landing::of(info.frame.instruction_pointer);
+    serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
+    if scheduler::current_task().is_none() {
+        stop_cpu(info, "outside any task")
+    }
+    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) {
+        stop_cpu(info, "in the idle task's scheduler code (its spin locks are not tracked)")
+    }
+    serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
+    // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
+    // so its abandoned frames need no drops; interrupts are disabled here (the exception hook's contract).
+    let error = match unsafe { scheduler::restart_idle_loop() } {
+        Ok(never) => match never {},
+        Err(error) => error,
+    };
+    serial::raw::write_fmt(format_args!("idle loop restart refused: {error:?}\n"));
+    stop_cpu(info, "outside any task")
 }
 
 /// A fault in a device or IPI handler (the dispatcher already sent its end-of-interrupt): decides between failing

@@ -15,6 +15,11 @@
 //! another test vector arrives), which needs the abandoned handler's end-of-interrupt. Without the recovery the
 //! dispatcher stops the machine (`not in task context`).
 //!
+//! The idle test sets a one-shot hook that the last CPU's idle loop calls (it executes `ud2`), waits for that
+//! CPU to go idle and fault, then checks that its idle loop was restarted (`scheduler::idle_restarts`) and that a
+//! task pinned there still runs to completion. Without the restart, that CPU stops for good ("outside any task;
+//! stopping this CPU") and the pinned task never runs (on one CPU the machine hangs).
+//!
 //! The watchdog test pins a task to the last CPU that keeps interrupts off for [`STALL_NS`] (its timer stops),
 //! and checks that another CPU's timer recorded that CPU as stopped (`apic::watchdog`); without the watchdog
 //! there is no record and the test fails. On one CPU nothing can watch it (its own timer is stopped too), so the
@@ -24,7 +29,8 @@
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
 //! 3. a fault in an interrupt handler;
-//! 4. a CPU stalled with interrupts off is recorded by the watchdog.
+//! 4. a fault in an idle task;
+//! 5. a CPU stalled with interrupts off is recorded by the watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -187,6 +193,38 @@ fn interrupt_handler_checks() -> Result<(), String> {
     Ok(())
 }
 
+/// An idle task faults: its CPU's idle loop restarts, and a task pinned there completes.
+fn fault_in_idle_task() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_in_idle: no CPU online")?.index();
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_idle_hook_once(target, fault);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_in_idle: CPU {target}'s idle loop did not fault and restart within 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let handle = TaskBuilder::new("after_idle_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("fault_in_idle: spawn: {error}"))?;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
+            return Err(format!("fault_in_idle: a task pinned to CPU {target} did not run after the restart"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("fault_in_idle: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("fault_in_idle: the pinned task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "fault_in_idle: CPU {target}'s idle loop faulted and restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
 /// How long the watchdog test keeps a CPU's interrupts off: longer than `apic::watchdog::STALL_THRESHOLD_NS` plus
 /// two check periods.
 const STALL_NS: u64 = 1_500_000_000;
@@ -252,6 +290,7 @@ pub fn run() -> Result<(), String> {
     fault_holding_serial()?;
     fault_holding_heap()?;
     fault_in_interrupt_handler()?;
+    fault_in_idle_task()?;
     watchdog_sees_a_stalled_cpu()?;
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! - [`end_of_interrupt`], [`send_ipi`], [`send_ipi_to_all_but_self`], [`send_init`], [`send_startup`] ([`IpiError`]).
 //! - [`route_isa_irq`], [`mask_isa_irq`] ([`RouteError`]).
 //! - [`ticks`] (per-CPU tick counter), [`set_tick_hook`] (the scheduler's preemption entry), [`TICK_HZ`].
+//! - [`watchdog`]: each CPU's timer checks the others' tick counts; a CPU stalled for 1 s is recorded.
 //!
 //! # Control flow of [`init`]
 //! 1. Mask the 8259 PICs (after moving their vectors to 0xE0-0xEF, out of the exception range) if the MADT says the
@@ -35,6 +36,7 @@ extern crate alloc;
 
 mod io_apic;
 mod local;
+pub mod watchdog;
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use cpu::{ApicId, CpuId, MAX_CPUS};
@@ -155,13 +157,18 @@ pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Resu
         transfer,
         &[(interrupts::TIMER_VECTOR, timer_interrupt), (interrupts::APIC_ERROR_VECTOR, apic_error_interrupt)],
     );
-    transfer.after_commit(alloc::boxed::Box::new(|| interrupts::set_interrupt_in_service_probe(interrupt_in_service)));
+    transfer.after_commit(alloc::boxed::Box::new(|| {
+        interrupts::set_interrupt_in_service_probe(interrupt_in_service);
+        interrupts::set_end_of_interrupt(end_of_interrupt);
+    }));
     Ok(())
 }
 
 extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {
-    TICKS[cpu::current_id().index()].fetch_add(1, Ordering::Relaxed);
+    let this = cpu::current_id();
+    let ticks = TICKS[this.index()].fetch_add(1, Ordering::Relaxed) + 1;
     end_of_interrupt();
+    watchdog::on_tick(this, ticks);
     let hook = TICK_HOOK.load(Ordering::Acquire);
     if !hook.is_null() {
         // SAFETY: non-null values come only from `set_tick_hook`, which stores a `fn()` (function and data pointers
@@ -215,6 +222,7 @@ pub fn init() -> Result<ApicInfo, ApicError> {
     interrupts::register_handler(interrupts::TIMER_VECTOR, timer_interrupt).map_err(ApicError::Register)?;
     interrupts::register_handler(interrupts::APIC_ERROR_VECTOR, apic_error_interrupt).map_err(ApicError::Register)?;
     interrupts::set_interrupt_in_service_probe(interrupt_in_service);
+    interrupts::set_end_of_interrupt(end_of_interrupt);
     let timer_counts_per_second = local::calibrate_timer()?;
     local::start_periodic_timer(TICK_HZ)?;
     let io_apic_inputs = io_apic::init(madt)?;

@@ -77,7 +77,7 @@ pub use error::{BaseImageError, FindFunctionError, LoadError, QuiesceError, Swap
 pub use locks::set_preemption_hooks;
 pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};
-pub use namespace::{CellInfo, CellNamespace, ObjectDirectory, ObjectInfo, SymbolInfo};
+pub use namespace::{CellInfo, CellNamespace, NamespaceBusy, ObjectDirectory, ObjectInfo, SymbolInfo};
 pub use observer::{CellObserver, set_cell_observer};
 pub use pins::{AddressRange, NoPins, Pin, PinFinder, ReclaimReport, RetiredCellInfo};
 pub use pushed::PushedObjectError;

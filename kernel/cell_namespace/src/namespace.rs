@@ -70,6 +70,10 @@ pub(crate) struct NamespaceState {
     pub(crate) aliases: BTreeMap<String, Vec<String>>,
 }
 
+/// [`CellNamespace::try_cell_containing`] found the cell table write-locked (a load or swap is publishing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceBusy;
+
 /// One row of [`CellNamespace::cells`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CellInfo {
@@ -346,6 +350,21 @@ impl CellNamespace {
     /// Every cell loaded in this namespace (not its parents), sorted by name.
     pub fn loaded_cells(&self) -> Vec<Arc<LoadedCell>> {
         self.state.read().cells.values().cloned().collect()
+    }
+
+    /// Calls `found` with the name of the cell loaded in this namespace (not its parents) one of whose sections
+    /// contains `address`, without waiting and without allocating (for a fault report).
+    ///
+    /// # Errors
+    /// [`NamespaceBusy`] if the cell table is write-locked right now (by this CPU or another).
+    pub fn try_cell_containing<R>(
+        &self,
+        address: VirtualAddress,
+        found: impl FnOnce(&str) -> R,
+    ) -> Result<Option<R>, NamespaceBusy> {
+        let state = self.state.try_read().ok_or(NamespaceBusy)?;
+        let cell = state.cells.values().find(|cell| cell.section_containing(address).is_some());
+        Ok(cell.map(|cell| found(cell.name())))
     }
 
     /// One row per cell loaded in this namespace (not its parents), sorted by name.

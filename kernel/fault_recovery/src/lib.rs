@@ -17,11 +17,15 @@
 //!
 //! # Control flow of a CPU exception in a task
 //! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
-//! 2. No current task, or an idle task: report and stop this CPU (an exception in an interrupt handler or in
-//!    nano_core never gets here: the dispatcher stops first).
-//! 3. The failing task's stack trace is printed from the faulting frame's registers (at most 16 frames). This
-//!    and the symbol lookup use the heap and the namespaces' locks: a fault while holding one of those would
-//!    hang here (the unwinding itself needs neither: its exception objects come from a static pool).
+//! 2. No current task: stop this CPU. An idle task: its idle loop is restarted (`scheduler::restart_idle_loop`)
+//!    unless the fault is in the scheduler path. A fault in an interrupt handler (the dispatcher sent its EOI)
+//!    fails the interrupted task, unwound from its interrupt frame ([`interrupted_registers`]).
+//! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's and the heap's record
+//!    an address on their holder's stack, so a holder token on the faulting task's stack means the task holds it.
+//!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
+//!    Then the failing task's stack trace is printed from the faulting frame's registers (at most 16 frames).
+//!    This and the symbol lookup use the heap and the namespaces' locks, which the task no longer holds (the
+//!    unwinding itself needs neither: its exception objects come from a static pool).
 //! 4. Stack overflow (a #PF in the task's guard page): landing pads cannot run on the exhausted stack, so the
 //!    walk skips the frames that lie within [`OVERFLOW_HEADROOM`] bytes of the stack bottom (their drops are
 //!    abandoned: normally the frames of the runaway recursion) and starts unwinding at the first frame above;
@@ -127,11 +131,74 @@ fn fault_registers(info: &interrupts::ExceptionInfo) -> unwind::Registers {
     registers
 }
 
+/// Where in a task's execution an exception landed (the dispatcher already refused exception handlers and
+/// interrupt handlers), by the cell holding the faulting instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landing {
+    /// Code of the task's own cells (applications, services, tests).
+    TaskCode,
+    /// The tasking layer (`scheduler*`, `task`, `tasking`, `spawn`, `sync`) called by the task.
+    SchedulerPath,
+    /// The base image (nano_core: heap, memory, namespace) called by the task, or code in no known cell.
+    NanoCore,
+    /// The cell could not be named without waiting (a namespace was write-locked).
+    Unknown,
+}
+
+impl Landing {
+    /// Classifies the faulting instruction `address` without waiting or allocating.
+    pub fn of(address: u64) -> Landing {
+        match system_namespaces::try_cell_containing(address) {
+            Err(cell_namespace::NamespaceBusy) => Landing::Unknown,
+            Ok(None) => Landing::NanoCore,
+            Ok(Some(name)) => match name.as_str() {
+                "nano_core" => Landing::NanoCore,
+                "task" | "tasking" | "spawn" | "sync" => Landing::SchedulerPath,
+                cell if cell.starts_with("scheduler") => Landing::SchedulerPath,
+                _ => Landing::TaskCode,
+            },
+        }
+    }
+
+    /// The report's wording.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Landing::TaskCode => "task code",
+            Landing::SchedulerPath => "the scheduler path, called by the task",
+            Landing::NanoCore => "nano_core code, called by the task",
+            Landing::Unknown => "unknown code (namespace busy), in the task",
+        }
+    }
+}
+
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
-    let task = scheduler::current_task().filter(|task| !task.is_idle());
-    let Some(task) = task else { stop_cpu(info, "outside any task") };
-    let registers = fault_registers(info);
+    let task = scheduler::current_task();
+    let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
+    // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
+    // frame (the fault is in code it called), so unwinding it releases what its callers hold.
+    let landing = Landing::of(info.frame.instruction_pointer);
+    if info.in_interrupt_handler {
+        interrupt_handler_fault(info, landing);
+    } else {
+        serial::raw::write_fmt(format_args!(
+            "fault landed in: {}; recovering by unwinding the task\n",
+            landing.describe()
+        ));
+    }
+    let mut registers = fault_registers(info);
+    if info.in_interrupt_handler {
+        let stack = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
+        match stack.and_then(|stack| interrupted_registers(info, registers, stack)) {
+            Some(interrupted) => registers = interrupted,
+            None => stop_cpu(info, "in an interrupt handler whose interrupt frame was not found on the task's stack"),
+        }
+    }
+    if let Some(stack) = task.stack_bounds() {
+        // SAFETY: `stack` is the faulting task's own stack; the task never continues the critical section it
+        // faulted in (this hook unwinds or ends it and never returns to the faulting instruction).
+        unsafe { release_locks_held_by(stack) };
+    }
     let bounds = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
     serial::write_fmt(format_args!("task {} \"{}\" faulted; stack trace:\n", task.id(), task.name()));
     let mut out = backtrace::SerialWriter;
@@ -175,6 +242,111 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
 }
 
+/// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that
+/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, whose
+/// spin locks are not tracked; otherwise, or with no current task, stops this CPU.
+fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
+    let landing = Landing::of(info.frame.instruction_pointer);
+    serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
+    if scheduler::current_task().is_none() {
+        stop_cpu(info, "outside any task")
+    }
+    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) {
+        stop_cpu(info, "in the idle task's scheduler code (its spin locks are not tracked)")
+    }
+    serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
+    // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
+    // so its abandoned frames need no drops; interrupts are disabled here (the exception hook's contract).
+    let error = match unsafe { scheduler::restart_idle_loop() } {
+        Ok(never) => match never {},
+        Err(error) => error,
+    };
+    serial::raw::write_fmt(format_args!("idle loop restart refused: {error:?}\n"));
+    stop_cpu(info, "outside any task")
+}
+
+/// A fault in a device or IPI handler (the dispatcher already sent its end-of-interrupt): decides between failing
+/// the interrupted task and stopping this CPU.
+///
+/// Failing the interrupted task, not returning to it with the interrupt dropped, is the sound choice: the handler
+/// ran on the task's stack, above the CPU's interrupt frame, and `x86-interrupt` handlers save the registers they
+/// use at slots only their own epilogue knows; the call-frame information restores only the callee-saved ones,
+/// so the task's caller-saved registers (live at an arbitrary interrupted instruction) cannot be rebuilt to
+/// resume it. Unwinding needs only the callee-saved registers, RSP and RIP ([`interrupted_registers`]): the task
+/// is unwound from the interrupted instruction, as for a kill redirected from an interrupt, the handler's own
+/// frames abandoned. A dropped tick or device
+/// interrupt is then harmless (the next one comes), but a resumed task with one wrong register is not.
+/// A fault in the scheduler path inside a handler (the timer's tick hook) is refused: the scheduler's spin locks
+/// are not tracked, so one held there stays locked and this CPU would deadlock at its next switch.
+fn interrupt_handler_fault(info: &interrupts::ExceptionInfo, landing: Landing) {
+    if landing == Landing::SchedulerPath {
+        stop_cpu(info, "in the scheduler path inside an interrupt handler (its spin locks are not tracked)");
+    }
+    serial::raw::write_fmt(format_args!(
+        "interrupt handler in {} faulted; failing the interrupted task (its stack holds the handler)\n",
+        landing.describe()
+    ));
+}
+
+/// RFLAGS bit 1 (always set) and IF (bit 9): an interrupt frame of a task that could be interrupted has both.
+const RFLAGS_FIXED_AND_IF: u64 = (1 << 1) | (1 << 9);
+
+/// The interrupted task's registers under a faulting interrupt handler: walks up from the fault to the first frame
+/// whose return-address slot starts a CPU interrupt frame (SDM Vol. 3A 6.14.1: RIP, CS, RFLAGS, RSP, SS) with
+/// this CPU's kernel CS and SS, interrupts enabled and a stack pointer above it on the task's stack, and takes
+/// the interrupted RIP and RSP from it. The walk cannot cross that frame by itself: an `x86-interrupt` handler's
+/// call-frame information describes it as a call, so the caller's RSP would come out 32 bytes (or more, with
+/// the CPU's alignment) too low. The callee-saved registers come from the walk (the handler's CFI records where
+/// it saved them). `None` if no such frame is found within 32 frames.
+fn interrupted_registers(
+    info: &interrupts::ExceptionInfo,
+    registers: unwind::Registers,
+    stack: core::ops::Range<u64>,
+) -> Option<unwind::Registers> {
+    use unwind::StackReader;
+    // SAFETY: `stack` is the faulting task's usable stack, mapped while the task exists (it is running here).
+    let memory = unsafe { unwind::DirectMemory::within(stack.clone()) };
+    let mut frames = unwind::FrameIter::new(unwind::global_registry(), &memory, unwind::FrameCursor::exact(registers))
+        .with_limit(32);
+    loop {
+        let frame = frames.next_frame().ok()??;
+        let slot = frame.cfa.checked_sub(8)?;
+        let word = |index: u64| memory.read_u64(slot + 8 * index).ok();
+        let (rip, cs, rflags, rsp, ss) = (word(0)?, word(1)?, word(2)?, word(3)?, word(4)?);
+        let looks_like_interrupt_frame = cs == info.frame.code_segment
+            && ss == info.frame.stack_segment
+            && rflags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF
+            && rsp > slot
+            && stack.contains(&rsp);
+        if looks_like_interrupt_frame {
+            let mut interrupted = *frames.cursor().registers();
+            interrupted.set(unwind::RSP, Some(rsp));
+            interrupted.set(unwind::RA, Some(rip));
+            return Some(interrupted);
+        }
+    }
+}
+
+/// Releases COM1's lock and the heap lock if their holder token lies on `stack` (the faulting task's), and says
+/// so on COM1 (without the lock). A fault inside the allocator itself may have left its free list half-updated:
+/// the report says so, and recovery goes on (the alternative, a hung machine, is certain loss).
+///
+/// # Safety
+/// `stack` must be the stack of a task that faulted and will never resume the faulting code.
+pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
+    // SAFETY: the caller guarantees the task is dead to its critical sections; a half-sent line needs no repair.
+    if unsafe { serial::release_if_held_within(stack.clone()) } {
+        serial::raw::write_fmt(format_args!("released COM1's lock, held by the faulting task\n"));
+    }
+    // SAFETY: as above; the free list's state is accepted and reported.
+    if unsafe { memory::release_heap_if_held_within(stack) } {
+        serial::raw::write_fmt(format_args!(
+            "released the heap lock, held by the faulting task (a fault inside the allocator may have left its \
+             free list inconsistent)\n"
+        ));
+    }
+}
+
 /// The first frame (as an after-call cursor, so its landing pads run) whose stack pointer has at least
 /// [`OVERFLOW_HEADROOM`] bytes of stack below it.
 fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -> Option<unwind::FrameCursor> {
@@ -194,7 +366,7 @@ fn overflow_start(registers: unwind::Registers, bounds: core::ops::Range<u64>) -
 /// Halts this CPU for good; it leaves the online sets first: the scheduler's, so no new task is placed on it, and
 /// the CPUs' (`smp::park_current_cpu`), so stop-the-world and TLB shootdowns stop waiting for it.
 fn stop_cpu(info: &interrupts::ExceptionInfo, why: &str) -> ! {
-    log::error!("{} on CPU {} {why}; stopping this CPU", info.name, info.cpu.index());
+    serial::raw::write_fmt(format_args!("{} on CPU {} {why}; stopping this CPU\n", info.name, info.cpu.index()));
     scheduler::take_current_cpu_offline();
     smp::park_current_cpu()
 }

@@ -124,6 +124,7 @@ pub fn fault_count(cell: &str) -> usize {
 pub fn print_fault_log() {
     let records = fault_log();
     serial::write_fmt(format_args!("{} faults logged\n", records.len()));
+    print_watchdog_stalls();
     for record in records {
         serial::write_fmt(format_args!(
             "[{:>6}.{:06}] task {} \"{}\" cell {} address {} {}{}\n",
@@ -137,4 +138,24 @@ pub fn print_fault_log() {
             record.reload_ns.map(|ns| alloc::format!(" (cell reloaded in {} us)", ns / 1000)).unwrap_or_default(),
         ));
     }
+}
+
+/// Prints the watchdog's records (`apic::watchdog`): one line per CPU stall detected.
+fn print_watchdog_stalls() {
+    let count = apic::watchdog::stall_count();
+    if count == 0 {
+        return;
+    }
+    serial::write_fmt(format_args!("{count} CPU stalls seen by the watchdog\n"));
+    apic::watchdog::for_each_stall(|stall| {
+        serial::write_fmt(format_args!(
+            "watchdog: {} stopped answering since [{:>6}.{:06}] (tick {}), seen by {} {} ms later\n",
+            stall.cpu,
+            stall.since_ns / 1_000_000_000,
+            (stall.since_ns / 1000) % 1_000_000,
+            stall.last_ticks,
+            stall.detected_by,
+            stall.detected_ns.saturating_sub(stall.since_ns) / 1_000_000,
+        ));
+    });
 }

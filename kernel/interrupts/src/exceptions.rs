@@ -69,6 +69,9 @@ pub struct ExceptionInfo {
     pub registers: SavedRegisters,
     /// The CPU that took the exception.
     pub cpu: cpu::CpuId,
+    /// Whether a hardware interrupt was in service (the exception is in its handler, which ran on the interrupted
+    /// task's stack). The dispatcher has then sent the handler's end-of-interrupt: the handler is abandoned.
+    pub in_interrupt_handler: bool,
 }
 
 /// The task layer's exception handler: called on the exception's stack (the IST stack for #PF), with interrupts
@@ -81,6 +84,8 @@ pub type ExceptionHook = fn(&ExceptionInfo) -> !;
 static EXCEPTION_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// Answers "is a hardware interrupt being serviced on this CPU?" (the `apic` cell installs one reading its ISR).
 static IN_SERVICE_PROBE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// Sends the end-of-interrupt of an abandoned handler (the `apic` cell installs its `end_of_interrupt`).
+static END_OF_INTERRUPT: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs (or replaces) the hook that handles exceptions raised in task context.
 pub fn set_exception_hook(hook: ExceptionHook) {
@@ -96,6 +101,19 @@ pub fn clear_exception_hook() {
 /// a task's fault).
 pub fn set_interrupt_in_service_probe(probe: fn() -> bool) {
     IN_SERVICE_PROBE.store(probe as *mut (), Ordering::Release);
+}
+
+/// Installs the function that sends the calling CPU's end-of-interrupt, for an exception in an interrupt handler:
+/// the handler is abandoned, so its own EOI never comes (without one, the APIC would block that vector and every
+/// lower-priority one on this CPU for good). Without it such an exception stops the machine.
+pub fn set_end_of_interrupt(end_of_interrupt: fn()) {
+    END_OF_INTERRUPT.store(end_of_interrupt as *mut (), Ordering::Release);
+}
+
+fn end_of_interrupt_hook() -> Option<fn()> {
+    let pointer = END_OF_INTERRUPT.load(Ordering::Acquire);
+    // SAFETY: non-null values come only from `set_end_of_interrupt`, which stores a `fn()`.
+    (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), fn()>(pointer) })
 }
 
 fn exception_hook() -> Option<ExceptionHook> {
@@ -248,7 +266,42 @@ pub(crate) fn install(table: &mut InterruptDescriptorTable) {
     }
 }
 
+/// Why the dispatcher does not hand an exception to the task layer, printed before it stops the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// An exception while handling another one: the first handler's state (its IST stack) is in use.
+    Nested,
+    /// #DF, NMI or #MC: the CPU state or memory is not trustworthy.
+    Unrecoverable,
+    /// A hardware interrupt is in service and no end-of-interrupt function is installed to abandon its handler.
+    InInterruptHandler,
+    /// No task layer is installed yet (boot).
+    NoTaskLayer,
+}
+
+impl RefusalReason {
+    /// The report's wording: why continuing is not attempted.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RefusalReason::Nested => {
+                "exception inside an exception handler: recovery refused, its stack and state are in use"
+            }
+            RefusalReason::Unrecoverable => {
+                "unrecoverable exception: recovery refused, a double fault, NMI or machine check leaves no state to \
+                 trust"
+            }
+            RefusalReason::InInterruptHandler => {
+                "not in task context: recovery refused, a hardware interrupt handler was running and its \
+                 end-of-interrupt cannot be sent"
+            }
+            RefusalReason::NoTaskLayer => "not in task context: recovery refused, no task layer is installed",
+        }
+    }
+}
+
 /// Called by `exception_common` with the saved state. Reports, then hands a task's fault to the hook or stops.
+/// Everything here runs without locks or heap ([`report`]), so a fault while COM1's, the heap's or a namespace's
+/// lock is held still ends in a complete report.
 extern "C" fn dispatch(entry: &mut EntryFrame) {
     let vector = entry.vector as u8;
     let info = ExceptionInfo {
@@ -259,55 +312,81 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         frame: entry.interrupted,
         registers: entry.registers,
         cpu: cpu::current_id(),
+        in_interrupt_handler: false,
     };
     let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
-    report(&info, !nested);
-    let fatal_vector = matches!(vector, 2 | 8 | 18);
-    if let Some(hook) = exception_hook()
-        && !fatal_vector
-        && !nested
-        && !interrupt_in_service()
-    {
-        serial::write_str("handing the fault to the task layer\n");
-        hook(&info);
-    }
-    serial::write_fmt(format_args!(
-        "stopping ({})\n",
-        if nested {
-            "exception inside an exception handler"
-        } else if fatal_vector {
-            "unrecoverable exception"
-        } else {
-            "not in task context"
+    report(&info);
+    match recovery_path(vector, nested) {
+        Ok(RecoveryPath { hook, end_of_interrupt: in_handler }) => {
+            if let Some(end_of_interrupt) = in_handler {
+                // The handler is abandoned: its EOI is sent now, so the vector is not blocked for good.
+                end_of_interrupt();
+                serial::raw::RawWriter::write_bytes(
+                    b"fault landed in: an interrupt handler; handler abandoned (end-of-interrupt sent)\n",
+                );
+            }
+            serial::raw::RawWriter::write_bytes(b"handing the fault to the task layer\n");
+            hook(&ExceptionInfo { in_interrupt_handler: in_handler.is_some(), ..info })
         }
-    ));
-    power::exit(power::ExitCode::Failure)
+        Err(reason) => {
+            serial::raw::write_fmt(format_args!("stopping ({})\n", reason.describe()));
+            power::exit(power::ExitCode::Failure)
+        }
+    }
 }
 
-/// Prints the report of one exception on the serial port. `locate` looks up the cell containing RIP (it takes the
-/// namespace's lock, so it is skipped for nested exceptions).
-fn report(info: &ExceptionInfo, locate: bool) {
-    let frame = &info.frame;
-    serial::write_fmt(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
-    if let Some(code) = info.error_code {
-        serial::write_fmt(format_args!(", error code {code:#x}"));
+/// Where [`dispatch`] hands an exception it does not refuse.
+struct RecoveryPath {
+    /// The task layer's hook.
+    hook: ExceptionHook,
+    /// For an exception in a hardware interrupt's handler: the end-of-interrupt to send first.
+    end_of_interrupt: Option<fn()>,
+}
+
+/// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it, with
+/// the end-of-interrupt function to call first if it struck in a hardware interrupt's handler.
+fn recovery_path(vector: u8, nested: bool) -> Result<RecoveryPath, RefusalReason> {
+    if nested {
+        return Err(RefusalReason::Nested);
     }
-    serial::write_fmt(format_args!(
+    if matches!(vector, 2 | 8 | 18) {
+        return Err(RefusalReason::Unrecoverable);
+    }
+    let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;
+    if interrupt_in_service() {
+        let end_of_interrupt = end_of_interrupt_hook().ok_or(RefusalReason::InInterruptHandler)?;
+        return Ok(RecoveryPath { hook, end_of_interrupt: Some(end_of_interrupt) });
+    }
+    Ok(RecoveryPath { hook, end_of_interrupt: None })
+}
+
+/// Prints the report of one exception on COM1 without taking any lock or allocating: the polled [`serial::raw`]
+/// writer, formatting straight to the port, and a cell lookup that gives up at once if a namespace is busy.
+fn report(info: &ExceptionInfo) {
+    use serial::raw::write_fmt as out;
+    let frame = &info.frame;
+    out(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
+    if let Some(code) = info.error_code {
+        out(format_args!(", error code {code:#x}"));
+    }
+    out(format_args!(
         "\n  RIP {:#018x}  CS {:#x}  RFLAGS {:#x}\n  RSP {:#018x}  SS {:#x}\n",
         frame.instruction_pointer, frame.code_segment, frame.cpu_flags, frame.stack_pointer, frame.stack_segment
     ));
     if let Some(address) = info.faulting_address {
-        serial::write_fmt(format_args!("  CR2 {address:#018x}\n"));
+        out(format_args!("  CR2 {address:#018x}\n"));
     }
     let r = &info.registers;
-    serial::write_fmt(format_args!(
+    out(format_args!(
         "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}\n  RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}\n  R9  {:#018x} R10 {:#018x} R11 {:#018x} R12 {:#018x}\n  R13 {:#018x} R14 {:#018x} R15 {:#018x}\n",
         r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
     ));
-    if locate {
-        match system_namespaces::cell_containing(frame.instruction_pointer) {
-            Some(name) => serial::write_fmt(format_args!("  in cell {}\n", name.as_str())),
-            None => serial::write_str("  in cell: unknown (nano_core or not loaded)\n"),
-        }
+    if serial::is_locked() {
+        out(format_args!("  (COM1's lock is held: this report is written without it)\n"));
+    }
+    match system_namespaces::try_cell_containing(frame.instruction_pointer) {
+        Ok(Some(name)) => out(format_args!("  in cell {}\n", name.as_str())),
+        Ok(None) => out(format_args!("  in cell: unknown (nano_core or not loaded)\n")),
+        Err(cell_namespace::NamespaceBusy) => out(format_args!("  cell lookup skipped: namespace busy\n")),
     }
 }

@@ -104,6 +104,8 @@ pub use frames::{
     free_frame_count, leaked_frame_count,
 };
 #[cfg(target_os = "none")]
+pub use heap::{heap_is_locked, release_heap_if_held_within, with_heap_lock_held};
+#[cfg(target_os = "none")]
 pub use identity::{IdentityMapping, identity_map_low_frames};
 #[cfg(target_os = "none")]
 pub use init::{init, module_bytes, stats};

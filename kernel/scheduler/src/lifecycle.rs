@@ -86,14 +86,17 @@ extern "C" fn idle_entry(_argument: usize) -> ! {
     idle_loop()
 }
 
-/// Runs whatever becomes runnable; halts until the next interrupt when nothing is (once this CPU has seen a timer
+/// Runs whatever becomes runnable (after a fault outside the scheduler it is restarted from the top,
+/// `idle_restart.rs`); halts until the next interrupt when nothing is (once this CPU has seen a timer
 /// tick; before that it polls, so cooperative scheduling and sleeping work without a timer). After a live swap of
 /// the scheduler it continues in the new copy's idle loop (`evolution.rs`).
 pub(crate) fn idle_loop() -> ! {
+    crate::idle_restart::record_base();
     let generation = crate::evolution::idle_generation();
     loop {
         crate::evolution::hand_over_if_swapped(generation);
         interrupts::disable();
+        crate::idle_restart::run_hook_once();
         let cpu = this_cpu();
         let work = !cpu.runqueue.lock().is_empty() || tsc::now_ns() >= cpu.next_deadline.load(Ordering::Acquire);
         if work {

@@ -1,7 +1,8 @@
 //! COM1 serial port: the primary console's byte-level input and output.
 //!
 //! The port is a 16550 UART at I/O port 0x3F8 driven by the `uart_16550` crate, behind one spin lock that is held
-//! with interrupts disabled on this CPU ([`with_port`]): a task holding it cannot be preempted, so a task on the
+//! with interrupts disabled on this CPU ([`with_port`]; an [`owned_spin::OwnedSpinLock`], so the fault path can
+//! release it when the faulting task held it, [`release_if_held_within`]): a task holding it cannot be preempted, so a task on the
 //! same CPU that wants it never spins against a preempted holder (under the priority policy a high-priority
 //! spinner would starve a preempted low-priority holder forever), and an interrupt handler that logs cannot
 //! deadlock against the code it interrupted. Critical sections are one line: at 115200 baud about 87 us per byte
@@ -12,14 +13,18 @@
 //! 1. nano_core calls [`init`] first thing (115200 baud 8N1 as set by the crate, FIFOs on);
 //! 2. the logger and the shell write through [`write_fmt`] (formatted outside the lock, then one lock acquisition
 //!    per line), [`write_str`] / [`write_bytes`] (one acquisition per call);
-//! 3. the shell polls [`try_read_byte`] for keystrokes.
+//! 3. the shell polls [`try_read_byte`] for keystrokes;
+//! 4. the CPU-exception report writes through [`raw`] (no lock, no buffer on the heap), so it completes even when
+//!    the faulting code holds COM1's lock or the heap's.
 //!
 //! Lock order: COM1 is a leaf: nothing else is locked while it is held (callers may hold their own locks, e.g.
 //! a namespace's, when they log).
 #![no_std]
 
+pub mod raw;
+
 use core::fmt;
-use irq_safe::IrqSafeMutex;
+use owned_spin::OwnedSpinLock;
 use spin::Once;
 use uart_16550::SerialPort;
 
@@ -30,9 +35,10 @@ const COM1_BASE: u16 = 0x3F8;
 /// pieces of this size, between which another CPU's output may appear.
 pub const LINE_BUFFER_BYTES: usize = 512;
 
-/// The COM1 UART. The lock protects the UART's registers: one writer or reader at a time. Interrupt-safe (see the
-/// crate doc); taken only through [`with_port`].
-static COM1: Once<IrqSafeMutex<SerialPort>> = Once::new();
+/// The COM1 UART. The lock protects the UART's registers: one writer or reader at a time (the fault report's
+/// [`raw`] writer excepted). Held with interrupts disabled (see the crate doc); taken only through [`with_port`],
+/// whose holder token is an address on the holder's stack.
+static COM1: Once<OwnedSpinLock<SerialPort>> = Once::new();
 
 /// Initializes COM1. Idempotent: later calls do nothing.
 pub fn init() {
@@ -41,7 +47,7 @@ pub fn init() {
         // drives these I/O ports (this crate is their only owner).
         let mut port = unsafe { SerialPort::new(COM1_BASE) };
         port.init();
-        IrqSafeMutex::new(port)
+        OwnedSpinLock::new(port)
     });
 }
 
@@ -49,7 +55,52 @@ pub fn init() {
 /// `f` must be short (it delays this CPU's interrupts) and must not write to the serial port itself or log.
 pub fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> Option<R> {
     let port = COM1.get()?;
-    Some(f(&mut port.lock()))
+    let _interrupts = InterruptsOff::new();
+    // The holder token: an address in this frame, i.e. on the holder's stack.
+    let anchor = 0u8;
+    let token = core::ptr::addr_of!(anchor) as usize;
+    let result = loop {
+        if let Some(mut guard) = port.try_lock_as(token) {
+            break f(&mut guard);
+        }
+        irq_safe::relax();
+    };
+    Some(result)
+}
+
+/// Interrupts disabled on this CPU until dropped (also when `f` unwinds), then restored to their previous state.
+struct InterruptsOff {
+    were_enabled: bool,
+}
+
+impl InterruptsOff {
+    fn new() -> Self {
+        InterruptsOff { were_enabled: irq_safe::interrupts::disable() }
+    }
+}
+
+impl Drop for InterruptsOff {
+    fn drop(&mut self) {
+        irq_safe::interrupts::restore(self.were_enabled);
+    }
+}
+
+/// Releases COM1's lock if its holder's token lies in `stack` (the stack of a task that faulted while holding it;
+/// its guard would otherwise stay taken forever, and every later line would spin). Returns whether it did.
+///
+/// # Safety
+/// `stack` must be the stack of a task that will not run the critical section further (it faulted and is being
+/// unwound or ended). The UART's registers need no repair: a half-sent line is just cut short.
+pub unsafe fn release_if_held_within(stack: core::ops::Range<usize>) -> bool {
+    COM1.get().is_some_and(|port| {
+        // SAFETY: the caller guarantees the holder is dead or unwinding; the port needs no repair (see above).
+        unsafe { port.force_release_if(|token| stack.contains(&token)) }.is_some()
+    })
+}
+
+/// Whether COM1's lock is taken right now (a snapshot), e.g. for a report that wants to say why it wrote unlocked.
+pub fn is_locked() -> bool {
+    COM1.get().is_some_and(|port| port.holder().is_some())
 }
 
 /// Sends `bytes` on a locked port, translating `\n` to `\r\n` for terminals.

@@ -86,3 +86,19 @@ pub fn cell_containing(address: u64) -> Option<CellName> {
             .map(|cell| CellName::new(cell.name()))
     })
 }
+
+/// Like [`cell_containing`], but never waits and never allocates (for the CPU-exception report): the kernel
+/// namespace first, then the application namespace.
+///
+/// # Errors
+/// [`cell_namespace::NamespaceBusy`] if a namespace's cell table is write-locked right now (the address was not
+/// found in the namespaces checked before it).
+pub fn try_cell_containing(address: u64) -> Result<Option<CellName>, cell_namespace::NamespaceBusy> {
+    let Ok(address) = memory_structs::VirtualAddress::try_new(address as usize) else { return Ok(None) };
+    for namespace in [kernel_namespace(), application_namespace()].into_iter().flatten() {
+        if let Some(name) = namespace.try_cell_containing(address, CellName::new)? {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}

@@ -78,8 +78,9 @@ pub fn set_spin_relax(relax: fn()) -> bool {
     registered
 }
 
-/// One turn of a spin loop: the registered relax function, then a spin-loop hint.
-fn relax() {
+/// One turn of a spin loop: the registered relax function, then a spin-loop hint. Public for spin loops outside
+/// this crate that also run with interrupts disabled (COM1's and the heap's owned locks).
+pub fn relax() {
     if let Some(relax) = SPIN_RELAX.get() {
         relax();
     }
@@ -189,6 +190,14 @@ impl<T: ?Sized> IrqSafeRwLock<T> {
             }
             relax();
         }
+    }
+
+    /// Disables interrupts and reads if no writer holds the lock; otherwise restores interrupts and returns `None`
+    /// at once (for a fault report that must not wait).
+    pub fn try_read(&self) -> Option<IrqSafeReadGuard<'_, T>> {
+        let interrupts = InterruptsOff::new();
+        let guard = self.inner.try_read()?;
+        Some(IrqSafeReadGuard { guard, _interrupts: interrupts })
     }
 
     /// Disables interrupts, then spins until nobody holds the lock, and writes.

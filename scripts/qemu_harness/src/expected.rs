@@ -186,6 +186,7 @@ pub fn corrupt_object_error(object: &str) -> String {
 /// here, fails the scenario). Add a new `test_*` cell here.
 pub const TEST_CELLS: &[&str] = &[
     "test_channels",
+    "test_fault_paths",
     "test_fault_recovery",
     "test_policy_swap",
     "test_live_update",

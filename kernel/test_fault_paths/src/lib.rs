@@ -1,0 +1,296 @@
+//! In-kernel tests of faults that strike while the faulting task holds a lock the fault path needs, run by the
+//! shell's `test` builtin.
+//!
+//! # Purpose
+//! The CPU-exception report and the task layer's recovery used to take COM1's lock and the heap lock (and the
+//! namespaces'): a task faulting while it held one hung its CPU in the report. Each test here spawns a task that
+//! takes one of those locks and executes `ud2` while holding it, then checks that the task ends `Failed` with
+//! `#UD` (so the report completed and the task was unwound), that the lock is free again, and that the locked
+//! facility works (a line is printed, a block is allocated). Without the fix the task never ends: the join times
+//! out after [`JOIN_TIMEOUT_NS`] (on one CPU the whole machine hangs, which the harness reports as a timeout).
+//!
+//! The interrupt-handler test registers a vector whose handler executes `ud2`, and has a task pinned to one CPU
+//! send itself that interrupt: the task must end `Failed` with `#UD` (the handler abandoned, the interrupted task
+//! unwound), and afterwards that CPU must still take interrupts of the same priority class (a second self-IPI to
+//! another test vector arrives), which needs the abandoned handler's end-of-interrupt. Without the recovery the
+//! dispatcher stops the machine (`not in task context`).
+//!
+//! The idle test sets a one-shot hook that the last CPU's idle loop calls (it executes `ud2`), waits for that
+//! CPU to go idle and fault, then checks that its idle loop was restarted (`scheduler::idle_restarts`) and that a
+//! task pinned there still runs to completion. Without the restart, that CPU stops for good ("outside any task;
+//! stopping this CPU") and the pinned task never runs (on one CPU the machine hangs).
+//!
+//! The watchdog test pins a task to the last CPU that keeps interrupts off for [`STALL_NS`] (its timer stops),
+//! and checks that another CPU's timer recorded that CPU as stopped (`apic::watchdog`); without the watchdog
+//! there is no record and the test fails. On one CPU nothing can watch it (its own timer is stopped too), so the
+//! test says so and does not run.
+//!
+//! # Control flow of [`run`]
+//! 1. fault holding COM1's lock (inside `serial::with_port`);
+//! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
+//! 3. a fault in an interrupt handler;
+//! 4. a fault in an idle task;
+//! 5. a CPU stalled with interrupts off is recorded by the watchdog.
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+use x86_64::structures::idt::InterruptStackFrame;
+
+use spawn::TaskBuilder;
+use task::{ExceptionKind, ExitValue, FailureReason};
+
+/// How long a faulting task may take to end (its report, stack trace and unwind take milliseconds).
+const JOIN_TIMEOUT_NS: u64 = 3_000_000_000;
+
+/// Executes `ud2` (through `fault_injection`, called by name so a reload of it re-links this cell).
+#[inline(never)]
+fn fault() {
+    // SAFETY: runs in a spawned task with the exception hook installed, which unwinds it.
+    core::hint::black_box(unsafe { fault_injection::invalid_opcode() });
+}
+
+/// Spawns a task running `body`, waits for it to end, and checks that it failed with `#UD`.
+fn expect_ud(name: &str, body: fn()) -> Result<(), String> {
+    let handle = TaskBuilder::new(name).spawn(body).map_err(|error| format!("{name}: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("{name}: the faulting task did not end within 3 s (fault path hung?)"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("{name}: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => Ok(()),
+        ExitValue::Failed(reason) => Err(format!("{name}: wrong failure: {reason}")),
+        ExitValue::Completed(()) => Err(format!("{name}: completed instead of faulting")),
+    }
+}
+
+/// Waits up to 100 ms for `locked` to turn false (another CPU may hold the lock for a moment).
+fn wait_unlocked(locked: fn() -> bool) -> bool {
+    let deadline = tsc::now_ns() + 100_000_000;
+    while locked() {
+        if tsc::now_ns() > deadline {
+            return false;
+        }
+        scheduler::yield_now();
+    }
+    true
+}
+
+/// A task faults inside `serial::with_port`: recovered, COM1 free, and a line prints.
+fn fault_holding_serial() -> Result<(), String> {
+    expect_ud("fault_holding_com1", || {
+        serial::with_port(|_port| fault());
+    })?;
+    if !wait_unlocked(serial::is_locked) {
+        return Err("fault_holding_com1: COM1's lock is still held after the task ended".into());
+    }
+    serial::write_str("fault_holding_com1: recovered; COM1 free, this line printed\n");
+    Ok(())
+}
+
+/// A task faults while holding the heap lock: recovered, heap free, and an allocation succeeds.
+fn fault_holding_heap() -> Result<(), String> {
+    expect_ud("fault_holding_heap", || memory::with_heap_lock_held(fault))?;
+    if !wait_unlocked(memory::heap_is_locked) {
+        return Err("fault_holding_heap: the heap lock is still held after the task ended".into());
+    }
+    let block: Vec<u8> = core::hint::black_box(alloc::vec![0xa5; 4096]);
+    log::info!("fault_holding_heap: recovered; heap free, allocated {} bytes", block.len());
+    Ok(())
+}
+
+/// Vectors no other cell uses (devices 0x20-0x2F, the reschedule IPI 0x40, `test_live_update` 0x70, system IPIs
+/// 0xF1-0xFF); both in priority class 7, so a handler left in service on a CPU would block the second.
+const FAULTING_VECTOR: u8 = 0x71;
+const PING_VECTOR: u8 = 0x72;
+
+/// Interrupts taken on [`PING_VECTOR`].
+static PINGS: AtomicU64 = AtomicU64::new(0);
+
+extern "x86-interrupt" fn faulting_interrupt(_frame: InterruptStackFrame) {
+    fault();
+    apic::end_of_interrupt();
+}
+
+extern "x86-interrupt" fn ping_interrupt(_frame: InterruptStackFrame) {
+    PINGS.fetch_add(1, Ordering::AcqRel);
+    apic::end_of_interrupt();
+}
+
+/// Sends this CPU [`FAULTING_VECTOR`]; the handler faults before this returns.
+fn interrupted_by_a_faulting_handler() {
+    if apic::send_ipi(cpu::current_id(), FAULTING_VECTOR).is_ok() {
+        // The interrupt arrives at once (interrupts are on); spin a little in case delivery lags.
+        let until = tsc::now_ns() + 100_000_000;
+        while tsc::now_ns() < until {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Sends this CPU [`PING_VECTOR`] and waits up to 100 ms for its handler to run.
+fn ping_self() {
+    let before = PINGS.load(Ordering::Acquire);
+    if apic::send_ipi(cpu::current_id(), PING_VECTOR).is_err() {
+        return;
+    }
+    let until = tsc::now_ns() + 100_000_000;
+    while PINGS.load(Ordering::Acquire) == before && tsc::now_ns() < until {
+        core::hint::spin_loop();
+    }
+}
+
+/// A fault in an interrupt handler fails the interrupted task, and the CPU keeps taking interrupts.
+fn fault_in_interrupt_handler() -> Result<(), String> {
+    interrupts::register_handler(FAULTING_VECTOR, faulting_interrupt)
+        .map_err(|error| format!("fault_in_irq_handler: register: {error:?}"))?;
+    if let Err(error) = interrupts::register_handler(PING_VECTOR, ping_interrupt) {
+        // Undoing our own registration cannot fail: the vector is ours and registered just above.
+        let _ = interrupts::deregister_handler(FAULTING_VECTOR);
+        return Err(format!("fault_in_irq_handler: register: {error:?}"));
+    }
+    let result = interrupt_handler_checks();
+    // As above: both vectors were registered by this function; a failure here would be reported by the next run.
+    let _ = interrupts::deregister_handler(FAULTING_VECTOR);
+    let _ = interrupts::deregister_handler(PING_VECTOR);
+    result
+}
+
+fn interrupt_handler_checks() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_in_irq_handler: no CPU online")?.index();
+    let handle = TaskBuilder::new("fault_in_irq_handler")
+        .pin(target)
+        .spawn(interrupted_by_a_faulting_handler)
+        .map_err(|error| format!("fault_in_irq_handler: spawn: {error}"))?;
+    match handle.join().map_err(|error| format!("fault_in_irq_handler: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        ExitValue::Failed(reason) => return Err(format!("fault_in_irq_handler: wrong failure: {reason}")),
+        ExitValue::Completed(()) => return Err("fault_in_irq_handler: the task was not interrupted".into()),
+    }
+    let before = PINGS.load(Ordering::Acquire);
+    let pinger = TaskBuilder::new("ping_after_irq_fault")
+        .pin(target)
+        .spawn(ping_self)
+        .map_err(|error| format!("fault_in_irq_handler: spawn: {error}"))?;
+    pinger.join().map_err(|error| format!("fault_in_irq_handler: join: {error:?}"))?;
+    if PINGS.load(Ordering::Acquire) == before {
+        return Err(format!(
+            "fault_in_irq_handler: CPU {target} takes no interrupt of the faulted handler's class afterwards (no EOI?)"
+        ));
+    }
+    serial::write_fmt(format_args!(
+        "fault_in_irq_handler: interrupted task failed with #UD; CPU {target} takes interrupts again\n"
+    ));
+    Ok(())
+}
+
+/// An idle task faults: its CPU's idle loop restarts, and a task pinned there completes.
+fn fault_in_idle_task() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_in_idle: no CPU online")?.index();
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_idle_hook_once(target, fault);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_in_idle: CPU {target}'s idle loop did not fault and restart within 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let handle = TaskBuilder::new("after_idle_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("fault_in_idle: spawn: {error}"))?;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
+            return Err(format!("fault_in_idle: a task pinned to CPU {target} did not run after the restart"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("fault_in_idle: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("fault_in_idle: the pinned task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "fault_in_idle: CPU {target}'s idle loop faulted and restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
+/// How long the watchdog test keeps a CPU's interrupts off: longer than `apic::watchdog::STALL_THRESHOLD_NS` plus
+/// two check periods.
+const STALL_NS: u64 = 1_500_000_000;
+
+/// Keeps interrupts off on this CPU for [`STALL_NS`] (servicing TLB-shootdown requests meanwhile, so other CPUs'
+/// unmaps do not wait for it), then restores them.
+fn stall_this_cpu() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let until = tsc::now_ns() + STALL_NS;
+        while tsc::now_ns() < until {
+            memory::service_tlb_shootdown();
+            core::hint::spin_loop();
+        }
+    });
+}
+
+/// The watchdog records a CPU whose timer stood still for longer than its threshold.
+fn watchdog_sees_a_stalled_cpu() -> Result<(), String> {
+    let Some(victim) = cpu::online().last().filter(|_| cpu::count() >= 2) else {
+        serial::write_str("watchdog: one CPU, nothing can watch it; not run\n");
+        return Ok(());
+    };
+    let before = apic::watchdog::stall_count();
+    let started = tsc::now_ns();
+    let handle = TaskBuilder::new("watchdog_stall")
+        .pin(victim.index())
+        .spawn(stall_this_cpu)
+        .map_err(|error| format!("watchdog: spawn: {error}"))?;
+    match handle.join().map_err(|error| format!("watchdog: join: {error:?}"))? {
+        ExitValue::Completed(()) => {}
+        ExitValue::Failed(reason) => return Err(format!("watchdog: the stalling task failed: {reason}")),
+    }
+    // One more check period for a detection that raced the end of the stall to be stored.
+    scheduler::sleep(Duration::from_millis(200));
+    let mut seen = None;
+    apic::watchdog::for_each_stall(|stall| {
+        if stall.cpu == victim && stall.detected_ns >= started {
+            seen = Some(stall);
+        }
+    });
+    let Some(stall) = seen else {
+        return Err(format!(
+            "watchdog: {victim} had interrupts off for {} ms and no stall was recorded ({} stalls before, {} after)",
+            STALL_NS / 1_000_000,
+            before,
+            apic::watchdog::stall_count()
+        ));
+    };
+    serial::write_fmt(format_args!(
+        "watchdog: {victim} stalled with interrupts off; recorded by {} {} ms after its last tick\n",
+        stall.detected_by,
+        stall.detected_ns.saturating_sub(stall.since_ns) / 1_000_000
+    ));
+    Ok(())
+}
+
+/// Runs every test; see the crate docs.
+///
+/// # Errors
+/// A description of the first failed check.
+#[inline(never)]
+pub fn run() -> Result<(), String> {
+    fault_holding_serial()?;
+    fault_holding_heap()?;
+    fault_in_interrupt_handler()?;
+    fault_in_idle_task()?;
+    watchdog_sees_a_stalled_cpu()?;
+    Ok(())
+}

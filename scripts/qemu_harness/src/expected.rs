@@ -461,3 +461,17 @@ pub const FG_LOAD: &str = r"^load 1 1$";
 pub const BG_LOAD: &str = r"^\[\d+\] load 1 1 &$";
 /// `fg` with no jobs left.
 pub const FG_NO_JOBS: &str = r"^fg: no jobs$";
+
+// The USB boot matrix (`usb-*` scenarios, crate::usb_matrix).
+/// Whether the `machine` command is in the image: the matrix scenarios type it and check the firmware and CPU
+/// lines only when this is `true` (switch it on when the `machine` command is merged).
+pub const MACHINE_COMMAND_MERGED: bool = false;
+/// GRUB failing to find a file on the way to the prompt (e.g. `error: file `/boot/grub/x86_64-efi/part_acorn.mod'
+/// not found.` under OVMF when the core image loads a module the image lacks). Not every GRUB error: OVMF boots
+/// also print `error: no suitable video mode found.` until `grub.cfg` loads a video driver (`insmod all_video`),
+/// which belongs to the UEFI framebuffer console.
+pub const GRUB_MISSING_FILE: &str = r"^error: file .* not found";
+/// `machine` under SeaBIOS.
+pub const MACHINE_BIOS: &str = r"^firmware: BIOS\b";
+/// `machine` under OVMF.
+pub const MACHINE_UEFI: &str = r"^firmware: UEFI\b";

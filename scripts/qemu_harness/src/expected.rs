@@ -475,3 +475,13 @@ pub const GRUB_MISSING_FILE: &str = r"^error: file .* not found";
 pub const MACHINE_BIOS: &str = r"^firmware: BIOS\b";
 /// `machine` under OVMF.
 pub const MACHINE_UEFI: &str = r"^firmware: UEFI\b";
+/// The kernel's memory line with 128 MiB (observed: 121 MiB usable under SeaBIOS, 115 under OVMF).
+pub const BOOT_MEMORY_128M: &str = r"nano_core: memory: 1[0-2]\d MiB usable";
+/// The kernel's memory line with 2 GiB (observed: 2041 MiB usable under SeaBIOS, 2035 under OVMF).
+pub const BOOT_MEMORY_2G: &str = r"nano_core: memory: 20[0-4]\d MiB usable";
+/// The CPU count at boot, 1 CPU.
+pub const BOOT_ONE_CPU: &str = r"smp: 1 CPUs online \(1 listed by the MADT, 0 started\)";
+/// The CPU count at boot, 4 CPUs.
+pub const BOOT_FOUR_CPUS: &str = r"smp: 4 CPUs online \(4 listed by the MADT, 3 started\)";
+/// OVMF's boot manager starting the USB stick (not a CD-ROM).
+pub const OVMF_BOOTS_USB_STICK: &str = r#"^BdsDxe: starting Boot\d+ "UEFI QEMU QEMU USB HARDDRIVE"#;

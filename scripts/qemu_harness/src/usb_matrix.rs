@@ -4,8 +4,10 @@
 //! The full cross product is 16 boots. [`MATRIX`] runs 8: under each firmware, a 4-boot orthogonal array over
 //! (machine, CPUs, memory), so every value of every axis is booted twice and every pair of values once per
 //! firmware; the two firmwares take complementary halves, so each (machine, CPUs, memory) triple is booted exactly
-//! once. Each boot reaches the prompt with no missing GRUB file on the way, answers `ns` and `hello`, and (once the
-//! `machine` command is merged, [`e::MACHINE_COMMAND_MERGED`]) reports the right firmware and CPU count.
+//! once. Each boot reaches the prompt with no missing GRUB file on the way, logs the memory and CPUs it was given
+//! (and, under OVMF, that it started the USB stick), answers `ns` and `hello`, and (once the
+//! `machine` command is merged, [`e::MACHINE_COMMAND_MERGED`]) reports the right firmware and CPU count. The
+//! 128 MiB boots also pass every in-kernel test cell and leak no frame.
 //!
 //! The runner ([`crate::runner`]) finds a scenario's [`Hardware`] here by name ([`hardware`]); every other
 //! scenario boots from the CD-ROM on QEMU's default machine.
@@ -42,9 +44,11 @@ pub struct MatrixBoot {
 }
 
 /// One matrix boot named `usb-<firmware>-<machine>-<cpus>cpu-<memory>`, with its steps: the prompt (no GRUB
-/// `error: file ... not found` before it), `ns`, `hello`, then `machine` when merged, then `exit`.
+/// `error: file ... not found` before it), the `boot` steps (kernel boot lines), `ns`, `hello`, the `extra` steps,
+/// then `machine` when merged, then `exit`.
 macro_rules! matrix_boot {
-    ($name:literal, $firmware:expr, $machine:literal, $cpus:literal, $memory_mib:literal, $firmware_line:expr, $cpus_line:literal) => {
+    ($name:literal, $firmware:expr, $machine:literal, $cpus:literal, $memory_mib:literal, boot: [$($boot:expr),*],
+     extra: [$($extra:expr),*], machine: [$($machine_line:expr),*]) => {
         MatrixBoot {
             scenario: Scenario {
                 name: $name,
@@ -54,17 +58,21 @@ macro_rules! matrix_boot {
                     &[
                         Step::Prompt,
                         Step::BootLogLacks(e::GRUB_MISSING_FILE),
+                        $(Step::ExpectAnywhere($boot),)*
                         command("ns", &[e::NS_LISTS_CAPTAIN]),
                         command("hello", &[e::HELLO_V1]),
-                        command("machine", &[$firmware_line, $cpus_line]),
+                        $($extra,)*
+                        command("machine", &[$($machine_line),*]),
                         Step::Exit { line: e::EXIT_COMMAND, status: e::EXIT_STATUS_SUCCESS },
                     ]
                 } else {
                     &[
                         Step::Prompt,
                         Step::BootLogLacks(e::GRUB_MISSING_FILE),
+                        $(Step::ExpectAnywhere($boot),)*
                         command("ns", &[e::NS_LISTS_CAPTAIN]),
                         command("hello", &[e::HELLO_V1]),
+                        $($extra,)*
                         Step::Exit { line: e::EXIT_COMMAND, status: e::EXIT_STATUS_SUCCESS },
                     ]
                 },
@@ -75,16 +83,38 @@ macro_rules! matrix_boot {
     };
 }
 
+/// The 128 MiB boots also run every in-kernel test cell (`test`: 1,000 spawn/exit cycles back to the memory
+/// baseline, a 1 GiB allocation refused, the kill-safety rounds, ...) where frames and heap are scarcest, then
+/// `mem` (free frames left, nothing leaked).
+const TESTS: Step = Step::AllTestsPass;
+const MEM: Step = command("mem", e::MEM_LINES);
+/// `machine` lines (used once [`e::MACHINE_COMMAND_MERGED`] is `true`).
+const CPUS_1: &str = r"^cpus: 1\b";
+const CPUS_4: &str = r"^cpus: 4\b";
+
 /// The 8 boots, in the order `test` runs them (after [`crate::scenarios::SCENARIOS`]).
+#[rustfmt::skip]
 pub const MATRIX: &[MatrixBoot] = &[
-    matrix_boot!("usb-bios-pc-1cpu-128m", Firmware::Bios, "pc", 1, 128, e::MACHINE_BIOS, "^cpus: 1\\b"),
-    matrix_boot!("usb-bios-pc-4cpu-2g", Firmware::Bios, "pc", 4, 2048, e::MACHINE_BIOS, "^cpus: 4\\b"),
-    matrix_boot!("usb-bios-q35-1cpu-2g", Firmware::Bios, "q35", 1, 2048, e::MACHINE_BIOS, "^cpus: 1\\b"),
-    matrix_boot!("usb-bios-q35-4cpu-128m", Firmware::Bios, "q35", 4, 128, e::MACHINE_BIOS, "^cpus: 4\\b"),
-    matrix_boot!("usb-uefi-pc-1cpu-2g", Firmware::Uefi, "pc", 1, 2048, e::MACHINE_UEFI, "^cpus: 1\\b"),
-    matrix_boot!("usb-uefi-pc-4cpu-128m", Firmware::Uefi, "pc", 4, 128, e::MACHINE_UEFI, "^cpus: 4\\b"),
-    matrix_boot!("usb-uefi-q35-1cpu-128m", Firmware::Uefi, "q35", 1, 128, e::MACHINE_UEFI, "^cpus: 1\\b"),
-    matrix_boot!("usb-uefi-q35-4cpu-2g", Firmware::Uefi, "q35", 4, 2048, e::MACHINE_UEFI, "^cpus: 4\\b"),
+    matrix_boot!("usb-bios-pc-1cpu-128m", Firmware::Bios, "pc", 1, 128,
+        boot: [e::BOOT_MEMORY_128M, e::BOOT_ONE_CPU], extra: [TESTS, MEM], machine: [e::MACHINE_BIOS, CPUS_1]),
+    matrix_boot!("usb-bios-pc-4cpu-2g", Firmware::Bios, "pc", 4, 2048,
+        boot: [e::BOOT_MEMORY_2G, e::BOOT_FOUR_CPUS], extra: [], machine: [e::MACHINE_BIOS, CPUS_4]),
+    matrix_boot!("usb-bios-q35-1cpu-2g", Firmware::Bios, "q35", 1, 2048,
+        boot: [e::BOOT_MEMORY_2G, e::BOOT_ONE_CPU], extra: [], machine: [e::MACHINE_BIOS, CPUS_1]),
+    matrix_boot!("usb-bios-q35-4cpu-128m", Firmware::Bios, "q35", 4, 128,
+        boot: [e::BOOT_MEMORY_128M, e::BOOT_FOUR_CPUS], extra: [TESTS, MEM], machine: [e::MACHINE_BIOS, CPUS_4]),
+    matrix_boot!("usb-uefi-pc-1cpu-2g", Firmware::Uefi, "pc", 1, 2048,
+        boot: [e::OVMF_BOOTS_USB_STICK, e::BOOT_MEMORY_2G, e::BOOT_ONE_CPU], extra: [],
+        machine: [e::MACHINE_UEFI, CPUS_1]),
+    matrix_boot!("usb-uefi-pc-4cpu-128m", Firmware::Uefi, "pc", 4, 128,
+        boot: [e::OVMF_BOOTS_USB_STICK, e::BOOT_MEMORY_128M, e::BOOT_FOUR_CPUS], extra: [TESTS, MEM],
+        machine: [e::MACHINE_UEFI, CPUS_4]),
+    matrix_boot!("usb-uefi-q35-1cpu-128m", Firmware::Uefi, "q35", 1, 128,
+        boot: [e::OVMF_BOOTS_USB_STICK, e::BOOT_MEMORY_128M, e::BOOT_ONE_CPU], extra: [TESTS, MEM],
+        machine: [e::MACHINE_UEFI, CPUS_1]),
+    matrix_boot!("usb-uefi-q35-4cpu-2g", Firmware::Uefi, "q35", 4, 2048,
+        boot: [e::OVMF_BOOTS_USB_STICK, e::BOOT_MEMORY_2G, e::BOOT_FOUR_CPUS], extra: [],
+        machine: [e::MACHINE_UEFI, CPUS_4]),
 ];
 
 /// The hardware of the matrix scenario named `name`; `None` for every other scenario.

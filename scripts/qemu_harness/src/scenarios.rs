@@ -668,7 +668,7 @@ mod tests {
                         compile(pattern).unwrap();
                     }
                 }
-                if let Step::BootLogLacks(pattern) = step {
+                if let Step::BootLogLacks(pattern) | Step::Expect(pattern) | Step::ExpectAnywhere(pattern) = step {
                     compile(pattern).unwrap();
                 }
                 if let Step::Capture { pattern, .. } = step {

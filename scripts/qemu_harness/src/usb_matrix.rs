@@ -159,6 +159,14 @@ mod tests {
         }
     }
 
+    /// The `machine` patterns compile (the scenarios only use them once the command is merged).
+    #[test]
+    fn machine_patterns_compile() {
+        for pattern in [e::MACHINE_BIOS, e::MACHINE_UEFI, CPUS_1, CPUS_4] {
+            regex::Regex::new(pattern).unwrap();
+        }
+    }
+
     #[test]
     fn hardware_is_found_by_name_and_applied() {
         assert_eq!(hardware("usb-uefi-q35-4cpu-2g"), Some(Hardware { machine: "q35", memory_mib: 2048 }));

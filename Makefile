@@ -1,5 +1,6 @@
 # A thin front for the host tools in scripts/ (cellbuild: build pipeline; qemu_harness: QEMU tests).
-# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DEVICE, CORRUPT_CELL, RUNS, CELL.
+# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DRIVE (DEVICE: the old name), YES=1, CORRUPT_CELL,
+# RUNS, MATRIX=1, CELL.
 SHELL := /bin/bash
 
 TARGET_SPEC  := cfg/x86_64-theseus.json
@@ -41,23 +42,20 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	$(if $(HOST_CRATES),cargo test $(addprefix -p ,$(HOST_CRATES)))
 	cd scripts && cargo clippy --release --all-targets -- -D warnings
 	cd scripts && cargo test --release
+	bash scripts/usb_write_test.sh
 	$(CELLBUILD) build --cmdline "$(CMDLINE)" --corrupt $(CORRUPT_CELL)
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
 
 new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
 	bash scripts/new_app.sh "$(NAME)"
 
-boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt
-	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP)
+boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt (MATRIX=1: per USB matrix configuration)
+	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP) $(if $(MATRIX),--matrix)
 
-usb: ## Write the ISO to a USB stick: make usb DEVICE=/dev/sdX (erases it; asks first)
-	@if [ -z "$(DEVICE)" ]; then echo "usage: make usb DEVICE=/dev/sdX (the whole disk, not a partition)"; exit 1; fi
-	@if [ ! -b "$(DEVICE)" ]; then echo "$(DEVICE) is not a block device"; exit 1; fi
+usb: ## Write the ISO to a USB stick and verify it: make usb DRIVE=/dev/sdX (erases it; asks first, YES=1 skips); DRIVE=file.img is a dry run
+	@if [ -z "$(or $(DRIVE),$(DEVICE))" ]; then echo "usage: make usb DRIVE=/dev/sdX (the whole USB disk; lsblk lists them) or DRIVE=file.img (dry run)"; exit 2; fi
 	$(MAKE) iso
-	@lsblk -o NAME,SIZE,MODEL,MOUNTPOINT "$(DEVICE)" 2>/dev/null || true
-	@read -r -p "Erase everything on $(DEVICE) and write $(ISO)? Type yes: " answer; [ "$$answer" = yes ]
-	dd if=$(ISO) of=$(DEVICE) bs=4M conv=fsync status=progress
-	sync
+	YES=$(YES) bash scripts/usb_write.sh $(ISO) "$(or $(DRIVE),$(DEVICE))"
 
 gdb: iso ## Boot halted with a gdb stub (-s -S) and attach gdb to build/nano_core.elf; serial to build/logs/gdb-serial.log
 	@mkdir -p $(BUILD)/logs

@@ -3,7 +3,7 @@
 # missing. Idempotent and fast when everything is present. Run by `make` before building and by .ci/run.
 #
 #   needs: cc (host tools), make, ld/objcopy/ar (binutils), grub-mkrescue + BIOS and EFI GRUB modules,
-#          xorriso, mformat (mtools), qemu-system-x86_64, OVMF, rustup (the toolchain itself comes from
+#          xorriso, mformat (mtools), qemu-system-x86_64, OVMF, jq (make usb and its tests), rustup (the toolchain itself comes from
 #          rust-toolchain.toml: `rustup toolchain install`, needed because RUSTUP_AUTO_INSTALL may be 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,7 @@ need xorriso command -v xorriso
 need mtools command -v mformat
 need qemu-system-x86 command -v qemu-system-x86_64
 need ovmf test -f /usr/share/ovmf/OVMF.fd
+need jq command -v jq
 
 if [ "${#packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -643,3 +643,19 @@ pub const PIPE_JOB_STOPPED: &str = r"^\[\d+\] stopped\s+yes \| wc$";
 pub const FG_PIPE: &str = r"^yes \| wc$";
 /// Ctrl-C killed the first stage too.
 pub const YES_KILLED: &str = r"^yes: task \d+ failed: killed$";
+// The USB boot matrix (`usb-*` scenarios, crate::usb_matrix).
+/// GRUB failing to find a file on the way to the prompt (e.g. `error: file `/boot/grub/x86_64-efi/part_acorn.mod'
+/// not found.` under OVMF when the core image loads a module the image lacks). Not every GRUB error: OVMF boots
+/// also print `error: no suitable video mode found.` until `grub.cfg` loads a video driver (`insmod all_video`),
+/// which belongs to the UEFI framebuffer console.
+pub const GRUB_MISSING_FILE: &str = r"^error: file .* not found";
+/// The kernel's memory line with 128 MiB (observed: 121 MiB usable under SeaBIOS, 115 under OVMF).
+pub const BOOT_MEMORY_128M: &str = r"nano_core: memory: 1[0-2]\d MiB usable";
+/// The kernel's memory line with 2 GiB (observed: 2041 MiB usable under SeaBIOS, 2035 under OVMF).
+pub const BOOT_MEMORY_2G: &str = r"nano_core: memory: 20[0-4]\d MiB usable";
+/// The CPU count at boot, 1 CPU.
+pub const BOOT_ONE_CPU: &str = r"smp: 1 CPUs online \(1 listed by the MADT, 0 started\)";
+/// The CPU count at boot, 4 CPUs.
+pub const BOOT_FOUR_CPUS: &str = r"smp: 4 CPUs online \(4 listed by the MADT, 3 started\)";
+/// OVMF's boot manager starting the USB stick (not a CD-ROM).
+pub const OVMF_BOOTS_USB_STICK: &str = r#"^BdsDxe: starting Boot\d+ "UEFI QEMU QEMU USB HARDDRIVE"#;

@@ -11,10 +11,12 @@
 //! 3. End with `exit`, which makes the kernel write to the `isa-debug-exit` port; check QEMU's exit status.
 //! 4. Print `PASS name (secs)` or `FAIL name: reason (log: path)`, then `N passed, M failed`.
 //!
-//! The `push` scenario ([`push`]) is run after the table's scenarios: it acts on the host between commands; then
-//! the `newcomer` scenario ([`newcomer`]) follows the README's first-application steps in the same scratch copy.
+//! The USB boot matrix ([`usb_matrix`]: the image on an emulated USB stick, both firmwares, both machine types,
+//! 1 and 4 CPUs, 128 MiB and 2 GiB) runs after the table's scenarios. The `push` scenario ([`push`]) is run after those: it acts on the
+//! host between commands; then the `newcomer` scenario ([`newcomer`]) follows the README's first-application steps in the same scratch copy.
 //!
-//! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt.
+//! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt;
+//! `boot-time --matrix` does so for each matrix configuration and prints a table.
 
 pub mod ansi;
 pub mod boot_time;
@@ -29,3 +31,4 @@ pub mod scenarios;
 pub mod screendump;
 pub mod session;
 pub mod transcript;
+pub mod usb_matrix;

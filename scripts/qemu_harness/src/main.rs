@@ -5,7 +5,7 @@ use qemu_harness::expected as e;
 use qemu_harness::qemu::{Firmware, QemuConfig};
 use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
 use qemu_harness::session::Typing;
-use qemu_harness::{newcomer, push};
+use qemu_harness::{newcomer, push, usb_matrix};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ commands:
   test        run the QEMU scenarios (all, or those named with --only)
   list        list the scenarios
   boot-time   boot N times under BIOS and under OVMF; print median and samples of the time to the prompt
+              (--matrix: N times per USB matrix configuration, printed as a Markdown table)
 
 options:
   --iso FILE             ISO to boot (default: build/theseus.iso)
@@ -30,6 +31,7 @@ options:
   --timeout-scale F      multiply every timeout by F (default: 1)
   --char-delay-ms N      pause after each typed character (default: 2)
   --runs N               boot-time runs per firmware (default: 5)
+  --matrix               boot-time: each USB matrix configuration instead of the CD-ROM per firmware
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut only: Option<Vec<String>> = None;
     let mut scale = 1.0f64;
     let mut runs = 5usize;
+    let mut matrix = false;
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -79,6 +82,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 config.typing.char_delay =
                     Duration::from_millis(value()?.parse().map_err(|e| format!("--char-delay-ms: {e}"))?)
             }
+            "--matrix" => matrix = true,
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -95,7 +99,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     config.scenario_timeout = config.scenario_timeout.mul_f64(scale);
     match command.as_str() {
         "list" => {
-            for scenario in SCENARIOS {
+            for scenario in SCENARIOS.iter().chain(usb_matrix::scenarios()) {
                 println!(
                     "{} ({}, {:?} image, {} steps)",
                     scenario.name,
@@ -113,14 +117,14 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
         }
         "test" => {
             let selected: Vec<_> = match &only {
-                None => SCENARIOS.iter().collect(),
+                None => SCENARIOS.iter().chain(usb_matrix::scenarios()).collect(),
                 Some(names) => {
-                    let known =
-                        |n: &str| n == push::NAME || n == newcomer::NAME || SCENARIOS.iter().any(|s| s.name == n);
+                    let table = || SCENARIOS.iter().chain(usb_matrix::scenarios());
+                    let known = |n: &str| n == push::NAME || n == newcomer::NAME || table().any(|s| s.name == n);
                     if let Some(unknown) = names.iter().find(|n| !known(n.as_str())) {
                         return Err(format!("no scenario named `{unknown}` (see `qemu_harness list`)"));
                     }
-                    SCENARIOS.iter().filter(|s| names.iter().any(|n| n == s.name)).collect()
+                    table().filter(|s| names.iter().any(|n| n == s.name)).collect()
                 }
             };
             let (mut passed, mut failed) = (0, 0);
@@ -156,6 +160,9 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             if !config.iso.exists() {
                 return Err(format!("{} does not exist (run `make iso`)", config.iso.display()));
             }
+            if matrix {
+                return Ok(boot_time_matrix(&config, runs));
+            }
             let mut all_ok = true;
             for firmware in [Firmware::Bios, Firmware::Uefi] {
                 let timeout = match firmware {
@@ -178,4 +185,42 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }
+}
+
+/// `boot-time --matrix`: `runs` boots of each USB matrix configuration, one Markdown table row each.
+fn boot_time_matrix(config: &RunConfig, runs: usize) -> ExitCode {
+    let mut all_ok = true;
+    println!("| firmware | machine | CPUs | memory | median to prompt (s) | samples (s) |");
+    println!("|---|---|---|---|---|---|");
+    for boot in usb_matrix::MATRIX {
+        let (scenario, hardware) = (&boot.scenario, &boot.hardware);
+        let mut qemu = config.qemu.clone();
+        qemu.cpus = scenario.cpus.unwrap_or(qemu.cpus);
+        hardware.apply(&mut qemu);
+        let timeout = match scenario.firmware {
+            Firmware::Bios => config.boot_timeout,
+            Firmware::Uefi => config.boot_timeout * 2,
+        };
+        let mut samples = Vec::new();
+        for run in 1..=runs {
+            match boot_time::measure_once(&qemu, &config.iso, scenario.firmware, timeout, &config.typing) {
+                Ok(seconds) => samples.push(seconds),
+                Err(failure) => {
+                    all_ok = false;
+                    eprintln!("boot-time {} run {run}: {failure}", scenario.name);
+                }
+            }
+        }
+        let median = boot_time::median(&samples).map_or("no boot".to_string(), |m| format!("{m:.2}"));
+        let list: Vec<String> = samples.iter().map(|s| format!("{s:.2}")).collect();
+        println!(
+            "| {} | {} | {} | {} MiB | {median} | {} |",
+            scenario.firmware.name(),
+            hardware.machine,
+            qemu.cpus,
+            hardware.memory_mib,
+            list.join(" ")
+        );
+    }
+    if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -1,4 +1,5 @@
-//! The QEMU command line for a headless TCG boot of the ISO.
+//! The QEMU command line for a headless TCG boot of the ISO: as a CD-ROM (the default) or written raw to an
+//! emulated USB stick on an xHCI controller ([`BootMedium`]), on QEMU's default machine or a chosen one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,16 @@ impl Firmware {
     }
 }
 
+/// How the image is attached to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMedium {
+    /// `-cdrom`: the El Torito boot images (BIOS) and the EFI system partition image (UEFI).
+    Cdrom,
+    /// The ISO as the raw contents of a USB mass-storage device on an xHCI controller, the boot device (`bootindex=0`),
+    /// read-only: what a stick written by `make usb` looks like to the firmware (the hybrid MBR and GPT).
+    UsbStick,
+}
+
 /// Everything needed to start one guest.
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
@@ -33,6 +44,10 @@ pub struct QemuConfig {
     pub memory: String,
     /// Number of CPUs (`-smp`).
     pub cpus: u32,
+    /// The machine type (`-machine`, e.g. `pc` or `q35`), or `None` for QEMU's default (`pc`).
+    pub machine: Option<String>,
+    /// How the image is attached.
+    pub medium: BootMedium,
     /// Extra arguments appended at the end.
     pub extra: Vec<String>,
 }
@@ -44,6 +59,8 @@ impl Default for QemuConfig {
             ovmf: PathBuf::from("/usr/share/ovmf/OVMF.fd"),
             memory: "512M".into(),
             cpus: 1,
+            machine: None,
+            medium: BootMedium::Cdrom,
             extra: Vec::new(),
         }
     }
@@ -55,9 +72,21 @@ pub const DEBUG_EXIT_PORT: &str = "0xf4";
 impl QemuConfig {
     /// The arguments (without the binary) for booting `iso` under `firmware`, serial console on stdio.
     pub fn arguments(&self, iso: &Path, firmware: Firmware) -> Vec<String> {
-        let mut arguments: Vec<String> = vec![
-            "-cdrom".into(),
-            iso.display().to_string(),
+        let mut arguments: Vec<String> = match self.medium {
+            BootMedium::Cdrom => vec!["-cdrom".into(), iso.display().to_string()],
+            BootMedium::UsbStick => vec![
+                "-drive".into(),
+                format!("if=none,id=stick,format=raw,readonly=on,file={}", iso.display()),
+                "-device".into(),
+                "qemu-xhci,id=xhci".into(),
+                "-device".into(),
+                "usb-storage,bus=xhci.0,drive=stick,bootindex=0".into(),
+            ],
+        };
+        if let Some(machine) = &self.machine {
+            arguments.extend(["-machine".into(), machine.clone()]);
+        }
+        arguments.extend([
             "-m".into(),
             self.memory.clone(),
             "-display".into(),
@@ -71,7 +100,7 @@ impl QemuConfig {
             "none".into(),
             "-accel".into(),
             "tcg".into(),
-        ];
+        ]);
         if self.cpus > 1 {
             arguments.extend(["-smp".into(), self.cpus.to_string()]);
         }
@@ -105,5 +134,24 @@ mod tests {
         );
         let uefi = QemuConfig { cpus: 2, ..QemuConfig::default() }.arguments(Path::new("x.iso"), Firmware::Uefi);
         assert!(uefi.ends_with(&["-smp".into(), "2".into(), "-bios".into(), "/usr/share/ovmf/OVMF.fd".into()]));
+    }
+
+    #[test]
+    fn usb_stick_and_machine_arguments() {
+        let config = QemuConfig {
+            medium: BootMedium::UsbStick,
+            machine: Some("q35".into()),
+            memory: "128M".into(),
+            ..QemuConfig::default()
+        };
+        let usb = config.arguments(Path::new("build/theseus.iso"), Firmware::Bios).join(" ");
+        assert!(
+            usb.starts_with(
+                "-drive if=none,id=stick,format=raw,readonly=on,file=build/theseus.iso -device qemu-xhci,id=xhci \
+                 -device usb-storage,bus=xhci.0,drive=stick,bootindex=0 -machine q35 -m 128M "
+            ),
+            "{usb}"
+        );
+        assert!(!usb.contains("-cdrom"), "{usb}");
     }
 }

@@ -32,6 +32,9 @@ pub fn run(scenario: &Scenario, config: &RunConfig) -> StepResult<()> {
     }
     qemu.extra
         .extend(crate::scenarios::extra_qemu_arguments(scenario.name).iter().map(|argument| argument.to_string()));
+    if let Some(hardware) = crate::usb_matrix::hardware(scenario.name) {
+        hardware.apply(&mut qemu);
+    }
     let monitor_socket = config.log_dir.join(format!("{}.monitor.sock", scenario.name));
     if scenario.name.starts_with("screen") {
         // A stale socket from an earlier run would make QEMU fail to bind; a missing one is fine.
@@ -123,6 +126,12 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
                 session.note("send \"test\"");
                 let output = session.command("test", &prompt, wait)?;
                 check_all_tests_passed(&output, e::TEST_CELLS)?;
+            }
+            Step::BootLogLacks(pattern) => {
+                let regex = compile(pattern)?;
+                if let Some(line) = session.transcript().lines().iter().find(|line| regex.is_match(line)) {
+                    return Err(Failure(format!("boot output has {line:?} (matches /{pattern}/)")));
+                }
             }
             Step::SameOutput(first, second) => {
                 let (a, b) = (saved.get(first), saved.get(second));

@@ -54,6 +54,9 @@ pub enum Step {
     },
     /// Two saved outputs must be identical.
     SameOutput(&'static str, &'static str),
+    /// No line of the output so far (firmware, GRUB and kernel boot messages, when placed after the prompt)
+    /// matches the pattern.
+    BootLogLacks(&'static str),
     /// Type a command and wait for the next prompt; the first output line matching `pattern` gives its capture
     /// group 1, kept under `name` for later command lines (`{name}`).
     Capture {
@@ -886,13 +889,16 @@ mod tests {
     #[test]
     fn every_pattern_compiles_and_names_are_unique() {
         let mut names = std::collections::BTreeSet::new();
-        for scenario in SCENARIOS {
+        for scenario in SCENARIOS.iter().chain(crate::usb_matrix::scenarios()) {
             assert!(names.insert(scenario.name), "duplicate {}", scenario.name);
             for step in scenario.steps {
                 if let Step::Command { expect, reject, .. } = step {
                     for pattern in expect.iter().chain(reject.iter()) {
                         compile(pattern).unwrap();
                     }
+                }
+                if let Step::BootLogLacks(pattern) | Step::Expect(pattern) | Step::ExpectAnywhere(pattern) = step {
+                    compile(pattern).unwrap();
                 }
                 if let Step::Capture { pattern, .. } = step {
                     assert!(compile(pattern).unwrap().captures_len() >= 2, "{pattern} has no capture group");

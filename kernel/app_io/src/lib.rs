@@ -15,6 +15,7 @@ use alloc::string::String;
 use core::time::Duration;
 
 mod apps;
+pub mod bench;
 mod entry;
 pub use apps::run;
 pub use entry::{ApplicationEntry, exit_code};

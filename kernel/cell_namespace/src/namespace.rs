@@ -11,6 +11,7 @@ use memory_structs::VirtualAddress;
 
 use crate::cell::{CellSizes, ExportedSymbol, LoadedCell, LoadedSection, hash_free_name};
 use crate::locks::{IrqSafeMutex, IrqSafeRwLock, TransactionGuard, TransactionLock};
+use crate::profile::{self, LoadPhase, PhaseClock};
 use crate::stage::Transaction;
 use crate::{BaseImageError, BaseSymbol, CellKind, CellMemory, FindFunctionError, LoadError, Manifest};
 
@@ -161,6 +162,16 @@ impl CellNamespace {
             clock: IrqSafeRwLock::new(None),
             retired: IrqSafeMutex::new(Vec::new()),
         }
+    }
+
+    /// A new, empty namespace named `name` whose parent is `self`, allocating from the same cell memory and timing
+    /// loads with the same clock. With [`add_object`](Self::add_object) it can load a private copy of a cell that
+    /// the parent has not loaded (a benchmark does this to time loads); dropping it frees that copy.
+    pub fn child(self: &Arc<Self>, name: &str) -> CellNamespace {
+        let child =
+            CellNamespace::new(name, self.memory.clone(), ObjectDirectory::new(), Manifest::new(), Some(self.clone()));
+        *child.clock.write() = self.clock();
+        child
     }
 
     /// The namespace's name.
@@ -326,14 +337,21 @@ impl CellNamespace {
             .find_manifest_cell(cell_name, 0)
             .ok_or(LoadError::NotInManifest { cell: cell_name.to_string() })?;
         let depth = transaction.owner_depth(&entry, 0)?;
+        let phases = PhaseClock::new(clock);
         let index = transaction.stage(entry, depth)?;
+        let (lap, staged_before) = (phases.now(), profile::staging_total_ns());
         transaction.resolve_all()?;
+        let lap = phases.lap_excluding(LoadPhase::Resolve, lap, profile::staging_total_ns() - staged_before);
         transaction.relocate_all()?;
+        let lap = phases.lap(LoadPhase::Relocate, lap);
         transaction.finalize_all()?;
+        let lap = phases.lap(LoadPhase::Remap, lap);
         transaction.check_conflicts()?;
         let built = transaction.build();
         let cell = built[index].1.clone();
         transaction.publish(&built);
+        phases.lap(LoadPhase::Publish, lap);
+        phases.count_load();
         Ok(cell)
     }
 

@@ -461,3 +461,19 @@ pub const FG_LOAD: &str = r"^load 1 1$";
 pub const BG_LOAD: &str = r"^\[\d+\] load 1 1 &$";
 /// `fg` with no jobs left.
 pub const FG_NO_JOBS: &str = r"^fg: no jobs$";
+
+/// `bench --quick` prints one line per metric, every field numeric (the names match scripts/bench/linux_bench.c),
+/// then `bench: done (0 failed)`.
+pub const BENCH_QUICK_LINES: &[&str] = &[
+    r"^bench: metric=null_call unit=ns median=\d+ min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=context_switch unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=spawn unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=map_unmap unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=ipc_rendezvous unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=ipc_buffered unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=heap unit=ns median=\d+ min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=cell_load_small unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ bytes=[1-9]\d* relocations=[1-9]\d* ns_per_kib=\d+ ns_per_relocation=\d+$",
+    r"^bench: metric=cell_load_large unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ bytes=[1-9]\d* relocations=[1-9]\d* ns_per_kib=\d+ ns_per_relocation=\d+$",
+    r"^bench: profile cell=\w+ phase=relocate ns_per_load=[1-9]\d* percent=\d+\.\d$",
+    r"^bench: done \(0 failed\)$",
+];

@@ -169,6 +169,9 @@ const SHELL_STEPS: &[Step] = &[
 ];
 
 /// The `shell-commands` scenario: the system builtins, `help`, suggestions and `ns` column widths.
+/// `bench --quick --profile`: every metric line of the bench application, and the loader profile.
+const BENCH_QUICK_STEPS: &[Step] = &[Step::Prompt, command("bench --quick --profile", e::BENCH_QUICK_LINES), EXIT_OK];
+
 const SHELL_COMMANDS_STEPS: &[Step] = &[
     Step::Prompt,
     command("help", e::HELP_LISTS_SYSTEM_COMMANDS),
@@ -568,6 +571,13 @@ pub const SCENARIOS: &[Scenario] = &[
         firmware: Firmware::Bios,
         image: Image::Normal,
         steps: SHELL_LANGUAGE_STEPS,
+        cpus: None,
+    },
+    Scenario {
+        name: "bench-quick",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: BENCH_QUICK_STEPS,
         cpus: None,
     },
     Scenario {

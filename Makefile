@@ -21,7 +21,7 @@ QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboo
 HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
 
 .DEFAULT_GOAL := iso
-.PHONY: iso run push test usb gdb boot-time clean help setup tools new-app
+.PHONY: iso run push test usb gdb boot-time bench clean help setup tools new-app
 
 iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
 	$(CELLBUILD) build --cmdline "$(CMDLINE)"
@@ -41,7 +41,7 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	$(if $(HOST_CRATES),cargo test $(addprefix -p ,$(HOST_CRATES)))
 	cd scripts && cargo clippy --release --all-targets -- -D warnings
 	cd scripts && cargo test --release
-	$(CELLBUILD) build --cmdline "$(CMDLINE)" --corrupt $(CORRUPT_CELL)
+	$(CELLBUILD) build --cmdline "selfcheck $(CMDLINE)" --corrupt $(CORRUPT_CELL)
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
 
 new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
@@ -49,6 +49,10 @@ new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_co
 
 boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt
 	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP)
+
+bench: iso ## Microbenchmarks and boot times, ours vs Linux in the same QEMU: table, build/bench/results.{csv,svg}
+	bash scripts/bench/setup_linux.sh
+	$(HARNESS) bench --runs $(RUNS) --smp $(SMP) --out $(BUILD)/bench
 
 usb: ## Write the ISO to a USB stick: make usb DEVICE=/dev/sdX (erases it; asks first)
 	@if [ -z "$(DEVICE)" ]; then echo "usage: make usb DEVICE=/dev/sdX (the whole disk, not a partition)"; exit 1; fi

@@ -122,6 +122,8 @@ static uint64_t round_trip(unsigned n) {
     if (child < 0) die("fork");
     if (child == 0) {
         char byte;
+        close(request[1]); /* else the child's own copy keeps the pipe open: no EOF at the end */
+        close(reply[0]);
         while (read(request[0], &byte, 1) == 1)
             if (write(reply[1], &byte, 1) != 1) break;
         _exit(0);

@@ -14,9 +14,12 @@
 //! The `push` scenario ([`push`]) is run after the table's scenarios: it acts on the host between commands; then
 //! the `newcomer` scenario ([`newcomer`]) follows the README's first-application steps in the same scratch copy.
 //!
-//! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt.
+//! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt;
+//! `qemu_harness bench` ([`bench`]) runs the microbenchmarks on our side and on Linux and reports both.
 
 pub mod ansi;
+pub mod bench;
+pub mod bench_report;
 pub mod boot_time;
 pub mod expected;
 pub mod monitor;

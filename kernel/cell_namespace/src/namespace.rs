@@ -174,6 +174,17 @@ impl CellNamespace {
         child
     }
 
+    /// Drops this namespace and tells the cell observer (e.g. the unwinder's registry) that each of its cells is
+    /// gone, so the observer's references do not keep them loaded. For a namespace like [`child`](Self::child)'s
+    /// whose cells nobody runs or depends on (a benchmark's private copies): the observer forgets their unwind
+    /// information, so a fault in their code could no longer be unwound.
+    pub fn discard(self) {
+        let cells: Vec<Arc<LoadedCell>> = self.state.write().cells.values().cloned().collect();
+        for cell in &cells {
+            crate::observer::notify_removed(cell);
+        }
+    }
+
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -348,6 +359,7 @@ impl CellNamespace {
         let lap = phases.lap(LoadPhase::Remap, lap);
         transaction.check_conflicts()?;
         let built = transaction.build();
+        let lap = phases.lap(LoadPhase::Build, lap);
         let cell = built[index].1.clone();
         transaction.publish(&built);
         phases.lap(LoadPhase::Publish, lap);

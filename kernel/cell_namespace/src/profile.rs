@@ -8,7 +8,7 @@
 //! Phases ([`LoadPhase`]), in the order a load runs them: parse the object; allocate and map the three regions
 //! (and zero them); copy the sections; resolve the undefined symbols (without the time of the cells staged on the
 //! way, which is counted in their own parse, allocate and copy); apply the relocations; remap the regions to their
-//! final permissions; check conflicts, build the `LoadedCell`s and publish them.
+//! final permissions; check conflicts and build the `LoadedCell`s; publish them (with the cell observer).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -27,19 +27,22 @@ pub enum LoadPhase {
     Relocate,
     /// Setting the final (W^X) permissions.
     Remap,
-    /// Conflict check, building the `LoadedCell`s, publishing them and their symbols.
+    /// The conflict check, building the `LoadedCell`s and recording their dependency edges.
+    Build,
+    /// Publishing the cells and their symbols, and the cell observer (the unwinder registers `.eh_frame`).
     Publish,
 }
 
 impl LoadPhase {
     /// Every phase, in the order a load runs them.
-    pub const ALL: [LoadPhase; 7] = [
+    pub const ALL: [LoadPhase; 8] = [
         LoadPhase::Parse,
         LoadPhase::AllocateAndMap,
         LoadPhase::Copy,
         LoadPhase::Resolve,
         LoadPhase::Relocate,
         LoadPhase::Remap,
+        LoadPhase::Build,
         LoadPhase::Publish,
     ];
 
@@ -52,6 +55,7 @@ impl LoadPhase {
             LoadPhase::Resolve => "resolve",
             LoadPhase::Relocate => "relocate",
             LoadPhase::Remap => "remap",
+            LoadPhase::Build => "build",
             LoadPhase::Publish => "publish",
         }
     }
@@ -65,7 +69,7 @@ impl LoadPhase {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadProfile {
     /// Nanoseconds per phase, indexed like [`LoadPhase::ALL`].
-    pub phase_ns: [u64; 7],
+    pub phase_ns: [u64; 8],
     /// Cells staged (each one's parse, allocate and copy are in the totals).
     pub cells: u64,
     /// Completed `load_cell` transactions.
@@ -87,9 +91,9 @@ impl LoadProfile {
 /// Whether phases are being timed.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// The totals, indexed like [`LoadPhase::ALL`] (ns); then staged cells, then loads.
-static TOTALS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
-const CELLS: usize = 7;
-const LOADS: usize = 8;
+static TOTALS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+const CELLS: usize = 8;
+const LOADS: usize = 9;
 
 /// Turns the loader profile on or off (off at boot). The totals are kept either way.
 pub fn set_load_profiling(enabled: bool) {

@@ -177,11 +177,23 @@ impl CellNamespace {
     /// Drops this namespace and tells the cell observer (e.g. the unwinder's registry) that each of its cells is
     /// gone, so the observer's references do not keep them loaded. For a namespace like [`child`](Self::child)'s
     /// whose cells nobody runs or depends on (a benchmark's private copies): the observer forgets their unwind
-    /// information, so a fault in their code could no longer be unwound.
+    /// information, so a fault in their code could no longer be unwound; the sections they depend on forget them as
+    /// dependents.
     pub fn discard(self) {
         let cells: Vec<Arc<LoadedCell>> = self.state.write().cells.values().cloned().collect();
         for cell in &cells {
             crate::observer::notify_removed(cell);
+            for section in &cell.sections {
+                // The sources' back-references to this section would stay behind as dead entries (each keeping
+                // its allocation), growing the sources' lists with every discarded copy: remove them. One lock at
+                // a time: this section's dependencies (copied), then each source's dependents.
+                let sources: Vec<Arc<LoadedSection>> =
+                    section.dependencies.lock().iter().map(|dependency| dependency.section.clone()).collect();
+                let this = Arc::downgrade(section);
+                for source in sources {
+                    source.dependents.lock().retain(|dependent| !Weak::ptr_eq(&dependent.section, &this));
+                }
+            }
         }
     }
 

@@ -22,7 +22,7 @@ QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboo
 HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
 
 .DEFAULT_GOAL := iso
-.PHONY: iso run push test usb gdb boot-time clean help setup tools new-app
+.PHONY: iso run push test usb gdb boot-time bench clean help setup tools new-app
 
 iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
 	$(CELLBUILD) build --cmdline "$(CMDLINE)"
@@ -43,7 +43,7 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	cd scripts && cargo clippy --release --all-targets -- -D warnings
 	cd scripts && cargo test --release
 	bash scripts/usb_write_test.sh
-	$(CELLBUILD) build --cmdline "$(CMDLINE)" --corrupt $(CORRUPT_CELL)
+	$(CELLBUILD) build --cmdline "selfcheck $(CMDLINE)" --corrupt $(CORRUPT_CELL)
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
 
 new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
@@ -51,6 +51,10 @@ new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_co
 
 boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt (MATRIX=1: per USB matrix configuration)
 	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP) $(if $(MATRIX),--matrix)
+
+bench: iso ## Microbenchmarks and boot times, ours vs Linux in the same QEMU: table, build/bench/results.{csv,svg}
+	bash scripts/bench/setup_linux.sh
+	$(HARNESS) bench --runs $(RUNS) --smp $(SMP) --out $(BUILD)/bench
 
 usb: ## Write the ISO to a USB stick and verify it: make usb DRIVE=/dev/sdX (erases it; asks first, YES=1 skips); DRIVE=file.img is a dry run
 	@if [ -z "$(or $(DRIVE),$(DEVICE))" ]; then echo "usage: make usb DRIVE=/dev/sdX (the whole USB disk; lsblk lists them) or DRIVE=file.img (dry run)"; exit 2; fi

@@ -27,6 +27,7 @@ use alloc::string::String;
 use core::time::Duration;
 
 mod apps;
+pub mod bench;
 mod entry;
 mod io;
 mod system;

@@ -11,6 +11,7 @@ use memory_structs::VirtualAddress;
 
 use crate::cell::{CellSizes, ExportedSymbol, LoadedCell, LoadedSection, hash_free_name};
 use crate::locks::{IrqSafeMutex, IrqSafeRwLock, TransactionGuard, TransactionLock};
+use crate::profile::{self, LoadPhase, PhaseClock};
 use crate::stage::Transaction;
 use crate::{BaseImageError, BaseSymbol, CellKind, CellMemory, FindFunctionError, LoadError, Manifest};
 
@@ -164,6 +165,39 @@ impl CellNamespace {
             state: IrqSafeRwLock::new(NamespaceState::default()),
             clock: IrqSafeRwLock::new(None),
             retired: IrqSafeMutex::new(Vec::new()),
+        }
+    }
+
+    /// A new, empty namespace named `name` whose parent is `self`, allocating from the same cell memory and timing
+    /// loads with the same clock. With [`add_object`](Self::add_object) it can load a private copy of a cell that
+    /// the parent has not loaded (a benchmark does this to time loads); dropping it frees that copy.
+    pub fn child(self: &Arc<Self>, name: &str) -> CellNamespace {
+        let child =
+            CellNamespace::new(name, self.memory.clone(), ObjectDirectory::new(), Manifest::new(), Some(self.clone()));
+        *child.clock.write() = self.clock();
+        child
+    }
+
+    /// Drops this namespace and tells the cell observer (e.g. the unwinder's registry) that each of its cells is
+    /// gone, so the observer's references do not keep them loaded. For a namespace like [`child`](Self::child)'s
+    /// whose cells nobody runs or depends on (a benchmark's private copies): the observer forgets their unwind
+    /// information, so a fault in their code could no longer be unwound; the sections they depend on forget them as
+    /// dependents.
+    pub fn discard(self) {
+        let cells: Vec<Arc<LoadedCell>> = self.state.write().cells.values().cloned().collect();
+        for cell in &cells {
+            crate::observer::notify_removed(cell);
+            for section in &cell.sections {
+                // The sources' back-references to this section would stay behind as dead entries (each keeping
+                // its allocation), growing the sources' lists with every discarded copy: remove them. One lock at
+                // a time: this section's dependencies (copied), then each source's dependents.
+                let sources: Vec<Arc<LoadedSection>> =
+                    section.dependencies.lock().iter().map(|dependency| dependency.section.clone()).collect();
+                let this = Arc::downgrade(section);
+                for source in sources {
+                    source.dependents.lock().retain(|dependent| !Weak::ptr_eq(&dependent.section, &this));
+                }
+            }
         }
     }
 
@@ -330,14 +364,22 @@ impl CellNamespace {
             .find_manifest_cell(cell_name, 0)
             .ok_or(LoadError::NotInManifest { cell: cell_name.to_string() })?;
         let depth = transaction.owner_depth(&entry, 0)?;
+        let phases = PhaseClock::new(clock);
         let index = transaction.stage(entry, depth)?;
+        let (lap, staged_before) = (phases.now(), profile::staging_total_ns());
         transaction.resolve_all()?;
+        let lap = phases.lap_excluding(LoadPhase::Resolve, lap, profile::staging_total_ns() - staged_before);
         transaction.relocate_all()?;
+        let lap = phases.lap(LoadPhase::Relocate, lap);
         transaction.finalize_all()?;
+        let lap = phases.lap(LoadPhase::Remap, lap);
         transaction.check_conflicts()?;
         let built = transaction.build();
+        let lap = phases.lap(LoadPhase::Build, lap);
         let cell = built[index].1.clone();
         transaction.publish(&built);
+        phases.lap(LoadPhase::Publish, lap);
+        phases.count_load();
         Ok(cell)
     }
 

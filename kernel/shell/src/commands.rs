@@ -75,8 +75,8 @@ const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "bench",
-        usage: "bench [NAME ...]",
-        summary: "run in-kernel benchmark cells (bench_*), all or the named ones",
+        usage: "bench [NAME ...] | bench --quick|--full [--profile]",
+        summary: "run in-kernel benchmark cells (bench_*), all or the named ones; with --: the bench application",
         run: bench,
     },
     Builtin {
@@ -173,7 +173,9 @@ pub fn execute(words: &[String], background: bool, jobs: &mut Jobs, environment:
     if let Some(status) = environment.run_builtin(words) {
         return status;
     }
-    if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name) {
+    // `bench --quick` and the like run the `bench` application; `bench [NAME ...]` the bench cells.
+    let bench_application = name == "bench" && words.get(1).is_some_and(|word| word.starts_with("--"));
+    if let Some(builtin) = BUILTINS.iter().find(|builtin| builtin.name == name && !bench_application) {
         if background {
             crate::console::write_fmt(format_args!("{name}: builtins cannot run in the background\n"));
             return 1;

@@ -502,7 +502,8 @@ pub const MACHINE_PCI_AHCI_Q35: &str = r"^  00:1f\.2 8086:2922 SATA controller \
 /// `machine`: the framebuffer line under SeaBIOS (GRUB leaves VGA text mode).
 pub const MACHINE_FRAMEBUFFER_VGA_TEXT: &str = r"^framebuffer: none \(VGA text\)$";
 /// `machine`: the framebuffer line under OVMF (GRUB hands over a direct-RGB framebuffer from the GOP).
-pub const MACHINE_FRAMEBUFFER_RGB: &str = r"^framebuffer: \d+x\d+x(16|24|32) at 0x[0-9a-f]+ \(direct RGB, pitch \d+ bytes\)$";
+pub const MACHINE_FRAMEBUFFER_RGB: &str =
+    r"^framebuffer: \d+x\d+x(16|24|32) at 0x[0-9a-f]+ \(direct RGB, pitch \d+ bytes\)$";
 /// `machine`: the consoles line; QEMU always emulates the 8042, so a PS/2 keyboard is found.
 pub const MACHINE_CONSOLES: &str = r"^consoles: serial COM1, screen (VGA text|framebuffer|none), keyboard PS/2$";
 /// The boot log line naming the firmware type (nano_core).
@@ -566,8 +567,8 @@ pub const CELLS_HELLO_DEPTH_ONE: &[&str] =
     &[CELLS_HELLO_HEADER, CELLS_HELLO_APP_IO_CUT, CELLS_HELLO_GREETING_CUT, CELLS_HELLO_NANO_CORE_LAST];
 /// Anything drawn two levels down (must not appear with `-d 1`).
 pub const CELLS_LEVEL_TWO: &str = r"^(\|   |    )[|`]-- ";
-/// `cells hello` (no limit): `app_io`'s subtree reaches `scheduler`, two levels down.
-pub const CELLS_HELLO_REACHES_SCHEDULER: &str = r"^│   ├── scheduler$";
+/// `cells hello` (no limit): `app_io`'s subtree reaches `scheduler` (two or more levels down).
+pub const CELLS_HELLO_REACHES_SCHEDULER: &str = r"^│   (│   )*├── scheduler$";
 /// `cells hello`: a repeated cell is marked.
 pub const CELLS_REPEAT_MARK: &str = r"── nano_core \(\*\)$";
 /// `cells -r greeting_v1` after `hello` ran: its one dependent.
@@ -659,3 +660,18 @@ pub const BOOT_ONE_CPU: &str = r"smp: 1 CPUs online \(1 listed by the MADT, 0 st
 pub const BOOT_FOUR_CPUS: &str = r"smp: 4 CPUs online \(4 listed by the MADT, 3 started\)";
 /// OVMF's boot manager starting the USB stick (not a CD-ROM).
 pub const OVMF_BOOTS_USB_STICK: &str = r#"^BdsDxe: starting Boot\d+ "UEFI QEMU QEMU USB HARDDRIVE"#;
+/// `bench --quick` prints one line per metric, every field numeric (the names match scripts/bench/linux_bench.c),
+/// then `bench: done (0 failed)`.
+pub const BENCH_QUICK_LINES: &[&str] = &[
+    r"^bench: metric=null_call unit=ns median=\d+ min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=context_switch unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=spawn unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=map_unmap unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=ipc_rendezvous unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=ipc_buffered unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=heap unit=ns median=\d+ min=\d+ max=\d+ iters=\d+ runs=5$",
+    r"^bench: metric=cell_load_small unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ bytes=[1-9]\d* relocations=[1-9]\d* ns_per_kib=\d+ ns_per_relocation=\d+$",
+    r"^bench: metric=cell_load_large unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ bytes=[1-9]\d* relocations=[1-9]\d* ns_per_kib=\d+ ns_per_relocation=\d+$",
+    r"^bench: profile cell=\w+ phase=relocate ns_per_load=[1-9]\d* percent=\d+\.\d$",
+    r"^bench: done \(0 failed\)$",
+];

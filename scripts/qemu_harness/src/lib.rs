@@ -17,8 +17,11 @@
 //!
 //! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt;
 //! `boot-time --matrix` does so for each matrix configuration and prints a table.
+//! `qemu_harness bench` ([`bench`]) runs the microbenchmarks on our side and on Linux and reports both.
 
 pub mod ansi;
+pub mod bench;
+pub mod bench_report;
 pub mod boot_time;
 pub mod checksum;
 pub mod expected;

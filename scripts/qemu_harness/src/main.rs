@@ -5,7 +5,7 @@ use qemu_harness::expected as e;
 use qemu_harness::qemu::{Firmware, QemuConfig};
 use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
 use qemu_harness::session::Typing;
-use qemu_harness::{newcomer, push, usb_matrix};
+use qemu_harness::{bench, newcomer, push, usb_matrix};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ commands:
   list        list the scenarios
   boot-time   boot N times under BIOS and under OVMF; print median and samples of the time to the prompt
               (--matrix: N times per USB matrix configuration, printed as a Markdown table)
+  bench       microbenchmarks of ours and Linux in the same QEMU, the table, CSV, SVG and boot times (make bench)
 
 options:
   --iso FILE             ISO to boot (default: build/theseus.iso)
@@ -30,8 +31,12 @@ options:
   --smp N                number of CPUs (default: 1)
   --timeout-scale F      multiply every timeout by F (default: 1)
   --char-delay-ms N      pause after each typed character (default: 2)
-  --runs N               boot-time runs per firmware (default: 5)
+  --runs N               boot-time runs per firmware (default: 5; bench: 0 skips the boot table)
   --matrix               boot-time: each USB matrix configuration instead of the CD-ROM per firmware
+  --linux-kernel FILE    bench: Linux kernel (default: build/bench/linux/vmlinuz)
+  --linux-initrd FILE    bench: its initramfs (default: build/bench/linux/initramfs.gz)
+  --out DIR              bench: output directory (default: build/bench)
+  --quick                bench: the quick iteration counts
 ";
 
 fn main() -> ExitCode {
@@ -65,6 +70,10 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut scale = 1.0f64;
     let mut runs = 5usize;
     let mut matrix = false;
+    let mut linux_kernel = PathBuf::from("build/bench/linux/vmlinuz");
+    let mut linux_initrd = PathBuf::from("build/bench/linux/initramfs.gz");
+    let mut bench_out = PathBuf::from("build/bench");
+    let mut quick = false;
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -84,6 +93,10 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             }
             "--matrix" => matrix = true,
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--linux-kernel" => linux_kernel = PathBuf::from(value()?),
+            "--linux-initrd" => linux_initrd = PathBuf::from(value()?),
+            "--out" => bench_out = PathBuf::from(value()?),
+            "--quick" => quick = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
@@ -182,6 +195,27 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 println!("{}", boot_time::report(firmware, &samples));
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        "bench" => {
+            for file in [&config.iso, &linux_kernel, &linux_initrd] {
+                if !file.exists() {
+                    return Err(format!("{} does not exist (run `make bench`)", file.display()));
+                }
+            }
+            let bench_config = bench::BenchConfig {
+                qemu: config.qemu.clone(),
+                iso: config.iso.clone(),
+                kernel: linux_kernel,
+                initrd: linux_initrd,
+                out: bench_out,
+                quick,
+                runs,
+                timeout: config.scenario_timeout * 4,
+                boot_timeout: config.boot_timeout,
+                typing: config.typing.clone(),
+            };
+            let complete = bench::run(&bench_config)?;
+            Ok(if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }

@@ -367,6 +367,9 @@ const PIPES_STEPS: &[Step] = &[
 ];
 
 /// The `shell-commands` scenario: the system builtins, `help`, suggestions and `ns` column widths.
+/// `bench --quick --profile`: every metric line of the bench application, and the loader profile.
+const BENCH_QUICK_STEPS: &[Step] = &[Step::Prompt, command("bench --quick --profile", e::BENCH_QUICK_LINES), EXIT_OK];
+
 const SHELL_COMMANDS_STEPS: &[Step] = &[
     Step::Prompt,
     command("help", e::HELP_LISTS_SYSTEM_COMMANDS),
@@ -800,6 +803,13 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario { name: "apps", firmware: Firmware::Bios, image: Image::Normal, steps: APPS_STEPS, cpus: None },
     Scenario { name: "pipes", firmware: Firmware::Bios, image: Image::Normal, steps: PIPES_STEPS, cpus: None },
+    Scenario {
+        name: "bench-quick",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: BENCH_QUICK_STEPS,
+        cpus: None,
+    },
     Scenario {
         name: "shell-commands",
         firmware: Firmware::Bios,

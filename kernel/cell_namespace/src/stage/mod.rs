@@ -32,6 +32,7 @@ use memory_structs::{PAGE_SIZE, VirtualAddress};
 
 use crate::cell::{CellSizes, LoadedCell, LoadedSection, RelocationEntry};
 use crate::namespace::SymbolTarget;
+use crate::profile::{LoadPhase, PhaseClock};
 use crate::{CellNamespace, LoadError, ManifestEntry, MemoryError, MemoryRegion, RegionKind};
 
 /// Where one loaded section of a staged cell sits.
@@ -231,6 +232,8 @@ impl<'a> Transaction<'a> {
     /// index among the staged cells.
     pub(crate) fn stage(&mut self, entry: ManifestEntry, depth: usize) -> Result<usize, LoadError> {
         let started = self.clock.map(|clock| clock());
+        let phases = PhaseClock::new(self.clock);
+        let lap = phases.now();
         let cell = entry.name.clone();
         let chain = self.chain.get(depth..).unwrap_or_default();
         let bytes = chain
@@ -238,6 +241,7 @@ impl<'a> Transaction<'a> {
             .find_map(|namespace| namespace.directory.read().get(&entry.object_file))
             .ok_or(LoadError::ObjectNotFound { cell: cell.clone(), object_file: entry.object_file.clone() })?;
         let object = ObjectFile::parse(bytes).map_err(|error| LoadError::Parse { cell: cell.clone(), error })?;
+        let lap = phases.lap(LoadPhase::Parse, lap);
 
         // Lay the sections out: one region per kind, each section at its alignment.
         let mut cursors = [0_usize; 3];
@@ -279,6 +283,7 @@ impl<'a> Transaction<'a> {
             bytes.fill(0);
             regions[kind.index()] = Some(region);
         }
+        let lap = phases.lap(LoadPhase::AllocateAndMap, lap);
 
         // Copy the sections (bss stays zero) and note their addresses.
         let mut placements = vec![None; layout.len()];
@@ -305,6 +310,8 @@ impl<'a> Transaction<'a> {
             }
             placements[index] = Some(Placement { region: region_kind, offset, size, address });
         }
+        phases.lap(LoadPhase::Copy, lap);
+        phases.count_cell();
 
         let mut exports = BTreeMap::new();
         for (index, symbol) in object.exported_symbols() {

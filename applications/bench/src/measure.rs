@@ -1,0 +1,167 @@
+//! One function per metric, each returning the mean ns of one operation in one run, and [`all`] which runs
+//! every metric [`RUNS`] times and prints its line.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::hint::black_box;
+
+use crate::{Iterations, RUNS, summarize};
+
+/// Runs every metric and prints its line; one result per metric (an `Err` names the metric and the cause).
+pub fn all(iterations: Iterations, profile: bool, small: &[&str], large: &[&str]) -> Vec<Result<(), String>> {
+    let fast = iterations.fast;
+    let mut results = vec![
+        metric("null_call", fast, null_call),
+        metric("context_switch", fast, app_io::bench::context_switch_ns),
+        metric("spawn", iterations.spawn, spawn_hello),
+        metric("map_unmap", fast, app_io::bench::map_unmap_ns),
+        metric("ipc_rendezvous", fast, |count| round_trip(0, count)),
+        metric("ipc_buffered", fast, |count| round_trip(1, count)),
+        metric("heap", fast, heap),
+    ];
+    for (name, candidates) in [("cell_load_small", small), ("cell_load_large", large)] {
+        results.push(cell_load(name, candidates, iterations.cell_load, profile));
+    }
+    results
+}
+
+/// Measures `name` in [`RUNS`] runs of `iters` operations and prints its line.
+fn metric(name: &str, iters: u32, run: impl Fn(u32) -> Result<u64, String>) -> Result<(), String> {
+    let mut runs = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        runs.push(run(iters).map_err(|error| format!("{name}: {error}"))?);
+    }
+    print_line(name, &runs, iters, "");
+    Ok(())
+}
+
+fn print_line(name: &str, runs: &[u64], iters: u32, extra: &str) {
+    if let Some((median, min, max)) = summarize(runs) {
+        app_io::println!(
+            "bench: metric={name} unit=ns median={median} min={min} max={max} iters={iters} runs={}{extra}",
+            runs.len()
+        );
+    }
+}
+
+fn null_call(count: u32) -> Result<u64, String> {
+    let started = app_io::now_ns();
+    let mut sum = 0_u64;
+    for index in 0..u64::from(count) {
+        sum = sum.wrapping_add(app_io::bench::null_call(index));
+    }
+    black_box(sum);
+    Ok((app_io::now_ns() - started) / u64::from(count.max(1)))
+}
+
+fn spawn_hello(count: u32) -> Result<u64, String> {
+    let started = app_io::now_ns();
+    for _ in 0..count {
+        let handle = app_io::run("hello", vec![String::from("hello"), String::from("bench")])?;
+        let code = handle.join()?;
+        if code != 0 {
+            return Err(format!("hello exited with {code}"));
+        }
+    }
+    Ok((app_io::now_ns() - started) / u64::from(count.max(1)))
+}
+
+/// One run of 1-byte round trips to an echo task over two channels of `capacity` (0: rendezvous).
+fn round_trip(capacity: usize, count: u32) -> Result<u64, String> {
+    let (request_sender, request_receiver) = channel::bounded::<u8>(capacity);
+    let (reply_sender, reply_receiver) = channel::bounded::<u8>(capacity);
+    let echo = app_io::spawn("bench echo", move || {
+        while let Ok(byte) = request_receiver.receive() {
+            if reply_sender.send(byte).is_err() {
+                break;
+            }
+        }
+    })?;
+    let started = app_io::now_ns();
+    for index in 0..count {
+        let byte = index as u8;
+        request_sender.send(byte).map_err(|_| String::from("the echo task is gone"))?;
+        let reply = reply_receiver.receive().map_err(|_| String::from("the echo task is gone"))?;
+        if reply != byte {
+            return Err(format!("echo returned {reply}, sent {byte}"));
+        }
+    }
+    let elapsed = app_io::now_ns() - started;
+    drop(request_sender);
+    echo.join()?;
+    Ok(elapsed / u64::from(count.max(1)))
+}
+
+/// One run of `count` allocations of random sizes 1..=1000 bytes, each written once and freed.
+fn heap(count: u32) -> Result<u64, String> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let started = app_io::now_ns();
+    for _ in 0..count {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = 1 + (state % 1000) as usize;
+        let mut block: Vec<u8> = Vec::with_capacity(size);
+        block.push(state as u8);
+        black_box(&block);
+    }
+    Ok((app_io::now_ns() - started) / u64::from(count.max(1)))
+}
+
+/// The cell-load metric `name`: the first of `candidates` that is not loaded, in [`RUNS`] runs, then (with
+/// `profile`) one more run with the loader profile on, printed as a breakdown.
+fn cell_load(name: &str, candidates: &[&str], iters: u32, profile: bool) -> Result<(), String> {
+    let mut last_error = String::from("no candidate cells");
+    for &cell in candidates {
+        let mut runs = Vec::with_capacity(RUNS);
+        let mut sample = None;
+        for _ in 0..RUNS {
+            match app_io::bench::cell_load(cell, iters, false) {
+                Ok(load) => {
+                    runs.push(load.ns);
+                    sample = Some(load);
+                }
+                Err(error) => {
+                    last_error = error;
+                    break;
+                }
+            }
+        }
+        let Some(sample) = sample.filter(|_| runs.len() == RUNS) else { continue };
+        let median = summarize(&runs).map_or(0, |(median, _, _)| median);
+        let per_kib = (median as u128 * 1024 / sample.object_bytes.max(1) as u128) as u64;
+        let per_relocation = median / sample.relocations.max(1) as u64;
+        let extra = format!(
+            " cell={cell} bytes={} relocations={} ns_per_kib={per_kib} ns_per_relocation={per_relocation}",
+            sample.object_bytes, sample.relocations
+        );
+        print_line(name, &runs, iters, &extra);
+        if profile {
+            print_profile(cell, iters)?;
+        }
+        return Ok(());
+    }
+    Err(format!("{name}: {last_error}"))
+}
+
+fn print_profile(cell: &str, iters: u32) -> Result<(), String> {
+    let load = app_io::bench::cell_load(cell, iters, true)?;
+    let total: u64 = load.phases.iter().map(|(_, ns)| ns).sum();
+    for (phase, ns) in &load.phases {
+        let per_load = ns / u64::from(iters.max(1));
+        let percent = (*ns as u128 * 1000 / total.max(1) as u128) as u64;
+        app_io::println!(
+            "bench: profile cell={cell} phase={phase} ns_per_load={per_load} percent={}.{}",
+            percent / 10,
+            percent % 10
+        );
+    }
+    let cells = load.cells_staged / u64::from(iters.max(1));
+    app_io::println!(
+        "bench: profile cell={cell} phase=total ns_per_load={} cells_per_load={cells}",
+        total / u64::from(iters.max(1))
+    );
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Microbenchmark entries for the `bench` application: [`null_call`], and the kernel-side measurements of
+//! `bench_micro` ([`context_switch_ns`], [`map_unmap_ns`], [`cell_load`]) with errors as text.
+//!
+//! Each measurement returns the mean of one operation over `iterations`, in TSC nanoseconds.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Does nothing but return `value`: the target of the null-call benchmark (a call through a cell boundary, from
+/// the application's cell into this one). Never inlined.
+#[inline(never)]
+pub fn null_call(value: u64) -> u64 {
+    core::hint::black_box(value)
+}
+
+/// The mean time of one switch between two tasks pinned to the caller's CPU that yield to each other, in ns,
+/// over `iterations` round trips.
+///
+/// # Errors
+/// Why a benchmark task could not start or failed.
+pub fn context_switch_ns(iterations: u32) -> Result<u64, String> {
+    bench_micro::context_switch_ns(iterations).map_err(|error| format!("{error}"))
+}
+
+/// The mean time to map a fresh 4 KiB page, write its first byte and unmap it, in ns, over `iterations`.
+///
+/// # Errors
+/// Why mapping or writing failed.
+pub fn map_unmap_ns(iterations: u32) -> Result<u64, String> {
+    bench_micro::map_unmap_ns(iterations).map_err(|error| format!("{error}"))
+}
+
+/// One cell-load measurement: see [`cell_load`].
+#[derive(Clone, Debug)]
+pub struct CellLoad {
+    /// Mean time of one load and link, in ns.
+    pub ns: u64,
+    /// Size of the cell's object file, in bytes.
+    pub object_bytes: usize,
+    /// Relocations applied per load.
+    pub relocations: usize,
+    /// The loader profile of the measured loads: (phase name, summed ns), in load order; all zero unless asked.
+    pub phases: Vec<(&'static str, u64)>,
+    /// Cells staged during the measured loads (counted only when profiling).
+    pub cells_staged: u64,
+}
+
+/// The mean time to load and link a private copy of cell `cell` (which must not be loaded), over `iterations`
+/// loads; with `profile`, also the loader's per-phase breakdown.
+///
+/// # Errors
+/// Why the cell could not be loaded (no such cell, already loaded, or the loader's error).
+pub fn cell_load(cell: &str, iterations: u32, profile: bool) -> Result<CellLoad, String> {
+    let sample = bench_micro::cell_load(cell, iterations, profile).map_err(|error| format!("{cell}: {error}"))?;
+    let phases = cell_namespace::LoadPhase::ALL.iter().map(|&phase| (phase.name(), sample.profile.ns(phase))).collect();
+    Ok(CellLoad {
+        ns: sample.ns,
+        object_bytes: sample.object_bytes,
+        relocations: sample.relocations,
+        phases,
+        cells_staged: sample.profile.cells,
+    })
+}

@@ -1,0 +1,217 @@
+//! The kernel halves of the `bench` application's microbenchmarks: what needs kernel internals to measure.
+//!
+//! The `bench` application (`applications/bench`) measures most metrics itself through `app_io`; these three need
+//! the kernel, and `app_io::bench` exposes them safely:
+//! - [`context_switch_ns`]: two tasks pinned to the caller's CPU yield to each other;
+//! - [`map_unmap_ns`]: map a fresh 4 KiB `MappedPages` read-write, write its first byte, drop (unmap) it;
+//! - [`cell_load`]: load and link a private copy of a cell that is not loaded yet, in a throwaway child namespace
+//!   (so its dependencies resolve against the loaded system), then drop it; with the loader profile
+//!   (`cell_namespace::set_load_profiling`) it also gives the per-phase breakdown.
+//!
+//! Each returns the mean time of one operation over `iterations` (TSC nanoseconds, `tsc::now_ns`): the caller
+//! repeats the call for several runs and reports the median of the runs. [`run`] (the shell's `bench micro`)
+//! prints a short version of the three.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use cell_namespace::{CellNamespace, LoadError, LoadProfile};
+use memory::{AccessError, MapError, Permissions};
+use spawn::{SpawnError, TaskBuilder};
+use task::ExitValue;
+
+/// Why a measurement could not be made.
+#[derive(Debug)]
+pub enum BenchError {
+    /// A benchmark task could not be spawned.
+    Spawn(SpawnError),
+    /// A benchmark task ended Failed (the reason) or could not be joined.
+    Task(String),
+    /// Mapping the 4 KiB page failed.
+    Map(MapError),
+    /// Writing the mapped page failed.
+    Access(AccessError),
+    /// The system namespaces are not installed.
+    NoNamespaces,
+    /// No namespace has an object file for this cell.
+    NoSuchCell(String),
+    /// The cell is loaded already: a second copy would clash with its symbols.
+    AlreadyLoaded(String),
+    /// Loading the cell failed.
+    Load(LoadError),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Spawn(error) => write!(f, "spawn failed: {error}"),
+            BenchError::Task(reason) => write!(f, "benchmark task failed: {reason}"),
+            BenchError::Map(error) => write!(f, "map failed: {error:?}"),
+            BenchError::Access(error) => write!(f, "write to the mapped page failed: {error:?}"),
+            BenchError::NoNamespaces => write!(f, "the system namespaces are not installed"),
+            BenchError::NoSuchCell(cell) => write!(f, "no object file for cell {cell}"),
+            BenchError::AlreadyLoaded(cell) => write!(f, "cell {cell} is loaded already"),
+            BenchError::Load(error) => write!(f, "load failed: {error}"),
+        }
+    }
+}
+
+fn completed<T: 'static>(handle: spawn::JoinHandle<T>) -> Result<T, BenchError> {
+    match handle.join() {
+        Ok(ExitValue::Completed(value)) => Ok(value),
+        Ok(ExitValue::Failed(reason)) => Err(BenchError::Task(format!("{reason}"))),
+        Err(error) => Err(BenchError::Task(format!("join: {error:?}"))),
+    }
+}
+
+/// The mean time of one switch between two tasks pinned to the caller's CPU that yield to each other, in ns,
+/// over `iterations` round trips (each round trip is two switches).
+///
+/// # Errors
+/// [`BenchError::Spawn`] or [`BenchError::Task`] if a task could not start or failed.
+pub fn context_switch_ns(iterations: u32) -> Result<u64, BenchError> {
+    let cpu = scheduler::current_cpu();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (partner_stop, stop_on_error) = (stop.clone(), stop.clone());
+    let partner = TaskBuilder::new("bench switch partner")
+        .pin(cpu)
+        .spawn(move || {
+            while !partner_stop.load(Ordering::Relaxed) {
+                scheduler::yield_now();
+            }
+        })
+        .map_err(BenchError::Spawn)?;
+    let measurer = TaskBuilder::new("bench switch measurer").pin(cpu).spawn(move || {
+        scheduler::yield_now(); // let the partner start
+        let started = tsc::now_ns();
+        for _ in 0..iterations {
+            scheduler::yield_now();
+        }
+        let elapsed = tsc::now_ns() - started;
+        stop.store(true, Ordering::Relaxed);
+        elapsed / (2 * u64::from(iterations.max(1)))
+    });
+    let measurer = match measurer {
+        Ok(handle) => handle,
+        Err(error) => {
+            // Without a measurer the partner would yield forever: stop it before reporting.
+            stop_on_error.store(true, Ordering::Relaxed);
+            completed(partner)?;
+            return Err(BenchError::Spawn(error));
+        }
+    };
+    let result = completed(measurer);
+    completed(partner)?;
+    result
+}
+
+/// The mean time to map a fresh 4 KiB page read-write, write its first byte and drop (unmap) it, in ns, over
+/// `iterations`.
+///
+/// # Errors
+/// [`BenchError::Map`] or [`BenchError::Access`] if a mapping or its write failed (nothing stays mapped).
+pub fn map_unmap_ns(iterations: u32) -> Result<u64, BenchError> {
+    let started = tsc::now_ns();
+    for index in 0..iterations {
+        let mut pages = memory::map_new(4096, Permissions::ReadWrite).map_err(BenchError::Map)?;
+        *pages.as_type_mut::<u8>(0).map_err(BenchError::Access)? = index as u8;
+        drop(pages);
+    }
+    Ok((tsc::now_ns() - started) / u64::from(iterations.max(1)))
+}
+
+/// One cell-load measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct CellLoadSample {
+    /// Mean time of one load and link, in ns.
+    pub ns: u64,
+    /// Size of the cell's object file, in bytes.
+    pub object_bytes: usize,
+    /// Relocations applied per load.
+    pub relocations: usize,
+    /// The loader profile of the measured loads (zero unless profiling was on).
+    pub profile: LoadProfile,
+}
+
+/// The namespace whose object directory holds cell `cell` (kernel or application namespace).
+fn owning_namespace(cell: &str) -> Result<&'static Arc<CellNamespace>, BenchError> {
+    let kernel = system_namespaces::kernel_namespace().ok_or(BenchError::NoNamespaces)?;
+    let applications = system_namespaces::application_namespace().ok_or(BenchError::NoNamespaces)?;
+    [applications, kernel]
+        .into_iter()
+        .find(|namespace| namespace.objects().iter().any(|object| object.cell.as_deref() == Some(cell)))
+        .ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))
+}
+
+/// Loads one private copy of `cell` into a fresh child of `parent` and drops it; returns (ns, relocations).
+fn load_once(parent: &Arc<CellNamespace>, cell: &str) -> Result<(u64, usize), BenchError> {
+    let entry = parent.manifest_entry(cell).ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))?;
+    let bytes = parent.object_bytes(&entry.object_file).ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))?;
+    let scratch = parent.child("bench-load");
+    scratch.add_object(entry, bytes).map_err(BenchError::Load)?;
+    let started = tsc::now_ns();
+    let loaded = scratch.load_cell(cell).map_err(BenchError::Load)?;
+    let elapsed = tsc::now_ns() - started;
+    let relocations = loaded.relocation_count();
+    drop(loaded);
+    // Unregisters the copy's unwind information too, which would otherwise keep it loaded.
+    scratch.discard();
+    Ok((elapsed, relocations))
+}
+
+/// The mean time to load and link cell `cell` (not loaded yet), in ns, over `iterations` loads of a private copy,
+/// after one unmeasured load (which also loads, for good, the dependencies that were not loaded). With `profile`,
+/// the loader profile is on during the measured loads and returned in the sample.
+///
+/// # Errors
+/// [`BenchError::NoSuchCell`], [`BenchError::AlreadyLoaded`] (a copy would clash with the loaded one's symbols),
+/// or [`BenchError::Load`] with the loader's error.
+pub fn cell_load(cell: &str, iterations: u32, profile: bool) -> Result<CellLoadSample, BenchError> {
+    let parent = owning_namespace(cell)?;
+    if parent.cell(cell).is_some() {
+        return Err(BenchError::AlreadyLoaded(String::from(cell)));
+    }
+    let object_bytes =
+        parent.manifest_entry(cell).and_then(|entry| parent.object_bytes(&entry.object_file)).map_or(0, <[u8]>::len);
+    load_once(parent, cell)?;
+    cell_namespace::take_load_profile();
+    cell_namespace::set_load_profiling(profile);
+    let mut total = 0;
+    let mut relocations = 0;
+    let mut result = Ok(());
+    for _ in 0..iterations {
+        match load_once(parent, cell) {
+            Ok((ns, count)) => {
+                total += ns;
+                relocations = count;
+            }
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    cell_namespace::set_load_profiling(false);
+    let profile = cell_namespace::take_load_profile();
+    result?;
+    Ok(CellLoadSample { ns: total / u64::from(iterations.max(1)), object_bytes, relocations, profile })
+}
+
+/// The shell's `bench micro`: prints a short version of the context switch and map/unmap (100 iterations each).
+///
+/// # Errors
+/// The first measurement's error, as text.
+#[inline(never)]
+pub fn run() -> Result<(), String> {
+    let text = |error: BenchError| format!("{error}");
+    serial::write_fmt(format_args!("bench: context switch {} ns\n", context_switch_ns(100).map_err(text)?));
+    serial::write_fmt(format_args!("bench: map/unmap 4 KiB {} ns\n", map_unmap_ns(100).map_err(text)?));
+    Ok(())
+}

@@ -30,6 +30,7 @@ mod deps;
 mod inject;
 mod jobs;
 mod log_commands;
+mod sections;
 mod system_commands;
 
 use alloc::string::String;

@@ -19,6 +19,8 @@
 pub mod ansi;
 pub mod boot_time;
 pub mod expected;
+pub mod faults;
+pub mod gdb_remote;
 pub mod monitor;
 pub mod newcomer;
 pub mod push;

@@ -5,7 +5,7 @@ use qemu_harness::expected as e;
 use qemu_harness::qemu::{Firmware, QemuConfig};
 use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
 use qemu_harness::session::Typing;
-use qemu_harness::{newcomer, push};
+use qemu_harness::{faults, newcomer, push};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ commands:
   test        run the QEMU scenarios (all, or those named with --only)
   list        list the scenarios
   boot-time   boot N times under BIOS and under OVMF; print median and samples of the time to the prompt
+  faults      fault-injection campaign over QEMU's gdb stub (--count, --seed, --out; --ipc: the 13 channel cases)
 
 options:
   --iso FILE             ISO to boot (default: build/theseus.iso)
@@ -30,6 +31,10 @@ options:
   --timeout-scale F      multiply every timeout by F (default: 1)
   --char-delay-ms N      pause after each typed character (default: 2)
   --runs N               boot-time runs per firmware (default: 5)
+  --seed N               faults: campaign seed (default: 2026)
+  --count N              faults: number of injections (default: 500)
+  --out DIR              faults: output directory (default: build/faults)
+  --ipc                  faults: run the 13 named IPC cases instead of random injections
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +67,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut only: Option<Vec<String>> = None;
     let mut scale = 1.0f64;
     let mut runs = 5usize;
+    let (mut seed, mut count, mut out, mut ipc) = (2026u64, 500usize, PathBuf::from("build/faults"), false);
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -80,6 +86,10 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                     Duration::from_millis(value()?.parse().map_err(|e| format!("--char-delay-ms: {e}"))?)
             }
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--count" => count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            "--out" => out = PathBuf::from(value()?),
+            "--ipc" => ipc = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
@@ -175,6 +185,24 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 println!("{}", boot_time::report(firmware, &samples));
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        "faults" => {
+            if !config.iso.exists() {
+                return Err(format!("{} does not exist (run `make iso`)", config.iso.display()));
+            }
+            let campaign = faults::CampaignConfig {
+                qemu: config.qemu.clone(),
+                iso: config.iso.clone(),
+                typing: config.typing.clone(),
+                seed,
+                count,
+                out,
+                timeout_scale: scale,
+            };
+            let records = if ipc { faults::ipc::run_cases(campaign)? } else { faults::run_campaign(campaign)? };
+            // Every injection has a classification by construction; the exit status says the campaign ran.
+            println!("faults: {} injections classified", records.len());
+            Ok(ExitCode::SUCCESS)
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }

@@ -1,5 +1,5 @@
 # A thin front for the host tools in scripts/ (cellbuild: build pipeline; qemu_harness: QEMU tests).
-# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DEVICE, CORRUPT_CELL, RUNS, CELL.
+# `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DEVICE, CORRUPT_CELL, RUNS, CELL, SEED, N.
 SHELL := /bin/bash
 
 TARGET_SPEC  := cfg/x86_64-theseus.json
@@ -12,6 +12,9 @@ CMDLINE      ?=
 CORRUPT_CELL ?= greeting_v2
 SMP          ?= 1
 RUNS         ?= 5
+# Fault-injection campaign: seed and number of injections (`make faults`).
+SEED         ?= 2026
+N            ?= 500
 # The guest's COM2 (push_receiver) as a Unix socket: `make push` sends cell objects there.
 PUSH_SOCKET  := $(BUILD)/push.sock
 OVMF         := /usr/share/ovmf/OVMF.fd
@@ -21,7 +24,7 @@ QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboo
 HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
 
 .DEFAULT_GOAL := iso
-.PHONY: iso run push test usb gdb boot-time clean help setup tools new-app
+.PHONY: iso run push test usb gdb boot-time faults faults-ipc clean help setup tools new-app
 
 iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
 	$(CELLBUILD) build --cmdline "$(CMDLINE)"
@@ -43,12 +46,19 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	cd scripts && cargo test --release
 	$(CELLBUILD) build --cmdline "$(CMDLINE)" --corrupt $(CORRUPT_CELL)
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
+	$(HARNESS) faults --count 10 --seed 1 --smp $(SMP) --out $(BUILD)/faults-smoke
 
 new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
 	bash scripts/new_app.sh "$(NAME)"
 
 boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the time to the first prompt
 	$(HARNESS) boot-time --runs $(RUNS) --smp $(SMP)
+
+faults: iso ## Fault-injection campaign over the gdb stub (N=500 injections, SEED=2026): build/faults/{injections.csv,summary.txt}
+	$(HARNESS) faults --count $(N) --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults
+
+faults-ipc: iso ## The 13 hand-placed faults in the channel send/receive paths: build/faults/{ipc.csv,ipc-summary.txt}
+	$(HARNESS) faults --ipc --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults
 
 usb: ## Write the ISO to a USB stick: make usb DEVICE=/dev/sdX (erases it; asks first)
 	@if [ -z "$(DEVICE)" ]; then echo "usage: make usb DEVICE=/dev/sdX (the whole disk, not a partition)"; exit 1; fi

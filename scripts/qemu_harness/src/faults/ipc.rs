@@ -13,19 +13,21 @@ use super::report::{Outcome, Record};
 use super::workload::Workload;
 use super::{Campaign, CampaignConfig, latest_fault};
 use crate::gdb_remote::{GdbError, GdbRemote, GdbResult, RFLAGS, RIP, RSP};
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
+use iced_x86::{Decoder, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind, Register};
 
 /// Where in the function the breakpoint goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
     /// Its first instruction.
     Entry,
-    /// Its first `call`.
-    FirstCall,
-    /// Its last `call`.
-    LastCall,
     /// Its first `cmp` or `test`.
     FirstCompare,
+    /// The instruction after its first `cmp` or `test` (the conditional jump that uses the flags).
+    AfterFirstCompare,
+    /// Its first `mov byte ptr [reg], 0` with a base register other than RSP: a spin lock's release.
+    LockRelease,
+    /// Its first direct call to the function of `sync` whose section name contains this text.
+    CallTo(&'static str),
 }
 
 /// What the case does at the breakpoint.
@@ -37,8 +39,6 @@ pub enum Action {
     Skip,
     /// XOR `mask` into the word at register + offset.
     CorruptPointee(usize, u64, u64),
-    /// Return at once (at the entry: pop the return address into RIP).
-    ReturnEarly,
 }
 
 /// One named case.
@@ -60,24 +60,30 @@ const SEND: &str = "6SendermE4send";
 const RECEIVE: &str = "8ReceivermE7receive";
 const NOTIFY_ONE: &str = "9WaitQueue10notify_one";
 const NOTIFY_ALL: &str = "9WaitQueue10notify_all";
-const RDI: usize = 5;
+const RAX: usize = 0;
 const RSI: usize = 4;
+const RDI: usize = 5;
+const ZERO_FLAG: u32 = 6;
+
+const fn case(name: &'static str, cell: &'static str, function: &'static str, point: Point, action: Action) -> Case {
+    Case { name, cell, function, point, action }
+}
 
 /// The 13 cases: 7 on the send path, 6 on the receive path.
 pub const CASES: [Case; 13] = [
-    Case { name: "send-corrupt-self-pointer", cell: "test_channels", function: SEND, point: Point::Entry, action: Action::FlipRegister(RDI, 45) },
-    Case { name: "send-flip-value", cell: "test_channels", function: SEND, point: Point::Entry, action: Action::FlipRegister(RSI, 0) },
-    Case { name: "send-corrupt-shared-pointer", cell: "test_channels", function: SEND, point: Point::Entry, action: Action::CorruptPointee(RDI, 0, 1 << 44) },
-    Case { name: "send-corrupt-return-address", cell: "test_channels", function: SEND, point: Point::Entry, action: Action::CorruptPointee(RSP, 0, 1 << 40) },
-    Case { name: "send-skip-first-call", cell: "test_channels", function: SEND, point: Point::FirstCall, action: Action::Skip },
-    Case { name: "send-skip-last-call", cell: "test_channels", function: SEND, point: Point::LastCall, action: Action::Skip },
-    Case { name: "send-corrupt-waiter-pointer", cell: "sync", function: NOTIFY_ONE, point: Point::Entry, action: Action::CorruptPointee(RDI, 0, 1 << 44) },
-    Case { name: "recv-corrupt-self-pointer", cell: "test_channels", function: RECEIVE, point: Point::Entry, action: Action::FlipRegister(RDI, 45) },
-    Case { name: "recv-flip-empty-check", cell: "test_channels", function: RECEIVE, point: Point::FirstCompare, action: Action::FlipRegister(RFLAGS, 6) },
-    Case { name: "recv-corrupt-shared-pointer", cell: "test_channels", function: RECEIVE, point: Point::Entry, action: Action::CorruptPointee(RDI, 0, 1 << 44) },
-    Case { name: "recv-corrupt-return-address", cell: "test_channels", function: RECEIVE, point: Point::Entry, action: Action::CorruptPointee(RSP, 0, 1 << 40) },
-    Case { name: "recv-skip-lock-release", cell: "test_channels", function: RECEIVE, point: Point::LastCall, action: Action::Skip },
-    Case { name: "recv-skip-wakeup", cell: "sync", function: NOTIFY_ALL, point: Point::Entry, action: Action::ReturnEarly },
+    case("send-corrupt-self-pointer", "test_channels", SEND, Point::Entry, Action::FlipRegister(RDI, 45)),
+    case("send-flip-value", "test_channels", SEND, Point::Entry, Action::FlipRegister(RSI, 0)),
+    case("send-corrupt-shared-pointer", "test_channels", SEND, Point::Entry, Action::CorruptPointee(RDI, 0, 1 << 44)),
+    case("send-corrupt-return-address", "test_channels", SEND, Point::Entry, Action::CorruptPointee(RSP, 0, 1 << 40)),
+    case("send-skip-lock-release", "test_channels", SEND, Point::LockRelease, Action::Skip),
+    case("send-skip-wakeup", "test_channels", SEND, Point::CallTo(NOTIFY_ONE), Action::Skip),
+    case("send-corrupt-waiter-queue", "sync", NOTIFY_ONE, Point::Entry, Action::CorruptPointee(RDI, 0, 1 << 44)),
+    case("recv-corrupt-self-pointer", "test_channels", RECEIVE, Point::Entry, Action::FlipRegister(RDI, 45)),
+    case("recv-flip-length", "test_channels", RECEIVE, Point::FirstCompare, Action::FlipRegister(RAX, 0)),
+    case("recv-flip-empty-branch", "test_channels", RECEIVE, Point::AfterFirstCompare, Action::FlipRegister(RFLAGS, ZERO_FLAG)),
+    case("recv-corrupt-return-address", "test_channels", RECEIVE, Point::Entry, Action::CorruptPointee(RSP, 0, 1 << 40)),
+    case("recv-skip-lock-release", "test_channels", RECEIVE, Point::LockRelease, Action::Skip),
+    case("recv-skip-wakeup", "test_channels", RECEIVE, Point::CallTo(NOTIFY_ALL), Action::Skip),
 ];
 
 /// (start, size) of the first section of `output` (`sections CELL`) whose name contains `function`.
@@ -92,20 +98,42 @@ pub fn find_function(output: &str, function: &str) -> Option<(u64, usize)> {
     })
 }
 
-/// The address of `point` in the function whose bytes are `code` at `start`.
-pub fn point_address(code: &[u8], start: u64, point: Point) -> Option<u64> {
+/// The address of `point` in the function whose bytes are `code` at `start`; `call_target` is the address of
+/// the function a [`Point::CallTo`] looks for.
+pub fn point_address(code: &[u8], start: u64, point: Point, call_target: Option<u64>) -> Option<u64> {
     let mut decoder = Decoder::with_ip(64, code, start, DecoderOptions::NONE);
     let instructions: Vec<Instruction> = decoder.iter().take_while(|instruction| !instruction.is_invalid()).collect();
-    let is_call = |instruction: &&Instruction| instruction.mnemonic() == Mnemonic::Call;
+    let is_compare = |instruction: &Instruction| matches!(instruction.mnemonic(), Mnemonic::Cmp | Mnemonic::Test);
     let found = match point {
         Point::Entry => instructions.first(),
-        Point::FirstCall => instructions.iter().find(is_call),
-        Point::LastCall => instructions.iter().rev().find(is_call),
-        Point::FirstCompare => {
-            instructions.iter().find(|instruction| matches!(instruction.mnemonic(), Mnemonic::Cmp | Mnemonic::Test))
+        Point::FirstCompare => instructions.iter().find(|instruction| is_compare(instruction)),
+        Point::AfterFirstCompare => {
+            let at = instructions.iter().position(is_compare)?;
+            instructions.get(at + 1)
         }
+        Point::LockRelease => instructions.iter().find(|instruction| {
+            instruction.mnemonic() == Mnemonic::Mov
+                && instruction.op0_kind() == OpKind::Memory
+                && instruction.memory_size() == MemorySize::UInt8
+                && instruction.op1_kind() == OpKind::Immediate8
+                && instruction.immediate8() == 0
+                && instruction.memory_base() != Register::RSP
+        }),
+        Point::CallTo(_) => instructions.iter().find(|instruction| {
+            instruction.mnemonic() == Mnemonic::Call && Some(instruction.near_branch_target()) == call_target
+        }),
     };
     found.map(Instruction::ip)
+}
+
+/// `length` bytes at `address`, read in chunks the stub's packet size allows.
+fn read_code(gdb: &mut GdbRemote, address: u64, length: usize) -> GdbResult<Vec<u8>> {
+    let mut code = Vec::with_capacity(length);
+    while code.len() < length {
+        let chunk = (length - code.len()).min(512);
+        code.extend(gdb.read_memory(address + code.len() as u64, chunk)?);
+    }
+    Ok(code)
 }
 
 fn apply(gdb: &mut GdbRemote, action: Action) -> GdbResult<String> {
@@ -127,14 +155,6 @@ fn apply(gdb: &mut GdbRemote, action: Action) -> GdbResult<String> {
             let (base, _) = gdb.read_register(register)?;
             let word = super::inject::corrupt_word(gdb, base + offset, mask)?;
             Ok(format!("word at {:#x} {word:#x} -> {:#x}", base + offset, word ^ mask))
-        }
-        Action::ReturnEarly => {
-            let (rsp, width) = gdb.read_register(RSP)?;
-            let bytes = gdb.read_memory(rsp, 8)?;
-            let return_address = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
-            gdb.write_register(RIP, return_address, width)?;
-            gdb.write_register(RSP, rsp + 8, width)?;
-            Ok(format!("returned early to {return_address:#x}"))
         }
     }
 }
@@ -158,10 +178,27 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> (Record, boo
         let listing = guest.command(&format!("sections {}", case.cell), timeout).map_err(|f| f.to_string())?;
         let (start, size) = find_function(&listing, case.function)
             .ok_or_else(|| format!("no function matching {} in {}", case.function, case.cell))?;
+        let call_target = match case.point {
+            Point::CallTo(callee) => {
+                let listing = guest.command("sections sync", timeout).map_err(|f| f.to_string())?;
+                Some(find_function(&listing, callee).ok_or_else(|| format!("no function matching {callee} in sync"))?.0)
+            }
+            _ => None,
+        };
         let gdb = &mut guest.gdb;
         gdb.interrupt().map_err(|e| e.to_string())?;
-        let code = gdb.read_memory(start, size.min(4096)).map_err(|e| e.to_string())?;
-        let address = point_address(&code, start, case.point).ok_or("the instruction was not found")?;
+        let code = read_code(gdb, start, size.min(8192));
+        let code = match code {
+            Ok(code) => code,
+            Err(error) => {
+                gdb.resume().map_err(|e| e.to_string())?;
+                return Err(error.to_string());
+            }
+        };
+        let Some(address) = point_address(&code, start, case.point, call_target) else {
+            gdb.resume().map_err(|e| e.to_string())?;
+            return Err(format!("no {:?} instruction in the function", case.point));
+        };
         gdb.breakpoint(address, true).map_err(|e| e.to_string())?;
         gdb.resume().map_err(|e| e.to_string())?;
         Ok((address, last_fault))
@@ -257,12 +294,18 @@ mod tests {
 
     #[test]
     fn points_in_a_function() {
-        // push rbp; cmp rdi, 0; call +0; test eax, eax; call +0; ret
-        let code = [0x55, 0x48, 0x83, 0xff, 0x00, 0xe8, 0, 0, 0, 0, 0x85, 0xc0, 0xe8, 0, 0, 0, 0, 0xc3];
-        assert_eq!(point_address(&code, 0x1000, Point::Entry), Some(0x1000));
-        assert_eq!(point_address(&code, 0x1000, Point::FirstCompare), Some(0x1001));
-        assert_eq!(point_address(&code, 0x1000, Point::FirstCall), Some(0x1005));
-        assert_eq!(point_address(&code, 0x1000, Point::LastCall), Some(0x100c));
+        // push rbp; cmp rdi, 0; je +0; mov byte [rsp], 0; mov byte [rbx], 0; call +0x10; ret
+        let code = [
+            0x55, 0x48, 0x83, 0xff, 0x00, 0x74, 0x00, 0xc6, 0x04, 0x24, 0x00, 0xc6, 0x03, 0x00, 0xe8, 0x10, 0, 0, 0,
+            0xc3,
+        ];
+        let at = |point| point_address(&code, 0x1000, point, Some(0x1013 + 0x10));
+        assert_eq!(at(Point::Entry), Some(0x1000));
+        assert_eq!(at(Point::FirstCompare), Some(0x1001));
+        assert_eq!(at(Point::AfterFirstCompare), Some(0x1005));
+        assert_eq!(at(Point::LockRelease), Some(0x100b));
+        assert_eq!(at(Point::CallTo("x")), Some(0x100e));
+        assert_eq!(point_address(&code, 0x1000, Point::CallTo("x"), Some(0x2000)), None);
     }
 
     #[test]

@@ -333,7 +333,8 @@ mod tests {
     fn framing_and_checksum() {
         // `$g#67` is the manual's example: 'g' is 0x67.
         assert_eq!(frame("g"), b"$g#67".to_vec());
-        assert_eq!(frame("a#"), b"$a}\x03#c5".to_vec());
+        // 0x61 + 0x7d + 0x03 = 0xe1.
+        assert_eq!(frame("a#"), b"$a}\x03#e1".to_vec());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Serial lines that show a fault was taken (the CPU exception report, the task-fault trace, a panic, a CPU
 /// stopped by the fault path, an unwind that ended outside a task).
-pub const FAULT_MARKERS: &str = r"CPU EXCEPTION|faulted; stack trace|panicked|stopping this CPU|unwinding ended|cannot unwind|failed: exception";
+pub const FAULT_MARKERS: &str =
+    r"CPU EXCEPTION|faulted; stack trace|panicked|stopping this CPU|unwinding ended|cannot unwind|failed: exception";
 
 /// What an injector does on each tick while a workload runs: `None` while it has nothing to do yet,
 /// `Some(Ok(detail))` once the fault is in, `Some(Err(..))` if the stub failed.
@@ -132,8 +133,7 @@ impl Guest {
                 } else {
                     Duration::from_millis(500)
                 };
-                match self.session.expect(&self.prompt, slice.min(until.saturating_duration_since(Instant::now())))
-                {
+                match self.session.expect(&self.prompt, slice.min(until.saturating_duration_since(Instant::now()))) {
                     Ok(found) => break Ok(found),
                     Err(failure) if self.session.output_closed() || Instant::now() >= until => break Err(failure),
                     Err(_) => {}

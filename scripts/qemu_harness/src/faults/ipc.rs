@@ -80,8 +80,20 @@ pub const CASES: [Case; 13] = [
     case("send-corrupt-waiter-queue", "sync", NOTIFY_ONE, Point::Entry, Action::CorruptPointee(RDI, 0, 1 << 44)),
     case("recv-corrupt-self-pointer", "test_channels", RECEIVE, Point::Entry, Action::FlipRegister(RDI, 45)),
     case("recv-flip-length", "test_channels", RECEIVE, Point::FirstCompare, Action::FlipRegister(RAX, 0)),
-    case("recv-flip-empty-branch", "test_channels", RECEIVE, Point::AfterFirstCompare, Action::FlipRegister(RFLAGS, ZERO_FLAG)),
-    case("recv-corrupt-return-address", "test_channels", RECEIVE, Point::Entry, Action::CorruptPointee(RSP, 0, 1 << 40)),
+    case(
+        "recv-flip-empty-branch",
+        "test_channels",
+        RECEIVE,
+        Point::AfterFirstCompare,
+        Action::FlipRegister(RFLAGS, ZERO_FLAG),
+    ),
+    case(
+        "recv-corrupt-return-address",
+        "test_channels",
+        RECEIVE,
+        Point::Entry,
+        Action::CorruptPointee(RSP, 0, 1 << 40),
+    ),
     case("recv-skip-lock-release", "test_channels", RECEIVE, Point::LockRelease, Action::Skip),
     case("recv-skip-wakeup", "test_channels", RECEIVE, Point::CallTo(NOTIFY_ALL), Action::Skip),
 ];
@@ -160,7 +172,10 @@ fn apply(gdb: &mut GdbRemote, action: Action) -> GdbResult<String> {
 }
 
 /// Runs one case on `guest`; returns its record and whether the guest can be reused.
-fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> (Record, bool) {
+///
+/// # Errors
+/// The case cannot be set up (function or instruction not found, the stub fails before the injection).
+fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Record, bool), String> {
     let timeout = campaign.command_timeout(Workload::Channels);
     let mut record = Record {
         seed: campaign.config.seed,
@@ -205,10 +220,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> (Record, boo
     })();
     let (address, last_fault) = match prepared {
         Ok(prepared) => prepared,
-        Err(error) => {
-            record.detail = format!("the case could not be set up: {error}");
-            return (record, false);
-        }
+        Err(error) => return Err(format!("IPC case {}: cannot be set up: {error}", case.name)),
     };
     record.address = format!("{address:#x} ({})", locate(&guest.ranges, address));
     let action = case.action;
@@ -232,7 +244,8 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> (Record, boo
     let mut run = guest.run_workload(Workload::Channels, timeout, Some(injector));
     let reached = run.injected.is_some();
     if !reached && run.stuck.is_none() {
-        let removed = guest.gdb.interrupt().and_then(|_| guest.gdb.breakpoint(address, false)).and_then(|()| guest.gdb.resume());
+        let removed =
+            guest.gdb.interrupt().and_then(|_| guest.gdb.breakpoint(address, false)).and_then(|()| guest.gdb.resume());
         if let Err(error) = removed {
             run.injected = Some(Err(error));
         }
@@ -246,13 +259,14 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> (Record, boo
     };
     record.detail = format!("{injected}; {detail}");
     let reusable = outcome != Outcome::Failed && guest.healthy(campaign.command_timeout(Workload::Shell));
-    (record, reusable)
+    Ok((record, reusable))
 }
 
 /// Runs the 13 cases; writes `ipc.csv` and `ipc-summary.txt`, prints one line per case and the count recovered.
 ///
 /// # Errors
-/// The output cannot be written, or no guest boots.
+/// The output cannot be written, no guest boots, or a case cannot be set up (a harness or image problem, not a
+/// classification).
 pub fn run_cases(config: CampaignConfig) -> Result<Vec<Record>, String> {
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
     let mut campaign = Campaign::new(config);
@@ -262,8 +276,13 @@ pub fn run_cases(config: CampaignConfig) -> Result<Vec<Record>, String> {
         if guest.is_none() {
             guest = Some(super::boot_with_retry(&mut campaign)?);
         }
-        let (record, reusable) = run_case(&campaign, guest.as_mut().expect("booted above"), case);
-        println!("ipc case {:<28} {:<14} {}", case.name, record.outcome.name(), record.detail.chars().take(120).collect::<String>());
+        let (record, reusable) = run_case(&campaign, guest.as_mut().expect("booted above"), case)?;
+        println!(
+            "ipc case {:<28} {:<14} {}",
+            case.name,
+            record.outcome.name(),
+            record.detail.chars().take(120).collect::<String>()
+        );
         records.push(record);
         if !reusable {
             guest = None;

@@ -126,6 +126,9 @@ impl Campaign {
             println!("golden runs: {}", durations.join(", "));
         }
         guest.refresh_ranges()?;
+        if guest.ranges.is_empty() {
+            return Err(Failure("the guest's `sections` command listed no cell section ranges".into()));
+        }
         Ok(guest)
     }
 
@@ -225,9 +228,8 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
         }
     };
     let memory = match plan.fault {
-        FaultType::MemoryWord => inject::memory_target(plan, &guest.ranges).map(|(range, address)| {
-            (format!("{}/{}", range.cell, range.kind), address)
-        }),
+        FaultType::MemoryWord => inject::memory_target(plan, &guest.ranges)
+            .map(|(range, address)| (format!("{}/{}", range.cell, range.kind), address)),
         _ => None,
     };
     let golden = campaign.golden[&plan.workload].duration;
@@ -273,7 +275,8 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
         // whatever runs after it; the fault-log check and the health check below still see its effect.
         force.set(true);
         let ranges = guest.ranges.clone();
-        run.injected = injector(&mut guest.gdb, &ranges).map(|result| result.map(|detail| detail + " (after the workload)"));
+        run.injected =
+            injector(&mut guest.gdb, &ranges).map(|result| result.map(|detail| detail + " (after the workload)"));
     }
     (record.target, record.address) = target.clone();
     let injected_detail = match &run.injected {

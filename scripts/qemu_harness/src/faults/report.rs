@@ -48,9 +48,7 @@ pub fn classify(first: &RunResult, fault_logged: bool, rerun: Option<&RunResult>
     match (first, fault_logged, rerun) {
         (RunResult::Completed { right: true }, false, _) => Outcome::NotManifested,
         (RunResult::Completed { right: true }, true, _) => Outcome::Recovered,
-        (RunResult::Completed { right: false }, true, Some(RunResult::Completed { right: true })) => {
-            Outcome::Recovered
-        }
+        (RunResult::Completed { right: false }, true, Some(RunResult::Completed { right: true })) => Outcome::Recovered,
         _ => Outcome::Failed,
     }
 }

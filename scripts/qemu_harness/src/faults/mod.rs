@@ -132,6 +132,16 @@ impl Campaign {
         Ok(guest)
     }
 
+    /// Folds a clean run's duration into the workload's expected duration (an exponential moving average with
+    /// weight 1/4), from which injection moments are drawn: the golden run can be slower than later ones (TCG's
+    /// translation cache warms up, host load changes), and moments drawn from a stale duration would fall after
+    /// the workload.
+    pub fn update_duration(&mut self, workload: Workload, duration: Duration) {
+        if let Some(golden) = self.golden.get_mut(&workload) {
+            golden.duration = golden.duration.mul_f64(0.75) + duration.mul_f64(0.25);
+        }
+    }
+
     /// The per-command timeout of `workload`.
     pub fn command_timeout(&self, workload: Workload) -> Duration {
         let golden = self.golden.get(&workload).map_or(SECS_60, |golden| golden.duration);
@@ -206,8 +216,9 @@ pub fn latest_fault(guest: &mut Guest, timeout: Duration) -> StepResult<u64> {
     Ok(guest.fault_records(timeout)?.iter().map(|(time, _)| *time).max().unwrap_or(0))
 }
 
-/// Runs one planned injection on `guest`; returns its record and whether the guest can be reused.
-fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, bool) {
+/// Runs one planned injection on `guest`; returns its record, whether the guest can be reused, and the
+/// workload's duration if the fault did not manifest (a clean run, for [`Campaign::update_duration`]).
+fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, bool, Option<Duration>) {
     let timeout = campaign.command_timeout(plan.workload);
     let mut record = Record {
         seed: campaign.config.seed,
@@ -224,7 +235,7 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
         Ok(time) => time,
         Err(failure) => {
             record.detail = format!("the guest did not answer before the injection: {failure}");
-            return (record, false);
+            return (record, false, None);
         }
     };
     let memory = match plan.fault {
@@ -291,7 +302,8 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
         reusable = restore_word(guest, address, word, plan.mask);
     }
     reusable = reusable && guest.healthy(campaign.scaled(Duration::from_secs(10)));
-    (record, reusable)
+    let clean = (outcome == Outcome::NotManifested).then_some(run.duration);
+    (record, reusable, clean)
 }
 
 /// Writes `word` back at `address` if it still holds `word ^ mask`; false if the stub failed.
@@ -327,7 +339,10 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
             guest = Some(boot_with_retry(&mut campaign)?);
         }
         let current = guest.as_mut().expect("booted above");
-        let (record, reusable) = inject_one(&campaign, current, &plan);
+        let (record, reusable, clean) = inject_one(&campaign, current, &plan);
+        if let Some(duration) = clean {
+            campaign.update_duration(plan.workload, duration);
+        }
         println!(
             "injection {index:>4} {:<16} {:<8} {:<14} {}",
             record.fault,
@@ -342,8 +357,10 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
         }
     }
     drop(guest);
+    let late = records.iter().filter(|record| record.detail.contains("(after the workload)")).count();
     let header = format!(
-        "fault-injection campaign: seed {}, {} injections, {} boots, {:.0} s, {} CPU(s), image {}",
+        "fault-injection campaign: seed {}, {} injections ({late} injected just after the workload ended), {} boots, \
+         {:.0} s, {} CPU(s), image {}",
         campaign.config.seed,
         records.len(),
         campaign.boots,

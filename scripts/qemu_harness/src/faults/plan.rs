@@ -1,11 +1,11 @@
 //! What each injection does, drawn from the campaign seed: fault type, workload, moment, target.
 //!
 //! The plan of injection `index` depends only on the seed and the index (a SplitMix64 stream seeded with both),
-//! so a campaign with the same seed injects the same faults at the same fractions of the workload's duration
-//! into the same targets. The memory target is drawn from the list of cell section ranges of the boot it runs
-//! in, sorted by cell and kind, which is the same for every boot of one image. The moment is a fraction of the
-//! golden run's duration; under TCG the guest does not run at a fixed speed, so the instruction the fault hits
-//! differs from run to run.
+//! so a campaign with the same seed injects the same faults at the same fractions of the workload's expected
+//! duration into the same targets. The memory target is drawn from the list of cell section ranges of the boot it
+//! runs in, sorted by cell and kind, which is the same for every boot of one image. The moment is a fraction of
+//! the workload's expected duration (its golden run's, then a moving average over clean runs); under TCG the guest
+//! does not run at a fixed speed, so the instruction the fault hits differs from run to run.
 
 use super::workload::{WORKLOADS, Workload};
 use crate::gdb_remote::REGISTER_NAMES;
@@ -74,7 +74,7 @@ pub struct Plan {
     pub fault: FaultType,
     /// The workload it runs during.
     pub workload: Workload,
-    /// When: this fraction of the golden run's duration after the first command is typed.
+    /// When: this fraction of the workload's expected duration after the first command is typed.
     pub moment: f64,
     /// Which CPU (an index into the stub's thread list, modulo its length).
     pub cpu: u64,

@@ -57,8 +57,8 @@ boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the tim
 faults: iso ## Fault-injection campaign over the gdb stub (N=500 injections, SEED=2026): build/faults/{injections.csv,summary.txt}
 	$(HARNESS) faults --count $(N) --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults
 
-faults-ipc: iso ## The 13 hand-placed faults in the channel send/receive paths: build/faults/{ipc.csv,ipc-summary.txt}
-	$(HARNESS) faults --ipc --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults
+faults-ipc: iso ## The 13 hand-placed faults in the channel send/receive paths: build/faults-ipc/{ipc.csv,ipc-summary.txt}
+	$(HARNESS) faults --ipc --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults-ipc
 
 usb: ## Write the ISO to a USB stick: make usb DEVICE=/dev/sdX (erases it; asks first)
 	@if [ -z "$(DEVICE)" ]; then echo "usage: make usb DEVICE=/dev/sdX (the whole disk, not a partition)"; exit 1; fi

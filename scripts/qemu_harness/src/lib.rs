@@ -15,6 +15,9 @@
 //! the `newcomer` scenario ([`newcomer`]) follows the README's first-application steps in the same scratch copy.
 //!
 //! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt.
+//!
+//! `qemu_harness faults` runs the fault-injection campaign ([`faults`]): faults injected through QEMU's gdb stub
+//! ([`gdb_remote::GdbRemote`]) while workloads run, each injection classified, a CSV and a summary written.
 
 pub mod ansi;
 pub mod boot_time;

@@ -177,12 +177,14 @@ impl Campaign {
             RunResult::Completed { .. } => {}
         }
         let timeout = self.command_timeout(workload);
+        // Serial fault lines are looked for before `faults` runs: its listing repeats older records' reasons.
+        let serial_fault = guest.fault_line_since(mark);
         let records = match guest.fault_records(timeout) {
             Ok(records) => records,
             Err(failure) => return (Outcome::Failed, format!("hang: `faults` gave no prompt back: {failure}")),
         };
         let logged = records.iter().find(|(time, line)| *time > last_fault && !line.ends_with(" killed"));
-        let fault_line = guest.fault_line_since(mark).or_else(|| logged.map(|(_, line)| line.clone()));
+        let fault_line = serial_fault.or_else(|| logged.map(|(_, line)| line.clone()));
         let mut detail = match &first {
             RunResult::Completed { right: true } => "result right".to_string(),
             _ => format!("wrong result {:?}", run.result),

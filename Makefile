@@ -1,6 +1,6 @@
 # A thin front for the host tools in scripts/ (cellbuild: build pipeline; qemu_harness: QEMU tests).
 # `make help` lists the targets. Variables: CMDLINE, UEFI=1, SMP, DRIVE (DEVICE: the old name), YES=1, CORRUPT_CELL,
-# RUNS, MATRIX=1, CELL.
+# RUNS, MATRIX=1, CELL, SEED, N.
 SHELL := /bin/bash
 
 TARGET_SPEC  := cfg/x86_64-theseus.json
@@ -13,6 +13,9 @@ CMDLINE      ?=
 CORRUPT_CELL ?= greeting_v2
 SMP          ?= 1
 RUNS         ?= 5
+# Fault-injection campaign: seed and number of injections (`make faults`).
+SEED         ?= 2026
+N            ?= 500
 # The guest's COM2 (push_receiver) as a Unix socket: `make push` sends cell objects there.
 PUSH_SOCKET  := $(BUILD)/push.sock
 OVMF         := /usr/share/ovmf/OVMF.fd
@@ -22,7 +25,7 @@ QEMU         := qemu-system-x86_64 -cdrom $(ISO) -m 512M -display none -no-reboo
 HOST_CRATES   = $(shell $(CELLBUILD) host-crates)
 
 .DEFAULT_GOAL := iso
-.PHONY: iso run push test usb gdb boot-time bench clean help setup tools new-app
+.PHONY: iso run push test usb gdb boot-time bench faults faults-ipc clean help setup tools new-app
 
 iso: setup tools ## Build the kernel, its cells and build/theseus.iso (default)
 	$(CELLBUILD) build --cmdline "$(CMDLINE)"
@@ -45,6 +48,7 @@ test: setup tools ## Everything: fmt, clippy, host unit tests, tool tests, both 
 	bash scripts/usb_write_test.sh
 	$(CELLBUILD) build --cmdline "selfcheck $(CMDLINE)" --corrupt $(CORRUPT_CELL)
 	$(HARNESS) test --smp $(SMP) --corrupt-object k-$(CORRUPT_CELL).o
+	$(HARNESS) faults --count 10 --seed 1 --smp $(SMP) --out $(BUILD)/faults-smoke
 
 new-app: ## Create applications/NAME from the template (app_io, forbid(unsafe_code), a main): make new-app NAME=x
 	bash scripts/new_app.sh "$(NAME)"
@@ -55,6 +59,12 @@ boot-time: iso ## Boot RUNS times (default 5) under BIOS and OVMF; print the tim
 bench: iso ## Microbenchmarks and boot times, ours vs Linux in the same QEMU: table, build/bench/results.{csv,svg}
 	bash scripts/bench/setup_linux.sh
 	$(HARNESS) bench --runs $(RUNS) --smp $(SMP) --out $(BUILD)/bench
+
+faults: iso ## Fault-injection campaign over the gdb stub (N=500 injections, SEED=2026): build/faults/{injections.csv,summary.txt}
+	$(HARNESS) faults --count $(N) --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults
+
+faults-ipc: iso ## The 13 hand-placed faults in the channel send/receive paths: build/faults-ipc/{ipc.csv,ipc-summary.txt}
+	$(HARNESS) faults --ipc --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults-ipc
 
 usb: ## Write the ISO to a USB stick and verify it: make usb DRIVE=/dev/sdX (erases it; asks first, YES=1 skips); DRIVE=file.img is a dry run
 	@if [ -z "$(or $(DRIVE),$(DEVICE))" ]; then echo "usage: make usb DRIVE=/dev/sdX (the whole USB disk; lsblk lists them) or DRIVE=file.img (dry run)"; exit 2; fi

@@ -62,6 +62,12 @@ const BUILTINS: &[Builtin] = &[
         run: faults,
     },
     Builtin {
+        name: "sections",
+        usage: "sections [CELL]",
+        summary: "section address ranges of every loaded cell, or every section of one cell (fault injection)",
+        run: crate::sections::sections,
+    },
+    Builtin {
         name: "prio",
         usage: "prio ID PRIORITY",
         summary: "set a task's priority (0..=255, used by scheduler_priority)",

@@ -36,6 +36,7 @@ mod jobs;
 mod log_commands;
 mod machine;
 mod pipeline;
+mod sections;
 mod system_commands;
 
 use alloc::string::String;

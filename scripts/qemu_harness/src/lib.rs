@@ -18,6 +18,9 @@
 //! `qemu_harness boot-time` boots several times per firmware and reports the time to the first prompt;
 //! `boot-time --matrix` does so for each matrix configuration and prints a table.
 //! `qemu_harness bench` ([`bench`]) runs the microbenchmarks on our side and on Linux and reports both.
+//!
+//! `qemu_harness faults` runs the fault-injection campaign ([`faults`]): faults injected through QEMU's gdb stub
+//! ([`gdb_remote::GdbRemote`]) while workloads run, each injection classified, a CSV and a summary written.
 
 pub mod ansi;
 pub mod bench;
@@ -25,6 +28,8 @@ pub mod bench_report;
 pub mod boot_time;
 pub mod checksum;
 pub mod expected;
+pub mod faults;
+pub mod gdb_remote;
 pub mod monitor;
 pub mod newcomer;
 pub mod push;

@@ -5,7 +5,7 @@ use qemu_harness::expected as e;
 use qemu_harness::qemu::{Firmware, QemuConfig};
 use qemu_harness::scenarios::{self, RunConfig, SCENARIOS};
 use qemu_harness::session::Typing;
-use qemu_harness::{bench, newcomer, push, usb_matrix};
+use qemu_harness::{bench, faults, newcomer, push, usb_matrix};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ commands:
   boot-time   boot N times under BIOS and under OVMF; print median and samples of the time to the prompt
               (--matrix: N times per USB matrix configuration, printed as a Markdown table)
   bench       microbenchmarks of ours and Linux in the same QEMU, the table, CSV, SVG and boot times (make bench)
+  faults      fault-injection campaign over QEMU's gdb stub (--count, --seed, --out; --ipc: the 13 channel cases)
 
 options:
   --iso FILE             ISO to boot (default: build/theseus.iso)
@@ -35,8 +36,11 @@ options:
   --matrix               boot-time: each USB matrix configuration instead of the CD-ROM per firmware
   --linux-kernel FILE    bench: Linux kernel (default: build/bench/linux/vmlinuz)
   --linux-initrd FILE    bench: its initramfs (default: build/bench/linux/initramfs.gz)
-  --out DIR              bench: output directory (default: build/bench)
+  --out DIR              bench, faults: output directory (default: build/bench, build/faults)
   --quick                bench: the quick iteration counts
+  --seed N               faults: campaign seed (default: 2026)
+  --count N              faults: number of injections (default: 500)
+  --ipc                  faults: run the 13 named IPC cases instead of random injections
 ";
 
 fn main() -> ExitCode {
@@ -72,8 +76,9 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut matrix = false;
     let mut linux_kernel = PathBuf::from("build/bench/linux/vmlinuz");
     let mut linux_initrd = PathBuf::from("build/bench/linux/initramfs.gz");
-    let mut bench_out = PathBuf::from("build/bench");
+    let mut out: Option<PathBuf> = None;
     let mut quick = false;
+    let (mut seed, mut count, mut ipc) = (2026u64, 500usize, false);
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -95,8 +100,11 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--linux-kernel" => linux_kernel = PathBuf::from(value()?),
             "--linux-initrd" => linux_initrd = PathBuf::from(value()?),
-            "--out" => bench_out = PathBuf::from(value()?),
+            "--out" => out = Some(PathBuf::from(value()?)),
             "--quick" => quick = true,
+            "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--count" => count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            "--ipc" => ipc = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
@@ -207,7 +215,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 iso: config.iso.clone(),
                 kernel: linux_kernel,
                 initrd: linux_initrd,
-                out: bench_out,
+                out: out.unwrap_or_else(|| PathBuf::from("build/bench")),
                 quick,
                 runs,
                 timeout: config.scenario_timeout * 4,
@@ -216,6 +224,24 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             };
             let complete = bench::run(&bench_config)?;
             Ok(if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        "faults" => {
+            if !config.iso.exists() {
+                return Err(format!("{} does not exist (run `make iso`)", config.iso.display()));
+            }
+            let campaign = faults::CampaignConfig {
+                qemu: config.qemu.clone(),
+                iso: config.iso.clone(),
+                typing: config.typing.clone(),
+                seed,
+                count,
+                out: out.unwrap_or_else(|| PathBuf::from("build/faults")),
+                timeout_scale: scale,
+            };
+            let records = if ipc { faults::ipc::run_cases(campaign)? } else { faults::run_campaign(campaign)? };
+            // Every injection has a classification by construction; the exit status says the campaign ran.
+            println!("faults: {} injections classified", records.len());
+            Ok(ExitCode::SUCCESS)
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }

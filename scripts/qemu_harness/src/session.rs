@@ -102,6 +102,11 @@ impl Session {
         self.started.elapsed()
     }
 
+    /// Whether the child's output is closed (it exited), as far as received so far.
+    pub fn output_closed(&self) -> bool {
+        self.open_pipes == 0
+    }
+
     /// The transcript so far.
     pub fn transcript(&self) -> &Transcript {
         &self.transcript

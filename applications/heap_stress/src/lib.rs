@@ -1,0 +1,123 @@
+//! The heap_stress application: a heap-heavy workload with a checkable result.
+//!
+//! Usage: `heap_stress [ROUNDS 1..=100000]` (default 200).
+//!
+//! Each round allocates a buffer of a pseudo-random size (1-1000 bytes) filled with a pattern derived from the
+//! round number, keeps up to [`LIVE_BUFFERS`] buffers alive (replacing a pseudo-randomly chosen one), inserts
+//! and removes entries of a `BTreeMap`, and folds every byte it reads back from a buffer it drops into a
+//! checksum. The sequence is fixed (a xorshift generator with a constant seed), so a healthy heap always prints
+//! the same line: `heap_stress: ROUNDS rounds, BYTES bytes allocated, checksum 0x...`. A corrupted heap shows
+//! as a different checksum, a pattern mismatch (`heap_stress: buffer N corrupted`, exit code 2) or a fault.
+//! The fault-injection campaign (`qemu_harness faults`) compares that line with the one from a run before
+//! any injection.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Buffers kept alive at once.
+pub const LIVE_BUFFERS: usize = 64;
+/// The largest accepted round count.
+pub const MAX_ROUNDS: u64 = 100_000;
+
+app_io::entry!(main);
+
+/// Entry point: returns 0 after printing the checksum line, 1 on bad arguments, 2 if a buffer read back
+/// differs from what was written.
+pub fn main(args: Vec<String>) -> isize {
+    let rounds = match args.get(1).map(|text| text.parse::<u64>()) {
+        None => 200,
+        Some(Ok(rounds)) if (1..=MAX_ROUNDS).contains(&rounds) => rounds,
+        Some(_) => {
+            app_io::println!("usage: heap_stress [ROUNDS 1..={MAX_ROUNDS}]");
+            return 1;
+        }
+    };
+    match stress(rounds) {
+        Ok((bytes, checksum)) => {
+            app_io::println!("heap_stress: {rounds} rounds, {bytes} bytes allocated, checksum {checksum:#018x}");
+            app_io::exit_code::SUCCESS
+        }
+        Err(Corrupted { round }) => {
+            app_io::println!("heap_stress: buffer of round {round} corrupted");
+            2
+        }
+    }
+}
+
+/// A buffer read back differs from its pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corrupted {
+    /// The round that allocated the buffer.
+    pub round: u64,
+}
+
+/// One live buffer: the round that filled it and its bytes.
+struct Buffer {
+    round: u64,
+    bytes: Vec<u8>,
+}
+
+/// Runs `rounds` rounds; returns the bytes allocated and the checksum.
+///
+/// # Errors
+/// [`Corrupted`] if a buffer no longer holds its pattern.
+pub fn stress(rounds: u64) -> Result<(u64, u64), Corrupted> {
+    let mut random = 0x2545_f491_4f6c_dd1du64;
+    let mut live: Vec<Buffer> = Vec::with_capacity(LIVE_BUFFERS);
+    let mut map: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut allocated, mut checksum) = (0u64, 0u64);
+    for round in 0..rounds {
+        random = next(random);
+        let size = (random % 1000 + 1) as usize;
+        let bytes: Vec<u8> = (0..size).map(|index| pattern(round, index)).collect();
+        allocated += size as u64;
+        let buffer = Buffer { round, bytes };
+        if live.len() < LIVE_BUFFERS {
+            live.push(buffer);
+        } else {
+            let slot = (random >> 32) as usize % LIVE_BUFFERS;
+            let old = core::mem::replace(&mut live[slot], buffer);
+            checksum = fold(checksum, &old)?;
+        }
+        map.insert(random % 512, round);
+        if round % 3 == 0 {
+            map.remove(&((random >> 16) % 512));
+        }
+    }
+    for buffer in &live {
+        checksum = fold(checksum, buffer)?;
+    }
+    for (key, value) in &map {
+        checksum = checksum.rotate_left(7) ^ key.wrapping_mul(31) ^ value;
+    }
+    Ok((allocated, checksum))
+}
+
+/// The byte at `index` of the buffer of `round`.
+fn pattern(round: u64, index: usize) -> u8 {
+    (round as u8).wrapping_mul(31) ^ (index as u8)
+}
+
+/// Checks `buffer` against its pattern and folds its bytes into `checksum`.
+fn fold(mut checksum: u64, buffer: &Buffer) -> Result<u64, Corrupted> {
+    for (index, &byte) in buffer.bytes.iter().enumerate() {
+        if byte != pattern(buffer.round, index) {
+            return Err(Corrupted { round: buffer.round });
+        }
+        checksum = checksum.rotate_left(5) ^ u64::from(byte);
+    }
+    Ok(checksum)
+}
+
+/// One xorshift64 step.
+fn next(mut state: u64) -> u64 {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    state
+}

@@ -1,0 +1,195 @@
+//! One booted guest for the campaign: the serial session, the gdb stub connection, and the commands the
+//! campaign needs (run a workload while a fault is injected, read the fault log, check health).
+
+use super::inject::{SectionRange, parse_ranges};
+use super::workload::{Workload, result_lines};
+use crate::expected as e;
+use crate::gdb_remote::{GdbError, GdbRemote};
+use crate::qemu::{Firmware, QemuConfig};
+use crate::session::{Failure, Session, StepResult, Typing};
+use crate::transcript::command_output;
+use regex::Regex;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Serial lines that show a fault was taken (the CPU exception report, the task-fault trace, a panic, a CPU
+/// stopped by the fault path, an unwind that ended outside a task).
+pub const FAULT_MARKERS: &str =
+    r"CPU EXCEPTION|faulted; stack trace|panicked|stopping this CPU|unwinding ended|cannot unwind|failed: exception";
+
+/// What an injector does on each tick while a workload runs: `None` while it has nothing to do yet,
+/// `Some(Ok(detail))` once the fault is in, `Some(Err(..))` if the stub failed.
+pub type Injector<'a> = dyn FnMut(&mut GdbRemote, &[SectionRange]) -> Option<Result<String, GdbError>> + 'a;
+
+/// The booted guest.
+pub struct Guest {
+    session: Session,
+    /// The gdb stub connection (the guest runs while no request is made).
+    pub gdb: GdbRemote,
+    /// Text, rodata and data ranges of the cells loaded at boot (refreshed by [`Guest::refresh_ranges`]).
+    pub ranges: Vec<SectionRange>,
+    prompt: Regex,
+    markers: Regex,
+}
+
+/// One workload run.
+#[derive(Debug, Clone)]
+pub struct WorkloadRun {
+    /// Every command gave the prompt back (`None`), or the first that did not and why.
+    pub stuck: Option<(String, Failure)>,
+    /// The commands' outputs, one after the other.
+    pub output: String,
+    /// The result lines.
+    pub result: Vec<String>,
+    /// Wall-clock duration.
+    pub duration: Duration,
+    /// The injector's report, if it injected.
+    pub injected: Option<Result<String, GdbError>>,
+}
+
+impl Guest {
+    /// Boots `iso` with a gdb stub on a free local port; waits for the prompt; lets the guest run.
+    ///
+    /// # Errors
+    /// QEMU does not start, no prompt within `boot_timeout`, or the stub does not answer.
+    pub fn boot(
+        qemu: &QemuConfig,
+        iso: &Path,
+        typing: &Typing,
+        log: &Path,
+        boot_timeout: Duration,
+    ) -> StepResult<Guest> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| Failure(format!("no free port: {e}")))?
+            .port();
+        let mut config = qemu.clone();
+        config.extra.extend(["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")]);
+        let log = std::fs::File::create(log).map_err(|e| Failure(format!("{}: {e}", log.display())))?;
+        let mut session = Session::spawn(
+            &mut config.command(iso, Firmware::Bios),
+            Duration::from_secs(24 * 3600),
+            typing.clone(),
+            Some(log),
+        )?;
+        let prompt = Regex::new(e::PROMPT).map_err(|e| Failure(e.to_string()))?;
+        session.expect(&prompt, boot_timeout)?;
+        let mut gdb = GdbRemote::connect(port, Duration::from_secs(10)).map_err(|e| Failure(e.to_string()))?;
+        gdb.resume().map_err(|e| Failure(e.to_string()))?;
+        let markers = Regex::new(FAULT_MARKERS).map_err(|e| Failure(e.to_string()))?;
+        let mut guest = Guest { session, gdb, ranges: Vec::new(), prompt, markers };
+        guest.refresh_ranges()?;
+        Ok(guest)
+    }
+
+    /// Reads the section ranges again (`sections`), e.g. after the golden runs loaded the applications.
+    ///
+    /// # Errors
+    /// The command does not give the prompt back.
+    pub fn refresh_ranges(&mut self) -> StepResult<()> {
+        let output = self.command("sections", Duration::from_secs(30))?;
+        self.ranges = parse_ranges(&output);
+        Ok(())
+    }
+
+    /// Types `command` and returns its output.
+    ///
+    /// # Errors
+    /// No prompt within `timeout`.
+    pub fn command(&mut self, command: &str, timeout: Duration) -> StepResult<String> {
+        let prompt = self.prompt.clone();
+        self.session.command(command, &prompt, timeout)
+    }
+
+    /// Writes a note into the serial log.
+    pub fn note(&mut self, text: &str) {
+        self.session.note(text);
+    }
+
+    /// Whether QEMU's output closed (it exited).
+    pub fn exited(&self) -> bool {
+        self.session.output_closed()
+    }
+
+    /// Runs `workload`, each command within `timeout`, calling `injector` every ~5 ms until it reports.
+    pub fn run_workload(
+        &mut self,
+        workload: Workload,
+        timeout: Duration,
+        mut injector: Option<&mut Injector<'_>>,
+    ) -> WorkloadRun {
+        let started = Instant::now();
+        let (mut output, mut stuck, mut injected) = (String::new(), None, None);
+        for &command in workload.commands() {
+            let from = self.session.transcript().cursor();
+            if let Err(failure) = self.session.send_line(command) {
+                stuck = Some((command.to_string(), failure));
+                break;
+            }
+            let until = Instant::now() + timeout;
+            let found = loop {
+                let slice = if injected.is_none() && injector.is_some() {
+                    Duration::from_millis(5)
+                } else {
+                    Duration::from_millis(500)
+                };
+                match self.session.expect(&self.prompt, slice.min(until.saturating_duration_since(Instant::now()))) {
+                    Ok(found) => break Ok(found),
+                    Err(failure) if self.session.output_closed() || Instant::now() >= until => break Err(failure),
+                    Err(_) => {}
+                }
+                if injected.is_none()
+                    && let Some(inject) = injector.as_mut()
+                {
+                    injected = inject(&mut self.gdb, &self.ranges);
+                }
+            };
+            match found {
+                Ok(found) => {
+                    let raw = self.session.transcript().text_between(from, found.start);
+                    output += &command_output(&raw, command);
+                    output.push('\n');
+                }
+                Err(failure) => {
+                    stuck = Some((command.to_string(), failure));
+                    break;
+                }
+            }
+        }
+        let result = result_lines(workload, &output);
+        WorkloadRun { stuck, output, result, duration: started.elapsed(), injected }
+    }
+
+    /// The fault log's records (`faults`) as (time in µs, line) pairs.
+    ///
+    /// # Errors
+    /// No prompt within `timeout`.
+    pub fn fault_records(&mut self, timeout: Duration) -> StepResult<Vec<(u64, String)>> {
+        let output = self.command("faults", timeout)?;
+        let record = Regex::new(r"^\[\s*(\d+)\.(\d{6})\] task ").expect("valid");
+        Ok(output
+            .lines()
+            .filter_map(|line| {
+                let captures = record.captures(line)?;
+                let seconds: u64 = captures[1].parse().ok()?;
+                let micros: u64 = captures[2].parse().ok()?;
+                Some((seconds * 1_000_000 + micros, line.trim_end().to_string()))
+            })
+            .collect())
+    }
+
+    /// The first serial line since `from` that shows a fault (see [`FAULT_MARKERS`]).
+    pub fn fault_line_since(&self, from: crate::transcript::Position) -> Option<String> {
+        self.session.transcript().find_from(from, &self.markers).map(|found| found.line)
+    }
+
+    /// The transcript position now (to look for fault lines later).
+    pub fn mark(&self) -> crate::transcript::Position {
+        self.session.transcript().cursor()
+    }
+
+    /// Whether the shell answers `echo` within `timeout`.
+    pub fn healthy(&mut self, timeout: Duration) -> bool {
+        self.command("echo fi-health", timeout).is_ok_and(|output| output.contains("fi-health"))
+    }
+}

@@ -1,0 +1,397 @@
+//! The fault-injection campaign (`qemu_harness faults`): transient faults injected through QEMU's gdb stub
+//! while a workload runs, each injection classified (issue 11, part 2).
+//!
+//! Key types: [`plan::Plan`] (what one injection does, from the seed), [`guest::Guest`] (one boot: serial
+//! session plus [`crate::gdb_remote::GdbRemote`]), [`report::Record`] (one CSV row), [`ipc`] (the 13 named
+//! channel cases).
+//!
+//! Control flow of a campaign:
+//! 1. Boot the ISO with `-gdb tcp:127.0.0.1:PORT`; run every workload once (the golden runs: result lines and
+//!    duration; a workload that fails here aborts the campaign, since nothing could be classified against it);
+//!    read the cells' section ranges (`sections`).
+//! 2. For each injection: read the fault log's latest time; type the workload's commands; at the planned
+//!    moment stop the guest (0x03), inject (flip a register bit, corrupt a memory word, or skip the instruction
+//!    at RIP), let it run; wait for each prompt (timeout: 3 x the golden duration + 15 s).
+//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; if the result
+//!    is wrong but a fault was logged, run the workload once more. A corrupted memory word is written back if it
+//!    still holds the corrupted value (so later injections start from a clean image; a reloaded cell is not
+//!    touched).
+//! 4. After a failed injection, or when `echo` no longer answers, kill QEMU and boot again; otherwise reuse it.
+//! 5. Append the CSV row (`injections.csv`); at the end write and print the summary (`summary.txt`).
+
+pub mod guest;
+pub mod inject;
+pub mod ipc;
+pub mod plan;
+pub mod report;
+pub mod workload;
+
+use crate::qemu::QemuConfig;
+use crate::session::{Failure, StepResult, Typing};
+use guest::{Guest, WorkloadRun};
+use plan::{FaultType, Plan};
+use report::{Outcome, Record, RunResult};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use workload::{WORKLOADS, Workload};
+
+/// A campaign's settings.
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    /// The emulator.
+    pub qemu: QemuConfig,
+    /// The ISO to boot.
+    pub iso: PathBuf,
+    /// How to type.
+    pub typing: Typing,
+    /// The seed.
+    pub seed: u64,
+    /// Number of injections.
+    pub count: usize,
+    /// Output directory (`injections.csv`, `summary.txt`, `logs/`).
+    pub out: PathBuf,
+    /// Multiplies every timeout.
+    pub timeout_scale: f64,
+}
+
+/// The golden run of one workload.
+#[derive(Debug, Clone)]
+pub struct Golden {
+    /// Its result lines.
+    pub result: Vec<String>,
+    /// Its duration.
+    pub duration: Duration,
+}
+
+/// What the campaign keeps across boots.
+pub struct Campaign {
+    /// Settings.
+    pub config: CampaignConfig,
+    /// Golden runs by workload.
+    pub golden: BTreeMap<Workload, Golden>,
+    boots: usize,
+}
+
+impl Campaign {
+    /// A campaign with no boot yet.
+    pub fn new(config: CampaignConfig) -> Self {
+        Campaign { config, golden: BTreeMap::new(), boots: 0 }
+    }
+
+    fn scaled(&self, duration: Duration) -> Duration {
+        duration.mul_f64(self.config.timeout_scale)
+    }
+
+    /// Boots a guest (log `logs/boot-N.log`); on the first boot, makes the golden runs.
+    ///
+    /// # Errors
+    /// The boot fails, or a golden run does not complete with a result.
+    pub fn boot(&mut self) -> StepResult<Guest> {
+        self.boots += 1;
+        let logs = self.config.out.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| Failure(format!("{}: {e}", logs.display())))?;
+        let log = logs.join(format!("boot-{}.log", self.boots));
+        let mut guest =
+            Guest::boot(&self.config.qemu, &self.config.iso, &self.config.typing, &log, self.scaled(SECS_60))?;
+        // Every boot runs each workload once before injecting: the first boot records the golden runs, later
+        // ones load the same cells (so the section ranges, and with them the memory targets, are the same).
+        // On the first boot each workload runs twice: the first run loads its cells, the second is the golden one
+        // (so its duration, from which injection moments are drawn, does not include loading).
+        let runs = if self.golden.is_empty() { 2 } else { 1 };
+        for workload in WORKLOADS.iter().flat_map(|&workload| std::iter::repeat_n(workload, runs)) {
+            let mark = guest.mark();
+            let run = guest.run_workload(workload, self.scaled(SECS_60), None);
+            if let Some((command, failure)) = &run.stuck {
+                return Err(Failure(format!("golden run of {}: `{command}`: {failure}", workload.name())));
+            }
+            if run.result.is_empty() || guest.fault_line_since(mark).is_some() {
+                return Err(Failure(format!(
+                    "golden run of {} shows no result or a fault: {:?}",
+                    workload.name(),
+                    run.output
+                )));
+            }
+            if runs == 2 || !self.golden.contains_key(&workload) {
+                self.golden.insert(workload, Golden { result: run.result, duration: run.duration });
+            }
+        }
+        if runs == 2 {
+            let durations: Vec<String> = self
+                .golden
+                .iter()
+                .map(|(workload, golden)| format!("{} {:.2} s", workload.name(), golden.duration.as_secs_f64()))
+                .collect();
+            println!("golden runs: {}", durations.join(", "));
+        }
+        guest.refresh_ranges()?;
+        if guest.ranges.is_empty() {
+            return Err(Failure("the guest's `sections` command listed no cell section ranges".into()));
+        }
+        Ok(guest)
+    }
+
+    /// Folds a clean run's duration into the workload's expected duration (an exponential moving average with
+    /// weight 1/4), from which injection moments are drawn: the golden run can be slower than later ones (TCG's
+    /// translation cache warms up, host load changes), and moments drawn from a stale duration would fall after
+    /// the workload.
+    pub fn update_duration(&mut self, workload: Workload, duration: Duration) {
+        if let Some(golden) = self.golden.get_mut(&workload) {
+            golden.duration = golden.duration.mul_f64(0.75) + duration.mul_f64(0.25);
+        }
+    }
+
+    /// The per-command timeout of `workload`.
+    pub fn command_timeout(&self, workload: Workload) -> Duration {
+        let golden = self.golden.get(&workload).map_or(SECS_60, |golden| golden.duration);
+        self.scaled(golden * 3 + Duration::from_secs(15))
+    }
+
+    /// Classifies the run after an injection (shared by the random campaign and the IPC cases): reads the fault
+    /// log, re-runs once if needed. Returns the outcome and a detail.
+    pub fn classify_run(
+        &self,
+        guest: &mut Guest,
+        workload: Workload,
+        run: &WorkloadRun,
+        mark: crate::transcript::Position,
+        last_fault: u64,
+    ) -> (Outcome, String) {
+        let golden = &self.golden[&workload];
+        let first = match &run.stuck {
+            _ if guest.exited() => RunResult::Down,
+            Some(_) => RunResult::Hang,
+            None => RunResult::Completed { right: run.result == golden.result },
+        };
+        if let Some(Err(error)) = &run.injected {
+            return (Outcome::Failed, format!("system down: {error}"));
+        }
+        match first {
+            RunResult::Down => return (Outcome::Failed, "system down: QEMU exited".into()),
+            RunResult::Hang => {
+                let command = run.stuck.as_ref().map(|(command, _)| command.clone()).unwrap_or_default();
+                let line = guest.fault_line_since(mark).unwrap_or_default();
+                return (Outcome::Failed, format!("hang: `{command}` gave no prompt back; {line}"));
+            }
+            RunResult::Completed { .. } => {}
+        }
+        let timeout = self.command_timeout(workload);
+        // Serial fault lines are looked for before `faults` runs: its listing repeats older records' reasons.
+        let serial_fault = guest.fault_line_since(mark);
+        let records = match guest.fault_records(timeout) {
+            Ok(records) => records,
+            Err(failure) => return (Outcome::Failed, format!("hang: `faults` gave no prompt back: {failure}")),
+        };
+        let logged = records.iter().find(|(time, line)| *time > last_fault && !line.ends_with(" killed"));
+        let fault_line = serial_fault.or_else(|| logged.map(|(_, line)| line.clone()));
+        let mut detail = match &first {
+            RunResult::Completed { right: true } => "result right".to_string(),
+            _ => format!("wrong result {:?}", run.result),
+        };
+        if let Some(line) = &fault_line {
+            detail += &format!("; fault: {line}");
+        }
+        let rerun = if matches!(first, RunResult::Completed { right: false }) && fault_line.is_some() {
+            let again = guest.run_workload(workload, timeout, None);
+            let result = match again.stuck {
+                _ if guest.exited() => RunResult::Down,
+                Some(_) => RunResult::Hang,
+                None => RunResult::Completed { right: again.result == golden.result },
+            };
+            detail += &format!("; re-run: {result:?}");
+            Some(result)
+        } else {
+            None
+        };
+        (report::classify(&first, fault_line.is_some(), rerun.as_ref()), detail)
+    }
+}
+
+const SECS_60: Duration = Duration::from_secs(60);
+
+/// The latest fault-log time (µs), 0 if the log is empty.
+///
+/// # Errors
+/// `faults` gives no prompt back.
+pub fn latest_fault(guest: &mut Guest, timeout: Duration) -> StepResult<u64> {
+    Ok(guest.fault_records(timeout)?.iter().map(|(time, _)| *time).max().unwrap_or(0))
+}
+
+/// Runs one planned injection on `guest`; returns its record, whether the guest can be reused, and the
+/// workload's duration if the fault did not manifest (a clean run, for [`Campaign::update_duration`]).
+fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, bool, Option<Duration>) {
+    let timeout = campaign.command_timeout(plan.workload);
+    let mut record = Record {
+        seed: campaign.config.seed,
+        index: plan.index.to_string(),
+        fault: plan.fault.name().into(),
+        workload: plan.workload.name().into(),
+        target: String::new(),
+        address: String::new(),
+        outcome: Outcome::Failed,
+        detail: String::new(),
+    };
+    guest.note(&format!("injection {} {:?}", plan.index, plan));
+    let last_fault = match latest_fault(guest, timeout) {
+        Ok(time) => time,
+        Err(failure) => {
+            record.detail = format!("the guest did not answer before the injection: {failure}");
+            return (record, false, None);
+        }
+    };
+    let memory = match plan.fault {
+        FaultType::MemoryWord => inject::memory_target(plan, &guest.ranges)
+            .map(|(range, address)| (format!("{}/{}", range.cell, range.kind), address)),
+        _ => None,
+    };
+    let golden = campaign.golden[&plan.workload].duration;
+    let at = Instant::now() + golden.mul_f64(plan.moment);
+    let mut target = (String::new(), String::new());
+    let mut original: Option<(u64, u64)> = None;
+    let force = std::cell::Cell::new(false);
+    let mut injector = |gdb: &mut crate::gdb_remote::GdbRemote, ranges: &[inject::SectionRange]| {
+        if Instant::now() < at && !force.get() {
+            return None;
+        }
+        let result = (|| {
+            gdb.interrupt()?;
+            let thread = inject::select_cpu(gdb, plan.cpu)?;
+            let detail = match plan.fault {
+                FaultType::RegisterBit => {
+                    let (what, detail) = inject::flip_register(gdb, plan, ranges)?;
+                    target = (crate::gdb_remote::REGISTER_NAMES[plan.register].to_string(), what);
+                    detail
+                }
+                FaultType::SkipInstruction => {
+                    let (what, detail) = inject::skip_instruction(gdb, ranges)?;
+                    target = ("rip".into(), what);
+                    detail
+                }
+                FaultType::MemoryWord => {
+                    let (cell, address) = memory.clone().unwrap_or_default();
+                    let word = inject::corrupt_word(gdb, address, plan.mask)?;
+                    original = Some((address, word));
+                    target = (cell, format!("{address:#x} mask {:#x}", plan.mask));
+                    format!("word {word:#x} -> {:#x}", word ^ plan.mask)
+                }
+            };
+            gdb.resume()?;
+            Ok(format!("cpu {thread}: {detail}"))
+        })();
+        Some(result)
+    };
+    let mark = guest.mark();
+    let mut run = guest.run_workload(plan.workload, timeout, Some(&mut injector));
+    if run.injected.is_none() && run.stuck.is_none() {
+        // The workload ended before the moment came (it ran faster than its golden run): inject now, into
+        // whatever runs after it; the fault-log check and the health check below still see its effect.
+        force.set(true);
+        let ranges = guest.ranges.clone();
+        run.injected =
+            injector(&mut guest.gdb, &ranges).map(|result| result.map(|detail| detail + " (after the workload)"));
+    }
+    (record.target, record.address) = target.clone();
+    let injected_detail = match &run.injected {
+        Some(Ok(detail)) => detail.clone(),
+        _ => String::new(),
+    };
+    let (outcome, detail) = campaign.classify_run(guest, plan.workload, &run, mark, last_fault);
+    record.outcome = outcome;
+    record.detail = format!("{injected_detail}; {detail}");
+    let mut reusable = outcome != Outcome::Failed;
+    if reusable && let Some((address, word)) = original {
+        reusable = restore_word(guest, address, word, plan.mask);
+    }
+    reusable = reusable && guest.healthy(campaign.scaled(Duration::from_secs(10)));
+    let clean = (outcome == Outcome::NotManifested).then_some(run.duration);
+    (record, reusable, clean)
+}
+
+/// Writes `word` back at `address` if it still holds `word ^ mask`; false if the stub failed.
+fn restore_word(guest: &mut Guest, address: u64, word: u64, mask: u64) -> bool {
+    let result = (|| {
+        guest.gdb.interrupt()?;
+        let now = guest.gdb.read_memory(address, 8)?;
+        if u64::from_le_bytes(now.try_into().expect("8 bytes")) == word ^ mask {
+            guest.gdb.write_memory(address, &word.to_le_bytes())?;
+        }
+        guest.gdb.resume()
+    })();
+    result.is_ok()
+}
+
+/// Runs the random campaign; writes `injections.csv` and `summary.txt` under the output directory and prints
+/// the summary. Returns the records.
+///
+/// # Errors
+/// The output cannot be written, or the golden runs fail (nothing can be classified then).
+pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
+    let csv_path = config.out.join("injections.csv");
+    let mut csv = std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    writeln!(csv, "{}", report::CSV_HEADER).map_err(|e| e.to_string())?;
+    let mut campaign = Campaign::new(config);
+    let mut guest: Option<Guest> = None;
+    let mut records = Vec::new();
+    for index in 0..campaign.config.count {
+        let plan = plan::plan(campaign.config.seed, index);
+        if guest.is_none() {
+            guest = Some(boot_with_retry(&mut campaign)?);
+        }
+        let current = guest.as_mut().expect("booted above");
+        let (record, reusable, clean) = inject_one(&campaign, current, &plan);
+        if let Some(duration) = clean {
+            campaign.update_duration(plan.workload, duration);
+        }
+        println!(
+            "injection {index:>4} {:<16} {:<8} {:<14} {}",
+            record.fault,
+            record.workload,
+            record.outcome.name(),
+            record.detail.chars().take(110).collect::<String>()
+        );
+        writeln!(csv, "{}", record.csv_line()).map_err(|e| e.to_string())?;
+        records.push(record);
+        if !reusable {
+            guest = None;
+        }
+    }
+    drop(guest);
+    let late = records.iter().filter(|record| record.detail.contains("(after the workload)")).count();
+    let header = format!(
+        "fault-injection campaign: seed {}, {} injections ({late} injected just after the workload ended), {} boots, \
+         {:.0} s, {} CPU(s), image {}",
+        campaign.config.seed,
+        records.len(),
+        campaign.boots,
+        started.elapsed().as_secs_f64(),
+        campaign.config.qemu.cpus,
+        campaign.config.iso.display()
+    );
+    write_summary(&campaign.config.out, &header, &records)?;
+    Ok(records)
+}
+
+/// Boots, retrying once (a boot can time out under host load).
+///
+/// # Errors
+/// Both boots failed.
+pub fn boot_with_retry(campaign: &mut Campaign) -> Result<Guest, String> {
+    campaign.boot().or_else(|first| {
+        eprintln!("faults: boot failed ({first}); retrying once");
+        campaign.boot().map_err(|second| format!("boot failed twice: {first}; then {second}"))
+    })
+}
+
+/// Writes and prints the summary.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_summary(out: &Path, header: &str, records: &[Record]) -> Result<(), String> {
+    let text = report::summary(header, records);
+    print!("\n{text}");
+    let path = out.join("summary.txt");
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))
+}

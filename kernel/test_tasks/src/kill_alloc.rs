@@ -40,7 +40,7 @@ fn churn(numbers: &mut Vec<u64>, text: &mut String, step: u64) {
     numbers.push(step);
     numbers.shrink_to_fit();
     text.push(char::from(b'a' + (step % 26) as u8));
-    if text.len() % 8 == 0 {
+    if text.len().is_multiple_of(8) {
         text.shrink_to_fit();
     }
     if numbers.len() > 32 {

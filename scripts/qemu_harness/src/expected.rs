@@ -502,7 +502,8 @@ pub const MACHINE_PCI_AHCI_Q35: &str = r"^  00:1f\.2 8086:2922 SATA controller \
 /// `machine`: the framebuffer line under SeaBIOS (GRUB leaves VGA text mode).
 pub const MACHINE_FRAMEBUFFER_VGA_TEXT: &str = r"^framebuffer: none \(VGA text\)$";
 /// `machine`: the framebuffer line under OVMF (GRUB hands over a direct-RGB framebuffer from the GOP).
-pub const MACHINE_FRAMEBUFFER_RGB: &str = r"^framebuffer: \d+x\d+x(16|24|32) at 0x[0-9a-f]+ \(direct RGB, pitch \d+ bytes\)$";
+pub const MACHINE_FRAMEBUFFER_RGB: &str =
+    r"^framebuffer: \d+x\d+x(16|24|32) at 0x[0-9a-f]+ \(direct RGB, pitch \d+ bytes\)$";
 /// `machine`: the consoles line; QEMU always emulates the 8042, so a PS/2 keyboard is found.
 pub const MACHINE_CONSOLES: &str = r"^consoles: serial COM1, screen (VGA text|framebuffer|none), keyboard PS/2$";
 /// The boot log line naming the firmware type (nano_core).

@@ -12,16 +12,17 @@
 //! # Key functions
 //! - Start: [`init_bsp`] (boot CPU: the calling thread becomes a task), [`ap_entry`] (other CPUs: become idle).
 //! - Hooks for the interrupt cells: [`set_current_cpu_fn`], [`set_reschedule_ipi_fn`], [`on_timer_tick`],
-//!   [`on_reschedule_ipi`], [`fail_current`] (exception path), [`kill_redirect_pending`] / [`unwind_killed_from`]
-//!   (the reschedule IPI's kill redirect).
-//! - Tasks: [`spawn`] with [`SpawnOptions`], [`join`], [`kill`], [`exit_current`], [`current_task`].
+//!   [`on_reschedule_ipi`], [`fail_current`] (exception path).
+//! - Tasks: [`spawn`] with [`SpawnOptions`], [`join`], [`kill`], [`kill_point`] (a safe point outside the
+//!   scheduler), [`exit_current`], [`current_task`].
 //! - Switching: [`schedule`], [`yield_now`], [`block_current`] / [`unblock`], [`sleep`], [`sleep_until_ns`].
 //! - Failures: every spawned task's body runs inside `unwind::catch_unwind`; a panic, a CPU exception (unwound
 //!   by the exception hook) or a kill (unwound at the safe point) ends it with `Failed(reason)` after every
 //!   `Drop` ran; [`failure_from_cause`], [`set_failure_hook`] (the fault log); [`set_exit_hook`] (told about
 //!   every spawned task about to exit: `live_update` re-checks the retired cells it pinned). A task that ends `Failed`
 //!   force-releases the blocking locks still registered with it (`task::HeldLock`): those held in a frame whose
-//!   landing pads the unwind skipped (the faulting frame, or the instruction a kill was redirected from).
+//!   landing pads the unwind skipped (the faulting frame), or all of them (a kill that ended a task without
+//!   unwinding).
 //! - Long critical sections: [`preempt_disable`] / [`preempt_enable`] (the namespace's transaction lock).
 //! - Shell: [`task_summaries`] (`ps`), [`policy_name`], [`policy_statistics`].
 //! - Live swap of this cell: [`cell_state_transfer`] (see `evolution.rs`: idle loops hand over, hooks move).
@@ -36,10 +37,11 @@
 //!    stack); then, if the resumed task was killed, unwind it (the kill's safe point): every `Drop` on its stack
 //!    runs and it ends `Failed(Killed)`. Not while an unwind is already in flight on it (counted through the
 //!    unwinder's hooks), so a drop that blocks never starts a second unwind. A task switched out from an
-//!    interrupt handler (its stack holds an interrupt frame the unwinder cannot cross) has its kill deferred:
-//!    the reschedule-IPI handler (`tasking`) redirects it from its interrupted instruction into
-//!    [`unwind_killed_from`] (the timer path raises that IPI on its own CPU); only if that cannot happen, after
-//!    [`KILL_DEFERRAL_LIMIT`] deferrals, it is ended without unwinding, leaking what its stack owned.
+//!    interrupt handler (its stack holds an interrupt frame, and below it an arbitrary instruction, from which
+//!    unwinding is unsound: a caller's landing pad could drop a `Vec` whose `realloc` already freed its block)
+//!    has its kill deferred to its next call into the scheduler or to [`kill_point`]; after
+//!    [`KILL_DEFERRAL_LIMIT`] deferrals (ticks) without one, it is ended without unwinding, leaking what its
+//!    stack owned.
 //!
 //! # Invariants
 //! - A task runs only on the CPU it was assigned at spawn (pinned or least-loaded); it never migrates, so only
@@ -76,8 +78,7 @@ pub use preempt::{preempt_disable, preempt_enable};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,
-    kill_redirect_pending, resume, schedule, set_task_fault_recovery, stop, task_fault_recovery, unblock,
-    unwind_killed_from, yield_now,
+    kill_point, resume, schedule, set_task_fault_recovery, stop, task_fault_recovery, unblock, yield_now,
 };
 
 /// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path

@@ -148,7 +148,7 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
     drop(current);
     // Interrupts stay disabled until the body runs inside the catch, and the body is marked finished (by
     // `BodyFinished`, dropped as the body returns or unwinds) before the catch is left: outside the catch, a kill
-    // redirected from an interrupted instruction would start an unwind that nothing catches (through this
+    // taking effect at a safe point (a drop that blocks) would start an unwind that nothing catches (through this
     // `extern "C"` frame, which cannot unwind). So the task only exits from here on; a kill arriving now (say
     // while the failure is reported or a restartable task respawned) ends it without unwinding.
     let outcome = body.map(inside_the_catch).map(unwind::catch_unwind);

@@ -69,11 +69,6 @@ pub fn on_timer_tick() {
     }
     cpu.last_tick_ns.store(now, Ordering::Relaxed);
     schedule_from_interrupt();
-    if crate::switch::kill_redirect_pending() {
-        // The timer handler cannot redirect its interrupted code; the reschedule IPI's handler can, so raise one
-        // on this CPU: it arrives as soon as the timer handler returns.
-        crate::cpus::interrupt(crate::cpus::current_cpu());
-    }
 }
 
 /// `schedule` from an interrupt handler: marks the current task as switched out from one (a kill then waits for

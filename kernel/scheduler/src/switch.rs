@@ -160,18 +160,30 @@ pub(crate) fn finish_switch(cpu: &PerCpu) {
     }
 }
 
-/// How many times a kill of a task caught in an interrupt handler is deferred before the task is ended without
-/// unwinding (a fallback: normally the interrupt path redirects it first, see [`kill_redirect_pending`]).
-pub const KILL_DEFERRAL_LIMIT: u32 = 50;
+/// How many times a kill of a task caught running in an interrupt handler (preempted by the timer, or reached by
+/// the kill's reschedule IPI) is deferred before the task is ended without unwinding: about
+/// `KILL_DEFERRAL_LIMIT` timer ticks (10 ms each), the bound a task gets to reach a safe point where it can be
+/// unwound soundly (see [`end_if_killed`]).
+pub const KILL_DEFERRAL_LIMIT: u32 = 10;
 
 /// The kill's safe point: a task that was asked to end unwinds from here (every `Drop` on its stack runs, then
 /// its entry's `catch_unwind` ends it with `Failed(Killed)`), before it returns to its own code. Called with
-/// interrupts disabled and no lock held.
+/// interrupts disabled and no lock held, from [`schedule`] and [`kill_point`].
 ///
-/// A task switched out from an interrupt handler cannot be unwound from here (the unwinder cannot cross the
-/// interrupt frame): its kill is deferred; the reschedule-IPI handler then redirects the interrupted code into
-/// [`unwind_killed_from`] (see `tasking`). Tasks without a `catch_unwind` at their entry (adopted threads) end
-/// without unwinding.
+/// Why only here: unwinding is sound only from a *call*. Every frame above a call site is stopped at a call, so
+/// each landing pad that runs sees the state its code had committed to (a `Vec` whose pointer was stored, a
+/// guard that was taken). A task interrupted at an arbitrary instruction is not in that state: between `realloc`
+/// returning and `RawVec` storing the new pointer, unwinding from the interrupted instruction makes a caller's
+/// landing pad free the old block a second time (the heap corruption of `yes | upper | head 2`). So a task
+/// switched out from an interrupt handler (its stack holds an interrupt frame, and below it an arbitrary
+/// instruction) is never unwound: its kill is deferred to its next call into the scheduler (a yield, a block, a
+/// sleep, a channel operation that waits) or to [`kill_point`] (called by the applications' stdio). A task that
+/// reaches none within [`KILL_DEFERRAL_LIMIT`] deferrals (a busy loop) is ended **without unwinding**: nothing
+/// on its stack is dropped (what it owned leaks, which is safe; running drops on half-updated state is not),
+/// registered `sync::Mutex` locks are released and its stack is freed by [`exit_current`]. Spin locks are never
+/// held there: interrupts are masked in their critical sections, and preemption-disabled sections are never
+/// switched out from an interrupt (see `schedule_from_interrupt`). Tasks without a `catch_unwind` at their entry
+/// (adopted threads) end without unwinding.
 ///
 /// While an unwind is already in flight on the task (a panic, a fault, or the kill itself, counted through the
 /// unwinder's hooks: see [`init_bsp`](crate::init_bsp)), safe points reached from its landing pads do nothing.
@@ -190,6 +202,14 @@ fn end_if_killed() {
         return;
     }
     if current.is_in_interrupt() || !spawned {
+        if spawned {
+            log::warn!(
+                "task {} \"{}\": killed without unwinding (no safe point within {KILL_DEFERRAL_LIMIT} ticks); \
+                 what its stack owned is leaked",
+                current.id(),
+                current.name()
+            );
+        }
         drop(current);
         exit_current(ExitValue::Failed(FailureReason::Killed));
     }
@@ -198,47 +218,30 @@ fn end_if_killed() {
     unwind::start_unwinding(unwind::UnwindCause::Killed, options)
 }
 
+/// A kill safe point outside the scheduler, for code that may run long without calling it (the applications'
+/// stdio calls it on every read and write): if the current task was killed, it unwinds from this call (every
+/// `Drop` on its stack runs) and ends `Failed(Killed)`; otherwise it returns at once. Sound for the reason given
+/// at [`end_if_killed`]: the task is at a call. Does nothing inside a preemption-disabled section (its holder
+/// is killed when it re-enables preemption), in an unwind already in flight, or with no current task.
+///
+/// Must not be called while holding a spin lock whose guard is not on the stack as a value (a `mem::forget`
+/// guard stays locked as after any unwind).
+pub fn kill_point() {
+    let requested = current_task().is_some_and(|task| task.is_kill_requested() && !task.is_preempt_disabled());
+    if !requested {
+        return;
+    }
+    let interrupts_were_enabled = interrupts::disable();
+    end_if_killed();
+    interrupts::restore(interrupts_were_enabled);
+}
+
 /// Unwind options confined to `task`'s stack.
 fn unwind_options(task: &TaskRef) -> unwind::UnwindOptions {
     unwind::UnwindOptions {
         stack_bounds: task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64),
         ..unwind::UnwindOptions::default()
     }
-}
-
-/// Whether the current task is a spawned task with a kill pending that has not begun unwinding: an interrupt
-/// handler that can redirect the interrupted code (the reschedule IPI's) should send it to [`unwind_killed_from`].
-/// Not inside a preemption-disabled section (a spin lock may be held there): the kill then takes effect at its
-/// `preempt_enable`.
-pub fn kill_redirect_pending() -> bool {
-    current_task().is_some_and(|task| {
-        task.is_kill_requested()
-            && !task.is_unwinding()
-            && !task.is_body_finished()
-            && !task.is_idle()
-            && task.kind() == task::TaskKind::Spawned
-            && task.state() == RunState::Running
-            && !task.is_preempt_disabled()
-    })
-}
-
-/// Unwinds the current (killed) task from `registers`: the exact registers of the code an interrupt interrupted
-/// (RA = the interrupted instruction). Its callers' drops run; the interrupted function's own locals are
-/// abandoned (no landing pad covers an arbitrary instruction).
-///
-/// # Safety
-/// `registers` must be the live state of the current task's interrupted frame, on its own stack, with every
-/// interrupt frame above it gone (the caller runs after `iretq`), and interrupts disabled.
-pub unsafe fn unwind_killed_from(registers: &unwind::Registers) -> ! {
-    let Some(current) = current_task() else {
-        loop {
-            core::hint::spin_loop()
-        }
-    };
-    let options = unwind_options(&current);
-    drop(current);
-    // SAFETY: the caller's guarantee: a live frame of the current task's stack, which this CPU runs on.
-    unsafe { unwind::start_unwinding_from(registers, unwind::UnwindCause::Killed, options) }
 }
 
 /// The unwinder's start hook: counts an unwind in flight on the current task.
@@ -387,10 +390,12 @@ impl core::fmt::Display for KillError {
     }
 }
 
-/// Asks task `id` to end. It ends with `ExitValue::Failed(FailureReason::Killed)` at its next safe point: when it
-/// is next scheduled, before it returns to its own code. A blocked or sleeping target is woken for that; a running
-/// one ends at its next preemption, yield or blocking call (its CPU gets a reschedule IPI when the hook exists).
-/// Killing the current task takes effect at its next call into the scheduler.
+/// Asks task `id` to end. It ends with `ExitValue::Failed(FailureReason::Killed)` at its next safe point (a call
+/// into the scheduler or [`kill_point`], see [`end_if_killed`]), unwound there. A blocked or sleeping target is
+/// woken for that; a running one unwinds at its next yield, blocking call or stdio call (its CPU gets a
+/// reschedule IPI, which only counts a deferral: an interrupted instruction is never unwound from); one that
+/// reaches no safe point within [`KILL_DEFERRAL_LIMIT`] ticks is ended without unwinding. Killing the current
+/// task takes effect at its next safe point.
 ///
 /// # Errors
 /// [`KillError`] for a nonexistent id, an idle task, or a task that already exited.

@@ -306,16 +306,23 @@ pub fn current() -> Option<Arc<TaskIo>> {
 
 /// Writes `bytes` to the current task's standard output (the console for a task without [`TaskIo`]).
 ///
+/// A kill safe point (`scheduler::kill_point`) before and after the write: a killed task (the shell's Ctrl-C,
+/// or the remaining stages of a pipeline whose reader exited, as `SIGPIPE` would) is unwound from this call, with
+/// every `Drop` run, instead of running on until the kill's deferral limit ends it without unwinding.
+///
 /// # Errors
 /// [`OutputClosed`] if it is a pipe whose reader is gone.
 pub fn write_output(bytes: &[u8]) -> Result<(), OutputClosed> {
-    match current() {
+    scheduler::kill_point();
+    let written = match current() {
         Some(io) => io.write(bytes),
         None => {
             write_console(bytes);
             Ok(())
         }
-    }
+    };
+    scheduler::kill_point();
+    written
 }
 
 /// Writes `bytes` to the serial console one line per lock acquisition (so a long write does not hold COM1).
@@ -327,8 +334,13 @@ fn write_console(bytes: &[u8]) {
 
 /// The next line of the current task's standard input (see [`TaskIo::read_line`]); `None` at its end, and at
 /// once for a task without [`TaskIo`].
+///
+/// A kill safe point (`scheduler::kill_point`) before and after the read, as for [`write_output`].
 pub fn read_line() -> Option<String> {
-    current()?.read_line()
+    scheduler::kill_point();
+    let line = current()?.read_line();
+    scheduler::kill_point();
+    line
 }
 
 /// The current task's registration of its [`TaskIo`]: made as its body starts, removed when dropped (as the

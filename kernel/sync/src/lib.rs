@@ -15,8 +15,8 @@
 //! task blocks until it has acted on its wake-up, so it can only die at the kill safe point in `schedule`, whose
 //! landing pads run here: a waiter killed after a [`Mutex`] was handed to it passes the mutex on (or unlocks it),
 //! and one killed after a [`WaitQueue::notify_one`] picked it passes the notification on. A task that dies
-//! *holding* a `Mutex` releases it by its guard's drop; if the unwind skipped that frame (a CPU fault or a kill
-//! redirected from an interrupted instruction runs no landing pad of the faulting frame), the scheduler's exit
+//! *holding* a `Mutex` releases it by its guard's drop; if the unwind skipped that frame (a CPU fault runs no landing
+//! pad of the faulting frame; a kill of a task that reached no safe point ends it without unwinding), the scheduler's exit
 //! path force-releases it through the task's held-locks list (`task::HeldLock`).
 //!
 //! Before tasking runs on a CPU (no current task), waiting falls back to spinning.

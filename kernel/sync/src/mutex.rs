@@ -6,7 +6,7 @@
 //! 1. `lock` on a free mutex: `owner = me`, registers the core with the current task (`Task::register_held_lock`).
 //! 2. `lock` on a held mutex: registers first (a death from here on is covered), queues itself and blocks, with
 //!    interrupts disabled from before it blocks until it has seen the outcome (so no timer preemption, and no kill
-//!    redirected from an interrupted instruction, can land between the wake-up and that check). The only place it
+//!    deferral that ends the task without unwinding, can land between the wake-up and that check). The only place it
 //!    can be unwound meanwhile is the kill safe point inside `scheduler::schedule`, a call whose landing pad runs
 //!    [`Abandon`].
 //! 3. `unlock` pops waiters until one is still blocked, makes it the owner (`owner = next`, `locked` stays set),
@@ -14,7 +14,7 @@
 //! 4. A waiter killed before it noticed the hand-off (it was `Runnable` with `owner == me`, or still queued)
 //!    unwinds through [`Abandon`], which releases the mutex again (to the next waiter) or dequeues it.
 //! 5. A holder that dies without running its guard's drop (a CPU fault in the frame holding the guard, a kill
-//!    redirected from an interrupted instruction) still has the core registered: the scheduler's exit path of a
+//!    that ended it without unwinding) still has the core registered: the scheduler's exit path of a
 //!    failed task calls [`HeldLock::force_release`], which does what step 3 does.
 //!
 //! Lock order: a mutex's `state` lock (an `IrqSafeMutex`, held for a few instructions) is taken before the
@@ -120,7 +120,7 @@ impl RawMutex {
             if !state.locked {
                 state.locked = true;
                 state.owner = Some(current.id());
-                // Registered before interrupts come back: no kill can be redirected in between.
+                // Registered before interrupts come back: no kill can end the task in between.
                 current.register_held_lock(core.clone());
                 return Some(current);
             }
@@ -185,7 +185,7 @@ impl RawMutex {
     fn try_lock(&self) -> Option<Option<TaskRef>> {
         let core = self.core();
         let current = scheduler::current_task().filter(|task| !task.is_idle());
-        // Interrupts off from the acquisition to the registration: no kill can be redirected in between.
+        // Interrupts off from the acquisition to the registration: no kill can end the task in between.
         let mut state = core.state.lock();
         if state.locked {
             return None;

@@ -2,9 +2,9 @@
 //! dies without running its drops still releases it.
 //!
 //! # Why
-//! A CPU fault, or a kill redirected from an interrupted instruction, unwinds from the middle of a function: no
-//! landing pad covers that instruction, so the drops of the faulting frame's own locals (and of callees inlined
-//! into it) never run. A `sync::Mutex` guard held there would keep the mutex locked forever. So every acquisition
+//! A CPU fault unwinds from the middle of a function: no landing pad covers that instruction, so the drops of
+//! the faulting frame's own locals (and of callees inlined into it) never run; a kill of a task that reaches no
+//! safe point ends it without unwinding at all. A `sync::Mutex` guard held there would keep the mutex locked forever. So every acquisition
 //! registers the lock with the owning task (removed again on unlock), and when a task ends `Failed`, the scheduler
 //! force-releases whatever is still registered ([`Task::take_held_locks`]).
 //!

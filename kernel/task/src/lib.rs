@@ -15,7 +15,7 @@
 //! - [`IrqSafeMutex`] (from the `irq_safe` lib): the spin lock, held with interrupts disabled, that every tasking
 //!   lock uses.
 //! - [`HeldLock`]: the per-task list of blocking locks held, force-released when a task dies without its drops
-//!   (a CPU fault or a redirected kill skips the faulting frame's landing pads).
+//!   (a CPU fault skips the faulting frame's landing pads; a kill without a safe point skips all).
 //!
 //! # Life of a task
 //! 1. `Task::new_spawned` allocates nothing itself: the caller passes a [`Stack`]; the first frame is written so

@@ -11,9 +11,9 @@
 //! 3. `scheduler::init_bsp(name)`: the calling thread becomes a task, CPU 0 gets its idle task;
 //! 4. `apic::set_tick_hook` with a trampoline to `scheduler::on_timer_tick`: preemption and sleep wake-ups on every
 //!    CPU (through a relocation, so a live swap of the scheduler redirects it);
-//! 5. the reschedule IPI's handler also redirects a killed task that it interrupted into a trampoline that
-//!    unwinds it from the interrupted instruction (`scheduler::unwind_killed_from`): a kill cannot unwind through
-//!    an interrupt frame, so the task leaves the handler first;
+//! 5. the reschedule IPI's handler does not redirect a killed task it interrupted into an unwind (an earlier
+//!    version did, from the interrupted instruction, which could drop half-updated state: a double free): the
+//!    scheduler defers the kill to the task's next safe point (`scheduler::kill_point`);
 //! 6. `fault_recovery::init`: a CPU exception in a task unwinds that task (every `Drop` runs) and ends it
 //!    `Failed(reason)` (`FailureReason::StackOverflow` for a page fault in its guard page), the failure is
 //!    logged, and repeated faults in one cell reload it; the system runs on;
@@ -26,8 +26,6 @@
 #![feature(abi_x86_interrupt)]
 
 extern crate alloc;
-
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use task::TaskRef;
 
@@ -93,94 +91,11 @@ fn send_reschedule_ipi(target: usize) {
     }
 }
 
-extern "x86-interrupt" fn reschedule_interrupt(mut frame: x86_64::structures::idt::InterruptStackFrame) {
+/// The reschedule IPI: EOI, then the scheduler's work. It never redirects the interrupted code into an unwind
+/// of a killed task (that was unsound: see `scheduler::kill_point`); a kill reaching a running task only counts a
+/// deferral here, and the task is unwound at its next safe point or, after `scheduler::KILL_DEFERRAL_LIMIT`
+/// deferrals, ended without unwinding.
+extern "x86-interrupt" fn reschedule_interrupt(_frame: x86_64::structures::idt::InterruptStackFrame) {
     apic::end_of_interrupt();
     scheduler::on_reschedule_ipi();
-    if scheduler::kill_redirect_pending() {
-        redirect_to_kill(&mut frame);
-    }
-}
-
-/// Where a redirected task was interrupted, per CPU: (instruction pointer, stack pointer). Written by
-/// [`redirect_to_kill`] and read by [`kill_entry`] on the same CPU with interrupts disabled in between (the
-/// redirected frame has IF clear), so no other redirect on that CPU can intervene.
-static REDIRECTED: [(AtomicU64, AtomicU64); scheduler::MAX_CPUS] =
-    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; scheduler::MAX_CPUS];
-
-/// RFLAGS.IF (SDM Vol. 1, 3.4.3).
-const INTERRUPT_FLAG: u64 = 1 << 9;
-
-/// Makes the interrupted code of a killed task continue in [`kill_trampoline`] instead: a kill cannot unwind
-/// through an interrupt frame, so the task leaves the handler first (`iretq`), with interrupts disabled, on its
-/// own stack well below the interrupted stack pointer (what lies there, the handler's frames, is dead after
-/// `iretq`). Only done when the interrupted stack pointer lies in the current task's stack.
-fn redirect_to_kill(frame: &mut x86_64::structures::idt::InterruptStackFrame) {
-    let (instruction_pointer, stack_pointer) = (frame.instruction_pointer.as_u64(), frame.stack_pointer.as_u64());
-    let Some(bounds) = scheduler::current_task().and_then(|task| task.stack_bounds()) else { return };
-    let new_stack_pointer = (stack_pointer - 512) & !15;
-    if !(bounds.start as u64 + 4096..bounds.end as u64).contains(&new_stack_pointer) {
-        return;
-    }
-    let cpu = scheduler::current_cpu();
-    REDIRECTED[cpu].0.store(instruction_pointer, Ordering::Relaxed);
-    REDIRECTED[cpu].1.store(stack_pointer, Ordering::Relaxed);
-    // SAFETY: the new RIP is a function that takes over the task's stack at the new RSP (16-byte aligned, inside
-    // the task's stack, below everything the interrupted code still uses), with interrupts disabled; it never
-    // returns to the interrupted code, whose registers it passes on to the unwinder.
-    unsafe {
-        frame.as_mut().update(|value| {
-            value.instruction_pointer = x86_64::VirtAddr::new(kill_trampoline as *const () as usize as u64);
-            value.stack_pointer = x86_64::VirtAddr::new(new_stack_pointer);
-            value.cpu_flags =
-                x86_64::registers::rflags::RFlags::from_bits_retain(value.cpu_flags.bits() & !INTERRUPT_FLAG);
-        });
-    }
-}
-
-/// The callee-saved registers of the interrupted code, as [`kill_trampoline`] pushes them (lowest first).
-#[repr(C)]
-struct CalleeSaved {
-    rbx: u64,
-    rbp: u64,
-    r12: u64,
-    r13: u64,
-    r14: u64,
-    r15: u64,
-}
-
-/// Entered by `iretq` from the reschedule IPI with the interrupted code's registers (the handler restored them)
-/// and a 16-byte-aligned stack: saves the callee-saved registers and calls [`kill_entry`].
-#[unsafe(naked)]
-extern "C" fn kill_trampoline() -> ! {
-    core::arch::naked_asm!(
-        "push r15", "push r14", "push r13", "push r12", "push rbp", "push rbx",
-        "mov rdi, rsp",
-        "call {entry}",
-        "ud2",
-        entry = sym kill_entry,
-    )
-}
-
-/// Builds the interrupted frame's registers and unwinds the killed task from there.
-extern "C" fn kill_entry(saved: &CalleeSaved) -> ! {
-    let cpu = scheduler::current_cpu();
-    let (instruction_pointer, stack_pointer) =
-        (REDIRECTED[cpu].0.load(Ordering::Relaxed), REDIRECTED[cpu].1.load(Ordering::Relaxed));
-    let mut registers = unwind::Registers::new();
-    for (register, value) in [
-        (unwind::RBX, saved.rbx),
-        (unwind::RBP, saved.rbp),
-        (unwind::R12, saved.r12),
-        (unwind::R13, saved.r13),
-        (unwind::R14, saved.r14),
-        (unwind::R15, saved.r15),
-        (unwind::RSP, stack_pointer),
-        (unwind::RA, instruction_pointer),
-    ] {
-        registers.set(register, Some(value));
-    }
-    // SAFETY: these are the interrupted code's registers (callee-saved ones restored by the handler's epilogue,
-    // RIP and RSP from its interrupt frame), on the current task's stack; the interrupt frame is gone (`iretq`
-    // ran) and interrupts are disabled (the redirected RFLAGS).
-    unsafe { scheduler::unwind_killed_from(&registers) }
 }

@@ -1,6 +1,6 @@
 //! Kill and fault safety of `sync::Mutex`: a waiter killed right after the mutex was handed to it, and a holder
-//! that dies in the very frame holding the guard (a `ud2`, and a kill redirected from a spin loop), whose drops
-//! the unwind skips. In every case the next waiter must get the mutex.
+//! that dies in the very frame holding the guard (a `ud2`, whose drops the unwind skips, and a kill of a spin loop,
+//! which ends the task without unwinding). In every case the next waiter must get the mutex.
 
 use alloc::format;
 use alloc::string::String;
@@ -94,8 +94,8 @@ fn hold_and_fault(mutex: &Mutex<u64>, go: &AtomicBool) {
     unsafe { core::arch::asm!("ud2", options(nomem, nostack, noreturn)) }
 }
 
-/// Locks `mutex` and spins in the same frame without calling anything: a kill reaches it only by the reschedule
-/// IPI redirecting the interrupted instruction into an unwind, which skips this frame's drops.
+/// Locks `mutex` and spins in the same frame without calling anything: a kill never reaches a safe point, so
+/// after `scheduler::KILL_DEFERRAL_LIMIT` ticks the task is ended without unwinding (no drop runs at all).
 #[inline(never)]
 fn hold_and_spin(mutex: &Mutex<u64>, go: &AtomicBool) {
     let mut guard = mutex.lock();

@@ -6,12 +6,15 @@
 //! not recover tasks (both are set up before the shell runs, on every scenario's CPUs).
 //!
 //! Steps of [`run`]: spawn/join exit values; kill (blocked, sleeping, runnable targets, and the error cases);
+//! kill while allocating (300 kills of reallocating tasks, heap consistent and back to its baseline: `kill_alloc`);
 //! spawn by function name; pinning and load balancing; sleep accuracy (within 2 ticks) and wake order;
 //! preemption; stack overflow into the guard page; 1,000 spawn/exit cycles with frame, page and heap counters
 //! back to their baseline.
 #![no_std]
 
 extern crate alloc;
+
+mod kill_alloc;
 
 use alloc::format;
 use alloc::string::String;
@@ -39,6 +42,7 @@ pub fn run() -> Result<(), String> {
     );
     step(CELL, "spawn and join", spawn_and_join)?;
     step(CELL, "kill", kill_tasks)?;
+    step(CELL, "kill while allocating", kill_alloc::kill_while_allocating)?;
     step(CELL, "spawn by function name", spawn_by_name)?;
     step(CELL, "pinning and load balancing", pinning)?;
     step(CELL, "sleep accuracy", sleep_accuracy)?;

@@ -173,11 +173,10 @@ impl Framebuffer {
             return;
         }
         let address = self.first_pixel + y * self.pitch + x * self.format.bytes_per_pixel;
-        // SAFETY: `x < width` and `y < height`, and `map` checked `pitch >= width * bytes_per_pixel` and mapped
-        // `pitch * height` bytes from the first pixel (`self._pages`, owned by `self`, kept alive as long as it), so
-        // the pixel's bytes lie inside the mapping. The 32- and 16-bit stores are aligned when the framebuffer's
-        // address and pitch are (GOP and VBE framebuffers are page-aligned; unaligned ones are refused by `check`);
-        // 24-bit pixels are stored byte by byte.
+        // `map` checked `pitch >= width * bytes_per_pixel` and mapped `pitch * height` bytes from the first pixel
+        // (`self._pages`, owned by `self`). The 32- and 16-bit stores are aligned because `check` refuses unaligned
+        // framebuffers (GOP and VBE ones are page-aligned); 24-bit pixels are stored byte by byte.
+        // SAFETY: `x < width` and `y < height`, so the pixel's bytes lie inside that mapping, and stores are aligned.
         unsafe {
             let base = address as *mut u8;
             match self.format.bytes_per_pixel {

@@ -6,11 +6,11 @@
 //! Control flow of [`init`]:
 //! 1. report that the system above nano_core is running from loaded cells;
 //! 2. interrupts (IDT, APICs, the timer on every CPU), interrupt-driven serial input, the other CPUs (parked idle
-//!    entering the scheduler), tasking (the boot thread becomes the `shell` task), with `selfcheck` on the kernel
+//!    entering the scheduler), tasking (the boot thread becomes the `captain` task), with `selfcheck` on the kernel
 //!    command line the timer and stop-the-world checks, the receiver of pushed cells;
 //! 3. the screen console (VGA text mode, mirroring the kernel log from step 1 until its shell starts) with the PS/2
-//!    keyboard, and a second shell task on it;
-//! 4. run the serial shell, which never returns.
+//!    keyboard, and a restartable shell task on it;
+//! 4. the serial shell as a restartable task `shell`; the boot thread then sleeps for good.
 #![no_std]
 
 /// Entry point called by nano_core once the kernel namespace exists. Never returns.
@@ -23,7 +23,25 @@ pub fn init() -> ! {
     // ---- end: interrupts, APIC, SMP bring-up ----
     start_screen_shell();
     log::info!("captain: starting the serial shell");
-    shell::run()
+    start_serial_shell()
+}
+
+/// How many times a shell task is restarted after failing (a fault in a command it runs in its own task, a kill)
+/// before it stays down. A shell that keeps faulting in one cell also triggers fault recovery's reload of that cell.
+const SHELL_RESTART_LIMIT: usize = 100;
+
+/// Runs the serial shell as a restartable task `shell` (a fresh session after each failure, like a respawned
+/// getty), then parks the boot thread (task `captain`) for good. Without tasking, the boot thread runs the shell
+/// itself.
+fn start_serial_shell() -> ! {
+    let spawned = spawn::TaskBuilder::new("shell").spawn_restartable(SHELL_RESTART_LIMIT, || -> () { shell::run() });
+    if let Err(error) = spawned {
+        log::error!("captain: cannot start the serial shell as a task ({error:?}); running it on the boot thread");
+        shell::run()
+    }
+    loop {
+        scheduler::sleep(core::time::Duration::from_secs(3600));
+    }
 }
 
 /// Interrupts, timers, serial input and the other CPUs. A failure is logged and the system goes on without that
@@ -39,8 +57,8 @@ fn bring_up_interrupts_and_cpus() {
     if let Err(error) = serial_input::init() {
         log::error!("captain: interrupt-driven serial input unavailable ({error:?}); input stays polled");
     }
-    // ---- begin: tasking (scheduler hooks; the boot thread becomes task "shell"; APs enter the scheduler) ----
-    if let Err(error) = tasking::init("shell") {
+    // ---- begin: tasking (scheduler hooks; the boot thread becomes task "captain"; APs enter the scheduler) ----
+    if let Err(error) = tasking::init("captain") {
         log::error!("captain: tasking failed to start: {error:?}");
     }
     // ---- end: tasking ----
@@ -98,7 +116,7 @@ fn start_screen_shell() {
         write_bytes: screen_console::write_bytes,
         set_wake_hook,
     };
-    let spawned = spawn::TaskBuilder::new("screen shell").spawn(move || -> () {
+    let spawned = spawn::TaskBuilder::new("screen shell").spawn_restartable(SHELL_RESTART_LIMIT, move || -> () {
         logger::set_mirror(None);
         shell::run_on(console)
     });

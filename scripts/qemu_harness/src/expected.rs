@@ -220,6 +220,14 @@ pub const LOAD_COMPLETED: &str = r"\bload: 24 tasks completed$";
 pub const SWAP_SCHEDULER: &str = "swap scheduler_round_robin scheduler_priority";
 /// `kill 1` (the idle task of CPU 0) is refused.
 pub const KILL_IDLE_REFUSED: &str = r"^kill: error: .*idle task";
+/// `kill ID` of a running task: it ends at its next safe point.
+pub const KILL_AT_SAFE_POINT: &str = r"^kill: task \d+ will stop at its next safe point$";
+/// The scheduler's warning when the serial shell task is killed.
+pub const SHELL_TASK_KILLED: &str = r#"task \d+ "shell" failed: killed"#;
+/// The banner a (re)started shell prints.
+pub const SHELL_BANNER: &str = r"^Theseus-style cell OS: type `help` for commands\.$";
+/// `kill ID` of a task that no longer exists.
+pub const KILL_NO_SUCH_TASK: &str = r"^kill: error: no task with id \d+$";
 /// `kill 9999` names no task.
 pub const KILL_NONEXISTENT: &str = r"^kill: error: no task with id 9999$";
 /// A long foreground command, then Ctrl-C.
@@ -279,11 +287,11 @@ pub const BACKTRACE_SHELL_FRAME: &str = r"shell::\S+\+0x[0-9a-f]+ \(cell shell\)
 
 /// The stateful self-swap of the task cell (its task table is carried over).
 pub const SWAP_TASK_CELL: &str = "swap task task";
-/// `ps` on 4 idle CPUs with the shells: the four idle tasks, the serial shell and the screen console's shell (the
-/// count a lost task table drops to 0).
-pub const PS_SIX_TASKS: &str = r"^6 tasks$";
-/// `ps` lists the shell task.
-pub const PS_LISTS_SHELL: &str = r"^\s+2 shell\s";
+/// `ps` on 4 idle CPUs: the four idle tasks, `captain` (the boot thread, asleep), the serial shell and the screen
+/// console's shell (the count a lost task table drops to 0).
+pub const PS_SEVEN_TASKS: &str = r"^7 tasks$";
+/// `ps` lists the shell task (restartable: its id changes with each restart).
+pub const PS_LISTS_SHELL: &str = r"^\s+\d+ shell\s";
 /// The self-swap of `task` retires the old copy: at the commit the switched-out idle task of the swapping CPU has a
 /// frame in the old `task::context_switch`.
 pub const SWAP_RETIRED_ONE: &str = r"\(0 old cells freed, 1 retired\)";
@@ -319,11 +327,13 @@ pub const SWAP_EVERYTHING_REFUSED: &str = r"^swap --all: \w+: refused";
 // Lines printed by background tasks may start right after a prompt on the same line: they are matched from a
 // word boundary, not from the line start.
 // Case study (a): scheduler policy round-robin -> priority with state transfer (`scheduler-state`).
-/// `prio 7 42`: task 7 is the background `load` task (ids 1-6 are the idle tasks, the shell and the screen shell on
-/// 4 CPUs), blocked in join for the whole scenario, so a high priority does not starve anything.
-pub const PRIO_LOAD_TASK: &str = "prio 7 42";
+/// `prio {load} 42`: the background `load` task (its id captured from `ps`), blocked in join for the whole
+/// scenario, so a high priority does not starve anything.
+pub const PRIO_LOAD_TASK: &str = "prio {load} 42";
+/// Captures the id of the background `load` task (the first `load` row of `ps`).
+pub const PS_LOAD_TASK_ID: &str = r"^\s*(\d+) load\s";
 /// The shell's answer to [`PRIO_LOAD_TASK`].
-pub const PRIO_SET: &str = r"^prio: task 7 now has priority 42$";
+pub const PRIO_SET: &str = r"^prio: task \d+ now has priority 42$";
 /// `ps` under round-robin: the policy's own counters, nothing inherited yet (no swap happened).
 pub const PS_POLICY_STATE_FRESH: &str =
     r"^policy state: [1-9]\d* decisions \(\d+ idle\), 0 inherited from the previous policy$";
@@ -335,7 +345,7 @@ pub const PS_POLICY_STATE_INHERITED_PRIORITY: &str =
 pub const PS_POLICY_STATE_INHERITED_ROUND_ROBIN: &str =
     r"^policy state: [1-9]\d* decisions \(\d+ idle\), [1-9]\d* inherited from the previous policy$";
 /// `ps` under the priority policy: the load task kept the priority set under round-robin (per-task policy data).
-pub const PS_LOAD_TASK_PRIO_42: &str = r"^\s+7 load\s+\S+\s+\d+\*?\s+prio 42\b";
+pub const PS_LOAD_TASK_PRIO_42: &str = r"^\s+\d+ load\s+\S+\s+\d+\*?\s+prio 42\b";
 /// `ps` under round-robin: the policy's name.
 pub const PS_POLICY_ROUND_ROBIN: &str = r"^scheduler policy: round_robin$";
 /// The swap back to round-robin.

@@ -288,6 +288,16 @@ const SHELL_STEPS: &[Step] = &[
     command(e::UNKNOWN_COMMAND, &[e::UNKNOWN_COMMAND_REPLY]),
     Step::Command { line: e::BAD_ENTRY, expect: &[e::BAD_ENTRY_REFUSED], reject: &[e::BAD_ENTRY_RAN], save: None },
     command("hello", &[e::HELLO_V2]),
+    // The serial shell is a restartable task: killed, it comes back as a fresh session.
+    Step::Capture { line: "ps", pattern: e::PS_SHELL_ID, name: "shell" },
+    command("kill {shell}", &[e::KILL_AT_SAFE_POINT]),
+    Step::ExpectAnywhere(e::SHELL_TASK_KILLED),
+    Step::Expect(e::SHELL_BANNER),
+    Step::Prompt,
+    command("ps", &[e::PS_LISTS_SHELL]),
+    // The killed incarnation is gone: its id names no task now.
+    command("kill {shell}", &[e::KILL_NO_SUCH_TASK]),
+    command("hello", &[e::HELLO_V2]),
     EXIT_OK,
 ];
 
@@ -602,14 +612,14 @@ pub const SCENARIOS: &[Scenario] = &[
         image: Image::Normal,
         steps: &[
             Step::Prompt,
-            command("ps", &[e::PS_LISTS_SHELL, e::PS_SIX_TASKS]),
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_SEVEN_TASKS]),
             Step::Command {
                 line: e::SWAP_TASK_CELL,
                 expect: &[e::SWAP_RETIRED_ONE, e::SWAP_DONE],
                 reject: &[e::CPU_STOPPED],
                 save: None,
             },
-            command("ps", &[e::PS_LISTS_SHELL, e::PS_SIX_TASKS]),
+            command("ps", &[e::PS_LISTS_SHELL, e::PS_SEVEN_TASKS]),
             // Whether the idle task's old frame is still there depends on whether it ran since: either way `ns -a`
             // answers, and a listed retired cell is pinned by something real (checked in `swap-everything`).
             command("ns -a", &[e::NS_TASK_RETIRED_OR_FREED]),
@@ -693,6 +703,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[
             Step::Prompt,
             command(e::LOAD_LONG_IN_BACKGROUND, &[e::BACKGROUND_STARTED]),
+            Step::Capture { line: "ps", pattern: e::PS_LOAD_TASK_ID, name: "load" },
             command(e::PRIO_LOAD_TASK, &[e::PRIO_SET]),
             command("ps", &[e::PS_POLICY_ROUND_ROBIN, e::PS_POLICY_STATE_FRESH, e::PS_AT_LEAST_20_TASKS]),
             command(e::SWAP_SCHEDULER, &[e::SWAP_DONE]),

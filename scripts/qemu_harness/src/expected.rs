@@ -224,8 +224,6 @@ pub const KILL_IDLE_REFUSED: &str = r"^kill: error: .*idle task";
 pub const KILL_AT_SAFE_POINT: &str = r"^kill: task \d+ will stop at its next safe point$";
 /// The scheduler's warning when the serial shell task is killed.
 pub const SHELL_TASK_KILLED: &str = r#"task \d+ "shell" failed: killed"#;
-/// The banner a (re)started shell prints.
-pub const SHELL_BANNER: &str = r"^Theseus-style cell OS: type `help` for commands\.$";
 /// `kill ID` of a task that no longer exists.
 pub const KILL_NO_SUCH_TASK: &str = r"^kill: error: no task with id \d+$";
 /// `kill 9999` names no task.

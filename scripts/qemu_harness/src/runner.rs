@@ -101,6 +101,8 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
                 captured.insert(name, capture(line, &output, pattern)?);
             }
             Step::Retry { line, expect, attempts } => {
+                let line = substitute(line, &captured)?;
+                let line = line.as_str();
                 let mut result = Ok(());
                 for attempt in 0..attempts.max(1) {
                     if attempt > 0 {

@@ -44,7 +44,7 @@ pub struct BenchConfig {
 
 /// The iteration counts, as `bench`'s `FULL`/`QUICK` (applications/bench/src/lib.rs): fast, spawn, cell load.
 fn counts(quick: bool) -> (u32, u32, u32) {
-    if quick { (100, 10, 2) } else { (1000, 1000, 100) }
+    if quick { (100, 10, 2) } else { (1000, 1000, 1000) }
 }
 
 /// Waits for `bench: done (N failed)`, then returns every complete `bench:` metric, profile or error line so far

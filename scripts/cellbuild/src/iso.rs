@@ -19,7 +19,7 @@ pub const MODULES_PLACEHOLDER: &str = "@MODULES@";
 
 /// GRUB modules copied into the image (with their dependencies): enough for Multiboot2 from the ISO, on a CD or
 /// written raw to a USB stick, on a serial console, under BIOS and UEFI. `all_video` brings the drivers a framebuffer
-/// handover needs (`efi_gop`/`efi_uga` under UEFI, `vbe` under BIOS; `grub.cfg` loads it), `test` grub.cfg's
+/// handover needs (`efi_gop`/`efi_uga` under UEFI, `vbe` under BIOS; `grub.cfg` loads it under UEFI only), `test` grub.cfg's
 /// firmware check.
 pub const GRUB_INSTALL_MODULES: &str = "multiboot2 normal serial terminal iso9660 part_msdos part_gpt all_video test";
 
@@ -138,6 +138,16 @@ mod tests {
         let config = render_grub_cfg(TEMPLATE, "", &[]).unwrap();
         assert!(config.contains("multiboot2 /boot/nano_core.elf\n"));
         assert!(!config.contains("module2"));
+    }
+
+    /// The project's template loads the video drivers only under UEFI: under BIOS the kernel stays in EGA text mode
+    /// and `insmod all_video` only costs boot time (VBE probing under TCG).
+    #[test]
+    fn project_template_loads_video_drivers_only_under_uefi() {
+        let template = include_str!("../../../grub.cfg");
+        let insmods: Vec<&str> = template.lines().filter(|l| l.contains("insmod all_video")).collect();
+        assert_eq!(insmods, ["if [ \"$grub_platform\" = \"efi\" ]; then insmod all_video; fi"]);
+        render_grub_cfg(template, "", &["k-captain.o".to_string()]).unwrap();
     }
 
     #[test]

@@ -8,10 +8,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Does nothing but return `value`: the target of the null-call benchmark (a call through a cell boundary, from
-/// the application's cell into this one). Never inlined.
+/// the application's cell into this one). Never inlined, so the caller keeps a real `call` into this cell (the
+/// workspace also forbids cross-crate inlining of functions without `#[inline]`); the body is `mov rax, rdi; ret`.
+/// The caller sums the results, so the calls cannot be dropped.
 #[inline(never)]
 pub fn null_call(value: u64) -> u64 {
-    core::hint::black_box(value)
+    value
 }
 
 /// The mean time of one switch between two tasks pinned to the caller's CPU that yield to each other, in ns,

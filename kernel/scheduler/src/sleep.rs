@@ -15,8 +15,13 @@ use crate::switch::{current_task, schedule};
 
 /// Moves every sleeper of `cpu` whose deadline has passed to its runqueue. Interrupts must be disabled.
 pub(crate) fn wake_expired_sleepers(cpu: &PerCpu) {
+    let next_deadline = cpu.next_deadline.load(Ordering::Acquire);
+    // No sleeper (`u64::MAX`): no need to read the clock.
+    if next_deadline == u64::MAX {
+        return;
+    }
     let now = tsc::now_ns();
-    if now < cpu.next_deadline.load(Ordering::Acquire) {
+    if now < next_deadline {
         return;
     }
     let mut sleepers = cpu.sleepers.lock();

@@ -48,18 +48,33 @@ pub fn schedule() {
         Some(next) => next,
         None => cpu.idle.get().cloned().unwrap_or_else(|| previous.clone()),
     };
-    if next == previous {
+    let cpu = if next == previous {
         if previous.state() == RunState::Runnable {
             previous.set_state(RunState::Running);
         }
         drop((previous, next));
+        cpu
     } else {
         switch(cpu, previous, next);
-        finish_switch(this_cpu());
+        // Looked up again, not reused from before the switch: a swap of this cell while the task was switched out
+        // moved the per-CPU state into the new copy (the old copy's references to it are rewritten, but a
+        // reference held on this stack is not). The CPU itself is the same: tasks never migrate.
+        let cpu = this_cpu();
+        finish_switch(cpu);
+        cpu
+    };
+    if safe_point_pending(cpu) {
+        end_if_killed();
+        park_if_stopped();
     }
-    end_if_killed();
-    park_if_stopped();
     interrupts::restore(interrupts_were_enabled);
+}
+
+/// Whether the current task of `cpu` (this CPU) was asked to end or stop, so [`schedule`] must run the safe
+/// points ([`end_if_killed`], [`park_if_stopped`]); both do nothing otherwise, so the common case (neither) skips
+/// their task lookups. Interrupts must be disabled.
+fn safe_point_pending(cpu: &PerCpu) -> bool {
+    cpu.current.lock().as_ref().is_some_and(|task| task.is_kill_requested() || task.is_stop_requested())
 }
 
 /// The stop's safe point (after the kill's): a task asked to stop ([`stop`]) blocks here until [`resume`] (or a

@@ -25,21 +25,25 @@ impl RunQueue {
     }
 
     /// The number of queued tasks.
+    #[inline]
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
 
     /// Whether no task is queued.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
     /// Appends a task that became runnable (the scheduler core does this; policies only pick).
+    #[inline]
     pub fn push_back(&mut self, task: TaskRef) {
         self.tasks.push_back(task);
     }
 
     /// Removes and returns the oldest task.
+    #[inline]
     pub fn pop_front(&mut self) -> Option<TaskRef> {
         self.tasks.pop_front()
     }
@@ -158,6 +162,7 @@ impl PolicyCounters {
     }
 
     /// Counts one decision; `picked` is whether it picked a task.
+    #[inline]
     pub fn count(&self, picked: bool) {
         self.decisions.fetch_add(1, Ordering::Relaxed);
         if !picked {

@@ -74,6 +74,7 @@ pub enum RunState {
 }
 
 impl RunState {
+    #[inline]
     fn from_u8(value: u8) -> RunState {
         match value {
             0 => RunState::Runnable,
@@ -193,12 +194,14 @@ pub struct TaskRef(Arc<Task>);
 
 impl Deref for TaskRef {
     type Target = Task;
+    #[inline]
     fn deref(&self) -> &Task {
         &self.0
     }
 }
 
 impl PartialEq for TaskRef {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -307,6 +310,7 @@ impl Task {
     }
 
     /// The id.
+    #[inline]
     pub fn id(&self) -> TaskId {
         self.id
     }
@@ -317,32 +321,38 @@ impl Task {
     }
 
     /// The kind.
+    #[inline]
     pub fn kind(&self) -> TaskKind {
         self.kind
     }
 
     /// Whether this is a CPU's idle task.
+    #[inline]
     pub fn is_idle(&self) -> bool {
         self.kind == TaskKind::Idle
     }
 
     /// The current run state.
+    #[inline]
     pub fn state(&self) -> RunState {
         RunState::from_u8(self.state.load(Ordering::Acquire))
     }
 
     /// Changes the state from `from` to `to` if it is `from`; returns whether it did. Scheduler-internal: see
     /// [`RunState`] for who may make which transition.
+    #[inline]
     pub fn transition(&self, from: RunState, to: RunState) -> bool {
         self.state.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Sets the state unconditionally. Scheduler-internal (used when a CPU switches to a task it picked).
+    #[inline]
     pub fn set_state(&self, state: RunState) {
         self.state.store(state as u8, Ordering::Release);
     }
 
     /// The CPU the task runs on or last ran on.
+    #[inline]
     pub fn cpu(&self) -> usize {
         self.cpu.load(Ordering::Relaxed)
     }
@@ -363,14 +373,18 @@ impl Task {
     }
 
     /// Whether a CPU is running the task or still switching away from it.
+    #[inline]
     pub fn is_on_cpu(&self) -> bool {
         self.on_cpu.load(Ordering::Acquire)
     }
 
     /// Scheduler-internal: records that a CPU switched to (true) or finished switching away from (false) the task.
+    /// Called only on the CPU the task is assigned to (tasks never migrate), so the switch count has one writer.
+    #[inline]
     pub fn set_on_cpu(&self, on_cpu: bool) {
         if on_cpu {
-            self.switch_count.fetch_add(1, Ordering::Relaxed);
+            // One writer (see above): a load and a store, not a locked read-modify-write on every switch.
+            self.switch_count.store(self.switch_count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         self.on_cpu.store(on_cpu, Ordering::Release);
     }
@@ -404,21 +418,25 @@ impl Task {
     }
 
     /// Whether the task is asked to stop or parked (see [`request_stop`](Self::request_stop)).
+    #[inline]
     pub fn is_stop_requested(&self) -> bool {
         self.stop.load(Ordering::SeqCst) != STOP_NONE
     }
 
     /// Whether [`request_kill`](Self::request_kill) was called.
+    #[inline]
     pub fn is_kill_requested(&self) -> bool {
         self.kill_requested.load(Ordering::Acquire)
     }
 
     /// A pointer to the saved stack pointer, for `context_switch` to store into. Scheduler-internal.
+    #[inline]
     pub fn saved_stack_pointer_slot(&self) -> *mut usize {
         self.saved_stack_pointer.as_ptr()
     }
 
     /// The saved stack pointer (valid while the task is not running). Scheduler-internal.
+    #[inline]
     pub fn saved_stack_pointer(&self) -> usize {
         self.saved_stack_pointer.load(Ordering::Acquire)
     }
@@ -435,11 +453,13 @@ impl Task {
 
     /// Scheduler-internal: records that the task is (true) or is no longer (false) switched out from an interrupt
     /// handler.
+    #[inline]
     pub fn set_in_interrupt(&self, in_interrupt: bool) {
         self.in_interrupt.store(in_interrupt, Ordering::Release);
     }
 
     /// Whether the task is switched out from (or resuming into) an interrupt handler.
+    #[inline]
     pub fn is_in_interrupt(&self) -> bool {
         self.in_interrupt.load(Ordering::Acquire)
     }
@@ -460,11 +480,13 @@ impl Task {
     }
 
     /// Whether the task's body has returned or been unwound (it is exiting).
+    #[inline]
     pub fn is_body_finished(&self) -> bool {
         self.body_finished.load(Ordering::Acquire)
     }
 
     /// Whether an unwind (panic, fault or kill) is in flight on this task's stack.
+    #[inline]
     pub fn is_unwinding(&self) -> bool {
         self.unwinds_in_flight.load(Ordering::Acquire) > 0
     }
@@ -523,6 +545,7 @@ impl Task {
     }
 
     /// Whether the task is in a preemption-disabled section.
+    #[inline]
     pub fn is_preempt_disabled(&self) -> bool {
         self.preempt_disabled.load(Ordering::Acquire) > 0
     }

@@ -93,12 +93,14 @@ struct InterruptsOff {
 }
 
 impl InterruptsOff {
+    #[inline]
     fn new() -> Self {
         InterruptsOff { were_enabled: interrupts::disable() }
     }
 }
 
 impl Drop for InterruptsOff {
+    #[inline]
     fn drop(&mut self) {
         interrupts::restore(self.were_enabled);
     }

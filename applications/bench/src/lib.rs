@@ -14,6 +14,10 @@
 //! 6. `heap`: allocate and free one block of a random size of 1-1000 bytes; Linux: glibc `malloc`/`free`.
 //! 7. `cell_load_small`, `cell_load_large`: load and link a cell of about 20 KB and 100 KB (fields `bytes`,
 //!    `relocations`, `ns_per_kib`, `ns_per_relocation`); Linux: `init_module` of a module of similar size.
+//! 8. `swap_excluding_load`: a live swap of a small cell (`greeting_v1` <-> `greeting_v2`, back and forth) without
+//!    its load phase: verify, state transfer, commit (quiesce + rewrite) and cleanup (fields `cell`, `new`,
+//!    `relocations_rewritten`, the phases' means `verify_ns`, `state_transfer_ns`, `commit_ns`, `cleanup_ns`, and
+//!    `load_ns` for scale); no Linux counterpart (issue 11's target: 1 ms).
 //!
 //! With `--profile`, the loader's per-phase breakdown of each cell load follows
 //! (`bench: profile cell=... phase=parse ns_per_load=... percent=...`). The last line is `bench: done`.
@@ -41,12 +45,15 @@ pub struct Iterations {
     pub spawn: u32,
     /// Cell loads.
     pub cell_load: u32,
+    /// Live swaps.
+    pub swap: u32,
 }
 
-/// `--full`: 1,000 operations per run, cell loads included (each takes milliseconds: about 75 s for both sizes).
-pub const FULL: Iterations = Iterations { fast: 1000, spawn: 1000, cell_load: 1000 };
+/// `--full`: 1,000 operations per run, cell loads and swaps included (each takes milliseconds: about 75 s for both
+/// load sizes).
+pub const FULL: Iterations = Iterations { fast: 1000, spawn: 1000, cell_load: 1000, swap: 1000 };
 /// `--quick`: a smoke run of a few seconds under TCG.
-pub const QUICK: Iterations = Iterations { fast: 100, spawn: 10, cell_load: 2 };
+pub const QUICK: Iterations = Iterations { fast: 100, spawn: 10, cell_load: 2, swap: 4 };
 
 /// The candidate cells of about 20 KB and 100 KB for the cell-load metrics: the first one not yet loaded is used.
 const SMALL_CELLS: [&str; 2] = ["demo_channel_buffered", "demo_channel_rendezvous"];

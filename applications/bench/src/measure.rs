@@ -24,7 +24,37 @@ pub fn all(iterations: Iterations, profile: bool, small: &[&str], large: &[&str]
     for (name, candidates) in [("cell_load_small", small), ("cell_load_large", large)] {
         results.push(cell_load(name, candidates, iterations.cell_load, profile));
     }
+    results.push(swap_excluding_load(iterations.swap));
     results
+}
+
+/// The `swap_excluding_load` metric: [`RUNS`] runs of `iters` swaps; the extra fields come from the median run.
+fn swap_excluding_load(iters: u32) -> Result<(), String> {
+    let name = "swap_excluding_load";
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        samples.push(app_io::bench::swap_excluding_load(iters).map_err(|error| format!("{name}: {error}"))?);
+    }
+    let runs: Vec<u64> = samples.iter().map(|sample| sample.excluding_load_ns).collect();
+    let Some((median, _, _)) = summarize(&runs) else { return Err(format!("{name}: no runs")) };
+    let Some(sample) = samples.iter().find(|sample| sample.excluding_load_ns == median) else {
+        return Err(format!("{name}: the median run is missing"));
+    };
+    let [first, second] = app_io::bench::SWAP_CELLS;
+    let other = if sample.first_old_cell == first { second } else { first };
+    let extra = format!(
+        " cell={} new={other} relocations_rewritten={} verify_ns={} state_transfer_ns={} commit_ns={} cleanup_ns={} \
+         load_ns={}",
+        sample.first_old_cell,
+        sample.relocations_rewritten,
+        sample.verify_ns,
+        sample.state_transfer_ns,
+        sample.commit_ns,
+        sample.cleanup_ns,
+        sample.load_ns
+    );
+    print_line(name, &runs, iters, &extra);
+    Ok(())
 }
 
 /// Measures `name` in [`RUNS`] runs of `iters` operations and prints its line.

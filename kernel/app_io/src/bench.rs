@@ -33,6 +33,22 @@ pub fn map_unmap_ns(iterations: u32) -> Result<u64, String> {
     bench_micro::map_unmap_ns(iterations).map_err(|error| format!("{error}"))
 }
 
+/// The small cell pair the swap metric swaps back and forth (see [`swap_excluding_load`]).
+pub const SWAP_CELLS: [&str; 2] = bench_micro::SWAP_CELLS;
+
+/// One swap-excluding-load measurement (per-swap means in ns): see [`swap_excluding_load`].
+pub type SwapSample = bench_micro::SwapSample;
+
+/// The mean cost of a live swap of a small cell (`greeting_v1` <-> `greeting_v2`) without its load phase, over
+/// `iterations` swaps, with the other phases and the relocations rewritten; the system is left with the cell it
+/// had.
+///
+/// # Errors
+/// Why a swap failed (as text).
+pub fn swap_excluding_load(iterations: u32) -> Result<SwapSample, String> {
+    bench_micro::swap_excluding_load(iterations).map_err(|error| format!("{error}"))
+}
+
 /// One cell-load measurement: see [`cell_load`].
 #[derive(Clone, Debug)]
 pub struct CellLoad {

@@ -6,7 +6,9 @@
 //! - [`map_unmap_ns`]: map a fresh 4 KiB `MappedPages` read-write, write its first byte, drop (unmap) it;
 //! - [`cell_load`]: load and link a private copy of a cell that is not loaded yet, in a throwaway child namespace
 //!   (so its dependencies resolve against the loaded system), then drop it; with the loader profile
-//!   (`cell_namespace::set_load_profiling`) it also gives the per-phase breakdown.
+//!   (`cell_namespace::set_load_profiling`) it also gives the per-phase breakdown;
+//! - [`swap_excluding_load`]: live swaps of a small cell through the gate (`live_update::swap`), back and forth
+//!   between [`SWAP_CELLS`], timed from the swap's own phase report without its load phase.
 //!
 //! Each returns the mean time of one operation over `iterations` (TSC nanoseconds, `tsc::now_ns`): the caller
 //! repeats the call for several runs and reports the median of the runs. [`run`] (the shell's `bench micro`)
@@ -46,6 +48,8 @@ pub enum BenchError {
     AlreadyLoaded(String),
     /// Loading the cell failed.
     Load(LoadError),
+    /// A live swap failed (the gate's error, as text: it changed nothing).
+    Swap(String),
 }
 
 impl fmt::Display for BenchError {
@@ -59,6 +63,7 @@ impl fmt::Display for BenchError {
             BenchError::NoSuchCell(cell) => write!(f, "no object file for cell {cell}"),
             BenchError::AlreadyLoaded(cell) => write!(f, "cell {cell} is loaded already"),
             BenchError::Load(error) => write!(f, "load failed: {error}"),
+            BenchError::Swap(error) => write!(f, "swap failed: {error}"),
         }
     }
 }
@@ -202,6 +207,80 @@ pub fn cell_load(cell: &str, iterations: u32, profile: bool) -> Result<CellLoadS
     let profile = cell_namespace::take_load_profile();
     result?;
     Ok(CellLoadSample { ns: total / u64::from(iterations.max(1)), object_bytes, relocations, profile })
+}
+
+/// The small cell pair [`swap_excluding_load`] swaps back and forth: two versions of crate `greeting` (a 78-byte
+/// function that `hello` calls).
+pub const SWAP_CELLS: [&str; 2] = ["greeting_v1", "greeting_v2"];
+
+/// One swap-excluding-load measurement: per-swap means over the measured swaps, in ns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SwapSample {
+    /// Verify + state transfer + quiesce and rewrite + cleanup: the swap's total minus its load phase.
+    pub excluding_load_ns: u64,
+    /// The load phase (staging the new cell), not part of [`excluding_load_ns`](Self::excluding_load_ns).
+    pub load_ns: u64,
+    /// Verify: symbols, kinds and state checked, patches planned.
+    pub verify_ns: u64,
+    /// State transfer (inside the stopped world).
+    pub state_transfer_ns: u64,
+    /// Quiesce + rewrite (the commit: other CPUs stopped, dependents patched, pins found), minus the transfer.
+    pub commit_ns: u64,
+    /// Cleanup: dependency records, symbol map, freeing or retiring the old cell.
+    pub cleanup_ns: u64,
+    /// Relocations rewritten in dependents per swap (the largest of the measured swaps).
+    pub relocations_rewritten: usize,
+    /// The cell that was loaded before the measured swaps (the first old cell).
+    pub first_old_cell: &'static str,
+}
+
+/// The mean cost of a live swap of a small cell excluding its load, over `iterations` swaps alternating between
+/// the two [`SWAP_CELLS`] (the one not loaded is swapped in for the one loaded; `greeting_v1` is loaded first if
+/// neither is). Each swap goes through `live_update::swap` (the same gate as the shell's `swap`: stop-the-world
+/// commit, pin search) and its `SwapReport` gives the phases; the sample is `total - load`. After an odd number
+/// of swaps one more, unmeasured, restores the cell that was loaded before, so the system is left as found.
+///
+/// # Errors
+/// [`BenchError::NoNamespaces`], [`BenchError::Load`] if the first cell cannot be loaded, [`BenchError::Swap`]
+/// if a swap fails (that swap changed nothing; the earlier ones stay done).
+pub fn swap_excluding_load(iterations: u32) -> Result<SwapSample, BenchError> {
+    let kernel = system_namespaces::kernel_namespace().ok_or(BenchError::NoNamespaces)?;
+    let [first, second] = SWAP_CELLS;
+    let (mut old, mut new) = if kernel.cell(second).is_some() { (second, first) } else { (first, second) };
+    if kernel.cell(old).is_none() {
+        kernel.load_cell(old).map_err(BenchError::Load)?;
+    }
+    let mut sample = SwapSample { first_old_cell: old, ..SwapSample::default() };
+    let mut swap = |old: &str, new: &str| {
+        live_update::swap(&[(old, new)], &cell_namespace::SwapOptions::default())
+            .map_err(|error| BenchError::Swap(format!("{old} -> {new}: {error}")))
+    };
+    for _ in 0..iterations {
+        let report = swap(old, new)?;
+        sample.excluding_load_ns += report.total_ns.saturating_sub(report.stage_ns);
+        sample.load_ns += report.stage_ns;
+        sample.verify_ns += report.verify_ns;
+        sample.state_transfer_ns += report.state_transfer_ns;
+        sample.commit_ns += report.quiesce_ns;
+        sample.cleanup_ns += report.cleanup_ns;
+        sample.relocations_rewritten = sample.relocations_rewritten.max(report.relocations_rewritten);
+        core::mem::swap(&mut old, &mut new);
+    }
+    if old != sample.first_old_cell {
+        swap(old, new)?;
+    }
+    let count = u64::from(iterations.max(1));
+    for total in [
+        &mut sample.excluding_load_ns,
+        &mut sample.load_ns,
+        &mut sample.verify_ns,
+        &mut sample.state_transfer_ns,
+        &mut sample.commit_ns,
+        &mut sample.cleanup_ns,
+    ] {
+        *total /= count;
+    }
+    Ok(sample)
 }
 
 /// The shell's `bench micro`: prints a short version of the context switch and map/unmap (100 iterations each).

@@ -150,7 +150,11 @@ pub fn run(config: &BenchConfig) -> Result<bool, String> {
     write("results.csv", &bench_report::csv(&rows))?;
     write("results.svg", &bench_report::svg(&rows, &title))?;
     println!("{}", bench_report::table(&rows));
-    for line in ours.iter().filter(|line| line.starts_with("bench: profile") || line.starts_with("bench: error")) {
+    // The loader profile, the swap's phases (its metric line carries them) and our errors.
+    let detail = |line: &&String| {
+        ["bench: profile", "bench: metric=swap_excluding_load", "bench: error"].iter().any(|p| line.starts_with(p))
+    };
+    for line in ours.iter().filter(detail) {
         println!("{line}");
     }
     for line in linux.iter().filter(|line| line.starts_with("bench: error")) {
@@ -169,5 +173,5 @@ pub fn run(config: &BenchConfig) -> Result<bool, String> {
     }
     println!("bench: wrote {}/results.csv, results.svg, boot.csv", config.out.display());
     let complete = |lines: &[String]| lines.iter().any(|line| line == "bench: done (0 failed)");
-    Ok(complete(&ours) && complete(&linux) && rows.iter().all(|row| row.ratio().is_some()))
+    Ok(complete(&ours) && complete(&linux) && rows.iter().all(bench_report::Row::is_complete))
 }

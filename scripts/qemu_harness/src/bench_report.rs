@@ -1,7 +1,9 @@
 //! The `make bench` report: parses `bench: metric=...` lines of both sides and writes the table, CSV and SVG chart.
 //!
 //! Pure functions (host-tested): [`parse_metric`] reads one line, [`table`] joins ours and Linux's by metric name
-//! (ratio = ours / Linux: below 1 is faster than Linux), [`csv`] and [`svg`] render the joined rows.
+//! (ratio = ours / Linux: below 1 is faster than Linux), [`csv`] and [`svg`] render the joined rows. A metric
+//! with no Linux counterpart ([`ABSOLUTE_TARGETS`]: the swap excluding load) shows `-` for Linux and its
+//! absolute target instead of a ratio.
 
 use std::fmt::Write as _;
 
@@ -39,6 +41,15 @@ pub fn parse_metric(line: &str) -> Option<Metric> {
     Some(Metric { name: get("metric")?, median: number("median")?, min: number("min")?, max: number("max")?, fields })
 }
 
+/// Metrics without a Linux counterpart and their absolute targets in ns (issue 11: "Swap excluding load: <= 1 ms
+/// for a small cell on 1 CPU under TCG").
+pub const ABSOLUTE_TARGETS: &[(&str, u64)] = &[("swap_excluding_load", 1_000_000)];
+
+/// The absolute target of metric `name` in ns, if it has one instead of a Linux counterpart.
+pub fn absolute_target(name: &str) -> Option<u64> {
+    ABSOLUTE_TARGETS.iter().find(|(metric, _)| *metric == name).map(|(_, target)| *target)
+}
+
 /// One row of the joined table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -48,6 +59,8 @@ pub struct Row {
     pub ours: Option<u64>,
     /// Linux's median, in ns.
     pub linux: Option<u64>,
+    /// The absolute target in ns, for a metric without a Linux counterpart ([`absolute_target`]).
+    pub target: Option<u64>,
 }
 
 impl Row {
@@ -57,6 +70,11 @@ impl Row {
             (Some(ours), Some(linux)) if linux > 0 => Some(ours as f64 / linux as f64),
             _ => None,
         }
+    }
+
+    /// Whether the row is complete: a ratio, or our value for a metric judged by an absolute target.
+    pub fn is_complete(&self) -> bool {
+        self.ratio().is_some() || (self.target.is_some() && self.ours.is_some())
     }
 }
 
@@ -68,10 +86,16 @@ pub fn join(ours: &[Metric], linux: &[Metric]) -> Vec<Row> {
             name: metric.name.clone(),
             ours: Some(metric.median),
             linux: linux.iter().find(|other| other.name == metric.name).map(|other| other.median),
+            target: absolute_target(&metric.name),
         })
         .collect();
     for metric in linux.iter().filter(|metric| !ours.iter().any(|other| other.name == metric.name)) {
-        rows.push(Row { name: metric.name.clone(), ours: None, linux: Some(metric.median) });
+        rows.push(Row {
+            name: metric.name.clone(),
+            ours: None,
+            linux: Some(metric.median),
+            target: absolute_target(&metric.name),
+        });
     }
     rows
 }
@@ -80,23 +104,34 @@ fn cell(value: Option<u64>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-/// The table as text: `metric  ours (ns)  Linux (ns)  ratio`.
+/// The table as text: `metric  ours (ns)  Linux (ns)  ratio  target`; the target column is filled only for a
+/// metric judged by an absolute target (its Linux and ratio columns show `-`).
 pub fn table(rows: &[Row]) -> String {
-    let mut text = format!("{:<18} {:>14} {:>14} {:>8}\n", "metric", "ours (ns)", "Linux (ns)", "ratio");
+    let mut text =
+        format!("{:<20} {:>14} {:>14} {:>8} {:>12}\n", "metric", "ours (ns)", "Linux (ns)", "ratio", "target (ns)");
     for row in rows {
         let ratio = row.ratio().map_or_else(|| "-".to_string(), |r| format!("{r:.3}"));
-        let _ = writeln!(text, "{:<18} {:>14} {:>14} {:>8}", row.name, cell(row.ours), cell(row.linux), ratio);
+        let _ = writeln!(
+            text,
+            "{:<20} {:>14} {:>14} {:>8} {:>12}",
+            row.name,
+            cell(row.ours),
+            cell(row.linux),
+            ratio,
+            row.target.map_or_else(String::new, |target| target.to_string())
+        );
     }
     text
 }
 
-/// The table as CSV: `metric,ours_ns,linux_ns,ratio` (empty fields for missing values).
+/// The table as CSV: `metric,ours_ns,linux_ns,ratio,target_ns` (empty fields for missing values).
 pub fn csv(rows: &[Row]) -> String {
-    let mut text = String::from("metric,ours_ns,linux_ns,ratio\n");
+    let mut text = String::from("metric,ours_ns,linux_ns,ratio,target_ns\n");
     for row in rows {
         let number = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let ratio = row.ratio().map(|r| format!("{r:.4}")).unwrap_or_default();
-        let _ = writeln!(text, "{},{},{},{ratio}", row.name, number(row.ours), number(row.linux));
+        let _ =
+            writeln!(text, "{},{},{},{ratio},{}", row.name, number(row.ours), number(row.linux), number(row.target));
     }
     text
 }
@@ -186,10 +221,33 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].ratio(), Some(0.37));
         assert_eq!(rows[1].ours, None);
-        assert_eq!(csv(&rows), "metric,ours_ns,linux_ns,ratio\nnull_call,148,400,0.3700\nonly_linux,,7,\n");
+        assert_eq!(csv(&rows), "metric,ours_ns,linux_ns,ratio,target_ns\nnull_call,148,400,0.3700,\nonly_linux,,7,,\n");
         assert!(table(&rows).contains("null_call"));
+        assert!(rows[0].is_complete() && !rows[1].is_complete());
         let chart = svg(&rows, "t");
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
         assert_eq!(chart.matches("<rect").count(), 1);
+    }
+
+    #[test]
+    fn swap_metric_has_a_target_instead_of_linux() {
+        let line = "bench: metric=swap_excluding_load unit=ns median=969422 min=941542 max=3761720 iters=4 runs=5 \
+                    cell=greeting_v1 new=greeting_v2 relocations_rewritten=1 verify_ns=250328 state_transfer_ns=949 \
+                    commit_ns=544443 cleanup_ns=173701 load_ns=186725";
+        let swap = parse_metric(line).unwrap();
+        assert_eq!(swap.field("relocations_rewritten"), Some("1"));
+        let rows = join(&[swap], &[]);
+        assert_eq!(rows[0].target, Some(1_000_000));
+        assert_eq!(rows[0].ratio(), None);
+        assert!(rows[0].is_complete());
+        assert!(csv(&rows).ends_with("swap_excluding_load,969422,,,1000000\n"));
+        let text = table(&rows);
+        let row = text.lines().find(|line| line.starts_with("swap_excluding_load")).unwrap();
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(columns, ["swap_excluding_load", "969422", "-", "-", "1000000"]);
+        // Without our value the row is incomplete (the bench run must fail).
+        let missing =
+            Row { name: String::from("swap_excluding_load"), ours: None, linux: None, target: Some(1_000_000) };
+        assert!(!missing.is_complete());
     }
 }

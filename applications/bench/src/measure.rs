@@ -43,13 +43,14 @@ fn swap_excluding_load(iters: u32) -> Result<(), String> {
     let [first, second] = app_io::bench::SWAP_CELLS;
     let other = if sample.first_old_cell == first { second } else { first };
     let extra = format!(
-        " cell={} new={other} relocations_rewritten={} verify_ns={} state_transfer_ns={} commit_ns={} cleanup_ns={} \
-         load_ns={}",
+        " cell={} new={other} relocations_rewritten={} verify_ns={} state_transfer_ns={} commit_ns={} pin_search_ns={} \
+         cleanup_ns={} load_ns={}",
         sample.first_old_cell,
         sample.relocations_rewritten,
         sample.verify_ns,
         sample.state_transfer_ns,
         sample.commit_ns,
+        sample.pin_search_ns,
         sample.cleanup_ns,
         sample.load_ns
     );

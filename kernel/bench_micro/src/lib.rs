@@ -226,6 +226,9 @@ pub struct SwapSample {
     pub state_transfer_ns: u64,
     /// Quiesce + rewrite (the commit: other CPUs stopped, dependents patched, pins found), minus the transfer.
     pub commit_ns: u64,
+    /// Of [`commit_ns`](Self::commit_ns): the pin search (`live_update::last_pin_search`: task stacks, stopped
+    /// CPUs, every loaded cell's writable data, the IDT).
+    pub pin_search_ns: u64,
     /// Cleanup: dependency records, symbol map, freeing or retiring the old cell.
     pub cleanup_ns: u64,
     /// Relocations rewritten in dependents per swap (the largest of the measured swaps).
@@ -262,6 +265,7 @@ pub fn swap_excluding_load(iterations: u32) -> Result<SwapSample, BenchError> {
         sample.verify_ns += report.verify_ns;
         sample.state_transfer_ns += report.state_transfer_ns;
         sample.commit_ns += report.quiesce_ns;
+        sample.pin_search_ns += live_update::last_pin_search().total_ns;
         sample.cleanup_ns += report.cleanup_ns;
         sample.relocations_rewritten = sample.relocations_rewritten.max(report.relocations_rewritten);
         core::mem::swap(&mut old, &mut new);
@@ -276,6 +280,7 @@ pub fn swap_excluding_load(iterations: u32) -> Result<SwapSample, BenchError> {
         &mut sample.verify_ns,
         &mut sample.state_transfer_ns,
         &mut sample.commit_ns,
+        &mut sample.pin_search_ns,
         &mut sample.cleanup_ns,
     ] {
         *total /= count;

@@ -6,7 +6,9 @@
 //!    [`Pin::Frame`]. Retired cells stay registered with the unwinder until freed, so walks cross their frames; a
 //!    walk that *fails* (malformed CFI, an unreadable word) is completed by a conservative scan of the rest of the
 //!    stack, word by word, where its bounds are known. A task that never ran also pins the cell of its entry function (the saved `r13`, see
-//!    `task::prepare_first_frame`): [`Pin::TaskEntry`].
+//!    `task::prepare_first_frame`): [`Pin::TaskEntry`]. A stack of known bounds is first read word by word from
+//!    its saved stack pointer up; if no word lies in (or one byte beside) the cell, no frame can be there (every
+//!    frame's return address is such a word) and the walk, the costly part, is skipped.
 //! 2. **Every stopped CPU's interrupted context**: `smp::stopped_contexts` gives the instruction and stack pointer
 //!    the stop IPI interrupted; the instruction itself, the frames walked from there (exact first frame, only RIP
 //!    and RSP known, so a CFA rule that needs another register ends the walk) and, if the walk stopped early, a
@@ -48,7 +50,7 @@ use cell_namespace::{AddressRange, Pin, PinFinder};
 use memory_structs::VirtualAddress;
 use task::TaskRef;
 
-use crate::stack::{CheckedStack, Hits, UNBOUNDED_SCAN_BYTES, find_in_stack, saved_context_cursor};
+use crate::stack::{CheckedStack, Hits, UNBOUNDED_SCAN_BYTES, any_word_near, find_in_stack, saved_context_cursor};
 
 /// Statics whose words look like code pointers but are not references (hash-free paths): the unwinder's pool of
 /// exception objects keeps the causes (faulting instruction addresses) of finished unwinds, and an unwind in
@@ -207,7 +209,13 @@ fn switched_out_task(task: &TaskRef, ranges: &[Range<u64>], pins: &mut Vec<Pin>)
                 pins.push(Pin::TaskEntry { task: task.id().value(), task_name: task.name().to_string() });
             }
         }
-        push_frames(task, &find_in_stack(memory, cursor, ranges, task.stack_bounds().is_some()), pins);
+        // A stack of known bounds none of whose live words (from the saved context up) comes near the cell holds
+        // no frame of it (see `any_word_near`): skip the walk.
+        let live = saved..memory.bounds().end;
+        let skip_walk = task.stack_bounds().is_some() && !any_word_near(&memory, live, ranges);
+        if !skip_walk {
+            push_frames(task, &find_in_stack(memory, cursor, ranges, task.stack_bounds().is_some()), pins);
+        }
     });
 }
 
@@ -277,22 +285,36 @@ impl KernelPinFinder {
 }
 
 /// Scans one data section, except the words in `skip`; records the *locations* of words pointing into `ranges`.
+///
+/// This loop reads every word of every loaded cell's data (hundreds of KiB) inside the stopped world at each
+/// swap, so it is kept tight: the words before `skip` and after it are two plain runs, and a word is compared
+/// with the ranges only if it lies within their envelope (most data words are small integers or heap pointers).
 fn scan_data(span: Range<u64>, skip: Range<u64>, ranges: &[Range<u64>], hits: &mut Hits) {
-    let mut location = span.start.next_multiple_of(8);
-    while location + 8 <= span.end {
-        if skip.contains(&location) {
+    let Some(envelope) = envelope(ranges) else { return };
+    let start = span.start.next_multiple_of(8);
+    let before_skip = start..skip.start.max(start).min(span.end);
+    let after_skip = skip.end.next_multiple_of(8).max(start)..span.end;
+    for run in [before_skip, after_skip] {
+        let mut location = run.start;
+        while location + 8 <= run.end {
+            // SAFETY: the section belongs to a loaded cell (the snapshot was taken from the namespaces, which keep
+            // its memory mapped read-write while it is loaded, and nothing is unloaded while the world is
+            // stopped); the word is 8-aligned (`start` is, and runs advance by 8) and inside the section; data
+            // words are plain integers.
+            let word = unsafe { core::ptr::read_volatile(location as *const u64) };
+            if envelope.contains(&word) && inside(ranges, word) {
+                hits.push(location);
+            }
             location += 8;
-            continue;
         }
-        // SAFETY: the section belongs to a loaded cell (the snapshot was taken from the namespaces, which keep
-        // its memory mapped read-write while it is loaded, and nothing is unloaded while the world is stopped);
-        // the word is aligned and inside the section; data words are plain integers.
-        let word = unsafe { core::ptr::read_volatile(location as *const u64) };
-        if inside(ranges, word) {
-            hits.push(location);
-        }
-        location += 8;
     }
+}
+
+/// The smallest range holding every range of `ranges` (`None` if there is none).
+fn envelope(ranges: &[Range<u64>]) -> Option<Range<u64>> {
+    let start = ranges.iter().map(|range| range.start).min()?;
+    let end = ranges.iter().map(|range| range.end).max()?;
+    Some(start..end)
 }
 
 /// Step 5b: the IDT this CPU uses (every CPU loads the same one) and its present gates' handlers.

@@ -2,6 +2,7 @@
 //! word outside the given bounds or on a page the page tables do not map, the walk start of a switched-out task,
 //! and the walk of one stack for addresses inside a cell.
 
+use core::cell::Cell;
 use core::ops::Range;
 
 use unwind::{FrameCursor, FrameIter, MemoryReadError, Registers, StackReader};
@@ -15,14 +16,33 @@ pub(crate) const UNBOUNDED_SCAN_BYTES: u64 = 64 * 1024;
 /// Reads 8-byte stack words within `bounds`, and only from pages the current page tables map (checked by a
 /// page-table walk through the direct map, Intel SDM Vol. 3A 4.5), so a wrong CFA or a stack of unknown size
 /// never faults inside the stopped world.
+///
+/// The last page found mapped is remembered, so consecutive reads from one page (most of a walk's) cost one
+/// page-table walk: use one reader per walk, while the stack's mapping cannot change (the world stopped, or the
+/// task's stack lock held).
 pub struct CheckedStack {
     bounds: Range<u64>,
+    /// The start of the last page [`is_mapped`] confirmed, or `u64::MAX` (no page: page starts are 4 KiB-aligned).
+    mapped_page: Cell<u64>,
 }
 
 impl CheckedStack {
     /// A reader confined to `bounds` (start inclusive, end exclusive).
     pub fn new(bounds: Range<u64>) -> Self {
-        Self { bounds }
+        Self { bounds, mapped_page: Cell::new(u64::MAX) }
+    }
+
+    /// Whether the page of `address` is mapped (looked up once per page change).
+    fn page_is_mapped(&self, address: u64) -> bool {
+        let page = address & !0xfff;
+        if page == self.mapped_page.get() {
+            return true;
+        }
+        let mapped = is_mapped(address);
+        if mapped {
+            self.mapped_page.set(page);
+        }
+        mapped
     }
 
     /// The bounds.
@@ -35,7 +55,7 @@ impl StackReader for CheckedStack {
     fn read_u64(&self, address: u64) -> Result<u64, MemoryReadError> {
         let end = address.checked_add(8).ok_or(MemoryReadError { address })?;
         let inside = address >= self.bounds.start && end <= self.bounds.end && address.is_multiple_of(8);
-        if !inside || !is_mapped(address) {
+        if !inside || !self.page_is_mapped(address) {
             return Err(MemoryReadError { address });
         }
         // SAFETY: the address is 8-byte aligned (so within one page) and its page is mapped (checked just above
@@ -173,4 +193,25 @@ pub(crate) fn scan_words(memory: &CheckedStack, span: Range<u64>, ranges: &[Rang
             Err(_) => break,
         }
     }
+}
+
+/// Whether any aligned word in `span` (read through `memory`) lies in one of `ranges` widened by one byte on
+/// each side (for a walk's lookup address, a return address - 1, and its end address + 1), or a word could not be
+/// read (then the caller must not rely on the answer: `true`). A walk of a stack none of whose words is that near
+/// the cell cannot find a frame there, since every frame's return address is such a word; so this cheap pass lets
+/// the pin search skip the unwinder for the many stacks that never entered the cell.
+pub(crate) fn any_word_near(memory: &CheckedStack, span: Range<u64>, ranges: &[Range<u64>]) -> bool {
+    let mut address = span.start.next_multiple_of(8);
+    while address + 8 <= span.end {
+        match memory.read_u64(address) {
+            Ok(word) if !is_near(ranges, word) => address += 8,
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// Whether `value` lies in one of `ranges` widened by one byte on each side.
+fn is_near(ranges: &[Range<u64>], value: u64) -> bool {
+    ranges.iter().any(|range| value.saturating_add(1) >= range.start && value <= range.end)
 }

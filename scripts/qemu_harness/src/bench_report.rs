@@ -233,7 +233,7 @@ mod tests {
     fn swap_metric_has_a_target_instead_of_linux() {
         let line = "bench: metric=swap_excluding_load unit=ns median=969422 min=941542 max=3761720 iters=4 runs=5 \
                     cell=greeting_v1 new=greeting_v2 relocations_rewritten=1 verify_ns=250328 state_transfer_ns=949 \
-                    commit_ns=544443 cleanup_ns=173701 load_ns=186725";
+                    commit_ns=544443 pin_search_ns=520001 cleanup_ns=173701 load_ns=186725";
         let swap = parse_metric(line).unwrap();
         assert_eq!(swap.field("relocations_rewritten"), Some("1"));
         let rows = join(&[swap], &[]);

@@ -681,6 +681,6 @@ pub const BENCH_QUICK_LINES: &[&str] = &[
     r"^bench: metric=cell_load_small unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ bytes=[1-9]\d* relocations=[1-9]\d* ns_per_kib=\d+ ns_per_relocation=\d+$",
     r"^bench: metric=cell_load_large unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ bytes=[1-9]\d* relocations=[1-9]\d* ns_per_kib=\d+ ns_per_relocation=\d+$",
     r"^bench: profile cell=\w+ phase=relocate ns_per_load=[1-9]\d* percent=\d+\.\d$",
-    r"^bench: metric=swap_excluding_load unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ new=\w+ relocations_rewritten=[1-9]\d* verify_ns=\d+ state_transfer_ns=\d+ commit_ns=[1-9]\d* cleanup_ns=\d+ load_ns=[1-9]\d*$",
+    r"^bench: metric=swap_excluding_load unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ new=\w+ relocations_rewritten=[1-9]\d* verify_ns=\d+ state_transfer_ns=\d+ commit_ns=[1-9]\d* pin_search_ns=[1-9]\d* cleanup_ns=\d+ load_ns=[1-9]\d*$",
     r"^bench: done \(0 failed\)$",
 ];

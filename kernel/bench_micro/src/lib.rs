@@ -254,7 +254,7 @@ pub fn swap_excluding_load(iterations: u32) -> Result<SwapSample, BenchError> {
         kernel.load_cell(old).map_err(BenchError::Load)?;
     }
     let mut sample = SwapSample { first_old_cell: old, ..SwapSample::default() };
-    let mut swap = |old: &str, new: &str| {
+    let swap = |old: &str, new: &str| {
         live_update::swap(&[(old, new)], &cell_namespace::SwapOptions::default())
             .map_err(|error| BenchError::Swap(format!("{old} -> {new}: {error}")))
     };

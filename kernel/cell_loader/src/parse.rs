@@ -107,8 +107,8 @@ pub struct RelocationSection {
     pub index: SectionIndex,
     /// The section the relocations patch (`sh_info`); always a loaded section that has bytes.
     pub target: SectionIndex,
-    /// The entries, in file order.
-    pub relocations: Vec<Relocation>,
+    /// Where its entries lie in the object's one relocation table ([`ObjectFile::relocations`]), in file order.
+    entries: core::ops::Range<usize>,
 }
 
 /// A validated view of one relocatable x86_64 ELF object: every index in it is in range.
@@ -117,6 +117,9 @@ pub struct ObjectFile<'a> {
     sections: Vec<Section<'a>>,
     symbols: Vec<Symbol<'a>>,
     relocation_sections: Vec<RelocationSection>,
+    /// Every relocation entry of every section in `relocation_sections`, back to back (one allocation per object
+    /// instead of one per section: `-ffunction-sections` objects have hundreds of small `.rela` sections).
+    relocations: Vec<Relocation>,
 }
 
 impl<'a> ObjectFile<'a> {
@@ -130,8 +133,8 @@ impl<'a> ObjectFile<'a> {
         let file = parse_header(bytes)?;
         let sections = parse_sections(&file)?;
         let (symbol_table, symbols) = parse_symbols(&file, &sections)?;
-        let relocation_sections = parse_relocations(&file, &sections, symbol_table, &symbols)?;
-        Ok(Self { sections, symbols, relocation_sections })
+        let (relocation_sections, relocations) = parse_relocations(&file, &sections, symbol_table, &symbols)?;
+        Ok(Self { sections, symbols, relocation_sections, relocations })
     }
 
     /// Every section, indexed by [`SectionIndex`].
@@ -159,9 +162,15 @@ impl<'a> ObjectFile<'a> {
         &self.relocation_sections
     }
 
+    /// The entries of relocation section `section` (one of [`relocation_sections`](Self::relocation_sections)),
+    /// in file order; empty for a section of another object.
+    pub fn relocations(&self, section: &RelocationSection) -> &[Relocation] {
+        self.relocations.get(section.entries.clone()).unwrap_or_default()
+    }
+
     /// The total number of relocation entries that patch loaded sections.
     pub fn relocation_count(&self) -> usize {
-        self.relocation_sections.iter().map(|section| section.relocations.len()).sum()
+        self.relocations.len()
     }
 
     /// The symbols other cells may bind to (see [`Symbol::is_exported`]), defined in loaded sections.
@@ -184,10 +193,11 @@ fn read_u16(bytes: &[u8], offset: usize) -> u16 {
 
 /// Reads the NUL-terminated UTF-8 string at `offset` in string table `table`.
 fn read_string(table: &[u8], table_index: SectionIndex, offset: u32) -> Result<&str, ParseError> {
-    let bad = ParseError::BadString { table: table_index, offset };
-    let rest = table.get(offset as usize..).ok_or(bad.clone())?;
-    let end = rest.iter().position(|&byte| byte == 0).ok_or(bad.clone())?;
-    core::str::from_utf8(&rest[..end]).map_err(|_| bad)
+    let bad = || ParseError::BadString { table: table_index, offset };
+    let rest = table.get(offset as usize..).ok_or_else(bad)?;
+    // `CStr` finds the NUL a word at a time (a byte loop is slow under emulation, and this runs for every symbol).
+    let string = core::ffi::CStr::from_bytes_until_nul(rest).map_err(|_| bad())?;
+    string.to_str().map_err(|_| bad())
 }
 
 /// Checks that `count` entries of `entry_size` bytes at `offset` lie inside the file at an aligned offset.
@@ -412,8 +422,14 @@ fn parse_relocations<'a>(
     sections: &[Section<'a>],
     symbol_table: Option<SectionIndex>,
     symbols: &[Symbol<'a>],
-) -> Result<Vec<RelocationSection>, ParseError> {
-    let mut result = Vec::new();
+) -> Result<(Vec<RelocationSection>, Vec<Relocation>), ParseError> {
+    // Sized from the `.rela` sections' file sizes (an upper bound: unloaded targets are skipped), so neither
+    // vector grows while parsing.
+    let rela_sections = sections.iter().filter(|section| section.section_type == SectionType::RelocationsWithAddend);
+    let (count, entries) = rela_sections
+        .fold((0, 0), |(count, entries), section| (count + 1, entries + section.data.len() / RELA_SIZE as usize));
+    let mut result = Vec::with_capacity(count);
+    let mut relocations = Vec::with_capacity(entries);
     for section in sections {
         let is_rela = match section.section_type {
             SectionType::RelocationsWithAddend => true,
@@ -448,7 +464,7 @@ fn parse_relocations<'a>(
             return Err(ParseError::BadEntrySize { section: section.index, entry_size });
         };
 
-        let mut relocations = Vec::with_capacity(entries.len());
+        let first = relocations.len();
         for entry in entries {
             let relocation_type = RelocationType::from(entry.get_type());
             let symbol = SymbolIndex(entry.get_symbol_table_index());
@@ -457,9 +473,13 @@ fn parse_relocations<'a>(
             check_relocation(&relocation, target, sections, symbols)?;
             relocations.push(relocation);
         }
-        result.push(RelocationSection { index: section.index, target: target_index, relocations });
+        result.push(RelocationSection {
+            index: section.index,
+            target: target_index,
+            entries: first..relocations.len(),
+        });
     }
-    Ok(result)
+    Ok((result, relocations))
 }
 
 fn check_relocation(
@@ -469,12 +489,13 @@ fn check_relocation(
     symbols: &[Symbol<'_>],
 ) -> Result<(), ParseError> {
     let relocation_type = relocation.relocation_type;
-    let width = relocation_type.width_in_bytes().ok_or(ParseError::UnsupportedRelocation {
+    // Errors are built only on failure (`ok_or_else`): this runs once per relocation, and each error allocates.
+    let width = relocation_type.width_in_bytes().ok_or_else(|| ParseError::UnsupportedRelocation {
         section: target.name.to_string(),
         relocation_type,
         offset: relocation.offset,
     })?;
-    let symbol = symbols.get(relocation.symbol.as_usize()).ok_or(ParseError::RelocationSymbolOutOfRange {
+    let symbol = symbols.get(relocation.symbol.as_usize()).ok_or_else(|| ParseError::RelocationSymbolOutOfRange {
         section: target.name.to_string(),
         offset: relocation.offset,
         symbol: relocation.symbol,

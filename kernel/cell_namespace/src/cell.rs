@@ -28,8 +28,8 @@ pub struct RelocationEntry {
     pub offset: usize,
     /// The addend `A`.
     pub addend: i64,
-    /// The mangled name of the symbol the place was bound through.
-    pub symbol: String,
+    /// The mangled name of the symbol the place was bound through (shared by every edge through that symbol).
+    pub symbol: Arc<str>,
     /// Offset of that symbol from the start of the source section, in bytes (`S` = source address + this).
     pub symbol_offset: usize,
 }

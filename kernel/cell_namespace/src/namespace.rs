@@ -191,8 +191,11 @@ impl CellNamespace {
                 // The sources' back-references to this section would stay behind as dead entries (each keeping
                 // its allocation), growing the sources' lists with every discarded copy: remove them. One lock at
                 // a time: this section's dependencies (copied), then each source's dependents.
-                let sources: Vec<Arc<LoadedSection>> =
+                let mut sources: Vec<Arc<LoadedSection>> =
                     section.dependencies.lock().iter().map(|dependency| dependency.section.clone()).collect();
+                // Many edges share a source (every call to one function): prune each source's list once.
+                sources.sort_unstable_by_key(|source| Arc::as_ptr(source));
+                sources.dedup_by(|a, b| Arc::ptr_eq(a, b));
                 let this = Arc::downgrade(section);
                 for source in sources {
                     source.dependents.lock().retain(|dependent| !Weak::ptr_eq(&dependent.section, &this));

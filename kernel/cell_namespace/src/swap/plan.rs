@@ -195,7 +195,7 @@ pub(super) fn move_dependency(patch: &Patch, new_cell: &Arc<LoadedCell>) {
     let Some(export) = new_cell.exports.iter().find(|export| export.name == patch.new_symbol) else { return };
     let Some(new_section) = new_cell.sections.get(export.section) else { return };
     let relocation = RelocationEntry {
-        symbol: patch.new_symbol.clone(),
+        symbol: Arc::from(patch.new_symbol.as_str()),
         symbol_offset: patch.new_symbol_offset,
         ..patch.relocation.clone()
     };

@@ -6,6 +6,8 @@ use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
+use hashbrown::HashMap;
+
 use cell_loader::SectionKind;
 use memory_structs::VirtualAddress;
 
@@ -64,8 +66,10 @@ impl SymbolTarget {
 #[derive(Default)]
 pub(crate) struct NamespaceState {
     pub(crate) cells: BTreeMap<String, Arc<LoadedCell>>,
-    /// Mangled symbol name -> the section defining it. Weak: the cell owns its sections.
-    pub(crate) symbol_map: BTreeMap<String, SymbolTarget>,
+    /// Mangled symbol name -> the section defining it. Weak: the cell owns its sections. A hash map: a load looks
+    /// every undefined symbol up here, and mangled names of one crate share long prefixes, which made each
+    /// ordered-map lookup dozens of long string comparisons (and its cost grow with the map).
+    pub(crate) symbol_map: HashMap<String, SymbolTarget>,
     /// Cell name -> the names of swapped-out cells' symbols that the symbol map points at that cell's
     /// equivalents (see "Names after a swap" in `swap/mod.rs`).
     pub(crate) aliases: BTreeMap<String, Vec<String>>,
@@ -282,9 +286,9 @@ impl CellNamespace {
         if state.cells.contains_key(cell_name) {
             return Err(BaseImageError::AlreadyLoaded { cell: cell_name.to_string() });
         }
-        let mut seen = BTreeMap::new();
+        let mut seen = hashbrown::HashSet::with_capacity(symbols.len());
         for symbol in symbols {
-            if seen.insert(symbol.name.as_str(), ()).is_some() || state.symbol_map.contains_key(&symbol.name) {
+            if !seen.insert(symbol.name.as_str()) || state.symbol_map.contains_key(&symbol.name) {
                 return Err(BaseImageError::DuplicateSymbol { symbol: symbol.name.clone() });
             }
         }
@@ -337,6 +341,7 @@ impl CellNamespace {
                 section_slots: Vec::new(),
             }
         });
+        state.symbol_map.reserve(symbols.len());
         for (symbol, section) in symbols.iter().zip(cell.sections.iter()) {
             state.symbol_map.insert(symbol.name.clone(), SymbolTarget { section: Arc::downgrade(section), offset: 0 });
         }
@@ -468,7 +473,11 @@ impl CellNamespace {
     pub fn symbols(&self) -> Vec<(String, VirtualAddress)> {
         let state = self.state.read();
         let entries = state.symbol_map.iter();
-        entries.filter_map(|(name, target)| target.address().map(|(_, address)| (name.clone(), address))).collect()
+        let mut symbols: Vec<(String, VirtualAddress)> =
+            entries.filter_map(|(name, target)| target.address().map(|(_, address)| (name.clone(), address))).collect();
+        drop(state);
+        symbols.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        symbols
     }
 
     /// Finds the exported function of cell `cell_name` whose hash-free demangled path is `path` (e.g.

@@ -6,6 +6,7 @@
 //! [`WeakDependent`] back-reference. A section keeps its memory region alive, so a cell's memory is reclaimed when
 //! its last section is dropped: when the namespace forgets the cell and no other cell depends on it.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
@@ -63,7 +64,9 @@ pub(crate) struct SectionMemory {
 
 /// One section of a loaded cell (or one symbol of the base image).
 pub struct LoadedSection {
-    pub(crate) name: String,
+    /// Borrowed from the object file (whose bytes live as long as the kernel) for loaded cells; owned for the
+    /// base image. Not a fresh `String` per section: a load makes hundreds of sections.
+    pub(crate) name: Cow<'static, str>,
     pub(crate) kind: SectionKind,
     pub(crate) address: VirtualAddress,
     pub(crate) size_in_bytes: usize,

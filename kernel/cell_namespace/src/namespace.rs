@@ -303,7 +303,7 @@ impl CellNamespace {
                         _ => sizes.read_only_data += symbol.size_in_bytes,
                     }
                     Arc::new(LoadedSection {
-                        name: symbol.name.clone(),
+                        name: alloc::borrow::Cow::Owned(symbol.name.clone()),
                         kind: symbol.kind,
                         address: symbol.address,
                         size_in_bytes: symbol.size_in_bytes,
@@ -382,8 +382,8 @@ impl CellNamespace {
         transaction.finalize_all()?;
         let lap = phases.lap(LoadPhase::Remap, lap);
         transaction.check_conflicts()?;
-        let built = transaction.build();
-        let lap = phases.lap(LoadPhase::Build, lap);
+        let lap = phases.lap(LoadPhase::Conflicts, lap);
+        let (built, lap) = transaction.build(&phases, lap);
         let cell = built[index].1.clone();
         transaction.publish(&built);
         phases.lap(LoadPhase::Publish, lap);

@@ -1,5 +1,6 @@
 //! The infallible end of a load transaction: build the `LoadedCell`s, record the dependency edges, publish.
 
+use alloc::borrow::Cow;
 use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -12,11 +13,17 @@ use super::{EdgeSource, StagedCell, Transaction};
 use crate::MemoryRegion;
 use crate::cell::{ExportedSymbol, LoadedCell, LoadedSection, SectionMemory, StrongDependency, WeakDependent};
 use crate::namespace::SymbolTarget;
+use crate::profile::{LoadPhase, PhaseClock};
 
 impl Transaction<'_> {
     /// Builds the `LoadedCell`s of all staged cells and records their dependency edges (on published sections
-    /// too). Infallible. Returns (depth, cell) pairs in staging order.
-    pub(crate) fn build(&mut self) -> Vec<(usize, Arc<LoadedCell>)> {
+    /// too). Infallible. Returns (depth, cell) pairs in staging order, and the time after the last phase timed
+    /// with `phases` since `lap` ([`LoadPhase::Build`], then [`LoadPhase::Link`]).
+    pub(crate) fn build(
+        &mut self,
+        phases: &PhaseClock<'_>,
+        lap: Option<u64>,
+    ) -> (Vec<(usize, Arc<LoadedCell>)>, Option<u64>) {
         let mut staged = core::mem::take(&mut self.staged);
         let mut built: Vec<(Arc<LoadedCell>, Vec<Option<usize>>)> = Vec::with_capacity(staged.len());
         for cell in &mut staged {
@@ -35,7 +42,7 @@ impl Transaction<'_> {
                         .map(|region| SectionMemory { region, offset: placement.offset });
                     slots[index] = Some(sections.len());
                     sections.push(Arc::new(LoadedSection {
-                        name: names.get(index).copied().flatten().unwrap_or(section.name).to_string(),
+                        name: Cow::Borrowed(names.get(index).copied().flatten().unwrap_or(section.name)),
                         kind: section.kind,
                         address: placement.address,
                         size_in_bytes: placement.size,
@@ -76,6 +83,7 @@ impl Transaction<'_> {
             built.push((loaded, slots));
         }
 
+        let lap = phases.lap(LoadPhase::Build, lap);
         let section_at = |cell: usize, section: SectionIndex| -> Option<Arc<LoadedSection>> {
             let (loaded, slots) = built.get(cell)?;
             loaded.sections.get((*slots.get(section.as_usize())?)?).cloned()
@@ -103,7 +111,10 @@ impl Transaction<'_> {
                 target.dependencies.lock().append(&mut dependencies);
             }
         }
-        staged.iter().zip(built).map(|(cell, (loaded, _))| (cell.depth, loaded)).collect()
+        let cells = staged.iter().zip(built).map(|(cell, (loaded, _))| (cell.depth, loaded)).collect();
+        // Freed here so that the time is counted (in `Link`): the parsed objects, edges and resolution tables.
+        drop(staged);
+        (cells, phases.lap(LoadPhase::Link, lap))
     }
 
     /// Publishes built cells and their exported symbols in their namespaces (ancestors first). Infallible.

@@ -21,10 +21,16 @@ pub fn all(iterations: Iterations, profile: bool, small: &[&str], large: &[&str]
         metric("ipc_buffered", fast, |count| round_trip(1, count)),
         metric("heap", fast, heap),
     ];
-    for (name, candidates) in [("cell_load_small", small), ("cell_load_large", large)] {
-        results.push(cell_load(name, candidates, iterations.cell_load, profile));
-    }
+    results.extend(cell_loads(iterations.cell_load, profile, small, large));
     results
+}
+
+/// Runs the two cell-load metrics with `iters` loads per run and prints their lines (and profiles).
+pub fn cell_loads(iters: u32, profile: bool, small: &[&str], large: &[&str]) -> Vec<Result<(), String>> {
+    [("cell_load_small", small), ("cell_load_large", large)]
+        .into_iter()
+        .map(|(name, candidates)| cell_load(name, candidates, iters, profile))
+        .collect()
 }
 
 /// Measures `name` in [`RUNS`] runs of `iters` operations and prints its line.

@@ -21,7 +21,7 @@ use rustc_demangle::try_demangle;
 use crate::{CellKind, MemoryRegion};
 
 /// One relocation that binds a place in a target section to a symbol in a source section of another cell.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelocationEntry {
     /// The relocation type.
     pub relocation_type: RelocationType,
@@ -29,8 +29,9 @@ pub struct RelocationEntry {
     pub offset: usize,
     /// The addend `A`.
     pub addend: i64,
-    /// The mangled name of the symbol the place was bound through (shared by every edge through that symbol).
-    pub symbol: Arc<str>,
+    /// The mangled name of the symbol the place was bound through, borrowed from the dependent's object file
+    /// (object files stay in memory for the kernel's lifetime): recording an edge allocates nothing for it.
+    pub symbol: &'static str,
     /// Offset of that symbol from the start of the source section, in bytes (`S` = source address + this).
     pub symbol_offset: usize,
 }

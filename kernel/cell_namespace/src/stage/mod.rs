@@ -55,10 +55,17 @@ pub(crate) enum Resolution {
     Zero,
 }
 
-/// The source end of a cross-cell dependency edge.
+/// The source end of a cross-cell dependency edge. No `Arc`: an edge costs no reference-count traffic until `build`
+/// records it (once per edge, on the sections that keep it).
+#[derive(Clone, Copy)]
 enum EdgeSource {
-    Staged { cell: usize, section: SectionIndex },
-    Published(Arc<LoadedSection>),
+    Staged {
+        cell: usize,
+        section: SectionIndex,
+    },
+    /// The published section that undefined symbol `.0` of the edge's own cell resolved to
+    /// ([`Resolution::Published`] in its `resolutions`).
+    Published(SymbolIndex),
 }
 
 /// A cross-cell dependency found while relocating.
@@ -432,7 +439,7 @@ impl<'a> Transaction<'a> {
                 }
                 Resolution::Published { section, offset } => {
                     let address = (section.address().value() as u64).wrapping_add(*offset as u64);
-                    Some((address, Some(EdgeSource::Published(section.clone())), *offset))
+                    Some((address, Some(EdgeSource::Published(symbol_index)), *offset))
                 }
                 Resolution::Zero => Some((0, None, 0)),
             },
@@ -461,11 +468,9 @@ impl<'a> Transaction<'a> {
         let name = &cell.entry.name;
         let object = &cell.object;
         let symbol_name = |symbol: SymbolIndex| object.symbol(symbol).map(|symbol| display_name(object, symbol));
+        let symbol_name = |symbol| symbol_name(symbol).unwrap_or_default();
         // Sized once for the worst case (every relocation crosses cells); it lives only until `build`.
         let mut edges = Vec::with_capacity(object.relocation_count());
-        // Symbol table index -> its name as shared by every edge through it (one allocation per symbol, not per
-        // relocation).
-        let mut edge_names: Vec<Option<Arc<str>>> = vec![None; object.symbols().len()];
         let mut count = 0;
         for relocations in object.relocation_sections() {
             let section_name = || object.section(relocations.target).map_or("", |section| section.name).to_string();
@@ -482,7 +487,7 @@ impl<'a> Transaction<'a> {
                 let undefined = || LoadError::UndefinedSymbol {
                     cell: name.clone(),
                     section: section_name(),
-                    symbol: symbol_name(relocation.symbol).unwrap_or_default().to_string(),
+                    symbol: symbol_name(relocation.symbol).to_string(),
                 };
                 let (symbol_address, source, symbol_offset) =
                     self.symbol_address(index, relocation.symbol).ok_or_else(undefined)?;
@@ -494,19 +499,16 @@ impl<'a> Transaction<'a> {
                     .map_err(|error| LoadError::Relocation {
                     cell: name.clone(),
                     section: section_name(),
-                    symbol: symbol_name(relocation.symbol).unwrap_or_default().to_string(),
+                    symbol: symbol_name(relocation.symbol).to_string(),
                     error,
                 })?;
                 count += 1;
                 if let Some(source) = source {
-                    let slot = edge_names.get_mut(relocation.symbol.as_usize()).ok_or_else(undefined)?;
-                    let symbol =
-                        slot.get_or_insert_with(|| Arc::from(symbol_name(relocation.symbol).unwrap_or_default()));
                     let relocation = RelocationEntry {
                         relocation_type: relocation.relocation_type,
                         offset: relocation.offset as usize,
                         addend: relocation.addend,
-                        symbol: symbol.clone(),
+                        symbol: symbol_name(relocation.symbol),
                         symbol_offset,
                     };
                     edges.push(Edge { target: relocations.target, source, relocation });

@@ -98,15 +98,19 @@ impl Transaction<'_> {
                 let weak_target = Arc::downgrade(&target);
                 let mut dependencies = Vec::with_capacity(run.len());
                 for edge in run {
-                    let source = match &edge.source {
-                        EdgeSource::Staged { cell, section } => section_at(*cell, *section),
-                        EdgeSource::Published(section) => Some(section.clone()),
+                    let source = match edge.source {
+                        EdgeSource::Staged { cell, section } => section_at(cell, section),
+                        EdgeSource::Published(symbol) => match cell.resolutions.get(symbol.as_usize()) {
+                            Some(Some(super::Resolution::Published { section, .. })) => Some(section.clone()),
+                            _ => None,
+                        },
                     };
-                    // Never skips for the same reason: a staged source is a symbol's placed section.
+                    // Never skips: a staged source is a symbol's placed section, a published one the resolution the
+                    // relocation was applied with.
                     let Some(source) = source else { continue };
-                    let relocation = edge.relocation.clone();
+                    let relocation = edge.relocation;
                     source.dependents.lock().push(WeakDependent { section: weak_target.clone(), relocation });
-                    dependencies.push(StrongDependency { section: source, relocation: edge.relocation.clone() });
+                    dependencies.push(StrongDependency { section: source, relocation });
                 }
                 target.dependencies.lock().append(&mut dependencies);
             }

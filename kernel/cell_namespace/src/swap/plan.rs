@@ -61,7 +61,7 @@ pub(super) struct Patch {
     /// Index of the new cell among the new cells.
     pub(super) new_cell: usize,
     /// The new cell's equivalent symbol (mangled) and its offset in its section.
-    pub(super) new_symbol: String,
+    pub(super) new_symbol: &'static str,
     pub(super) new_symbol_offset: usize,
 }
 
@@ -182,7 +182,7 @@ pub(super) fn plan_patches(
                 old_source: section.clone(),
                 relocation,
                 new_cell,
-                new_symbol: new_symbol.to_string(),
+                new_symbol,
                 new_symbol_offset,
             });
         }
@@ -195,7 +195,7 @@ pub(super) fn move_dependency(patch: &Patch, new_cell: &Arc<LoadedCell>) {
     let Some(export) = new_cell.exports.iter().find(|export| export.name == patch.new_symbol) else { return };
     let Some(new_section) = new_cell.sections.get(export.section) else { return };
     let relocation = RelocationEntry {
-        symbol: Arc::from(patch.new_symbol.as_str()),
+        symbol: patch.new_symbol,
         symbol_offset: patch.new_symbol_offset,
         ..patch.relocation.clone()
     };

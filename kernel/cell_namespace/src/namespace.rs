@@ -198,7 +198,7 @@ impl CellNamespace {
                 let mut sources: Vec<Arc<LoadedSection>> =
                     section.dependencies.lock().iter().map(|dependency| dependency.section.clone()).collect();
                 // Many edges share a source (every call to one function): prune each source's list once.
-                sources.sort_unstable_by_key(|source| Arc::as_ptr(source));
+                sources.sort_unstable_by_key(Arc::as_ptr);
                 sources.dedup_by(|a, b| Arc::ptr_eq(a, b));
                 let this = Arc::downgrade(section);
                 for source in sources {

@@ -205,7 +205,7 @@ impl CellState {
                     relocation.relocation_type,
                     relocation.addend,
                     (old_address, new_address),
-                    &relocation.symbol,
+                    relocation.symbol,
                 )?);
             }
         }

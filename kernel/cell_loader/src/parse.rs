@@ -191,13 +191,35 @@ fn read_u16(bytes: &[u8], offset: usize) -> u16 {
     u16::from_le_bytes(raw)
 }
 
-/// Reads the NUL-terminated UTF-8 string at `offset` in string table `table`.
-fn read_string(table: &[u8], table_index: SectionIndex, offset: u32) -> Result<&str, ParseError> {
-    let bad = || ParseError::BadString { table: table_index, offset };
-    let rest = table.get(offset as usize..).ok_or_else(bad)?;
-    // `CStr` finds the NUL a word at a time (a byte loop is slow under emulation, and this runs for every symbol).
-    let string = core::ffi::CStr::from_bytes_until_nul(rest).map_err(|_| bad())?;
-    string.to_str().map_err(|_| bad())
+/// A string table (`SHT_STRTAB`), checked for UTF-8 as a whole once if it can be, so that each string read from it
+/// is not checked again (this runs for every section and every symbol).
+struct StringTable<'a> {
+    bytes: &'a [u8],
+    /// `bytes` as text, if all of it is UTF-8 (rustc's tables are: mangled names are ASCII).
+    text: Option<&'a str>,
+    index: SectionIndex,
+}
+
+impl<'a> StringTable<'a> {
+    fn new(bytes: &'a [u8], index: SectionIndex) -> Self {
+        Self { bytes, text: core::str::from_utf8(bytes).ok(), index }
+    }
+
+    /// Reads the NUL-terminated UTF-8 string at `offset`.
+    fn read(&self, offset: u32) -> Result<&'a str, ParseError> {
+        let bad = || ParseError::BadString { table: self.index, offset };
+        let start = offset as usize;
+        let rest = self.bytes.get(start..).ok_or_else(bad)?;
+        // `CStr` finds the NUL a word at a time (a byte loop is slow under emulation).
+        let length = core::ffi::CStr::from_bytes_until_nul(rest).map_err(|_| bad())?.count_bytes();
+        match self.text {
+            // A valid table: the string is valid if it starts on a character boundary (it ends on the NUL, which
+            // is one); `get` checks exactly that.
+            Some(text) => text.get(start..start + length).ok_or_else(bad),
+            // Otherwise only the strings actually read must be valid.
+            None => core::str::from_utf8(&rest[..length]).map_err(|_| bad()),
+        }
+    }
 }
 
 /// Checks that `count` entries of `entry_size` bytes at `offset` lie inside the file at an aligned offset.
@@ -300,7 +322,7 @@ fn parse_sections<'a>(file: &ElfFile<'a>) -> Result<Vec<Section<'a>>, ParseError
     if SectionType::from(raw_section_type(file, names_index)) != SectionType::StringTable {
         return Err(ParseError::NotAStringTable { section: names_index });
     }
-    let names = section_bytes(file, &names_header, names_index)?;
+    let names = StringTable::new(section_bytes(file, &names_header, names_index)?, names_index);
 
     let mut sections = Vec::with_capacity(count as usize);
     for raw_index in 0..count {
@@ -308,7 +330,7 @@ fn parse_sections<'a>(file: &ElfFile<'a>) -> Result<Vec<Section<'a>>, ParseError
         let header = section_header(file, index)?;
         let section_type = SectionType::from(raw_section_type(file, index));
         let flags = header.flags();
-        let name = if section_type == SectionType::Null { "" } else { read_string(names, names_index, header.name())? };
+        let name = if section_type == SectionType::Null { "" } else { names.read(header.name())? };
         let kind = classify(name, section_type, flags)?;
         let alignment = header.align();
         let alignment_ok = alignment == 0 || alignment.is_power_of_two();
@@ -340,12 +362,13 @@ fn section_bytes<'a>(
     index: SectionIndex,
 ) -> Result<&'a [u8], ParseError> {
     let (offset, size) = (header.offset(), header.size());
-    let out_of_bounds = ParseError::SectionOutOfBounds { section: index, offset, size, file_length: file.input.len() };
-    let end = offset.checked_add(size).ok_or(out_of_bounds.clone())?;
+    // Built only on failure: this runs for every section.
+    let out_of_bounds = || ParseError::SectionOutOfBounds { section: index, offset, size, file_length: file.input.len() };
+    let end = offset.checked_add(size).ok_or_else(out_of_bounds)?;
     let (start, end) = (usize::try_from(offset), usize::try_from(end));
     match (start, end) {
-        (Ok(start), Ok(end)) => file.input.get(start..end).ok_or(out_of_bounds),
-        _ => Err(out_of_bounds),
+        (Ok(start), Ok(end)) => file.input.get(start..end).ok_or_else(out_of_bounds),
+        _ => Err(out_of_bounds()),
     }
 }
 
@@ -372,6 +395,7 @@ fn parse_symbols<'a>(
     if strings.section_type != SectionType::StringTable {
         return Err(ParseError::NotAStringTable { section: strings_index });
     }
+    let strings = StringTable::new(strings.data, strings_index);
     // Type, bounds, size multiple and alignment were checked above, which is everything `get_data` asserts.
     let Ok(SectionData::SymbolTable64(entries)) = header.get_data(file) else {
         return Err(ParseError::NotASymbolTable { section: table.index });
@@ -380,7 +404,7 @@ fn parse_symbols<'a>(
     let mut symbols = Vec::with_capacity(entries.len());
     for (raw_index, entry) in entries.iter().enumerate() {
         let index = SymbolIndex(raw_index as u32);
-        let name = read_string(strings.data, strings_index, entry.name())?;
+        let name = strings.read(entry.name())?;
         let binding = SymbolBinding::from(entry.info() >> 4);
         let symbol_type = SymbolType::from(entry.info() & 0xf);
         let definition = match entry.shndx() {

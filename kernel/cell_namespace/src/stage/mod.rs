@@ -31,7 +31,6 @@ use cell_loader::{
 use memory_structs::{PAGE_SIZE, VirtualAddress};
 
 use crate::cell::{CellSizes, LoadedCell, LoadedSection, RelocationEntry};
-use crate::namespace::SymbolTarget;
 use crate::profile::{LoadPhase, PhaseClock};
 use crate::{CellNamespace, LoadError, ManifestEntry, MemoryError, MemoryRegion, RegionKind};
 
@@ -226,13 +225,20 @@ impl<'a> Transaction<'a> {
     /// Looks `name` up in the published symbol maps from `depth` up, skipping dead entries.
     fn find_published(&self, name: &str, depth: usize) -> Published {
         for namespace in self.chain.get(depth..).unwrap_or_default() {
-            let target = namespace.state.read().symbol_map.get(name).cloned();
-            let Some((section, _)) = target.as_ref().and_then(SymbolTarget::address) else { continue };
-            let offset = target.map_or(0, |target| target.offset);
-            return match section.parent_cell() {
-                Some(cell) if self.is_replaced(&cell) => Published::InReplacedCell(cell.name.clone()),
-                _ => Published::Found { section, offset },
-            };
+            // One upgrade of the entry's weak reference under the read lock (no copy of the entry): this runs once
+            // per undefined symbol of every load.
+            let found = namespace.state.read().symbol_map.get(name).and_then(|target| {
+                let (section, _) = target.address()?;
+                Some((section, target.offset))
+            });
+            let Some((section, offset)) = found else { continue };
+            if !self.replaced.is_empty()
+                && let Some(cell) = section.parent_cell()
+                && self.is_replaced(&cell)
+            {
+                return Published::InReplacedCell(cell.name.clone());
+            }
+            return Published::Found { section, offset };
         }
         Published::NotFound
     }
@@ -386,19 +392,22 @@ impl<'a> Transaction<'a> {
 
     fn resolve(&mut self, index: usize, name: &str, section: &str, weak: bool) -> Result<Resolution, LoadError> {
         let depth = self.staged[index].depth;
-        let cell = self.staged[index].entry.name.clone();
         if let Some(resolution) = self.find_staged_export(name, depth) {
             return Ok(resolution);
         }
+        let published = self.find_published(name, depth);
+        if let Published::Found { section, offset } = published {
+            return Ok(Resolution::Published { section, offset });
+        }
+        // Only past the two common cases (staged, published) is the cell's name needed, for errors.
+        let cell = self.staged[index].entry.name.clone();
         let replaced_error = |replaced_cell| LoadError::BindsToReplacedCell {
             cell: cell.clone(),
             symbol: name.to_string(),
             replaced_cell,
         };
-        match self.find_published(name, depth) {
-            Published::Found { section, offset } => return Ok(Resolution::Published { section, offset }),
-            Published::InReplacedCell(replaced_cell) => return Err(replaced_error(replaced_cell)),
-            Published::NotFound => {}
+        if let Published::InReplacedCell(replaced_cell) = published {
+            return Err(replaced_error(replaced_cell));
         }
         if let Some(entry) = self.find_defining_cell(name, depth) {
             let staged = self.staged.iter().any(|staged| staged.entry.name == entry.name);

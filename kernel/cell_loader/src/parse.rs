@@ -363,7 +363,8 @@ fn section_bytes<'a>(
 ) -> Result<&'a [u8], ParseError> {
     let (offset, size) = (header.offset(), header.size());
     // Built only on failure: this runs for every section.
-    let out_of_bounds = || ParseError::SectionOutOfBounds { section: index, offset, size, file_length: file.input.len() };
+    let out_of_bounds =
+        || ParseError::SectionOutOfBounds { section: index, offset, size, file_length: file.input.len() };
     let end = offset.checked_add(size).ok_or_else(out_of_bounds)?;
     let (start, end) = (usize::try_from(offset), usize::try_from(end));
     match (start, end) {

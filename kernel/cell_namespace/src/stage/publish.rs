@@ -112,7 +112,13 @@ impl Transaction<'_> {
                     source.dependents.lock().push(WeakDependent { section: weak_target.clone(), relocation });
                     dependencies.push(StrongDependency { section: source, relocation });
                 }
-                target.dependencies.lock().append(&mut dependencies);
+                let mut list = target.dependencies.lock();
+                if list.is_empty() {
+                    // A new section's first run (the usual case): the list becomes this one, no second allocation.
+                    *list = dependencies;
+                } else {
+                    list.append(&mut dependencies);
+                }
             }
         }
         let cells = staged.iter().zip(built).map(|(cell, (loaded, _))| (cell.depth, loaded)).collect();

@@ -1,6 +1,7 @@
 //! The bench application: the microbenchmarks of issue 11, one machine-readable line per metric.
 //!
-//! Usage: `bench --full|--quick [--profile]` (the shell's `bench NAME` without `--` runs the `bench_*` cells).
+//! Usage: `bench --full|--quick [--profile]`, or `bench --loads N [--profile]` for only the two cell-load metrics
+//! with N loads per run (the shell's `bench NAME` without `--` runs the `bench_*` cells).
 //! Each metric is measured in [`RUNS`] runs; a run times `iters` operations back to back (TSC ns) and yields the
 //! mean of one operation; the line gives the median, minimum and maximum of the runs:
 //! `bench: metric=null_call unit=ns median=12 min=11 max=14 iters=1000 runs=5`.
@@ -62,22 +63,32 @@ const LARGE_CELLS: [&str; 2] = ["test_tlb", "test_live_update"];
 /// Entry point. Returns 0 when every metric was measured, 1 if one failed, 2 on bad arguments.
 pub fn main(args: Vec<String>) -> isize {
     let usage = || {
-        app_io::println!("usage: bench --full|--quick [--profile]");
+        app_io::println!("usage: bench --full|--quick|--loads N [--profile]");
         app_io::exit_code::USAGE
     };
     let mut iterations = None;
     let mut profile = false;
-    for argument in args.iter().skip(1) {
+    let mut loads_only = None;
+    let mut arguments = args.iter().skip(1);
+    while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "--full" => iterations = Some(FULL),
             "--quick" => iterations = Some(QUICK),
             "--profile" => profile = true,
+            "--loads" => match arguments.next().and_then(|count| count.parse::<u32>().ok()) {
+                Some(count) if count > 0 => loads_only = Some(count),
+                _ => return usage(),
+            },
             _ => return usage(),
         }
     }
-    let Some(iterations) = iterations else { return usage() };
+    let results = match (iterations, loads_only) {
+        (Some(iterations), None) => measure::all(iterations, profile, &SMALL_CELLS, &LARGE_CELLS),
+        (None, Some(count)) => measure::cell_loads(count, profile, &SMALL_CELLS, &LARGE_CELLS),
+        _ => return usage(),
+    };
     let mut failed = 0;
-    for result in measure::all(iterations, profile, &SMALL_CELLS, &LARGE_CELLS) {
+    for result in results {
         if let Err(error) = result {
             app_io::println!("bench: error: {error}");
             failed += 1;

@@ -21,11 +21,50 @@ pub fn all(iterations: Iterations, profile: bool, small: &[&str], large: &[&str]
         metric("ipc_buffered", fast, |count| round_trip(1, count)),
         metric("heap", fast, heap),
     ];
-    for (name, candidates) in [("cell_load_small", small), ("cell_load_large", large)] {
-        results.push(cell_load(name, candidates, iterations.cell_load, profile));
-    }
+    results.extend(cell_loads(iterations.cell_load, profile, small, large));
     results.push(swap_excluding_load(iterations.swap));
     results
+}
+
+/// Runs the two cell-load metrics with `iters` loads per run and prints their lines (and profiles), then the
+/// scaling lines of the small cell ([`cell_load_scaling`]).
+pub fn cell_loads(iters: u32, profile: bool, small: &[&str], large: &[&str]) -> Vec<Result<(), String>> {
+    let mut results: Vec<Result<(), String>> = [("cell_load_small", small), ("cell_load_large", large)]
+        .into_iter()
+        .map(|(name, candidates)| cell_load(name, candidates, iters, profile))
+        .collect();
+    results.push(cell_load_scaling(small, iters));
+    results
+}
+
+/// Symbol counts of the padding namespaces for [`cell_load_scaling`]: none, and about as many as the kernel's map.
+const PADDING_SYMBOLS: [usize; 2] = [0, 10_000];
+
+/// Whether a load's cost depends on the size of the symbol maps: the first of `candidates` that is not loaded is
+/// loaded `iters` times (at least 5) per run through a namespace of 0 and one of 10,000 extra symbols, alternating,
+/// in [`RUNS`] runs, printing `bench: scaling cell=... extra_symbols=N median=... min=... max=...
+/// ns_per_relocation=...` (ns per load; per relocation from the median) for each.
+fn cell_load_scaling(candidates: &[&str], iters: u32) -> Result<(), String> {
+    let mut last_error = String::from("cell_load_scaling: no candidate cells");
+    for &cell in candidates {
+        let (runs, relocations) = match app_io::bench::cell_load_padded(cell, iters.max(5), RUNS, &PADDING_SYMBOLS) {
+            Ok(result) => result,
+            Err(error) => {
+                last_error = format!("cell_load_scaling: {error}");
+                continue;
+            }
+        };
+        for (extra_symbols, samples) in PADDING_SYMBOLS.iter().zip(runs.iter()) {
+            let Some((median, min, max)) = summarize(samples) else { continue };
+            let per_relocation = median / relocations.max(1) as u64;
+            app_io::println!(
+                "bench: scaling cell={cell} extra_symbols={extra_symbols} median={median} min={min} max={max} \
+                 ns_per_relocation={per_relocation}"
+            );
+        }
+        return Ok(());
+    }
+    Err(last_error)
 }
 
 /// The `swap_excluding_load` metric: [`RUNS`] runs of `iters` swaps; the extra fields come from the median run.

@@ -64,6 +64,21 @@ pub struct CellLoad {
     pub cells_staged: u64,
 }
 
+/// Like [`cell_load`] (no profile), but every symbol lookup also passes through (and misses in) a namespace of
+/// synthetic symbols, one per entry of `extra_symbols`, alternating in `runs` rounds of `iterations` loads: see
+/// `bench_micro::cell_load_padded`. Returns, per entry, each run's mean ns per load; and the relocations per load.
+///
+/// # Errors
+/// Why the cell could not be loaded, or a padding namespace built.
+pub fn cell_load_padded(
+    cell: &str,
+    iterations: u32,
+    runs: usize,
+    extra_symbols: &[usize],
+) -> Result<(Vec<Vec<u64>>, usize), String> {
+    bench_micro::cell_load_padded(cell, iterations, runs, extra_symbols).map_err(|error| format!("{cell}: {error}"))
+}
+
 /// The mean time to load and link a private copy of cell `cell` (which must not be loaded), over `iterations`
 /// loads; with `profile`, also the loader's per-phase breakdown.
 ///

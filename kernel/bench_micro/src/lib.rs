@@ -6,7 +6,8 @@
 //! - [`map_unmap_ns`]: map a fresh 4 KiB `MappedPages` read-write, write its first byte, drop (unmap) it;
 //! - [`cell_load`]: load and link a private copy of a cell that is not loaded yet, in a throwaway child namespace
 //!   (so its dependencies resolve against the loaded system), then drop it; with the loader profile
-//!   (`cell_namespace::set_load_profiling`) it also gives the per-phase breakdown;
+//!   (`cell_namespace::set_load_profiling`) it also gives the per-phase breakdown; [`cell_load_padded`] does the
+//!   same through a namespace of extra symbols, to show whether a load's cost depends on the symbol maps' size;
 //! - [`swap_excluding_load`]: live swaps of a small cell through the gate (`live_update::swap`), back and forth
 //!   between [`SWAP_CELLS`], timed from the swap's own phase report without its load phase.
 //!
@@ -24,8 +25,12 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use cell_namespace::{CellNamespace, LoadError, LoadProfile};
+use alloc::vec;
+use alloc::vec::Vec;
+use cell_loader::SectionKind;
+use cell_namespace::{BaseImageError, BaseSymbol, CellNamespace, LoadError, LoadProfile};
 use memory::{AccessError, MapError, Permissions};
+use memory_structs::VirtualAddress;
 use spawn::{SpawnError, TaskBuilder};
 use task::ExitValue;
 
@@ -50,6 +55,8 @@ pub enum BenchError {
     Load(LoadError),
     /// A live swap failed (the gate's error, as text: it changed nothing).
     Swap(String),
+    /// The padding namespace of [`cell_load_padded`] could not be built.
+    Padding(BaseImageError),
 }
 
 impl fmt::Display for BenchError {
@@ -64,6 +71,7 @@ impl fmt::Display for BenchError {
             BenchError::AlreadyLoaded(cell) => write!(f, "cell {cell} is loaded already"),
             BenchError::Load(error) => write!(f, "load failed: {error}"),
             BenchError::Swap(error) => write!(f, "swap failed: {error}"),
+            BenchError::Padding(error) => write!(f, "padding namespace: {error}"),
         }
     }
 }
@@ -157,8 +165,14 @@ fn owning_namespace(cell: &str) -> Result<&'static Arc<CellNamespace>, BenchErro
 
 /// Loads one private copy of `cell` into a fresh child of `parent` and drops it; returns (ns, relocations).
 fn load_once(parent: &Arc<CellNamespace>, cell: &str) -> Result<(u64, usize), BenchError> {
-    let entry = parent.manifest_entry(cell).ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))?;
-    let bytes = parent.object_bytes(&entry.object_file).ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))?;
+    load_once_below(parent, parent, cell)
+}
+
+/// Loads one private copy of `cell` (from `owner`'s directory) into a fresh child of `parent` and drops it;
+/// returns (ns, relocations).
+fn load_once_below(owner: &CellNamespace, parent: &Arc<CellNamespace>, cell: &str) -> Result<(u64, usize), BenchError> {
+    let entry = owner.manifest_entry(cell).ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))?;
+    let bytes = owner.object_bytes(&entry.object_file).ok_or_else(|| BenchError::NoSuchCell(String::from(cell)))?;
     let scratch = parent.child("bench-load");
     scratch.add_object(entry, bytes).map_err(BenchError::Load)?;
     let started = tsc::now_ns();
@@ -286,6 +300,63 @@ pub fn swap_excluding_load(iterations: u32) -> Result<SwapSample, BenchError> {
         *total /= count;
     }
     Ok(sample)
+}
+
+/// Where the synthetic symbols of [`cell_load_padded`] claim to be (a canonical higher-half address).
+const PADDING_ADDRESS: usize = 0xffff_ff00_0000_0000;
+
+/// Like [`cell_load`] (without the profile), but with a padding namespace between the copy's namespace and the
+/// system's: a child of the owning namespace holding synthetic symbols (as a base image), which every lookup of
+/// the copy's undefined symbols passes through and misses. One padding namespace is built per entry of
+/// `extra_symbols` (before anything is timed); then `runs` rounds each time `iterations` loads through every
+/// padding in turn, so that a slow spell of the host hits all sizes alike. Returns, per entry of `extra_symbols`,
+/// the mean ns per load of each run, and the relocations per load. With a symbol map whose lookups cost the same
+/// at any size the means agree; an ordered map would add a term growing with the logarithm of the size.
+///
+/// # Errors
+/// As [`cell_load`], and [`BenchError::Padding`] if a padding namespace cannot be built.
+pub fn cell_load_padded(
+    cell: &str,
+    iterations: u32,
+    runs: usize,
+    extra_symbols: &[usize],
+) -> Result<(Vec<Vec<u64>>, usize), BenchError> {
+    let owner = owning_namespace(cell)?;
+    if owner.cell(cell).is_some() {
+        return Err(BenchError::AlreadyLoaded(String::from(cell)));
+    }
+    let mut paddings = Vec::with_capacity(extra_symbols.len());
+    for &count in extra_symbols {
+        let padding = Arc::new(owner.child("bench-padding"));
+        // Addresses are never used (no relocation binds to these names); any canonical address will do.
+        let symbols: Vec<BaseSymbol> = (0..count)
+            .filter_map(|index| {
+                Some(BaseSymbol {
+                    address: VirtualAddress::try_new(PADDING_ADDRESS.wrapping_add(index)).ok()?,
+                    size_in_bytes: 1,
+                    kind: SectionKind::ReadOnlyData,
+                    name: format!("bench_padding_symbol_{index}"),
+                })
+            })
+            .collect();
+        padding.add_base_image("bench_padding", &symbols).map_err(BenchError::Padding)?;
+        paddings.push(padding);
+    }
+    load_once(owner, cell)?;
+    let mut samples = vec![Vec::with_capacity(runs); paddings.len()];
+    let mut relocations = 0;
+    for _ in 0..runs {
+        for (padding, samples) in paddings.iter().zip(samples.iter_mut()) {
+            let mut total = 0;
+            for _ in 0..iterations {
+                let (ns, count) = load_once_below(owner, padding, cell)?;
+                total += ns;
+                relocations = count;
+            }
+            samples.push(total / u64::from(iterations.max(1)));
+        }
+    }
+    Ok((samples, relocations))
 }
 
 /// The shell's `bench micro`: prints a short version of the context switch and map/unmap (100 iterations each).

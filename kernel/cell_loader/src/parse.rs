@@ -107,8 +107,8 @@ pub struct RelocationSection {
     pub index: SectionIndex,
     /// The section the relocations patch (`sh_info`); always a loaded section that has bytes.
     pub target: SectionIndex,
-    /// The entries, in file order.
-    pub relocations: Vec<Relocation>,
+    /// Where its entries lie in the object's one relocation table ([`ObjectFile::relocations`]), in file order.
+    entries: core::ops::Range<usize>,
 }
 
 /// A validated view of one relocatable x86_64 ELF object: every index in it is in range.
@@ -117,6 +117,9 @@ pub struct ObjectFile<'a> {
     sections: Vec<Section<'a>>,
     symbols: Vec<Symbol<'a>>,
     relocation_sections: Vec<RelocationSection>,
+    /// Every relocation entry of every section in `relocation_sections`, back to back (one allocation per object
+    /// instead of one per section: `-ffunction-sections` objects have hundreds of small `.rela` sections).
+    relocations: Vec<Relocation>,
 }
 
 impl<'a> ObjectFile<'a> {
@@ -130,8 +133,8 @@ impl<'a> ObjectFile<'a> {
         let file = parse_header(bytes)?;
         let sections = parse_sections(&file)?;
         let (symbol_table, symbols) = parse_symbols(&file, &sections)?;
-        let relocation_sections = parse_relocations(&file, &sections, symbol_table, &symbols)?;
-        Ok(Self { sections, symbols, relocation_sections })
+        let (relocation_sections, relocations) = parse_relocations(&file, &sections, symbol_table, &symbols)?;
+        Ok(Self { sections, symbols, relocation_sections, relocations })
     }
 
     /// Every section, indexed by [`SectionIndex`].
@@ -159,9 +162,15 @@ impl<'a> ObjectFile<'a> {
         &self.relocation_sections
     }
 
+    /// The entries of relocation section `section` (one of [`relocation_sections`](Self::relocation_sections)),
+    /// in file order; empty for a section of another object.
+    pub fn relocations(&self, section: &RelocationSection) -> &[Relocation] {
+        self.relocations.get(section.entries.clone()).unwrap_or_default()
+    }
+
     /// The total number of relocation entries that patch loaded sections.
     pub fn relocation_count(&self) -> usize {
-        self.relocation_sections.iter().map(|section| section.relocations.len()).sum()
+        self.relocations.len()
     }
 
     /// The symbols other cells may bind to (see [`Symbol::is_exported`]), defined in loaded sections.
@@ -182,12 +191,35 @@ fn read_u16(bytes: &[u8], offset: usize) -> u16 {
     u16::from_le_bytes(raw)
 }
 
-/// Reads the NUL-terminated UTF-8 string at `offset` in string table `table`.
-fn read_string(table: &[u8], table_index: SectionIndex, offset: u32) -> Result<&str, ParseError> {
-    let bad = ParseError::BadString { table: table_index, offset };
-    let rest = table.get(offset as usize..).ok_or(bad.clone())?;
-    let end = rest.iter().position(|&byte| byte == 0).ok_or(bad.clone())?;
-    core::str::from_utf8(&rest[..end]).map_err(|_| bad)
+/// A string table (`SHT_STRTAB`), checked for UTF-8 as a whole once if it can be, so that each string read from it
+/// is not checked again (this runs for every section and every symbol).
+struct StringTable<'a> {
+    bytes: &'a [u8],
+    /// `bytes` as text, if all of it is UTF-8 (rustc's tables are: mangled names are ASCII).
+    text: Option<&'a str>,
+    index: SectionIndex,
+}
+
+impl<'a> StringTable<'a> {
+    fn new(bytes: &'a [u8], index: SectionIndex) -> Self {
+        Self { bytes, text: core::str::from_utf8(bytes).ok(), index }
+    }
+
+    /// Reads the NUL-terminated UTF-8 string at `offset`.
+    fn read(&self, offset: u32) -> Result<&'a str, ParseError> {
+        let bad = || ParseError::BadString { table: self.index, offset };
+        let start = offset as usize;
+        let rest = self.bytes.get(start..).ok_or_else(bad)?;
+        // `CStr` finds the NUL a word at a time (a byte loop is slow under emulation).
+        let length = core::ffi::CStr::from_bytes_until_nul(rest).map_err(|_| bad())?.count_bytes();
+        match self.text {
+            // A valid table: the string is valid if it starts on a character boundary (it ends on the NUL, which
+            // is one); `get` checks exactly that.
+            Some(text) => text.get(start..start + length).ok_or_else(bad),
+            // Otherwise only the strings actually read must be valid.
+            None => core::str::from_utf8(&rest[..length]).map_err(|_| bad()),
+        }
+    }
 }
 
 /// Checks that `count` entries of `entry_size` bytes at `offset` lie inside the file at an aligned offset.
@@ -290,7 +322,7 @@ fn parse_sections<'a>(file: &ElfFile<'a>) -> Result<Vec<Section<'a>>, ParseError
     if SectionType::from(raw_section_type(file, names_index)) != SectionType::StringTable {
         return Err(ParseError::NotAStringTable { section: names_index });
     }
-    let names = section_bytes(file, &names_header, names_index)?;
+    let names = StringTable::new(section_bytes(file, &names_header, names_index)?, names_index);
 
     let mut sections = Vec::with_capacity(count as usize);
     for raw_index in 0..count {
@@ -298,7 +330,7 @@ fn parse_sections<'a>(file: &ElfFile<'a>) -> Result<Vec<Section<'a>>, ParseError
         let header = section_header(file, index)?;
         let section_type = SectionType::from(raw_section_type(file, index));
         let flags = header.flags();
-        let name = if section_type == SectionType::Null { "" } else { read_string(names, names_index, header.name())? };
+        let name = if section_type == SectionType::Null { "" } else { names.read(header.name())? };
         let kind = classify(name, section_type, flags)?;
         let alignment = header.align();
         let alignment_ok = alignment == 0 || alignment.is_power_of_two();
@@ -330,12 +362,14 @@ fn section_bytes<'a>(
     index: SectionIndex,
 ) -> Result<&'a [u8], ParseError> {
     let (offset, size) = (header.offset(), header.size());
-    let out_of_bounds = ParseError::SectionOutOfBounds { section: index, offset, size, file_length: file.input.len() };
-    let end = offset.checked_add(size).ok_or(out_of_bounds.clone())?;
+    // Built only on failure: this runs for every section.
+    let out_of_bounds =
+        || ParseError::SectionOutOfBounds { section: index, offset, size, file_length: file.input.len() };
+    let end = offset.checked_add(size).ok_or_else(out_of_bounds)?;
     let (start, end) = (usize::try_from(offset), usize::try_from(end));
     match (start, end) {
-        (Ok(start), Ok(end)) => file.input.get(start..end).ok_or(out_of_bounds),
-        _ => Err(out_of_bounds),
+        (Ok(start), Ok(end)) => file.input.get(start..end).ok_or_else(out_of_bounds),
+        _ => Err(out_of_bounds()),
     }
 }
 
@@ -362,6 +396,7 @@ fn parse_symbols<'a>(
     if strings.section_type != SectionType::StringTable {
         return Err(ParseError::NotAStringTable { section: strings_index });
     }
+    let strings = StringTable::new(strings.data, strings_index);
     // Type, bounds, size multiple and alignment were checked above, which is everything `get_data` asserts.
     let Ok(SectionData::SymbolTable64(entries)) = header.get_data(file) else {
         return Err(ParseError::NotASymbolTable { section: table.index });
@@ -370,7 +405,7 @@ fn parse_symbols<'a>(
     let mut symbols = Vec::with_capacity(entries.len());
     for (raw_index, entry) in entries.iter().enumerate() {
         let index = SymbolIndex(raw_index as u32);
-        let name = read_string(strings.data, strings_index, entry.name())?;
+        let name = strings.read(entry.name())?;
         let binding = SymbolBinding::from(entry.info() >> 4);
         let symbol_type = SymbolType::from(entry.info() & 0xf);
         let definition = match entry.shndx() {
@@ -412,8 +447,14 @@ fn parse_relocations<'a>(
     sections: &[Section<'a>],
     symbol_table: Option<SectionIndex>,
     symbols: &[Symbol<'a>],
-) -> Result<Vec<RelocationSection>, ParseError> {
-    let mut result = Vec::new();
+) -> Result<(Vec<RelocationSection>, Vec<Relocation>), ParseError> {
+    // Sized from the `.rela` sections' file sizes (an upper bound: unloaded targets are skipped), so neither
+    // vector grows while parsing.
+    let rela_sections = sections.iter().filter(|section| section.section_type == SectionType::RelocationsWithAddend);
+    let (count, entries) = rela_sections
+        .fold((0, 0), |(count, entries), section| (count + 1, entries + section.data.len() / RELA_SIZE as usize));
+    let mut result = Vec::with_capacity(count);
+    let mut relocations = Vec::with_capacity(entries);
     for section in sections {
         let is_rela = match section.section_type {
             SectionType::RelocationsWithAddend => true,
@@ -448,7 +489,7 @@ fn parse_relocations<'a>(
             return Err(ParseError::BadEntrySize { section: section.index, entry_size });
         };
 
-        let mut relocations = Vec::with_capacity(entries.len());
+        let first = relocations.len();
         for entry in entries {
             let relocation_type = RelocationType::from(entry.get_type());
             let symbol = SymbolIndex(entry.get_symbol_table_index());
@@ -457,9 +498,13 @@ fn parse_relocations<'a>(
             check_relocation(&relocation, target, sections, symbols)?;
             relocations.push(relocation);
         }
-        result.push(RelocationSection { index: section.index, target: target_index, relocations });
+        result.push(RelocationSection {
+            index: section.index,
+            target: target_index,
+            entries: first..relocations.len(),
+        });
     }
-    Ok(result)
+    Ok((result, relocations))
 }
 
 fn check_relocation(
@@ -469,12 +514,13 @@ fn check_relocation(
     symbols: &[Symbol<'_>],
 ) -> Result<(), ParseError> {
     let relocation_type = relocation.relocation_type;
-    let width = relocation_type.width_in_bytes().ok_or(ParseError::UnsupportedRelocation {
+    // Errors are built only on failure (`ok_or_else`): this runs once per relocation, and each error allocates.
+    let width = relocation_type.width_in_bytes().ok_or_else(|| ParseError::UnsupportedRelocation {
         section: target.name.to_string(),
         relocation_type,
         offset: relocation.offset,
     })?;
-    let symbol = symbols.get(relocation.symbol.as_usize()).ok_or(ParseError::RelocationSymbolOutOfRange {
+    let symbol = symbols.get(relocation.symbol.as_usize()).ok_or_else(|| ParseError::RelocationSymbolOutOfRange {
         section: target.name.to_string(),
         offset: relocation.offset,
         symbol: relocation.symbol,

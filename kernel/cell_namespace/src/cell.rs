@@ -6,6 +6,7 @@
 //! [`WeakDependent`] back-reference. A section keeps its memory region alive, so a cell's memory is reclaimed when
 //! its last section is dropped: when the namespace forgets the cell and no other cell depends on it.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
@@ -20,7 +21,7 @@ use rustc_demangle::try_demangle;
 use crate::{CellKind, MemoryRegion};
 
 /// One relocation that binds a place in a target section to a symbol in a source section of another cell.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelocationEntry {
     /// The relocation type.
     pub relocation_type: RelocationType,
@@ -28,8 +29,9 @@ pub struct RelocationEntry {
     pub offset: usize,
     /// The addend `A`.
     pub addend: i64,
-    /// The mangled name of the symbol the place was bound through.
-    pub symbol: String,
+    /// The mangled name of the symbol the place was bound through, borrowed from the dependent's object file
+    /// (object files stay in memory for the kernel's lifetime): recording an edge allocates nothing for it.
+    pub symbol: &'static str,
     /// Offset of that symbol from the start of the source section, in bytes (`S` = source address + this).
     pub symbol_offset: usize,
 }
@@ -63,7 +65,9 @@ pub(crate) struct SectionMemory {
 
 /// One section of a loaded cell (or one symbol of the base image).
 pub struct LoadedSection {
-    pub(crate) name: String,
+    /// Borrowed from the object file (whose bytes live as long as the kernel) for loaded cells; owned for the
+    /// base image. Not a fresh `String` per section: a load makes hundreds of sections.
+    pub(crate) name: Cow<'static, str>,
     pub(crate) kind: SectionKind,
     pub(crate) address: VirtualAddress,
     pub(crate) size_in_bytes: usize,

@@ -53,7 +53,8 @@ pub struct ManifestEntry {
 pub struct Manifest {
     entries: Vec<ManifestEntry>,
     by_name: BTreeMap<String, usize>,
-    by_symbol: BTreeMap<String, usize>,
+    /// Hashed: a load asks it for each symbol the symbol maps lack (mangled names share long prefixes).
+    by_symbol: hashbrown::HashMap<String, usize>,
 }
 
 /// What is wrong with one manifest line.

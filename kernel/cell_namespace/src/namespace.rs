@@ -6,6 +6,8 @@ use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
+use hashbrown::HashMap;
+
 use cell_loader::SectionKind;
 use memory_structs::VirtualAddress;
 
@@ -64,8 +66,10 @@ impl SymbolTarget {
 #[derive(Default)]
 pub(crate) struct NamespaceState {
     pub(crate) cells: BTreeMap<String, Arc<LoadedCell>>,
-    /// Mangled symbol name -> the section defining it. Weak: the cell owns its sections.
-    pub(crate) symbol_map: BTreeMap<String, SymbolTarget>,
+    /// Mangled symbol name -> the section defining it. Weak: the cell owns its sections. A hash map: a load looks
+    /// every undefined symbol up here, and mangled names of one crate share long prefixes, which made each
+    /// ordered-map lookup dozens of long string comparisons (and its cost grow with the map).
+    pub(crate) symbol_map: HashMap<String, SymbolTarget>,
     /// Cell name -> the names of swapped-out cells' symbols that the symbol map points at that cell's
     /// equivalents (see "Names after a swap" in `swap/mod.rs`).
     pub(crate) aliases: BTreeMap<String, Vec<String>>,
@@ -191,8 +195,11 @@ impl CellNamespace {
                 // The sources' back-references to this section would stay behind as dead entries (each keeping
                 // its allocation), growing the sources' lists with every discarded copy: remove them. One lock at
                 // a time: this section's dependencies (copied), then each source's dependents.
-                let sources: Vec<Arc<LoadedSection>> =
+                let mut sources: Vec<Arc<LoadedSection>> =
                     section.dependencies.lock().iter().map(|dependency| dependency.section.clone()).collect();
+                // Many edges share a source (every call to one function): prune each source's list once.
+                sources.sort_unstable_by_key(Arc::as_ptr);
+                sources.dedup_by(|a, b| Arc::ptr_eq(a, b));
                 let this = Arc::downgrade(section);
                 for source in sources {
                     source.dependents.lock().retain(|dependent| !Weak::ptr_eq(&dependent.section, &this));
@@ -279,9 +286,9 @@ impl CellNamespace {
         if state.cells.contains_key(cell_name) {
             return Err(BaseImageError::AlreadyLoaded { cell: cell_name.to_string() });
         }
-        let mut seen = BTreeMap::new();
+        let mut seen = hashbrown::HashSet::with_capacity(symbols.len());
         for symbol in symbols {
-            if seen.insert(symbol.name.as_str(), ()).is_some() || state.symbol_map.contains_key(&symbol.name) {
+            if !seen.insert(symbol.name.as_str()) || state.symbol_map.contains_key(&symbol.name) {
                 return Err(BaseImageError::DuplicateSymbol { symbol: symbol.name.clone() });
             }
         }
@@ -296,7 +303,7 @@ impl CellNamespace {
                         _ => sizes.read_only_data += symbol.size_in_bytes,
                     }
                     Arc::new(LoadedSection {
-                        name: symbol.name.clone(),
+                        name: alloc::borrow::Cow::Owned(symbol.name.clone()),
                         kind: symbol.kind,
                         address: symbol.address,
                         size_in_bytes: symbol.size_in_bytes,
@@ -334,6 +341,7 @@ impl CellNamespace {
                 section_slots: Vec::new(),
             }
         });
+        state.symbol_map.reserve(symbols.len());
         for (symbol, section) in symbols.iter().zip(cell.sections.iter()) {
             state.symbol_map.insert(symbol.name.clone(), SymbolTarget { section: Arc::downgrade(section), offset: 0 });
         }
@@ -374,8 +382,8 @@ impl CellNamespace {
         transaction.finalize_all()?;
         let lap = phases.lap(LoadPhase::Remap, lap);
         transaction.check_conflicts()?;
-        let built = transaction.build();
-        let lap = phases.lap(LoadPhase::Build, lap);
+        let lap = phases.lap(LoadPhase::Conflicts, lap);
+        let (built, lap) = transaction.build(&phases, lap);
         let cell = built[index].1.clone();
         transaction.publish(&built);
         phases.lap(LoadPhase::Publish, lap);
@@ -465,7 +473,11 @@ impl CellNamespace {
     pub fn symbols(&self) -> Vec<(String, VirtualAddress)> {
         let state = self.state.read();
         let entries = state.symbol_map.iter();
-        entries.filter_map(|(name, target)| target.address().map(|(_, address)| (name.clone(), address))).collect()
+        let mut symbols: Vec<(String, VirtualAddress)> =
+            entries.filter_map(|(name, target)| target.address().map(|(_, address)| (name.clone(), address))).collect();
+        drop(state);
+        symbols.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        symbols
     }
 
     /// Finds the exported function of cell `cell_name` whose hash-free demangled path is `path` (e.g.

@@ -8,9 +8,13 @@
 //! Phases ([`LoadPhase`]), in the order a load runs them: parse the object; allocate and map the three regions
 //! (and zero them); copy the sections; resolve the undefined symbols (without the time of the cells staged on the
 //! way, which is counted in their own parse, allocate and copy); apply the relocations; remap the regions to their
-//! final permissions; check conflicts and build the `LoadedCell`s; publish them (with the cell observer).
+//! final permissions; check the exports for conflicts; build the `LoadedCell`s; record their dependency edges;
+//! publish them (with the cell observer).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// How many phases [`LoadPhase::ALL`] has.
+pub const PHASES: usize = 10;
 
 /// One phase of a load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,22 +31,29 @@ pub enum LoadPhase {
     Relocate,
     /// Setting the final (W^X) permissions.
     Remap,
-    /// The conflict check, building the `LoadedCell`s and recording their dependency edges.
+    /// Checking that no exported symbol clashes with a visible one.
+    Conflicts,
+    /// Building the `LoadedCell`s and their `LoadedSection`s.
     Build,
+    /// Recording the cross-cell dependency edges on both ends (target and source sections), and freeing the
+    /// staging state (parsed objects, edge lists).
+    Link,
     /// Publishing the cells and their symbols, and the cell observer (the unwinder registers `.eh_frame`).
     Publish,
 }
 
 impl LoadPhase {
     /// Every phase, in the order a load runs them.
-    pub const ALL: [LoadPhase; 8] = [
+    pub const ALL: [LoadPhase; PHASES] = [
         LoadPhase::Parse,
         LoadPhase::AllocateAndMap,
         LoadPhase::Copy,
         LoadPhase::Resolve,
         LoadPhase::Relocate,
         LoadPhase::Remap,
+        LoadPhase::Conflicts,
         LoadPhase::Build,
+        LoadPhase::Link,
         LoadPhase::Publish,
     ];
 
@@ -55,7 +66,9 @@ impl LoadPhase {
             LoadPhase::Resolve => "resolve",
             LoadPhase::Relocate => "relocate",
             LoadPhase::Remap => "remap",
+            LoadPhase::Conflicts => "conflicts",
             LoadPhase::Build => "build",
+            LoadPhase::Link => "link",
             LoadPhase::Publish => "publish",
         }
     }
@@ -69,7 +82,7 @@ impl LoadPhase {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadProfile {
     /// Nanoseconds per phase, indexed like [`LoadPhase::ALL`].
-    pub phase_ns: [u64; 8],
+    pub phase_ns: [u64; PHASES],
     /// Cells staged (each one's parse, allocate and copy are in the totals).
     pub cells: u64,
     /// Completed `load_cell` transactions.
@@ -91,9 +104,9 @@ impl LoadProfile {
 /// Whether phases are being timed.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// The totals, indexed like [`LoadPhase::ALL`] (ns); then staged cells, then loads.
-static TOTALS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
-const CELLS: usize = 8;
-const LOADS: usize = 9;
+static TOTALS: [AtomicU64; PHASES + 2] = [const { AtomicU64::new(0) }; PHASES + 2];
+const CELLS: usize = PHASES;
+const LOADS: usize = PHASES + 1;
 
 /// Turns the loader profile on or off (off at boot). The totals are kept either way.
 pub fn set_load_profiling(enabled: bool) {

@@ -14,6 +14,8 @@ const SH_TYPE: usize = 4;
 const SH_OFFSET: usize = 24;
 const SH_SIZE_FIELD: usize = 32;
 const SH_INFO: usize = 44;
+const SH_LINK: usize = 40;
+const SYMBOL_SIZE: usize = 24;
 const SHT_SYMTAB: u32 = 2;
 const SHT_RELA: u32 = 4;
 
@@ -40,6 +42,14 @@ fn headers_of_type(bytes: &[u8], section_type: u32) -> Vec<usize> {
 fn first_text_relocation(bytes: &[u8]) -> usize {
     let header = headers_of_type(bytes, SHT_RELA)[0];
     u64_at(bytes, header + SH_OFFSET)
+}
+
+/// The file offsets of the symbol string table and of symbol `index`'s entry (`Elf64_Sym`, `st_name` first).
+fn symbol_entry(bytes: &[u8], index: usize) -> (usize, usize) {
+    let symtab = headers_of_type(bytes, SHT_SYMTAB)[0];
+    let table = u64_at(bytes, E_SHOFF);
+    let strings = table + u32_at(bytes, symtab + SH_LINK) as usize * SH_SIZE;
+    (u64_at(bytes, strings + SH_OFFSET), u64_at(bytes, symtab + SH_OFFSET) + index * SYMBOL_SIZE)
 }
 
 /// Loads `fixture_a` from `object` (with the pristine `fixture_b`) and returns the error, after checking that the
@@ -184,4 +194,25 @@ fn a_relocation_overflow_is_an_error_naming_cell_section_and_symbol() {
         *error,
         cell_loader::RelocationError::Overflow { relocation_type: RelocationType::Absolute32, value: -1 }
     );
+}
+
+#[test]
+fn names_must_be_utf8_but_unused_strings_need_not_be() {
+    // A name in use (the FILE symbol's, index 1) with a byte that is not UTF-8: rejected, naming the offset.
+    let mut object = pristine();
+    let (strings, symbol) = symbol_entry(&object, 1);
+    let name = u32_at(&object, symbol);
+    object[strings + name as usize] = 0xff;
+    let error = parse_error(object);
+    assert!(matches!(error, ParseError::BadString { offset, .. } if offset == name), "{error:?}");
+
+    // The same byte in a string that no symbol uses any more (the FILE symbol renamed to the empty string): the
+    // table is not UTF-8 as a whole, but every name read from it is, so the object loads as before.
+    let mut object = pristine();
+    let (strings, symbol) = symbol_entry(&object, 1);
+    let name = u32_at(&object, symbol) as usize;
+    object[symbol..symbol + 4].copy_from_slice(&0_u32.to_le_bytes());
+    object[strings + name] = 0xff;
+    let (namespace, _memory) = namespace_with(leak_aligned(&object), true);
+    namespace.load_cell("fixture_a").expect("bytes of a string table that no name uses need not be UTF-8");
 }

@@ -47,12 +47,12 @@ fn counts(quick: bool) -> (u32, u32, u32) {
     if quick { (100, 10, 2) } else { (1000, 1000, 1000) }
 }
 
-/// Waits for `bench: done (N failed)`, then returns every complete `bench:` metric, profile or error line so far
+/// Waits for `bench: done (N failed)`, then returns every complete `bench:` metric, profile, scaling or error line so far
 /// (lines still arriving when a pattern matched would be cut short, so the whole transcript is read at the end).
 fn collect(session: &mut Session, timeout: Duration) -> StepResult<Vec<String>> {
     let done = Regex::new(r"^bench: done \(\d+ failed\)").map_err(|e| Failure(e.to_string()))?;
     let found = session.expect(&done, timeout)?;
-    let prefixes = ["bench: metric=", "bench: profile ", "bench: error"];
+    let prefixes = ["bench: metric=", "bench: profile ", "bench: scaling ", "bench: error"];
     let mut lines: Vec<String> = session
         .transcript()
         .lines()
@@ -150,11 +150,9 @@ pub fn run(config: &BenchConfig) -> Result<bool, String> {
     write("results.csv", &bench_report::csv(&rows))?;
     write("results.svg", &bench_report::svg(&rows, &title))?;
     println!("{}", bench_report::table(&rows));
-    // The loader profile, the swap's phases (its metric line carries them) and our errors.
-    let detail = |line: &&String| {
-        ["bench: profile", "bench: metric=swap_excluding_load", "bench: error"].iter().any(|p| line.starts_with(p))
-    };
-    for line in ours.iter().filter(detail) {
+    // The loader profile and scaling lines, the swap's phases (its metric line carries them) and our errors.
+    let printed = ["bench: profile", "bench: scaling", "bench: metric=swap_excluding_load", "bench: error"];
+    for line in ours.iter().filter(|line| printed.iter().any(|prefix| line.starts_with(prefix))) {
         println!("{line}");
     }
     for line in linux.iter().filter(|line| line.starts_with("bench: error")) {

@@ -31,7 +31,6 @@ use cell_loader::{
 use memory_structs::{PAGE_SIZE, VirtualAddress};
 
 use crate::cell::{CellSizes, LoadedCell, LoadedSection, RelocationEntry};
-use crate::namespace::SymbolTarget;
 use crate::profile::{LoadPhase, PhaseClock};
 use crate::{CellNamespace, LoadError, ManifestEntry, MemoryError, MemoryRegion, RegionKind};
 
@@ -55,10 +54,17 @@ pub(crate) enum Resolution {
     Zero,
 }
 
-/// The source end of a cross-cell dependency edge.
+/// The source end of a cross-cell dependency edge. No `Arc`: an edge costs no reference-count traffic until `build`
+/// records it (once per edge, on the sections that keep it).
+#[derive(Clone, Copy)]
 enum EdgeSource {
-    Staged { cell: usize, section: SectionIndex },
-    Published(Arc<LoadedSection>),
+    Staged {
+        cell: usize,
+        section: SectionIndex,
+    },
+    /// The published section that undefined symbol `.0` of the edge's own cell resolved to
+    /// ([`Resolution::Published`] in its `resolutions`).
+    Published(SymbolIndex),
 }
 
 /// A cross-cell dependency found while relocating.
@@ -78,7 +84,9 @@ pub(crate) struct StagedCell {
     placements: Vec<Option<Placement>>,
     /// Exported symbol name -> its symbol table index.
     pub(crate) exports: BTreeMap<&'static str, SymbolIndex>,
-    resolutions: BTreeMap<SymbolIndex, Resolution>,
+    /// Symbol table index -> what that undefined symbol was bound to (`None`: not an undefined symbol a
+    /// relocation uses, or not resolved yet). A table, not a map: relocate looks it up once per relocation.
+    resolutions: Vec<Option<Resolution>>,
     edges: Vec<Edge>,
     sizes: CellSizes,
     relocation_count: usize,
@@ -155,13 +163,13 @@ fn region_for(kind: SectionKind) -> Option<RegionKind> {
     }
 }
 
-/// A symbol's name for error messages: its own name, or for section symbols the section's name.
-fn display_name(object: &ObjectFile<'_>, symbol: &Symbol<'_>) -> String {
+/// A symbol's name for error messages and dependency edges: its own name, or for section symbols the section's name.
+fn display_name<'o>(object: &ObjectFile<'o>, symbol: &Symbol<'o>) -> &'o str {
     match symbol.definition {
         SymbolDefinition::Section(index) if symbol.name.is_empty() => {
-            object.section(index).map(|section| section.name).unwrap_or_default().to_string()
+            object.section(index).map(|section| section.name).unwrap_or_default()
         }
-        _ => symbol.name.to_string(),
+        _ => symbol.name,
     }
 }
 
@@ -217,13 +225,20 @@ impl<'a> Transaction<'a> {
     /// Looks `name` up in the published symbol maps from `depth` up, skipping dead entries.
     fn find_published(&self, name: &str, depth: usize) -> Published {
         for namespace in self.chain.get(depth..).unwrap_or_default() {
-            let target = namespace.state.read().symbol_map.get(name).cloned();
-            let Some((section, _)) = target.as_ref().and_then(SymbolTarget::address) else { continue };
-            let offset = target.map_or(0, |target| target.offset);
-            return match section.parent_cell() {
-                Some(cell) if self.is_replaced(&cell) => Published::InReplacedCell(cell.name.clone()),
-                _ => Published::Found { section, offset },
-            };
+            // One upgrade of the entry's weak reference under the read lock (no copy of the entry): this runs once
+            // per undefined symbol of every load.
+            let found = namespace.state.read().symbol_map.get(name).and_then(|target| {
+                let (section, _) = target.address()?;
+                Some((section, target.offset))
+            });
+            let Some((section, offset)) = found else { continue };
+            if !self.replaced.is_empty()
+                && let Some(cell) = section.parent_cell()
+                && self.is_replaced(&cell)
+            {
+                return Published::InReplacedCell(cell.name.clone());
+            }
+            return Published::Found { section, offset };
         }
         Published::NotFound
     }
@@ -276,7 +291,7 @@ impl<'a> Transaction<'a> {
                 return Err(memory_error(MemoryError::MisalignedRegion { start }));
             }
             let region_size = region.size_in_bytes();
-            let bytes = region.as_mut_slice().ok_or(memory_error(MemoryError::NotWritable { kind }))?;
+            let bytes = region.as_mut_slice().ok_or_else(|| memory_error(MemoryError::NotWritable { kind }))?;
             if region_size < size || bytes.len() < size {
                 return Err(memory_error(MemoryError::OutOfBounds { offset: 0, length: size, region_size }));
             }
@@ -297,15 +312,16 @@ impl<'a> Transaction<'a> {
             }
             let out_of_bounds =
                 MemoryError::OutOfBounds { offset, length: size, region_size: cursors[region_kind.index()] };
-            let region = regions[region_kind.index()].as_mut().ok_or(memory_error(out_of_bounds))?;
+            // Errors are built only on failure: each clones the cell name, and this runs once per section.
+            let region = regions[region_kind.index()].as_mut().ok_or_else(|| memory_error(out_of_bounds))?;
             let address = VirtualAddress::try_new(region.start_address().value().wrapping_add(offset))
                 .map_err(|_| memory_error(out_of_bounds))?;
             let section = &object.sections()[index];
             if section.section_type != SectionType::NoBits {
-                let bytes =
-                    region.as_mut_slice().ok_or(memory_error(MemoryError::NotWritable { kind: region_kind }))?;
-                let destination = bytes.get_mut(offset..offset + size).ok_or(memory_error(out_of_bounds))?;
-                let source = section.data.get(..size).ok_or(memory_error(out_of_bounds))?;
+                let not_writable = || memory_error(MemoryError::NotWritable { kind: region_kind });
+                let bytes = region.as_mut_slice().ok_or_else(not_writable)?;
+                let destination = bytes.get_mut(offset..offset + size).ok_or_else(|| memory_error(out_of_bounds))?;
+                let source = section.data.get(..size).ok_or_else(|| memory_error(out_of_bounds))?;
                 destination.copy_from_slice(source);
             }
             placements[index] = Some(Placement { region: region_kind, offset, size, address });
@@ -313,6 +329,7 @@ impl<'a> Transaction<'a> {
         phases.lap(LoadPhase::Copy, lap);
         phases.count_cell();
 
+        let object_symbols = object.symbols().len();
         let mut exports = BTreeMap::new();
         for (index, symbol) in object.exported_symbols() {
             exports.entry(symbol.name).or_insert(index);
@@ -324,7 +341,7 @@ impl<'a> Transaction<'a> {
             regions,
             placements,
             exports,
-            resolutions: BTreeMap::new(),
+            resolutions: vec![None; object_symbols],
             edges: Vec::new(),
             sizes,
             relocation_count: 0,
@@ -339,26 +356,30 @@ impl<'a> Transaction<'a> {
         while self.resolved_up_to < self.staged.len() {
             let index = self.resolved_up_to;
             self.resolved_up_to += 1;
+            // Each distinct undefined symbol once, in the order of its first use (which names the section in an
+            // error): a relocation's symbol is looked up in the symbol maps only the first time it is seen.
             let cell = &self.staged[index];
+            let mut seen = vec![false; cell.object.symbols().len()];
             let mut needed = Vec::new();
             for relocations in cell.object.relocation_sections() {
                 let section = cell.object.section(relocations.target).map_or("", |section| section.name);
-                for relocation in &relocations.relocations {
+                for relocation in cell.object.relocations(relocations) {
                     let Some(symbol) = cell.object.symbol(relocation.symbol) else { continue };
                     let relevant = relocation.relocation_type != RelocationType::None
                         && symbol.definition == SymbolDefinition::Undefined
                         && !symbol.name.is_empty();
-                    if relevant {
+                    let Some(seen) = seen.get_mut(relocation.symbol.as_usize()) else { continue };
+                    if relevant && !*seen {
+                        *seen = true;
                         needed.push((relocation.symbol, symbol.name, section, symbol.binding == SymbolBinding::Weak));
                     }
                 }
             }
             for (symbol_index, name, section, weak) in needed {
-                if self.staged[index].resolutions.contains_key(&symbol_index) {
-                    continue;
-                }
                 let resolution = self.resolve(index, name, section, weak)?;
-                self.staged[index].resolutions.insert(symbol_index, resolution);
+                if let Some(slot) = self.staged[index].resolutions.get_mut(symbol_index.as_usize()) {
+                    *slot = Some(resolution);
+                }
             }
         }
         Ok(())
@@ -371,19 +392,22 @@ impl<'a> Transaction<'a> {
 
     fn resolve(&mut self, index: usize, name: &str, section: &str, weak: bool) -> Result<Resolution, LoadError> {
         let depth = self.staged[index].depth;
-        let cell = self.staged[index].entry.name.clone();
         if let Some(resolution) = self.find_staged_export(name, depth) {
             return Ok(resolution);
         }
+        let published = self.find_published(name, depth);
+        if let Published::Found { section, offset } = published {
+            return Ok(Resolution::Published { section, offset });
+        }
+        // Only past the two common cases (staged, published) is the cell's name needed, for errors.
+        let cell = self.staged[index].entry.name.clone();
         let replaced_error = |replaced_cell| LoadError::BindsToReplacedCell {
             cell: cell.clone(),
             symbol: name.to_string(),
             replaced_cell,
         };
-        match self.find_published(name, depth) {
-            Published::Found { section, offset } => return Ok(Resolution::Published { section, offset }),
-            Published::InReplacedCell(replaced_cell) => return Err(replaced_error(replaced_cell)),
-            Published::NotFound => {}
+        if let Published::InReplacedCell(replaced_cell) = published {
+            return Err(replaced_error(replaced_cell));
         }
         if let Some(entry) = self.find_defining_cell(name, depth) {
             let staged = self.staged.iter().any(|staged| staged.entry.name == entry.name);
@@ -415,7 +439,7 @@ impl<'a> Transaction<'a> {
             }
             SymbolDefinition::Absolute => Some((symbol.value, None, 0)),
             SymbolDefinition::Undefined if symbol.name.is_empty() => Some((0, None, 0)),
-            SymbolDefinition::Undefined => match cell.resolutions.get(&symbol_index)? {
+            SymbolDefinition::Undefined => match cell.resolutions.get(symbol_index.as_usize())?.as_ref()? {
                 Resolution::Staged { cell: source_cell, section, offset } => {
                     let address = self.staged.get(*source_cell)?.address_of(*section, *offset)?;
                     let source =
@@ -424,7 +448,7 @@ impl<'a> Transaction<'a> {
                 }
                 Resolution::Published { section, offset } => {
                     let address = (section.address().value() as u64).wrapping_add(*offset as u64);
-                    Some((address, Some(EdgeSource::Published(section.clone())), *offset))
+                    Some((address, Some(EdgeSource::Published(symbol_index)), *offset))
                 }
                 Resolution::Zero => Some((0, None, 0)),
             },
@@ -451,25 +475,28 @@ impl<'a> Transaction<'a> {
     ) -> Result<(Vec<Edge>, usize), LoadError> {
         let cell = &self.staged[index];
         let name = &cell.entry.name;
-        let mut edges = Vec::new();
+        let object = &cell.object;
+        let symbol_name = |symbol: SymbolIndex| object.symbol(symbol).map(|symbol| display_name(object, symbol));
+        let symbol_name = |symbol| symbol_name(symbol).unwrap_or_default();
+        // Sized once for the worst case (every relocation crosses cells); it lives only until `build`.
+        let mut edges = Vec::with_capacity(object.relocation_count());
         let mut count = 0;
-        for relocations in cell.object.relocation_sections() {
-            let section_name = cell.object.section(relocations.target).map_or("", |section| section.name);
+        for relocations in object.relocation_sections() {
+            let section_name = || object.section(relocations.target).map_or("", |section| section.name).to_string();
             let Some(target) = cell.placements.get(relocations.target.as_usize()).copied().flatten() else { continue };
             let not_writable =
-                LoadError::Memory { cell: name.clone(), error: MemoryError::NotWritable { kind: target.region } };
-            let region = regions[target.region.index()].as_mut().ok_or(not_writable.clone())?;
-            let bytes = region.as_mut_slice().ok_or(not_writable)?;
-            for relocation in &relocations.relocations {
+                || LoadError::Memory { cell: name.clone(), error: MemoryError::NotWritable { kind: target.region } };
+            let region = regions[target.region.index()].as_mut().ok_or_else(not_writable)?;
+            let bytes = region.as_mut_slice().ok_or_else(not_writable)?;
+            for relocation in object.relocations(relocations) {
                 if relocation.relocation_type == RelocationType::None {
                     continue;
                 }
-                let symbol = cell.object.symbol(relocation.symbol);
-                let symbol_name = symbol.map(|symbol| display_name(&cell.object, symbol)).unwrap_or_default();
+                // Errors (and their strings) are built only on failure.
                 let undefined = || LoadError::UndefinedSymbol {
                     cell: name.clone(),
-                    section: section_name.to_string(),
-                    symbol: symbol_name.clone(),
+                    section: section_name(),
+                    symbol: symbol_name(relocation.symbol).to_string(),
                 };
                 let (symbol_address, source, symbol_offset) =
                     self.symbol_address(index, relocation.symbol).ok_or_else(undefined)?;
@@ -480,8 +507,8 @@ impl<'a> Transaction<'a> {
                 apply_relocation(relocation.relocation_type, place, place_address, symbol_address, relocation.addend)
                     .map_err(|error| LoadError::Relocation {
                     cell: name.clone(),
-                    section: section_name.to_string(),
-                    symbol: symbol_name.clone(),
+                    section: section_name(),
+                    symbol: symbol_name(relocation.symbol).to_string(),
                     error,
                 })?;
                 count += 1;
@@ -490,7 +517,7 @@ impl<'a> Transaction<'a> {
                         relocation_type: relocation.relocation_type,
                         offset: relocation.offset as usize,
                         addend: relocation.addend,
-                        symbol: symbol_name.clone(),
+                        symbol: symbol_name(relocation.symbol),
                         symbol_offset,
                     };
                     edges.push(Edge { target: relocations.target, source, relocation });

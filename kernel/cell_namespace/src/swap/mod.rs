@@ -379,7 +379,7 @@ fn verify(
         plan::plan_patches(olds, old, &transaction.staged[new_cell], new_cell, &mut patches)?;
     }
     transaction.check_conflicts().map_err(SwapError::Stage)?;
-    let built = transaction.build();
+    let (built, _) = transaction.build(&crate::profile::PhaseClock::new(None), None);
     let planned = plan_state(olds, &built, crate_names, options).and_then(|(states, redirects)| {
         let mut chain = Vec::new();
         state::plan_chain_redirects(&transaction.namespace().retired.lock(), &states, &mut chain)?;

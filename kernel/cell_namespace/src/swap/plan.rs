@@ -61,7 +61,7 @@ pub(super) struct Patch {
     /// Index of the new cell among the new cells.
     pub(super) new_cell: usize,
     /// The new cell's equivalent symbol (mangled) and its offset in its section.
-    pub(super) new_symbol: String,
+    pub(super) new_symbol: &'static str,
     pub(super) new_symbol_offset: usize,
 }
 
@@ -158,7 +158,7 @@ pub(super) fn plan_patches(
                 continue; // A dependent that is itself being replaced is dropped, not patched.
             }
             let relocation = dependent.relocation;
-            let symbol = hash_free_name(&relocation.symbol);
+            let symbol = hash_free_name(relocation.symbol);
             let missing = || SwapError::MissingSymbol {
                 old_cell: old.name.clone(),
                 new_cell: staged.entry.name.clone(),
@@ -182,7 +182,7 @@ pub(super) fn plan_patches(
                 old_source: section.clone(),
                 relocation,
                 new_cell,
-                new_symbol: new_symbol.to_string(),
+                new_symbol,
                 new_symbol_offset,
             });
         }
@@ -194,18 +194,15 @@ pub(super) fn plan_patches(
 pub(super) fn move_dependency(patch: &Patch, new_cell: &Arc<LoadedCell>) {
     let Some(export) = new_cell.exports.iter().find(|export| export.name == patch.new_symbol) else { return };
     let Some(new_section) = new_cell.sections.get(export.section) else { return };
-    let relocation = RelocationEntry {
-        symbol: patch.new_symbol.clone(),
-        symbol_offset: patch.new_symbol_offset,
-        ..patch.relocation.clone()
-    };
+    let relocation =
+        RelocationEntry { symbol: patch.new_symbol, symbol_offset: patch.new_symbol_offset, ..patch.relocation };
     let target = &patch.rewrite.target;
     {
         let mut dependencies = target.dependencies.lock();
         let old = dependencies.iter_mut().find(|dependency| {
             Arc::ptr_eq(&dependency.section, &patch.old_source) && dependency.relocation == patch.relocation
         });
-        let record = StrongDependency { section: new_section.clone(), relocation: relocation.clone() };
+        let record = StrongDependency { section: new_section.clone(), relocation };
         match old {
             Some(old) => *old = record,
             None => dependencies.push(record),

@@ -160,7 +160,7 @@ impl CellState {
                 continue;
             }
             let Some(target) = self.old.loaded_section(relocations.target.as_usize()) else { continue };
-            for relocation in &relocations.relocations {
+            for relocation in object.relocations(relocations) {
                 let Some(symbol) = object.symbol(relocation.symbol) else { continue };
                 let SymbolDefinition::Section(section) = symbol.definition else { continue };
                 let Some(source) = object.section(section) else { continue };
@@ -205,7 +205,7 @@ impl CellState {
                     relocation.relocation_type,
                     relocation.addend,
                     (old_address, new_address),
-                    &relocation.symbol,
+                    relocation.symbol,
                 )?);
             }
         }

@@ -14,6 +14,8 @@
 //!   tasks `bt` and the tests can ask about (the swap gate's pin finder makes the actual retire-or-free decision).
 //! - [`print_fault_log`] (`faults`), [`fault_log`] / [`FaultRecord`], [`fault_count`].
 //! - [`REPEATED_FAULT_LIMIT`]: faults of one cell that trigger its reload ([`reload_cell`], also callable).
+//! - [`scrub_read_only`] / [`ScrubReport`] / [`RepairedCell`]: every cell's code and constants compared with its
+//!   object file and repaired in place, after each failure of a CPU exception or a panic.
 //!
 //! # Control flow of a CPU exception in a task
 //! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
@@ -34,8 +36,9 @@
 //!    landing pads run on the task's stack (the IST stack is abandoned; interrupts stay off until the task's
 //!    entry catches the unwind, so no other #PF can reuse the IST stack meanwhile).
 //! 6. The task's entry catches the unwind, the scheduler turns the cause into `Failed(reason)` and calls the
-//!    failure hook ([`record_failure`]): a fault-log entry; a CPU exception in a loaded cell counts against that
-//!    cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate (`live_update::reload`: swap with
+//!    failure hook ([`record_failure`]): the read-only scrub ([`scrub_read_only`]) repairs damaged code and
+//!    constants of every cell; a fault-log entry; a CPU exception in a loaded cell not explained by damage just
+//!    repaired counts against that cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate (`live_update::reload`: swap with
 //!    itself, state carried over, other CPUs stopped for the commit, the old copy retired while pinned).
 #![no_std]
 
@@ -43,6 +46,7 @@ extern crate alloc;
 
 mod backtrace;
 mod log_book;
+mod scrub;
 
 use alloc::string::ToString;
 
@@ -53,6 +57,7 @@ pub use log_book::{
     FaultRecord, REPEATED_FAULT_LIMIT, ReloadError, fault_count, fault_log, print_fault_log, record_failure,
     reload_cell,
 };
+pub use scrub::{RepairedCell, ScrubReport, scrub_read_only};
 
 /// Bytes of stack a frame must have below it for its landing pads to run after a stack overflow (a landing pad
 /// calls drops and `_Unwind_Resume`, whose frame walk needs a few KiB).
@@ -242,17 +247,27 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
 }
 
+/// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3) and not inside an
+/// interrupt handler. Every spin lock of the tasking layer masks interrupts while it is held (`IrqSafeMutex`), and
+/// a context switch runs with interrupts off, so code interrupted with IF set holds none of them and is not
+/// half-way through a switch. (A flipped IF bit in the faulting frame itself defeats this; it is one bit of one
+/// register at one moment.)
+fn interrupts_were_enabled(info: &interrupts::ExceptionInfo) -> bool {
+    info.frame.cpu_flags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF && !info.in_interrupt_handler
+}
+
 /// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that
-/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, whose
-/// spin locks are not tracked; otherwise, or with no current task, stops this CPU.
+/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, or inside
+/// it with interrupts enabled ([`interrupts_were_enabled`]: no scheduler spin lock held, no switch under way);
+/// otherwise, or with no current task, stops this CPU.
 fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     let landing = Landing::of(info.frame.instruction_pointer);
     serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
     if scheduler::current_task().is_none() {
         stop_cpu(info, "outside any task")
     }
-    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) {
-        stop_cpu(info, "in the idle task's scheduler code (its spin locks are not tracked)")
+    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info) {
+        stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")
     }
     serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
     // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
@@ -327,8 +342,8 @@ fn interrupted_registers(
     }
 }
 
-/// Releases COM1's lock and the heap lock if their holder token lies on `stack` (the faulting task's), and says
-/// so on COM1 (without the lock). A fault inside the allocator itself may have left its free list half-updated:
+/// Releases COM1's lock, the heap lock and the memory crate's allocator and page-table locks if their holder token
+/// lies on `stack` (the faulting task's), and says so on COM1 (without the lock). A fault inside the allocator itself may have left its free list half-updated:
 /// the report says so, and recovery goes on (the alternative, a hung machine, is certain loss).
 ///
 /// # Safety
@@ -337,6 +352,15 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
     // SAFETY: the caller guarantees the task is dead to its critical sections; a half-sent line needs no repair.
     if unsafe { serial::release_if_held_within(stack.clone()) } {
         serial::raw::write_fmt(format_args!("released COM1's lock, held by the faulting task\n"));
+    }
+    // SAFETY: as above; the allocators' and page table's state is accepted and reported.
+    unsafe {
+        memory::release_memory_locks_held_within(stack.clone(), |lock| {
+            serial::raw::write_fmt(format_args!(
+                "released the {lock} lock, held by the faulting task (a fault inside it may have left it \
+                 inconsistent)\n"
+            ));
+        });
     }
     // SAFETY: as above; the free list's state is accepted and reported.
     if unsafe { memory::release_heap_if_held_within(stack) } {

@@ -35,6 +35,8 @@ pub struct FaultRecord {
     pub time_ns: u64,
     /// If this fault triggered a reload of `cell` that succeeded: the reload's duration in nanoseconds.
     pub reload_ns: Option<u64>,
+    /// Cells whose read-only sections the scrub after this failure found damaged (and repaired).
+    pub repaired: Vec<crate::RepairedCell>,
 }
 
 /// The log and the per-cell fault counts.
@@ -54,9 +56,24 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
         _ => None,
     };
     let cell = address.and_then(crate::cell_containing).filter(|cell| cell != "nano_core");
+    let scrub = matches!(reason, FailureReason::Exception { .. } | FailureReason::Panic(_))
+        .then(|| crate::scrub_read_only(cell_namespace::IntegrityMode::Repair));
+    let repaired = scrub.as_ref().map(|scrub| scrub.damaged.clone()).unwrap_or_default();
+    if let Some(scrub) = scrub.as_ref().filter(|scrub| !scrub.damaged.is_empty()) {
+        log::warn!(
+            "integrity: {} of {} cells damaged and repaired after task {}'s failure (scrub of {} bytes took {} us)",
+            scrub.damaged.len(),
+            scrub.cells,
+            task.id(),
+            scrub.bytes,
+            scrub.duration_ns / 1000
+        );
+    }
+    // A fault explained by damage that was just repaired does not count towards reloading the cell.
+    let explained = cell.as_ref().is_some_and(|cell| repaired.iter().any(|damaged| &damaged.cell == cell));
     let reload = {
         let mut book = BOOK.lock();
-        let reload = cell.as_ref().is_some_and(|cell| {
+        let reload = cell.as_ref().filter(|_| !explained).is_some_and(|cell| {
             let count = book.counts.entry(cell.clone()).or_insert(0);
             *count += 1;
             *count >= REPEATED_FAULT_LIMIT
@@ -72,6 +89,7 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
             reason: reason.clone(),
             time_ns: tsc::now_ns(),
             reload_ns: None,
+            repaired,
         });
         reload
     };
@@ -127,7 +145,7 @@ pub fn print_fault_log() {
     print_watchdog_stalls();
     for record in records {
         serial::write_fmt(format_args!(
-            "[{:>6}.{:06}] task {} \"{}\" cell {} address {} {}{}\n",
+            "[{:>6}.{:06}] task {} \"{}\" cell {} address {} {}{}{}\n",
             record.time_ns / 1_000_000_000,
             (record.time_ns / 1000) % 1_000_000,
             record.task,
@@ -136,8 +154,19 @@ pub fn print_fault_log() {
             record.address.map(|address| alloc::format!("{address:#x}")).unwrap_or_else(|| "-".to_string()),
             record.reason,
             record.reload_ns.map(|ns| alloc::format!(" (cell reloaded in {} us)", ns / 1000)).unwrap_or_default(),
+            repaired_note(&record.repaired),
         ));
     }
+}
+
+/// The `faults` line's note on the cells repaired after a failure (empty if none).
+fn repaired_note(repaired: &[crate::RepairedCell]) -> String {
+    let mut note = String::new();
+    for damaged in repaired {
+        let verb = if damaged.repaired { "repaired" } else { "found damaged" };
+        note.push_str(&alloc::format!(" ({verb} cell {}: {} bytes)", damaged.cell, damaged.damaged_bytes));
+    }
+    note
 }
 
 /// Prints the watchdog's records (`apic::watchdog`): one line per CPU stall detected.

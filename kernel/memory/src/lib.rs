@@ -101,10 +101,11 @@ pub use access::{Permissions, PlainData};
 pub use errors::{AccessError, MapError, MemoryInitError, RemapError};
 pub use frames::{
     AllocatedFrames, allocate_frames, allocate_frames_aligned, allocate_frames_at, allocate_frames_below,
-    free_frame_count, leaked_frame_count,
+    frame_allocator_is_locked, free_frame_count, leaked_frame_count, with_frame_allocator_lock_held,
 };
 #[cfg(target_os = "none")]
 pub use heap::{heap_is_locked, release_heap_if_held_within, with_heap_lock_held};
+pub use sync::release_memory_locks_held_within;
 #[cfg(target_os = "none")]
 pub use identity::{IdentityMapping, identity_map_low_frames};
 #[cfg(target_os = "none")]

@@ -95,6 +95,7 @@ pub(crate) fn idle_loop() -> ! {
     let generation = crate::evolution::idle_generation();
     loop {
         crate::evolution::hand_over_if_swapped(generation);
+        crate::idle_restart::scheduler_fault_once();
         interrupts::disable();
         crate::idle_restart::run_hook_once();
         let cpu = this_cpu();

@@ -25,12 +25,18 @@
 //! there is no record and the test fails. On one CPU nothing can watch it (its own timer is stopped too), so the
 //! test says so and does not run.
 //!
+//! The frame-allocator test faults while holding the frame allocator's lock (`memory::with_frame_allocator_lock_held`);
+//! the lock must be free afterwards and a frame allocatable. The scheduler-path idle test makes the last CPU's
+//! idle loop execute `ud2` in the scheduler's own code with interrupts enabled: its idle loop must restart.
+//!
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
-//! 3. a fault in an interrupt handler;
-//! 4. a fault in an idle task;
-//! 5. a CPU stalled with interrupts off is recorded by the watchdog.
+//! 3. fault holding the frame allocator's lock;
+//! 4. a fault in an interrupt handler;
+//! 5. a fault in an idle task;
+//! 6. a fault in the scheduler path of an idle task, interrupts enabled;
+//! 7. a CPU stalled with interrupts off is recorded by the watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -105,6 +111,18 @@ fn fault_holding_heap() -> Result<(), String> {
     }
     let block: Vec<u8> = core::hint::black_box(alloc::vec![0xa5; 4096]);
     log::info!("fault_holding_heap: recovered; heap free, allocated {} bytes", block.len());
+    Ok(())
+}
+
+/// A task faults while holding the frame allocator's lock: recovered, the lock free, and a 4 KiB mapping (a frame)
+/// is allocated. Before the memory crate's locks recorded their holder, every later frame allocation spun forever.
+fn fault_holding_frame_allocator() -> Result<(), String> {
+    expect_ud("fault_holding_frames", || memory::with_frame_allocator_lock_held(fault))?;
+    if !wait_unlocked(memory::frame_allocator_is_locked) {
+        return Err("fault_holding_frames: the frame allocator's lock is still held after the task ended".into());
+    }
+    let frames = memory::allocate_frames(1).map_err(|error| format!("fault_holding_frames: allocate: {error:?}"))?;
+    log::info!("fault_holding_frames: recovered; frame allocator free, allocated {:#x}", frames.start_address().value());
     Ok(())
 }
 
@@ -225,6 +243,43 @@ fn fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// The idle task faults in the scheduler's own code with interrupts enabled (no scheduler spin lock held): its
+/// CPU's idle loop restarts (before, that CPU was stopped: "in the idle task's scheduler code"), and a task pinned
+/// there completes.
+fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("scheduler_fault_in_idle: no CPU online")?.index();
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_idle_scheduler_fault_once(target);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_scheduler_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "scheduler_fault_in_idle: CPU {target}'s idle loop did not fault in the scheduler and restart within 3 s"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let handle = TaskBuilder::new("after_scheduler_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("scheduler_fault_in_idle: spawn: {error}"))?;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
+            return Err(format!("scheduler_fault_in_idle: a task pinned to CPU {target} did not run after the restart"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("scheduler_fault_in_idle: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("scheduler_fault_in_idle: the pinned task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "scheduler_fault_in_idle: CPU {target}'s idle loop faulted in the scheduler with interrupts on and \
+         restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
 /// How long the watchdog test keeps a CPU's interrupts off: longer than `apic::watchdog::STALL_THRESHOLD_NS` plus
 /// two check periods.
 const STALL_NS: u64 = 1_500_000_000;
@@ -289,8 +344,10 @@ fn watchdog_sees_a_stalled_cpu() -> Result<(), String> {
 pub fn run() -> Result<(), String> {
     fault_holding_serial()?;
     fault_holding_heap()?;
+    fault_holding_frame_allocator()?;
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
+    scheduler_path_fault_in_idle_task()?;
     watchdog_sees_a_stalled_cpu()?;
     Ok(())
 }

@@ -63,12 +63,18 @@ pub use scrub::{RepairedCell, ScrubReport, scrub_read_only};
 /// calls drops and `_Unwind_Resume`, whose frame walk needs a few KiB).
 pub const OVERFLOW_HEADROOM: u64 = 16 * 1024;
 
-/// Installs the exception hook, the end-of-unwind handler and the failure hook. Call once tasking runs.
+/// Installs the exception hook, the end-of-unwind handler and the failure hook, and starts the NMI watchdog
+/// (`apic::nmi_watchdog`: the PIT's periodic NMI to this CPU). Call once tasking runs.
 pub fn init() {
     interrupts::set_exception_hook(task_exception);
     unwind::set_end_handler(end_of_unwind);
     scheduler::set_failure_hook(record_failure);
     scheduler::set_task_fault_recovery(true);
+    // Without the NMI watchdog a CPU stuck with interrupts off stays stuck (and is only recorded by the
+    // cross-CPU watchdog); everything else still works, so a routing error is logged, not fatal.
+    if let Err(error) = apic::nmi_watchdog::start(cpu::current_id()) {
+        log::error!("NMI watchdog not started: {error:?}");
+    }
 }
 
 /// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap fault_recovery

@@ -87,6 +87,33 @@ static IN_SERVICE_PROBE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// Sends the end-of-interrupt of an abandoned handler (the `apic` cell installs its `end_of_interrupt`).
 static END_OF_INTERRUPT: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
+/// What the NMI hook decided about one NMI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NmiVerdict {
+    /// A watchdog heartbeat with nothing to do: return to the interrupted code at once, without a report.
+    Ignore,
+    /// The CPU was stuck (no timer tick for the watchdog's threshold): report, and hand the interrupted task to the
+    /// task layer as if it had faulted at the interrupted instruction.
+    Stalled,
+}
+
+/// Decides what an NMI means (the NMI watchdog in `apic` installs one). Runs in the NMI handler: lock-free.
+pub type NmiHook = fn(&ExceptionInfo) -> NmiVerdict;
+
+/// The installed [`NmiHook`] (null: none; every NMI then stops the machine, as an unexpected hardware NMI).
+static NMI_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs (or replaces) the hook that decides what an NMI means.
+pub fn set_nmi_hook(hook: NmiHook) {
+    NMI_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+fn nmi_hook() -> Option<NmiHook> {
+    let pointer = NMI_HOOK.load(Ordering::Acquire);
+    // SAFETY: non-null values come only from `set_nmi_hook`, which stores an `NmiHook`.
+    (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), NmiHook>(pointer) })
+}
+
 /// Installs (or replaces) the hook that handles exceptions raised in task context.
 pub fn set_exception_hook(hook: ExceptionHook) {
     EXCEPTION_HOOK.store(hook as *mut (), Ordering::Release);
@@ -271,7 +298,7 @@ pub(crate) fn install(table: &mut InterruptDescriptorTable) {
 pub enum RefusalReason {
     /// An exception while handling another one: the first handler's state (its IST stack) is in use.
     Nested,
-    /// #DF, NMI or #MC: the CPU state or memory is not trustworthy.
+    /// #DF, NMI (other than the watchdog's) or #MC: the CPU state or memory is not trustworthy.
     Unrecoverable,
     /// A hardware interrupt is in service and no end-of-interrupt function is installed to abandon its handler.
     InInterruptHandler,
@@ -315,8 +342,18 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         in_interrupt_handler: false,
     };
     let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
+    let stall = vector == 2 && nmi_hook().is_some();
+    if stall && (nested || nmi_hook().is_some_and(|hook| hook(&info) == NmiVerdict::Ignore)) {
+        // A heartbeat, or a stall inside an exception handler (whose stack is in use): back to it at once.
+        return;
+    }
     report(&info);
-    match recovery_path(vector, nested) {
+    if stall {
+        serial::raw::RawWriter::write_bytes(
+            b"NMI watchdog: this CPU took no timer tick for the watchdog's threshold (stuck with interrupts off)\n",
+        );
+    }
+    match recovery_path(vector, nested, stall) {
         Ok(RecoveryPath { hook, end_of_interrupt: in_handler }) => {
             if let Some(end_of_interrupt) = in_handler {
                 // The handler is abandoned: its EOI is sent now, so the vector is not blocked for good.
@@ -343,13 +380,14 @@ struct RecoveryPath {
     end_of_interrupt: Option<fn()>,
 }
 
-/// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it, with
-/// the end-of-interrupt function to call first if it struck in a hardware interrupt's handler.
-fn recovery_path(vector: u8, nested: bool) -> Result<RecoveryPath, RefusalReason> {
+/// The task layer's hook if the exception (`vector`, `nested` inside another handler, `stall`: an NMI the NMI
+/// hook judged a stuck CPU) may be handed to it, with the end-of-interrupt function to call first if it struck in
+/// a hardware interrupt's handler.
+fn recovery_path(vector: u8, nested: bool, stall: bool) -> Result<RecoveryPath, RefusalReason> {
     if nested {
         return Err(RefusalReason::Nested);
     }
-    if matches!(vector, 2 | 8 | 18) {
+    if matches!(vector, 2 | 8 | 18) && !stall {
         return Err(RefusalReason::Unrecoverable);
     }
     let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;

@@ -29,6 +29,9 @@
 //! the lock must be free afterwards and a frame allocatable. The scheduler-path idle test makes the last CPU's
 //! idle loop execute `ud2` in the scheduler's own code with interrupts enabled: its idle loop must restart.
 //!
+//! The NMI-watchdog test spins with interrupts off forever on CPU 0; the PIT's NMI must fail that task (an
+//! exception with vector 2) within the watchdog's threshold plus a margin.
+//!
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
@@ -36,7 +39,8 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a CPU stalled with interrupts off is recorded by the watchdog.
+//! 7. a CPU stalled with interrupts off is recorded by the watchdog;
+//! 8. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -280,6 +284,53 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// Spins forever with interrupts off on its CPU (servicing TLB-shootdown requests, so other CPUs' unmaps do not
+/// wait for it): only an NMI can end it.
+fn spin_with_interrupts_off() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        loop {
+            memory::service_tlb_shootdown();
+            core::hint::spin_loop();
+        }
+    })
+}
+
+/// A task stuck with interrupts off on CPU 0 (no timer tick, so no preemption and no kill can reach it) is failed
+/// by the NMI watchdog (`apic::nmi_watchdog`: the PIT's NMI), and the system goes on. Without it, on one CPU the
+/// machine hangs for good (the join below never returns; the harness reports a timeout).
+fn stuck_task_failed_by_nmi_watchdog() -> Result<(), String> {
+    let recoveries = apic::nmi_watchdog::recoveries();
+    let nmis = apic::nmi_watchdog::nmi_count();
+    let started = tsc::now_ns();
+    let handle = TaskBuilder::new("stuck_interrupts_off")
+        .pin(0)
+        .spawn(spin_with_interrupts_off)
+        .map_err(|error| format!("nmi_watchdog: spawn: {error}"))?;
+    let deadline = started + apic::nmi_watchdog::NMI_STALL_NS + 2 * JOIN_TIMEOUT_NS;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "nmi_watchdog: the task stuck with interrupts off was not failed (NMIs seen: {} -> {})",
+                nmis,
+                apic::nmi_watchdog::nmi_count()
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(20));
+    }
+    match handle.join().map_err(|error| format!("nmi_watchdog: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::Other(2), .. }) => {}
+        other => return Err(format!("nmi_watchdog: the stuck task ended with {other:?}, expected a failure by NMI")),
+    }
+    if apic::nmi_watchdog::recoveries() <= recoveries {
+        return Err("nmi_watchdog: the task failed but the watchdog counted no recovery".into());
+    }
+    serial::write_fmt(format_args!(
+        "nmi_watchdog: a task stuck with interrupts off on CPU 0 was failed by the NMI watchdog after {} ms\n",
+        tsc::now_ns().saturating_sub(started) / 1_000_000
+    ));
+    Ok(())
+}
+
 /// How long the watchdog test keeps a CPU's interrupts off: longer than `apic::watchdog::STALL_THRESHOLD_NS` plus
 /// two check periods.
 const STALL_NS: u64 = 1_500_000_000;
@@ -349,5 +400,6 @@ pub fn run() -> Result<(), String> {
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
     watchdog_sees_a_stalled_cpu()?;
+    stuck_task_failed_by_nmi_watchdog()?;
     Ok(())
 }

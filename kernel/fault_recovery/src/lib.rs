@@ -45,6 +45,7 @@
 extern crate alloc;
 
 mod backtrace;
+mod fault_path;
 mod log_book;
 mod scrub;
 
@@ -93,8 +94,9 @@ pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Resu
     Ok(())
 }
 
-/// The unwinder's end handler: an unwind that no `catch_unwind` caught (an adopted task such as the shell, or a
-/// walk that failed) ends the current task without further cleanup, or stops the CPU outside tasks.
+/// The unwinder's end handler: an unwind that no `catch_unwind` caught (an adopted task, or a walk that failed)
+/// ends the current task without further cleanup, after running its failure callback (so a restartable task such
+/// as the shell is respawned), or stops the CPU outside tasks.
 fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
     let reason = scheduler::failure_from_cause(&end.cause);
     log::warn!(
@@ -104,7 +106,15 @@ fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
         end.landing_pads
     );
     if let Some(task) = scheduler::current_task() {
+        fault_path::leave(task.id());
         record_failure(&task, &reason);
+        // The failure callback (a restartable task's respawn, e.g. the shell's) runs as the catch would have run
+        // it: the task's frames are abandoned, but the series goes on.
+        let on_failure = task.take_failure_callback();
+        drop(task);
+        if let Some(on_failure) = on_failure {
+            on_failure(&reason);
+        }
     }
     let error = match scheduler::fail_current(reason) {
         Ok(never) => match never {},
@@ -186,10 +196,14 @@ impl Landing {
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     let task = scheduler::current_task();
     let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
+    if fault_path::enter(info.cpu, task.id()) == fault_path::Entry::Nested {
+        fault_in_fault_path(info, task)
+    }
     // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
     // frame (the fault is in code it called), so unwinding it releases what its callers hold.
     let landing = Landing::of(info.frame.instruction_pointer);
-    if info.in_interrupt_handler {
+    let in_handler = info.in_interrupt_handler && !delivery_fault(info);
+    if in_handler {
         interrupt_handler_fault(info, landing);
     } else {
         serial::raw::write_fmt(format_args!(
@@ -198,7 +212,7 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
         ));
     }
     let mut registers = fault_registers(info);
-    if info.in_interrupt_handler {
+    if in_handler {
         let stack = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
         match stack.and_then(|stack| interrupted_registers(info, registers, stack)) {
             Some(interrupted) => registers = interrupted,
@@ -253,13 +267,50 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
 }
 
-/// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3) and not inside an
-/// interrupt handler. Every spin lock of the tasking layer masks interrupts while it is held (`IrqSafeMutex`), and
+/// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3). Every spin lock of the tasking layer masks interrupts while it is held (`IrqSafeMutex`), and
 /// a context switch runs with interrupts off, so code interrupted with IF set holds none of them and is not
 /// half-way through a switch. (A flipped IF bit in the faulting frame itself defeats this; it is one bit of one
 /// register at one moment.)
 fn interrupts_were_enabled(info: &interrupts::ExceptionInfo) -> bool {
-    info.frame.cpu_flags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF && !info.in_interrupt_handler
+    info.frame.cpu_flags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF
+}
+
+/// Whether an exception reported "in an interrupt handler" struck the delivery of the interrupt rather than its
+/// handler: handlers run with interrupts disabled (interrupt gates clear IF, SDM Vol. 3A 6.12.1.3), so a frame
+/// with IF set is the interrupted code's own, e.g. a #PF while the CPU pushed the interrupt frame at a corrupted
+/// RSP. The dispatcher has sent the end-of-interrupt, so the interrupt is dropped and the fault is the
+/// interrupted code's.
+fn delivery_fault(info: &interrupts::ExceptionInfo) -> bool {
+    info.in_interrupt_handler && interrupts_were_enabled(info)
+}
+
+/// A second exception of `task` while its first one is still being handled (the stack trace, a cell lookup or a
+/// landing pad faulted: typically damaged heap or namespace data): ends the task without unwinding and without
+/// further lookups (each would fault again), after releasing the locks it holds and running its failure callback.
+fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) -> ! {
+    serial::raw::write_fmt(format_args!(
+        "{} inside the fault path of task {}; ending it without unwinding (no stack trace, no lookups)\n",
+        info.name,
+        task.id()
+    ));
+    fault_path::leave(task.id());
+    if let Some(stack) = task.stack_bounds() {
+        // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.
+        unsafe { release_locks_held_by(stack) };
+    }
+    let reason = scheduler::failure_from_cause(&unwind::UnwindCause::Exception(unwind::ExceptionCause {
+        vector: info.vector,
+        error_code: info.error_code,
+        instruction_pointer: info.frame.instruction_pointer,
+        fault_address: info.faulting_address,
+    }));
+    let on_failure = task.take_failure_callback();
+    drop(task);
+    if let Some(on_failure) = on_failure {
+        on_failure(&reason);
+    }
+    let _ = scheduler::fail_current(reason);
+    stop_cpu(info, "outside any task")
 }
 
 /// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that

@@ -51,6 +51,8 @@ static BOOK: spin::Mutex<Book> = spin::Mutex::new(Book { records: VecDeque::new(
 /// The failure hook (`scheduler::set_failure_hook`): logs `reason` for `task` and applies the repeated-fault
 /// policy. Runs on the failed task, after its stack was unwound.
 pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
+    // The task's unwind is over: a later exception of it is a new fault, not one inside this one's handling.
+    crate::fault_path::leave(task.id());
     let address = match reason {
         FailureReason::Exception { instruction_pointer, .. } => Some(instruction_pointer.value() as u64),
         _ => None,

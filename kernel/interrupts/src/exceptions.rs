@@ -347,7 +347,14 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         // A heartbeat, or a stall inside an exception handler (whose stack is in use): back to it at once.
         return;
     }
-    report(&info);
+    // An exception inside the previous report on this CPU (its cell lookup read damaged namespace data): report
+    // this one without the lookup, or the same fault recurs until the stack overflows.
+    let reporting = REPORTING.get(info.cpu.index());
+    let inside_report = reporting.is_some_and(|flag| flag.swap(true, Ordering::AcqRel));
+    report(&info, !inside_report);
+    if let Some(flag) = reporting {
+        flag.store(false, Ordering::Release);
+    }
     if stall {
         serial::raw::RawWriter::write_bytes(
             b"NMI watchdog: this CPU took no timer tick for the watchdog's threshold (stuck with interrupts off)\n",
@@ -398,9 +405,14 @@ fn recovery_path(vector: u8, nested: bool, stall: bool) -> Result<RecoveryPath, 
     Ok(RecoveryPath { hook, end_of_interrupt: None })
 }
 
+/// Per CPU: a report is being printed (set around [`report`] in [`dispatch`]).
+static REPORTING: [core::sync::atomic::AtomicBool; cpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; cpu::MAX_CPUS];
+
 /// Prints the report of one exception on COM1 without taking any lock or allocating: the polled [`serial::raw`]
-/// writer, formatting straight to the port, and a cell lookup that gives up at once if a namespace is busy.
-fn report(info: &ExceptionInfo) {
+/// writer, formatting straight to the port, and (if `look_up_cell`) a cell lookup that gives up at once if a
+/// namespace is busy.
+fn report(info: &ExceptionInfo, look_up_cell: bool) {
     use serial::raw::write_fmt as out;
     let frame = &info.frame;
     out(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
@@ -421,6 +433,10 @@ fn report(info: &ExceptionInfo) {
     ));
     if serial::is_locked() {
         out(format_args!("  (COM1's lock is held: this report is written without it)\n"));
+    }
+    if !look_up_cell {
+        out(format_args!("  cell lookup skipped: this exception struck inside the previous report\n"));
+        return;
     }
     match system_namespaces::try_cell_containing(frame.instruction_pointer) {
         Ok(Some(name)) => out(format_args!("  in cell {}\n", name.as_str())),

@@ -39,8 +39,9 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a CPU stalled with interrupts off is recorded by the watchdog;
-//! 8. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
+//! 7. a restartable task whose fault the unwinder cannot walk is restarted;
+//! 8. a CPU stalled with interrupts off is recorded by the watchdog;
+//! 9. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -284,6 +285,57 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes in read-only data (never executable: W^X), called as a function by [`call_into_data`].
+static NOT_CODE: [u8; 16] = [0xc3; 16];
+/// Runs of [`unwalkable_then_done`] so far.
+static UNWALKABLE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Calls into read-only data: a #PF on the instruction fetch at an address no unwind information covers, so the
+/// unwinder's walk fails at once and the unwind ends without reaching the task's catch.
+fn call_into_data() {
+    // SAFETY: deliberately jumps into non-executable data; the fetch faults before any byte runs (the page is
+    // mapped without execute permission), and fault recovery ends the task.
+    let function = unsafe { core::mem::transmute::<*const u8, extern "C" fn()>(NOT_CODE.as_ptr()) };
+    core::hint::black_box(function)();
+}
+
+/// The first run faults where the unwinder cannot walk; the second returns.
+fn unwalkable_then_done() {
+    if UNWALKABLE_RUNS.fetch_add(1, Ordering::AcqRel) == 0 {
+        call_into_data();
+    }
+}
+
+/// A restartable task whose fault cannot be unwound (the walk fails: no catch runs) is still restarted, like the
+/// shell after a fault in code without unwind information. Before, the respawn callback ran only in the catch, so
+/// such a task (the shell in the fault campaign) never came back.
+fn unwalkable_fault_restarts_task() -> Result<(), String> {
+    UNWALKABLE_RUNS.store(0, Ordering::Release);
+    let handle = TaskBuilder::new("unwalkable_fault")
+        .spawn_restartable(1, unwalkable_then_done)
+        .map_err(|error| format!("unwalkable_fault: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_done() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "unwalkable_fault: not done within 3 s ({} runs, {} restarts, last failure {:?})",
+                UNWALKABLE_RUNS.load(Ordering::Acquire),
+                handle.restarts(),
+                handle.last_failure()
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match (handle.restarts(), handle.last_failure()) {
+        (1, Some(FailureReason::Exception { kind: ExceptionKind::PageFault(_), .. })) => {}
+        (restarts, failure) => {
+            return Err(format!("unwalkable_fault: {restarts} restarts, last failure {failure:?} (expected 1, a #PF)"));
+        }
+    }
+    serial::write_str("unwalkable_fault: a fault the unwinder cannot walk ended the run; the task was restarted\n");
+    Ok(())
+}
+
 /// Spins forever with interrupts off on its CPU (servicing TLB-shootdown requests, so other CPUs' unmaps do not
 /// wait for it): only an NMI can end it.
 fn spin_with_interrupts_off() {
@@ -399,6 +451,7 @@ pub fn run() -> Result<(), String> {
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
+    unwalkable_fault_restarts_task()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;
     Ok(())

@@ -262,9 +262,46 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
             }
         }
     }
+    if let Some(cursor) = bounds.and_then(|bounds| wild_call_cursor(&registers, bounds)) {
+        serial::raw::write_fmt(format_args!(
+            "no unwind information at the faulting instruction: unwinding from the return address on top of the \
+             stack (a call into non-code)\n"
+        ));
+        // SAFETY: the cursor is the faulting frame's caller on the task's own stack (its RSP one word above the
+        // faulting RSP, inside the stack bounds); this CPU takes that stack over (the hook never returns).
+        unsafe { unwind::start_unwinding_at(cursor, cause, options) }
+    }
     // SAFETY: the registers are those of the interrupted task frame, live on the task's stack, which this CPU
     // takes over (the hook never returns); nothing on the exception stack is needed afterwards.
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
+}
+
+/// Whether `address` lies in code the unwinder has call-frame information for (without waiting).
+fn has_unwind_info(address: u64) -> bool {
+    matches!(unwind::global_registry().find(address), Ok(Some(info)) if info.fde_for(address).is_some())
+}
+
+/// For a fault at an instruction without unwind information (a call through a damaged pointer into data or
+/// unmapped memory): the caller's frame, if the word on top of the stack is a return address into code that has
+/// unwind information. Nothing was pushed by the "callee" except that return address, so the callee-saved
+/// registers are still the caller's. `None` if the faulting instruction has unwind information (the ordinary
+/// walk handles it) or the top word is no such return address.
+fn wild_call_cursor(registers: &unwind::Registers, stack: core::ops::Range<u64>) -> Option<unwind::FrameCursor> {
+    use unwind::StackReader;
+    let (rip, rsp) = (registers.get(unwind::RA)?, registers.stack_pointer()?);
+    if has_unwind_info(rip) || !stack.contains(&rsp) {
+        return None;
+    }
+    // SAFETY: `stack` is the faulting task's usable stack, mapped while the task exists (it is running here).
+    let memory = unsafe { unwind::DirectMemory::within(stack.clone()) };
+    let return_address = memory.read_u64(rsp).ok()?;
+    if !has_unwind_info(return_address.checked_sub(1)?) {
+        return None;
+    }
+    let mut caller = *registers;
+    caller.set(unwind::RSP, Some(rsp.checked_add(8)?));
+    caller.set(unwind::RA, Some(return_address));
+    Some(unwind::FrameCursor::after_call(caller))
 }
 
 /// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3). Every spin lock of the tasking layer masks interrupts while it is held (`IrqSafeMutex`), and

@@ -39,7 +39,8 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a restartable task whose fault the unwinder cannot walk is restarted;
+//! 7. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
+//!    its return address;
 //! 8. a CPU stalled with interrupts off is recorded by the watchdog;
 //! 9. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
@@ -285,24 +286,68 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
-/// Bytes in read-only data (never executable: W^X), called as a function by [`call_into_data`].
+/// Bytes in read-only data (never executable: W^X), jumped to or called as a function by the tests below.
 static NOT_CODE: [u8; 16] = [0xc3; 16];
 /// Runs of [`unwalkable_then_done`] so far.
 static UNWALKABLE_RUNS: AtomicU64 = AtomicU64::new(0);
 
-/// Calls into read-only data: a #PF on the instruction fetch at an address no unwind information covers, so the
-/// unwinder's walk fails at once and the unwind ends without reaching the task's catch.
-fn call_into_data() {
-    // SAFETY: deliberately jumps into non-executable data; the fetch faults before any byte runs (the page is
-    // mapped without execute permission), and fault recovery ends the task.
-    let function = unsafe { core::mem::transmute::<*const u8, extern "C" fn()>(NOT_CODE.as_ptr()) };
+/// Jumps into read-only data with a zero word on top of the stack: a #PF on the instruction fetch at an address
+/// no unwind information covers, with no return address to fall back on, so the unwind ends without reaching the
+/// task's catch.
+fn jump_into_data() {
+    // SAFETY: deliberately jumps into non-executable data (the fetch faults before any byte runs: the page is
+    // mapped without execute permission); fault recovery ends the task, which never returns here.
+    unsafe {
+        core::arch::asm!("push 0", "jmp {target}", target = in(reg) NOT_CODE.as_ptr(), options(noreturn));
+    }
+}
+
+/// Set by [`Guard`]'s drop.
+static GUARD_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts its drop in [`GUARD_DROPPED`].
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        GUARD_DROPPED.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Calls into read-only data while a [`Guard`] lives in this frame: the fault has no unwind information, but the
+/// return address on top of the stack leads back here, so the unwind runs the guard's drop.
+#[inline(never)]
+fn call_into_data_holding_a_guard() {
+    let guard = Guard;
+    // SAFETY: deliberately calls into non-executable data (the fetch faults before any byte runs); fault
+    // recovery unwinds the task from the return address.
+    let function = unsafe { core::mem::transmute::<*const u8, fn()>(NOT_CODE.as_ptr()) };
     core::hint::black_box(function)();
+    drop(core::hint::black_box(guard));
+}
+
+/// A call through a damaged pointer into data is unwound from its return address: the caller's drops run.
+/// Before, the walk stopped at the faulting address (no unwind information) and nothing was dropped.
+fn wild_call_is_unwound() -> Result<(), String> {
+    let dropped = GUARD_DROPPED.load(Ordering::Acquire);
+    let handle = TaskBuilder::new("wild_call")
+        .spawn(call_into_data_holding_a_guard)
+        .map_err(|error| format!("wild_call: spawn: {error}"))?;
+    match handle.join().map_err(|error| format!("wild_call: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::PageFault(_), .. }) => {}
+        other => return Err(format!("wild_call: expected a #PF failure, got {other:?}")),
+    }
+    if GUARD_DROPPED.load(Ordering::Acquire) == dropped {
+        return Err("wild_call: the caller's guard was not dropped (the unwind did not reach its frame)".into());
+    }
+    serial::write_str("wild_call: a call into data was unwound from its return address; the guard was dropped\n");
+    Ok(())
 }
 
 /// The first run faults where the unwinder cannot walk; the second returns.
 fn unwalkable_then_done() {
     if UNWALKABLE_RUNS.fetch_add(1, Ordering::AcqRel) == 0 {
-        call_into_data();
+        jump_into_data();
     }
 }
 
@@ -452,6 +497,7 @@ pub fn run() -> Result<(), String> {
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
     unwalkable_fault_restarts_task()?;
+    wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;
     Ok(())

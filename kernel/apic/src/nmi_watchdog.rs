@@ -29,8 +29,9 @@ pub const NMI_STALL_NS: u64 = 2_000_000_000;
 /// PIT ports (8254 datasheet): channel 0 data, mode/command.
 const PIT_CHANNEL_0: u16 = 0x40;
 const PIT_COMMAND: u16 = 0x43;
-/// Command byte: channel 0, access lobyte/hibyte, mode 2 (rate generator), binary.
-const PIT_CHANNEL_0_RATE_GENERATOR: u8 = 0b00_11_010_0;
+/// Command byte 0x34: channel 0 (bits 7:6 = 00), access lobyte/hibyte (5:4 = 11), mode 2 rate generator
+/// (3:1 = 010), binary (0).
+const PIT_CHANNEL_0_RATE_GENERATOR: u8 = 0x34;
 
 /// Per CPU: the tick count seen at its last NMI, and since when (TSC ns; 0: never seen).
 static LAST_TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];

@@ -35,8 +35,7 @@ struct Watch {
     kicked: AtomicBool,
 }
 
-static WATCHES: [Watch; MAX_CPUS] =
-    [const {
+static WATCHES: [Watch; MAX_CPUS] = [const {
     Watch {
         last_ticks: AtomicU64::new(0),
         since_ns: AtomicU64::new(0),

@@ -29,9 +29,9 @@ use core::fmt;
 use cell_loader::{ObjectFile, ParseError, RelocationType, SectionKind, SymbolDefinition, compute_relocation};
 use memory_structs::VirtualAddress;
 
+use crate::MemoryError;
 use crate::cell::{LoadedCell, LoadedSection};
 use crate::namespace::CellNamespace;
-use crate::MemoryError;
 
 /// Two damaged runs closer than this many bytes are reported (and repaired) as one range.
 const MERGE_GAP: usize = 8;
@@ -157,7 +157,8 @@ fn expected_bytes(
             (edge.relocation.offset, symbol)
         })
         .collect();
-    let relocations = object.relocation_sections().iter().filter(|relocations| relocations.target.as_usize() == elf_index);
+    let relocations =
+        object.relocation_sections().iter().filter(|relocations| relocations.target.as_usize() == elf_index);
     for relocation in relocations.flat_map(|relocations| relocations.relocations.iter()) {
         let Some(width) = relocation.relocation_type.width_in_bytes() else { continue };
         if relocation.relocation_type == RelocationType::None || width == 0 {
@@ -173,9 +174,8 @@ fn expected_bytes(
             SymbolDefinition::Absolute => Some(symbol.value),
             SymbolDefinition::Undefined => edges.get(&offset).copied(),
         });
-        let value = symbol.and_then(|symbol| {
-            compute_relocation(relocation.relocation_type, place, symbol, relocation.addend).ok()
-        });
+        let value = symbol
+            .and_then(|symbol| compute_relocation(relocation.relocation_type, place, symbol, relocation.addend).ok());
         match value {
             Some(value) if value.as_bytes().len() == width => field.copy_from_slice(value.as_bytes()),
             _ => known[offset..offset + width].fill(false),
@@ -234,7 +234,8 @@ impl LoadedCell {
                 report.damaged.push(DamagedRange {
                     section: section.name.clone(),
                     kind: section.kind,
-                    address: VirtualAddress::try_new(section.address.value().wrapping_add(offset)).unwrap_or(section.address),
+                    address: VirtualAddress::try_new(section.address.value().wrapping_add(offset))
+                        .unwrap_or(section.address),
                     offset,
                     length,
                 });

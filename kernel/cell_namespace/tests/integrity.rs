@@ -34,7 +34,10 @@ fn intact_cells_report_no_damage_also_after_a_swap() {
         namespace.check_cell("nano_core", IntegrityMode::Check),
         Err(IntegrityError::BaseImage { cell: "nano_core".into() })
     );
-    assert!(matches!(namespace.check_cell("no_such_cell", IntegrityMode::Check), Err(IntegrityError::NotLoaded { .. })));
+    assert!(matches!(
+        namespace.check_cell("no_such_cell", IntegrityMode::Check),
+        Err(IntegrityError::NotLoaded { .. })
+    ));
 }
 
 #[test]

@@ -6,8 +6,8 @@ use crate::sync::with_lock;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use memory_structs::{Frame, PAGE_SIZE, PhysicalAddress};
-use range_allocator::{AllocateError, RangeAllocator, UnitRange};
 use owned_spin::OwnedSpinLock;
+use range_allocator::{AllocateError, RangeAllocator, UnitRange};
 
 /// Capacity of the free-frame set, in disjoint ranges (32 KiB of `.bss`).
 pub const FRAME_RANGE_CAPACITY: usize = 2048;
@@ -15,7 +15,8 @@ pub const FRAME_RANGE_CAPACITY: usize = 2048;
 /// The free physical frames, as frame numbers. The lock protects the free set and its counters: every allocation
 /// and free of physical memory goes through it. Lock order: taken after `paging::KERNEL_PAGE_TABLE` (page-table
 /// construction allocates frames), never while holding `pages::PAGE_ALLOCATOR`.
-pub(crate) static FRAME_ALLOCATOR: OwnedSpinLock<RangeAllocator<FRAME_RANGE_CAPACITY>> = OwnedSpinLock::new(RangeAllocator::new());
+pub(crate) static FRAME_ALLOCATOR: OwnedSpinLock<RangeAllocator<FRAME_RANGE_CAPACITY>> =
+    OwnedSpinLock::new(RangeAllocator::new());
 
 /// Frames that could not be returned because the free set was full (see [`AllocatedFrames`]'s `Drop`).
 static LEAKED_FRAMES: AtomicUsize = AtomicUsize::new(0);

@@ -105,7 +105,6 @@ pub use frames::{
 };
 #[cfg(target_os = "none")]
 pub use heap::{heap_is_locked, release_heap_if_held_within, with_heap_lock_held};
-pub use sync::release_memory_locks_held_within;
 #[cfg(target_os = "none")]
 pub use identity::{IdentityMapping, identity_map_low_frames};
 #[cfg(target_os = "none")]
@@ -122,6 +121,7 @@ pub use shootdown::{
     ShootdownTransport, join_tlb_shootdown, leave_tlb_shootdown, register_tlb_shootdown, service_tlb_shootdown,
     shootdown_stats,
 };
+pub use sync::release_memory_locks_held_within;
 
 use memory_structs::VirtualAddress;
 

@@ -12,8 +12,8 @@ use crate::plan::{FRAMES_PER_LARGE_PAGE, KernelImageBounds, split_for_large_page
 use crate::shootdown::{self, ShootdownError};
 use crate::sync::with_lock;
 use memory_structs::{PAGE_SIZE, VirtualAddress};
-use range_allocator::UnitRange;
 use owned_spin::OwnedSpinLock;
+use range_allocator::UnitRange;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::mapper::{MapToError, MapperFlush};

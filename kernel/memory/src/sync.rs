@@ -47,7 +47,7 @@ pub(crate) fn with_lock<T, R>(lock: &OwnedSpinLock<T>, f: impl FnOnce(&mut T) ->
 /// it half-updated (the alternative, every later allocation spinning forever, is certain loss).
 pub unsafe fn release_memory_locks_held_within(stack: core::ops::Range<usize>, mut released: impl FnMut(&'static str)) {
     let held = |token: usize| stack.contains(&token);
-    // SAFETY (each call): the caller guarantees the holder is dead to its critical section and accepts the state.
+    // SAFETY: for each call, the caller guarantees the holder is dead to its critical section and accepts the state.
     unsafe {
         if crate::frames::FRAME_ALLOCATOR.force_release_if(held).is_some() {
             released("frame allocator");
@@ -55,9 +55,11 @@ pub unsafe fn release_memory_locks_held_within(stack: core::ops::Range<usize>, m
         if crate::pages::PAGE_ALLOCATOR.force_release_if(held).is_some() {
             released("page allocator");
         }
+        #[cfg(target_os = "none")]
         if crate::paging::KERNEL_PAGE_TABLE.force_release_if(held).is_some() {
             released("kernel page table");
         }
+        #[cfg(target_os = "none")]
         if crate::init::MANAGED_FRAMES.force_release_if(held).is_some() {
             released("managed frames");
         }

@@ -128,7 +128,10 @@ fn fault_holding_frame_allocator() -> Result<(), String> {
         return Err("fault_holding_frames: the frame allocator's lock is still held after the task ended".into());
     }
     let frames = memory::allocate_frames(1).map_err(|error| format!("fault_holding_frames: allocate: {error:?}"))?;
-    log::info!("fault_holding_frames: recovered; frame allocator free, allocated {:#x}", frames.start_address().value());
+    log::info!(
+        "fault_holding_frames: recovered; frame allocator free, allocated {:#x}",
+        frames.start_address().value()
+    );
     Ok(())
 }
 
@@ -271,7 +274,9 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
         .map_err(|error| format!("scheduler_fault_in_idle: spawn: {error}"))?;
     while !handle.is_finished() {
         if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
-            return Err(format!("scheduler_fault_in_idle: a task pinned to CPU {target} did not run after the restart"));
+            return Err(format!(
+                "scheduler_fault_in_idle: a task pinned to CPU {target} did not run after the restart"
+            ));
         }
         scheduler::sleep(Duration::from_millis(2));
     }

@@ -33,6 +33,21 @@ use crate::MemoryError;
 use crate::cell::{LoadedCell, LoadedSection};
 use crate::namespace::CellNamespace;
 
+/// Polls of a taken lock before the check gives up on it (see [`IntegrityError::Busy`]): bounded, because the
+/// check runs on fault paths where the holder may be the faulted task itself.
+const LOCK_ATTEMPTS: usize = 1 << 20;
+
+/// Takes `mutex` within [`LOCK_ATTEMPTS`] polls.
+fn try_lock_within<T>(mutex: &crate::locks::IrqSafeMutex<T>) -> Option<irq_safe::IrqSafeMutexGuard<'_, T>> {
+    (0..LOCK_ATTEMPTS).find_map(|_| {
+        let guard = mutex.try_lock();
+        if guard.is_none() {
+            core::hint::spin_loop();
+        }
+        guard
+    })
+}
+
 /// Two damaged runs closer than this many bytes are reported (and repaired) as one range.
 const MERGE_GAP: usize = 8;
 
@@ -95,6 +110,9 @@ pub enum IntegrityError {
         /// The cell name asked for.
         cell: String,
     },
+    /// A transaction lock (a load or swap in progress, or left taken by a faulted holder) or the cell table stayed
+    /// taken for the bounded wait: nothing was checked.
+    Busy,
     /// The cell is the statically linked base image, which keeps no object file to compare with.
     BaseImage {
         /// The cell name.
@@ -122,6 +140,7 @@ impl fmt::Display for IntegrityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotLoaded { cell } => write!(f, "cell {cell} is not loaded in this namespace"),
+            Self::Busy => write!(f, "a load or swap holds the namespace: not checked"),
             Self::BaseImage { cell } => write!(f, "cell {cell} is the base image: no object file to compare with"),
             Self::Parse { cell, error } => write!(f, "the object file of cell {cell} does not parse: {error}"),
             Self::Patch { cell, section, error } => {
@@ -148,15 +167,16 @@ fn expected_bytes(
     let mut expected = source.data.get(..section.size_in_bytes)?.to_vec();
     let mut known = vec![true; expected.len()];
     // Where each place of this section bound to another cell points now: offset -> S.
-    let edges: BTreeMap<usize, u64> = section
-        .dependencies
-        .lock()
-        .iter()
-        .map(|edge| {
-            let symbol = (edge.section.address.value() as u64).wrapping_add(edge.relocation.symbol_offset as u64);
-            (edge.relocation.offset, symbol)
-        })
-        .collect();
+    // A dependencies lock that stays taken (its holder faulted inside it) leaves the cross-cell fields unverified.
+    let edges: Option<BTreeMap<usize, u64>> = try_lock_within(&section.dependencies).map(|dependencies| {
+        dependencies
+            .iter()
+            .map(|edge| {
+                let symbol = (edge.section.address.value() as u64).wrapping_add(edge.relocation.symbol_offset as u64);
+                (edge.relocation.offset, symbol)
+            })
+            .collect()
+    });
     let relocations =
         object.relocation_sections().iter().filter(|relocations| relocations.target.as_usize() == elf_index);
     for relocation in relocations.flat_map(|relocations| relocations.relocations.iter()) {
@@ -172,7 +192,7 @@ fn expected_bytes(
                 .loaded_section(index.as_usize())
                 .map(|defining| (defining.address.value() as u64).wrapping_add(symbol.value)),
             SymbolDefinition::Absolute => Some(symbol.value),
-            SymbolDefinition::Undefined => edges.get(&offset).copied(),
+            SymbolDefinition::Undefined => edges.as_ref().and_then(|edges| edges.get(&offset).copied()),
         });
         let value = symbol
             .and_then(|symbol| compute_relocation(relocation.relocation_type, place, symbol, relocation.addend).ok());
@@ -250,22 +270,31 @@ impl CellNamespace {
     /// Checks the read-only sections (text, read-only data, `.eh_frame`, `.gcc_except_table`) of cell `cell_name`,
     /// loaded in this namespace, against its object file, with every relocation re-computed as linked now; in
     /// [`IntegrityMode::Repair`] writes each damaged range back. Holds this namespace's and its ancestors'
-    /// transaction locks meanwhile (waits for a running load or swap).
+    /// transaction locks meanwhile (waits a bounded time for a running load or swap, then gives up: the check
+    /// runs on fault paths, where the holder may be the faulted task).
     ///
     /// # Errors
     /// [`IntegrityError`] as documented on its variants.
     pub fn check_cell(&self, cell_name: &str, mode: IntegrityMode) -> Result<IntegrityReport, IntegrityError> {
-        let (_chain, _guards) = self.lock_chain();
-        let cell = self.state.read().cells.get(cell_name).cloned();
+        let (_chain, _guards) = self.try_lock_chain(LOCK_ATTEMPTS).ok_or(IntegrityError::Busy)?;
+        let cell = self.state.try_read().ok_or(IntegrityError::Busy)?.cells.get(cell_name).cloned();
         let cell = cell.ok_or_else(|| IntegrityError::NotLoaded { cell: cell_name.to_string() })?;
         cell.check_read_only(mode)
     }
 
     /// [`check_cell`](Self::check_cell) for every cell loaded in this namespace (not its parents) except the base
     /// image, sorted by name: a scrub.
-    pub fn check_all_cells(&self, mode: IntegrityMode) -> Vec<(String, Result<IntegrityReport, IntegrityError>)> {
-        let (_chain, _guards) = self.lock_chain();
-        let cells: Vec<_> = self.state.read().cells.values().filter(|cell| !cell.is_base_image()).cloned().collect();
-        cells.into_iter().map(|cell| (cell.name.clone(), cell.check_read_only(mode))).collect()
+    ///
+    /// # Errors
+    /// [`IntegrityError::Busy`] for the whole namespace if its locks stayed taken; otherwise per cell.
+    pub fn check_all_cells(
+        &self,
+        mode: IntegrityMode,
+    ) -> Result<Vec<(String, Result<IntegrityReport, IntegrityError>)>, IntegrityError> {
+        let (_chain, _guards) = self.try_lock_chain(LOCK_ATTEMPTS).ok_or(IntegrityError::Busy)?;
+        let state = self.state.try_read().ok_or(IntegrityError::Busy)?;
+        let cells: Vec<_> = state.cells.values().filter(|cell| !cell.is_base_image()).cloned().collect();
+        drop(state);
+        Ok(cells.into_iter().map(|cell| (cell.name.clone(), cell.check_read_only(mode))).collect())
     }
 }

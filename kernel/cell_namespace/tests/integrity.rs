@@ -19,7 +19,7 @@ fn clock() -> impl Fn() -> u64 {
 fn intact_cells_report_no_damage_also_after_a_swap() {
     let (namespace, _memory) = namespace();
     namespace.load_cell("fixture_a").unwrap();
-    let before = namespace.check_all_cells(IntegrityMode::Check);
+    let before = namespace.check_all_cells(IntegrityMode::Check).unwrap();
     assert!(before.iter().any(|(cell, _)| cell == "fixture_a") && before.iter().any(|(cell, _)| cell == "fixture_b"));
     for (cell, report) in &before {
         let report = report.as_ref().unwrap_or_else(|error| panic!("{cell}: {error}"));

@@ -57,7 +57,11 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
         FailureReason::Exception { instruction_pointer, .. } => Some(instruction_pointer.value() as u64),
         _ => None,
     };
-    let cell = address.and_then(crate::cell_containing).filter(|cell| cell != "nano_core");
+    // Without waiting: the failed task may have died holding a namespace's cell table.
+    let cell = address
+        .and_then(|address| system_namespaces::try_cell_containing(address).ok().flatten())
+        .map(|name| name.as_str().to_string())
+        .filter(|cell| cell != "nano_core");
     let scrub = matches!(reason, FailureReason::Exception { .. } | FailureReason::Panic(_))
         .then(|| crate::scrub_read_only(cell_namespace::IntegrityMode::Repair));
     let repaired = scrub.as_ref().map(|scrub| scrub.damaged.clone()).unwrap_or_default();

@@ -47,7 +47,15 @@ pub fn scrub_read_only(mode: IntegrityMode) -> ScrubReport {
     let mut report = ScrubReport::default();
     let namespaces = [system_namespaces::kernel_namespace(), system_namespaces::application_namespace()];
     for namespace in namespaces.into_iter().flatten() {
-        for (cell, result) in namespace.check_all_cells(mode) {
+        let results = match namespace.check_all_cells(mode) {
+            Ok(results) => results,
+            Err(error) => {
+                log::warn!("integrity: namespace {} not scrubbed: {error}", namespace.name());
+                report.errors.push(alloc::format!("{error}"));
+                continue;
+            }
+        };
+        for (cell, result) in results {
             report.cells += 1;
             match result {
                 Ok(integrity) => {

@@ -266,6 +266,9 @@ impl LoadedCell {
     }
 }
 
+/// One cell's outcome in [`CellNamespace::check_all_cells`]: its name and its report or error.
+pub type CellIntegrity = (String, Result<IntegrityReport, IntegrityError>);
+
 impl CellNamespace {
     /// Checks the read-only sections (text, read-only data, `.eh_frame`, `.gcc_except_table`) of cell `cell_name`,
     /// loaded in this namespace, against its object file, with every relocation re-computed as linked now; in
@@ -287,10 +290,7 @@ impl CellNamespace {
     ///
     /// # Errors
     /// [`IntegrityError::Busy`] for the whole namespace if its locks stayed taken; otherwise per cell.
-    pub fn check_all_cells(
-        &self,
-        mode: IntegrityMode,
-    ) -> Result<Vec<(String, Result<IntegrityReport, IntegrityError>)>, IntegrityError> {
+    pub fn check_all_cells(&self, mode: IntegrityMode) -> Result<Vec<CellIntegrity>, IntegrityError> {
         let (_chain, _guards) = self.try_lock_chain(LOCK_ATTEMPTS).ok_or(IntegrityError::Busy)?;
         let state = self.state.try_read().ok_or(IntegrityError::Busy)?;
         let cells: Vec<_> = state.cells.values().filter(|cell| !cell.is_base_image()).cloned().collect();

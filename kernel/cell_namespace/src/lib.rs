@@ -79,7 +79,7 @@ pub use cell::{
     hash_free_name,
 };
 pub use error::{BaseImageError, FindFunctionError, LoadError, QuiesceError, SwapError};
-pub use integrity::{DamagedRange, IntegrityError, IntegrityMode, IntegrityReport};
+pub use integrity::{CellIntegrity, DamagedRange, IntegrityError, IntegrityMode, IntegrityReport};
 pub use locks::set_preemption_hooks;
 pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};

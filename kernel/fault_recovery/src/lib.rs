@@ -18,12 +18,16 @@
 //!   object file and repaired in place, after each failure of a CPU exception or a panic.
 //!
 //! # Control flow of a CPU exception in a task
-//! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
+//! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled; also for
+//!    an NMI the NMI watchdog judged a stuck CPU (`apic::nmi_watchdog`), as if the task faulted there.
 //! 2. No current task: stop this CPU. An idle task: its idle loop is restarted (`scheduler::restart_idle_loop`)
-//!    unless the fault is in the scheduler path. A fault in an interrupt handler (the dispatcher sent its EOI)
-//!    fails the interrupted task, unwound from its interrupt frame ([`interrupted_registers`]).
-//! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's and the heap's record
-//!    an address on their holder's stack, so a holder token on the faulting task's stack means the task holds it.
+//!    unless the fault is in the scheduler path with interrupts off. A second exception of a task whose first is
+//!    still being handled (`fault_path`) ends it without unwinding. A fault in an interrupt handler (the
+//!    dispatcher sent its EOI) fails the interrupted task, unwound from its interrupt frame
+//!    ([`interrupted_registers`]); one in an interrupt's delivery (IF still set) is the interrupted code's.
+//! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's, the heap's and the
+//!    memory crate's record an address on their holder's stack, so a holder token on the faulting task's stack
+//!    means the task holds it.
 //!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
 //!    Then the failing task's stack trace is printed from the faulting frame's registers (at most 16 frames).
 //!    This and the symbol lookup use the heap and the namespaces' locks, which the task no longer holds (the
@@ -32,14 +36,18 @@
 //!    walk skips the frames that lie within [`OVERFLOW_HEADROOM`] bytes of the stack bottom (their drops are
 //!    abandoned: normally the frames of the runaway recursion) and starts unwinding at the first frame above;
 //!    if there is none, the task ends without unwinding (its stack and task resources are still freed).
-//! 5. Otherwise `unwind::start_unwinding_from` with the faulting registers, bounded to the task's stack: the
+//! 5. Otherwise `unwind::start_unwinding_from` with the faulting registers (from the caller if the faulting
+//!    address has no unwind information and the stack top is a return address: [`wild_call_cursor`]), bounded
+//!    to the task's stack: the
 //!    landing pads run on the task's stack (the IST stack is abandoned; interrupts stay off until the task's
 //!    entry catches the unwind, so no other #PF can reuse the IST stack meanwhile).
 //! 6. The task's entry catches the unwind, the scheduler turns the cause into `Failed(reason)` and calls the
 //!    failure hook ([`record_failure`]): the read-only scrub ([`scrub_read_only`]) repairs damaged code and
 //!    constants of every cell; a fault-log entry; a CPU exception in a loaded cell not explained by damage just
-//!    repaired counts against that cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate (`live_update::reload`: swap with
-//!    itself, state carried over, other CPUs stopped for the commit, the old copy retired while pinned).
+//!    repaired counts against that cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate
+//!    (`live_update::reload`: swap with itself, state carried over, other CPUs stopped for the commit, the old
+//!    copy retired while pinned). An unwind that reaches no catch ends in [`end_of_unwind`], which records the
+//!    failure and runs the task's failure callback (a restartable task is respawned) before ending it.
 #![no_std]
 
 extern crate alloc;

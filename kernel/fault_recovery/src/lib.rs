@@ -64,7 +64,7 @@ pub use backtrace::{
 };
 pub use log_book::{
     FaultRecord, REPEATED_FAULT_LIMIT, ReloadError, fault_count, fault_log, print_fault_log, record_failure,
-    reload_cell,
+    reload_cell, with_fault_log_lock_held,
 };
 pub use scrub::{RepairedCell, ScrubReport, scrub_read_only};
 
@@ -312,8 +312,8 @@ fn wild_call_cursor(registers: &unwind::Registers, stack: core::ops::Range<u64>)
     Some(unwind::FrameCursor::after_call(caller))
 }
 
-/// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3). Every spin lock of the tasking layer masks interrupts while it is held (`IrqSafeMutex`), and
-/// a context switch runs with interrupts off, so code interrupted with IF set holds none of them and is not
+/// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3). Every spin lock of the
+/// tasking layer masks interrupts while it is held (`IrqSafeMutex`), and a context switch runs with interrupts off, so code interrupted with IF set holds none of them and is not
 /// half-way through a switch. (A flipped IF bit in the faulting frame itself defeats this; it is one bit of one
 /// register at one moment.)
 fn interrupts_were_enabled(info: &interrupts::ExceptionInfo) -> bool {
@@ -444,9 +444,10 @@ fn interrupted_registers(
     }
 }
 
-/// Releases COM1's lock, the heap lock and the memory crate's allocator and page-table locks if their holder token
-/// lies on `stack` (the faulting task's), and says so on COM1 (without the lock). A fault inside the allocator itself may have left its free list half-updated:
-/// the report says so, and recovery goes on (the alternative, a hung machine, is certain loss).
+/// Releases COM1's lock, the fault log's, the heap lock and the memory crate's allocator and page-table locks if
+/// their holder token lies on `stack` (the faulting task's), and says so on COM1 (without the lock). A fault
+/// inside an allocator itself may have left it half-updated: the report says so, and recovery goes on (the
+/// alternative, a hung machine, is certain loss).
 ///
 /// # Safety
 /// `stack` must be the stack of a task that faulted and will never resume the faulting code.
@@ -463,6 +464,10 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
                  inconsistent)\n"
             ));
         });
+    }
+    // SAFETY: as above; a half-pushed fault record is accepted.
+    if unsafe { log_book::release_book_if_held_within(stack.clone()) } {
+        serial::raw::write_fmt(format_args!("released the fault log's lock, held by the faulting task\n"));
     }
     // SAFETY: as above; the free list's state is accepted and reported.
     if unsafe { memory::release_heap_if_held_within(stack) } {

@@ -35,7 +35,7 @@
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
-//! 3. fault holding the frame allocator's lock;
+//! 3. fault holding the frame allocator's lock, then the fault log's;
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
@@ -132,6 +132,31 @@ fn fault_holding_frame_allocator() -> Result<(), String> {
         "fault_holding_frames: recovered; frame allocator free, allocated {:#x}",
         frames.start_address().value()
     );
+    Ok(())
+}
+
+/// A task faults while holding the fault log's lock: the fault path releases it, so the task's own failure is
+/// recorded (before, its failure hook spun on the lock forever) and the log can be read.
+fn fault_holding_fault_log() -> Result<(), String> {
+    let handle = TaskBuilder::new("fault_holding_fault_log")
+        .spawn(|| fault_recovery::with_fault_log_lock_held(fault))
+        .map_err(|error| format!("fault_holding_fault_log: spawn: {error}"))?;
+    let id = handle.id();
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err("fault_holding_fault_log: the task did not end within 3 s (failure hook hung?)".into());
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("fault_holding_fault_log: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_holding_fault_log: expected #UD, got {other:?}")),
+    }
+    if !fault_recovery::fault_log().iter().any(|record| record.task == id) {
+        return Err(format!("fault_holding_fault_log: no fault-log record for task {id}"));
+    }
+    log::info!("fault_holding_fault_log: recovered; the lock was released and the failure recorded");
     Ok(())
 }
 
@@ -263,7 +288,7 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
     while scheduler::idle_scheduler_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
         if tsc::now_ns() > deadline {
             return Err(format!(
-                "scheduler_fault_in_idle: CPU {target}'s idle loop did not fault in the scheduler and restart within 3 s"
+                "scheduler_fault_in_idle: CPU {target}'s idle loop did not fault in the scheduler and restart in 3 s"
             ));
         }
         scheduler::sleep(Duration::from_millis(2));
@@ -498,6 +523,7 @@ pub fn run() -> Result<(), String> {
     fault_holding_serial()?;
     fault_holding_heap()?;
     fault_holding_frame_allocator()?;
+    fault_holding_fault_log()?;
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;

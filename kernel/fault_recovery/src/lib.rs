@@ -313,9 +313,9 @@ fn wild_call_cursor(registers: &unwind::Registers, stack: core::ops::Range<u64>)
 }
 
 /// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3). Every spin lock of the
-/// tasking layer masks interrupts while it is held (`IrqSafeMutex`), and a context switch runs with interrupts off, so code interrupted with IF set holds none of them and is not
-/// half-way through a switch. (A flipped IF bit in the faulting frame itself defeats this; it is one bit of one
-/// register at one moment.)
+/// tasking layer masks interrupts while it is held (`IrqSafeMutex`), and a context switch runs with interrupts
+/// off, so code interrupted with IF set holds none of them and is not half-way through a switch. (A flipped IF
+/// bit in the faulting frame itself defeats this; it is one bit of one register at one moment.)
 fn interrupts_were_enabled(info: &interrupts::ExceptionInfo) -> bool {
     info.frame.cpu_flags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF
 }

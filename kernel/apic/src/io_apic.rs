@@ -101,6 +101,32 @@ pub fn route_isa_irq(irq: u8, vector: u8, target: CpuId) -> Result<(), RouteErro
     if vector < interrupts::FIRST_DEVICE_VECTOR || vector == interrupts::SPURIOUS_VECTOR {
         return Err(RouteError::InvalidVector(vector));
     }
+    program_isa_route(irq, target, |route| redirection_low(vector, route.polarity, route.trigger))
+}
+
+/// Delivery mode NMI in a redirection entry's bits 10:8 (82093AA 3.2.4); the vector field is ignored.
+const DELIVERY_NMI: u32 = 0b100 << 8;
+
+/// Routes ISA IRQ `irq` to CPU `target` as a non-maskable interrupt (delivery mode NMI, edge-triggered as that
+/// mode requires; the MADT's polarity is honoured), and unmasks it: the NMI watchdog's timer.
+///
+/// # Errors
+/// [`RouteError::CpuNotOnline`], [`RouteError::ApicIdOutOfRange`], [`RouteError::NoIoApicForGsi`],
+/// [`RouteError::Madt`].
+pub fn route_isa_irq_as_nmi(irq: u8, target: CpuId) -> Result<(), RouteError> {
+    program_isa_route(irq, target, |route| {
+        let polarity = if route.polarity == Polarity::ActiveLow { ACTIVE_LOW } else { 0 };
+        DELIVERY_NMI | polarity
+    })
+}
+
+/// Writes the redirection entry of ISA IRQ `irq` (after the MADT's overrides): destination `target`, low half
+/// from `low` (unmasked unless `low` masks it).
+fn program_isa_route(
+    irq: u8,
+    target: CpuId,
+    low: impl FnOnce(&acpi_tables::IsaRoute) -> u32,
+) -> Result<(), RouteError> {
     let madt = acpi_tables::madt().map_err(RouteError::Madt)?;
     let apic_id = cpu::apic_id(target).ok_or(RouteError::CpuNotOnline(target))?;
     if apic_id.0 > 0xFF {
@@ -117,7 +143,7 @@ pub fn route_isa_irq(irq: u8, vector: u8, target: CpuId) -> Result<(), RouteErro
             .ok_or(RouteError::NoIoApicForGsi(route.gsi))?;
         let input = route.gsi - registers.entry.gsi_base;
         registers.write(REDIRECTION_TABLE + 2 * input + 1, apic_id.0 << 24);
-        registers.write(REDIRECTION_TABLE + 2 * input, redirection_low(vector, route.polarity, route.trigger));
+        registers.write(REDIRECTION_TABLE + 2 * input, low(&route));
         Ok(())
     })
 }

@@ -18,6 +18,8 @@
 //! - [`route_isa_irq`], [`mask_isa_irq`] ([`RouteError`]).
 //! - [`ticks`] (per-CPU tick counter), [`set_tick_hook`] (the scheduler's preemption entry), [`TICK_HZ`].
 //! - [`watchdog`]: each CPU's timer checks the others' tick counts; a CPU stalled for 1 s is recorded.
+//! - [`nmi_watchdog`]: a CPU stalled with interrupts off for 2 s gets a non-maskable interrupt (the PIT's, routed
+//!   as NMI to the bootstrap CPU, or another CPU's NMI IPI), which hands the stalled task to fault recovery.
 //!
 //! # Control flow of [`init`]
 //! 1. Mask the 8259 PICs (after moving their vectors to 0xE0-0xEF, out of the exception range) if the MADT says the
@@ -36,6 +38,7 @@ extern crate alloc;
 
 mod io_apic;
 mod local;
+pub mod nmi_watchdog;
 pub mod watchdog;
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -43,10 +46,10 @@ use cpu::{ApicId, CpuId, MAX_CPUS};
 use x86_64::instructions::port::Port;
 use x86_64::structures::idt::InterruptStackFrame;
 
-pub use io_apic::{mask_isa_irq, route_isa_irq};
+pub use io_apic::{mask_isa_irq, route_isa_irq, route_isa_irq_as_nmi};
 pub use local::{
     ApicMode, end_of_interrupt, interrupt_in_service, local_apic_id, mode, send_init, send_ipi,
-    send_ipi_to_all_but_self, send_startup, timer_counts_per_second,
+    send_ipi_to_all_but_self, send_nmi, send_startup, timer_counts_per_second,
 };
 
 /// Timer interrupts per second on every CPU (see the crate documentation for the choice).
@@ -147,7 +150,8 @@ pub fn clear_tick_hook() {
 
 /// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap apic apic`: the default copy
 /// carries the tick counts, the tick hook and the register mapping over; at the commit the timer and APIC-error
-/// gates move to this copy's handlers and the interrupt-in-service probe to this copy's (captured addresses, not
+/// gates move to this copy's handlers, the interrupt-in-service probe and the NMI hook (if the NMI watchdog runs)
+/// to this copy's (captured addresses, not
 /// relocations: left alone, they would keep the old copy running, and retired, for good).
 ///
 /// # Errors
@@ -160,6 +164,7 @@ pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Resu
     transfer.after_commit(alloc::boxed::Box::new(|| {
         interrupts::set_interrupt_in_service_probe(interrupt_in_service);
         interrupts::set_end_of_interrupt(end_of_interrupt);
+        nmi_watchdog::move_hook_at_commit();
     }));
     Ok(())
 }

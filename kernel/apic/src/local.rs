@@ -302,6 +302,19 @@ pub fn send_ipi(target: CpuId, vector: u8) -> Result<(), IpiError> {
     send_command(destination_field(apic_id)?, LEVEL_ASSERT | vector as u32)
 }
 
+/// Delivery mode NMI in the ICR's bits 10:8 (SDM Vol. 3A 10.6.1); the vector field is ignored.
+const DELIVERY_NMI: u32 = 0b100 << 8;
+
+/// Sends a non-maskable interrupt to logical CPU `target` (the cross-CPU NMI watchdog's kick of a stalled CPU).
+///
+/// # Errors
+/// [`IpiError::CpuNotOnline`], [`IpiError::ApicIdOutOfRange`], [`IpiError::DeliveryTimeout`],
+/// [`IpiError::NotInitialized`].
+pub fn send_nmi(target: CpuId) -> Result<(), IpiError> {
+    let apic_id = cpu::apic_id(target).ok_or(IpiError::CpuNotOnline(target))?;
+    send_command(destination_field(apic_id)?, DELIVERY_NMI | LEVEL_ASSERT)
+}
+
 /// Sends a fixed interrupt with `vector` to every CPU except the caller (shorthand "all excluding self"; CPUs not
 /// started ignore it).
 ///

@@ -8,7 +8,9 @@
 //! may be held by the very CPU that stopped); the shell's `faults` prints the records. A CPU's own timer cannot see
 //! its own stall with interrupts off; a task spinning with interrupts on does not stall the tick at all (the
 //! scheduler preempts it), so only the cross-CPU check is meaningful, and a single CPU is never watched.
-//! A CPU taken offline (parked by the fault path, or withdrawn by a test) is not watched.
+//! A CPU taken offline (parked by the fault path, or withdrawn by a test) is not watched. A stall that lasts
+//! [`super::nmi_watchdog::NMI_STALL_NS`] makes the checker kick the stalled CPU with an NMI
+//! ([`super::nmi_watchdog::request_recovery`]), which fails its running task.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use cpu::{CpuId, MAX_CPUS};
@@ -29,11 +31,18 @@ struct Watch {
     last_ticks: AtomicU64,
     since_ns: AtomicU64,
     reported: AtomicBool,
+    /// Whether the NMI watchdog was asked to fail the stalled CPU's task for the current stall.
+    kicked: AtomicBool,
 }
 
-static WATCHES: [Watch; MAX_CPUS] =
-    [const { Watch { last_ticks: AtomicU64::new(0), since_ns: AtomicU64::new(0), reported: AtomicBool::new(false) } };
-        MAX_CPUS];
+static WATCHES: [Watch; MAX_CPUS] = [const {
+    Watch {
+        last_ticks: AtomicU64::new(0),
+        since_ns: AtomicU64::new(0),
+        reported: AtomicBool::new(false),
+        kicked: AtomicBool::new(false),
+    }
+}; MAX_CPUS];
 
 /// One recorded stall: a CPU whose heartbeat stood still for [`STALL_THRESHOLD_NS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,10 +100,15 @@ fn check(other: CpuId, now: u64, this: CpuId) {
         watch.last_ticks.store(ticks, Ordering::Relaxed);
         watch.since_ns.store(now, Ordering::Relaxed);
         watch.reported.store(false, Ordering::Relaxed);
+        watch.kicked.store(false, Ordering::Relaxed);
         return;
     }
     let since = watch.since_ns.load(Ordering::Relaxed);
-    if ticks == 0 || now.saturating_sub(since) < STALL_THRESHOLD_NS || watch.reported.swap(true, Ordering::AcqRel) {
+    let stalled_ns = now.saturating_sub(since);
+    if ticks != 0 && stalled_ns >= super::nmi_watchdog::NMI_STALL_NS && !watch.kicked.swap(true, Ordering::AcqRel) {
+        super::nmi_watchdog::request_recovery(other, ticks);
+    }
+    if ticks == 0 || stalled_ns < STALL_THRESHOLD_NS || watch.reported.swap(true, Ordering::AcqRel) {
         return;
     }
     let index = STALLS.fetch_add(1, Ordering::AcqRel);

@@ -16,6 +16,9 @@
 //! - [`LoadedCell`], [`LoadedSection`], [`StrongDependency`] / [`WeakDependent`] with [`RelocationEntry`].
 //! - Locks: see `locks.rs` (kinds, lock order); [`set_preemption_hooks`] connects the transaction lock to the
 //!   scheduler's preemption-disable count.
+//! - Integrity: [`CellNamespace::check_cell`] / [`CellNamespace::check_all_cells`] compare a cell's read-only
+//!   sections with its object file (relocations re-applied as linked now) and repair them
+//!   ([`IntegrityMode`], [`IntegrityReport`], [`DamagedRange`], [`IntegrityError`]; see `integrity.rs`).
 //! - [`CellObserver`] / [`set_cell_observer`]: the hook told about every cell published or removed (the
 //!   unwinder's registration of cell unwind info).
 //! - [`CellMemory`] / [`MemoryRegion`] / [`RegionKind`]: the memory provider.
@@ -57,6 +60,7 @@ extern crate alloc;
 mod base_image;
 mod cell;
 mod error;
+mod integrity;
 mod locks;
 mod manifest;
 mod memory;
@@ -75,6 +79,7 @@ pub use cell::{
     hash_free_name,
 };
 pub use error::{BaseImageError, FindFunctionError, LoadError, QuiesceError, SwapError};
+pub use integrity::{CellIntegrity, DamagedRange, IntegrityError, IntegrityMode, IntegrityReport};
 pub use locks::set_preemption_hooks;
 pub use manifest::{CellKind, Manifest, ManifestEntry, ManifestError, ManifestErrorKind};
 pub use memory::{CellMemory, MemoryError, MemoryRegion, RegionKind};

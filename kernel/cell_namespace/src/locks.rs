@@ -93,6 +93,19 @@ impl TransactionLock {
             }
         }
     }
+
+    /// Like [`lock`](Self::lock), but gives up after `attempts` polls of a taken lock (`None`).
+    pub(crate) fn try_lock_within(&self, attempts: usize) -> Option<TransactionGuard<'_>> {
+        for _ in 0..attempts.max(1) {
+            let preemption = PreemptionOff::new();
+            if let Some(guard) = self.inner.try_lock() {
+                return Some(TransactionGuard { _guard: guard, _preemption: preemption });
+            }
+            drop(preemption);
+            core::hint::spin_loop();
+        }
+        None
+    }
 }
 
 #[cfg(test)]

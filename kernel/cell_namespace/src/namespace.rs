@@ -275,6 +275,21 @@ impl CellNamespace {
         (chain, guards)
     }
 
+    /// Like [`lock_chain`](Self::lock_chain), but gives up (releasing what it took) if a transaction lock stays
+    /// taken for `attempts` polls: for callers that may run where the holder cannot (a fault path with
+    /// interrupts off, or a dead holder).
+    pub(crate) fn try_lock_chain(&self, attempts: usize) -> Option<(Vec<&CellNamespace>, Vec<TransactionGuard<'_>>)> {
+        let mut chain = Vec::new();
+        let mut guards = Vec::new();
+        let mut namespace = Some(self);
+        while let Some(current) = namespace {
+            guards.push(current.transaction.try_lock_within(attempts)?);
+            chain.push(current);
+            namespace = current.parent.as_deref();
+        }
+        Some((chain, guards))
+    }
+
     /// Adds the statically linked base image as cell `cell_name` (normally `nano_core`): one section per symbol,
     /// no owned memory, and every symbol published in the symbol map.
     ///

@@ -14,14 +14,20 @@
 //!   tasks `bt` and the tests can ask about (the swap gate's pin finder makes the actual retire-or-free decision).
 //! - [`print_fault_log`] (`faults`), [`fault_log`] / [`FaultRecord`], [`fault_count`].
 //! - [`REPEATED_FAULT_LIMIT`]: faults of one cell that trigger its reload ([`reload_cell`], also callable).
+//! - [`scrub_read_only`] / [`ScrubReport`] / [`RepairedCell`]: every cell's code and constants compared with its
+//!   object file and repaired in place, after each failure of a CPU exception or a panic.
 //!
 //! # Control flow of a CPU exception in a task
-//! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled.
+//! 1. `interrupts` calls the hook on the exception's stack (the IST stack for #PF), interrupts disabled; also for
+//!    an NMI the NMI watchdog judged a stuck CPU (`apic::nmi_watchdog`), as if the task faulted there.
 //! 2. No current task: stop this CPU. An idle task: its idle loop is restarted (`scheduler::restart_idle_loop`)
-//!    unless the fault is in the scheduler path. A fault in an interrupt handler (the dispatcher sent its EOI)
-//!    fails the interrupted task, unwound from its interrupt frame ([`interrupted_registers`]).
-//! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's and the heap's record
-//!    an address on their holder's stack, so a holder token on the faulting task's stack means the task holds it.
+//!    unless the fault is in the scheduler path with interrupts off. A second exception of a task whose first is
+//!    still being handled (`fault_path`) ends it without unwinding. A fault in an interrupt handler (the
+//!    dispatcher sent its EOI) fails the interrupted task, unwound from its interrupt frame
+//!    ([`interrupted_registers`]); one in an interrupt's delivery (IF still set) is the interrupted code's.
+//! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's, the heap's and the
+//!    memory crate's record an address on their holder's stack, so a holder token on the faulting task's stack
+//!    means the task holds it.
 //!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
 //!    Then the failing task's stack trace is printed from the faulting frame's registers (at most 16 frames).
 //!    This and the symbol lookup use the heap and the namespaces' locks, which the task no longer holds (the
@@ -30,19 +36,26 @@
 //!    walk skips the frames that lie within [`OVERFLOW_HEADROOM`] bytes of the stack bottom (their drops are
 //!    abandoned: normally the frames of the runaway recursion) and starts unwinding at the first frame above;
 //!    if there is none, the task ends without unwinding (its stack and task resources are still freed).
-//! 5. Otherwise `unwind::start_unwinding_from` with the faulting registers, bounded to the task's stack: the
+//! 5. Otherwise `unwind::start_unwinding_from` with the faulting registers (from the caller if the faulting
+//!    address has no unwind information and the stack top is a return address: [`wild_call_cursor`]), bounded
+//!    to the task's stack: the
 //!    landing pads run on the task's stack (the IST stack is abandoned; interrupts stay off until the task's
 //!    entry catches the unwind, so no other #PF can reuse the IST stack meanwhile).
 //! 6. The task's entry catches the unwind, the scheduler turns the cause into `Failed(reason)` and calls the
-//!    failure hook ([`record_failure`]): a fault-log entry; a CPU exception in a loaded cell counts against that
-//!    cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate (`live_update::reload`: swap with
-//!    itself, state carried over, other CPUs stopped for the commit, the old copy retired while pinned).
+//!    failure hook ([`record_failure`]): the read-only scrub ([`scrub_read_only`]) repairs damaged code and
+//!    constants of every cell; a fault-log entry; a CPU exception in a loaded cell not explained by damage just
+//!    repaired counts against that cell, and the [`REPEATED_FAULT_LIMIT`]th reloads it through the swap gate
+//!    (`live_update::reload`: swap with itself, state carried over, other CPUs stopped for the commit, the old
+//!    copy retired while pinned). An unwind that reaches no catch ends in [`end_of_unwind`], which records the
+//!    failure and runs the task's failure callback (a restartable task is respawned) before ending it.
 #![no_std]
 
 extern crate alloc;
 
 mod backtrace;
+mod fault_path;
 mod log_book;
+mod scrub;
 
 use alloc::string::ToString;
 
@@ -51,19 +64,26 @@ pub use backtrace::{
 };
 pub use log_book::{
     FaultRecord, REPEATED_FAULT_LIMIT, ReloadError, fault_count, fault_log, print_fault_log, record_failure,
-    reload_cell,
+    reload_cell, with_fault_log_lock_held,
 };
+pub use scrub::{RepairedCell, ScrubReport, scrub_read_only};
 
 /// Bytes of stack a frame must have below it for its landing pads to run after a stack overflow (a landing pad
 /// calls drops and `_Unwind_Resume`, whose frame walk needs a few KiB).
 pub const OVERFLOW_HEADROOM: u64 = 16 * 1024;
 
-/// Installs the exception hook, the end-of-unwind handler and the failure hook. Call once tasking runs.
+/// Installs the exception hook, the end-of-unwind handler and the failure hook, and starts the NMI watchdog
+/// (`apic::nmi_watchdog`: the PIT's periodic NMI to this CPU). Call once tasking runs.
 pub fn init() {
     interrupts::set_exception_hook(task_exception);
     unwind::set_end_handler(end_of_unwind);
     scheduler::set_failure_hook(record_failure);
     scheduler::set_task_fault_recovery(true);
+    // Without the NMI watchdog a CPU stuck with interrupts off stays stuck (and is only recorded by the
+    // cross-CPU watchdog); everything else still works, so a routing error is logged, not fatal.
+    if let Err(error) = apic::nmi_watchdog::start(cpu::current_id()) {
+        log::error!("NMI watchdog not started: {error:?}");
+    }
 }
 
 /// This cell's state transfer (the swap convention, see `cell_namespace`), for `swap fault_recovery
@@ -82,8 +102,9 @@ pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Resu
     Ok(())
 }
 
-/// The unwinder's end handler: an unwind that no `catch_unwind` caught (an adopted task such as the shell, or a
-/// walk that failed) ends the current task without further cleanup, or stops the CPU outside tasks.
+/// The unwinder's end handler: an unwind that no `catch_unwind` caught (an adopted task, or a walk that failed)
+/// ends the current task without further cleanup, after running its failure callback (so a restartable task such
+/// as the shell is respawned), or stops the CPU outside tasks.
 fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
     let reason = scheduler::failure_from_cause(&end.cause);
     log::warn!(
@@ -93,7 +114,15 @@ fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
         end.landing_pads
     );
     if let Some(task) = scheduler::current_task() {
+        fault_path::leave(task.id());
         record_failure(&task, &reason);
+        // The failure callback (a restartable task's respawn, e.g. the shell's) runs as the catch would have run
+        // it: the task's frames are abandoned, but the series goes on.
+        let on_failure = task.take_failure_callback();
+        drop(task);
+        if let Some(on_failure) = on_failure {
+            on_failure(&reason);
+        }
     }
     let error = match scheduler::fail_current(reason) {
         Ok(never) => match never {},
@@ -175,10 +204,14 @@ impl Landing {
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     let task = scheduler::current_task();
     let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
+    if fault_path::enter(info.cpu, task.id()) == fault_path::Entry::Nested {
+        fault_in_fault_path(info, task)
+    }
     // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
     // frame (the fault is in code it called), so unwinding it releases what its callers hold.
     let landing = Landing::of(info.frame.instruction_pointer);
-    if info.in_interrupt_handler {
+    let in_handler = info.in_interrupt_handler && !delivery_fault(info);
+    if in_handler {
         interrupt_handler_fault(info, landing);
     } else {
         serial::raw::write_fmt(format_args!(
@@ -187,7 +220,7 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
         ));
     }
     let mut registers = fault_registers(info);
-    if info.in_interrupt_handler {
+    if in_handler {
         let stack = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
         match stack.and_then(|stack| interrupted_registers(info, registers, stack)) {
             Some(interrupted) => registers = interrupted,
@@ -237,22 +270,106 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
             }
         }
     }
+    if let Some(cursor) = bounds.and_then(|bounds| wild_call_cursor(&registers, bounds)) {
+        serial::raw::write_fmt(format_args!(
+            "no unwind information at the faulting instruction: unwinding from the return address on top of the \
+             stack (a call into non-code)\n"
+        ));
+        // SAFETY: the cursor is the faulting frame's caller on the task's own stack (its RSP one word above the
+        // faulting RSP, inside the stack bounds); this CPU takes that stack over (the hook never returns).
+        unsafe { unwind::start_unwinding_at(cursor, cause, options) }
+    }
     // SAFETY: the registers are those of the interrupted task frame, live on the task's stack, which this CPU
     // takes over (the hook never returns); nothing on the exception stack is needed afterwards.
     unsafe { unwind::start_unwinding_from(&registers, cause, options) }
 }
 
+/// Whether `address` lies in code the unwinder has call-frame information for (without waiting).
+fn has_unwind_info(address: u64) -> bool {
+    matches!(unwind::global_registry().find(address), Ok(Some(info)) if info.fde_for(address).is_some())
+}
+
+/// For a fault at an instruction without unwind information (a call through a damaged pointer into data or
+/// unmapped memory): the caller's frame, if the word on top of the stack is a return address into code that has
+/// unwind information. Nothing was pushed by the "callee" except that return address, so the callee-saved
+/// registers are still the caller's. `None` if the faulting instruction has unwind information (the ordinary
+/// walk handles it) or the top word is no such return address.
+fn wild_call_cursor(registers: &unwind::Registers, stack: core::ops::Range<u64>) -> Option<unwind::FrameCursor> {
+    use unwind::StackReader;
+    let (rip, rsp) = (registers.get(unwind::RA)?, registers.stack_pointer()?);
+    if has_unwind_info(rip) || !stack.contains(&rsp) {
+        return None;
+    }
+    // SAFETY: `stack` is the faulting task's usable stack, mapped while the task exists (it is running here).
+    let memory = unsafe { unwind::DirectMemory::within(stack.clone()) };
+    let return_address = memory.read_u64(rsp).ok()?;
+    if !has_unwind_info(return_address.checked_sub(1)?) {
+        return None;
+    }
+    let mut caller = *registers;
+    caller.set(unwind::RSP, Some(rsp.checked_add(8)?));
+    caller.set(unwind::RA, Some(return_address));
+    Some(unwind::FrameCursor::after_call(caller))
+}
+
+/// Whether the interrupted code ran with interrupts enabled (RFLAGS.IF, SDM Vol. 3A 2.3). Every spin lock of the
+/// tasking layer masks interrupts while it is held (`IrqSafeMutex`), and a context switch runs with interrupts
+/// off, so code interrupted with IF set holds none of them and is not half-way through a switch. (A flipped IF
+/// bit in the faulting frame itself defeats this; it is one bit of one register at one moment.)
+fn interrupts_were_enabled(info: &interrupts::ExceptionInfo) -> bool {
+    info.frame.cpu_flags & RFLAGS_FIXED_AND_IF == RFLAGS_FIXED_AND_IF
+}
+
+/// Whether an exception reported "in an interrupt handler" struck the delivery of the interrupt rather than its
+/// handler: handlers run with interrupts disabled (interrupt gates clear IF, SDM Vol. 3A 6.12.1.3), so a frame
+/// with IF set is the interrupted code's own, e.g. a #PF while the CPU pushed the interrupt frame at a corrupted
+/// RSP. The dispatcher has sent the end-of-interrupt, so the interrupt is dropped and the fault is the
+/// interrupted code's.
+fn delivery_fault(info: &interrupts::ExceptionInfo) -> bool {
+    info.in_interrupt_handler && interrupts_were_enabled(info)
+}
+
+/// A second exception of `task` while its first one is still being handled (the stack trace, a cell lookup or a
+/// landing pad faulted: typically damaged heap or namespace data): ends the task without unwinding and without
+/// further lookups (each would fault again), after releasing the locks it holds and running its failure callback.
+fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) -> ! {
+    serial::raw::write_fmt(format_args!(
+        "{} inside the fault path of task {}; ending it without unwinding (no stack trace, no lookups)\n",
+        info.name,
+        task.id()
+    ));
+    fault_path::leave(task.id());
+    if let Some(stack) = task.stack_bounds() {
+        // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.
+        unsafe { release_locks_held_by(stack) };
+    }
+    let reason = scheduler::failure_from_cause(&unwind::UnwindCause::Exception(unwind::ExceptionCause {
+        vector: info.vector,
+        error_code: info.error_code,
+        instruction_pointer: info.frame.instruction_pointer,
+        fault_address: info.faulting_address,
+    }));
+    let on_failure = task.take_failure_callback();
+    drop(task);
+    if let Some(on_failure) = on_failure {
+        on_failure(&reason);
+    }
+    let _ = scheduler::fail_current(reason);
+    stop_cpu(info, "outside any task")
+}
+
 /// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that
-/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, whose
-/// spin locks are not tracked; otherwise, or with no current task, stops this CPU.
+/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, or inside
+/// it with interrupts enabled ([`interrupts_were_enabled`]: no scheduler spin lock held, no switch under way);
+/// otherwise, or with no current task, stops this CPU.
 fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     let landing = Landing::of(info.frame.instruction_pointer);
     serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
     if scheduler::current_task().is_none() {
         stop_cpu(info, "outside any task")
     }
-    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) {
-        stop_cpu(info, "in the idle task's scheduler code (its spin locks are not tracked)")
+    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info) {
+        stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")
     }
     serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
     // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
@@ -327,9 +444,10 @@ fn interrupted_registers(
     }
 }
 
-/// Releases COM1's lock and the heap lock if their holder token lies on `stack` (the faulting task's), and says
-/// so on COM1 (without the lock). A fault inside the allocator itself may have left its free list half-updated:
-/// the report says so, and recovery goes on (the alternative, a hung machine, is certain loss).
+/// Releases COM1's lock, the fault log's, the heap lock and the memory crate's allocator and page-table locks if
+/// their holder token lies on `stack` (the faulting task's), and says so on COM1 (without the lock). A fault
+/// inside an allocator itself may have left it half-updated: the report says so, and recovery goes on (the
+/// alternative, a hung machine, is certain loss).
 ///
 /// # Safety
 /// `stack` must be the stack of a task that faulted and will never resume the faulting code.
@@ -337,6 +455,19 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
     // SAFETY: the caller guarantees the task is dead to its critical sections; a half-sent line needs no repair.
     if unsafe { serial::release_if_held_within(stack.clone()) } {
         serial::raw::write_fmt(format_args!("released COM1's lock, held by the faulting task\n"));
+    }
+    // SAFETY: as above; the allocators' and page table's state is accepted and reported.
+    unsafe {
+        memory::release_memory_locks_held_within(stack.clone(), |lock| {
+            serial::raw::write_fmt(format_args!(
+                "released the {lock} lock, held by the faulting task (a fault inside it may have left it \
+                 inconsistent)\n"
+            ));
+        });
+    }
+    // SAFETY: as above; a half-pushed fault record is accepted.
+    if unsafe { log_book::release_book_if_held_within(stack.clone()) } {
+        serial::raw::write_fmt(format_args!("released the fault log's lock, held by the faulting task\n"));
     }
     // SAFETY: as above; the free list's state is accepted and reported.
     if unsafe { memory::release_heap_if_held_within(stack) } {

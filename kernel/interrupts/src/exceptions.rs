@@ -87,6 +87,33 @@ static IN_SERVICE_PROBE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// Sends the end-of-interrupt of an abandoned handler (the `apic` cell installs its `end_of_interrupt`).
 static END_OF_INTERRUPT: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
+/// What the NMI hook decided about one NMI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NmiVerdict {
+    /// A watchdog heartbeat with nothing to do: return to the interrupted code at once, without a report.
+    Ignore,
+    /// The CPU was stuck (no timer tick for the watchdog's threshold): report, and hand the interrupted task to the
+    /// task layer as if it had faulted at the interrupted instruction.
+    Stalled,
+}
+
+/// Decides what an NMI means (the NMI watchdog in `apic` installs one). Runs in the NMI handler: lock-free.
+pub type NmiHook = fn(&ExceptionInfo) -> NmiVerdict;
+
+/// The installed [`NmiHook`] (null: none; every NMI then stops the machine, as an unexpected hardware NMI).
+static NMI_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs (or replaces) the hook that decides what an NMI means.
+pub fn set_nmi_hook(hook: NmiHook) {
+    NMI_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+fn nmi_hook() -> Option<NmiHook> {
+    let pointer = NMI_HOOK.load(Ordering::Acquire);
+    // SAFETY: non-null values come only from `set_nmi_hook`, which stores an `NmiHook`.
+    (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), NmiHook>(pointer) })
+}
+
 /// Installs (or replaces) the hook that handles exceptions raised in task context.
 pub fn set_exception_hook(hook: ExceptionHook) {
     EXCEPTION_HOOK.store(hook as *mut (), Ordering::Release);
@@ -271,7 +298,7 @@ pub(crate) fn install(table: &mut InterruptDescriptorTable) {
 pub enum RefusalReason {
     /// An exception while handling another one: the first handler's state (its IST stack) is in use.
     Nested,
-    /// #DF, NMI or #MC: the CPU state or memory is not trustworthy.
+    /// #DF, NMI (other than the watchdog's) or #MC: the CPU state or memory is not trustworthy.
     Unrecoverable,
     /// A hardware interrupt is in service and no end-of-interrupt function is installed to abandon its handler.
     InInterruptHandler,
@@ -315,8 +342,25 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         in_interrupt_handler: false,
     };
     let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
-    report(&info);
-    match recovery_path(vector, nested) {
+    let stall = vector == 2 && nmi_hook().is_some();
+    if stall && (nested || nmi_hook().is_some_and(|hook| hook(&info) == NmiVerdict::Ignore)) {
+        // A heartbeat, or a stall inside an exception handler (whose stack is in use): back to it at once.
+        return;
+    }
+    // An exception inside the previous report on this CPU (its cell lookup read damaged namespace data): report
+    // this one without the lookup, or the same fault recurs until the stack overflows.
+    let reporting = REPORTING.get(info.cpu.index());
+    let inside_report = reporting.is_some_and(|flag| flag.swap(true, Ordering::AcqRel));
+    report(&info, !inside_report);
+    if let Some(flag) = reporting {
+        flag.store(false, Ordering::Release);
+    }
+    if stall {
+        serial::raw::RawWriter::write_bytes(
+            b"NMI watchdog: this CPU took no timer tick for the watchdog's threshold (stuck with interrupts off)\n",
+        );
+    }
+    match recovery_path(vector, nested, stall) {
         Ok(RecoveryPath { hook, end_of_interrupt: in_handler }) => {
             if let Some(end_of_interrupt) = in_handler {
                 // The handler is abandoned: its EOI is sent now, so the vector is not blocked for good.
@@ -343,13 +387,14 @@ struct RecoveryPath {
     end_of_interrupt: Option<fn()>,
 }
 
-/// The task layer's hook if the exception (`vector`, `nested` inside another handler) may be handed to it, with
-/// the end-of-interrupt function to call first if it struck in a hardware interrupt's handler.
-fn recovery_path(vector: u8, nested: bool) -> Result<RecoveryPath, RefusalReason> {
+/// The task layer's hook if the exception (`vector`, `nested` inside another handler, `stall`: an NMI the NMI
+/// hook judged a stuck CPU) may be handed to it, with the end-of-interrupt function to call first if it struck in
+/// a hardware interrupt's handler.
+fn recovery_path(vector: u8, nested: bool, stall: bool) -> Result<RecoveryPath, RefusalReason> {
     if nested {
         return Err(RefusalReason::Nested);
     }
-    if matches!(vector, 2 | 8 | 18) {
+    if matches!(vector, 2 | 8 | 18) && !stall {
         return Err(RefusalReason::Unrecoverable);
     }
     let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;
@@ -360,9 +405,14 @@ fn recovery_path(vector: u8, nested: bool) -> Result<RecoveryPath, RefusalReason
     Ok(RecoveryPath { hook, end_of_interrupt: None })
 }
 
+/// Per CPU: a report is being printed (set around [`report`] in [`dispatch`]).
+static REPORTING: [core::sync::atomic::AtomicBool; cpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; cpu::MAX_CPUS];
+
 /// Prints the report of one exception on COM1 without taking any lock or allocating: the polled [`serial::raw`]
-/// writer, formatting straight to the port, and a cell lookup that gives up at once if a namespace is busy.
-fn report(info: &ExceptionInfo) {
+/// writer, formatting straight to the port, and (if `look_up_cell`) a cell lookup that gives up at once if a
+/// namespace is busy.
+fn report(info: &ExceptionInfo, look_up_cell: bool) {
     use serial::raw::write_fmt as out;
     let frame = &info.frame;
     out(format_args!("\nCPU EXCEPTION {} (vector {}) on {}", info.name, info.vector, info.cpu));
@@ -383,6 +433,10 @@ fn report(info: &ExceptionInfo) {
     ));
     if serial::is_locked() {
         out(format_args!("  (COM1's lock is held: this report is written without it)\n"));
+    }
+    if !look_up_cell {
+        out(format_args!("  cell lookup skipped: this exception struck inside the previous report\n"));
+        return;
     }
     match system_namespaces::try_cell_containing(frame.instruction_pointer) {
         Ok(Some(name)) => out(format_args!("  in cell {}\n", name.as_str())),

@@ -17,7 +17,7 @@ use crate::frames::AllocatedFrames;
 use crate::pages::AllocatedPages;
 use crate::shootdown;
 use crate::sync::with_lock;
-use spin::Mutex;
+use owned_spin::OwnedSpinLock;
 
 /// Dropped mappings kept at most before their batch is shot down, whatever the context.
 pub(crate) const BATCH: usize = 64;
@@ -30,7 +30,7 @@ const SOFT_BATCH: usize = 16;
 type Entry = (AllocatedPages, Option<AllocatedFrames>);
 
 /// The unmapped mappings waiting for a shootdown round (`None`: free slot). Protected by its lock (see above).
-static PENDING: Mutex<[Option<Entry>; BATCH]> = Mutex::new([const { None }; BATCH]);
+pub(crate) static PENDING: OwnedSpinLock<[Option<Entry>; BATCH]> = OwnedSpinLock::new([const { None }; BATCH]);
 
 /// Frees `pages` and `frames` once every other CPU has flushed: their entries are already cleared and flushed on
 /// this CPU. Queues them; runs the batch's round now (freeing them all) if the batch is full, or has

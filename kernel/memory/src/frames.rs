@@ -6,8 +6,8 @@ use crate::sync::with_lock;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use memory_structs::{Frame, PAGE_SIZE, PhysicalAddress};
+use owned_spin::OwnedSpinLock;
 use range_allocator::{AllocateError, RangeAllocator, UnitRange};
-use spin::Mutex;
 
 /// Capacity of the free-frame set, in disjoint ranges (32 KiB of `.bss`).
 pub const FRAME_RANGE_CAPACITY: usize = 2048;
@@ -15,7 +15,8 @@ pub const FRAME_RANGE_CAPACITY: usize = 2048;
 /// The free physical frames, as frame numbers. The lock protects the free set and its counters: every allocation
 /// and free of physical memory goes through it. Lock order: taken after `paging::KERNEL_PAGE_TABLE` (page-table
 /// construction allocates frames), never while holding `pages::PAGE_ALLOCATOR`.
-pub(crate) static FRAME_ALLOCATOR: Mutex<RangeAllocator<FRAME_RANGE_CAPACITY>> = Mutex::new(RangeAllocator::new());
+pub(crate) static FRAME_ALLOCATOR: OwnedSpinLock<RangeAllocator<FRAME_RANGE_CAPACITY>> =
+    OwnedSpinLock::new(RangeAllocator::new());
 
 /// Frames that could not be returned because the free set was full (see [`AllocatedFrames`]'s `Drop`).
 static LEAKED_FRAMES: AtomicUsize = AtomicUsize::new(0);
@@ -151,6 +152,18 @@ pub fn allocate_frames_at(start: PhysicalAddress, count: usize) -> Result<Alloca
 /// until [`crate::stats`] or a failed allocation flushes them).
 pub fn free_frame_count() -> usize {
     with_lock(&FRAME_ALLOCATOR, |allocator| allocator.free_units())
+}
+
+/// Calls `f` while holding the frame allocator's lock (interrupts disabled), for fault-path tests: `f` must not
+/// allocate frames (it would spin on the lock forever), and may fault, which the fault path must survive (it
+/// releases the lock: `release_memory_locks_held_within`).
+pub fn with_frame_allocator_lock_held(f: fn()) {
+    with_lock(&FRAME_ALLOCATOR, |_allocator| f());
+}
+
+/// Whether the frame allocator's lock is taken right now (a snapshot).
+pub fn frame_allocator_is_locked() -> bool {
+    FRAME_ALLOCATOR.holder().is_some()
 }
 
 /// The number of frames leaked because the free set was full when they were dropped (normally 0).

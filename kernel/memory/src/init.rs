@@ -9,19 +9,22 @@ use crate::{MemoryInfo, direct_map, heap, pages, paging};
 use boot_info::{BootInfo, MAX_MODULES, Module, PhysicalRegion};
 use core::sync::atomic::{AtomicBool, Ordering};
 use memory_structs::{PAGE_SIZE, PhysicalAddress, VirtualAddress};
+use owned_spin::OwnedSpinLock;
 use range_allocator::RangeAllocator;
-use spin::Mutex;
 
 /// Capacity of the direct-map range set (RAM and ACPI areas, modules, kernel, boot information).
 const DIRECT_MAP_RANGE_CAPACITY: usize = 512;
 
 /// Every frame of RAM that the frame allocator manages, free or allocated (the `Available` areas). Written once by
 /// `init`, then only read (by `map_device_memory`, to refuse mapping RAM as a device); the lock protects that write.
-pub(crate) static MANAGED_FRAMES: Mutex<RangeAllocator<FRAME_RANGE_CAPACITY>> = Mutex::new(RangeAllocator::new());
+pub(crate) static MANAGED_FRAMES: OwnedSpinLock<RangeAllocator<FRAME_RANGE_CAPACITY>> =
+    OwnedSpinLock::new(RangeAllocator::new());
 
 /// The physical regions of the boot modules, recorded by `init` for [`module_bytes`]. Written once, then read.
-static MODULE_REGIONS: Mutex<([PhysicalRegion; MAX_MODULES], usize)> =
-    Mutex::new(([PhysicalRegion { start: PhysicalAddress::zero(), end: PhysicalAddress::zero() }; MAX_MODULES], 0));
+static MODULE_REGIONS: OwnedSpinLock<([PhysicalRegion; MAX_MODULES], usize)> = OwnedSpinLock::new((
+    [PhysicalRegion { start: PhysicalAddress::zero(), end: PhysicalAddress::zero() }; MAX_MODULES],
+    0,
+));
 
 /// Set when `init` starts; a second call fails.
 static INIT_STARTED: AtomicBool = AtomicBool::new(false);

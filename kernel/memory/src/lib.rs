@@ -101,7 +101,7 @@ pub use access::{Permissions, PlainData};
 pub use errors::{AccessError, MapError, MemoryInitError, RemapError};
 pub use frames::{
     AllocatedFrames, allocate_frames, allocate_frames_aligned, allocate_frames_at, allocate_frames_below,
-    free_frame_count, leaked_frame_count,
+    frame_allocator_is_locked, free_frame_count, leaked_frame_count, with_frame_allocator_lock_held,
 };
 #[cfg(target_os = "none")]
 pub use heap::{heap_is_locked, release_heap_if_held_within, with_heap_lock_held};
@@ -121,6 +121,7 @@ pub use shootdown::{
     ShootdownTransport, join_tlb_shootdown, leave_tlb_shootdown, register_tlb_shootdown, service_tlb_shootdown,
     shootdown_stats,
 };
+pub use sync::release_memory_locks_held_within;
 
 use memory_structs::VirtualAddress;
 

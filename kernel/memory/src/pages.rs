@@ -5,15 +5,16 @@ use crate::layout::{PAGE_REGION_END, PAGE_REGION_START};
 use crate::sync::with_lock;
 use core::fmt;
 use memory_structs::{PAGE_SIZE, Page, VirtualAddress};
+use owned_spin::OwnedSpinLock;
 use range_allocator::{AllocateError, RangeAllocator, UnitRange};
-use spin::Mutex;
 
 /// Capacity of the free-page set, in disjoint ranges (32 KiB of `.bss`).
 pub const PAGE_RANGE_CAPACITY: usize = 2048;
 
 /// The free pages of `PAGE_REGION_START..PAGE_REGION_END`, as page numbers. The lock protects the free set; it is
 /// never held while taking another lock of this crate.
-pub(crate) static PAGE_ALLOCATOR: Mutex<RangeAllocator<PAGE_RANGE_CAPACITY>> = Mutex::new(RangeAllocator::new());
+pub(crate) static PAGE_ALLOCATOR: OwnedSpinLock<RangeAllocator<PAGE_RANGE_CAPACITY>> =
+    OwnedSpinLock::new(RangeAllocator::new());
 
 /// The page-allocator region as page numbers.
 #[cfg_attr(

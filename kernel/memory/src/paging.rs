@@ -12,8 +12,8 @@ use crate::plan::{FRAMES_PER_LARGE_PAGE, KernelImageBounds, split_for_large_page
 use crate::shootdown::{self, ShootdownError};
 use crate::sync::with_lock;
 use memory_structs::{PAGE_SIZE, VirtualAddress};
+use owned_spin::OwnedSpinLock;
 use range_allocator::UnitRange;
-use spin::Mutex;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::mapper::{MapToError, MapperFlush};
@@ -26,7 +26,7 @@ use x86_64::{PhysAddr, VirtAddr};
 /// entry reachable from the kernel PML4 (all mappings are changed through it). The TLB shootdown that follows a
 /// change runs after it is released (a sender never waits for other CPUs while holding it; see `shootdown`).
 /// Lock order: this lock first, then `frames::FRAME_ALLOCATOR` (page-table frames are allocated while it is held).
-pub(crate) static KERNEL_PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+pub(crate) static KERNEL_PAGE_TABLE: OwnedSpinLock<Option<OffsetPageTable<'static>>> = OwnedSpinLock::new(None);
 
 /// Flags of the entries that point to lower-level tables: the leaf entries decide the effective permissions.
 const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags::WRITABLE);

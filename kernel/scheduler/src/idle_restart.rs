@@ -8,9 +8,10 @@
 //! not tracked (fault recovery refuses it).
 //!
 //! For tests, [`set_idle_hook_once`] makes a CPU's next idle-loop round call a function once (with interrupts
-//! disabled), e.g. one that faults.
+//! disabled), e.g. one that faults, and [`set_idle_scheduler_fault_once`] makes it execute `ud2` once in this
+//! cell's own code with interrupts enabled (a fault in the scheduler path that holds none of its spin locks).
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use crate::cpus::{MAX_CPUS, current_cpu};
 
@@ -18,6 +19,8 @@ use crate::cpus::{MAX_CPUS, current_cpu};
 static IDLE_BASE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: idle-loop restarts after a fault.
 static RESTARTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: whether the next idle-loop round with interrupts enabled executes `ud2` in this cell's own code.
+static SCHEDULER_FAULTS: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Per CPU: a function the next idle-loop round calls once (null: none).
 static HOOKS: [AtomicPtr<()>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
@@ -47,6 +50,33 @@ pub(crate) fn run_hook_once() {
         let hook = unsafe { core::mem::transmute::<*mut (), fn()>(hook) };
         hook();
     }
+}
+
+/// Called by the idle loop each round: executes `ud2` here, in the scheduler's own code, if
+/// [`set_idle_scheduler_fault_once`] asked for it and interrupts are enabled (otherwise it stays pending).
+pub(crate) fn scheduler_fault_once() {
+    let slot = &SCHEDULER_FAULTS[current_cpu()];
+    if slot.load(Ordering::Relaxed)
+        && x86_64::instructions::interrupts::are_enabled()
+        && slot.swap(false, Ordering::AcqRel)
+    {
+        // SAFETY: `ud2` raises #UD and touches nothing; fault recovery restarts this idle loop (the idle task holds
+        // nothing here: interrupts are enabled, so no scheduler spin lock is held).
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    }
+}
+
+/// Makes CPU `cpu`'s next idle-loop round with interrupts enabled execute `ud2` once in the scheduler cell's own
+/// code (for fault-injection tests of the scheduler path). Out-of-range CPUs are ignored.
+pub fn set_idle_scheduler_fault_once(cpu: usize) {
+    if let Some(slot) = SCHEDULER_FAULTS.get(cpu) {
+        slot.store(true, Ordering::Release);
+    }
+}
+
+/// Whether CPU `cpu`'s one-shot scheduler-path fault is still waiting to happen.
+pub fn idle_scheduler_fault_pending(cpu: usize) -> bool {
+    SCHEDULER_FAULTS.get(cpu).is_some_and(|slot| slot.load(Ordering::Acquire))
 }
 
 /// Makes CPU `cpu`'s next idle-loop round call `hook` once, with interrupts disabled (for fault-injection tests).

@@ -71,7 +71,10 @@ pub use cpus::{
 };
 pub use exit_hook::{ExitHook, set_exit_hook};
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
-pub use idle_restart::{IdleRestartError, idle_hook_pending, idle_restarts, restart_idle_loop, set_idle_hook_once};
+pub use idle_restart::{
+    IdleRestartError, idle_hook_pending, idle_restarts, idle_scheduler_fault_pending, restart_idle_loop,
+    set_idle_hook_once, set_idle_scheduler_fault_once,
+};
 pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use preempt::{preempt_disable, preempt_enable};

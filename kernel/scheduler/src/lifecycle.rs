@@ -95,6 +95,7 @@ pub(crate) fn idle_loop() -> ! {
     let generation = crate::evolution::idle_generation();
     loop {
         crate::evolution::hand_over_if_swapped(generation);
+        crate::idle_restart::scheduler_fault_once();
         interrupts::disable();
         crate::idle_restart::run_hook_once();
         let cpu = this_cpu();
@@ -144,7 +145,6 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
         exit_current(ExitValue::Failed(FailureReason::Killed));
     }
     let body = current.take_body();
-    let on_failure = current.take_failure_callback();
     drop(current);
     // Interrupts stay disabled until the body runs inside the catch, and the body is marked finished (by
     // `BodyFinished`, dropped as the body returns or unwinds) before the catch is left: outside the catch, a kill
@@ -164,6 +164,9 @@ extern "C" fn spawned_task_entry(_argument: usize) -> ! {
                 }
                 let reason = failure_from_cause(&cause);
                 report_failure(&reason);
+                // Taken only now: an unwind that never reaches this catch leaves it with the task, for the
+                // unwinder's end handler (`fault_recovery`) to run.
+                let on_failure = current_task().and_then(|current| current.take_failure_callback());
                 if let Some(on_failure) = on_failure {
                     on_failure(&reason);
                 }

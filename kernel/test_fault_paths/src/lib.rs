@@ -25,12 +25,24 @@
 //! there is no record and the test fails. On one CPU nothing can watch it (its own timer is stopped too), so the
 //! test says so and does not run.
 //!
+//! The frame-allocator test faults while holding the frame allocator's lock (`memory::with_frame_allocator_lock_held`);
+//! the lock must be free afterwards and a frame allocatable. The scheduler-path idle test makes the last CPU's
+//! idle loop execute `ud2` in the scheduler's own code with interrupts enabled: its idle loop must restart.
+//!
+//! The NMI-watchdog test spins with interrupts off forever on CPU 0; the PIT's NMI must fail that task (an
+//! exception with vector 2) within the watchdog's threshold plus a margin.
+//!
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
-//! 3. a fault in an interrupt handler;
-//! 4. a fault in an idle task;
-//! 5. a CPU stalled with interrupts off is recorded by the watchdog.
+//! 3. fault holding the frame allocator's lock, then the fault log's;
+//! 4. a fault in an interrupt handler;
+//! 5. a fault in an idle task;
+//! 6. a fault in the scheduler path of an idle task, interrupts enabled;
+//! 7. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
+//!    its return address;
+//! 8. a CPU stalled with interrupts off is recorded by the watchdog;
+//! 9. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -105,6 +117,46 @@ fn fault_holding_heap() -> Result<(), String> {
     }
     let block: Vec<u8> = core::hint::black_box(alloc::vec![0xa5; 4096]);
     log::info!("fault_holding_heap: recovered; heap free, allocated {} bytes", block.len());
+    Ok(())
+}
+
+/// A task faults while holding the frame allocator's lock: recovered, the lock free, and a 4 KiB mapping (a frame)
+/// is allocated. Before the memory crate's locks recorded their holder, every later frame allocation spun forever.
+fn fault_holding_frame_allocator() -> Result<(), String> {
+    expect_ud("fault_holding_frames", || memory::with_frame_allocator_lock_held(fault))?;
+    if !wait_unlocked(memory::frame_allocator_is_locked) {
+        return Err("fault_holding_frames: the frame allocator's lock is still held after the task ended".into());
+    }
+    let frames = memory::allocate_frames(1).map_err(|error| format!("fault_holding_frames: allocate: {error:?}"))?;
+    log::info!(
+        "fault_holding_frames: recovered; frame allocator free, allocated {:#x}",
+        frames.start_address().value()
+    );
+    Ok(())
+}
+
+/// A task faults while holding the fault log's lock: the fault path releases it, so the task's own failure is
+/// recorded (before, its failure hook spun on the lock forever) and the log can be read.
+fn fault_holding_fault_log() -> Result<(), String> {
+    let handle = TaskBuilder::new("fault_holding_fault_log")
+        .spawn(|| fault_recovery::with_fault_log_lock_held(fault))
+        .map_err(|error| format!("fault_holding_fault_log: spawn: {error}"))?;
+    let id = handle.id();
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err("fault_holding_fault_log: the task did not end within 3 s (failure hook hung?)".into());
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("fault_holding_fault_log: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_holding_fault_log: expected #UD, got {other:?}")),
+    }
+    if !fault_recovery::fault_log().iter().any(|record| record.task == id) {
+        return Err(format!("fault_holding_fault_log: no fault-log record for task {id}"));
+    }
+    log::info!("fault_holding_fault_log: recovered; the lock was released and the failure recorded");
     Ok(())
 }
 
@@ -225,6 +277,187 @@ fn fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// The idle task faults in the scheduler's own code with interrupts enabled (no scheduler spin lock held): its
+/// CPU's idle loop restarts (before, that CPU was stopped: "in the idle task's scheduler code"), and a task pinned
+/// there completes.
+fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("scheduler_fault_in_idle: no CPU online")?.index();
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_idle_scheduler_fault_once(target);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_scheduler_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "scheduler_fault_in_idle: CPU {target}'s idle loop did not fault in the scheduler and restart in 3 s"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let handle = TaskBuilder::new("after_scheduler_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("scheduler_fault_in_idle: spawn: {error}"))?;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
+            return Err(format!(
+                "scheduler_fault_in_idle: a task pinned to CPU {target} did not run after the restart"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match handle.join().map_err(|error| format!("scheduler_fault_in_idle: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("scheduler_fault_in_idle: the pinned task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "scheduler_fault_in_idle: CPU {target}'s idle loop faulted in the scheduler with interrupts on and \
+         restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
+/// Bytes in read-only data (never executable: W^X), jumped to or called as a function by the tests below.
+static NOT_CODE: [u8; 16] = [0xc3; 16];
+/// Runs of [`unwalkable_then_done`] so far.
+static UNWALKABLE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Jumps into read-only data with a zero word on top of the stack: a #PF on the instruction fetch at an address
+/// no unwind information covers, with no return address to fall back on, so the unwind ends without reaching the
+/// task's catch.
+fn jump_into_data() {
+    // SAFETY: deliberately jumps into non-executable data (the fetch faults before any byte runs: the page is
+    // mapped without execute permission); fault recovery ends the task, which never returns here.
+    unsafe {
+        core::arch::asm!("push 0", "jmp {target}", target = in(reg) NOT_CODE.as_ptr(), options(noreturn));
+    }
+}
+
+/// Set by [`Guard`]'s drop.
+static GUARD_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts its drop in [`GUARD_DROPPED`].
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        GUARD_DROPPED.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Calls into read-only data while a [`Guard`] lives in this frame: the fault has no unwind information, but the
+/// return address on top of the stack leads back here, so the unwind runs the guard's drop.
+#[inline(never)]
+fn call_into_data_holding_a_guard() {
+    let guard = Guard;
+    // SAFETY: deliberately calls into non-executable data (the fetch faults before any byte runs); fault
+    // recovery unwinds the task from the return address.
+    let function = unsafe { core::mem::transmute::<*const u8, fn()>(NOT_CODE.as_ptr()) };
+    core::hint::black_box(function)();
+    drop(core::hint::black_box(guard));
+}
+
+/// A call through a damaged pointer into data is unwound from its return address: the caller's drops run.
+/// Before, the walk stopped at the faulting address (no unwind information) and nothing was dropped.
+fn wild_call_is_unwound() -> Result<(), String> {
+    let dropped = GUARD_DROPPED.load(Ordering::Acquire);
+    let handle = TaskBuilder::new("wild_call")
+        .spawn(call_into_data_holding_a_guard)
+        .map_err(|error| format!("wild_call: spawn: {error}"))?;
+    match handle.join().map_err(|error| format!("wild_call: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::PageFault(_), .. }) => {}
+        other => return Err(format!("wild_call: expected a #PF failure, got {other:?}")),
+    }
+    if GUARD_DROPPED.load(Ordering::Acquire) == dropped {
+        return Err("wild_call: the caller's guard was not dropped (the unwind did not reach its frame)".into());
+    }
+    serial::write_str("wild_call: a call into data was unwound from its return address; the guard was dropped\n");
+    Ok(())
+}
+
+/// The first run faults where the unwinder cannot walk; the second returns.
+fn unwalkable_then_done() {
+    if UNWALKABLE_RUNS.fetch_add(1, Ordering::AcqRel) == 0 {
+        jump_into_data();
+    }
+}
+
+/// A restartable task whose fault cannot be unwound (the walk fails: no catch runs) is still restarted, like the
+/// shell after a fault in code without unwind information. Before, the respawn callback ran only in the catch, so
+/// such a task (the shell in the fault campaign) never came back.
+fn unwalkable_fault_restarts_task() -> Result<(), String> {
+    UNWALKABLE_RUNS.store(0, Ordering::Release);
+    let handle = TaskBuilder::new("unwalkable_fault")
+        .spawn_restartable(1, unwalkable_then_done)
+        .map_err(|error| format!("unwalkable_fault: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_done() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "unwalkable_fault: not done within 3 s ({} runs, {} restarts, last failure {:?})",
+                UNWALKABLE_RUNS.load(Ordering::Acquire),
+                handle.restarts(),
+                handle.last_failure()
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match (handle.restarts(), handle.last_failure()) {
+        (1, Some(FailureReason::Exception { kind: ExceptionKind::PageFault(_), .. })) => {}
+        (restarts, failure) => {
+            return Err(format!("unwalkable_fault: {restarts} restarts, last failure {failure:?} (expected 1, a #PF)"));
+        }
+    }
+    serial::write_str("unwalkable_fault: a fault the unwinder cannot walk ended the run; the task was restarted\n");
+    Ok(())
+}
+
+/// Spins forever with interrupts off on its CPU (servicing TLB-shootdown requests, so other CPUs' unmaps do not
+/// wait for it): only an NMI can end it.
+fn spin_with_interrupts_off() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        loop {
+            memory::service_tlb_shootdown();
+            core::hint::spin_loop();
+        }
+    })
+}
+
+/// A task stuck with interrupts off on CPU 0 (no timer tick, so no preemption and no kill can reach it) is failed
+/// by the NMI watchdog (`apic::nmi_watchdog`: the PIT's NMI), and the system goes on. Without it, on one CPU the
+/// machine hangs for good (the join below never returns; the harness reports a timeout).
+fn stuck_task_failed_by_nmi_watchdog() -> Result<(), String> {
+    let recoveries = apic::nmi_watchdog::recoveries();
+    let nmis = apic::nmi_watchdog::nmi_count();
+    let started = tsc::now_ns();
+    let handle = TaskBuilder::new("stuck_interrupts_off")
+        .pin(0)
+        .spawn(spin_with_interrupts_off)
+        .map_err(|error| format!("nmi_watchdog: spawn: {error}"))?;
+    let deadline = started + apic::nmi_watchdog::NMI_STALL_NS + 2 * JOIN_TIMEOUT_NS;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "nmi_watchdog: the task stuck with interrupts off was not failed (NMIs seen: {} -> {})",
+                nmis,
+                apic::nmi_watchdog::nmi_count()
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(20));
+    }
+    match handle.join().map_err(|error| format!("nmi_watchdog: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::Other(2), .. }) => {}
+        other => return Err(format!("nmi_watchdog: the stuck task ended with {other:?}, expected a failure by NMI")),
+    }
+    if apic::nmi_watchdog::recoveries() <= recoveries {
+        return Err("nmi_watchdog: the task failed but the watchdog counted no recovery".into());
+    }
+    serial::write_fmt(format_args!(
+        "nmi_watchdog: a task stuck with interrupts off on CPU 0 was failed by the NMI watchdog after {} ms\n",
+        tsc::now_ns().saturating_sub(started) / 1_000_000
+    ));
+    Ok(())
+}
+
 /// How long the watchdog test keeps a CPU's interrupts off: longer than `apic::watchdog::STALL_THRESHOLD_NS` plus
 /// two check periods.
 const STALL_NS: u64 = 1_500_000_000;
@@ -289,8 +522,14 @@ fn watchdog_sees_a_stalled_cpu() -> Result<(), String> {
 pub fn run() -> Result<(), String> {
     fault_holding_serial()?;
     fault_holding_heap()?;
+    fault_holding_frame_allocator()?;
+    fault_holding_fault_log()?;
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
+    scheduler_path_fault_in_idle_task()?;
+    unwalkable_fault_restarts_task()?;
+    wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
+    stuck_task_failed_by_nmi_watchdog()?;
     Ok(())
 }

@@ -21,7 +21,7 @@
 //! - TLB shootdown: [`register_tlb_shootdown`] with a [`ShootdownTransport`] (the `smp` cell's IPI),
 //!   [`join_tlb_shootdown`] / [`leave_tlb_shootdown`] per CPU, [`service_tlb_shootdown`] (the IPI handler and
 //!   polling loops), [`shootdown_stats`]; errors [`ShootdownError`] inside [`MapError`] / [`RemapError`].
-//! - The `#[global_allocator]` (a `linked_list_allocator` heap), [`module_bytes`], [`stats`], and [`self_test`]
+//! - The `#[global_allocator]` (size-class free lists in front of a first-fit heap; see `heap`), [`module_bytes`], [`stats`], and [`self_test`]
 //!   for the QEMU test run.
 //!
 //! # Control flow of `init`

@@ -20,6 +20,16 @@
 //! and freed on another just goes to the shared list), and its holder token lets the fault path release it for a
 //! task that faulted inside the allocator ([`release_heap_if_held_within`]).
 //!
+//! Interrupt handlers may allocate (a wake-up may grow a runqueue): with interrupts off while the lock is held, an
+//! interrupt never arrives on a CPU that holds it, so a handler only ever waits for another CPU's holder. NMIs
+//! cannot be masked, but the NMI path (the exception report) takes no lock and allocates nothing. A CPU spinning
+//! for the lock services TLB-shootdown requests, so a holder on another CPU that waits for a shootdown round (the
+//! heap never does, but a caller's caller might) is not deadlocked by it.
+//!
+//! Measured costs and why there are no per-CPU caches: see README "Benchmarks" (the `cli`/`sti` pair costs about
+//! twice the lock's one compare-exchange under QEMU TCG, and per-CPU caches would still need interrupts off, since
+//! a preempted task may resume on another CPU).
+//!
 //! # After a fault inside the allocator
 //! The class lists are built to survive a fault at any instruction: each pop and push commits with one store
 //! (see `size_classes`), so the lists stay well formed and at worst a count is off by one or a block leaks;

@@ -194,7 +194,7 @@ impl FreeLists {
     fn is_plausible(&self, link: *mut FreeBlock, class: SizeClass) -> bool {
         let address = link as usize;
         address == 0
-            || (address % CLASS_ALIGN == 0
+            || (address.is_multiple_of(CLASS_ALIGN)
                 && address >= self.region_start
                 && address <= self.region_end.saturating_sub(class.block_size()))
     }

@@ -7,9 +7,11 @@
 //!   class's list, never to the backing heap (so a size that was once in use stays cheap).
 //! - Larger or more aligned requests go to the backing heap, a `linked_list_allocator::Heap` (first fit with
 //!   coalescing) over the 32 MiB heap region.
-//! - If the backing heap cannot serve a request, every cached class block is returned to it (where neighbours
-//!   coalesce again) and the request is tried once more, so the class lists never cause an out-of-memory that a
-//!   plain first-fit heap would not have had.
+//! - If the backing heap cannot serve a request that free and cached bytes together could hold, every cached
+//!   class block is returned to it (where neighbours coalesce again) and the request is tried once more, so the
+//!   class lists never cause an out-of-memory that a plain first-fit heap would not have had.
+//! - The logic of both layers is `crate::heap_state::HeapState`, host-tested; this module adds the lock, the
+//!   region and the `GlobalAlloc` interface.
 //! - `realloc` within one class keeps the block.
 //!
 //! # The lock
@@ -46,71 +48,14 @@
 use crate::access::Permissions;
 use crate::errors::MapError;
 use crate::frames::{AllocatedFrames, allocate_frames};
+use crate::heap_state::HeapState;
 use crate::layout::{HEAP_INITIAL_SIZE, HEAP_START};
 use crate::paging;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
-use linked_list_allocator::Heap;
 use memory_structs::PAGE_SIZE;
 use owned_spin::OwnedSpinLock;
-use size_classes::{FreeLists, SizeClass};
-
-/// Everything the heap lock protects.
-struct HeapState {
-    /// Free blocks of the small size classes (all taken from `backing`, all inside the heap region).
-    classes: FreeLists,
-    /// The first-fit heap over the whole region: large blocks, and the class blocks (free or not).
-    backing: Heap,
-}
-
-impl HeapState {
-    const fn new() -> Self {
-        Self { classes: FreeLists::new(), backing: Heap::empty() }
-    }
-
-    /// A block for `layout`: from its class's list when it has one, else from the backing heap.
-    #[inline]
-    fn allocate(&mut self, layout: Layout) -> *mut u8 {
-        match SizeClass::of(layout) {
-            Some(class) => match self.classes.pop(class) {
-                Some(block) => block.as_ptr(),
-                None => self.allocate_backing(class.block_layout()),
-            },
-            None => self.allocate_backing(layout),
-        }
-    }
-
-    /// Frees `block`, allocated by [`Self::allocate`] with `layout`.
-    ///
-    /// # Safety
-    /// `block` must come from `allocate(layout)` with this same `layout` and not have been freed since.
-    #[inline]
-    unsafe fn deallocate(&mut self, block: NonNull<u8>, layout: Layout) {
-        match SizeClass::of(layout) {
-            // SAFETY: `allocate` gave out a block of this class (the class depends on the layout alone): a
-            // 16-aligned block of the class size inside the region, now handed back by its owner.
-            Some(class) => unsafe { self.classes.push(class, block) },
-            // SAFETY: a block without a class came from the backing heap with this layout.
-            None => unsafe { self.backing.deallocate(block, layout) },
-        }
-    }
-
-    /// A block from the backing heap; on failure, returns every cached class block to it and tries once more.
-    #[cold]
-    fn allocate_backing(&mut self, layout: Layout) -> *mut u8 {
-        if let Ok(block) = self.backing.allocate_first_fit(layout) {
-            return block.as_ptr();
-        }
-        if self.classes.cached_bytes() == 0 {
-            return ptr::null_mut();
-        }
-        let backing = &mut self.backing;
-        // SAFETY: every block in the class lists came from the backing heap with its class's block layout and is
-        // free (owned by the lists, which give it up here).
-        self.classes.drain(|block, class| unsafe { backing.deallocate(block, class.block_layout()) });
-        self.backing.allocate_first_fit(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
-    }
-}
+use size_classes::SizeClass;
 
 /// The kernel's global allocator (see the module docs).
 pub struct KernelHeap {
@@ -158,7 +103,7 @@ pub unsafe fn release_heap_if_held_within(stack: core::ops::Range<usize>) -> boo
     // class lists are repaired below.
     let released = unsafe { KERNEL_HEAP.state.force_release_if(|token| stack.contains(&token)) }.is_some();
     if released {
-        with_heap(|state| state.classes.repair());
+        with_heap(|state| state.repair());
     }
     released
 }
@@ -236,12 +181,9 @@ pub(crate) fn init() -> Result<(), MapError> {
         run.keep_forever();
         mapped += count;
     }
-    with_heap(|state| {
-        state.classes.set_region(HEAP_START..HEAP_START + HEAP_INITIAL_SIZE);
-        // SAFETY: `HEAP_START .. + HEAP_INITIAL_SIZE` is now mapped RW, unused, and owned by the heap for the
-        // kernel's lifetime; `init` runs once (guarded by `memory::init`).
-        unsafe { state.backing.init(HEAP_START as *mut u8, HEAP_INITIAL_SIZE) };
-    });
+    // SAFETY: `HEAP_START .. + HEAP_INITIAL_SIZE` is now mapped RW, unused, and owned by the heap for the kernel's
+    // lifetime; `init` runs once (guarded by `memory::init`).
+    with_heap(|state| unsafe { state.init(HEAP_START as *mut u8, HEAP_INITIAL_SIZE) });
     Ok(())
 }
 
@@ -259,8 +201,5 @@ fn take_run(wanted: usize) -> Result<AllocatedFrames, MapError> {
 
 /// `(used, free)` bytes of the heap: blocks in the class lists count as free (see the module docs).
 pub(crate) fn usage() -> (usize, usize) {
-    with_heap(|state| {
-        let cached = state.classes.cached_bytes();
-        (state.backing.used() - cached, state.backing.free() + cached)
-    })
+    with_heap(|state| state.usage())
 }

@@ -86,6 +86,11 @@ mod sync;
 mod direct_map;
 #[cfg(target_os = "none")]
 mod heap;
+#[cfg_attr(
+    not(target_os = "none"),
+    allow(dead_code, reason = "used by the kernel-only heap module; the host build only tests it")
+)]
+mod heap_state;
 #[cfg(target_os = "none")]
 mod identity;
 #[cfg(target_os = "none")]

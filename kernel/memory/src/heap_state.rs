@@ -32,14 +32,6 @@ impl HeapState {
         }
     }
 
-    /// Allocates `layout` from `state`, checking that the block is there and aligned.
-    fn allocate_checked(state: &mut HeapState, layout: Layout) -> *mut u8 {
-        let block = state.allocate(layout);
-        assert!(!block.is_null(), "{layout:?} failed");
-        assert_eq!(block as usize % layout.align().max(16), 0, "{layout:?} misaligned");
-        block
-    }
-
     /// Frees `block`, allocated by [`Self::allocate`] with `layout`.
     ///
     /// # Safety

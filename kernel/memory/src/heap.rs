@@ -1,40 +1,87 @@
-//! The kernel heap: the one `#[global_allocator]`, a `linked_list_allocator::Heap` over a region mapped at init.
+//! The kernel heap: the one `#[global_allocator]`, size-class free lists in front of a first-fit heap.
+//!
+//! # Design
+//! - Requests of at most 1 KiB with alignment at most 16 (nearly all kernel allocations) are served from one
+//!   free list per 16-byte size class (`size_classes::FreeLists`): O(1) pop and push, a few memory accesses.
+//!   An empty list takes one block of the class's size from the backing heap; a freed block goes back to its
+//!   class's list, never to the backing heap (so a size that was once in use stays cheap).
+//! - Larger or more aligned requests go to the backing heap, a `linked_list_allocator::Heap` (first fit with
+//!   coalescing) over the 32 MiB heap region.
+//! - If the backing heap cannot serve a request that free and cached bytes together could hold, every cached
+//!   class block is returned to it (where neighbours coalesce again) and the request is tried once more, so the
+//!   class lists never cause an out-of-memory that a plain first-fit heap would not have had.
+//! - The logic of both layers is `crate::heap_state::HeapState`, host-tested; this module adds the lock, the
+//!   region and the `GlobalAlloc` interface.
+//! - `realloc` within one class keeps the block.
+//!
+//! # The lock
+//! One [`OwnedSpinLock`] protects both the class lists and the backing heap. It is taken with interrupts
+//! disabled, so an interrupt handler that allocates cannot deadlock against the code it interrupted, and a holder
+//! is never preempted (so it never migrates to another CPU mid-operation); it is never held while taking another
+//! lock. One lock for the whole heap keeps frees from another CPU trivially sound (a block allocated on one CPU
+//! and freed on another just goes to the shared list), and its holder token lets the fault path release it for a
+//! task that faulted inside the allocator ([`release_heap_if_held_within`]).
+//!
+//! Interrupt handlers may allocate (a wake-up may grow a runqueue): with interrupts off while the lock is held, an
+//! interrupt never arrives on a CPU that holds it, so a handler only ever waits for another CPU's holder. NMIs
+//! cannot be masked, but the NMI path (the exception report) takes no lock and allocates nothing. A CPU spinning
+//! for the lock services TLB-shootdown requests, so a holder on another CPU that waits for a shootdown round (the
+//! heap never does, but a caller's caller might) is not deadlocked by it.
+//!
+//! Measured costs and why there are no per-CPU caches: see README "Benchmarks" (the `cli`/`sti` pair costs about
+//! twice the lock's one compare-exchange under QEMU TCG, and per-CPU caches would still need interrupts off, since
+//! a preempted task may resume on another CPU).
+//!
+//! # After a fault inside the allocator
+//! The class lists are built to survive a fault at any instruction: each pop and push commits with one store
+//! (see `size_classes`), so the lists stay well formed and at worst a count is off by one or a block leaks;
+//! [`release_heap_if_held_within`] runs the lists' repair pass after releasing the lock, which recounts every
+//! list and cuts any implausible link. A link overwritten by a stray write is caught before it is followed
+//! (the list is quarantined). The backing heap has no such guarantee: a fault in the middle of its first-fit
+//! walk or coalescing may leave its free list inconsistent (the fault path reports that risk).
+//!
+//! # Accounting ([`usage`])
+//! A block in a class list is free: `used` is the backing heap's used bytes minus the cached bytes, so it counts
+//! live class blocks at their class size and is the same whenever the same blocks are live (the 1,000-spawn
+//! baseline test compares it exactly). Quarantined blocks stay used (they are lost).
 
 use crate::access::Permissions;
 use crate::errors::MapError;
 use crate::frames::{AllocatedFrames, allocate_frames};
+use crate::heap_state::HeapState;
 use crate::layout::{HEAP_INITIAL_SIZE, HEAP_START};
 use crate::paging;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
-use linked_list_allocator::Heap;
 use memory_structs::PAGE_SIZE;
 use owned_spin::OwnedSpinLock;
+use size_classes::SizeClass;
 
-/// The kernel's global allocator (first fit over a free list).
+/// The kernel's global allocator (see the module docs).
 pub struct KernelHeap {
-    /// The heap's free list and its bounds. The lock protects every allocation and free; it is taken with
+    /// The class lists and the backing heap. The lock protects every allocation and free; it is taken with
     /// interrupts disabled and never held while taking another lock. Its holder token is an address on the
     /// holder's stack, so the fault path can release it for a task that faulted holding it
     /// ([`release_heap_if_held_within`]).
-    heap: OwnedSpinLock<Heap>,
+    state: OwnedSpinLock<HeapState>,
 }
 
 impl KernelHeap {
     const fn new() -> Self {
-        Self { heap: OwnedSpinLock::new(Heap::empty()) }
+        Self { state: OwnedSpinLock::new(HeapState::new()) }
     }
 }
 
 /// Runs `f` with the heap locked, interrupts disabled (see `crate::sync::with_lock`, which this mirrors for the
 /// owned lock: spinning services TLB-shootdown requests).
-fn with_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> R {
+#[inline]
+fn with_heap<R>(f: impl FnOnce(&mut HeapState) -> R) -> R {
     // The holder token: an address in this frame, i.e. on the holder's stack.
     let anchor = 0u8;
     let token = ptr::addr_of!(anchor) as usize;
     x86_64::instructions::interrupts::without_interrupts(|| {
         loop {
-            if let Some(mut guard) = KERNEL_HEAP.heap.try_lock_as(token) {
+            if let Some(mut guard) = KERNEL_HEAP.state.try_lock_as(token) {
                 return f(&mut guard);
             }
             crate::shootdown::service_tlb_shootdown();
@@ -44,41 +91,72 @@ fn with_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> R {
 }
 
 /// Releases the heap lock if its holder's token lies in `stack` (a task that faulted holding it: its guard would
-/// stay taken forever and every later allocation would spin). Returns whether it did.
+/// stay taken forever and every later allocation would spin), then repairs the class lists (see the module docs).
+/// Returns whether it released the lock.
 ///
 /// # Safety
 /// `stack` must be the stack of a task that will not continue its critical section (it faulted and is being
-/// unwound or ended). A fault inside the allocator itself may have left the free list half-updated; the caller
-/// accepts that risk (and should say so in its report).
+/// unwound or ended). A fault inside the backing first-fit heap may have left its free list half-updated; the
+/// caller accepts that risk (and should say so in its report).
 pub unsafe fn release_heap_if_held_within(stack: core::ops::Range<usize>) -> bool {
-    // SAFETY: the caller guarantees the holder is dead or unwinding and accepts the free list's state.
-    unsafe { KERNEL_HEAP.heap.force_release_if(|token| stack.contains(&token)) }.is_some()
+    // SAFETY: the caller guarantees the holder is dead or unwinding and accepts the backing heap's state; the
+    // class lists are repaired below.
+    let released = unsafe { KERNEL_HEAP.state.force_release_if(|token| stack.contains(&token)) }.is_some();
+    if released {
+        with_heap(|state| state.repair());
+    }
+    released
 }
 
 /// Whether the heap lock is taken right now (a snapshot).
 pub fn heap_is_locked() -> bool {
-    KERNEL_HEAP.heap.holder().is_some()
+    KERNEL_HEAP.state.holder().is_some()
 }
 
 /// Calls `f` while holding the heap lock (interrupts disabled), for fault-path tests: `f` must not allocate
 /// (it would spin on the lock forever), and may fault, which the fault path must survive.
 pub fn with_heap_lock_held(f: fn()) {
-    with_heap(|_heap| f());
+    with_heap(|_state| f());
 }
 
-// SAFETY: `allocate_first_fit` returns blocks of at least `layout.size()` bytes aligned to `layout.align()` inside the
-// heap region, which is mapped RW for the kernel's lifetime, and never hands out a block twice; `dealloc` gets back
-// exactly the pointer and layout that `alloc` produced, as the GlobalAlloc contract requires of callers.
+// SAFETY: class blocks are at least `layout.size()` bytes and 16-aligned (classes serve alignments up to 16), and
+// the backing heap's blocks fit their layouts; all lie in the heap region, mapped RW for the kernel's lifetime. A
+// block is in at most one place at a time (a class list, the backing heap's free list, or its owner), so none is
+// handed out twice; `dealloc` gets back exactly the pointer and layout that `alloc` produced, as the GlobalAlloc
+// contract requires of callers, and the class depends only on the layout.
 unsafe impl GlobalAlloc for KernelHeap {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        with_heap(|heap| heap.allocate_first_fit(layout).map_or(ptr::null_mut(), NonNull::as_ptr))
+        with_heap(|state| state.allocate(layout))
     }
 
+    #[inline]
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
         if let Some(pointer) = NonNull::new(pointer) {
             // SAFETY: the GlobalAlloc contract makes the caller pass a block allocated by `alloc` with `layout`.
-            with_heap(|heap| unsafe { heap.deallocate(pointer, layout) });
+            with_heap(|state| unsafe { state.deallocate(pointer, layout) });
         }
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the GlobalAlloc contract guarantees that `new_size`, rounded up to `layout.align()`, does not
+        // overflow `isize`.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if let Some(class) = SizeClass::of(layout)
+            && SizeClass::of(new_layout) == Some(class)
+        {
+            // The block already has the class's full size, and a later free with `new_layout` finds the same class.
+            return pointer;
+        }
+        // SAFETY: `new_layout` is valid (above); the caller's contract for `pointer` and `layout` carries over.
+        let new_pointer = unsafe { self.alloc(new_layout) };
+        if !new_pointer.is_null() {
+            // SAFETY: both blocks are live, distinct, and at least `min(old, new)` bytes long.
+            unsafe { ptr::copy_nonoverlapping(pointer, new_pointer, layout.size().min(new_size)) };
+            // SAFETY: `pointer` was allocated with `layout` and is no longer used.
+            unsafe { self.dealloc(pointer, layout) };
+        }
+        new_pointer
     }
 }
 
@@ -105,7 +183,7 @@ pub(crate) fn init() -> Result<(), MapError> {
     }
     // SAFETY: `HEAP_START .. + HEAP_INITIAL_SIZE` is now mapped RW, unused, and owned by the heap for the kernel's
     // lifetime; `init` runs once (guarded by `memory::init`).
-    with_heap(|heap| unsafe { heap.init(HEAP_START as *mut u8, HEAP_INITIAL_SIZE) });
+    with_heap(|state| unsafe { state.init(HEAP_START as *mut u8, HEAP_INITIAL_SIZE) });
     Ok(())
 }
 
@@ -121,7 +199,7 @@ fn take_run(wanted: usize) -> Result<AllocatedFrames, MapError> {
     }
 }
 
-/// `(used, free)` bytes of the heap.
+/// `(used, free)` bytes of the heap: blocks in the class lists count as free (see the module docs).
 pub(crate) fn usage() -> (usize, usize) {
-    with_heap(|heap| (heap.used(), heap.free()))
+    with_heap(|state| state.usage())
 }

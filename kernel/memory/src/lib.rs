@@ -21,7 +21,7 @@
 //! - TLB shootdown: [`register_tlb_shootdown`] with a [`ShootdownTransport`] (the `smp` cell's IPI),
 //!   [`join_tlb_shootdown`] / [`leave_tlb_shootdown`] per CPU, [`service_tlb_shootdown`] (the IPI handler and
 //!   polling loops), [`shootdown_stats`]; errors [`ShootdownError`] inside [`MapError`] / [`RemapError`].
-//! - The `#[global_allocator]` (a `linked_list_allocator` heap), [`module_bytes`], [`stats`], and [`self_test`]
+//! - The `#[global_allocator]` (size-class free lists in front of a first-fit heap; see `heap`), [`module_bytes`], [`stats`], and [`self_test`]
 //!   for the QEMU test run.
 //!
 //! # Control flow of `init`
@@ -86,6 +86,11 @@ mod sync;
 mod direct_map;
 #[cfg(target_os = "none")]
 mod heap;
+#[cfg_attr(
+    not(target_os = "none"),
+    allow(dead_code, reason = "used by the kernel-only heap module; the host build only tests it")
+)]
+mod heap_state;
 #[cfg(target_os = "none")]
 mod identity;
 #[cfg(target_os = "none")]

@@ -5,6 +5,7 @@ extern crate alloc;
 
 use crate::errors::AccessError;
 use crate::{Permissions, map_new, stats};
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use memory_structs::PAGE_SIZE;
 
@@ -68,5 +69,29 @@ pub fn self_test() -> Result<(), SelfTestFailure> {
     check(values.iter().sum::<u64>() == 49_995_000, "heap data intact")?;
     drop(values);
     check(stats().heap_used_bytes == before.heap_used_bytes, "heap use returns")?;
-    check(stats().leaked_frames == 0, "no leaked frames")
+    check(stats().leaked_frames == 0, "no leaked frames")?;
+    small_blocks()
+}
+
+/// Size-class blocks: each live block counts its class size as used, a freed one counts as free again, and
+/// blocks handed out again (from the class list) do not overlap.
+fn small_blocks() -> Result<(), SelfTestFailure> {
+    const BLOCKS: usize = 64;
+    const SIZE: usize = 40;
+    let class = size_classes::SizeClass::of(core::alloc::Layout::new::<[u8; SIZE]>())
+        .ok_or(SelfTestFailure { step: "a 40-byte block has a size class" })?;
+    let mut blocks: Vec<Box<[u8; SIZE]>> = Vec::with_capacity(BLOCKS);
+    let base = stats().heap_used_bytes;
+    for round in 0..2u8 {
+        for index in 0..BLOCKS {
+            blocks.push(Box::new([index as u8 ^ round; SIZE]));
+        }
+        check(stats().heap_used_bytes == base + BLOCKS * class.block_size(), "live class blocks count as used")?;
+        let intact =
+            blocks.iter().enumerate().all(|(index, block)| block.iter().all(|&byte| byte == index as u8 ^ round));
+        check(intact, "class blocks do not overlap")?;
+        blocks.clear();
+        check(stats().heap_used_bytes == base, "freed class blocks count as free")?;
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! the holder's stack (`lock` uses the address of one of its own locals). Then:
 //! - the fault path asks whether the holder's token lies on the faulting task's stack, and if so releases it
 //!   ([`OwnedSpinLock::force_release_if`]);
-//! - a guard releases only its own acquisition (a compare-exchange of its token against zero), so a guard dropped
+//! - a guard releases only its own acquisition (it clears the holder only if the holder is still its own token), so a guard dropped
 //!   by a landing pad after a forced release never unlocks a later holder (whose token lies on another stack, or
 //!   deeper on the same one only after this guard's frame is gone).
 //!
@@ -49,6 +49,7 @@ impl<T> OwnedSpinLock<T> {
     ///
     /// # Panics
     /// If `token` is 0 (reserved for "free").
+    #[inline]
     pub fn try_lock_as(&self, token: usize) -> Option<OwnedSpinGuard<'_, T>> {
         assert_ne!(token, 0, "holder token 0 means free");
         self.holder
@@ -97,10 +98,18 @@ impl<T> DerefMut for OwnedSpinGuard<'_, T> {
 }
 
 impl<T> Drop for OwnedSpinGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        // Fails only after a forced release of this acquisition: the lock is then free or another holder's, and
-        // either way not ours to release, so the failure is the intended outcome.
-        let _ = self.lock.holder.compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
+        // Release only our own acquisition, with a load and a store instead of a compare-exchange (an atomic
+        // read-modify-write is the costliest part of a short critical section, under QEMU TCG especially). This
+        // is as safe as the compare-exchange: while this acquisition holds the lock, nobody else changes
+        // `holder` (`try_lock_as` fails on a taken lock, and `force_release_if` may only release a holder that
+        // never runs its critical section again, which this running drop is not, unless the release already
+        // happened); after a forced release, `holder` is 0 or a later holder's token, which differs from ours
+        // (tokens are addresses in live frames, and this guard's frame is still live), so the check skips it.
+        if self.lock.holder.load(Ordering::Relaxed) == self.token {
+            self.lock.holder.store(0, Ordering::Release);
+        }
     }
 }
 

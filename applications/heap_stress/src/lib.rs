@@ -9,7 +9,9 @@
 //! the same line: `heap_stress: ROUNDS rounds, BYTES bytes allocated, checksum 0x...`. A corrupted heap shows
 //! as a different checksum, a pattern mismatch (`heap_stress: buffer N corrupted`, exit code 2) or a fault.
 //! The fault-injection campaign (`qemu_harness faults`) compares that line with the one from a run before
-//! any injection.
+//! any injection. The rounds run in a restartable task (`app_io::spawn_restartable`, up to [`RUN_RESTARTS`]
+//! restarts): a run is deterministic and keeps no state outside itself, so a run that fails (e.g. a fault
+//! injected into it) is simply started again and prints the same line.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -23,11 +25,13 @@ use alloc::vec::Vec;
 pub const LIVE_BUFFERS: usize = 64;
 /// The largest accepted round count.
 pub const MAX_ROUNDS: u64 = 100_000;
+/// How many times a failed run is started again.
+pub const RUN_RESTARTS: usize = 3;
 
 app_io::entry!(main);
 
 /// Entry point: returns 0 after printing the checksum line, 1 on bad arguments, 2 if a buffer read back
-/// differs from what was written.
+/// differs from what was written, 3 if every run failed (or none could be spawned).
 pub fn main(args: Vec<String>) -> isize {
     let rounds = match args.get(1).map(|text| text.parse::<u64>()) {
         None => 200,
@@ -37,7 +41,18 @@ pub fn main(args: Vec<String>) -> isize {
             return 1;
         }
     };
-    match stress(rounds) {
+    let run = match app_io::spawn_restartable("heap_stress-run", RUN_RESTARTS, move || stress(rounds)) {
+        Ok(task) => task.wait(),
+        Err(error) => Err(error),
+    };
+    let result = match run {
+        Ok(result) => result,
+        Err(error) => {
+            app_io::println!("heap_stress: {error}");
+            return 3;
+        }
+    };
+    match result {
         Ok((bytes, checksum)) => {
             app_io::println!("heap_stress: {rounds} rounds, {bytes} bytes allocated, checksum {checksum:#018x}");
             app_io::exit_code::SUCCESS

@@ -139,7 +139,7 @@ pub fn point_address(code: &[u8], start: u64, point: Point, call_target: Option<
 }
 
 /// `length` bytes at `address`, read in chunks the stub's packet size allows.
-fn read_code(gdb: &mut GdbRemote, address: u64, length: usize) -> GdbResult<Vec<u8>> {
+pub(super) fn read_code(gdb: &mut GdbRemote, address: u64, length: usize) -> GdbResult<Vec<u8>> {
     let mut code = Vec::with_capacity(length);
     while code.len() < length {
         let chunk = (length - code.len()).min(512);
@@ -182,6 +182,10 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
         index: case.name.into(),
         fault: format!("{:?}", case.action),
         workload: Workload::Channels.name().into(),
+        points: "case".into(),
+        point: String::new(),
+        landed: String::new(),
+        landed_in: String::new(),
         target: format!("{}:{}", case.cell, case.function),
         address: String::new(),
         outcome: Outcome::Failed,
@@ -223,6 +227,8 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
         Err(error) => return Err(format!("IPC case {}: cannot be set up: {error}", case.name)),
     };
     record.address = format!("{address:#x} ({})", locate(&guest.ranges, address));
+    let landing = super::points::landing(address, false, &guest.ranges, &guest.known_functions(), &campaign.nano);
+    (record.point, record.landed, record.landed_in) = (record.address.clone(), landing.category, landing.place);
     let action = case.action;
     let mut injector = |gdb: &mut GdbRemote, _: &[SectionRange]| -> Option<Result<String, GdbError>> {
         match gdb.poll_stop(std::time::Duration::from_millis(5)) {

@@ -72,6 +72,35 @@ impl Workload {
         }
     }
 
+    /// The cells whose text the workload exercises (instruction points are drawn from their functions).
+    pub fn cells_under_test(self) -> &'static [&'static str] {
+        match self {
+            Workload::Spawn => &["load", "app_io", "spawn", "scheduler", "task", "scheduler_round_robin"],
+            Workload::Channels => &["test_channels", "sync", "scheduler", "task"],
+            Workload::Shell => &["shell", "line_editor", "command_line", "cell_graph"],
+            Workload::Swap => &["live_update", "greeting_v1", "greeting_v2", "hello", "app_io"],
+            Workload::Heap => &["heap_stress", "app_io"],
+        }
+    }
+
+    /// Substrings of the mangled names of the base image's (nano_core's) functions the workload exercises, which
+    /// are points too: the heap allocator and the loader and namespace code are linked into nano_core.
+    pub fn nano_core_under_test(self) -> &'static [&'static str] {
+        match self {
+            Workload::Heap => &["6memory4heap"],
+            Workload::Swap => &["11cell_loader", "14cell_namespace"],
+            _ => &[],
+        }
+    }
+
+    /// Whether recovery is expected to deliver the result by itself: the workload's workers are restartable
+    /// tasks (`spawn`, `heap`), or the harness re-types a command a restarted shell lost (`shell`, and every
+    /// workload) or whose swap failed transactionally (`swap`). `channels` runs a kernel test cell whose tasks
+    /// are not restartable: for it alone a wrong result after a seen fault is followed by one re-run.
+    pub fn restartable(self) -> bool {
+        !matches!(self, Workload::Channels)
+    }
+
     /// The pattern of the result lines (matched against each output line of the commands).
     pub fn result_pattern(self) -> &'static str {
         match self {
@@ -81,6 +110,21 @@ impl Workload {
             Workload::Swap => r"^Hello from |^swap: (done|error)",
             Workload::Heap => r"^heap_stress: ",
         }
+    }
+}
+
+/// The line a freshly (re)started serial shell prints before its first prompt.
+pub const SHELL_BANNER: &str = "type `help` for commands.";
+
+/// Why a command's output asks for typing the command again, if it does: the shell restarted while it ran (its
+/// banner is in the output), or a swap failed (`swap: error`; a swap is transactional, so re-issuing it is sound).
+pub fn retry_reason(output: &str) -> Option<&'static str> {
+    if output.lines().any(|line| line.contains(SHELL_BANNER)) {
+        Some("shell restarted")
+    } else if output.lines().any(|line| line.trim_start().starts_with("swap: error")) {
+        Some("swap failed")
+    } else {
+        None
     }
 }
 
@@ -110,5 +154,16 @@ mod tests {
         assert!(result_lines(Workload::Heap, "unknown command: heap_stress\n").is_empty());
         let swap = "swap: verifying\nswap: done in 7449 us (stage 1 us)\nHello from greeting v2, world!\n";
         assert_eq!(result_lines(Workload::Swap, swap), ["swap: done", "Hello from greeting v2, world!"]);
+    }
+
+    #[test]
+    fn retries_and_cells() {
+        assert_eq!(retry_reason("ps\n\nTheseus-style cell OS: type `help` for commands.\n"), Some("shell restarted"));
+        assert_eq!(retry_reason("swap: error: verification failed\n"), Some("swap failed"));
+        assert_eq!(retry_reason("swap: done in 5 us\nHello\n"), None);
+        for workload in WORKLOADS {
+            assert!(!workload.cells_under_test().is_empty());
+        }
+        assert!(WORKLOADS.iter().any(|workload| !workload.restartable()));
     }
 }

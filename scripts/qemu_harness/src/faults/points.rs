@@ -205,9 +205,16 @@ pub fn landing(rip: u64, after_hlt: bool, ranges: &[SectionRange], functions: &[
     Landing { category, place }
 }
 
-/// The summary's group of a landing category: `task:CELL` counts as `task-code`.
+/// The summary's group of a landing category: `task:CELL` counts as `task-code`; no landing (nothing was
+/// applied) is `none`.
 pub fn landing_group(category: &str) -> String {
-    if category.starts_with("task:") { "task-code".to_string() } else { category.to_string() }
+    if category.starts_with("task:") {
+        "task-code".to_string()
+    } else if category.is_empty() {
+        "none".to_string()
+    } else {
+        category.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -271,5 +278,6 @@ mod tests {
         assert_eq!(at(0x1234, false), "other");
         assert_eq!(landing_group("task:shell"), "task-code");
         assert_eq!(landing_group("idle"), "idle");
+        assert_eq!(landing_group(""), "none");
     }
 }

@@ -169,10 +169,11 @@ pub struct Landing {
     pub place: String,
 }
 
-/// The demangled name without hashes (`rustc-demangle`, alternate form), cut to 100 characters; `.text.` is
-/// dropped from section names.
+/// The demangled name without hashes (`rustc-demangle`, alternate form), cut to 100 characters; the section
+/// name prefixes `.text.` and `unlikely.` are dropped.
 pub fn short_name(mangled: &str) -> String {
     let name = mangled.strip_prefix(".text.").unwrap_or(mangled);
+    let name = name.strip_prefix("unlikely.").unwrap_or(name);
     format!("{:#}", rustc_demangle::demangle(name)).chars().take(100).collect()
 }
 
@@ -253,6 +254,7 @@ mod tests {
         assert_eq!(short_name("_RNvNtCs4QtP1EXHNth_6memory4heap5alloc"), "memory::heap::alloc");
         assert_eq!(short_name(".text._RNvCs1ip1M73Qmru_4task14context_switch"), "task::context_switch");
         assert_eq!(short_name("plain"), "plain");
+        assert_eq!(short_name(".text.unlikely._RNvCs1ip1M73Qmru_4task4grow"), "task::grow");
         let ranges = super::super::inject::parse_ranges(
             "section task Text 0xffffffff90000000 0xffffffff90001000\n\
              section shell Text 0xffffffff90010000 0xffffffff90020000\n\

@@ -77,6 +77,8 @@ pub struct Campaign {
     pub golden: BTreeMap<Workload, Golden>,
     /// The base image's text and functions (`nano_core.syms` beside the ISO; empty if it is missing).
     pub nano: NanoCore,
+    /// The workloads run on every boot (their golden runs): [`WORKLOADS`], or the IPC cases' one.
+    pub workloads: Vec<Workload>,
     boots: usize,
 }
 
@@ -89,7 +91,7 @@ impl Campaign {
     pub fn new(config: CampaignConfig) -> Self {
         let symbols = config.iso.with_file_name("nano_core.syms");
         let nano = std::fs::read_to_string(&symbols).map(|text| points::parse_nano_core(&text)).unwrap_or_default();
-        Campaign { config, golden: BTreeMap::new(), nano, boots: 0 }
+        Campaign { config, golden: BTreeMap::new(), nano, workloads: WORKLOADS.to_vec(), boots: 0 }
     }
 
     fn scaled(&self, duration: Duration) -> Duration {
@@ -112,7 +114,7 @@ impl Campaign {
         // On the first boot each workload runs twice: the first run loads its cells, the second is the golden one
         // (so its duration, from which injection moments are drawn, does not include loading).
         let runs = if self.golden.is_empty() { 2 } else { 1 };
-        for workload in WORKLOADS.iter().flat_map(|&workload| std::iter::repeat_n(workload, runs)) {
+        for workload in self.workloads.clone().into_iter().flat_map(|workload| std::iter::repeat_n(workload, runs)) {
             let mark = guest.mark();
             let run = guest.run_workload(workload, self.scaled(SECS_60), None);
             if let Some((command, failure)) = &run.stuck {

@@ -2,20 +2,27 @@
 //! while a workload runs, each injection classified (issue 11, part 2).
 //!
 //! Key types: [`plan::Plan`] (what one injection does, from the seed), [`guest::Guest`] (one boot: serial
-//! session plus [`crate::gdb_remote::GdbRemote`]), [`report::Record`] (one CSV row), [`ipc`] (the 13 named
-//! channel cases).
+//! session plus [`crate::gdb_remote::GdbRemote`]), [`points`] (instruction points, where a fault landed),
+//! [`report::Record`] (one CSV row), [`ipc`] (the 13 named channel cases).
 //!
 //! Control flow of a campaign:
 //! 1. Boot the ISO with `-gdb tcp:127.0.0.1:PORT`; run every workload once (the golden runs: result lines and
 //!    duration; a workload that fails here aborts the campaign, since nothing could be classified against it);
-//!    read the cells' section ranges (`sections`).
-//! 2. For each injection: read the fault log's latest time; type the workload's commands; at the planned
-//!    moment stop the guest (0x03), inject (flip a register bit, corrupt a memory word, or skip the instruction
-//!    at RIP), let it run; wait for each prompt (timeout: 3 x the golden duration + 15 s).
-//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; if the result
-//!    is wrong but a fault was logged, run the workload once more. A corrupted memory word is written back if it
-//!    still holds the corrupted value (so later injections start from a clean image; a reloaded cell is not
-//!    touched).
+//!    read the cells' section ranges (`sections`) and the function listings of `task`, `scheduler` and
+//!    `interrupts` (`sections CELL`, for the landing).
+//! 2. For each injection: read the fault log's latest time. Instruction points (the default): draw an
+//!    instruction of the workload's cells under test ([`points`]), stop the guest, set a `Z0` breakpoint there,
+//!    let it run; type the workload's commands; on the breakpoint's first hit remove it and apply the fault on
+//!    that CPU; if it is never hit, remove it and record "not activated". Timed points: at the planned moment
+//!    stop the guest (0x03) and apply the fault on the planned CPU. Faults: flip a register bit, corrupt a memory
+//!    word (instruction points: the word the instruction's memory operand addresses, else the one at RSP; timed:
+//!    a word of a cell), or skip the instruction at RIP. RIP then gives where the fault landed. Wait for each
+//!    prompt (timeout: 3 x the golden duration + 15 s); a command whose output shows the shell restarted or a
+//!    swap failed is typed again (at most twice).
+//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; for the
+//!    one workload that is not restartable (the IPC cases' `channel-tests`), if the result is wrong but a fault
+//!    was seen, run it once more. A corrupted memory word is written back if it still holds the corrupted value
+//!    (so later injections start from a clean image; a reloaded cell is not touched).
 //! 4. After a failed injection, or when `echo` no longer answers, kill QEMU and boot again; otherwise reuse it.
 //! 5. Append the CSV row (`injections.csv`); at the end write and print the summary (`summary.txt`).
 

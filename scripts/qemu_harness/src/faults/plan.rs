@@ -5,7 +5,10 @@
 //! duration into the same targets. The memory target is drawn from the list of cell section ranges of the boot it
 //! runs in, sorted by cell and kind, which is the same for every boot of one image. The moment is a fraction of
 //! the workload's expected duration (its golden run's, then a moving average over clean runs); under TCG the guest
-//! does not run at a fixed speed, so the instruction the fault hits differs from run to run.
+//! does not run at a fixed speed, so the instruction a timed fault hits differs from run to run. An instruction
+//! point ([`PointMode::Instruction`], the default) is a fraction of the total text size of the workload's cells
+//! under test, which names the same instruction in every boot of one image; whether and when it is first
+//! executed still depends on the run.
 
 use super::workload::{WORKLOADS, Workload};
 use crate::gdb_remote::REGISTER_NAMES;

@@ -140,7 +140,8 @@ impl Guest {
 
     /// Runs `workload`, each command within `timeout`, calling `injector` every ~5 ms until it reports. A command
     /// whose output shows it was lost (the shell restarted) or failed transactionally (a swap) is typed again, up
-    /// to [`RETRIES_PER_COMMAND`] times; only the last attempt's output counts.
+    /// to [`RETRIES_PER_COMMAND`] times; only the last attempt's output counts (a result line repeated exactly
+    /// in it is counted once after a retry).
     pub fn run_workload(
         &mut self,
         workload: Workload,
@@ -195,7 +196,12 @@ impl Guest {
                 }
             }
         }
-        let result = result_lines(workload, &output);
+        let mut result = result_lines(workload, &output);
+        if !retries.is_empty() {
+            // The abandoned attempt's application may run on after its shell restarted and print its (right or
+            // wrong) result during the next attempt: a line repeated exactly is counted once.
+            result.dedup();
+        }
         WorkloadRun { stuck, output, result, duration: started.elapsed(), injected, retries }
     }
 

@@ -77,7 +77,8 @@ pub fn message(round: u64, index: u64) -> u64 {
 ///
 /// # Panics
 /// On purpose, when the echo task failed (the channel disconnected, an echo was wrong, or the join reports a
-/// failure): the round task's failure makes `spawn_restartable` start the round again.
+/// failure): the round task's failure makes `spawn_restartable` start the round again. The messages do not
+/// start with `ping_pong: `, the prefix of the result line the campaign compares.
 fn run_round(round: u64, messages: u64) -> u64 {
     let (to_echo, echo_in) = channel::rendezvous::<u64>();
     let (echo_out, from_echo) = channel::bounded::<u64>(ECHO_CAPACITY);
@@ -90,23 +91,23 @@ fn run_round(round: u64, messages: u64) -> u64 {
     });
     let echo = match echo {
         Ok(echo) => echo,
-        Err(error) => panic!("ping_pong: round {round}: spawning the echo task failed: {error}"),
+        Err(error) => panic!("round {round} of ping_pong: spawning the echo task failed: {error}"),
     };
     let mut sum = 0u64;
     for index in 0..messages {
         let value = message(round, index);
         if to_echo.send(value).is_err() {
-            panic!("ping_pong: round {round}: the echo task is gone");
+            panic!("round {round} of ping_pong: the echo task is gone");
         }
         match from_echo.receive() {
             Ok(echo) if echo == echo_of(value) => sum = sum.rotate_left(5) ^ echo,
-            Ok(echo) => panic!("ping_pong: round {round}: echo {echo:#x} of {value:#x} is wrong"),
-            Err(_) => panic!("ping_pong: round {round}: the echo task is gone"),
+            Ok(echo) => panic!("round {round} of ping_pong: echo {echo:#x} of {value:#x} is wrong"),
+            Err(_) => panic!("round {round} of ping_pong: the echo task is gone"),
         }
     }
     drop(to_echo);
     if let Err(error) = echo.join() {
-        panic!("ping_pong: round {round}: the echo task failed: {error}");
+        panic!("round {round} of ping_pong: the echo task failed: {error}");
     }
     sum
 }

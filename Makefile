@@ -13,9 +13,11 @@ CMDLINE      ?=
 CORRUPT_CELL ?= greeting_v2
 SMP          ?= 1
 RUNS         ?= 5
-# Fault-injection campaign: seed and number of injections (`make faults`).
+# Fault-injection campaign: seed, number of injections, and how points are drawn (`make faults`;
+# POINTS=instruction: breakpoints on instructions of the workload's cells, POINTS=time: moments).
 SEED         ?= 2026
 N            ?= 500
+POINTS       ?= instruction
 # The guest's COM2 (push_receiver) as a Unix socket: `make push` sends cell objects there.
 PUSH_SOCKET  := $(BUILD)/push.sock
 OVMF         := /usr/share/ovmf/OVMF.fd
@@ -61,7 +63,7 @@ bench: iso ## Microbenchmarks and boot times, ours vs Linux in the same QEMU: ta
 	$(HARNESS) bench --runs $(RUNS) --smp $(SMP) --out $(BUILD)/bench
 
 faults: iso ## Fault-injection campaign over the gdb stub (N=500 injections, SEED=2026): build/faults/{injections.csv,summary.txt}
-	$(HARNESS) faults --count $(N) --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults
+	$(HARNESS) faults --count $(N) --seed $(SEED) --smp $(SMP) --points $(POINTS) --out $(BUILD)/faults
 
 faults-ipc: iso ## The 13 hand-placed faults in the channel send/receive paths: build/faults-ipc/{ipc.csv,ipc-summary.txt}
 	$(HARNESS) faults --ipc --seed $(SEED) --smp $(SMP) --out $(BUILD)/faults-ipc

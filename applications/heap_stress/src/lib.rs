@@ -7,9 +7,12 @@
 //! and removes entries of a `BTreeMap`, and folds every byte it reads back from a buffer it drops into a
 //! checksum. The sequence is fixed (a xorshift generator with a constant seed), so a healthy heap always prints
 //! the same line: `heap_stress: ROUNDS rounds, BYTES bytes allocated, checksum 0x...`. A corrupted heap shows
-//! as a different checksum, a pattern mismatch (`heap_stress: buffer N corrupted`, exit code 2) or a fault.
-//! The fault-injection campaign (`qemu_harness faults`) compares that line with the one from a run before
-//! any injection.
+//! as a different checksum, a pattern mismatch or a fault. The fault-injection campaign (`qemu_harness faults`)
+//! compares that line with the one from a run before any injection. The rounds run in a restartable task
+//! (`app_io::spawn_restartable`, up to [`RUN_RESTARTS`] restarts): a run is deterministic and keeps no state
+//! outside itself, so a run that fails (a fault, or a pattern mismatch, which fails the run on purpose) is
+//! simply started again and prints the same line; if every run fails, it prints `heap_stress: failed after N
+//! restarts: REASON` (exit code 2).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -23,11 +26,13 @@ use alloc::vec::Vec;
 pub const LIVE_BUFFERS: usize = 64;
 /// The largest accepted round count.
 pub const MAX_ROUNDS: u64 = 100_000;
+/// How many times a failed run is started again.
+pub const RUN_RESTARTS: usize = 3;
 
 app_io::entry!(main);
 
-/// Entry point: returns 0 after printing the checksum line, 1 on bad arguments, 2 if a buffer read back
-/// differs from what was written.
+/// Entry point: returns 0 after printing the checksum line, 1 on bad arguments, 2 if every run failed (a buffer
+/// read back differed from what was written, or a fault) or none could be spawned.
 pub fn main(args: Vec<String>) -> isize {
     let rounds = match args.get(1).map(|text| text.parse::<u64>()) {
         None => 200,
@@ -37,15 +42,29 @@ pub fn main(args: Vec<String>) -> isize {
             return 1;
         }
     };
-    match stress(rounds) {
+    let run = app_io::spawn_restartable("heap_stress-run", RUN_RESTARTS, move || checked_stress(rounds))
+        .and_then(app_io::RestartableTask::wait);
+    match run {
         Ok((bytes, checksum)) => {
             app_io::println!("heap_stress: {rounds} rounds, {bytes} bytes allocated, checksum {checksum:#018x}");
             app_io::exit_code::SUCCESS
         }
-        Err(Corrupted { round }) => {
-            app_io::println!("heap_stress: buffer of round {round} corrupted");
+        Err(error) => {
+            app_io::println!("heap_stress: {error}");
             2
         }
+    }
+}
+
+/// Runs [`stress`] in a restartable run: a corrupted buffer fails the run, so that it is started again.
+///
+/// # Panics
+/// On purpose, if a buffer no longer holds its pattern (the message does not start with `heap_stress: `, the
+/// prefix of the result line the campaign compares).
+fn checked_stress(rounds: u64) -> (u64, u64) {
+    match stress(rounds) {
+        Ok(result) => result,
+        Err(Corrupted { round }) => panic!("corrupted buffer of round {round} found by heap_stress; run restarted"),
     }
 }
 

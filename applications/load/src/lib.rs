@@ -1,6 +1,8 @@
 //! The load application: `load [TASKS] [SECONDS]` spawns TASKS worker tasks (default 8) that each compute for
 //! SECONDS (default 2, wall-clock), yielding now and then, and joins them all. It prints one line when every worker
-//! has completed, so a test can check that no task was lost (e.g. across a live scheduler swap).
+//! has completed, so a test can check that no task was lost (e.g. across a live scheduler swap). The workers are
+//! restartable (`app_io::spawn_restartable`, up to [`WORKER_RESTARTS`] restarts each): their work is idempotent
+//! (a restarted worker computes until the same deadline), so a worker that fails still completes.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -11,10 +13,13 @@ use alloc::vec::Vec;
 
 /// Largest number of workers accepted.
 const MAX_TASKS: usize = 256;
+/// How many times one worker is started again after a failure.
+pub const WORKER_RESTARTS: usize = 3;
 
 app_io::entry!(main);
 
-/// Entry point. Returns 0 if every worker completed, 1 on bad arguments, 2 if a worker failed.
+/// Entry point. Returns 0 if every worker completed, 1 on bad arguments, 2 if a worker failed more often than
+/// its restarts allow (or could not be spawned).
 pub fn main(args: Vec<String>) -> isize {
     let tasks = match args.get(1).map(|text| text.parse::<usize>()) {
         None => 8,
@@ -35,7 +40,7 @@ pub fn main(args: Vec<String>) -> isize {
     let deadline = app_io::now_ns() + seconds * 1_000_000_000;
     let mut workers = Vec::with_capacity(tasks);
     for index in 0..tasks {
-        match app_io::spawn("load-worker", move || work_until(deadline, index as u64)) {
+        match app_io::spawn_restartable("load-worker", WORKER_RESTARTS, move || work_until(deadline, index as u64)) {
             Ok(handle) => workers.push(handle),
             Err(error) => {
                 app_io::println!("load: spawning worker {index} failed: {error}");
@@ -45,7 +50,7 @@ pub fn main(args: Vec<String>) -> isize {
     }
     let mut failed = 0;
     for worker in workers {
-        if let Err(error) = worker.join() {
+        if let Err(error) = worker.wait() {
             app_io::println!("load: a worker failed: {error}");
             failed += 1;
         }

@@ -13,7 +13,8 @@
 //! - **input:** [`stdin`]`().read_line()` / `.lines()` (the console, the previous stage, or nothing);
 //! - **environment:** [`env`] and [`vars`], the shell session's variables as they were when the app started;
 //! - **other work:** [`run`] starts another application by name, [`spawn`] runs a closure as a task
-//!   ([`TaskHandle::join`]); both inherit standard input, output and environment;
+//!   ([`TaskHandle::join`]); both inherit standard input, output and environment; [`spawn_restartable`] runs an
+//!   idempotent closure that is started again when it fails ([`RestartableTask::wait`]);
 //! - **time:** [`now_ns`], [`sleep`], [`yield_now`].
 //!
 //! Control flow of a pipeline stage: the shell gives each application task a `spawn::TaskIo`; [`print!`] and
@@ -30,12 +31,14 @@ mod apps;
 pub mod bench;
 mod entry;
 mod io;
+mod restart;
 mod system;
 pub use apps::run;
 pub use entry::{ApplicationEntry, exit_code};
 #[doc(hidden)]
 pub use io::print_fmt;
 pub use io::{OutputClosed, Stdin, Stdout, env, stdin, stdout, vars};
+pub use restart::{RestartError, RestartableTask, spawn_restartable};
 pub use system::{
     CellInfo, CellKind, CellNode, DependencyEdge, DependencyGraph, SystemInfoError, TaskInfo, cells, dependency_graph,
     online_cpu_count, scheduler_policy, tasks,

@@ -160,7 +160,8 @@ impl TaskBuilder {
 
 impl TaskBuilder {
     /// Spawns a restartable task running `function`: each time it fails (panic, CPU exception, kill), a new task
-    /// with the same name, pin, priority, stack size and namespace runs `function` again, up to `limit` restarts;
+    /// with the same name, pin, priority, stack size, namespace and standard I/O ([`TaskBuilder::with_io`]) runs
+    /// `function` again, up to `limit` restarts;
     /// the restart is spawned by the failing task itself once its stack was unwound. A run that returns ends it.
     ///
     /// # Errors
@@ -181,6 +182,7 @@ impl TaskBuilder {
             priority: self.options.priority,
             stack_pages: self.options.stack_pages,
             namespace: self.options.namespace,
+            io: self.io,
         };
         let first = launch(Arc::new(template), Arc::new(function), state.clone()).map_err(SpawnError::Scheduler)?;
         Ok(RestartableHandle { state, first: first.id() })
@@ -194,6 +196,8 @@ struct Template {
     priority: u8,
     stack_pages: usize,
     namespace: Option<Arc<CellNamespace>>,
+    /// Standard input, output and environment, registered by each incarnation.
+    io: Option<Arc<TaskIo>>,
 }
 
 /// The shared state of a restartable task's incarnations and its handle.
@@ -218,7 +222,13 @@ fn launch<F: Fn() + Send + Sync + 'static>(
     options.stack_pages = template.stack_pages;
     options.namespace = template.namespace.clone();
     let (body_function, body_state) = (function.clone(), state.clone());
+    let body_io = template.io.clone();
     options.on_failure = Some(Box::new(move |reason: &FailureReason| {
+        if template.io.is_some()
+            && let Some(current) = scheduler::current_task()
+        {
+            stdio::unregister(current.id());
+        }
         *state.last_failure.lock() = Some(reason.clone());
         let restarts = state.restarts.load(Ordering::Acquire);
         if restarts >= state.limit {
@@ -234,6 +244,7 @@ fn launch<F: Fn() + Send + Sync + 'static>(
         }
     }));
     let body: TaskBody = Box::new(move || {
+        let _registration = body_io.map(stdio::Registration::new);
         body_function();
         body_state.done.store(true, Ordering::Release);
         Box::new(()) as Box<dyn Any + Send>

@@ -684,3 +684,32 @@ pub const BENCH_QUICK_LINES: &[&str] = &[
     r"^bench: metric=swap_excluding_load unit=ns median=[1-9]\d* min=\d+ max=\d+ iters=\d+ runs=5 cell=\w+ new=\w+ relocations_rewritten=[1-9]\d* verify_ns=\d+ state_transfer_ns=\d+ commit_ns=[1-9]\d* pin_search_ns=[1-9]\d* cleanup_ns=\d+ load_ns=[1-9]\d*$",
     r"^bench: done \(0 failed\)$",
 ];
+
+// Scenario `restartable`: workers of applications restarted after a kill still deliver the result.
+/// A long background ping-pong (20 rounds of 10,000 messages: several seconds, so a round task is running when
+/// it is killed).
+pub const PING_PONG_IN_BACKGROUND: &str = "ping_pong 20 10000 &";
+/// The shell's answer to it.
+pub const PING_PONG_STARTED: &str = r"^\[\d+\] ping_pong started in the background$";
+/// `ps` lists a round task; group 1 is its id.
+pub const PS_PING_PONG_ROUND_ID: &str = r"^\s*(\d+) ping_pong-round\s";
+/// The background ping-pong finished.
+pub const PING_PONG_JOB_DONE: &str = r"^\[\d+\] done: ping_pong 20 10000$";
+/// Its result line: every round completed (a round that failed more often than allowed prints an error instead).
+pub const PING_PONG_RESULT: &str = r"\bping_pong: 20 rounds, 10000 messages each, checksum 0x[0-9a-f]{16}$";
+/// The kernel log's line for the killed round's restart.
+pub const PING_PONG_ROUND_RESTARTED: &str = r#"restarting task "ping_pong-round" \(restart 1 of 3\)"#;
+/// A background load of 2 restartable workers for 4 s.
+pub const LOAD_TWO_IN_BACKGROUND: &str = "load 2 4 &";
+/// `ps` lists a load worker; group 1 is its id.
+pub const PS_LOAD_WORKER_ID: &str = r"^\s*(\d+) load-worker\s";
+/// The background load finished.
+pub const LOAD_TWO_JOB_DONE: &str = r"^\[\d+\] done: load 2 4$";
+/// Both workers completed, the killed one after its restart.
+pub const LOAD_TWO_COMPLETED: &str = r"\bload: 2 tasks completed$";
+/// The kernel log's line for the killed worker's restart.
+pub const LOAD_WORKER_RESTARTED: &str = r#"restarting task "load-worker" \(restart 1 of 3\)"#;
+/// The shell's answer to [`LOAD_TWO_IN_BACKGROUND`].
+pub const BACKGROUND_STARTED_LOAD: &str = r"^\[\d+\] load started in the background$";
+/// `log error`: the console shows errors only (a killed worker's warning would otherwise land after a prompt).
+pub const LOG_LEVEL_ERROR: &str = r"^log: console level ERROR$";

@@ -41,6 +41,8 @@ options:
   --seed N               faults: campaign seed (default: 2026)
   --count N              faults: number of injections (default: 500)
   --ipc                  faults: run the 13 named IPC cases instead of random injections
+  --points instruction|time  faults: breakpoints on instructions drawn from the workload's cells (default), or
+                         moments drawn from the workload's duration
 ";
 
 fn main() -> ExitCode {
@@ -79,6 +81,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut out: Option<PathBuf> = None;
     let mut quick = false;
     let (mut seed, mut count, mut ipc) = (2026u64, 500usize, false);
+    let mut points = faults::plan::PointMode::Instruction;
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -105,6 +108,11 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--count" => count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
             "--ipc" => ipc = true,
+            "--points" => {
+                let name = value()?;
+                points = faults::plan::PointMode::from_name(&name)
+                    .ok_or_else(|| format!("--points: `{name}` is neither `instruction` nor `time`"))?;
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
@@ -237,6 +245,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 count,
                 out: out.unwrap_or_else(|| PathBuf::from("build/faults")),
                 timeout_scale: scale,
+                points,
             };
             let records = if ipc { faults::ipc::run_cases(campaign)? } else { faults::run_campaign(campaign)? };
             // Every injection has a classification by construction; the exit status says the campaign ran.

@@ -486,6 +486,27 @@ const JOBS_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// Restartable application tasks (`app_io::spawn_restartable`): a killed `ping_pong` round and a killed `load`
+/// worker are started again, and each program still prints its complete result.
+const RESTARTABLE_STEPS: &[Step] = &[
+    Step::Prompt,
+    // A killed task's warning, printed while the next prompt is typed, would end up on the prompt's line.
+    command("log error", &[e::LOG_LEVEL_ERROR]),
+    command(e::PING_PONG_IN_BACKGROUND, &[e::PING_PONG_STARTED]),
+    Step::Capture { line: "ps", pattern: e::PS_PING_PONG_ROUND_ID, name: "round" },
+    command("kill {round}", &[e::KILL_AT_SAFE_POINT]),
+    Step::Retry { line: "jobs", expect: &[e::PING_PONG_JOB_DONE], attempts: 240 },
+    Step::ExpectAnywhere(e::PING_PONG_RESULT),
+    command("dmesg", &[e::PING_PONG_ROUND_RESTARTED]),
+    command(e::LOAD_TWO_IN_BACKGROUND, &[e::BACKGROUND_STARTED_LOAD]),
+    Step::Capture { line: "ps", pattern: e::PS_LOAD_WORKER_ID, name: "worker" },
+    command("kill {worker}", &[e::KILL_AT_SAFE_POINT]),
+    Step::Retry { line: "jobs", expect: &[e::LOAD_TWO_JOB_DONE], attempts: 240 },
+    Step::ExpectAnywhere(e::LOAD_TWO_COMPLETED),
+    command("dmesg", &[e::LOAD_WORKER_RESTARTED]),
+    EXIT_OK,
+];
+
 /// One scheduler self-swap of [`BACK_TO_BACK_STEPS`]: done, and no CPU stopped.
 const SWAP_SCHEDULER_AGAIN: Step =
     Step::Command { line: e::SWAP_SCHEDULER_CORE, expect: &[e::SWAP_DONE], reject: &[e::CPU_STOPPED], save: None };
@@ -805,6 +826,13 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario { name: "shell", firmware: Firmware::Bios, image: Image::Normal, steps: SHELL_STEPS, cpus: None },
     Scenario { name: "jobs", firmware: Firmware::Bios, image: Image::Normal, steps: JOBS_STEPS, cpus: None },
+    Scenario {
+        name: "restartable",
+        firmware: Firmware::Bios,
+        image: Image::Normal,
+        steps: RESTARTABLE_STEPS,
+        cpus: None,
+    },
     Scenario {
         name: "shell-language",
         firmware: Firmware::Bios,

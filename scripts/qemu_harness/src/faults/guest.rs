@@ -2,7 +2,8 @@
 //! campaign needs (run a workload while a fault is injected, read the fault log, check health).
 
 use super::inject::{SectionRange, parse_ranges};
-use super::workload::{Workload, result_lines};
+use super::points::{Function, parse_functions};
+use super::workload::{Workload, result_lines, retry_reason};
 use crate::expected as e;
 use crate::gdb_remote::{GdbError, GdbRemote};
 use crate::qemu::{Firmware, QemuConfig};
@@ -28,6 +29,8 @@ pub struct Guest {
     pub gdb: GdbRemote,
     /// Text, rodata and data ranges of the cells loaded at boot (refreshed by [`Guest::refresh_ranges`]).
     pub ranges: Vec<SectionRange>,
+    /// Function listings (`sections CELL`) fetched so far, by cell.
+    listings: std::collections::BTreeMap<String, Vec<Function>>,
     prompt: Regex,
     markers: Regex,
 }
@@ -45,7 +48,12 @@ pub struct WorkloadRun {
     pub duration: Duration,
     /// The injector's report, if it injected.
     pub injected: Option<Result<String, GdbError>>,
+    /// Commands typed again and why (see [`retry_reason`]).
+    pub retries: Vec<String>,
 }
+
+/// How often one command is typed again at most (see [`retry_reason`]).
+pub const RETRIES_PER_COMMAND: usize = 2;
 
 impl Guest {
     /// Boots `iso` with a gdb stub on a free local port; waits for the prompt; lets the guest run.
@@ -77,7 +85,8 @@ impl Guest {
         let mut gdb = GdbRemote::connect(port, Duration::from_secs(10)).map_err(|e| Failure(e.to_string()))?;
         gdb.resume().map_err(|e| Failure(e.to_string()))?;
         let markers = Regex::new(FAULT_MARKERS).map_err(|e| Failure(e.to_string()))?;
-        let mut guest = Guest { session, gdb, ranges: Vec::new(), prompt, markers };
+        let mut guest =
+            Guest { session, gdb, ranges: Vec::new(), listings: std::collections::BTreeMap::new(), prompt, markers };
         guest.refresh_ranges()?;
         Ok(guest)
     }
@@ -101,6 +110,24 @@ impl Guest {
         self.session.command(command, &prompt, timeout)
     }
 
+    /// The functions of `cell` (`sections CELL`; fetched once per boot: the addresses do not change).
+    ///
+    /// # Errors
+    /// The command does not give the prompt back.
+    pub fn functions(&mut self, cell: &str) -> StepResult<Vec<Function>> {
+        if let Some(functions) = self.listings.get(cell) {
+            return Ok(functions.clone());
+        }
+        let functions = parse_functions(&self.command(&format!("sections {cell}"), Duration::from_secs(60))?);
+        self.listings.insert(cell.to_string(), functions.clone());
+        Ok(functions)
+    }
+
+    /// Every function listing fetched so far.
+    pub fn known_functions(&self) -> Vec<Function> {
+        self.listings.values().flatten().cloned().collect()
+    }
+
     /// Writes a note into the serial log.
     pub fn note(&mut self, text: &str) {
         self.session.note(text);
@@ -111,7 +138,10 @@ impl Guest {
         self.session.output_closed()
     }
 
-    /// Runs `workload`, each command within `timeout`, calling `injector` every ~5 ms until it reports.
+    /// Runs `workload`, each command within `timeout`, calling `injector` every ~5 ms until it reports. A command
+    /// whose output shows it was lost (the shell restarted) or failed transactionally (a swap) is typed again, up
+    /// to [`RETRIES_PER_COMMAND`] times; only the last attempt's output counts (a result line repeated exactly
+    /// in it is counted once after a retry).
     pub fn run_workload(
         &mut self,
         workload: Workload,
@@ -119,8 +149,10 @@ impl Guest {
         mut injector: Option<&mut Injector<'_>>,
     ) -> WorkloadRun {
         let started = Instant::now();
-        let (mut output, mut stuck, mut injected) = (String::new(), None, None);
-        for &command in workload.commands() {
+        let (mut output, mut stuck, mut injected, mut retries) = (String::new(), None, None, Vec::new());
+        let mut attempts = workload.commands().iter().map(|&command| (command, 0usize)).collect::<Vec<_>>();
+        attempts.reverse();
+        while let Some((command, attempt)) = attempts.pop() {
             let from = self.session.transcript().cursor();
             if let Err(failure) = self.session.send_line(command) {
                 stuck = Some((command.to_string(), failure));
@@ -147,7 +179,15 @@ impl Guest {
             match found {
                 Ok(found) => {
                     let raw = self.session.transcript().text_between(from, found.start);
-                    output += &command_output(&raw, command);
+                    let this = command_output(&raw, command);
+                    if let Some(reason) = retry_reason(&this)
+                        && attempt < RETRIES_PER_COMMAND
+                    {
+                        retries.push(format!("`{command}` typed again ({reason})"));
+                        attempts.push((command, attempt + 1));
+                        continue;
+                    }
+                    output += &this;
                     output.push('\n');
                 }
                 Err(failure) => {
@@ -156,8 +196,13 @@ impl Guest {
                 }
             }
         }
-        let result = result_lines(workload, &output);
-        WorkloadRun { stuck, output, result, duration: started.elapsed(), injected }
+        let mut result = result_lines(workload, &output);
+        if !retries.is_empty() {
+            // The abandoned attempt's application may run on after its shell restarted and print its (right or
+            // wrong) result during the next attempt: a line repeated exactly is counted once.
+            result.dedup();
+        }
+        WorkloadRun { stuck, output, result, duration: started.elapsed(), injected, retries }
     }
 
     /// The fault log's records (`faults`) as (time in µs, line) pairs.

@@ -1,7 +1,7 @@
 //! The paper's IPC comparison: 13 hand-placed faults in the channel send and receive paths, as named cases.
 //!
 //! `channel`'s `Sender::send` and `Receiver::receive` are generic, so their code lives in the cell that
-//! instantiates them; the cases use `test_channels`' `u64` instances (the channels workload runs that cell) and
+//! instantiates them; the cases use `test_channels`' `u64` instances (their workload, `channel-tests`, runs that cell) and
 //! the wait-queue wake-ups in the `sync` cell they call. Each case puts a breakpoint on an instruction of one of
 //! these functions (found by name in `sections CELL` and by decoding the function's bytes), runs the channels
 //! workload, and on the first hit applies its fault once, then classifies the injection like the random campaign.
@@ -139,7 +139,7 @@ pub fn point_address(code: &[u8], start: u64, point: Point, call_target: Option<
 }
 
 /// `length` bytes at `address`, read in chunks the stub's packet size allows.
-fn read_code(gdb: &mut GdbRemote, address: u64, length: usize) -> GdbResult<Vec<u8>> {
+pub(super) fn read_code(gdb: &mut GdbRemote, address: u64, length: usize) -> GdbResult<Vec<u8>> {
     let mut code = Vec::with_capacity(length);
     while code.len() < length {
         let chunk = (length - code.len()).min(512);
@@ -176,12 +176,16 @@ fn apply(gdb: &mut GdbRemote, action: Action) -> GdbResult<String> {
 /// # Errors
 /// The case cannot be set up (function or instruction not found, the stub fails before the injection).
 fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Record, bool), String> {
-    let timeout = campaign.command_timeout(Workload::Channels);
+    let timeout = campaign.command_timeout(Workload::ChannelTests);
     let mut record = Record {
         seed: campaign.config.seed,
         index: case.name.into(),
         fault: format!("{:?}", case.action),
-        workload: Workload::Channels.name().into(),
+        workload: Workload::ChannelTests.name().into(),
+        points: "case".into(),
+        point: String::new(),
+        landed: String::new(),
+        landed_in: String::new(),
         target: format!("{}:{}", case.cell, case.function),
         address: String::new(),
         outcome: Outcome::Failed,
@@ -223,6 +227,8 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
         Err(error) => return Err(format!("IPC case {}: cannot be set up: {error}", case.name)),
     };
     record.address = format!("{address:#x} ({})", locate(&guest.ranges, address));
+    let landing = super::points::landing(address, false, &guest.ranges, &guest.known_functions(), &campaign.nano);
+    (record.point, record.landed, record.landed_in) = (record.address.clone(), landing.category, landing.place);
     let action = case.action;
     let mut injector = |gdb: &mut GdbRemote, _: &[SectionRange]| -> Option<Result<String, GdbError>> {
         match gdb.poll_stop(std::time::Duration::from_millis(5)) {
@@ -241,7 +247,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
     };
     let injector: &mut Injector<'_> = &mut injector;
     let mark = guest.mark();
-    let mut run = guest.run_workload(Workload::Channels, timeout, Some(injector));
+    let mut run = guest.run_workload(Workload::ChannelTests, timeout, Some(injector));
     let reached = run.injected.is_some();
     if !reached && run.stuck.is_none() {
         let removed =
@@ -250,7 +256,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
             run.injected = Some(Err(error));
         }
     }
-    let (outcome, detail) = campaign.classify_run(guest, Workload::Channels, &run, mark, last_fault);
+    let (outcome, detail) = campaign.classify_run(guest, Workload::ChannelTests, &run, mark, last_fault);
     record.outcome = outcome;
     let injected = match &run.injected {
         Some(Ok(detail)) => detail.clone(),
@@ -270,6 +276,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
 pub fn run_cases(config: CampaignConfig) -> Result<Vec<Record>, String> {
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
     let mut campaign = Campaign::new(config);
+    campaign.workloads = vec![Workload::ChannelTests];
     let mut guest: Option<Guest> = None;
     let mut records = Vec::new();
     for case in &CASES {

@@ -2,20 +2,27 @@
 //! while a workload runs, each injection classified (issue 11, part 2).
 //!
 //! Key types: [`plan::Plan`] (what one injection does, from the seed), [`guest::Guest`] (one boot: serial
-//! session plus [`crate::gdb_remote::GdbRemote`]), [`report::Record`] (one CSV row), [`ipc`] (the 13 named
-//! channel cases).
+//! session plus [`crate::gdb_remote::GdbRemote`]), [`points`] (instruction points, where a fault landed),
+//! [`report::Record`] (one CSV row), [`ipc`] (the 13 named channel cases).
 //!
 //! Control flow of a campaign:
 //! 1. Boot the ISO with `-gdb tcp:127.0.0.1:PORT`; run every workload once (the golden runs: result lines and
 //!    duration; a workload that fails here aborts the campaign, since nothing could be classified against it);
-//!    read the cells' section ranges (`sections`).
-//! 2. For each injection: read the fault log's latest time; type the workload's commands; at the planned
-//!    moment stop the guest (0x03), inject (flip a register bit, corrupt a memory word, or skip the instruction
-//!    at RIP), let it run; wait for each prompt (timeout: 3 x the golden duration + 15 s).
-//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; if the result
-//!    is wrong but a fault was logged, run the workload once more. A corrupted memory word is written back if it
-//!    still holds the corrupted value (so later injections start from a clean image; a reloaded cell is not
-//!    touched).
+//!    read the cells' section ranges (`sections`) and the function listings of `task`, `scheduler` and
+//!    `interrupts` (`sections CELL`, for the landing).
+//! 2. For each injection: read the fault log's latest time. Instruction points (the default): draw an
+//!    instruction of the workload's cells under test ([`points`]), stop the guest, set a `Z0` breakpoint there,
+//!    let it run; type the workload's commands; on the breakpoint's first hit remove it and apply the fault on
+//!    that CPU; if it is never hit, remove it and record "not activated". Timed points: at the planned moment
+//!    stop the guest (0x03) and apply the fault on the planned CPU. Faults: flip a register bit, corrupt a memory
+//!    word (instruction points: the word the instruction's memory operand addresses, else the one at RSP; timed:
+//!    a word of a cell), or skip the instruction at RIP. RIP then gives where the fault landed. Wait for each
+//!    prompt (timeout: 3 x the golden duration + 15 s); a command whose output shows the shell restarted or a
+//!    swap failed is typed again (at most twice).
+//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; for the
+//!    one workload that is not restartable (the IPC cases' `channel-tests`), if the result is wrong but a fault
+//!    was seen, run it once more. A corrupted memory word is written back if it still holds the corrupted value
+//!    (so later injections start from a clean image; a reloaded cell is not touched).
 //! 4. After a failed injection, or when `echo` no longer answers, kill QEMU and boot again; otherwise reuse it.
 //! 5. Append the CSV row (`injections.csv`); at the end write and print the summary (`summary.txt`).
 
@@ -23,13 +30,15 @@ pub mod guest;
 pub mod inject;
 pub mod ipc;
 pub mod plan;
+pub mod points;
 pub mod report;
 pub mod workload;
 
 use crate::qemu::QemuConfig;
 use crate::session::{Failure, StepResult, Typing};
 use guest::{Guest, WorkloadRun};
-use plan::{FaultType, Plan};
+use plan::{FaultType, Plan, PointMode};
+use points::NanoCore;
 use report::{Outcome, Record, RunResult};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -54,6 +63,8 @@ pub struct CampaignConfig {
     pub out: PathBuf,
     /// Multiplies every timeout.
     pub timeout_scale: f64,
+    /// How injection points are chosen.
+    pub points: PointMode,
 }
 
 /// The golden run of one workload.
@@ -71,13 +82,23 @@ pub struct Campaign {
     pub config: CampaignConfig,
     /// Golden runs by workload.
     pub golden: BTreeMap<Workload, Golden>,
+    /// The base image's text and functions (`nano_core.syms` beside the ISO; empty if it is missing).
+    pub nano: NanoCore,
+    /// The workloads run on every boot (their golden runs): [`WORKLOADS`], or the IPC cases' one.
+    pub workloads: Vec<Workload>,
     boots: usize,
 }
+
+/// Cells whose function listings are fetched on every boot to say where a fault landed (context switch,
+/// interrupt handlers).
+const LANDING_CELLS: [&str; 3] = ["task", "scheduler", "interrupts"];
 
 impl Campaign {
     /// A campaign with no boot yet.
     pub fn new(config: CampaignConfig) -> Self {
-        Campaign { config, golden: BTreeMap::new(), boots: 0 }
+        let symbols = config.iso.with_file_name("nano_core.syms");
+        let nano = std::fs::read_to_string(&symbols).map(|text| points::parse_nano_core(&text)).unwrap_or_default();
+        Campaign { config, golden: BTreeMap::new(), nano, workloads: WORKLOADS.to_vec(), boots: 0 }
     }
 
     fn scaled(&self, duration: Duration) -> Duration {
@@ -100,7 +121,7 @@ impl Campaign {
         // On the first boot each workload runs twice: the first run loads its cells, the second is the golden one
         // (so its duration, from which injection moments are drawn, does not include loading).
         let runs = if self.golden.is_empty() { 2 } else { 1 };
-        for workload in WORKLOADS.iter().flat_map(|&workload| std::iter::repeat_n(workload, runs)) {
+        for workload in self.workloads.clone().into_iter().flat_map(|workload| std::iter::repeat_n(workload, runs)) {
             let mark = guest.mark();
             let run = guest.run_workload(workload, self.scaled(SECS_60), None);
             if let Some((command, failure)) = &run.stuck {
@@ -129,6 +150,9 @@ impl Campaign {
         if guest.ranges.is_empty() {
             return Err(Failure("the guest's `sections` command listed no cell section ranges".into()));
         }
+        for cell in LANDING_CELLS {
+            guest.functions(cell)?;
+        }
         Ok(guest)
     }
 
@@ -149,7 +173,7 @@ impl Campaign {
     }
 
     /// Classifies the run after an injection (shared by the random campaign and the IPC cases): reads the fault
-    /// log, re-runs once if needed. Returns the outcome and a detail.
+    /// log; re-runs once if the workload is not restartable and needs it. Returns the outcome and a detail.
     pub fn classify_run(
         &self,
         guest: &mut Guest,
@@ -184,7 +208,8 @@ impl Campaign {
             Err(failure) => return (Outcome::Failed, format!("hang: `faults` gave no prompt back: {failure}")),
         };
         let logged = records.iter().find(|(time, line)| *time > last_fault && !line.ends_with(" killed"));
-        let fault_line = serial_fault.or_else(|| logged.map(|(_, line)| line.clone()));
+        let fault_line =
+            serial_fault.or_else(|| logged.map(|(_, line)| line.clone())).or_else(|| run.retries.first().cloned());
         let mut detail = match &first {
             RunResult::Completed { right: true } => "result right".to_string(),
             _ => format!("wrong result {:?}", run.result),
@@ -192,7 +217,13 @@ impl Campaign {
         if let Some(line) = &fault_line {
             detail += &format!("; fault: {line}");
         }
-        let rerun = if matches!(first, RunResult::Completed { right: false }) && fault_line.is_some() {
+        if !run.retries.is_empty() {
+            detail += &format!("; {}", run.retries.join("; "));
+        }
+        let rerun = if matches!(first, RunResult::Completed { right: false })
+            && fault_line.is_some()
+            && !workload.restartable()
+        {
             let again = guest.run_workload(workload, timeout, None);
             let result = match again.stuck {
                 _ if guest.exited() => RunResult::Down,
@@ -218,15 +249,144 @@ pub fn latest_fault(guest: &mut Guest, timeout: Duration) -> StepResult<u64> {
     Ok(guest.fault_records(timeout)?.iter().map(|(time, _)| *time).max().unwrap_or(0))
 }
 
+/// An instruction point drawn for one injection.
+#[derive(Debug, Clone)]
+struct ChosenPoint {
+    /// The instruction's address.
+    address: u64,
+    /// `CELL+0xOFFSET` (from the cell's text start, or nano_core's).
+    name: String,
+    /// The function holding it.
+    function: String,
+}
+
+/// Draws the plan's instruction point among the functions of the cells its workload exercises (and the base
+/// image's functions it exercises); `None` if there are none.
+///
+/// # Errors
+/// A listing or the stub fails.
+fn choose_point(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> Result<Option<ChosenPoint>, String> {
+    let mut candidates = Vec::new();
+    for cell in plan.workload.cells_under_test() {
+        candidates.extend(guest.functions(cell).map_err(|failure| failure.to_string())?);
+    }
+    let parts = plan.workload.nano_core_under_test();
+    candidates.extend(
+        campaign
+            .nano
+            .functions
+            .iter()
+            .filter(|function| parts.iter().any(|part| function.name.contains(part)))
+            .cloned(),
+    );
+    let Some((function, offset)) = points::choose(&candidates, plan.point_fraction) else { return Ok(None) };
+    let length = (offset + 16).min(function.size) as usize;
+    let gdb = &mut guest.gdb;
+    gdb.interrupt().map_err(|e| e.to_string())?;
+    let code = ipc::read_code(gdb, function.start, length);
+    gdb.resume().map_err(|e| e.to_string())?;
+    let code = code.map_err(|e| e.to_string())?;
+    let address = points::instruction_at(&code, function.start, offset)
+        .ok_or_else(|| format!("no instruction decodes at {:#x}+{offset:#x}", function.start))?;
+    let base = guest
+        .ranges
+        .iter()
+        .find(|range| range.kind == "Text" && range.cell == function.cell)
+        .map_or(campaign.nano.text.start, |range| range.start);
+    Ok(Some(ChosenPoint {
+        address,
+        name: format!("{}+{:#x}", function.cell, address - base),
+        function: points::short_name(&function.name),
+    }))
+}
+
+/// What applying a fault did.
+#[derive(Debug, Clone, Default)]
+struct Applied {
+    /// The CSV's target and address columns.
+    target: (String, String),
+    /// A corrupted word's address and original value.
+    original: Option<(u64, u64)>,
+    /// RIP when the fault was applied, and whether the byte before it is `hlt` (the CPU was halted).
+    rip: Option<(u64, bool)>,
+}
+
+/// Applies the plan's fault to the selected CPU of the stopped guest; `point`: at an instruction point (memory
+/// faults then corrupt the word the instruction's memory operand addresses, or the word at RSP if it has none),
+/// otherwise at a moment (memory faults corrupt the planned word of a cell). Returns the detail.
+fn apply_fault(
+    gdb: &mut crate::gdb_remote::GdbRemote,
+    plan: &Plan,
+    ranges: &[inject::SectionRange],
+    memory: Option<&(String, u64)>,
+    point: bool,
+    applied: &mut Applied,
+) -> crate::gdb_remote::GdbResult<String> {
+    use crate::gdb_remote::{RIP, RSP};
+    let (rip, _) = gdb.read_register(RIP)?;
+    let after_hlt = gdb.read_memory(rip.wrapping_sub(1), 1).is_ok_and(|byte| byte == [0xf4]);
+    Ok(match plan.fault {
+        FaultType::RegisterBit => {
+            let (what, detail) = inject::flip_register(gdb, plan, ranges)?;
+            applied.target = (crate::gdb_remote::REGISTER_NAMES[plan.register].to_string(), what);
+            detail
+        }
+        FaultType::SkipInstruction => {
+            let (what, detail) = inject::skip_instruction(gdb, ranges)?;
+            applied.target = ("rip".into(), what);
+            detail
+        }
+        FaultType::MemoryWord => {
+            let (what, address) = if point {
+                let bytes = gdb.read_memory(rip, 15).or_else(|_| gdb.read_memory(rip, 1))?;
+                let operand = match points::memory_operand(&bytes, rip) {
+                    Some(operand) => {
+                        let mut address = operand.displacement;
+                        if let Some(base) = operand.base {
+                            address = address.wrapping_add(gdb.read_register(base)?.0);
+                        }
+                        if let Some((index, scale)) = operand.index {
+                            address = address.wrapping_add(gdb.read_register(index)?.0.wrapping_mul(u64::from(scale)));
+                        }
+                        // An operand that does not translate (a bad pointer the code is about to fault on) falls
+                        // back to the stack word.
+                        gdb.read_memory(address & !7, 8).is_ok().then_some(("operand", address & !7))
+                    }
+                    None => None,
+                };
+                match operand {
+                    Some(found) => found,
+                    None => ("stack", gdb.read_register(RSP)?.0 & !7),
+                }
+            } else {
+                let (cell, address) = memory.cloned().unwrap_or_default();
+                (if cell.is_empty() { "none" } else { "cell" }, address)
+            };
+            let word = inject::corrupt_word(gdb, address, plan.mask)?;
+            applied.original = Some((address, word));
+            let place =
+                memory.filter(|_| !point).map_or_else(|| inject::locate(ranges, address), |(cell, _)| cell.clone());
+            applied.target = (format!("{what} {place}"), format!("{address:#x} mask {:#x}", plan.mask));
+            format!("word {word:#x} -> {:#x}", word ^ plan.mask)
+        }
+    })
+    .inspect(|_| applied.rip = Some((rip, after_hlt)))
+}
+
 /// Runs one planned injection on `guest`; returns its record, whether the guest can be reused, and the
 /// workload's duration if the fault did not manifest (a clean run, for [`Campaign::update_duration`]).
 fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, bool, Option<Duration>) {
     let timeout = campaign.command_timeout(plan.workload);
+    let mode = campaign.config.points;
     let mut record = Record {
         seed: campaign.config.seed,
         index: plan.index.to_string(),
         fault: plan.fault.name().into(),
         workload: plan.workload.name().into(),
+        points: mode.name().into(),
+        point: String::new(),
+        landed: String::new(),
+        landed_in: String::new(),
         target: String::new(),
         address: String::new(),
         outcome: Outcome::Failed,
@@ -240,50 +400,77 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
             return (record, false, None);
         }
     };
-    let memory = match plan.fault {
-        FaultType::MemoryWord => inject::memory_target(plan, &guest.ranges)
+    let point = match mode {
+        PointMode::Time => None,
+        PointMode::Instruction => {
+            let chosen = choose_point(campaign, guest, plan).and_then(|chosen| {
+                let chosen = chosen.ok_or_else(|| "no functions to draw a point from".to_string())?;
+                let gdb = &mut guest.gdb;
+                gdb.interrupt()
+                    .and_then(|_| gdb.breakpoint(chosen.address, true))
+                    .and_then(|()| gdb.resume())
+                    .map_err(|e| e.to_string())?;
+                Ok(chosen)
+            });
+            match chosen {
+                Ok(chosen) => Some(chosen),
+                Err(error) => {
+                    // A harness or stub problem, not an outcome of the fault: counted as not activated.
+                    record.outcome = Outcome::NotActivated;
+                    record.detail = format!("no point armed: {error}");
+                    return (record, false, None);
+                }
+            }
+        }
+    };
+    if let Some(chosen) = &point {
+        record.point = chosen.name.clone();
+        guest.note(&format!("point {} {:#x} in {}", chosen.name, chosen.address, chosen.function));
+    }
+    let memory = match (plan.fault, &point) {
+        (FaultType::MemoryWord, None) => inject::memory_target(plan, &guest.ranges)
             .map(|(range, address)| (format!("{}/{}", range.cell, range.kind), address)),
         _ => None,
     };
     let golden = campaign.golden[&plan.workload].duration;
     let at = Instant::now() + golden.mul_f64(plan.moment);
-    let mut target = (String::new(), String::new());
-    let mut original: Option<(u64, u64)> = None;
+    let mut applied = Applied::default();
     let force = std::cell::Cell::new(false);
+    let breakpoint = point.as_ref().map(|chosen| chosen.address);
     let mut injector = |gdb: &mut crate::gdb_remote::GdbRemote, ranges: &[inject::SectionRange]| {
-        if Instant::now() < at && !force.get() {
-            return None;
-        }
-        let result = (|| {
-            gdb.interrupt()?;
-            let thread = inject::select_cpu(gdb, plan.cpu)?;
-            let detail = match plan.fault {
-                FaultType::RegisterBit => {
-                    let (what, detail) = inject::flip_register(gdb, plan, ranges)?;
-                    target = (crate::gdb_remote::REGISTER_NAMES[plan.register].to_string(), what);
-                    detail
+        let thread = match breakpoint {
+            Some(address) => match gdb.poll_stop(Duration::from_millis(5)) {
+                Ok(None) => return None,
+                Err(error) => return Some(Err(error)),
+                Ok(Some(stop)) => {
+                    let thread = stop
+                        .split(';')
+                        .find_map(|part| part.split_once("thread:"))
+                        .map_or_else(|| "1".to_string(), |(_, id)| id.to_string());
+                    let removed = gdb.select_thread(&thread).and_then(|()| gdb.breakpoint(address, false));
+                    if let Err(error) = removed {
+                        return Some(Err(error));
+                    }
+                    thread
                 }
-                FaultType::SkipInstruction => {
-                    let (what, detail) = inject::skip_instruction(gdb, ranges)?;
-                    target = ("rip".into(), what);
-                    detail
+            },
+            None => {
+                if Instant::now() < at && !force.get() {
+                    return None;
                 }
-                FaultType::MemoryWord => {
-                    let (cell, address) = memory.clone().unwrap_or_default();
-                    let word = inject::corrupt_word(gdb, address, plan.mask)?;
-                    original = Some((address, word));
-                    target = (cell, format!("{address:#x} mask {:#x}", plan.mask));
-                    format!("word {word:#x} -> {:#x}", word ^ plan.mask)
+                match gdb.interrupt().and_then(|_| inject::select_cpu(gdb, plan.cpu)) {
+                    Ok(thread) => thread,
+                    Err(error) => return Some(Err(error)),
                 }
-            };
-            gdb.resume()?;
-            Ok(format!("cpu {thread}: {detail}"))
-        })();
+            }
+        };
+        let result = apply_fault(gdb, plan, ranges, memory.as_ref(), breakpoint.is_some(), &mut applied)
+            .and_then(|detail| gdb.resume().map(|()| format!("cpu {thread}: {detail}")));
         Some(result)
     };
     let mark = guest.mark();
     let mut run = guest.run_workload(plan.workload, timeout, Some(&mut injector));
-    if run.injected.is_none() && run.stuck.is_none() {
+    if run.injected.is_none() && run.stuck.is_none() && breakpoint.is_none() {
         // The workload ended before the moment came (it ran faster than its golden run): inject now, into
         // whatever runs after it; the fault-log check and the health check below still see its effect.
         force.set(true);
@@ -291,7 +478,26 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
         run.injected =
             injector(&mut guest.gdb, &ranges).map(|result| result.map(|detail| detail + " (after the workload)"));
     }
-    (record.target, record.address) = target.clone();
+    (record.target, record.address) = applied.target.clone();
+    if let Some((rip, after_hlt)) = applied.rip {
+        let landing = points::landing(rip, after_hlt, &guest.ranges, &guest.known_functions(), &campaign.nano);
+        (record.landed, record.landed_in) = (landing.category, landing.place);
+    }
+    if let (Some(address), None) = (breakpoint, &run.injected) {
+        // Never hit: no fault was applied. The breakpoint is removed so that later injections do not stop there.
+        record.outcome = Outcome::NotActivated;
+        let stuck = run.stuck.as_ref().map(|(command, failure)| format!("; `{command}` stuck: {failure}"));
+        record.detail = format!("point not reached during the workload{}", stuck.clone().unwrap_or_default());
+        let removed = !guest.exited()
+            && guest
+                .gdb
+                .interrupt()
+                .and_then(|_| guest.gdb.breakpoint(address, false))
+                .and_then(|()| guest.gdb.resume())
+                .is_ok();
+        let reusable = removed && stuck.is_none() && guest.healthy(campaign.scaled(Duration::from_secs(10)));
+        return (record, reusable, None);
+    }
     let injected_detail = match &run.injected {
         Some(Ok(detail)) => detail.clone(),
         _ => String::new(),
@@ -300,7 +506,7 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
     record.outcome = outcome;
     record.detail = format!("{injected_detail}; {detail}");
     let mut reusable = outcome != Outcome::Failed;
-    if reusable && let Some((address, word)) = original {
+    if reusable && let Some((address, word)) = applied.original {
         reusable = restore_word(guest, address, word, plan.mask);
     }
     reusable = reusable && guest.healthy(campaign.scaled(Duration::from_secs(10)));

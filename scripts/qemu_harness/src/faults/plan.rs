@@ -5,7 +5,10 @@
 //! duration into the same targets. The memory target is drawn from the list of cell section ranges of the boot it
 //! runs in, sorted by cell and kind, which is the same for every boot of one image. The moment is a fraction of
 //! the workload's expected duration (its golden run's, then a moving average over clean runs); under TCG the guest
-//! does not run at a fixed speed, so the instruction the fault hits differs from run to run.
+//! does not run at a fixed speed, so the instruction a timed fault hits differs from run to run. An instruction
+//! point ([`PointMode::Instruction`], the default) is a fraction of the total text size of the workload's cells
+//! under test, which names the same instruction in every boot of one image; whether and when it is first
+//! executed still depends on the run.
 
 use super::workload::{WORKLOADS, Workload};
 use crate::gdb_remote::REGISTER_NAMES;
@@ -88,6 +91,34 @@ pub struct Plan {
     pub offset_fraction: f64,
     /// Memory faults: the mask XORed into the word (1 to 3 bits set).
     pub mask: u64,
+    /// Instruction points ([`PointMode::Instruction`]): where in the text of the workload's cells under test, as
+    /// a fraction of their total size (the instruction at or before that byte is the point).
+    pub point_fraction: f64,
+}
+
+/// How the moment of an injection is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointMode {
+    /// A breakpoint on one instruction drawn from the text of the cells the workload exercises; the fault is
+    /// applied on its first hit, or not at all ("not activated") if the workload never executes it.
+    Instruction,
+    /// A moment drawn as a fraction of the workload's expected duration; the fault hits whatever runs then.
+    Time,
+}
+
+impl PointMode {
+    /// The name on the command line and in the CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            PointMode::Instruction => "instruction",
+            PointMode::Time => "time",
+        }
+    }
+
+    /// The mode named `name` (`instruction` or `time`).
+    pub fn from_name(name: &str) -> Option<PointMode> {
+        [PointMode::Instruction, PointMode::Time].into_iter().find(|mode| mode.name() == name)
+    }
 }
 
 /// The plan of injection `index` of the campaign with `seed`.
@@ -105,7 +136,9 @@ pub fn plan(seed: u64, index: usize) -> Plan {
     for _ in 0..=random.below(3) {
         mask |= 1 << random.below(64);
     }
-    Plan { index, fault, workload, moment, cpu, register, bit, range_pick, offset_fraction, mask }
+    // Drawn last, so the other fields of a seed's plans are the same as before instruction points existed.
+    let point_fraction = random.fraction();
+    Plan { index, fault, workload, moment, cpu, register, bit, range_pick, offset_fraction, mask, point_fraction }
 }
 
 #[cfg(test)]
@@ -122,5 +155,10 @@ mod tests {
         }
         assert!(plans.iter().all(|plan| (0.05..0.95).contains(&plan.moment) && plan.mask != 0));
         assert!(plans.iter().all(|plan| plan.register != crate::gdb_remote::RFLAGS || plan.bit < 22));
+        assert!(plans.iter().all(|plan| (0.0..1.0).contains(&plan.point_fraction)));
+        assert!(plans.iter().filter(|plan| plan.point_fraction < 0.5).count() > 100, "point fractions spread");
+        assert_eq!(PointMode::from_name("instruction"), Some(PointMode::Instruction));
+        assert_eq!(PointMode::from_name(PointMode::Time.name()), Some(PointMode::Time));
+        assert_eq!(PointMode::from_name("bogus"), None);
     }
 }

@@ -1,4 +1,5 @@
-//! The campaign's five workloads: shell commands with a checkable result printed on serial.
+//! The campaign's five workloads (and the IPC cases' `channel-tests`): shell commands with a checkable result
+//! printed on serial.
 //!
 //! Each workload is a list of commands typed one after the other (each must give the prompt back) and a pattern
 //! selecting its result lines. The result of a run is the list of selected lines; the campaign compares it with
@@ -12,8 +13,12 @@ use regex::Regex;
 pub enum Workload {
     /// Task spawn: the `load` application spawns 4 workers that run for 1 s, joined.
     Spawn,
-    /// Channels: the `test_channels` test cell twice (rendezvous and buffered ping-pong, kills of blocked ends).
+    /// Channels: the `ping_pong` application (8 rounds of 32 messages to an echo task over a rendezvous and a
+    /// buffered channel; each round a restartable task).
     Channels,
+    /// The IPC cases' workload (not in [`WORKLOADS`]): the `test_channels` test cell twice (rendezvous and
+    /// buffered ping-pong, disconnection, kills of blocked ends), whose `u64` channel instances the cases break in.
+    ChannelTests,
     /// A shell command loop: `echo`, `ps`, `mem`, `uptime`, `ns`, `deps`, `ls`, twice, with `echo` between.
     Shell,
     /// A cell swap loop: `hello`, then twice: swap greeting_v1 -> greeting_v2, `hello`, swap back, `hello`.
@@ -32,6 +37,7 @@ impl Workload {
         match self {
             Workload::Spawn => "spawn",
             Workload::Channels => "channels",
+            Workload::ChannelTests => "channel-tests",
             Workload::Shell => "shell",
             Workload::Swap => "swap",
             Workload::Heap => "heap",
@@ -42,7 +48,8 @@ impl Workload {
     pub fn commands(self) -> &'static [&'static str] {
         match self {
             Workload::Spawn => &["load 4 1"],
-            Workload::Channels => &["test test_channels", "test test_channels"],
+            Workload::Channels => &["ping_pong 8 32"],
+            Workload::ChannelTests => &["test test_channels", "test test_channels"],
             Workload::Shell => &[
                 "echo fi-begin 1 2 3",
                 "ps",
@@ -72,15 +79,61 @@ impl Workload {
         }
     }
 
+    /// The cells whose text the workload exercises (instruction points are drawn from their functions).
+    pub fn cells_under_test(self) -> &'static [&'static str] {
+        match self {
+            Workload::Spawn => &["load", "app_io", "spawn", "scheduler", "task", "scheduler_round_robin"],
+            Workload::Channels => &["ping_pong", "sync", "scheduler", "task", "app_io"],
+            Workload::ChannelTests => &["test_channels", "sync", "scheduler", "task"],
+            Workload::Shell => &["shell", "line_editor", "command_line", "cell_graph"],
+            Workload::Swap => &["live_update", "greeting_v1", "greeting_v2", "hello", "app_io"],
+            Workload::Heap => &["heap_stress", "app_io"],
+        }
+    }
+
+    /// Substrings of the mangled names of the base image's (nano_core's) functions the workload exercises, which
+    /// are points too: the heap allocator and the loader and namespace code are linked into nano_core.
+    pub fn nano_core_under_test(self) -> &'static [&'static str] {
+        match self {
+            Workload::Heap => &["6memory4heap"],
+            Workload::Swap => &["11cell_loader", "14cell_namespace"],
+            _ => &[],
+        }
+    }
+
+    /// Whether recovery is expected to deliver the result by itself: the workload's workers are restartable
+    /// tasks (`spawn`, `channels`, `heap`), or the harness re-types a command a restarted shell lost (`shell`, and
+    /// every workload) or whose swap failed transactionally (`swap`). `channel-tests` runs a kernel test cell
+    /// whose tasks are not restartable: for it alone a wrong result after a seen fault is followed by one re-run.
+    pub fn restartable(self) -> bool {
+        !matches!(self, Workload::ChannelTests)
+    }
+
     /// The pattern of the result lines (matched against each output line of the commands).
     pub fn result_pattern(self) -> &'static str {
         match self {
             Workload::Spawn => r"^load: ",
-            Workload::Channels => r"^test_channels: (ok|FAIL|fail)|^test summary: ",
+            Workload::Channels => r"^ping_pong: ",
+            Workload::ChannelTests => r"^test_channels: (ok|FAIL|fail)|^test summary: ",
             Workload::Shell => r"^fi-(begin|middle|end)",
             Workload::Swap => r"^Hello from |^swap: (done|error)",
             Workload::Heap => r"^heap_stress: ",
         }
+    }
+}
+
+/// The line a freshly (re)started serial shell prints before its first prompt.
+pub const SHELL_BANNER: &str = "type `help` for commands.";
+
+/// Why a command's output asks for typing the command again, if it does: the shell restarted while it ran (its
+/// banner is in the output), or a swap failed (`swap: error`; a swap is transactional, so re-issuing it is sound).
+pub fn retry_reason(output: &str) -> Option<&'static str> {
+    if output.lines().any(|line| line.contains(SHELL_BANNER)) {
+        Some("shell restarted")
+    } else if output.lines().any(|line| line.trim_start().starts_with("swap: error")) {
+        Some("swap failed")
+    } else {
+        None
     }
 }
 
@@ -105,10 +158,26 @@ mod tests {
     fn result_lines_select_only_results() {
         let output = "test_channels: running\ntest_channels: finished in 140 ms\ntest_channels: ok\n\
                       test summary: 1 passed, 0 failed\n";
-        assert_eq!(result_lines(Workload::Channels, output), ["test_channels: ok", "test summary: 1 passed, 0 failed"]);
+        assert_eq!(
+            result_lines(Workload::ChannelTests, output),
+            ["test_channels: ok", "test summary: 1 passed, 0 failed"]
+        );
+        assert_eq!(result_lines(Workload::Channels, "ping_pong: 8 rounds\nping_pong-round\n"), ["ping_pong: 8 rounds"]);
         assert_eq!(result_lines(Workload::Shell, "fi-begin 1 2 3\nTID NAME\nfi-end\n"), ["fi-begin 1 2 3", "fi-end"]);
         assert!(result_lines(Workload::Heap, "unknown command: heap_stress\n").is_empty());
         let swap = "swap: verifying\nswap: done in 7449 us (stage 1 us)\nHello from greeting v2, world!\n";
         assert_eq!(result_lines(Workload::Swap, swap), ["swap: done", "Hello from greeting v2, world!"]);
+    }
+
+    #[test]
+    fn retries_and_cells() {
+        assert_eq!(retry_reason("ps\n\nTheseus-style cell OS: type `help` for commands.\n"), Some("shell restarted"));
+        assert_eq!(retry_reason("swap: error: verification failed\n"), Some("swap failed"));
+        assert_eq!(retry_reason("swap: done in 5 us\nHello\n"), None);
+        for workload in WORKLOADS {
+            assert!(!workload.cells_under_test().is_empty());
+        }
+        assert!(WORKLOADS.iter().all(|workload| workload.restartable()));
+        assert!(!Workload::ChannelTests.restartable() && !WORKLOADS.contains(&Workload::ChannelTests));
     }
 }

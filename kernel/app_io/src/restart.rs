@@ -1,0 +1,99 @@
+//! Restartable tasks for applications: [`spawn_restartable`] runs an idempotent closure as a task that is
+//! started again from the beginning each time it fails (panic, CPU exception, kill), up to a restart limit, and
+//! [`RestartableTask::wait`] gives back the value of the run that completed.
+//!
+//! Built on `spawn::TaskBuilder::spawn_restartable` (the failing incarnation respawns the next one once its stack
+//! was unwound). The value crosses from the task to the waiter through a slot shared by every incarnation: only a
+//! run that returns fills it, so a failed run leaves nothing behind.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::time::Duration;
+
+/// How often [`RestartableTask::wait`] looks whether the series ended.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Why a restartable task gave no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartError {
+    /// The first incarnation could not be created (e.g. no memory for its stack); the scheduler's reason.
+    Spawn(String),
+    /// Every allowed run failed: the number of restarts made and the last run's failure.
+    GaveUp {
+        /// Restarts made (the limit, or fewer if a respawn itself failed).
+        restarts: usize,
+        /// Why the last run failed.
+        last_failure: String,
+    },
+}
+
+impl fmt::Display for RestartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartError::Spawn(reason) => write!(f, "spawn failed: {reason}"),
+            RestartError::GaveUp { restarts, last_failure } => {
+                write!(f, "failed after {restarts} restarts: {last_failure}")
+            }
+        }
+    }
+}
+
+/// A task started with [`spawn_restartable`].
+pub struct RestartableTask<T> {
+    handle: spawn::RestartableHandle,
+    value: Arc<spin::Mutex<Option<T>>>,
+}
+
+impl<T: Send + 'static> RestartableTask<T> {
+    /// The first incarnation's id, as `ps` shows it (a restart gets a new id).
+    pub fn first_id(&self) -> u64 {
+        self.handle.first_id().value()
+    }
+
+    /// How many times the task was restarted so far.
+    pub fn restarts(&self) -> usize {
+        self.handle.restarts()
+    }
+
+    /// Waits (sleeping 1 ms between looks) until a run returned or the last allowed run failed, and returns the
+    /// value of the run that returned.
+    ///
+    /// # Errors
+    /// [`RestartError::GaveUp`] if no run returned.
+    pub fn wait(self) -> Result<T, RestartError> {
+        while !self.handle.is_done() {
+            crate::sleep(POLL_INTERVAL);
+        }
+        if let Some(value) = self.value.lock().take() {
+            return Ok(value);
+        }
+        let last_failure =
+            self.handle.last_failure().map_or_else(|| String::from("unknown"), |reason| format!("{reason}"));
+        Err(RestartError::GaveUp { restarts: self.handle.restarts(), last_failure })
+    }
+}
+
+/// Runs `function` as a task named `name` that is started again from the beginning each time it fails, at most
+/// `restarts` times; it shares the caller's standard input, output and environment. `function` must be
+/// idempotent (a failed run may have done part of its work): it is called once per run.
+///
+/// # Errors
+/// [`RestartError::Spawn`] if the first task could not be created.
+pub fn spawn_restartable<F, T>(name: &str, restarts: usize, function: F) -> Result<RestartableTask<T>, RestartError>
+where
+    F: Fn() -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let value: Arc<spin::Mutex<Option<T>>> = Arc::new(spin::Mutex::new(None));
+    let slot = value.clone();
+    let handle = spawn::TaskBuilder::new(name)
+        .inherit_io()
+        .spawn_restartable(restarts, move || {
+            let result = function();
+            *slot.lock() = Some(result);
+        })
+        .map_err(|error| RestartError::Spawn(format!("{error}")))?;
+    Ok(RestartableTask { handle, value })
+}

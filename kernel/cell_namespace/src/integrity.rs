@@ -179,7 +179,7 @@ fn expected_bytes(
     });
     let relocations =
         object.relocation_sections().iter().filter(|relocations| relocations.target.as_usize() == elf_index);
-    for relocation in relocations.flat_map(|relocations| relocations.relocations.iter()) {
+    for relocation in relocations.flat_map(|relocations| object.relocations(relocations).iter()) {
         let Some(width) = relocation.relocation_type.width_in_bytes() else { continue };
         if relocation.relocation_type == RelocationType::None || width == 0 {
             continue;
@@ -248,11 +248,11 @@ impl LoadedCell {
                     // SAFETY: writes back the bytes the loader wrote at load time (object bytes, relocations as
                     // linked now); code running the damaged bytes can only be helped by it.
                     unsafe { section.patch_bytes(offset, &expected[offset..offset + length]) }.map_err(|error| {
-                        IntegrityError::Patch { cell: cell(), section: section.name.clone(), error }
+                        IntegrityError::Patch { cell: cell(), section: section.name.to_string(), error }
                     })?;
                 }
                 report.damaged.push(DamagedRange {
-                    section: section.name.clone(),
+                    section: section.name.to_string(),
                     kind: section.kind,
                     address: VirtualAddress::try_new(section.address.value().wrapping_add(offset))
                         .unwrap_or(section.address),

@@ -1,10 +1,14 @@
 //! Building the system's namespaces from the boot modules, and launching the first cell.
 //!
-//! The ISO carries, as Multiboot2 modules: every cell object (`k-<cell>.o` kernel cells, `a-<app>.o` applications),
-//! the build-time cell manifest (`cells.manifest`) and the base image's symbol file (`nano_core.syms`).
+//! The ISO carries one Multiboot2 module, `cells.archive` (layout: the `boot_archive` crate), which holds every cell
+//! object (`k-<cell>.o` kernel cells, `a-<app>.o` applications), the build-time cell manifest (`cells.manifest`) and
+//! the base image's symbol file (`nano_core.syms`). One module instead of one per file saves GRUB most of its
+//! loading time (issue 11). The module's memory stays reserved from the frame allocator (`memory::init` reserves
+//! every module), so the files borrowed from it live for the kernel's lifetime.
 //!
 //! Control flow of [`start_captain`]:
-//! 1. parse the manifest and the base symbol file;
+//! 1. check the archive's structure (a damaged header or table stops the boot with a [`StartError::Archive`] naming
+//!    the fault); parse the manifest and the base symbol file;
 //! 2. check every object file's ELF structure, logging (and keeping out of the directory) any that is malformed,
 //!    so a corrupted object is reported at boot and boot continues;
 //! 3. create the kernel namespace (base image + kernel cells) and the application namespace layered on it, and
@@ -20,9 +24,11 @@ use cell_namespace::{CellKind, CellMemory, CellNamespace, Manifest, ObjectDirect
 
 use crate::cell_memory::KernelCellMemory;
 
-/// Name of the cell manifest module.
+/// Name of the boot module holding every boot file.
+const ARCHIVE_MODULE: &str = "cells.archive";
+/// Name of the cell manifest file.
 const MANIFEST_MODULE: &str = "cells.manifest";
-/// Name of the base symbol file module.
+/// Name of the base symbol file.
 const BASE_SYMBOLS_MODULE: &str = "nano_core.syms";
 /// Name of the first cell.
 const FIRST_CELL: &str = "captain";
@@ -32,9 +38,13 @@ const FIRST_CELL_ENTRY: &str = "captain::init";
 /// Why the system could not be brought up from its cells.
 #[derive(Debug)]
 pub enum StartError {
-    /// A required boot module is missing.
+    /// A required boot module is missing (or not among the modules `memory::init` reserved).
     MissingModule(&'static str),
-    /// A module is not valid UTF-8 text.
+    /// The boot archive's structure is damaged.
+    Archive(boot_archive::ArchiveError),
+    /// A required file is not in the boot archive.
+    MissingFile(&'static str),
+    /// A file is not valid UTF-8 text.
     NotText(&'static str),
     /// The manifest is malformed.
     Manifest(cell_namespace::ManifestError),
@@ -50,6 +60,8 @@ impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StartError::MissingModule(name) => write!(f, "boot module {name} is missing"),
+            StartError::Archive(error) => write!(f, "boot module {ARCHIVE_MODULE}: {error}"),
+            StartError::MissingFile(name) => write!(f, "{ARCHIVE_MODULE} holds no file {name}"),
             StartError::NotText(name) => write!(f, "boot module {name} is not UTF-8 text"),
             StartError::Manifest(error) => write!(f, "{MANIFEST_MODULE}: {error}"),
             StartError::BaseSymbols(error) => write!(f, "{BASE_SYMBOLS_MODULE}: {error}"),
@@ -59,33 +71,37 @@ impl core::fmt::Display for StartError {
     }
 }
 
-fn text_module(boot_info: &BootInfo, name: &'static str) -> Result<&'static str, StartError> {
-    let module = boot_info.module_named(name).ok_or(StartError::MissingModule(name))?;
-    let bytes = memory::module_bytes(module).ok_or(StartError::MissingModule(name))?;
-    core::str::from_utf8(bytes).map_err(|_| StartError::NotText(name))
+/// The boot archive, checked (header, table, every entry's bounds), borrowing the reserved module memory.
+fn boot_archive(boot_info: &BootInfo) -> Result<boot_archive::Archive<'static>, StartError> {
+    let module = boot_info.module_named(ARCHIVE_MODULE).ok_or(StartError::MissingModule(ARCHIVE_MODULE))?;
+    let bytes = memory::module_bytes(module).ok_or(StartError::MissingModule(ARCHIVE_MODULE))?;
+    boot_archive::Archive::parse(bytes).map_err(StartError::Archive)
+}
+
+/// The text file `name` of the boot archive.
+fn text_file(archive: &boot_archive::Archive<'static>, name: &'static str) -> Result<&'static str, StartError> {
+    let entry = archive.entry(name).ok_or(StartError::MissingFile(name))?;
+    core::str::from_utf8(entry.bytes).map_err(|_| StartError::NotText(name))
 }
 
 /// Builds the namespaces, loads `captain` and calls its entry.
 ///
 /// # Errors
-/// [`StartError`] if the manifest, the base symbol file or the first cell is unusable; a malformed object that
+/// [`StartError`] if the boot archive, the manifest, the base symbol file or the first cell is unusable; a malformed object that
 /// the first cell does not need is only logged.
 pub fn start_captain(boot_info: &'static BootInfo) -> Result<core::convert::Infallible, StartError> {
     let started = tsc::now_ns();
-    let manifest = Manifest::parse(text_module(boot_info, MANIFEST_MODULE)?).map_err(StartError::Manifest)?;
-    let base_symbols = cell_namespace::parse_base_symbols(text_module(boot_info, BASE_SYMBOLS_MODULE)?)
+    let archive = boot_archive(boot_info)?;
+    let manifest = Manifest::parse(text_file(&archive, MANIFEST_MODULE)?).map_err(StartError::Manifest)?;
+    let base_symbols = cell_namespace::parse_base_symbols(text_file(&archive, BASE_SYMBOLS_MODULE)?)
         .map_err(StartError::BaseSymbols)?;
 
     let mut kernel_directory = ObjectDirectory::new();
     let mut application_directory = ObjectDirectory::new();
     let mut rejected = 0usize;
-    for module in boot_info.modules() {
-        let name = module.name.as_str();
+    for file in archive.entries() {
+        let (name, bytes) = (file.name, file.bytes);
         let Some(entry) = manifest.cell_for_object(name) else { continue };
-        let Some(bytes) = memory::module_bytes(module) else {
-            log::error!("boot module {name} is not mapped; skipping it");
-            continue;
-        };
         if let Err(error) = cell_loader::ObjectFile::parse(bytes) {
             log::error!("rejected object {name} (cell {}): {error}", entry.name);
             rejected += 1;

@@ -8,7 +8,7 @@ use crate::access::Permissions;
 use crate::errors::{MapError, RemapError};
 use crate::frames::FRAME_ALLOCATOR;
 use crate::layout::{BOOT_DIRECT_MAP_SIZE, KERNEL_OFFSET, LOW_MEMORY_SIZE, PHYSICAL_MEMORY_OFFSET};
-use crate::plan::{FRAMES_PER_LARGE_PAGE, KernelImageBounds, split_for_large_pages};
+use crate::plan::{FRAMES_PER_LARGE_PAGE, KernelImageBounds, LargePageSplit, split_for_large_pages};
 use crate::shootdown::{self, ShootdownError};
 use crate::sync::with_lock;
 use memory_structs::{PAGE_SIZE, VirtualAddress};
@@ -154,14 +154,32 @@ pub(crate) struct DirectMapCounts {
     pub small_pages: usize,
 }
 
+/// Whether the direct map uses 2 MiB pages where a range allows. Off: 4 KiB pages only.
+///
+/// Why off (issue 11, measured): under QEMU TCG the direct map's 2 MiB pages made loading the boot cells about
+/// 0.35 s slower under SeaBIOS (0.93 -> 0.59 s with 4 KiB pages; whole boot 2.20 -> 1.80 s, three runs each),
+/// where RAM is one contiguous area and nearly all of the direct map is large pages. The likely mechanism: QEMU's
+/// software TLB keeps one "large page" address range per MMU mode and flushes its whole TLB for any `invlpg`
+/// inside that range (`accel/tcg/cputlb.c`); what was measured is that `perf` on QEMU showed about ten times the TLB refill work during the load under SeaBIOS than under OVMF (whose fragmented
+/// map gives few large pages). The price of 4 KiB pages: 8 bytes of page table per 4 KiB of RAM (1 MiB per
+/// 512 MiB) and about 5 ms more boot for 512 MiB; on hardware the direct map is touched rarely (boot modules,
+/// page tables), so its TLB reach matters little.
+const DIRECT_MAP_USES_LARGE_PAGES: bool = false;
+
 /// Maps every frame range of `ranges` at `PHYSICAL_MEMORY_OFFSET + physical`, RW + NX, with 2 MiB pages where the
-/// range allows (SDM Vol. 3A, 4.5: a PDE with PS=1 maps 2 MiB).
+/// range allows (SDM Vol. 3A, 4.5: a PDE with PS=1 maps 2 MiB) if [`DIRECT_MAP_USES_LARGE_PAGES`], else with 4 KiB
+/// pages.
 fn map_direct(table: &mut OffsetPageTable<'static>, ranges: &[UnitRange]) -> Result<DirectMapCounts, MemoryInitError> {
     let mut counts = DirectMapCounts::default();
     let mut frames = boot_table_frames();
     let fail = |error| MemoryInitError::Map { what: "the direct map", error };
     for range in ranges {
-        let split = split_for_large_pages(*range);
+        let split = if DIRECT_MAP_USES_LARGE_PAGES {
+            split_for_large_pages(*range)
+        } else {
+            let empty = UnitRange::new(range.end(), range.end()).unwrap_or_default();
+            LargePageSplit { head: *range, large: empty, tail: empty }
+        };
         for frame in (split.head.start()..split.head.end()).chain(split.tail.start()..split.tail.end()) {
             let physical = frame * PAGE_SIZE;
             // SAFETY: the direct map is the designated alias of physical memory; it is only accessed through raw

@@ -4,7 +4,8 @@
 //! ```text
 //! boot/nano_core.elf        base image without .debug* sections
 //! boot/grub/grub.cfg        generated from /grub.cfg
-//! modules/<file>            one GRUB module2 each: cell objects, cells.manifest, nano_core.syms
+//! modules/cells.archive     the one GRUB module2: every cell object, cells.manifest and nano_core.syms
+//!                           packed by [`pack`] (layout: the `boot_archive` crate)
 //! ```
 
 use crate::error::{Context, Error, Result};
@@ -74,6 +75,20 @@ pub struct ModuleFile {
     pub name: String,
     /// Contents.
     pub bytes: Vec<u8>,
+}
+
+/// Name of the one boot module that holds every boot file (see the `boot_archive` crate).
+pub const ARCHIVE_MODULE: &str = "cells.archive";
+
+/// Packs `files` (cell objects, `cells.manifest`, `nano_core.syms`) into the one boot module [`ARCHIVE_MODULE`]:
+/// GRUB then reads one file instead of one per cell.
+///
+/// # Errors
+/// A name the archive cannot hold (empty, too long, repeated) or too many files.
+pub fn pack(files: &[ModuleFile]) -> Result<ModuleFile> {
+    let entries: Vec<(&str, &[u8])> = files.iter().map(|file| (file.name.as_str(), file.bytes.as_slice())).collect();
+    let bytes = boot_archive::write(&entries).map_err(|error| Error(format!("{ARCHIVE_MODULE}: {error}")))?;
+    Ok(ModuleFile { name: ARCHIVE_MODULE.into(), bytes })
 }
 
 /// Stages `staging` (emptied first) and runs `grub-mkrescue` to produce `iso`.
@@ -148,6 +163,22 @@ mod tests {
         let insmods: Vec<&str> = template.lines().filter(|l| l.contains("insmod all_video")).collect();
         assert_eq!(insmods, ["if [ \"$grub_platform\" = \"efi\" ]; then insmod all_video; fi"]);
         render_grub_cfg(template, "", &["k-captain.o".to_string()]).unwrap();
+    }
+
+    #[test]
+    fn pack_makes_one_archive_module_that_parses_back() {
+        let files = vec![
+            ModuleFile { name: "cells.manifest".into(), bytes: b"manifest".to_vec() },
+            ModuleFile { name: "k-captain.o".into(), bytes: vec![0x7f, b'E', b'L', b'F', 1, 2, 3] },
+        ];
+        let module = pack(&files).unwrap();
+        assert_eq!(module.name, ARCHIVE_MODULE);
+        let archive = boot_archive::Archive::parse(&module.bytes).unwrap();
+        let entries: Vec<(&str, &[u8])> = archive.entries().map(|e| (e.name, e.bytes)).collect();
+        let expected: Vec<(&str, &[u8])> = files.iter().map(|f| (f.name.as_str(), f.bytes.as_slice())).collect();
+        assert_eq!(entries, expected);
+        let duplicate = vec![files[0].clone(), files[0].clone()];
+        assert!(pack(&duplicate).is_err());
     }
 
     #[test]

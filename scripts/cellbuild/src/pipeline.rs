@@ -211,7 +211,9 @@ pub fn build(options: &Options) -> Result<Summary> {
         let template_path = root.join("grub.cfg");
         let template = std::fs::read_to_string(&template_path).context(template_path.display())?;
         let iso_path = out.join("theseus.iso");
-        iso::assemble(&out.join("iso"), &iso_path, &kernel_stripped, &template, &options.cmdline, &modules)?;
+        let archive = iso::pack(&modules)?;
+        std::fs::write(out.join(iso::ARCHIVE_MODULE), &archive.bytes).context(iso::ARCHIVE_MODULE)?;
+        iso::assemble(&out.join("iso"), &iso_path, &kernel_stripped, &template, &options.cmdline, &[archive])?;
         summary.isos.push((iso_path.clone(), std::fs::metadata(&iso_path)?.len()));
         if let Some((cell_name, mode)) = &options.corrupt {
             let cell = cells.iter().find(|c| &c.record.name == cell_name).ok_or_else(|| {
@@ -228,7 +230,7 @@ pub fn build(options: &Options) -> Result<Summary> {
                 &kernel_stripped,
                 &template,
                 &options.cmdline,
-                &modules,
+                &[iso::pack(&modules)?],
             )?;
             eprintln!("cellbuild: {} has a damaged {} ({mode:?})", corrupt_iso.display(), cell.record.object_file);
             summary.isos.push((corrupt_iso.clone(), std::fs::metadata(&corrupt_iso)?.len()));

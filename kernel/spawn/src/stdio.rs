@@ -295,7 +295,8 @@ impl Drop for TaskIo {
 }
 
 /// The I/O of each task that has one, by task id. Protects: the map only; nothing else is locked, and nothing
-/// blocks, while it is held.
+/// blocks, while it is held: every reader and writer of a pipe takes it ([`current`]) on each read and write, so
+/// a holder that blocked on a pipe could wait for a task spinning on this lock (see `Registration::drop`).
 static TASK_IO: spin::Mutex<BTreeMap<TaskId, Arc<TaskIo>>> = spin::Mutex::new(BTreeMap::new());
 
 /// The current task's I/O, if it has one (application tasks and the tasks they start).
@@ -370,7 +371,12 @@ pub(crate) fn unregister(id: TaskId) {
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            if let Some(io) = TASK_IO.lock().get(&id).cloned() {
+            // Looked up in a statement of its own, so the map's lock is released before the flush: in an `if let`
+            // scrutinee the guard would live until the end of the block, and the flush blocks while the pipe is
+            // full. The reader then needs this lock for its own `current()` on every read: it spun on it forever
+            // while the writer waited for it to make room (the intermittent `yes abcdefghi 10000 | wc` hang).
+            let io = TASK_IO.lock().get(&id).cloned();
+            if let Some(io) = io {
                 // Reader gone: the output is dropped, as every later write would be; nobody is left to tell.
                 let _ = io.flush();
             }

@@ -9,6 +9,10 @@
 //! 4. Kill at the notification: two consumers wait; a value is sent (its `notify_one` wakes the first) and the
 //!    first is killed at once, before it can take the value, [`NOTIFY_KILL_ITERATIONS`] times over every CPU: the
 //!    second must receive the value (no lost wake-up).
+//! 5. A pipe writer blocked in its final flush: a task with a pipe as standard output fills the pipe and ends
+//!    with output still collected, so its exit flush blocks until the reader makes room; the reader (which
+//!    looks up its own standard I/O on every read) must still get every byte. Before the fix the exit flush
+//!    held the task-I/O map's lock, and the reader spun on it forever (the `yes abcdefghi 10000 | wc` hang).
 //!
 //! Every step runs even if an earlier one failed; `run` reports all failures.
 #![no_std]
@@ -40,6 +44,7 @@ pub fn run() -> Result<(), String> {
         step(CELL, "bounded(4), 4 producers, 2 consumers", || several_producers(4, 100, 2)),
         step(CELL, "disconnection", disconnection),
         step(CELL, "kill of a notified consumer", kill_notified_consumer),
+        step(CELL, "pipe writer blocked in its exit flush", writer_blocked_in_exit_flush),
     ];
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
@@ -219,5 +224,45 @@ fn disconnection() -> Result<(), String> {
     ensure!(receiver.receive() == Ok(1) && receiver.receive() == Ok(2), "buffered values lost on disconnection");
     ensure!(receiver.receive() == Err(ReceiveError), "receive without senders did not fail");
     ensure!(receiver.try_receive() == Err(channel::TryReceiveError::Disconnected), "try_receive not Disconnected");
+    Ok(())
+}
+
+/// Step 5 (see the crate docs): the writer's exit flush blocks on a full pipe; the reader must drain it all.
+fn writer_blocked_in_exit_flush() -> Result<(), String> {
+    use spawn::stdio::{self, Input, Output, TaskIo};
+    // Fills every chunk of the pipe and leaves a few bytes collected (no newline, so nothing is flushed early):
+    // the body's writes never block; the flush as the body ends needs room the reader has to make.
+    let written = stdio::PIPE_CHUNKS * stdio::CHUNK_BYTES + 10;
+    let (pipe_writer, pipe_reader) = stdio::pipe();
+    let writer_io = TaskIo::new(Input::Empty, Output::Pipe(pipe_writer), Vec::new());
+    let writer = TaskBuilder::new("exit-flush writer")
+        .with_io(Some(Arc::new(writer_io)))
+        .spawn(move || stdio::write_output(&alloc::vec![b'x'; written]).is_ok())
+        .map_err(spawn_error)?;
+    let blocked = wait_for(2000, || writer.task().state() == task::RunState::Blocked);
+    ensure!(blocked, "the writer did not block in its exit flush");
+    let reader_io = TaskIo::new(Input::Pipe(pipe_reader), Output::Console, Vec::new());
+    let reader = TaskBuilder::new("exit-flush reader")
+        .with_io(Some(Arc::new(reader_io)))
+        .spawn(|| {
+            let mut received = 0;
+            while let Some(line) = stdio::read_line() {
+                received += line.len();
+            }
+            received
+        })
+        .map_err(spawn_error)?;
+    if !wait_for(5000, || reader.is_finished()) {
+        // Break the deadlock so later tests can run: the killed writer unwinds out of its flush (dropping what it
+        // holds), and the reader then sees the end of input.
+        let _ = spawn::kill(writer.id());
+        let _ = wait_for(5000, || reader.is_finished());
+        return Err(String::from(
+            "the reader never finished while the writer was blocked in its exit flush (lock held across the flush?)",
+        ));
+    }
+    ensure!(join(writer)?, "the writer's output was reported closed");
+    let received = join(reader)?;
+    ensure!(received == written, "the reader got {received} of {written} bytes");
     Ok(())
 }

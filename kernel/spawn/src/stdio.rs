@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use task::TaskId;
+use task::{IrqSafeMutex, TaskId};
 
 /// How many chunks a pipe buffers before its writer blocks.
 pub const PIPE_CHUNKS: usize = 8;
@@ -296,8 +296,12 @@ impl Drop for TaskIo {
 
 /// The I/O of each task that has one, by task id. Protects: the map only; nothing else is locked, and nothing
 /// blocks, while it is held: every reader and writer of a pipe takes it ([`current`]) on each read and write, so
-/// a holder that blocked on a pipe could wait for a task spinning on this lock (see `Registration::drop`).
-static TASK_IO: spin::Mutex<BTreeMap<TaskId, Arc<TaskIo>>> = spin::Mutex::new(BTreeMap::new());
+/// a holder that blocked on a pipe could wait for a task spinning on this lock (see `Registration::drop`). Held
+/// with interrupts disabled, so its holder is never preempted: a pipeline stage never spins against a holder
+/// switched out on its own CPU (a whole time slice under round robin; for good under the priority policy, where
+/// a higher-priority spinner would keep the holder from running). No `Arc<TaskIo>` is dropped under it (the last
+/// reference flushes, which may block).
+static TASK_IO: IrqSafeMutex<BTreeMap<TaskId, Arc<TaskIo>>> = IrqSafeMutex::new(BTreeMap::new());
 
 /// The current task's I/O, if it has one (application tasks and the tasks they start).
 pub fn current() -> Option<Arc<TaskIo>> {
@@ -355,7 +359,9 @@ impl Registration {
     pub(crate) fn new(io: Arc<TaskIo>) -> Registration {
         let id = scheduler::current_task().map(|task| task.id());
         if let Some(id) = id {
-            TASK_IO.lock().insert(id, io);
+            // A replaced entry (none is expected: ids are not reused) is dropped after the lock, as in `unregister`.
+            let replaced = TASK_IO.lock().insert(id, io);
+            drop(replaced);
         }
         Registration { id }
     }

@@ -28,9 +28,10 @@
 //! for the lock services TLB-shootdown requests, so a holder on another CPU that waits for a shootdown round (the
 //! heap never does, but a caller's caller might) is not deadlocked by it.
 //!
-//! Measured costs and why there are no per-CPU caches: see README "Benchmarks" (the `cli`/`sti` pair costs about
-//! twice the lock's one compare-exchange under QEMU TCG, and per-CPU caches would still need interrupts off, since
-//! a preempted task may resume on another CPU).
+//! Interrupts are re-enabled by reloading the saved RFLAGS (`popfq`) rather than with `sti`, which under QEMU TCG
+//! leaves the translated code twice (once for the instruction, once after its one-instruction interrupt shadow).
+//! Measured costs and why there are no per-CPU caches: see README "Benchmarks" (per-CPU caches would still need
+//! interrupts off, since a preempted task may resume on another CPU, and would save only the compare-exchange).
 //!
 //! # After a fault inside the allocator
 //! The class lists are built to survive a fault at any instruction: each pop and push commits with one store

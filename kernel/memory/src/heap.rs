@@ -28,9 +28,10 @@
 //! for the lock services TLB-shootdown requests, so a holder on another CPU that waits for a shootdown round (the
 //! heap never does, but a caller's caller might) is not deadlocked by it.
 //!
-//! Measured costs and why there are no per-CPU caches: see README "Benchmarks" (the `cli`/`sti` pair costs about
-//! twice the lock's one compare-exchange under QEMU TCG, and per-CPU caches would still need interrupts off, since
-//! a preempted task may resume on another CPU).
+//! Interrupts are re-enabled by reloading the saved RFLAGS (`popfq`) rather than with `sti`, which under QEMU TCG
+//! leaves the translated code twice (once for the instruction, once after its one-instruction interrupt shadow).
+//! Measured costs and why there are no per-CPU caches: see README "Benchmarks" (per-CPU caches would still need
+//! interrupts off, since a preempted task may resume on another CPU, and would save only the compare-exchange).
 //!
 //! # After a fault inside the allocator
 //! The class lists are built to survive a fault at any instruction: each pop and push commits with one store
@@ -74,21 +75,75 @@ impl KernelHeap {
 
 /// Runs `f` with the heap locked, interrupts disabled (see `crate::sync::with_lock`, which this mirrors for the
 /// owned lock: spinning services TLB-shootdown requests).
-#[inline]
+///
+/// Written out rather than through `x86_64::instructions::interrupts::without_interrupts`: that helper's closure
+/// stays an out-of-line call (one per interrupt state), while this is inlined whole into `alloc` and `dealloc`, so
+/// `__rust_alloc` reaches the class lists without another call (the miss and contention paths stay out of line).
+#[inline(always)]
 fn with_heap<R>(f: impl FnOnce(&mut HeapState) -> R) -> R {
     // The holder token: an address in this frame, i.e. on the holder's stack.
     let anchor = 0u8;
     let token = ptr::addr_of!(anchor) as usize;
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        loop {
-            if let Some(mut guard) = KERNEL_HEAP.state.try_lock_as(token) {
-                return f(&mut guard);
-            }
-            crate::shootdown::service_tlb_shootdown();
-            core::hint::spin_loop();
-        }
-    })
+    let saved = InterruptState::disable();
+    let result = match KERNEL_HEAP.state.try_lock_as(token) {
+        Some(mut guard) => f(&mut guard),
+        None => lock_contended(token, f),
+    };
+    saved.restore();
+    result
 }
+
+/// The slow path of [`with_heap`]: spins for the lock, servicing TLB-shootdown requests meanwhile. Runs with
+/// interrupts disabled.
+#[cold]
+#[inline(never)]
+fn lock_contended<R>(token: usize, f: impl FnOnce(&mut HeapState) -> R) -> R {
+    loop {
+        crate::shootdown::service_tlb_shootdown();
+        core::hint::spin_loop();
+        if let Some(mut guard) = KERNEL_HEAP.state.try_lock_as(token) {
+            return f(&mut guard);
+        }
+    }
+}
+
+/// RFLAGS as they were before [`Self::disable`]; [`Self::restore`] puts the interrupt flag back.
+#[must_use]
+struct InterruptState {
+    /// RFLAGS at [`Self::disable`].
+    saved: u64,
+}
+
+impl InterruptState {
+    /// Disables interrupts on this CPU and returns the previous state.
+    #[inline(always)]
+    fn disable() -> Self {
+        let saved = x86_64::registers::rflags::read_raw();
+        if saved & RFLAGS_INTERRUPT != 0 {
+            x86_64::instructions::interrupts::disable();
+        }
+        Self { saved }
+    }
+
+    /// Enables interrupts again if they were enabled before [`Self::disable`], by loading the saved RFLAGS
+    /// (`popfq`) rather than with `sti`: under QEMU TCG, `sti` ends the translation block twice (it and the one
+    /// instruction of its interrupt shadow each return to QEMU's main loop), `popfq` once. The asm block is not
+    /// `nomem`, so the compiler keeps every memory access of the critical section (the lock's release included)
+    /// before it.
+    #[inline(always)]
+    fn restore(self) {
+        if self.saved & RFLAGS_INTERRUPT != 0 {
+            // SAFETY: these are this CPU's RFLAGS from `disable`, in the same function and privilege level: they
+            // differ from the current ones only in IF (which is meant to come back) and in the arithmetic flags,
+            // which the asm block declares clobbered (no `preserves_flags`); DF and AC are clear in Rust code at
+            // both points.
+            unsafe { core::arch::asm!("push {saved}", "popfq", saved = in(reg) self.saved) };
+        }
+    }
+}
+
+/// RFLAGS.IF, the interrupt-enable flag.
+const RFLAGS_INTERRUPT: u64 = 1 << 9;
 
 /// Releases the heap lock if its holder's token lies in `stack` (a task that faulted holding it: its guard would
 /// stay taken forever and every later allocation would spin), then repairs the class lists (see the module docs).

@@ -91,13 +91,20 @@ impl Guest {
         Ok(guest)
     }
 
-    /// Reads the section ranges again (`sections`), e.g. after the golden runs loaded the applications.
+    /// Reads the section ranges again (`sections`), e.g. after the golden runs loaded the applications or a swap
+    /// moved cells; drops the function listings of cells whose text moved or is gone.
     ///
     /// # Errors
     /// The command does not give the prompt back.
     pub fn refresh_ranges(&mut self) -> StepResult<()> {
         let output = self.command("sections", Duration::from_secs(30))?;
-        self.ranges = parse_ranges(&output);
+        let ranges = parse_ranges(&output);
+        // A cell whose text moved or went away (a swap reloads cells) has a stale function listing.
+        let text = |ranges: &[SectionRange], cell: &str| {
+            ranges.iter().find(|range| range.cell == cell && range.kind == "Text").map(|range| range.start..range.end)
+        };
+        self.listings.retain(|cell, _| text(&ranges, cell) == text(&self.ranges, cell));
+        self.ranges = ranges;
         Ok(())
     }
 

@@ -187,6 +187,15 @@ impl Campaign {
         let threads = guest.gdb.threads();
         guest.gdb.resume().map_err(stub)?;
         let threads = threads.map_err(stub)?;
+        guest.poll_slice = profile::SAMPLE_INTERVAL;
+        let sampled = self.sample_workloads(guest, &threads, started);
+        guest.poll_slice = Duration::from_millis(5);
+        sampled
+    }
+
+    /// [`Campaign::sample_profile`]'s runs, with the guest's poll slice set to the sampling interval.
+    fn sample_workloads(&mut self, guest: &mut Guest, threads: &[String], started: Instant) -> StepResult<()> {
+        let stub = |error: crate::gdb_remote::GdbError| Failure(format!("profile: {error}"));
         for workload in self.workloads.clone() {
             let mut rips = Vec::new();
             let mut runs = 0;

@@ -2,7 +2,7 @@
 //!
 //! On the campaign's first boot, after the golden runs, each workload runs again (at least [`MIN_RUNS`], until
 //! [`TARGET_SAMPLES`] samples or [`MAX_RUNS`] runs) while the harness samples RIP through the gdb stub (stop the
-//! guest, read RIP, let it run again, about every 5 ms). A sample inside a candidate function (see
+//! guest, read RIP, let it run again, every `SAMPLE_INTERVAL` plus the stub's round trips). A sample inside a candidate function (see
 //! [`super::points`]) names the *basic block* holding it (decoded from the function's first byte: blocks start at
 //! the function's entry, at branch targets inside it and after every branch, call or return); a sample just after
 //! a `hlt` (a halted CPU, not the workload) is dropped. Instruction points are drawn uniformly over the bytes of
@@ -18,12 +18,14 @@ use crate::gdb_remote::{GdbRemote, GdbResult, RIP};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How long the guest runs between two samples at least (the stub's round trips add to it).
+pub const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 /// The fewest sampled runs of each workload.
 pub const MIN_RUNS: usize = 2;
 /// The most sampled runs of each workload.
-pub const MAX_RUNS: usize = 16;
+pub const MAX_RUNS: usize = 10;
 /// Sampled runs of a workload stop once this many RIP samples were taken.
-pub const TARGET_SAMPLES: usize = 250;
+pub const TARGET_SAMPLES: usize = 200;
 
 /// One basic block of a function: `start..end` are byte offsets from the function's first byte.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

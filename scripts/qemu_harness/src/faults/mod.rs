@@ -169,7 +169,9 @@ impl Campaign {
         for cell in LANDING_CELLS {
             guest.functions(cell)?;
         }
-        if runs == 2 && self.config.points == PointMode::Instruction && self.profile.seen.is_empty() {
+        // The IPC cases place their own points: only the random campaign (over [`WORKLOADS`]) samples a profile.
+        let random = self.workloads == WORKLOADS;
+        if runs == 2 && random && self.config.points == PointMode::Instruction && self.profile.seen.is_empty() {
             self.sample_profile(&mut guest)?;
         }
         Ok(guest)
@@ -203,7 +205,7 @@ impl Campaign {
                 runs += 1;
                 let mut sampler =
                     |gdb: &mut crate::gdb_remote::GdbRemote, _: &[inject::SectionRange]| match profile::sample_rips(
-                        gdb, &threads,
+                        gdb, threads,
                     ) {
                         Ok(sampled) => {
                             rips.extend(sampled);
@@ -231,7 +233,7 @@ impl Campaign {
                 }
             }
             let mut outside: Vec<(String, usize)> = outside.into_iter().collect();
-            outside.sort_by(|a, b| b.1.cmp(&a.1));
+            outside.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
             outside.truncate(profile::OUTSIDE_PLACES);
             self.profile.outside.insert(workload, outside);
             for function in candidates {

@@ -41,8 +41,10 @@ options:
   --seed N               faults: campaign seed (default: 2026)
   --count N              faults: number of injections (default: 500)
   --ipc                  faults: run the 13 named IPC cases instead of random injections
-  --points instruction|time  faults: breakpoints on instructions drawn from the workload's cells (default), or
-                         moments drawn from the workload's duration
+  --points instruction|time  faults: breakpoints on instructions of functions the workload was seen running
+                         (default), or moments drawn from the workload's duration
+  --profile FILE         faults: draw instruction points from this profile (a campaign's profile.txt)
+                         instead of sampling one on the first boot
 ";
 
 fn main() -> ExitCode {
@@ -82,6 +84,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut quick = false;
     let (mut seed, mut count, mut ipc) = (2026u64, 500usize, false);
     let mut points = faults::plan::PointMode::Instruction;
+    let mut profile = None;
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -108,6 +111,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--count" => count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
             "--ipc" => ipc = true,
+            "--profile" => profile = Some(PathBuf::from(value()?)),
             "--points" => {
                 let name = value()?;
                 points = faults::plan::PointMode::from_name(&name)
@@ -246,6 +250,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 out: out.unwrap_or_else(|| PathBuf::from("build/faults")),
                 timeout_scale: scale,
                 points,
+                profile,
             };
             let records = if ipc { faults::ipc::run_cases(campaign)? } else { faults::run_campaign(campaign)? };
             // Every injection has a classification by construction; the exit status says the campaign ran.

@@ -33,6 +33,8 @@ pub struct Guest {
     listings: std::collections::BTreeMap<String, Vec<Function>>,
     prompt: Regex,
     markers: Regex,
+    /// How often [`Guest::run_workload`] calls its injector (5 ms unless changed, e.g. for profiling).
+    pub poll_slice: Duration,
 }
 
 /// One workload run.
@@ -85,19 +87,33 @@ impl Guest {
         let mut gdb = GdbRemote::connect(port, Duration::from_secs(10)).map_err(|e| Failure(e.to_string()))?;
         gdb.resume().map_err(|e| Failure(e.to_string()))?;
         let markers = Regex::new(FAULT_MARKERS).map_err(|e| Failure(e.to_string()))?;
-        let mut guest =
-            Guest { session, gdb, ranges: Vec::new(), listings: std::collections::BTreeMap::new(), prompt, markers };
+        let mut guest = Guest {
+            session,
+            gdb,
+            ranges: Vec::new(),
+            listings: std::collections::BTreeMap::new(),
+            prompt,
+            markers,
+            poll_slice: Duration::from_millis(5),
+        };
         guest.refresh_ranges()?;
         Ok(guest)
     }
 
-    /// Reads the section ranges again (`sections`), e.g. after the golden runs loaded the applications.
+    /// Reads the section ranges again (`sections`), e.g. after the golden runs loaded the applications or a swap
+    /// moved cells; drops the function listings of cells whose text moved or is gone.
     ///
     /// # Errors
     /// The command does not give the prompt back.
     pub fn refresh_ranges(&mut self) -> StepResult<()> {
         let output = self.command("sections", Duration::from_secs(30))?;
-        self.ranges = parse_ranges(&output);
+        let ranges = parse_ranges(&output);
+        // A cell whose text moved or went away (a swap reloads cells) has a stale function listing.
+        let text = |ranges: &[SectionRange], cell: &str| {
+            ranges.iter().find(|range| range.cell == cell && range.kind == "Text").map(|range| range.start..range.end)
+        };
+        self.listings.retain(|cell, _| text(&ranges, cell) == text(&self.ranges, cell));
+        self.ranges = ranges;
         Ok(())
     }
 
@@ -138,7 +154,8 @@ impl Guest {
         self.session.output_closed()
     }
 
-    /// Runs `workload`, each command within `timeout`, calling `injector` every ~5 ms until it reports. A command
+    /// Runs `workload`, each command within `timeout`, calling `injector` every [`Guest::poll_slice`] until it
+    /// reports. A command
     /// whose output shows it was lost (the shell restarted) or failed transactionally (a swap) is typed again, up
     /// to [`RETRIES_PER_COMMAND`] times; only the last attempt's output counts (a result line repeated exactly
     /// in it is counted once after a retry).
@@ -160,11 +177,8 @@ impl Guest {
             }
             let until = Instant::now() + timeout;
             let found = loop {
-                let slice = if injected.is_none() && injector.is_some() {
-                    Duration::from_millis(5)
-                } else {
-                    Duration::from_millis(500)
-                };
+                let slice =
+                    if injected.is_none() && injector.is_some() { self.poll_slice } else { Duration::from_millis(500) };
                 match self.session.expect(&self.prompt, slice.min(until.saturating_duration_since(Instant::now()))) {
                     Ok(found) => break Ok(found),
                     Err(failure) if self.session.output_closed() || Instant::now() >= until => break Err(failure),

@@ -264,7 +264,8 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
         None => "breakpoint not reached".into(),
     };
     record.detail = format!("{injected}; {detail}");
-    let reusable = outcome != Outcome::Failed && guest.healthy(campaign.command_timeout(Workload::Shell));
+    // As in the random campaign: a manifested fault (recovered or failed) ends the boot.
+    let reusable = outcome == Outcome::NotManifested && guest.healthy(campaign.command_timeout(Workload::Shell));
     Ok((record, reusable))
 }
 

@@ -9,9 +9,11 @@
 //! 1. Boot the ISO with `-gdb tcp:127.0.0.1:PORT`; run every workload once (the golden runs: result lines and
 //!    duration; a workload that fails here aborts the campaign, since nothing could be classified against it);
 //!    read the cells' section ranges (`sections`) and the function listings of `task`, `scheduler` and
-//!    `interrupts` (`sections CELL`, for the landing).
-//! 2. For each injection: read the fault log's latest time. Instruction points (the default): draw an
-//!    instruction of the workload's cells under test ([`points`]), stop the guest, set a `Z0` breakpoint there,
+//!    `interrupts` (`sections CELL`, for the landing). With instruction points, the first boot then runs each
+//!    workload a few more times while sampling RIP ([`profile`]) unless `--profile FILE` gave the profile.
+//! 2. For each injection: read `sections` again (a swap moves cells) and the fault log's latest time.
+//!    Instruction points (the default): draw an instruction of a function of the workload's cells under test
+//!    that the profile saw running ([`points`], [`profile`]), stop the guest, set a `Z0` breakpoint there,
 //!    let it run; type the workload's commands; on the breakpoint's first hit remove it and apply the fault on
 //!    that CPU; if it is never hit, remove it and record "not activated". Timed points: at the planned moment
 //!    stop the guest (0x03) and apply the fault on the planned CPU. Faults: flip a register bit, corrupt a memory
@@ -23,7 +25,8 @@
 //!    one workload that is not restartable (the IPC cases' `channel-tests`), if the result is wrong but a fault
 //!    was seen, run it once more. A corrupted memory word is written back if it still holds the corrupted value
 //!    (so later injections start from a clean image; a reloaded cell is not touched).
-//! 4. After a failed injection, or when `echo` no longer answers, kill QEMU and boot again; otherwise reuse it.
+//! 4. After every manifested injection (recovered or failed), after an error of the harness, or when `echo` no
+//!    longer answers, kill QEMU and boot again; a not-manifested or not-activated injection reuses the boot.
 //! 5. Append the CSV row (`injections.csv`); at the end write and print the summary (`summary.txt`).
 
 pub mod guest;
@@ -31,6 +34,7 @@ pub mod inject;
 pub mod ipc;
 pub mod plan;
 pub mod points;
+pub mod profile;
 pub mod report;
 pub mod workload;
 
@@ -38,7 +42,8 @@ use crate::qemu::QemuConfig;
 use crate::session::{Failure, StepResult, Typing};
 use guest::{Guest, WorkloadRun};
 use plan::{FaultType, Plan, PointMode};
-use points::NanoCore;
+use points::{Function, NanoCore};
+use profile::Profile;
 use report::{Outcome, Record, RunResult};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -65,6 +70,8 @@ pub struct CampaignConfig {
     pub timeout_scale: f64,
     /// How injection points are chosen.
     pub points: PointMode,
+    /// A profile file to draw instruction points from (see [`profile`]) instead of sampling one on the first boot.
+    pub profile: Option<PathBuf>,
 }
 
 /// The golden run of one workload.
@@ -86,6 +93,8 @@ pub struct Campaign {
     pub nano: NanoCore,
     /// The workloads run on every boot (their golden runs): [`WORKLOADS`], or the IPC cases' one.
     pub workloads: Vec<Workload>,
+    /// The functions each workload was seen running (instruction points are drawn from them).
+    pub profile: Profile,
     boots: usize,
 }
 
@@ -98,7 +107,14 @@ impl Campaign {
     pub fn new(config: CampaignConfig) -> Self {
         let symbols = config.iso.with_file_name("nano_core.syms");
         let nano = std::fs::read_to_string(&symbols).map(|text| points::parse_nano_core(&text)).unwrap_or_default();
-        Campaign { config, golden: BTreeMap::new(), nano, workloads: WORKLOADS.to_vec(), boots: 0 }
+        Campaign {
+            config,
+            golden: BTreeMap::new(),
+            nano,
+            workloads: WORKLOADS.to_vec(),
+            profile: Profile::default(),
+            boots: 0,
+        }
     }
 
     fn scaled(&self, duration: Duration) -> Duration {
@@ -153,7 +169,102 @@ impl Campaign {
         for cell in LANDING_CELLS {
             guest.functions(cell)?;
         }
+        // The IPC cases place their own points: only the random campaign (over [`WORKLOADS`]) samples a profile.
+        let random = self.workloads == WORKLOADS;
+        if runs == 2 && random && self.config.points == PointMode::Instruction && self.profile.seen.is_empty() {
+            self.sample_profile(&mut guest)?;
+        }
         Ok(guest)
+    }
+
+    /// Runs every workload again while sampling RIP (see [`profile`] for how many runs), records the basic
+    /// blocks of candidate functions seen and writes them to `profile.txt`.
+    ///
+    /// # Errors
+    /// A run does not complete, the stub fails, or a listing cannot be read.
+    fn sample_profile(&mut self, guest: &mut Guest) -> StepResult<()> {
+        let started = Instant::now();
+        let stub = |error: crate::gdb_remote::GdbError| Failure(format!("profile: {error}"));
+        guest.gdb.interrupt().map_err(stub)?;
+        let threads = guest.gdb.threads();
+        guest.gdb.resume().map_err(stub)?;
+        let threads = threads.map_err(stub)?;
+        guest.poll_slice = profile::SAMPLE_INTERVAL;
+        let sampled = self.sample_workloads(guest, &threads, started);
+        guest.poll_slice = Duration::from_millis(5);
+        sampled
+    }
+
+    /// [`Campaign::sample_profile`]'s runs, with the guest's poll slice set to the sampling interval.
+    fn sample_workloads(&mut self, guest: &mut Guest, threads: &[String], started: Instant) -> StepResult<()> {
+        let stub = |error: crate::gdb_remote::GdbError| Failure(format!("profile: {error}"));
+        for workload in self.workloads.clone() {
+            let mut rips = Vec::new();
+            let mut runs = 0;
+            while runs < profile::MIN_RUNS || (runs < profile::MAX_RUNS && rips.len() < profile::TARGET_SAMPLES) {
+                runs += 1;
+                let mut sampler =
+                    |gdb: &mut crate::gdb_remote::GdbRemote, _: &[inject::SectionRange]| match profile::sample_rips(
+                        gdb, threads,
+                    ) {
+                        Ok(sampled) => {
+                            rips.extend(sampled);
+                            None
+                        }
+                        Err(error) => Some(Err(error)),
+                    };
+                let run = guest.run_workload(workload, self.scaled(SECS_60), Some(&mut sampler));
+                if let Some((command, failure)) = &run.stuck {
+                    return Err(Failure(format!("profile run of {}: `{command}`: {failure}", workload.name())));
+                }
+                if let Some(Err(error)) = &run.injected {
+                    return Err(Failure(format!("profile run of {}: sampling failed: {error}", workload.name())));
+                }
+            }
+            *self.profile.samples.entry(workload).or_default() += rips.len();
+            // A swap moved cells: listings of moved cells are dropped and read again.
+            guest.refresh_ranges()?;
+            let candidates = candidates(self, guest, workload).map_err(Failure)?;
+            let mut outside = BTreeMap::<String, usize>::new();
+            for &rip in &rips {
+                if !candidates.iter().any(|function| (function.start..function.start + function.size).contains(&rip)) {
+                    let place = points::landing(rip, false, &guest.ranges, &guest.known_functions(), &self.nano).place;
+                    *outside.entry(place.chars().take(60).collect()).or_default() += 1;
+                }
+            }
+            let mut outside: Vec<(String, usize)> = outside.into_iter().collect();
+            outside.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+            outside.truncate(profile::OUTSIDE_PLACES);
+            self.profile.outside.insert(workload, outside);
+            for function in candidates {
+                let inside = |rip: &&u64| (function.start..function.start + function.size).contains(*rip);
+                let hits: Vec<u64> = rips.iter().filter(inside).copied().collect();
+                if hits.is_empty() {
+                    continue;
+                }
+                guest.gdb.interrupt().map_err(stub)?;
+                let code = ipc::read_code(&mut guest.gdb, function.start, function.size as usize);
+                guest.gdb.resume().map_err(stub)?;
+                self.profile.record(workload, &function, &code.map_err(stub)?, &hits);
+            }
+        }
+        let text = self.profile.to_text();
+        let path = self.config.out.join("profile.txt");
+        std::fs::write(&path, &text).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        println!(
+            "profile ({:.1} s): {}; written to {}",
+            started.elapsed().as_secs_f64(),
+            self.profile
+                .to_text()
+                .lines()
+                .skip(1)
+                .take_while(|line| line.starts_with('#'))
+                .map(|line| &line[2..])
+                .collect::<Vec<_>>()
+                .join("; "),
+            path.display()
+        );
+        Ok(())
     }
 
     /// Folds a clean run's duration into the workload's expected duration (an exponential moving average with
@@ -260,17 +371,17 @@ struct ChosenPoint {
     function: String,
 }
 
-/// Draws the plan's instruction point among the functions of the cells its workload exercises (and the base
-/// image's functions it exercises); `None` if there are none.
+/// The functions instruction points of `workload` may lie in: those of the cells it exercises and the base
+/// image's functions it exercises.
 ///
 /// # Errors
-/// A listing or the stub fails.
-fn choose_point(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> Result<Option<ChosenPoint>, String> {
+/// A listing cannot be read.
+fn candidates(campaign: &Campaign, guest: &mut Guest, workload: Workload) -> Result<Vec<Function>, String> {
     let mut candidates = Vec::new();
-    for cell in plan.workload.cells_under_test() {
+    for cell in workload.cells_under_test() {
         candidates.extend(guest.functions(cell).map_err(|failure| failure.to_string())?);
     }
-    let parts = plan.workload.nano_core_under_test();
+    let parts = workload.nano_core_under_test();
     candidates.extend(
         campaign
             .nano
@@ -279,6 +390,18 @@ fn choose_point(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> Result<O
             .filter(|function| parts.iter().any(|part| function.name.contains(part)))
             .cloned(),
     );
+    Ok(candidates)
+}
+
+/// Draws the plan's instruction point among the basic blocks of its workload's candidate functions that the
+/// profile saw running (among the whole candidates if it saw none there); `None` if there are none. A block
+/// starts at an instruction boundary, so it is decoded from its own first byte.
+///
+/// # Errors
+/// A listing or the stub fails.
+fn choose_point(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> Result<Option<ChosenPoint>, String> {
+    let candidates = candidates(campaign, guest, plan.workload)?;
+    let candidates = campaign.profile.blocks(plan.workload, &candidates).unwrap_or(candidates);
     let Some((function, offset)) = points::choose(&candidates, plan.point_fraction) else { return Ok(None) };
     let length = (offset + 16).min(function.size) as usize;
     let gdb = &mut guest.gdb;
@@ -393,6 +516,12 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
         detail: String::new(),
     };
     guest.note(&format!("injection {} {:?}", plan.index, plan));
+    // The ranges are read again before every injection: a swap reloads cells elsewhere and frees the old
+    // copies, so a memory target or landing drawn from older ranges could lie in freed memory.
+    if let Err(failure) = guest.refresh_ranges() {
+        record.detail = format!("the guest did not answer `sections` before the injection: {failure}");
+        return (record, false, None);
+    }
     let last_fault = match latest_fault(guest, timeout) {
         Ok(time) => time,
         Err(failure) => {
@@ -505,7 +634,10 @@ fn inject_one(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> (Record, b
     let (outcome, detail) = campaign.classify_run(guest, plan.workload, &run, mark, last_fault);
     record.outcome = outcome;
     record.detail = format!("{injected_detail}; {detail}");
-    let mut reusable = outcome != Outcome::Failed;
+    // Only a fault that did not manifest leaves the boot reusable: a recovered fault can leave state behind that
+    // recovery does not repair (an unregistered spin lock held forever, a leaked task, a damaged heap word) and
+    // that would make later injections on the same boot fail, or look recovered, for reasons of their own.
+    let mut reusable = outcome == Outcome::NotManifested;
     if reusable && let Some((address, word)) = applied.original {
         reusable = restore_word(guest, address, word, plan.mask);
     }
@@ -539,6 +671,10 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
     let mut csv = std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?;
     writeln!(csv, "{}", report::CSV_HEADER).map_err(|e| e.to_string())?;
     let mut campaign = Campaign::new(config);
+    if let Some(path) = &campaign.config.profile {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        campaign.profile = Profile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let mut guest: Option<Guest> = None;
     let mut records = Vec::new();
     for index in 0..campaign.config.count {

@@ -2,9 +2,10 @@
 //!
 //! **Points** ([`super::plan::PointMode::Instruction`]): the candidates are the functions of the cells a workload
 //! exercises (the guest's `sections CELL` lists each function's text section: start, size, mangled name) and the
-//! base image's functions named in `nano_core.syms` that it exercises. One byte is drawn uniformly over their
-//! total size; the function holding it is decoded from its first byte (iced-x86) and the instruction covering
-//! that byte is the point, so every point is an instruction boundary.
+//! base image's functions named in `nano_core.syms` that it exercises. The campaign narrows them to the basic
+//! blocks its profile saw running ([`super::profile`]). One byte is drawn uniformly over their total size; the
+//! function (or block) holding it is decoded from its first byte (iced-x86) and the instruction covering that
+//! byte is the point, so every point is an instruction boundary.
 //!
 //! **Landing**: from RIP when the fault is applied, the byte before it, the cells' ranges and the function
 //! listings: `idle` (the CPU halted: the byte before RIP is `hlt`, or a function named `idle`), `interrupt` (the

@@ -29,7 +29,7 @@ pub fn current_task() -> Option<TaskRef> {
 pub fn schedule() {
     let interrupts_were_enabled = interrupts::disable();
     let cpu = this_cpu();
-    let mut tasks = cpu.tasks.lock();
+    let mut tasks = cpu.tasks.lock_interrupts_disabled();
     let Some(previous) = tasks.current.as_ref() else {
         drop(tasks);
         interrupts::restore(interrupts_were_enabled);
@@ -43,10 +43,15 @@ pub fn schedule() {
     }
     wake_expired_sleepers(cpu);
     let picked = {
-        let mut runqueue = cpu.runqueue.lock();
-        // The idle task is never queued: it is what runs when the queue is empty.
-        if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
-            runqueue.push_back(previous.clone());
+        let mut runqueue = cpu.runqueue.lock_interrupts_disabled();
+        // The idle task is never queued: it is what runs when the queue is empty. A load and a store, not a
+        // compare-and-swap: only this CPU changes the state of its running task (other CPUs only wake `Blocked`
+        // and `Sleeping` tasks, see `RunState`), and it does so with interrupts disabled, as here.
+        if previous.state() == RunState::Running {
+            previous.set_state(RunState::Runnable);
+            if !previous.is_idle() {
+                runqueue.push_back(previous.clone());
+            }
         }
         scheduler_policy::policy().pick_next(&mut runqueue)
     };
@@ -178,7 +183,7 @@ fn switch(cpu: &PerCpu, mut tasks: IrqSafeMutexGuard<'_, CpuTasks>, next: TaskRe
 /// both do nothing otherwise, so the common case skips their task lookups). Interrupts must be disabled.
 pub(crate) fn finish_switch(cpu: &PerCpu) -> bool {
     let (previous, safe_point_pending) = {
-        let mut tasks = cpu.tasks.lock();
+        let mut tasks = cpu.tasks.lock_interrupts_disabled();
         let pending = tasks.current.as_ref().is_some_and(|task| task.is_kill_requested() || task.is_stop_requested());
         (tasks.previous.take(), pending)
     };

@@ -29,7 +29,7 @@ pub fn current_task() -> Option<TaskRef> {
 pub fn schedule() {
     let interrupts_were_enabled = interrupts::disable();
     let cpu = this_cpu();
-    let mut tasks = cpu.tasks.lock_interrupts_disabled();
+    let tasks = cpu.tasks.lock_interrupts_disabled();
     let Some(previous) = tasks.current.as_ref() else {
         drop(tasks);
         interrupts::restore(interrupts_were_enabled);

@@ -301,6 +301,16 @@ mod tests {
     }
 
     #[test]
+    fn lock_interrupts_disabled_excludes_like_lock() {
+        let mutex = IrqSafeMutex::new(1);
+        let guard = mutex.lock_interrupts_disabled();
+        assert!(mutex.try_lock().is_none());
+        drop(guard);
+        *mutex.lock_interrupts_disabled() += 1;
+        assert_eq!(*mutex.lock(), 2);
+    }
+
+    #[test]
     fn rwlock_allows_nested_readers() {
         let lock = IrqSafeRwLock::new(5);
         let first = lock.read();

@@ -13,9 +13,11 @@ pub const MAX_CPUS: usize = 64;
 pub(crate) struct PerCpu {
     /// Set once the CPU runs tasks (`init_bsp` or `ap_entry`).
     pub online: AtomicBool,
-    /// The task running on this CPU and the one it just switched away from, under one lock so a switch takes it
-    /// once for both. Touched only by this CPU, with interrupts disabled.
-    pub tasks: IrqSafeMutex<CpuTasks>,
+    /// The task running on this CPU. Touched only by this CPU, with interrupts disabled.
+    pub current: IrqSafeMutex<Option<TaskRef>>,
+    /// The task this CPU just switched away from, handed over the context switch to the next task, which clears its
+    /// `on_cpu` flag and reaps it if it exited. Touched only by this CPU, with interrupts disabled.
+    pub previous: IrqSafeMutex<Option<TaskRef>>,
     /// Runnable tasks assigned to this CPU. Any CPU may push (wake-ups, spawns); only this CPU pops (through the
     /// policy). Lock order: `sleepers` before `runqueue`; the policy runs inside this lock and takes no lock.
     pub runqueue: IrqSafeMutex<RunQueue>,
@@ -37,20 +39,12 @@ pub(crate) struct PerCpu {
     pub assigned: AtomicUsize,
 }
 
-/// The two task slots of a [`PerCpu`], locked together.
-pub(crate) struct CpuTasks {
-    /// The task running on this CPU (`None` before tasking started on it).
-    pub current: Option<TaskRef>,
-    /// The task this CPU just switched away from, handed over the context switch to the next task, which clears its
-    /// `on_cpu` flag and reaps it if it exited.
-    pub previous: Option<TaskRef>,
-}
-
 impl PerCpu {
     const fn new() -> Self {
         PerCpu {
             online: AtomicBool::new(false),
-            tasks: IrqSafeMutex::new(CpuTasks { current: None, previous: None }),
+            current: IrqSafeMutex::new(None),
+            previous: IrqSafeMutex::new(None),
             runqueue: IrqSafeMutex::new(RunQueue::new()),
             idle: spin::Once::new(),
             idling: AtomicBool::new(false),

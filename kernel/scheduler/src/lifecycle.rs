@@ -48,7 +48,7 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     cpu.idle.call_once(|| idle);
     let params = TaskParams { name: String::from(name), cpu: index, pinned: true, priority: task::DEFAULT_PRIORITY };
     let current = Task::adopt_current(params, TaskKind::Adopted);
-    cpu.tasks.lock().current = Some(current.clone());
+    *cpu.current.lock() = Some(current.clone());
     cpu.assigned.fetch_add(1, Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
     unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
@@ -75,7 +75,7 @@ pub fn ap_entry(cpu: usize) -> ! {
     let idle = Task::adopt_current(params, TaskKind::Idle);
     state.idle.call_once(|| idle.clone());
     state.idling.store(true, Ordering::Release);
-    state.tasks.lock().current = Some(idle);
+    *state.current.lock() = Some(idle);
     state.online.store(true, Ordering::Release);
     idle_loop()
 }

@@ -2,15 +2,15 @@
 
 use core::sync::atomic::Ordering;
 
-use task::{AnyExitValue, ExitValue, FailureReason, IrqSafeMutexGuard, RunState, TaskId, TaskRef, interrupts};
+use task::{AnyExitValue, ExitValue, FailureReason, RunState, TaskId, TaskRef, interrupts};
 
-use crate::cpus::{CPUS, CpuTasks, PerCpu, current_cpu, kick, this_cpu};
+use crate::cpus::{CPUS, PerCpu, current_cpu, kick, this_cpu};
 use crate::sleep::wake_expired_sleepers;
 
 /// The task running on this CPU, or `None` before tasking started on it ([`init_bsp`](crate::init_bsp) /
 /// [`ap_entry`](crate::ap_entry)).
 pub fn current_task() -> Option<TaskRef> {
-    this_cpu().tasks.lock().current.clone()
+    this_cpu().current.lock().clone()
 }
 
 /// Switches to the next task this CPU's policy picks, if it is not the current one; the current task, if still
@@ -21,17 +21,11 @@ pub fn current_task() -> Option<TaskRef> {
 /// switches. Afterwards, on the task that resumes, it finishes the switch (reaps an exited predecessor) and, if the
 /// resumed task was killed, ends it there: that is the kill's safe point.
 ///
-/// One interrupts-off section per call: the CPU's task slots stay locked from the decision to the switch (lock
-/// order: task slots, then `sleepers`, then `runqueue`; the policy and the sleeper wake-up take no other lock),
-/// so the current task is borrowed from its slot, not cloned, and the slots are written once for the switch.
-///
 /// Must not be called while holding a lock (an [`task::IrqSafeMutex`] guard or any spin lock).
 pub fn schedule() {
     let interrupts_were_enabled = interrupts::disable();
     let cpu = this_cpu();
-    let tasks = cpu.tasks.lock_interrupts_disabled();
-    let Some(previous) = tasks.current.as_ref() else {
-        drop(tasks);
+    let Some(previous) = cpu.current.lock().clone() else {
         interrupts::restore(interrupts_were_enabled);
         return;
     };
@@ -43,46 +37,44 @@ pub fn schedule() {
     }
     wake_expired_sleepers(cpu);
     let picked = {
-        let mut runqueue = cpu.runqueue.lock_interrupts_disabled();
-        // The idle task is never queued: it is what runs when the queue is empty. A load and a store, not a
-        // compare-and-swap: only this CPU changes the state of its running task (other CPUs only wake `Blocked`
-        // and `Sleeping` tasks, see `RunState`), and it does so with interrupts disabled, as here.
-        if previous.state() == RunState::Running {
-            previous.set_state(RunState::Runnable);
-            if !previous.is_idle() {
-                runqueue.push_back(previous.clone());
-            }
+        let mut runqueue = cpu.runqueue.lock();
+        // The idle task is never queued: it is what runs when the queue is empty.
+        if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
+            runqueue.push_back(previous.clone());
         }
         scheduler_policy::policy().pick_next(&mut runqueue)
     };
-    // `None`: the current task runs on (nothing else to run, and it is the idle task or has no idle task to yield to).
     let next = match picked {
-        Some(next) if next != *previous => Some(next),
-        Some(_) => None,
-        None => cpu.idle.get().filter(|idle| *idle != previous).cloned(),
+        Some(next) => next,
+        None => cpu.idle.get().cloned().unwrap_or_else(|| previous.clone()),
     };
-    let safe_point_pending = match next {
-        None => {
-            if previous.state() == RunState::Runnable {
-                previous.set_state(RunState::Running);
-            }
-            let pending = previous.is_kill_requested() || previous.is_stop_requested();
-            drop(tasks);
-            pending
+    let cpu = if next == previous {
+        if previous.state() == RunState::Runnable {
+            previous.set_state(RunState::Running);
         }
-        Some(next) => {
-            switch(cpu, tasks, next);
-            // Looked up again, not reused from before the switch: a swap of this cell while the task was switched
-            // out moved the per-CPU state into the new copy (the old copy's references to it are rewritten, but a
-            // reference held on this stack is not). The CPU itself is the same: tasks never migrate.
-            finish_switch(this_cpu())
-        }
+        drop((previous, next));
+        cpu
+    } else {
+        switch(cpu, previous, next);
+        // Looked up again, not reused from before the switch: a swap of this cell while the task was switched out
+        // moved the per-CPU state into the new copy (the old copy's references to it are rewritten, but a
+        // reference held on this stack is not). The CPU itself is the same: tasks never migrate.
+        let cpu = this_cpu();
+        finish_switch(cpu);
+        cpu
     };
-    if safe_point_pending {
+    if safe_point_pending(cpu) {
         end_if_killed();
         park_if_stopped();
     }
     interrupts::restore(interrupts_were_enabled);
+}
+
+/// Whether the current task of `cpu` (this CPU) was asked to end or stop, so [`schedule`] must run the safe
+/// points ([`end_if_killed`], [`park_if_stopped`]); both do nothing otherwise, so the common case (neither) skips
+/// their task lookups. Interrupts must be disabled.
+fn safe_point_pending(cpu: &PerCpu) -> bool {
+    cpu.current.lock().as_ref().is_some_and(|task| task.is_kill_requested() || task.is_stop_requested())
 }
 
 /// The stop's safe point (after the kill's): a task asked to stop ([`stop`]) blocks here until [`resume`] (or a
@@ -148,9 +140,8 @@ fn live_task(id: TaskId) -> Result<TaskRef, KillError> {
     Ok(task)
 }
 
-/// Switches from the current task of `tasks` (this CPU's locked task slots) to `next`, returning when the
-/// current task runs again. The slots are written once and unlocked before the switch; interrupts stay disabled.
-fn switch(cpu: &PerCpu, mut tasks: IrqSafeMutexGuard<'_, CpuTasks>, next: TaskRef) {
+/// Switches from `previous` (the current task) to `next`, returning when `previous` runs again.
+fn switch(cpu: &PerCpu, previous: TaskRef, next: TaskRef) {
     next.set_state(RunState::Running);
     // A task is only ever picked on its own CPU, after that CPU finished switching away from it, so this never
     // spins today; it guards against a future migration path picking a task whose registers are still being saved.
@@ -159,34 +150,22 @@ fn switch(cpu: &PerCpu, mut tasks: IrqSafeMutexGuard<'_, CpuTasks>, next: TaskRe
     }
     next.set_on_cpu(true);
     cpu.idling.store(next.is_idle(), Ordering::Release);
+    let previous_slot = previous.saved_stack_pointer_slot();
     let next_stack_pointer = next.saved_stack_pointer();
-    // The current task moves to the `previous` slot, where it stays alive (as in the task table) across the
-    // switch; the next task takes it from there.
-    let previous = tasks.current.replace(next);
-    let previous_slot = previous.as_ref().map(|previous| previous.saved_stack_pointer_slot());
-    tasks.previous = previous;
-    drop(tasks);
-    let Some(previous_slot) = previous_slot else {
-        unreachable!("switch: schedule found a current task");
-    };
-    // `previous_slot` points into the `Task` kept alive by the `previous` slot until the next task finished the
-    // switch; `next_stack_pointer` was saved by `context_switch` when `next` last switched away (its `on_cpu` flag
-    // was clear) or written by `prepare_first_frame`, on a stack owned by `next` that stays mapped until it is
-    // reaped.
+    *cpu.current.lock() = Some(next);
+    // `previous` stays alive in this slot (and the task table) across the switch; the next task takes it.
+    *cpu.previous.lock() = Some(previous);
+    // `previous_slot` points into the `Task` kept alive by `cpu.previous` until the next task finished the switch;
+    // `next_stack_pointer` was saved by `context_switch` when `next` last switched away (its `on_cpu` flag was
+    // clear) or written by `prepare_first_frame`, on a stack owned by `next` that stays mapped until it is reaped.
     // SAFETY: interrupts are disabled, and both pointers are valid as just described.
     unsafe { task::context_switch(previous_slot, next_stack_pointer) };
 }
 
 /// Completes a switch on the task that now runs: the previous task is off the CPU; if it exited, its stack and
-/// other resources are freed here (it could not free the stack it ran on). Returns whether the now current task
-/// was asked to end or stop, so [`schedule`] must run the safe points ([`end_if_killed`], [`park_if_stopped`];
-/// both do nothing otherwise, so the common case skips their task lookups). Interrupts must be disabled.
-pub(crate) fn finish_switch(cpu: &PerCpu) -> bool {
-    let (previous, safe_point_pending) = {
-        let mut tasks = cpu.tasks.lock_interrupts_disabled();
-        let pending = tasks.current.as_ref().is_some_and(|task| task.is_kill_requested() || task.is_stop_requested());
-        (tasks.previous.take(), pending)
-    };
+/// other resources are freed here (it could not free the stack it ran on).
+pub(crate) fn finish_switch(cpu: &PerCpu) {
+    let previous = cpu.previous.lock().take();
     if let Some(previous) = previous {
         previous.set_on_cpu(false);
         if previous.state() == RunState::Exited {
@@ -194,7 +173,6 @@ pub(crate) fn finish_switch(cpu: &PerCpu) -> bool {
             cpu.assigned.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    safe_point_pending
 }
 
 /// How many times a kill of a task caught running in an interrupt handler (preempted by the timer, or reached by

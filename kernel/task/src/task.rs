@@ -54,8 +54,7 @@ impl fmt::Display for TaskId {
 ///
 /// Transitions (each a compare-and-swap, so exactly one party wins):
 /// - `Runnable -> Running`: the scheduler picked it from a runqueue;
-/// - `Running -> Runnable`: preempted or yielded (the scheduler puts it back on its runqueue); a load and a store,
-///   not a compare-and-swap: only the task's own CPU changes a running task's state, with interrupts disabled;
+/// - `Running -> Runnable`: preempted or yielded (the scheduler puts it back on its runqueue);
 /// - `Running -> Blocked` / `Running -> Sleeping`: it waits; whoever makes it `Runnable` again enqueues it;
 /// - `Blocked -> Runnable` / `Sleeping -> Runnable`: woken (also by `kill`);
 /// - any `-> Exited`: it finished; the next task on its CPU frees its stack.

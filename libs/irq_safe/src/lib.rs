@@ -128,20 +128,7 @@ impl<T> IrqSafeMutex<T> {
 impl<T: ?Sized> IrqSafeMutex<T> {
     /// Disables interrupts, then spins until the lock is free and takes it.
     pub fn lock(&self) -> IrqSafeMutexGuard<'_, T> {
-        self.spin_lock(InterruptsOff::new())
-    }
-
-    /// Spins until the lock is free and takes it, for a caller that has already disabled interrupts (the
-    /// scheduler's switch path): unlike [`lock`](Self::lock) it neither reads nor changes the interrupt flag, and
-    /// its guard restores nothing, which saves a `pushf`/`cli` per nested lock. Called with interrupts enabled, the
-    /// lock is simply not interrupt-safe (its holder may be preempted); that is a bug of the caller, checked in
-    /// debug builds.
-    pub fn lock_interrupts_disabled(&self) -> IrqSafeMutexGuard<'_, T> {
-        debug_assert!(!interrupts::are_enabled(), "lock_interrupts_disabled with interrupts enabled");
-        self.spin_lock(InterruptsOff { were_enabled: false })
-    }
-
-    fn spin_lock(&self, interrupts: InterruptsOff) -> IrqSafeMutexGuard<'_, T> {
+        let interrupts = InterruptsOff::new();
         loop {
             if let Some(guard) = self.inner.try_lock() {
                 return IrqSafeMutexGuard { guard, _interrupts: interrupts };
@@ -297,16 +284,6 @@ mod tests {
         assert!(mutex.try_lock().is_none());
         drop(guard);
         *mutex.try_lock().expect("free again") += 1;
-        assert_eq!(*mutex.lock(), 2);
-    }
-
-    #[test]
-    fn lock_interrupts_disabled_excludes_like_lock() {
-        let mutex = IrqSafeMutex::new(1);
-        let guard = mutex.lock_interrupts_disabled();
-        assert!(mutex.try_lock().is_none());
-        drop(guard);
-        *mutex.lock_interrupts_disabled() += 1;
         assert_eq!(*mutex.lock(), 2);
     }
 

@@ -213,8 +213,14 @@ pub fn mark_online_again(cpu: CpuId) -> bool {
 /// stack pointer is there happened while an exception handler (or an NMI/#DF handler) was running on this CPU.
 /// `false` before [`init_current`] on this CPU.
 pub fn on_exception_stack(address: usize) -> bool {
+    exception_stacks().iter().any(|stack| stack.contains(&address))
+}
+
+/// The calling CPU's IST stacks (#DF, #PF, NMI), each with its guard page, as address ranges; empty before
+/// [`init_current`] on this CPU. Takes no lock and does not allocate.
+pub fn exception_stacks() -> [core::ops::Range<usize>; 3] {
     if !BOOTSTRAP_READY.load(Ordering::Acquire) {
-        return false;
+        return [0..0, 0..0, 0..0];
     }
     let record: *const PerCpu;
     // SAFETY: as in `current_id`: GS points to this CPU's live record, whose first field is its own address.
@@ -223,10 +229,9 @@ pub fn on_exception_stack(address: usize) -> bool {
     }
     // SAFETY: `record` is this CPU's leaked `PerCpu`, never freed or mutated after `init_current`.
     let record = unsafe { &*record };
-    record.ist_stacks.iter().any(|(guard, stack)| {
+    record.ist_stacks.each_ref().map(|(guard, stack)| {
         let start = guard.start_address().value();
-        let end = stack.start_address().value() + stack.size_in_bytes();
-        (start..end).contains(&address)
+        start..stack.start_address().value() + stack.size_in_bytes()
     })
 }
 

@@ -22,7 +22,8 @@
 //!    an NMI the NMI watchdog judged a stuck CPU (`apic::nmi_watchdog`), as if the task faulted there.
 //! 2. No current task: stop this CPU. An idle task: its idle loop is restarted (`scheduler::restart_idle_loop`)
 //!    unless the fault is in the scheduler path with interrupts off. A second exception of a task whose first is
-//!    still being handled (`fault_path`) ends it without unwinding. A fault in an interrupt handler (the
+//!    still being handled (`fault_path`), or one inside an exception handler on an IST stack (the dispatcher
+//!    flags it), ends it without unwinding. A fault in an interrupt handler (the
 //!    dispatcher sent its EOI) fails the interrupted task, unwound from its interrupt frame
 //!    ([`interrupted_registers`]); one in an interrupt's delivery (IF still set) is the interrupted code's.
 //! 3. Spin locks the task held at the fault are released ([`release_locks_held_by`]): COM1's, the heap's and the
@@ -200,11 +201,27 @@ impl Landing {
     }
 }
 
+/// Set by [`fault_in_next_fault_path`]: the next task exception's hook executes `ud2` itself.
+static FAULT_IN_NEXT_FAULT_PATH: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// For tests: the next CPU exception of a task faults again (`ud2`) inside its handling, on the exception's own
+/// stack (the IST stack for #PF), i.e. an exception inside an exception handler. That task must then be ended
+/// without unwinding (failed with #UD) instead of the machine stopping.
+pub fn fault_in_next_fault_path() {
+    FAULT_IN_NEXT_FAULT_PATH.store(true, core::sync::atomic::Ordering::Release);
+}
+
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     let task = scheduler::current_task();
     let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
-    if fault_path::enter(info.cpu, task.id()) == fault_path::Entry::Nested {
+    let entry = fault_path::enter(info.cpu, task.id());
+    if FAULT_IN_NEXT_FAULT_PATH.swap(false, core::sync::atomic::Ordering::AcqRel) {
+        // SAFETY: a test's request (`fault_in_next_fault_path`): raises #UD inside this hook, i.e. inside an
+        // exception handler, which the dispatcher hands back here flagged; this frame is abandoned.
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    }
+    if entry == fault_path::Entry::Nested || info.in_exception_handler {
         fault_in_fault_path(info, task)
     }
     // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
@@ -332,6 +349,9 @@ fn delivery_fault(info: &interrupts::ExceptionInfo) -> bool {
 /// A second exception of `task` while its first one is still being handled (the stack trace, a cell lookup or a
 /// landing pad faulted: typically damaged heap or namespace data): ends the task without unwinding and without
 /// further lookups (each would fault again), after releasing the locks it holds and running its failure callback.
+/// Also for an exception inside an exception handler (`info.in_exception_handler`: the dispatcher's report or
+/// this hook faulted on an IST stack): that handler is abandoned and the locks held from this CPU's IST stacks are
+/// released too (a fault in the CPU's own state, #DF, #MC or NMI, is refused by the dispatcher before this).
 fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) -> ! {
     serial::raw::write_fmt(format_args!(
         "{} inside the fault path of task {}; ending it without unwinding (no stack trace, no lookups)\n",
@@ -342,6 +362,15 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.
         unsafe { release_locks_held_by(stack) };
+    }
+    if info.in_exception_handler {
+        // The abandoned exception handler (the report or the task layer's handling of an earlier exception of this
+        // task) ran on this CPU's IST stacks and may have held locks there. This hook holds none (its own frames
+        // hold no guard here).
+        for stack in cpu::exception_stacks() {
+            // SAFETY: the abandoned handler is never resumed (this task is ended below).
+            unsafe { release_locks_held_by(stack) };
+        }
     }
     let reason = scheduler::failure_from_cause(&unwind::UnwindCause::Exception(unwind::ExceptionCause {
         vector: info.vector,
@@ -367,6 +396,9 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
     if scheduler::current_task().is_none() {
         stop_cpu(info, "outside any task")
+    }
+    if info.in_exception_handler {
+        stop_cpu(info, "inside an exception handler of the idle task (restarting its idle loop is not attempted)")
     }
     if matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info) {
         stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")

@@ -72,6 +72,10 @@ pub struct ExceptionInfo {
     /// Whether a hardware interrupt was in service (the exception is in its handler, which ran on the interrupted
     /// task's stack). The dispatcher has then sent the handler's end-of-interrupt: the handler is abandoned.
     pub in_interrupt_handler: bool,
+    /// Whether the exception struck while an exception handler was running on this CPU (the interrupted stack
+    /// pointer lies on one of its IST stacks): that handler (the report, or the task layer's handling of an
+    /// earlier exception) is abandoned; the hook must not unwind from this frame.
+    pub in_exception_handler: bool,
 }
 
 /// The task layer's exception handler: called on the exception's stack (the IST stack for #PF), with interrupts
@@ -340,8 +344,9 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         registers: entry.registers,
         cpu: cpu::current_id(),
         in_interrupt_handler: false,
+        in_exception_handler: cpu::on_exception_stack(entry.interrupted.stack_pointer as usize),
     };
-    let nested = cpu::on_exception_stack(info.frame.stack_pointer as usize);
+    let nested = info.in_exception_handler;
     let stall = vector == 2 && nmi_hook().is_some();
     if stall && (nested || nmi_hook().is_some_and(|hook| hook(&info) == NmiVerdict::Ignore)) {
         // A heartbeat, or a stall inside an exception handler (whose stack is in use): back to it at once.
@@ -369,6 +374,11 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
                     b"fault landed in: an interrupt handler; handler abandoned (end-of-interrupt sent)\n",
                 );
             }
+            if nested {
+                serial::raw::RawWriter::write_bytes(
+                    b"fault landed in: an exception handler; handler abandoned, the task is ended without unwinding\n",
+                );
+            }
             serial::raw::RawWriter::write_bytes(b"handing the fault to the task layer\n");
             hook(&ExceptionInfo { in_interrupt_handler: in_handler.is_some(), ..info })
         }
@@ -390,12 +400,16 @@ struct RecoveryPath {
 /// The task layer's hook if the exception (`vector`, `nested` inside another handler, `stall`: an NMI the NMI
 /// hook judged a stuck CPU) may be handed to it, with the end-of-interrupt function to call first if it struck in
 /// a hardware interrupt's handler.
+///
+/// An exception inside an exception handler (`nested`) is handed over too, flagged
+/// ([`ExceptionInfo::in_exception_handler`]), unless its vector is the first handler's own IST vector class that
+/// leaves nothing to trust (#DF, #MC, an NMI): the abandoned handler is never resumed, and the hook ends the task
+/// without unwinding (no frame of it is walked), so that handler's half-written stack is never read. A #PF inside
+/// a #PF handler restarts at the top of the same IST stack, over the abandoned handler's frames: harmless, as
+/// they are never returned to.
 fn recovery_path(vector: u8, nested: bool, stall: bool) -> Result<RecoveryPath, RefusalReason> {
-    if nested {
-        return Err(RefusalReason::Nested);
-    }
     if matches!(vector, 2 | 8 | 18) && !stall {
-        return Err(RefusalReason::Unrecoverable);
+        return Err(if nested { RefusalReason::Nested } else { RefusalReason::Unrecoverable });
     }
     let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;
     if interrupt_in_service() {

@@ -35,7 +35,8 @@
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
-//! 3. fault holding the frame allocator's lock, then the fault log's;
+//! 3. fault holding the frame allocator's lock, then the fault log's, then inside the fault path itself (a #PF
+//!    whose handling executes `ud2` on the IST stack: the task is ended, the machine goes on);
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
@@ -157,6 +158,21 @@ fn fault_holding_fault_log() -> Result<(), String> {
         return Err(format!("fault_holding_fault_log: no fault-log record for task {id}"));
     }
     log::info!("fault_holding_fault_log: recovered; the lock was released and the failure recorded");
+    Ok(())
+}
+
+/// A #PF whose handling faults again (`ud2` inside the exception hook, on the #PF IST stack): an exception inside
+/// an exception handler. The task must end `Failed` with #UD (ended without unwinding) and the system go on;
+/// before, the dispatcher refused recovery and stopped the machine ("exception inside an exception handler").
+fn fault_inside_the_fault_path() -> Result<(), String> {
+    fault_recovery::fault_in_next_fault_path();
+    let result = expect_ud("fault_inside_fault_path", || {
+        // SAFETY: runs in a spawned task with the exception hook installed; the #PF is handled by it.
+        core::hint::black_box(unsafe { fault_injection::null_dereference() });
+    });
+    result?;
+    let block: Vec<u8> = core::hint::black_box(alloc::vec![0x5a; 256]);
+    log::info!("fault_inside_fault_path: recovered; the task was ended, allocated {} bytes", block.len());
     Ok(())
 }
 
@@ -524,6 +540,7 @@ pub fn run() -> Result<(), String> {
     fault_holding_heap()?;
     fault_holding_frame_allocator()?;
     fault_holding_fault_log()?;
+    fault_inside_the_fault_path()?;
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;

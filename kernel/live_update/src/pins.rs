@@ -297,10 +297,9 @@ fn scan_data(span: Range<u64>, skip: Range<u64>, ranges: &[Range<u64>], hits: &m
     for run in [before_skip, after_skip] {
         let mut location = run.start;
         while location + 8 <= run.end {
-            // SAFETY: the section belongs to a loaded cell (the snapshot was taken from the namespaces, which keep
-            // its memory mapped read-write while it is loaded, and nothing is unloaded while the world is
-            // stopped); the word is 8-aligned (`start` is, and runs advance by 8) and inside the section; data
-            // words are plain integers.
+            // The section belongs to a loaded cell (the snapshot came from the namespaces, which keep it mapped
+            // read-write while loaded; nothing is unloaded while the world is stopped); data words are integers.
+            // SAFETY: mapped as above; the word is 8-aligned (`start` is, runs advance by 8) and inside the section.
             let word = unsafe { core::ptr::read_volatile(location as *const u64) };
             if envelope.contains(&word) && inside(ranges, word) {
                 hits.push(location);

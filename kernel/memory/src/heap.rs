@@ -133,10 +133,9 @@ impl InterruptState {
     #[inline(always)]
     fn restore(self) {
         if self.saved & RFLAGS_INTERRUPT != 0 {
-            // SAFETY: these are this CPU's RFLAGS from `disable`, in the same function and privilege level: they
-            // differ from the current ones only in IF (which is meant to come back) and in the arithmetic flags,
-            // which the asm block declares clobbered (no `preserves_flags`); DF and AC are clear in Rust code at
-            // both points.
+            // These RFLAGS differ from the current ones only in IF (meant to come back) and the arithmetic flags,
+            // which the asm declares clobbered (no `preserves_flags`); DF and AC are clear in Rust code at both points.
+            // SAFETY: this CPU's RFLAGS from `disable`, in the same function and privilege level; see above.
             unsafe { core::arch::asm!("push {saved}", "popfq", saved = in(reg) self.saved) };
         }
     }

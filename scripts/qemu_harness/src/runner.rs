@@ -100,6 +100,22 @@ fn run_steps(scenario: &Scenario, config: &RunConfig, session: &mut Session, mon
                 let output = session.command(line, &prompt, wait)?;
                 captured.insert(name, capture(line, &output, pattern)?);
             }
+            Step::CaptureThenCommand { capture_line, pattern, name, line, expect, attempts } => {
+                let mut result = Ok(());
+                for attempt in 0..attempts.max(1) {
+                    session.note(&format!("send {capture_line:?} (attempt {})", attempt + 1));
+                    let output = session.command(capture_line, &prompt, wait)?;
+                    captured.insert(name, capture(capture_line, &output, pattern)?);
+                    let typed = substitute(line, &captured)?;
+                    session.note(&format!("send {typed:?}"));
+                    let output = session.command(&typed, &prompt, wait)?;
+                    result = check_output(&typed, &output, expect, &[]);
+                    if result.is_ok() {
+                        break;
+                    }
+                }
+                result?;
+            }
             Step::Retry { line, expect, attempts } => {
                 let line = substitute(line, &captured)?;
                 let line = line.as_str();

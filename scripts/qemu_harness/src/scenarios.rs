@@ -67,6 +67,23 @@ pub enum Step {
         /// Name under which to keep the captured text.
         name: &'static str,
     },
+    /// Capture a task's id as [`Step::Capture`] does, then type `line` (with `{name}` replaced); if its output does not
+    /// match every `expect` pattern (the task ended between the two commands, e.g. a short-lived worker that a
+    /// loaded host let finish), capture again and retry, at most `attempts` times. Fails with the last output.
+    CaptureThenCommand {
+        /// The command whose output holds the id (e.g. `ps`).
+        capture_line: &'static str,
+        /// A pattern with one capture group.
+        pattern: &'static str,
+        /// Name under which to keep the captured text.
+        name: &'static str,
+        /// The command typed after each capture.
+        line: &'static str,
+        /// Patterns that its output must match, in order.
+        expect: &'static [&'static str],
+        /// How many capture-and-command pairs are typed at most.
+        attempts: u32,
+    },
     /// Type a command until its output matches every `expect` pattern, at most `attempts` times, 250 ms apart: for a
     /// state a background task reaches on its own (e.g. all its workers spawned). Fails with the last output.
     /// `{name}` in the line is replaced as in [`Step::Command`].
@@ -486,6 +503,27 @@ const JOBS_STEPS: &[Step] = &[
     EXIT_OK,
 ];
 
+/// Kills a running `ping_pong` round task (a round lasts a fraction of a second: if it ended before the `kill`
+/// arrived, the next round's id is captured and killed).
+const KILL_PING_PONG_ROUND: Step = Step::CaptureThenCommand {
+    capture_line: "ps",
+    pattern: e::PS_PING_PONG_ROUND_ID,
+    name: "round",
+    line: "kill {round}",
+    expect: &[e::KILL_AT_SAFE_POINT],
+    attempts: 5,
+};
+
+/// Kills a running `load` worker (captured again if it ended before the `kill` arrived).
+const KILL_LOAD_WORKER: Step = Step::CaptureThenCommand {
+    capture_line: "ps",
+    pattern: e::PS_LOAD_WORKER_ID,
+    name: "worker",
+    line: "kill {worker}",
+    expect: &[e::KILL_AT_SAFE_POINT],
+    attempts: 5,
+};
+
 /// Restartable application tasks (`app_io::spawn_restartable`): a killed `ping_pong` round and a killed `load`
 /// worker are started again, and each program still prints its complete result.
 const RESTARTABLE_STEPS: &[Step] = &[
@@ -493,14 +531,12 @@ const RESTARTABLE_STEPS: &[Step] = &[
     // A killed task's warning, printed while the next prompt is typed, would end up on the prompt's line.
     command("log error", &[e::LOG_LEVEL_ERROR]),
     command(e::PING_PONG_IN_BACKGROUND, &[e::PING_PONG_STARTED]),
-    Step::Capture { line: "ps", pattern: e::PS_PING_PONG_ROUND_ID, name: "round" },
-    command("kill {round}", &[e::KILL_AT_SAFE_POINT]),
+    KILL_PING_PONG_ROUND,
     Step::Retry { line: "jobs", expect: &[e::PING_PONG_JOB_DONE], attempts: 240 },
     Step::ExpectAnywhere(e::PING_PONG_RESULT),
     command("dmesg", &[e::PING_PONG_ROUND_RESTARTED]),
     command(e::LOAD_TWO_IN_BACKGROUND, &[e::BACKGROUND_STARTED_LOAD]),
-    Step::Capture { line: "ps", pattern: e::PS_LOAD_WORKER_ID, name: "worker" },
-    command("kill {worker}", &[e::KILL_AT_SAFE_POINT]),
+    KILL_LOAD_WORKER,
     Step::Retry { line: "jobs", expect: &[e::LOAD_TWO_JOB_DONE], attempts: 240 },
     Step::ExpectAnywhere(e::LOAD_TWO_COMPLETED),
     command("dmesg", &[e::LOAD_WORKER_RESTARTED]),

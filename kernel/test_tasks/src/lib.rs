@@ -44,6 +44,7 @@ pub fn run() -> Result<(), String> {
     step(CELL, "kill", kill_tasks)?;
     step(CELL, "kill while allocating", kill_alloc::kill_while_allocating)?;
     step(CELL, "spawn by function name", spawn_by_name)?;
+    step(CELL, "spawn an application by name", spawn_application_by_name)?;
     step(CELL, "pinning and load balancing", pinning)?;
     step(CELL, "sleep accuracy", sleep_accuracy)?;
     step(CELL, "preemption", preemption)?;
@@ -168,6 +169,37 @@ fn spawn_by_name() -> Result<(), String> {
     let no_cell =
         unsafe { TaskBuilder::new("missing").spawn_function::<u64, u64>(namespace, "no_such_cell", "x::y", 0) };
     ensure!(matches!(no_cell, Err(SpawnError::Function(_))), "a bad cell name did not give SpawnError::Function");
+    Ok(())
+}
+
+/// `spawn::spawn_application`: an application runs and exits 0, twice (the second time from the entry remembered in
+/// its `LoadedCell`, which must point into that cell); names that are not applications are refused as before.
+fn spawn_application_by_name() -> Result<(), String> {
+    let namespace = system_namespaces::application_namespace().ok_or("no application namespace")?;
+    for round in 0..2 {
+        let args = alloc::vec![String::from("hello"), String::from("test_tasks")];
+        let handle = spawn::spawn_application("hello", args).map_err(spawn_error)?;
+        ensure!(matches!(join(handle)?, ExitValue::Completed(0)), "hello (round {round}) did not exit with 0");
+        let cell = namespace.cell("hello").ok_or("hello is not loaded after running")?;
+        let memo = cell.entry_memo().load(Ordering::Acquire);
+        ensure!(
+            memo != 0 && cell.section_containing(memory_structs::VirtualAddress::new(memo)).is_some(),
+            "hello's remembered entry {memo:#x} is not in the cell"
+        );
+    }
+    let missing = spawn::spawn_application("no_such_application", Vec::new());
+    ensure!(matches!(missing, Err(SpawnError::NoSuchApplication(_))), "a missing application was not refused");
+    let kernel_cell = spawn::spawn_application("scheduler", Vec::new());
+    ensure!(
+        matches!(kernel_cell, Err(SpawnError::NoSuchApplication(_) | SpawnError::NotAnApplication(_))),
+        "a kernel cell was started as an application"
+    );
+    for _ in 0..2 {
+        let bad = spawn::spawn_application("bad_entry", Vec::new());
+        ensure!(matches!(bad, Err(SpawnError::NotAnApplication(_))), "bad_entry was not refused");
+    }
+    let bad_cell = namespace.cell("bad_entry").ok_or("bad_entry was not loaded by the check")?;
+    ensure!(bad_cell.entry_memo().load(Ordering::Acquire) == 0, "a refused entry was remembered");
     Ok(())
 }
 

@@ -49,6 +49,8 @@ struct StackParts {
 pub struct Stack {
     /// Always `Some` until `drop` takes it.
     parts: Option<StackParts>,
+    /// Whether `drop` may put it in the pool (cleared by [`Stack::forbid_reuse`]).
+    reusable: bool,
 }
 
 /// Why a stack could not be created.
@@ -78,13 +80,18 @@ impl Stack {
         if page_count == DEFAULT_STACK_PAGES
             && let Some(parts) = POOL.lock().iter_mut().find_map(Option::take)
         {
-            return Ok(Stack { parts: Some(parts) });
+            return Ok(Stack { parts: Some(parts), reusable: true });
         }
         let pages = memory::allocate_pages(page_count + 1).map_err(StackError::Pages)?;
         let (guard, stack_pages) = pages.split_at(1).map_err(|_| StackError::ZeroSize)?;
         let frames = memory::allocate_frames(page_count).map_err(StackError::Frames)?;
         let pages = memory::map_allocated(stack_pages, frames, Permissions::ReadWrite).map_err(StackError::Map)?;
-        Ok(Stack { parts: Some(StackParts { guard, pages }) })
+        Ok(Stack { parts: Some(StackParts { guard, pages }), reusable: true })
+    }
+
+    /// Makes dropping this stack unmap and free it instead of pooling it (for the stack of a task that failed).
+    pub fn forbid_reuse(&mut self) {
+        self.reusable = false;
     }
 
     fn parts(&self) -> &StackParts {
@@ -132,7 +139,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         let Some(parts) = self.parts.take() else { return };
-        if parts.pages.size_in_bytes() != DEFAULT_STACK_PAGES * PAGE_SIZE {
+        if !self.reusable || parts.pages.size_in_bytes() != DEFAULT_STACK_PAGES * PAGE_SIZE {
             return;
         }
         let mut pool = POOL.lock();

@@ -12,6 +12,7 @@ use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::AtomicUsize;
 
 use crate::locks::IrqSafeMutex;
 use cell_loader::{RelocationType, SectionKind};
@@ -249,12 +250,22 @@ pub struct LoadedCell {
     pub(crate) object_bytes: Option<&'static [u8]>,
     /// ELF section index -> index into `sections` (empty for the base image).
     pub(crate) section_slots: Vec<Option<usize>>,
+    /// See [`LoadedCell::entry_memo`].
+    pub(crate) entry_memo: AtomicUsize,
 }
 
 impl LoadedCell {
     /// Its name (from the manifest; `nano_core` for the base image).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// A word (0 when the cell is loaded) in which a client may remember an address it derived from this cell's
+    /// contents and checked, so later uses skip the lookup: `spawn` keeps the application entry function it
+    /// found and validated here. It lives and dies with this loaded cell, so a swapped-in or reloaded cell starts
+    /// with 0 again.
+    pub fn entry_memo(&self) -> &AtomicUsize {
+        &self.entry_memo
     }
 
     /// Kernel cell or application.

@@ -354,6 +354,7 @@ impl CellNamespace {
                 load_duration_ns: None,
                 object_bytes: None,
                 section_slots: Vec::new(),
+                entry_memo: core::sync::atomic::AtomicUsize::new(0),
             }
         });
         state.symbol_map.reserve(symbols.len());
@@ -470,6 +471,19 @@ impl CellNamespace {
     /// Every entry of this namespace's manifest (not its parents'), in manifest order.
     pub fn manifest_entries(&self) -> Vec<crate::ManifestEntry> {
         self.manifest.read().entries().to_vec()
+    }
+
+    /// The crate name of cell `cell_name` if this namespace's manifest (not its parents') names it and its object
+    /// file is in this namespace's directory: what [`objects`](Self::objects) plus
+    /// [`manifest_entry`](Self::manifest_entry) tell, without copying every row and the entry's symbol list.
+    pub fn object_crate_name(&self, cell_name: &str) -> Option<String> {
+        let manifest = self.manifest.read();
+        let entry = manifest.cell(cell_name)?;
+        let owner = manifest.cell_for_object(&entry.object_file)?;
+        if owner.name != entry.name || self.directory.read().get(&entry.object_file).is_none() {
+            return None;
+        }
+        Some(entry.crate_name.clone())
     }
 
     /// The manifest entry of cell `cell_name` in this namespace's manifest (not its parents'), if any.

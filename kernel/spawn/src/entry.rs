@@ -12,8 +12,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::Ordering;
 
 use cell_namespace::{CellNamespace, FindFunctionError};
+use memory_structs::VirtualAddress;
 
 /// The tag at the start of every [`ApplicationEntry`].
 const MAGIC: [u8; 8] = *b"APPENTRY";
@@ -103,5 +105,37 @@ pub fn find_entry(
     let main = unsafe {
         pointer.add(core::mem::offset_of!(ApplicationEntry, main)).cast::<fn(Vec<String>) -> isize>().read_unaligned()
     };
+    Ok(main)
+}
+
+/// [`find_entry`], remembered in the loaded cell ([`LoadedCell::entry_memo`](cell_namespace::LoadedCell::entry_memo)):
+/// while cell `cell` stays the same loaded cell, later calls return the checked entry without looking the
+/// descriptor up again. A swapped-in or reloaded cell is a new `LoadedCell` with an empty memo, so it is checked
+/// afresh.
+///
+/// # Errors
+/// As [`find_entry`].
+pub fn find_entry_memoized(
+    namespace: &CellNamespace,
+    cell: &str,
+    crate_name: &str,
+) -> Result<fn(Vec<String>) -> isize, EntryError> {
+    if let Some(loaded) = namespace.cell(cell) {
+        let word = loaded.entry_memo().load(Ordering::Acquire);
+        if word != 0 {
+            // SAFETY: only the store below writes the memo of this cell, with the address of an entry function
+            // `find_entry` checked in it (the address lies in one of its sections); the cell is the same loaded
+            // cell (its `Arc` is held) and cells are never modified in place, so the function is still there.
+            return Ok(unsafe { core::mem::transmute::<usize, fn(Vec<String>) -> isize>(word) });
+        }
+    }
+    let main = find_entry(namespace, cell, crate_name)?;
+    // Remember it only in the cell that holds the function: a swap between the lookup and here installs another
+    // `LoadedCell`, whose sections do not contain `main`.
+    if let Some(loaded) = namespace.cell(cell)
+        && loaded.section_containing(VirtualAddress::new(main as usize)).is_some()
+    {
+        loaded.entry_memo().store(main as usize, Ordering::Release);
+    }
     Ok(main)
 }

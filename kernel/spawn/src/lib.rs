@@ -312,12 +312,9 @@ fn spawn_application_io(
     io: Option<Arc<TaskIo>>,
 ) -> Result<JoinHandle<isize>, SpawnError> {
     let namespace = system_namespaces::application_namespace().ok_or(SpawnError::NoNamespaces)?;
-    let is_application = namespace.objects().iter().any(|object| object.cell.as_deref() == Some(name));
-    let manifest = namespace
-        .manifest_entry(name)
-        .filter(|_| is_application)
-        .ok_or_else(|| SpawnError::NoSuchApplication(String::from(name)))?;
-    let main = entry::find_entry(namespace, name, &manifest.crate_name)
+    let crate_name =
+        namespace.object_crate_name(name).ok_or_else(|| SpawnError::NoSuchApplication(String::from(name)))?;
+    let main = entry::find_entry_memoized(namespace, name, &crate_name)
         .map_err(|error| SpawnError::NotAnApplication(Box::new(error)))?;
     TaskBuilder::new(name).namespace(namespace.clone()).with_io(io).spawn(move || main(args))
 }

@@ -48,7 +48,10 @@ pub use runqueue::{
     SchedulerPolicy, transfer_policy_counters,
 };
 #[cfg(target_os = "none")]
-pub use stack::{DEFAULT_STACK_PAGES, Stack, StackError};
+pub use stack::{
+    DEFAULT_STACK_PAGES, POOL_CAPACITY as STACK_POOL_CAPACITY, Stack, StackError, drain_pool as drain_stack_pool,
+    pooled_stacks,
+};
 pub use task::{
     DEFAULT_PRIORITY, FailureCallback, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks,
     task_by_id, task_count,

@@ -584,6 +584,14 @@ impl Task {
     /// for good.
     pub fn set_exited(&self, value: AnyExitValue) -> Option<TaskRef> {
         let mut inner = self.inner.lock();
+        // A failed task's stack may still be referenced (a task ended without unwinding leaves whatever its frames
+        // had linked elsewhere): free it at reap time rather than hand it to the next spawn at once.
+        #[cfg(target_os = "none")]
+        if matches!(value, crate::ExitValue::Failed(_))
+            && let Some(stack) = inner.stack.as_mut()
+        {
+            stack.forbid_reuse();
+        }
         inner.exit_value = Some(value);
         self.set_state(RunState::Exited);
         inner.joiner.take()

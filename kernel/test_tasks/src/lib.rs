@@ -44,6 +44,7 @@ pub fn run() -> Result<(), String> {
     step(CELL, "kill", kill_tasks)?;
     step(CELL, "kill while allocating", kill_alloc::kill_while_allocating)?;
     step(CELL, "spawn by function name", spawn_by_name)?;
+    step(CELL, "spawn an application by name", spawn_application_by_name)?;
     step(CELL, "pinning and load balancing", pinning)?;
     step(CELL, "sleep accuracy", sleep_accuracy)?;
     step(CELL, "preemption", preemption)?;
@@ -168,6 +169,37 @@ fn spawn_by_name() -> Result<(), String> {
     let no_cell =
         unsafe { TaskBuilder::new("missing").spawn_function::<u64, u64>(namespace, "no_such_cell", "x::y", 0) };
     ensure!(matches!(no_cell, Err(SpawnError::Function(_))), "a bad cell name did not give SpawnError::Function");
+    Ok(())
+}
+
+/// `spawn::spawn_application`: an application runs and exits 0, twice (the second time from the entry remembered in
+/// its `LoadedCell`, which must point into that cell); names that are not applications are refused as before.
+fn spawn_application_by_name() -> Result<(), String> {
+    let namespace = system_namespaces::application_namespace().ok_or("no application namespace")?;
+    for round in 0..2 {
+        let args = alloc::vec![String::from("hello"), String::from("test_tasks")];
+        let handle = spawn::spawn_application("hello", args).map_err(spawn_error)?;
+        ensure!(matches!(join(handle)?, ExitValue::Completed(0)), "hello (round {round}) did not exit with 0");
+        let cell = namespace.cell("hello").ok_or("hello is not loaded after running")?;
+        let memo = cell.entry_memo().load(Ordering::Acquire);
+        ensure!(
+            memo != 0 && cell.section_containing(memory_structs::VirtualAddress::new(memo)).is_some(),
+            "hello's remembered entry {memo:#x} is not in the cell"
+        );
+    }
+    let missing = spawn::spawn_application("no_such_application", Vec::new());
+    ensure!(matches!(missing, Err(SpawnError::NoSuchApplication(_))), "a missing application was not refused");
+    let kernel_cell = spawn::spawn_application("scheduler", Vec::new());
+    ensure!(
+        matches!(kernel_cell, Err(SpawnError::NoSuchApplication(_) | SpawnError::NotAnApplication(_))),
+        "a kernel cell was started as an application"
+    );
+    for _ in 0..2 {
+        let bad = spawn::spawn_application("bad_entry", Vec::new());
+        ensure!(matches!(bad, Err(SpawnError::NotAnApplication(_))), "bad_entry was not refused");
+    }
+    let bad_cell = namespace.cell("bad_entry").ok_or("bad_entry was not loaded by the check")?;
+    ensure!(bad_cell.entry_memo().load(Ordering::Acquire) == 0, "a refused entry was remembered");
     Ok(())
 }
 
@@ -318,6 +350,8 @@ fn spawn_exit_cycles() -> Result<(), String> {
     };
     // Tasks of earlier steps may have exited without being reaped yet (their joiner can run before the switch).
     let resident = task::all_tasks().iter().filter(|task| task.state() != RunState::Exited).count();
+    // Stacks in the pool (`task::stack`) are a cache, not a leak: memory is counted as if they were freed (each
+    // holds DEFAULT_STACK_PAGES frames and that many pages plus a guard page). The pool has no heap.
     let settle = || -> Result<memory::MemoryStats, String> {
         ensure!(
             wait_for(2000, || task::task_count() == resident),
@@ -325,7 +359,12 @@ fn spawn_exit_cycles() -> Result<(), String> {
             task::all_tasks()
         );
         scheduler::sleep(Duration::from_millis(5));
-        Ok(memory::stats())
+        let pooled = task::pooled_stacks();
+        ensure!(pooled <= task::STACK_POOL_CAPACITY, "{pooled} pooled stacks, more than the pool's capacity");
+        let mut stats = memory::stats();
+        stats.free_frames += pooled * task::DEFAULT_STACK_PAGES;
+        stats.free_pages += pooled * (task::DEFAULT_STACK_PAGES + 1);
+        Ok(stats)
     };
     // Warm up: runqueues, sleep lists and the task table reach their working capacity, and page tables for the
     // stack region exist.
@@ -362,6 +401,21 @@ fn spawn_exit_cycles() -> Result<(), String> {
         after.heap_used_bytes
     );
     ensure!(after.leaked_frames == before.leaked_frames, "frames leaked");
+    // The pool really holds what it says: draining it frees exactly that many stacks' frames and pages.
+    let pooled = task::pooled_stacks();
+    ensure!(pooled > 0, "1000 spawn/exit cycles left no stack in the pool (stacks are not recycled)");
+    let undrained = memory::stats();
+    let drained = task::drain_stack_pool();
+    let freed = memory::stats();
+    ensure!(
+        freed.free_frames == undrained.free_frames + drained * task::DEFAULT_STACK_PAGES
+            && freed.free_pages == undrained.free_pages + drained * (task::DEFAULT_STACK_PAGES + 1),
+        "draining {drained} pooled stacks: free frames {} -> {}, free pages {} -> {}",
+        undrained.free_frames,
+        freed.free_frames,
+        undrained.free_pages,
+        freed.free_pages
+    );
     Ok(())
 }
 

@@ -78,6 +78,7 @@ impl Transaction<'_> {
                     load_duration_ns: cell.stage_ns,
                     object_bytes: Some(cell.bytes),
                     section_slots: slots.clone(),
+                    entry_memo: core::sync::atomic::AtomicUsize::new(0),
                 }
             });
             built.push((loaded, slots));

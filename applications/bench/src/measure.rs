@@ -168,6 +168,7 @@ fn round_trip(capacity: usize, count: u32) -> Result<u64, String> {
 /// the Linux guest's C loop (`malloc`, one byte stored, `free`), through [`app_io::HeapBlock`] (one `alloc` and
 /// one `dealloc` of the global allocator, alignment 1; `Vec::with_capacity` + `push` added a layout check call
 /// and length/capacity bookkeeping that the C side does not do).
+#[inline(never)]
 fn heap(count: u32) -> Result<u64, String> {
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let started = app_io::now_ns();

@@ -12,7 +12,8 @@
 //! 3. `spawn`: start, run and reap the `hello` application; Linux: `fork`+`exec`+`wait` of a static hello.
 //! 4. `map_unmap`: map 4 KiB, write its first byte, unmap; Linux: `mmap(MAP_POPULATE)`+write+`munmap`.
 //! 5. `ipc_rendezvous`, `ipc_buffered`: 1-byte round trip to an echo task over two channels; Linux: a pipe pair.
-//! 6. `heap`: allocate and free one block of a random size of 1-1000 bytes; Linux: glibc `malloc`/`free`.
+//! 6. `heap`: allocate ([`app_io::HeapBlock`]), write one byte of and free one block of a random size of 1-1000
+//!    bytes; Linux: glibc `malloc`/`free`.
 //! 7. `cell_load_small`, `cell_load_large`: load and link a cell of about 20 KB and 100 KB (fields `bytes`,
 //!    `relocations`, `ns_per_kib`, `ns_per_relocation`); Linux: `init_module` of a module of similar size.
 //! 8. `swap_excluding_load`: a live swap of a small cell (`greeting_v1` <-> `greeting_v2`, back and forth) without

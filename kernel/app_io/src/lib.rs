@@ -15,7 +15,8 @@
 //! - **other work:** [`run`] starts another application by name, [`spawn`] runs a closure as a task
 //!   ([`TaskHandle::join`]); both inherit standard input, output and environment; [`spawn_restartable`] runs an
 //!   idempotent closure that is started again when it fails ([`RestartableTask::wait`]);
-//! - **time:** [`now_ns`], [`sleep`], [`yield_now`].
+//! - **time:** [`now_ns`], [`sleep`], [`yield_now`];
+//! - **raw heap bytes:** [`HeapBlock`], one allocation with no bookkeeping (C's `malloc`/`free`).
 //!
 //! Control flow of a pipeline stage: the shell gives each application task a `spawn::TaskIo`; [`print!`] and
 //! [`stdin`] find the current task's and go through it (`spawn::stdio` holds the pipes and their limits).
@@ -30,11 +31,13 @@ use core::time::Duration;
 mod apps;
 pub mod bench;
 mod entry;
+mod heap;
 mod io;
 mod restart;
 mod system;
 pub use apps::run;
 pub use entry::{ApplicationEntry, exit_code};
+pub use heap::HeapBlock;
 #[doc(hidden)]
 pub use io::print_fmt;
 pub use io::{OutputClosed, Stdin, Stdout, env, stdin, stdout, vars};

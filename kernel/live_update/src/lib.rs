@@ -148,7 +148,19 @@ pub unsafe fn recover_failed_task(stack: core::ops::Range<usize>) -> GateRecover
         unsafe { GATE.force_unlock() };
         recovery.released_gate = true;
     }
+    if !recovery.is_empty() {
+        RECOVERIES.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    }
     recovery
+}
+
+/// How many failed tasks [`recover_failed_task`] found holding part of the swap path.
+static RECOVERIES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// How many failed tasks so far held part of the swap path when their failure hook ran (their swap was not
+/// rolled back by its own landing pad: a fault in the swap's own frame, or a task ended without unwinding).
+pub fn recoveries() -> usize {
+    RECOVERIES.load(core::sync::atomic::Ordering::Acquire)
 }
 
 /// Runs `f` once with every other CPU stopped; the gate's quiesce function for the namespace.

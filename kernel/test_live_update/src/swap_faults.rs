@@ -6,7 +6,9 @@
 //! path: only the failure hook's recovery from the task's stack can roll back). Then: the task failed; before the
 //! commit point the namespace is exactly as before (v1 loaded, v2 not, `greet` says v1), past it exactly as after;
 //! every other CPU's timer ticks (no CPU left stopped); and a following swap works (the gate, the transaction lock
-//! and the stop-the-world are free).
+//! and the stop-the-world are free). An unwound fault before the commit must be rolled back by the swap's own
+//! landing pad, not by the failure hook (this caught the unwinder entering landing pads without popping the call's
+//! pushed arguments, `DW_CFA_GNU_args_size`).
 
 use alloc::format;
 use alloc::string::String;
@@ -43,6 +45,7 @@ fn how(unwound: bool) -> &'static str {
 fn one(point: SwapFaultPoint, unwound: bool) -> Result<(), String> {
     let kernel = system_namespaces::kernel_namespace().ok_or("no kernel namespace")?;
     ensure!(kernel.cell(V1).is_some() && kernel.cell(V2).is_none(), "not starting from greeting_v1");
+    let recoveries = live_update::recoveries();
     let swapper = TaskBuilder::new("swap-fault")
         .spawn(move || {
             cell_namespace::inject_swap_fault(point);
@@ -57,6 +60,15 @@ fn one(point: SwapFaultPoint, unwound: bool) -> Result<(), String> {
         ExitValue::Completed(done) => return Err(format!("the swapping task did not fault (swap ok: {done})")),
     }
     let committed = point == SwapFaultPoint::Completed;
+    // Unwound from a function the swap called, the swap's own landing pad rolls back (the failure hook finds
+    // nothing held); otherwise only the failure hook's recovery can (a fault in `swap_quiesced`'s own frame, or
+    // no unwinding at all).
+    let by_hook = live_update::recoveries() != recoveries;
+    ensure!(
+        by_hook == (committed || !unwound),
+        "recovered by the failure hook: {by_hook}, expected {} (a landing pad that did not run, or ran wrongly)",
+        committed || !unwound
+    );
     let (loaded, absent, version) = if committed { (V2, V1, "greeting v2") } else { (V1, V2, "greeting v1") };
     ensure!(
         kernel.cell(loaded).is_some() && kernel.cell(absent).is_none(),

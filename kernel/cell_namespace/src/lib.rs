@@ -88,5 +88,8 @@ pub use observer::{CellObserver, set_cell_observer};
 pub use pins::{AddressRange, NoPins, Pin, PinFinder, ReclaimReport, RetiredCellInfo};
 pub use profile::{LoadPhase, LoadProfile, set_load_profiling, take_load_profile};
 pub use pushed::PushedObjectError;
-pub use swap::{RunQuiesced, SwapOptions, SwapReport};
+pub use swap::{
+    RunQuiesced, SwapFaultPoint, SwapOptions, SwapPhase, SwapReport, SwapRollback, TransactionRecovery,
+    inject_swap_fault,
+};
 pub use transfer::{CommitAction, ObjectLocation, StateTransfer};

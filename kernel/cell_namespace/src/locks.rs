@@ -22,6 +22,8 @@
 //! tasking starts). Before that, and in host tests, the hooks are absent and the transaction lock is a plain spin
 //! lock. Interrupt masking compiles away on the host (`cfg(target_os = "none")`).
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 pub(crate) use irq_safe::{IrqSafeMutex, IrqSafeRwLock};
 
 /// The scheduler's preemption-disable and -enable functions.
@@ -66,26 +68,73 @@ impl Drop for PreemptionOff {
 /// contender on the holder's own CPU can only run while the holder is blocked voluntarily, never while it is
 /// preempted; a kill of the holder waits until it unlocks (the scheduler defers kills in preemption-disabled
 /// sections), so the lock is never left held by an unwind from an interrupted instruction.
+///
+/// **Holder.** The lock records an address on its holder's stack (a local of the locking call), so that the fault
+/// path can tell whether a task that died without dropping its guard (a CPU fault in the frame holding it, or a
+/// task ended without unwinding) held it: [`TransactionLock::force_release_if_held_within`].
 pub(crate) struct TransactionLock {
     inner: spin::Mutex<()>,
+    /// A stack address of the holder (0: free, or a holder outside tasks' stacks such as a host test thread).
+    holder: AtomicUsize,
 }
 
-/// The guard of a [`TransactionLock`]: unlocks, then re-enables preemption (which may switch tasks).
+/// The guard of a [`TransactionLock`]: forgets the holder, unlocks, then re-enables preemption (which may switch
+/// tasks).
 pub(crate) struct TransactionGuard<'a> {
+    lock: &'a TransactionLock,
     _guard: spin::MutexGuard<'a, ()>,
     _preemption: PreemptionOff,
 }
 
+impl Drop for TransactionGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.holder.store(0, Ordering::Release);
+    }
+}
+
+/// An address in the current stack frame (the holder token).
+#[inline(always)]
+fn stack_token() -> usize {
+    let marker = 0u8;
+    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
+}
+
 impl TransactionLock {
     pub(crate) const fn new() -> Self {
-        TransactionLock { inner: spin::Mutex::new(()) }
+        TransactionLock { inner: spin::Mutex::new(()), holder: AtomicUsize::new(0) }
+    }
+
+    fn guard<'a>(&'a self, guard: spin::MutexGuard<'a, ()>, preemption: PreemptionOff) -> TransactionGuard<'a> {
+        self.holder.store(stack_token(), Ordering::Release);
+        TransactionGuard { lock: self, _guard: guard, _preemption: preemption }
+    }
+
+    /// Whether the lock is held by a holder whose stack token lies in `stack` (a task's stack).
+    pub(crate) fn is_held_within(&self, stack: &core::ops::Range<usize>) -> bool {
+        self.inner.is_locked() && stack.contains(&self.holder.load(Ordering::Acquire))
+    }
+
+    /// Unlocks the lock if its holder token lies in `stack`; returns whether it did. The holder's preemption
+    /// count is its own task's and dies with it.
+    ///
+    /// # Safety
+    /// `stack` must be the stack of a task that will never resume the code that took the lock (it failed), and its
+    /// guard must not be dropped later (its frame is gone: the guard's drop would have cleared the token).
+    pub(crate) unsafe fn force_release_if_held_within(&self, stack: &core::ops::Range<usize>) -> bool {
+        if !self.is_held_within(stack) {
+            return false;
+        }
+        self.holder.store(0, Ordering::Release);
+        // SAFETY: the caller guarantees the holder is dead to its critical section and its guard gone.
+        unsafe { self.inner.force_unlock() };
+        true
     }
 
     pub(crate) fn lock(&self) -> TransactionGuard<'_> {
         loop {
             let preemption = PreemptionOff::new();
             if let Some(guard) = self.inner.try_lock() {
-                return TransactionGuard { _guard: guard, _preemption: preemption };
+                return self.guard(guard, preemption);
             }
             drop(preemption);
             while self.inner.is_locked() {
@@ -99,7 +148,7 @@ impl TransactionLock {
         for _ in 0..attempts.max(1) {
             let preemption = PreemptionOff::new();
             if let Some(guard) = self.inner.try_lock() {
-                return Some(TransactionGuard { _guard: guard, _preemption: preemption });
+                return Some(self.guard(guard, preemption));
             }
             drop(preemption);
             core::hint::spin_loop();

@@ -148,6 +148,13 @@ pub struct CellNamespace {
     /// Protects: the retired cells (swapped out, still pinned). Interrupt-safe; taken after the transaction locks,
     /// never inside a quiesced function; holds no other lock.
     pub(crate) retired: IrqSafeMutex<Vec<crate::swap::retire::RetiredCell>>,
+    /// How far the swap in progress got (a `SwapPhase`; lock-free, also written inside the quiesced phase), for
+    /// the rollback of a swap whose task failed (`swap/rollback.rs`). Written only by the transaction holder.
+    pub(crate) swap_phase: core::sync::atomic::AtomicU8,
+    /// Protects: what that rollback needs (the built cells, the precomputed stores). Interrupt-safe; taken alone,
+    /// by the transaction holder (and by the recovery of a dead holder, with a try-lock), never inside a quiesced
+    /// function.
+    pub(crate) swap_journal: IrqSafeMutex<Option<crate::swap::rollback::SwapJournal>>,
 }
 
 impl CellNamespace {
@@ -169,6 +176,8 @@ impl CellNamespace {
             state: IrqSafeRwLock::new(NamespaceState::default()),
             clock: IrqSafeRwLock::new(None),
             retired: IrqSafeMutex::new(Vec::new()),
+            swap_phase: core::sync::atomic::AtomicU8::new(0),
+            swap_journal: IrqSafeMutex::new(None),
         }
     }
 

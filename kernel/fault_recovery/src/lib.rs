@@ -133,6 +133,19 @@ fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
     power::exit(power::ExitCode::Failure)
 }
 
+/// Rolls back a swap the failed `task` was inside and releases the swap path's locks it held
+/// (`live_update::recover_failed_task`: stop-the-world, namespace transactions, the swap gate), if any; logs what
+/// was done. Called for every failed task, before anything else of its failure handling.
+pub(crate) fn recover_swap_of(task: &task::TaskRef) {
+    let Some(stack) = task.stack_bounds() else { return };
+    // SAFETY: `task` failed (its unwind is over or it is being ended without unwinding) and never resumes the code
+    // it ran; this runs first in its failure handling, shallower on its stack than the swap's frames were.
+    let recovery = unsafe { live_update::recover_failed_task(stack) };
+    if !recovery.is_empty() {
+        log::warn!("swap path recovered after task {}'s failure: {recovery:?}", task.id());
+    }
+}
+
 /// The registers of the interrupted frame, in DWARF numbering, with RA = the faulting instruction.
 fn fault_registers(info: &interrupts::ExceptionInfo) -> unwind::Registers {
     let r = &info.registers;
@@ -378,6 +391,8 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
         instruction_pointer: info.frame.instruction_pointer,
         fault_address: info.faulting_address,
     }));
+    // Ended without unwinding: no landing pad of a swap it was in ran (its restart must find the swap path free).
+    recover_swap_of(&task);
     let on_failure = task.take_failure_callback();
     drop(task);
     if let Some(on_failure) = on_failure {

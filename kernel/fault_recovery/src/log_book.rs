@@ -77,6 +77,9 @@ pub(crate) unsafe fn release_book_if_held_within(stack: core::ops::Range<usize>)
 pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
     // The task's unwind is over: a later exception of it is a new fault, not one inside this one's handling.
     crate::fault_path::leave(task.id());
+    // First: a swap the task died in is rolled back and its locks released (the scrub below needs them), while
+    // the swap's frames on the task's stack are still untouched.
+    crate::recover_swap_of(task);
     let address = match reason {
         FailureReason::Exception { instruction_pointer, .. } => Some(instruction_pointer.value() as u64),
         _ => None,

@@ -78,6 +78,91 @@ impl fmt::Display for GateError {
 /// the whole swap (with interrupts enabled; never inside the stopped world).
 static GATE: spin::Mutex<()> = spin::Mutex::new(());
 
+/// A stack address of the task holding [`GATE`] (0: none), for [`recover_failed_task`].
+static GATE_HOLDER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// [`GATE`] held, with its holder token recorded.
+struct GateGuard {
+    _guard: spin::MutexGuard<'static, ()>,
+}
+
+impl GateGuard {
+    #[inline(always)]
+    fn lock() -> GateGuard {
+        let guard = GATE.lock();
+        let marker = 0u8;
+        let token = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
+        GATE_HOLDER.store(token, core::sync::atomic::Ordering::Release);
+        GateGuard { _guard: guard }
+    }
+}
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        GATE_HOLDER.store(0, core::sync::atomic::Ordering::Release);
+    }
+}
+
+/// What [`recover_failed_task`] found and released.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateRecovery {
+    /// The stop-the-world was still held by the dead task (its stopped CPUs were let go).
+    pub released_stop: bool,
+    /// Per namespace (by name): what its recovery did (a rolled-back swap, released locks).
+    pub namespaces: alloc::vec::Vec<(alloc::string::String, cell_namespace::TransactionRecovery)>,
+    /// The gate was still held by the dead task.
+    pub released_gate: bool,
+}
+
+impl GateRecovery {
+    /// Whether the dead task held anything of the swap path.
+    pub fn is_empty(&self) -> bool {
+        !self.released_stop && self.namespaces.is_empty() && !self.released_gate
+    }
+}
+
+/// Recovers the swap path from a task that failed inside a swap without its guards being dropped (the fault
+/// path's failure hook calls this for every failed task): the stop-the-world it held (stopped CPUs let go,
+/// `smp::release_stop_held_within`), each system namespace's transaction (the swap in progress rolled back,
+/// `CellNamespace::recover_failed_task`), then the gate. A task that held none of them is not touched (a few
+/// atomic loads).
+///
+/// # Safety
+/// `stack` must be the stack of a task that failed and never resumes the code it was running, called before that
+/// task's failure handling reuses the stack depth the swap had reached (first thing in the failure hook).
+pub unsafe fn recover_failed_task(stack: core::ops::Range<usize>) -> GateRecovery {
+    // SAFETY: the caller's guarantee.
+    let released_stop = unsafe { smp::release_stop_held_within(stack.clone()) };
+    let mut recovery = GateRecovery { released_stop, ..GateRecovery::default() };
+    let namespaces = [system_namespaces::application_namespace(), system_namespaces::kernel_namespace()];
+    for namespace in namespaces.into_iter().flatten() {
+        // SAFETY: the caller's guarantee; the stop-the-world is free again (released above if the task held it).
+        if let Some(found) = unsafe { namespace.recover_failed_task(stack.clone(), &run_quiesced) } {
+            recovery.namespaces.push((alloc::string::String::from(namespace.name()), found));
+        }
+    }
+    let holder = GATE_HOLDER.load(core::sync::atomic::Ordering::Acquire);
+    if GATE.is_locked() && stack.contains(&holder) {
+        GATE_HOLDER.store(0, core::sync::atomic::Ordering::Release);
+        // SAFETY: the holder is dead (the caller's guarantee) and its guard was never dropped (the token is set).
+        unsafe { GATE.force_unlock() };
+        recovery.released_gate = true;
+    }
+    if !recovery.is_empty() {
+        RECOVERIES.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    }
+    recovery
+}
+
+/// How many failed tasks [`recover_failed_task`] found holding part of the swap path.
+static RECOVERIES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// How many failed tasks so far held part of the swap path when their failure hook ran (their swap was not
+/// rolled back by its own landing pad: a fault in the swap's own frame, or a task ended without unwinding).
+pub fn recoveries() -> usize {
+    RECOVERIES.load(core::sync::atomic::Ordering::Acquire)
+}
+
 /// Runs `f` once with every other CPU stopped; the gate's quiesce function for the namespace.
 ///
 /// # Errors
@@ -107,7 +192,7 @@ pub fn swap_in(
     pairs: &[(&str, &str)],
     options: &SwapOptions,
 ) -> Result<SwapReport, GateError> {
-    let _gate = GATE.lock();
+    let _gate = GateGuard::lock();
     if !namespace.retired().is_empty() {
         reclaim::reclaim_locked(namespace);
     }

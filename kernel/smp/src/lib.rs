@@ -41,8 +41,8 @@ mod trampoline;
 pub use park::{Withdrawn, park_current_cpu, withdraw_current_cpu};
 pub use start::start_application_processors;
 pub use stop::{
-    StopError, StoppedContext, log_stop_the_world_check, run_with_other_cpus_stopped, stopped_context_storage,
-    stopped_contexts,
+    StopError, StoppedContext, log_stop_the_world_check, release_stop_held_within, run_with_other_cpus_stopped,
+    stopped_context_storage, stopped_contexts,
 };
 pub use trampoline::TrampolineTooLarge;
 

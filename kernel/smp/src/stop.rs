@@ -153,7 +153,7 @@ pub fn run_with_other_cpus_stopped(f: &mut dyn FnMut()) -> Result<(), StopError>
     if !HANDLER_READY.load(Ordering::Acquire) {
         return Err(StopError::NotInitialized);
     }
-    let _guard = STOP_LOCK.lock();
+    let _guard = StopLockGuard::lock();
     without_interrupts(|| {
         let others = || cpu::count().saturating_sub(1);
         if others() == 0 {
@@ -175,10 +175,70 @@ pub fn run_with_other_cpus_stopped(f: &mut dyn FnMut()) -> Result<(), StopError>
             release(&control);
             return Err(StopError::Timeout { stopped, expected: others() });
         }
+        // A fault in `f` unwinds through here: the guard's landing pad lets the stopped CPUs go (they spin on
+        // this frame's control block), so the failing task's recovery never finds the world stopped for good.
+        let release_guard = ReleaseOnDrop(&control);
         f();
-        release(&control);
+        drop(release_guard);
         Ok(())
     })
+}
+
+/// Releases the stop ([`release`]) when dropped, normally or by a landing pad.
+struct ReleaseOnDrop<'a>(&'a StopControl);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
+/// A stack address of the task holding [`STOP_LOCK`] through [`run_with_other_cpus_stopped`] (0: none), for
+/// [`release_stop_held_within`].
+static STOP_HOLDER: AtomicUsize = AtomicUsize::new(0);
+
+/// [`STOP_LOCK`] held by a stopper, with its holder token recorded.
+struct StopLockGuard {
+    _guard: spin::MutexGuard<'static, ()>,
+}
+
+impl StopLockGuard {
+    #[inline(always)]
+    fn lock() -> StopLockGuard {
+        let guard = STOP_LOCK.lock();
+        let marker = 0u8;
+        STOP_HOLDER.store(core::hint::black_box(core::ptr::addr_of!(marker)) as usize, Ordering::Release);
+        StopLockGuard { _guard: guard }
+    }
+}
+
+impl Drop for StopLockGuard {
+    fn drop(&mut self) {
+        STOP_HOLDER.store(0, Ordering::Release);
+    }
+}
+
+/// Ends a stop whose stopper died inside it without its guards being dropped (a CPU fault in the stopper's own
+/// frame, or a task ended without unwinding): if [`STOP_LOCK`]'s holder token lies on `stack`, lets the stopped
+/// CPUs go (if the control block lies on `stack` too) and unlocks [`STOP_LOCK`]. Returns whether it did.
+///
+/// # Safety
+/// `stack` must be the stack of a task that failed and never resumes its code; the dead stopper's frames (where
+/// the control block lies) must not have been overwritten yet (call this first in the failure path).
+pub unsafe fn release_stop_held_within(stack: core::ops::Range<usize>) -> bool {
+    let holder = STOP_HOLDER.load(Ordering::Acquire);
+    if !STOP_LOCK.is_locked() || !stack.contains(&holder) {
+        return false;
+    }
+    if let Some(control) = current_control()
+        && stack.contains(&(core::ptr::from_ref(control) as usize))
+    {
+        release(control);
+    }
+    STOP_HOLDER.store(0, Ordering::Release);
+    // SAFETY: the holder is dead (the caller's guarantee) and its guard gone: nobody else unlocks this lock.
+    unsafe { STOP_LOCK.force_unlock() };
+    true
 }
 
 /// Boot-time check of [`run_with_other_cpus_stopped`]: stops the other CPUs, checks that their timer tick counts
@@ -254,6 +314,7 @@ extern "x86-interrupt" fn stop_interrupt(frame: InterruptStackFrame) {
 /// progress (the old stopper releases its CPUs through its own frame and unlocks the old [`STOP_LOCK`]).
 pub(crate) fn reset_after_swap() {
     STOP_CONTROL.store(core::ptr::null_mut(), Ordering::SeqCst);
+    STOP_HOLDER.store(0, Ordering::Release);
     // SAFETY: runs inside the swap's stop-the-world on the stopping CPU, before any code uses the new copy: the
     // copied `STOP_LOCK` says "locked" because the old copy's stopper holds the *old* lock, whose guard releases the
     // old one; nobody holds (or can take) the new one yet.

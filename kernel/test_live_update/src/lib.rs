@@ -16,6 +16,9 @@
 //! Steps 4 and 5 (`captured.rs`): `swap interrupts interrupts` must move every CPU to the new IDT (a handler
 //! registered afterwards runs on each CPU, the timers keep ticking, the old copy is reclaimed), and the self-swap of
 //! every cell that registered IDT handlers or hooks must move them to the new copy.
+//!
+//! Step 6 (`swap_faults.rs`): a fault in the swapping task at six points of a swap, unwound or not, rolls the
+//! swap back (or keeps it, past the commit point) and frees every lock of the swap path.
 #![no_std]
 #![forbid(unsafe_code)]
 #![feature(abi_x86_interrupt)]
@@ -23,6 +26,7 @@
 extern crate alloc;
 
 mod captured;
+mod swap_faults;
 
 use alloc::format;
 use alloc::string::String;
@@ -58,6 +62,7 @@ pub fn run() -> Result<(), String> {
     step(CELL, "leak test", leak_test)?;
     step(CELL, "swap interrupts: every CPU uses the new IDT", captured::interrupts_self_swap)?;
     step(CELL, "handler cells move their gates and hooks", captured::handler_cells_move)?;
+    step(CELL, "a fault in the swapping task rolls the swap back", swap_faults::fault_in_swapping_task_rolls_back)?;
     Ok(())
 }
 

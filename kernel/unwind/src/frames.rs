@@ -44,6 +44,10 @@ pub struct Frame {
     pub unwind_info: UnwindInfoId,
     /// Whether the instruction pointer is exact (a faulting instruction) rather than a return address.
     pub exact: bool,
+    /// Bytes of outgoing call arguments the function had pushed at this instruction (`DW_CFA_GNU_args_size`):
+    /// RSP in `registers` is the callee's CFA, so it still counts them; a landing pad of this frame expects RSP
+    /// with them popped (the caller's `add rsp` after the call), i.e. RSP + `args_size`.
+    pub args_size: u64,
 }
 
 /// Why a walk ended without an error.
@@ -249,6 +253,7 @@ impl<'r, M: StackReader> FrameIter<'r, M> {
             lsda: details.lsda,
             unwind_info: info.id(),
             exact: self.cursor.exact,
+            args_size: row.saved_args_size(),
         };
         self.cursor =
             FrameCursor { registers: caller.registers, exact: false, frames: self.cursor.frames + 1, finished: false };

@@ -309,3 +309,21 @@ fn truncated_and_malformed_lsdas_are_errors() {
     far.extend_from_slice(&[0x3f, 0]);
     assert!(find_action(&far, 0, 0x1000, 0x1000).is_err());
 }
+
+/// `DW_CFA_GNU_args_size` (0x2e): the bytes of call arguments pushed at an instruction, which a landing pad of the
+/// frame expects popped; reported per frame as `Frame::args_size`.
+#[test]
+fn reports_the_pushed_argument_size_of_each_row() {
+    let mut section = Vec::new();
+    cie(&mut section);
+    // Function at 0x5000..0x5010: args_size 16 from 0x5004, 0 again from 0x5008.
+    fde(&mut section, 0x5000, 0x10, &[0x44, 0x2e, 16, 0x44, 0x2e, 0]);
+    let registry = registry_with(section, 0x5000..0x6000).unwrap();
+    let words = [0, 0];
+    let args_size = |address| {
+        let stack = SliceStack { base: 0x8000, words: &words };
+        let mut frames = FrameIter::new(&registry, stack, FrameCursor::exact(registers(address, 0x8000, 0x1)));
+        frames.next_frame().unwrap().unwrap().args_size
+    };
+    assert_eq!((args_size(0x5001), args_size(0x5005), args_size(0x5009)), (0, 16, 0));
+}

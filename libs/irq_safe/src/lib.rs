@@ -17,7 +17,8 @@
 //! (`serial`). The interrupt masking compiles away on the host (`cfg(target_os = "none")`), where the crate's
 //! tests run.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+// The one exception: `IrqSafeRwLock::force_write_unlock`, for the fault path's recovery of a dead writer.
+#![deny(unsafe_code)]
 
 use core::ops::{Deref, DerefMut};
 
@@ -200,6 +201,22 @@ impl<T: ?Sized> IrqSafeRwLock<T> {
         let interrupts = InterruptsOff::new();
         let guard = self.inner.try_read()?;
         Some(IrqSafeReadGuard { guard, _interrupts: interrupts })
+    }
+
+    /// Whether a writer holds the lock now (a snapshot).
+    pub fn is_write_locked(&self) -> bool {
+        self.inner.writer_count() > 0
+    }
+
+    /// Releases a write lock whose guard will never be dropped (its holder died in its critical section).
+    ///
+    /// # Safety
+    /// The lock must be write-locked by a holder that never touches the data again and whose guard is never
+    /// dropped; the data may hold a half-finished update.
+    #[allow(unsafe_code)]
+    pub unsafe fn force_write_unlock(&self) {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.inner.force_write_unlock() };
     }
 
     /// Disables interrupts, then spins until nobody holds the lock, and writes.

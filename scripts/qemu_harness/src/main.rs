@@ -45,6 +45,8 @@ options:
                          (default), or moments drawn from the workload's duration
   --profile FILE         faults: draw instruction points from this profile (a campaign's profile.txt)
                          instead of sampling one on the first boot
+  --workloads A,B        faults: run only these workloads (spawn, channels, shell, swap, heap; default: all), with
+                         the injections the full campaign of the same seed gives them
 ";
 
 fn main() -> ExitCode {
@@ -85,6 +87,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let (mut seed, mut count, mut ipc) = (2026u64, 500usize, false);
     let mut points = faults::plan::PointMode::Instruction;
     let mut profile = None;
+    let mut workloads = faults::workload::WORKLOADS.to_vec();
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -112,6 +115,9 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             "--count" => count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
             "--ipc" => ipc = true,
             "--profile" => profile = Some(PathBuf::from(value()?)),
+            "--workloads" => {
+                workloads = faults::workload::parse_list(&value()?).map_err(|e| format!("--workloads: {e}"))?
+            }
             "--points" => {
                 let name = value()?;
                 points = faults::plan::PointMode::from_name(&name)
@@ -251,6 +257,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 timeout_scale: scale,
                 points,
                 profile,
+                workloads,
             };
             let records = if ipc { faults::ipc::run_cases(campaign)? } else { faults::run_campaign(campaign)? };
             // Every injection has a classification by construction; the exit status says the campaign ran.

@@ -107,6 +107,7 @@
 mod plan;
 mod report;
 pub(crate) mod retire;
+pub(crate) mod rollback;
 mod state;
 
 use alloc::collections::BTreeSet;
@@ -121,6 +122,8 @@ use crate::{CellNamespace, LoadError, NoPins, PinFinder, QuiesceError, SwapError
 use plan::{Patch, Redirect, Rewrite};
 pub use report::SwapReport;
 use retire::{RedirectRecord, RetiredCell, StoredPointer};
+pub use rollback::{SwapFaultPoint, SwapPhase, SwapRollback, TransactionRecovery, inject_swap_fault};
+use rollback::{SwapJournal, SwapUnwindGuard};
 use state::{CellState, Transferred, Translator};
 
 /// How a swap treats state.
@@ -175,17 +178,53 @@ impl CellNamespace {
     ) -> Result<SwapReport, SwapError> {
         let start = clock();
         let mut transaction = Transaction::begin(self, Vec::new(), Some(clock));
-        let (olds, crate_names) = stage_new_cells(&mut transaction, pairs)?;
+        // Declared after the transaction, so an unwind rolls back before the transaction lock is released.
+        let mut guard = SwapUnwindGuard { namespace: self, run_quiesced, armed: true };
+        SwapPhase::enter(&self.swap_phase, SwapPhase::Staging);
+        let result = self.swap_in_transaction(&mut transaction, pairs, options, clock, run_quiesced, pins, start);
+        rollback::fault_point(SwapFaultPoint::Completed);
+        guard.armed = false;
+        *self.swap_journal.lock() = None;
+        SwapPhase::enter(&self.swap_phase, SwapPhase::Idle);
+        result
+    }
+
+    /// [`swap_quiesced`](Self::swap_quiesced) inside its transaction (a frame of its own, so that a fault in it
+    /// leaves the caller's [`SwapUnwindGuard`] to roll back).
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn swap_in_transaction(
+        &self,
+        transaction: &mut Transaction<'_>,
+        pairs: &[(&str, &str)],
+        options: &SwapOptions,
+        clock: &dyn Fn() -> u64,
+        run_quiesced: RunQuiesced<'_>,
+        pins: &dyn PinFinder,
+        start: u64,
+    ) -> Result<SwapReport, SwapError> {
+        let (olds, crate_names) = stage_new_cells(transaction, pairs)?;
+        rollback::fault_point(SwapFaultPoint::Staged);
         let staged_at = clock();
-        let (built, plan) = verify(&mut transaction, &olds, &crate_names, options)?;
+        let (built, plan) = verify(transaction, &olds, &crate_names, options)?;
+        *self.swap_journal.lock() = Some(SwapJournal {
+            built: built.iter().map(|(_, cell)| cell.clone()).collect(),
+            rewrites: plan.all_rewrites().cloned().collect(),
+        });
+        SwapPhase::enter(&self.swap_phase, SwapPhase::Built);
+        rollback::fault_point(SwapFaultPoint::Built);
         let verified_at = clock();
-        let outcome = match quiesced_commit(&plan, options, clock, run_quiesced, pins) {
+        let outcome = match quiesced_commit(&plan, options, clock, run_quiesced, pins, &self.swap_phase) {
             Ok(outcome) => outcome,
             Err(error) => return Err(discard(&built, error)),
         };
+        SwapPhase::enter(&self.swap_phase, SwapPhase::Cleanup);
+        // Past the commit point nothing is undone; the journal's references to the old cells' sections (the
+        // redirects' targets) must not count as outside references when the old cells are freed or retired.
+        *self.swap_journal.lock() = None;
         let committed_at = clock();
         let transfer_ns = outcome.transfer_ns;
-        let mut report = self.cleanup(&mut transaction, olds, &built, plan, outcome);
+        let mut report = self.cleanup(transaction, olds, &built, plan, outcome);
         let end = clock();
         report.stage_ns = staged_at.saturating_sub(start);
         report.verify_ns = verified_at.saturating_sub(staged_at);
@@ -365,6 +404,17 @@ struct SwapPlan {
     translator: Translator,
 }
 
+impl SwapPlan {
+    /// Every store of the quiesced phase, in the order applied: the dependents' rewrites, the redirects, the chain.
+    fn all_rewrites(&self) -> impl Iterator<Item = &Rewrite> {
+        self.patches
+            .iter()
+            .map(|patch| &patch.rewrite)
+            .chain(self.redirects.iter().map(|redirect| &redirect.rewrite))
+            .chain(self.chain.iter())
+    }
+}
+
 /// Phase 2: checks exports and dependents' symbols and plans the patches (on the staged cells), then builds the
 /// new cells and plans the state transfer and redirects. After `build`, an error undoes it (`discard`).
 fn verify(
@@ -424,20 +474,16 @@ fn quiesced_commit(
     clock: &dyn Fn() -> u64,
     run_quiesced: RunQuiesced<'_>,
     pins: &dyn PinFinder,
+    phase: &core::sync::atomic::AtomicU8,
 ) -> Result<QuiescedOutcome, SwapError> {
     let (states, translator) = (&plan.states, &plan.translator);
-    let rewrites: Vec<&Rewrite> = plan
-        .patches
-        .iter()
-        .map(|patch| &patch.rewrite)
-        .chain(plan.redirects.iter().map(|redirect| &redirect.rewrite))
-        .chain(plan.chain.iter())
-        .collect();
+    let rewrites: Vec<&Rewrite> = plan.all_rewrites().collect();
     let targets: Vec<(String, Vec<crate::AddressRange>)> =
         states.iter().map(|state| (state.old.name.clone(), state.old.address_ranges())).collect();
     let mut outcome = QuiescedOutcome::default();
     let result = run_quiesced(&mut || {
         outcome.ran = true;
+        SwapPhase::enter(phase, SwapPhase::Transfer);
         let started = clock();
         let mut after_commit = Vec::new();
         if !options.fresh {
@@ -455,12 +501,19 @@ fn quiesced_commit(
             }
         }
         outcome.transfer_ns = clock().saturating_sub(started);
+        rollback::fault_point(SwapFaultPoint::Transfer);
+        SwapPhase::enter(phase, SwapPhase::Patching);
         if let Err((index, error)) = plan::apply(&rewrites) {
             let dependent = rewrites[index].target.name().to_string();
             outcome.error = Some(SwapError::Patch { dependent, error });
             return;
         }
+        SwapPhase::enter(phase, SwapPhase::Patched);
+        rollback::fault_point(SwapFaultPoint::Patched);
         // Committed: the transfer functions' deferred actions (`StateTransfer::after_commit`), before the pin search.
+        if !after_commit.is_empty() {
+            SwapPhase::enter(phase, SwapPhase::Actions);
+        }
         for action in after_commit {
             action();
         }

@@ -13,6 +13,7 @@ use crate::stage::StagedCell;
 use crate::{MemoryError, MemoryRegion, SwapError};
 
 /// One precomputed store: the value a place holds now and the value it gets.
+#[derive(Clone)]
 pub(super) struct Rewrite {
     /// The region holding the place and the place's offset in it.
     pub(super) region: Arc<dyn MemoryRegion>,
@@ -75,6 +76,9 @@ pub(super) fn apply(rewrites: &[&Rewrite]) -> Result<(), (usize, MemoryError)> {
         if let Err(error) = result {
             restore(&rewrites[..done]);
             return Err((done, error));
+        }
+        if done == 0 {
+            super::rollback::fault_point(super::rollback::SwapFaultPoint::Patching);
         }
     }
     Ok(())

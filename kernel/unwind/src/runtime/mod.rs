@@ -233,7 +233,15 @@ unsafe fn continue_unwinding(object: *mut ExceptionObject) -> ! {
         };
         // `NotFound` means the compiler thought no unwind could pass here; continuing is the kernel's best effort.
         if let Some((landing_pad, selector)) = action.landing_pad() {
-            break Outcome::Land { registers: frame.registers, landing_pad, selector, cfa: frame.cfa };
+            // The pad runs with the call's pushed arguments popped (`DW_CFA_GNU_args_size`), as after a return:
+            // without this, a call with stack arguments entered its pad with RSP too low and the pad's RSP-relative
+            // locals were read from the wrong slots (a garbage `drop` in `swap_quiesced`'s pad, issue 12).
+            let mut registers = frame.registers;
+            if frame.args_size != 0 {
+                let adjusted = registers.stack_pointer().and_then(|rsp| rsp.checked_add(frame.args_size));
+                registers.set(crate::RSP, adjusted);
+            }
+            break Outcome::Land { registers, landing_pad, selector, cfa: frame.cfa };
         }
     };
     let cursor = frames.cursor();

@@ -72,6 +72,9 @@ pub struct CampaignConfig {
     pub points: PointMode,
     /// A profile file to draw instruction points from (see [`profile`]) instead of sampling one on the first boot.
     pub profile: Option<PathBuf>,
+    /// The workloads of the random campaign (`--workloads`; default [`WORKLOADS`]): only these are run, profiled
+    /// and injected into, with the plans the full campaign gives them ([`plan::indices`]).
+    pub workloads: Vec<Workload>,
 }
 
 /// The golden run of one workload.
@@ -91,7 +94,7 @@ pub struct Campaign {
     pub golden: BTreeMap<Workload, Golden>,
     /// The base image's text and functions (`nano_core.syms` beside the ISO; empty if it is missing).
     pub nano: NanoCore,
-    /// The workloads run on every boot (their golden runs): [`WORKLOADS`], or the IPC cases' one.
+    /// The workloads run on every boot (their golden runs): the configured ones, or the IPC cases' one.
     pub workloads: Vec<Workload>,
     /// The functions each workload was seen running (instruction points are drawn from them).
     pub profile: Profile,
@@ -108,10 +111,10 @@ impl Campaign {
         let symbols = config.iso.with_file_name("nano_core.syms");
         let nano = std::fs::read_to_string(&symbols).map(|text| points::parse_nano_core(&text)).unwrap_or_default();
         Campaign {
+            workloads: config.workloads.clone(),
             config,
             golden: BTreeMap::new(),
             nano,
-            workloads: WORKLOADS.to_vec(),
             profile: Profile::default(),
             boots: 0,
         }
@@ -169,8 +172,8 @@ impl Campaign {
         for cell in LANDING_CELLS {
             guest.functions(cell)?;
         }
-        // The IPC cases place their own points: only the random campaign (over [`WORKLOADS`]) samples a profile.
-        let random = self.workloads == WORKLOADS;
+        // The IPC cases place their own points: only the random campaign samples a profile.
+        let random = !self.workloads.contains(&Workload::ChannelTests);
         if runs == 2 && random && self.config.points == PointMode::Instruction && self.profile.seen.is_empty() {
             self.sample_profile(&mut guest)?;
         }
@@ -677,7 +680,7 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
     }
     let mut guest: Option<Guest> = None;
     let mut records = Vec::new();
-    for index in 0..campaign.config.count {
+    for index in plan::indices(&campaign.workloads, campaign.config.count) {
         let plan = plan::plan(campaign.config.seed, index);
         if guest.is_none() {
             guest = Some(boot_with_retry(&mut campaign)?);
@@ -704,13 +707,19 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
     let late = records.iter().filter(|record| record.detail.contains("(after the workload)")).count();
     let header = format!(
         "fault-injection campaign: seed {}, {} injections ({late} injected just after the workload ended), {} boots, \
-         {:.0} s, {} CPU(s), image {}",
+         {:.0} s, {} CPU(s), image {}{}",
         campaign.config.seed,
         records.len(),
         campaign.boots,
         started.elapsed().as_secs_f64(),
         campaign.config.qemu.cpus,
-        campaign.config.iso.display()
+        campaign.config.iso.display(),
+        if campaign.workloads == WORKLOADS {
+            String::new()
+        } else {
+            let names: Vec<&str> = campaign.workloads.iter().map(|workload| workload.name()).collect();
+            format!(", workloads {}", names.join(","))
+        }
     );
     write_summary(&campaign.config.out, &header, &records)?;
     Ok(records)

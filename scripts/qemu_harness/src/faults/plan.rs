@@ -141,6 +141,17 @@ pub fn plan(seed: u64, index: usize) -> Plan {
     Plan { index, fault, workload, moment, cpu, register, bit, range_pick, offset_fraction, mask, point_fraction }
 }
 
+/// The indices of the first `count` injections of a campaign over `workloads` (a subset of [`WORKLOADS`]): the
+/// indices `i` whose workload `WORKLOADS[i mod 5]` is selected. So a campaign over some workloads injects exactly
+/// the plans the full campaign with the same seed injects into those workloads (`--count 40 --workloads swap`
+/// repeats the 40 swap injections of `--count 200`); with all five it is `0..count`.
+pub fn indices(workloads: &[Workload], count: usize) -> Vec<usize> {
+    if workloads.is_empty() {
+        return Vec::new();
+    }
+    (0..).filter(|index| workloads.contains(&WORKLOADS[index % WORKLOADS.len()])).take(count).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +171,19 @@ mod tests {
         assert_eq!(PointMode::from_name("instruction"), Some(PointMode::Instruction));
         assert_eq!(PointMode::from_name(PointMode::Time.name()), Some(PointMode::Time));
         assert_eq!(PointMode::from_name("bogus"), None);
+    }
+
+    #[test]
+    fn selected_workloads_keep_their_plans() {
+        assert_eq!(indices(&WORKLOADS, 7), (0..7).collect::<Vec<_>>());
+        let swap = indices(&[Workload::Swap], 40);
+        assert_eq!(swap.len(), 40);
+        assert_eq!(&swap[..3], &[3, 8, 13]);
+        assert!(swap.iter().all(|&index| plan(2026, index).workload == Workload::Swap));
+        let full: Vec<usize> = (0..200).filter(|&index| plan(2026, index).workload == Workload::Swap).collect();
+        assert_eq!(swap, full, "the same plans as the full campaign's swap injections");
+        let two = indices(&[Workload::Shell, Workload::Swap], 5);
+        assert_eq!(two, [2, 3, 7, 8, 12]);
+        assert!(indices(&[], 5).is_empty());
     }
 }

@@ -44,6 +44,11 @@ impl Workload {
         }
     }
 
+    /// The workload named `name` (one of [`WORKLOADS`]' names or `channel-tests`).
+    pub fn from_name(name: &str) -> Option<Workload> {
+        WORKLOADS.iter().chain(&[Workload::ChannelTests]).copied().find(|workload| workload.name() == name)
+    }
+
     /// The commands, typed in order.
     pub fn commands(self) -> &'static [&'static str] {
         match self {
@@ -122,6 +127,26 @@ impl Workload {
     }
 }
 
+/// The workloads of a comma-separated list of [`WORKLOADS`]' names (`--workloads swap,shell`), in campaign order,
+/// each once.
+///
+/// # Errors
+/// A message naming an unknown name (or `channel-tests`, the IPC cases' own workload), or an empty list.
+pub fn parse_list(list: &str) -> Result<Vec<Workload>, String> {
+    let mut chosen = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        let workload = WORKLOADS.iter().copied().find(|workload| workload.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = WORKLOADS.iter().map(|workload| workload.name()).collect();
+            format!("unknown workload `{name}` (known: {})", known.join(", "))
+        })?;
+        chosen.push(workload);
+    }
+    if chosen.is_empty() {
+        return Err("no workload named".into());
+    }
+    Ok(WORKLOADS.into_iter().filter(|workload| chosen.contains(workload)).collect())
+}
+
 /// The line a freshly (re)started serial shell prints before its first prompt.
 pub const SHELL_BANNER: &str = "type `help` for commands.";
 
@@ -179,5 +204,20 @@ mod tests {
         }
         assert!(WORKLOADS.iter().all(|workload| workload.restartable()));
         assert!(!Workload::ChannelTests.restartable() && !WORKLOADS.contains(&Workload::ChannelTests));
+    }
+
+    #[test]
+    fn workload_lists() {
+        assert_eq!(parse_list("swap"), Ok(vec![Workload::Swap]));
+        assert_eq!(parse_list("swap,shell"), Ok(vec![Workload::Shell, Workload::Swap]), "campaign order");
+        assert_eq!(parse_list(" heap , heap,"), Ok(vec![Workload::Heap]), "duplicates and blanks");
+        assert_eq!(parse_list("spawn,channels,shell,swap,heap"), Ok(WORKLOADS.to_vec()));
+        assert!(parse_list("").is_err());
+        assert!(parse_list("swap,bogus").unwrap_err().contains("`bogus`"));
+        assert!(parse_list("channel-tests").is_err(), "the IPC cases' workload is not a campaign workload");
+        for workload in WORKLOADS.iter().chain(&[Workload::ChannelTests]) {
+            assert_eq!(Workload::from_name(workload.name()), Some(*workload));
+        }
+        assert_eq!(Workload::from_name("nope"), None);
     }
 }

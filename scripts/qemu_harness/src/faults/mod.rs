@@ -397,14 +397,15 @@ fn candidates(campaign: &Campaign, guest: &mut Guest, workload: Workload) -> Res
 }
 
 /// Draws the plan's instruction point among the basic blocks of its workload's candidate functions that the
-/// profile saw running (among the whole candidates if it saw none there); `None` if there are none. A block
+/// profile saw running and the functions of the workload's focus cells ([`Profile::points`]; among the whole
+/// candidates if that is empty); `None` if there are none. A block
 /// starts at an instruction boundary, so it is decoded from its own first byte.
 ///
 /// # Errors
 /// A listing or the stub fails.
 fn choose_point(campaign: &Campaign, guest: &mut Guest, plan: &Plan) -> Result<Option<ChosenPoint>, String> {
     let candidates = candidates(campaign, guest, plan.workload)?;
-    let candidates = campaign.profile.blocks(plan.workload, &candidates).unwrap_or(candidates);
+    let candidates = campaign.profile.points(plan.workload, &candidates);
     let Some((function, offset)) = points::choose(&candidates, plan.point_fraction) else { return Ok(None) };
     let length = (offset + 16).min(function.size) as usize;
     let gdb = &mut guest.gdb;

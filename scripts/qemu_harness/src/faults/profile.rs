@@ -152,6 +152,29 @@ impl Profile {
         (!blocks.is_empty()).then_some(blocks)
     }
 
+    /// The functions points of `workload` are drawn from: the seen blocks among `candidates` (see
+    /// [`Profile::blocks`]) and every candidate function of the workload's focus cells
+    /// ([`Workload::focus_cells`]) not already holding a seen block, in the candidates' order after the blocks;
+    /// all of `candidates` if that is empty. Depends only on the profile and the candidates (the image's
+    /// listings), so a seed and a `--profile` file draw the same points again.
+    pub fn points(&self, workload: Workload, candidates: &[Function]) -> Vec<Function> {
+        let mut points = self.blocks(workload, candidates).unwrap_or_default();
+        let seen = self.seen.get(&workload);
+        let focus = workload.focus_cells();
+        points.extend(
+            candidates
+                .iter()
+                .filter(|function| focus.contains(&function.cell.as_str()))
+                .filter(|function| {
+                    !seen.is_some_and(|seen| {
+                        seen.iter().any(|block| block.cell == function.cell && block.function == function.name)
+                    })
+                })
+                .cloned(),
+        );
+        if points.is_empty() { candidates.to_vec() } else { points }
+    }
+
     /// The file form: a comment line per workload (samples, blocks, bytes), then one
     /// `WORKLOAD CELL FUNCTION START END` line per block (hex offsets).
     pub fn to_text(&self) -> String {
@@ -249,6 +272,7 @@ pub fn sample_rips(gdb: &mut GdbRemote, threads: &[String]) -> GdbResult<Vec<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::points;
 
     // 0x100: test edi, edi; 0x102: je 0x108; 0x104: inc eax; 0x106: jmp 0x10a; 0x108: dec eax; 0x10a: hlt;
     // 0x10b: ret
@@ -266,6 +290,38 @@ mod tests {
         assert_eq!(basic_block(&CODE, 0x100, 0x200), None, "outside");
     }
 
+    fn blocks_of(profile: &Profile, function: &Function) -> Vec<Function> {
+        profile.blocks(Workload::Heap, std::slice::from_ref(function)).unwrap()
+    }
+
+    #[test]
+    fn focus_cells_widen_the_points() {
+        let f = |cell: &str, start, size, name: &str| Function { cell: cell.into(), start, size, name: name.into() };
+        let candidates = [
+            f("sync", 0x100, 12, "wait"),
+            f("ping_pong", 0x200, 12, "send"),
+            f("ping_pong", 0x300, 40, "receive"),
+            f("task", 0x400, 8, "spawn"),
+        ];
+        // No profile: every candidate of the focus cell, not the whole candidates.
+        let empty = Profile::default();
+        assert_eq!(empty.points(Workload::Channels, &candidates), [candidates[1].clone(), candidates[2].clone()]);
+        // A workload without focus cells and no profile: the whole candidates, as before.
+        assert_eq!(empty.points(Workload::Heap, &candidates), candidates);
+        // Seen blocks first; a focus function holding a seen block contributes only that block.
+        let mut profile = Profile::default();
+        let send = f("ping_pong", 0x200, 12, "send");
+        assert_eq!(profile.record(Workload::Channels, &send, &CODE, &[0x204]), 1);
+        assert_eq!(profile.record(Workload::Channels, &candidates[0], &CODE, &[0x100]), 1);
+        let points = profile.points(Workload::Channels, &candidates);
+        let expected = [f("ping_pong", 0x204, 4, "send"), f("sync", 0x100, 4, "wait"), candidates[2].clone()];
+        assert_eq!(points, expected);
+        // The same profile, read back from its file form, and the same listings draw the same points.
+        let again = Profile::parse(&profile.to_text()).unwrap();
+        assert_eq!(again.points(Workload::Channels, &candidates), points);
+        assert_eq!(points::choose(&points, 0.5), points::choose(&again.points(Workload::Channels, &candidates), 0.5));
+    }
+
     #[test]
     fn record_blocks_and_file_form() {
         let function = Function { cell: "a".into(), start: 0x100, size: 12, name: "f".into() };
@@ -281,6 +337,7 @@ mod tests {
         let other = Function { name: "g".into(), ..function.clone() };
         assert_eq!(profile.blocks(Workload::Heap, &[other]), None, "another image's profile");
         profile.samples.insert(Workload::Heap, 5);
+        assert_eq!(profile.points(Workload::Heap, std::slice::from_ref(&function)), blocks_of(&profile, &function));
         let text = profile.to_text();
         assert!(
             text.contains("# heap: 5 RIP samples (2 in blocks of candidates), 1 blocks (4 bytes) in 1 functions"),

@@ -696,7 +696,9 @@ pub const PS_PING_PONG_ROUND_ID: &str = r"^\s*(\d+) ping_pong-round\s";
 /// The background ping-pong finished.
 pub const PING_PONG_JOB_DONE: &str = r"^\[\d+\] done: ping_pong 20 10000$";
 /// Its result line: every round completed (a round that failed more often than allowed prints an error instead).
-pub const PING_PONG_RESULT: &str = r"\bping_pong: 20 rounds, 10000 messages each, checksum 0x[0-9a-f]{16}$";
+/// Not anchored at a word start: a background line can land in the middle of a typed command's echo (`jo` +
+/// `ping_pong: ...` on one line).
+pub const PING_PONG_RESULT: &str = r"ping_pong: 20 rounds, 10000 messages each, checksum 0x[0-9a-f]{16}$";
 /// The kernel log's line for the killed round's restart.
 pub const PING_PONG_ROUND_RESTARTED: &str = r#"restarting task "ping_pong-round" \(restart 1 of 3\)"#;
 /// A background load of 2 restartable workers for 4 s.
@@ -705,8 +707,9 @@ pub const LOAD_TWO_IN_BACKGROUND: &str = "load 2 4 &";
 pub const PS_LOAD_WORKER_ID: &str = r"^\s*(\d+) load-worker\s";
 /// The background load finished.
 pub const LOAD_TWO_JOB_DONE: &str = r"^\[\d+\] done: load 2 4$";
-/// Both workers completed, the killed one after its restart.
-pub const LOAD_TWO_COMPLETED: &str = r"\bload: 2 tasks completed$";
+/// Both workers completed, the killed one after its restart (not anchored at a word start, as for
+/// [`PING_PONG_RESULT`]: `joload: 2 tasks completed` was seen).
+pub const LOAD_TWO_COMPLETED: &str = r"load: 2 tasks completed$";
 /// The kernel log's line for the killed worker's restart.
 pub const LOAD_WORKER_RESTARTED: &str = r#"restarting task "load-worker" \(restart 1 of 3\)"#;
 /// The shell's answer to [`LOAD_TWO_IN_BACKGROUND`].

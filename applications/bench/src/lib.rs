@@ -41,7 +41,12 @@ pub const RUNS: usize = 5;
 /// How many operations a run times, per metric.
 #[derive(Clone, Copy, Debug)]
 pub struct Iterations {
-    /// Null calls, context switches, map/unmaps, round trips, heap blocks.
+    /// Null calls: 10x `fast`, so that a run lasts tens of microseconds. Under QEMU TCG a timed interval right after
+    /// `bench` starts carries a fixed extra 7-11 us (measured: two back-to-back `now_ns` 7-8 us apart in the first
+    /// intervals, about 0.1 us later, whatever the interval holds), which at 1,000 calls of ~10 ns each doubled the
+    /// mean. The Linux side runs `getpid()` the same 10x count.
+    pub null_call: u32,
+    /// Context switches, map/unmaps, round trips, heap blocks.
     pub fast: u32,
     /// Spawns of `hello`.
     pub spawn: u32,
@@ -51,11 +56,11 @@ pub struct Iterations {
     pub swap: u32,
 }
 
-/// `--full`: 1,000 operations per run, cell loads and swaps included (each takes milliseconds: about 75 s for both
+/// `--full`: 1,000 operations per run (10,000 null calls), cell loads and swaps included (each takes milliseconds: about 75 s for both
 /// load sizes).
-pub const FULL: Iterations = Iterations { fast: 1000, spawn: 1000, cell_load: 1000, swap: 1000 };
+pub const FULL: Iterations = Iterations { null_call: 10_000, fast: 1000, spawn: 1000, cell_load: 1000, swap: 1000 };
 /// `--quick`: a smoke run of a few seconds under TCG.
-pub const QUICK: Iterations = Iterations { fast: 100, spawn: 10, cell_load: 2, swap: 4 };
+pub const QUICK: Iterations = Iterations { null_call: 1000, fast: 100, spawn: 10, cell_load: 2, swap: 4 };
 
 /// The candidate cells of about 20 KB and 100 KB for the cell-load metrics: the first one not yet loaded is used.
 const SMALL_CELLS: [&str; 2] = ["demo_channel_buffered", "demo_channel_rendezvous"];

@@ -13,7 +13,7 @@ use crate::{Iterations, RUNS, summarize};
 pub fn all(iterations: Iterations, profile: bool, small: &[&str], large: &[&str]) -> Vec<Result<(), String>> {
     let fast = iterations.fast;
     let mut results = vec![
-        metric("null_call", fast, null_call),
+        metric("null_call", iterations.null_call, null_call),
         metric("context_switch", fast, app_io::bench::context_switch_ns),
         metric("spawn", iterations.spawn, spawn_hello),
         metric("map_unmap", fast, app_io::bench::map_unmap_ns),

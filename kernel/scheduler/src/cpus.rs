@@ -1,6 +1,7 @@
 //! Per-CPU scheduler state and the hooks that connect the scheduler to the CPU and interrupt cells.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use deadline_queue::DeadlineQueue;
 use task::{IrqSafeMutex, RunQueue, TaskRef};
@@ -13,11 +14,11 @@ pub const MAX_CPUS: usize = 64;
 pub(crate) struct PerCpu {
     /// Set once the CPU runs tasks (`init_bsp` or `ap_entry`).
     pub online: AtomicBool,
-    /// The task running on this CPU. Touched only by this CPU, with interrupts disabled.
-    pub current: IrqSafeMutex<Option<TaskRef>>,
+    /// The task running on this CPU. Touched only by this CPU, with interrupts disabled (a [`CpuSlot`], no lock).
+    pub current: CpuSlot<Option<TaskRef>>,
     /// The task this CPU just switched away from, handed over the context switch to the next task, which clears its
-    /// `on_cpu` flag and reaps it if it exited. Touched only by this CPU, with interrupts disabled.
-    pub previous: IrqSafeMutex<Option<TaskRef>>,
+    /// `on_cpu` flag and reaps it if it exited. Touched only by this CPU, with interrupts disabled (no lock).
+    pub previous: CpuSlot<Option<TaskRef>>,
     /// Runnable tasks assigned to this CPU. Any CPU may push (wake-ups, spawns); only this CPU pops (through the
     /// policy). Lock order: `sleepers` before `runqueue`; the policy runs inside this lock and takes no lock.
     pub runqueue: IrqSafeMutex<RunQueue>,
@@ -43,8 +44,8 @@ impl PerCpu {
     const fn new() -> Self {
         PerCpu {
             online: AtomicBool::new(false),
-            current: IrqSafeMutex::new(None),
-            previous: IrqSafeMutex::new(None),
+            current: CpuSlot::new(None),
+            previous: CpuSlot::new(None),
             runqueue: IrqSafeMutex::new(RunQueue::new()),
             idle: spin::Once::new(),
             idling: AtomicBool::new(false),
@@ -58,10 +59,43 @@ impl PerCpu {
     }
 }
 
+/// A field of one CPU's scheduler state that only that CPU reads or writes, and only with interrupts disabled, so it
+/// needs no lock: nothing else can run on that CPU meanwhile (no other task, no interrupt handler), and no other
+/// CPU touches it. This is what `current` and `previous` were under an [`IrqSafeMutex`], without the lock's
+/// compare-exchange and interrupt-flag save on each of the several accesses of a context switch.
+///
+/// Nothing may be held across a switch: a live swap of this cell copies the state while tasks are switched out.
+pub(crate) struct CpuSlot<T>(UnsafeCell<T>);
+
+// SAFETY: a slot is only accessed through `CpuSlot::with`, whose contract (the owning CPU, interrupts disabled,
+// no reentry) makes every access exclusive; `T: Send` because the value is created on one CPU (e.g. a task
+// spawned elsewhere) and used and dropped on the owning one.
+unsafe impl<T: Send> Sync for CpuSlot<T> {}
+
+impl<T> CpuSlot<T> {
+    const fn new(value: T) -> Self {
+        CpuSlot(UnsafeCell::new(value))
+    }
+
+    /// Runs `access` on the value.
+    ///
+    /// # Safety
+    /// The caller runs on the CPU that owns this slot (`CPUS[current_cpu()]`, or the CPU coming online in
+    /// `init_bsp`/`ap_entry`) with interrupts disabled, and `access` does not reach this slot again (it must not
+    /// call anything that takes the current task, e.g. logging or [`crate::current_task`], nor fault).
+    #[inline(always)]
+    pub unsafe fn with<R>(&self, access: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: exclusive as the caller guarantees: no other CPU, task or handler accesses the slot meanwhile,
+        // and `access` does not reenter.
+        access(unsafe { &mut *self.0.get() })
+    }
+}
+
 pub(crate) static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 
-/// Returns the current CPU's logical index; installed by [`set_current_cpu_fn`].
-static CURRENT_CPU_FN: spin::Once<fn() -> usize> = spin::Once::new();
+/// Returns the current CPU's logical index (a `fn() -> usize`; null until [`set_current_cpu_fn`] installs it). An
+/// atomic pointer rather than a `spin::Once`: its `get` was an out-of-line call on every scheduler entry.
+static CURRENT_CPU_FN: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// Sends the reschedule IPI to a CPU; installed by [`set_reschedule_ipi_fn`].
 static RESCHEDULE_IPI_FN: spin::Once<fn(usize)> = spin::Once::new();
 
@@ -70,7 +104,12 @@ static RESCHEDULE_IPI_FN: spin::Once<fn(usize)> = spin::Once::new();
 /// right while only the boot CPU runs. Install it before any AP calls [`ap_entry`](crate::ap_entry). Only the
 /// first call has an effect.
 pub fn set_current_cpu_fn(current_cpu: fn() -> usize) {
-    CURRENT_CPU_FN.call_once(|| current_cpu);
+    let _ = CURRENT_CPU_FN.compare_exchange(
+        core::ptr::null_mut(),
+        current_cpu as *mut (),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
 }
 
 /// Installs the function that sends the reschedule IPI to a CPU (logical index); its handler must send the EOI and
@@ -84,12 +123,21 @@ pub fn set_reschedule_ipi_fn(send: fn(usize)) {
 ///
 /// # Panics
 /// If the installed function returns an index `>= MAX_CPUS`.
+#[inline]
 pub fn current_cpu() -> usize {
-    let cpu = CURRENT_CPU_FN.get().map_or(0, |current| current());
+    let installed = CURRENT_CPU_FN.load(Ordering::Acquire);
+    let cpu = if installed.is_null() {
+        0
+    } else {
+        // SAFETY: the only non-null value is stored by `set_current_cpu_fn` from a `fn() -> usize`.
+        let current = unsafe { core::mem::transmute::<*mut (), fn() -> usize>(installed) };
+        current()
+    };
     assert!(cpu < MAX_CPUS, "CPU index {cpu} out of range (MAX_CPUS = {MAX_CPUS})");
     cpu
 }
 
+#[inline]
 pub(crate) fn this_cpu() -> &'static PerCpu {
     &CPUS[current_cpu()]
 }

@@ -48,7 +48,10 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     cpu.idle.call_once(|| idle);
     let params = TaskParams { name: String::from(name), cpu: index, pinned: true, priority: task::DEFAULT_PRIORITY };
     let current = Task::adopt_current(params, TaskKind::Adopted);
-    *cpu.current.lock() = Some(current.clone());
+    let interrupts_were_enabled = interrupts::disable();
+    // SAFETY: interrupts are disabled and `cpu` is the state of this CPU, which is coming online.
+    unsafe { cpu.current.with(|slot| *slot = Some(current.clone())) };
+    interrupts::restore(interrupts_were_enabled);
     cpu.assigned.fetch_add(1, Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
     unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
@@ -75,7 +78,8 @@ pub fn ap_entry(cpu: usize) -> ! {
     let idle = Task::adopt_current(params, TaskKind::Idle);
     state.idle.call_once(|| idle.clone());
     state.idling.store(true, Ordering::Release);
-    *state.current.lock() = Some(idle);
+    // SAFETY: interrupts are disabled (above) and `state` is the state of this CPU, which is coming online.
+    unsafe { state.current.with(|slot| *slot = Some(idle)) };
     state.online.store(true, Ordering::Release);
     idle_loop()
 }

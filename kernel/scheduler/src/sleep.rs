@@ -24,10 +24,10 @@ pub(crate) fn wake_expired_sleepers(cpu: &PerCpu) {
     if now < next_deadline {
         return;
     }
-    let mut sleepers = cpu.sleepers.lock();
+    let mut sleepers = cpu.sleepers.lock_interrupts_disabled();
     while let Some(task) = sleepers.pop_expired(now) {
         if task.transition(RunState::Sleeping, RunState::Runnable) {
-            cpu.runqueue.lock().push_back(task);
+            cpu.runqueue.lock_interrupts_disabled().push_back(task);
         }
     }
     cpu.next_deadline.store(sleepers.next_deadline().unwrap_or(u64::MAX), Ordering::Release);

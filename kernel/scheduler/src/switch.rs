@@ -10,7 +10,12 @@ use crate::sleep::wake_expired_sleepers;
 /// The task running on this CPU, or `None` before tasking started on it ([`init_bsp`](crate::init_bsp) /
 /// [`ap_entry`](crate::ap_entry)).
 pub fn current_task() -> Option<TaskRef> {
-    this_cpu().current.lock().clone()
+    let interrupts_were_enabled = interrupts::disable();
+    let cpu = this_cpu();
+    // SAFETY: interrupts are disabled and `cpu` is this CPU's state; the clone does not reach the slot again.
+    let current = unsafe { cpu.current.with(|current| current.clone()) };
+    interrupts::restore(interrupts_were_enabled);
+    current
 }
 
 /// Switches to the next task this CPU's policy picks, if it is not the current one; the current task, if still
@@ -25,7 +30,9 @@ pub fn current_task() -> Option<TaskRef> {
 pub fn schedule() {
     let interrupts_were_enabled = interrupts::disable();
     let cpu = this_cpu();
-    let Some(previous) = cpu.current.lock().clone() else {
+    // Every `CpuSlot::with` below: interrupts are disabled and `cpu` is this CPU's state; no closure reenters.
+    // SAFETY: as just said.
+    let Some(previous) = (unsafe { cpu.current.with(|current| current.clone()) }) else {
         interrupts::restore(interrupts_were_enabled);
         return;
     };
@@ -37,31 +44,44 @@ pub fn schedule() {
     }
     wake_expired_sleepers(cpu);
     let picked = {
-        let mut runqueue = cpu.runqueue.lock();
-        // The idle task is never queued: it is what runs when the queue is empty.
+        let mut runqueue = cpu.runqueue.lock_interrupts_disabled();
+        // The idle task is never queued: it is what runs when the queue is empty. The clone taken above goes to
+        // the runqueue (no second reference count); `cpu.current` keeps its own until the switch hands it over.
         if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
-            runqueue.push_back(previous.clone());
+            runqueue.push_back(previous);
+        } else {
+            drop(previous);
         }
         scheduler_policy::policy().pick_next(&mut runqueue)
     };
-    let next = match picked {
-        Some(next) => next,
-        None => cpu.idle.get().cloned().unwrap_or_else(|| previous.clone()),
-    };
-    let cpu = if next == previous {
-        if previous.state() == RunState::Runnable {
-            previous.set_state(RunState::Running);
+    // `None`: stay on the current task (nothing else is runnable, or no idle task yet).
+    let next = picked.or_else(|| cpu.idle.get().cloned());
+    // SAFETY: as above.
+    let stays = unsafe { cpu.current.with(|current| next.is_none() || next == *current) };
+    let cpu = match next {
+        Some(next) if !stays => {
+            switch(cpu, next);
+            // Looked up again, not reused from before the switch: a swap of this cell while the task was switched
+            // out moved the per-CPU state into the new copy (the old copy's references to it are rewritten, but a
+            // reference held on this stack is not). The CPU itself is the same: tasks never migrate.
+            let cpu = this_cpu();
+            finish_switch(cpu);
+            cpu
         }
-        drop((previous, next));
-        cpu
-    } else {
-        switch(cpu, previous, next);
-        // Looked up again, not reused from before the switch: a swap of this cell while the task was switched out
-        // moved the per-CPU state into the new copy (the old copy's references to it are rewritten, but a
-        // reference held on this stack is not). The CPU itself is the same: tasks never migrate.
-        let cpu = this_cpu();
-        finish_switch(cpu);
-        cpu
+        next => {
+            drop(next);
+            // SAFETY: as above.
+            unsafe {
+                cpu.current.with(|current| {
+                    if let Some(current) = current
+                        && current.state() == RunState::Runnable
+                    {
+                        current.set_state(RunState::Running);
+                    }
+                });
+            }
+            cpu
+        }
     };
     if safe_point_pending(cpu) {
         end_if_killed();
@@ -74,7 +94,12 @@ pub fn schedule() {
 /// points ([`end_if_killed`], [`park_if_stopped`]); both do nothing otherwise, so the common case (neither) skips
 /// their task lookups. Interrupts must be disabled.
 fn safe_point_pending(cpu: &PerCpu) -> bool {
-    cpu.current.lock().as_ref().is_some_and(|task| task.is_kill_requested() || task.is_stop_requested())
+    // SAFETY: interrupts are disabled (the caller's contract) and `cpu` is this CPU's state; the closure only reads
+    // the task's flags.
+    unsafe {
+        cpu.current
+            .with(|current| current.as_ref().is_some_and(|task| task.is_kill_requested() || task.is_stop_requested()))
+    }
 }
 
 /// The stop's safe point (after the kill's): a task asked to stop ([`stop`]) blocks here until [`resume`] (or a
@@ -140,8 +165,14 @@ fn live_task(id: TaskId) -> Result<TaskRef, KillError> {
     Ok(task)
 }
 
-/// Switches from `previous` (the current task) to `next`, returning when `previous` runs again.
-fn switch(cpu: &PerCpu, previous: TaskRef, next: TaskRef) {
+/// Switches from the current task of `cpu` (this CPU) to `next`, returning when the current task runs again.
+/// Interrupts must be disabled.
+///
+/// Protocol: `cpu.current` takes `next` and hands its reference to the current task over to `cpu.previous`, which
+/// keeps that `Task` (and the stack-pointer slot `context_switch` writes into it) alive across the switch, until
+/// `next` runs [`finish_switch`]. Neither slot is locked (see `CpuSlot`): only this CPU touches them, with
+/// interrupts disabled, and no lock is held across the switch.
+fn switch(cpu: &PerCpu, next: TaskRef) {
     next.set_state(RunState::Running);
     // A task is only ever picked on its own CPU, after that CPU finished switching away from it, so this never
     // spins today; it guards against a future migration path picking a task whose registers are still being saved.
@@ -150,11 +181,17 @@ fn switch(cpu: &PerCpu, previous: TaskRef, next: TaskRef) {
     }
     next.set_on_cpu(true);
     cpu.idling.store(next.is_idle(), Ordering::Release);
-    let previous_slot = previous.saved_stack_pointer_slot();
     let next_stack_pointer = next.saved_stack_pointer();
-    *cpu.current.lock() = Some(next);
-    // `previous` stays alive in this slot (and the task table) across the switch; the next task takes it.
-    *cpu.previous.lock() = Some(previous);
+    // SAFETY: interrupts are disabled and `cpu` is this CPU's state; the closures only move references (the
+    // `previous` slot is empty here: the last `finish_switch` took it, so nothing is dropped).
+    let previous_slot = unsafe {
+        let previous = cpu.current.with(|current| current.replace(next));
+        cpu.previous.with(|slot| {
+            *slot = previous;
+            slot.as_ref().map(|previous| previous.saved_stack_pointer_slot())
+        })
+    };
+    let previous_slot = previous_slot.expect("schedule: switching with no current task");
     // `previous_slot` points into the `Task` kept alive by `cpu.previous` until the next task finished the switch;
     // `next_stack_pointer` was saved by `context_switch` when `next` last switched away (its `on_cpu` flag was
     // clear) or written by `prepare_first_frame`, on a stack owned by `next` that stays mapped until it is reaped.
@@ -163,9 +200,11 @@ fn switch(cpu: &PerCpu, previous: TaskRef, next: TaskRef) {
 }
 
 /// Completes a switch on the task that now runs: the previous task is off the CPU; if it exited, its stack and
-/// other resources are freed here (it could not free the stack it ran on).
+/// other resources are freed here (it could not free the stack it ran on). Interrupts must be disabled.
 pub(crate) fn finish_switch(cpu: &PerCpu) {
-    let previous = cpu.previous.lock().take();
+    // SAFETY: interrupts are disabled (the caller's contract: `schedule`, and the first code of a new task, which
+    // starts with them disabled) and `cpu` is this CPU's state.
+    let previous = unsafe { cpu.previous.with(Option::take) };
     if let Some(previous) = previous {
         previous.set_on_cpu(false);
         if previous.state() == RunState::Exited {

@@ -138,6 +138,22 @@ impl<T: ?Sized> IrqSafeMutex<T> {
         }
     }
 
+    /// Spins until the lock is free and takes it, on a CPU whose interrupts the caller already disabled and keeps
+    /// disabled until the guard is dropped: [`lock`](Self::lock) without saving and masking the interrupt flag
+    /// again (for a section that takes several locks with interrupts off, like the scheduler's switch path).
+    /// Called with interrupts enabled, the lock would be held with interrupts enabled (see the crate docs for why
+    /// that must not happen); debug builds check.
+    #[inline]
+    pub fn lock_interrupts_disabled(&self) -> IrqSafeMutexGuard<'_, T> {
+        debug_assert!(!interrupts::are_enabled(), "lock_interrupts_disabled with interrupts enabled");
+        loop {
+            if let Some(guard) = self.inner.try_lock() {
+                return IrqSafeMutexGuard { guard, _interrupts: InterruptsOff { were_enabled: false } };
+            }
+            relax();
+        }
+    }
+
     /// Takes the lock if it is free; interrupts are left as they were if it is not.
     pub fn try_lock(&self) -> Option<IrqSafeMutexGuard<'_, T>> {
         let interrupts = InterruptsOff::new();

@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 /// The largest accepted round count.
 pub const MAX_ROUNDS: u64 = 1000;
 /// The largest accepted message count per round.
-pub const MAX_MESSAGES: u64 = 10_000;
+pub const MAX_MESSAGES: u64 = 100_000;
 /// How many times a failed round is started again.
 pub const ROUND_RESTARTS: usize = 3;
 /// The capacity of the buffered channel carrying the echoes.

@@ -686,19 +686,20 @@ pub const BENCH_QUICK_LINES: &[&str] = &[
 ];
 
 // Scenario `restartable`: workers of applications restarted after a kill still deliver the result.
-/// A long background ping-pong (20 rounds of 10,000 messages: several seconds, so a round task is running when
+/// A long background ping-pong (4 rounds of 100,000 messages: 10x the 10,000-message rounds, which had ended before
+/// the typed `kill` arrived in 5 of 5 attempts with the faster context switch, so a round task is still running when
 /// it is killed).
-pub const PING_PONG_IN_BACKGROUND: &str = "ping_pong 20 10000 &";
+pub const PING_PONG_IN_BACKGROUND: &str = "ping_pong 4 100000 &";
 /// The shell's answer to it.
 pub const PING_PONG_STARTED: &str = r"^\[\d+\] ping_pong started in the background$";
 /// `ps` lists a round task; group 1 is its id.
 pub const PS_PING_PONG_ROUND_ID: &str = r"^\s*(\d+) ping_pong-round\s";
 /// The background ping-pong finished.
-pub const PING_PONG_JOB_DONE: &str = r"^\[\d+\] done: ping_pong 20 10000$";
+pub const PING_PONG_JOB_DONE: &str = r"^\[\d+\] done: ping_pong 4 100000$";
 /// Its result line: every round completed (a round that failed more often than allowed prints an error instead).
 /// Not anchored at a word start: a background line can land in the middle of a typed command's echo (`jo` +
 /// `ping_pong: ...` on one line).
-pub const PING_PONG_RESULT: &str = r"ping_pong: 20 rounds, 10000 messages each, checksum 0x[0-9a-f]{16}$";
+pub const PING_PONG_RESULT: &str = r"ping_pong: 4 rounds, 100000 messages each, checksum 0x[0-9a-f]{16}$";
 /// The kernel log's line for the killed round's restart.
 pub const PING_PONG_ROUND_RESTARTED: &str = r#"restarting task "ping_pong-round" \(restart 1 of 3\)"#;
 /// A background load of 2 restartable workers for 4 s.

@@ -2,7 +2,6 @@
 //! bookkeeping: the safe counterpart of C's `malloc(size)` / `free`, for applications that measure the allocator
 //! itself (the `bench` application's `heap` metric) or need raw scratch bytes.
 
-use alloc::alloc::{alloc, dealloc};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -10,8 +9,10 @@ use core::ptr::NonNull;
 /// unspecified; only bytes written through [`Self::set`] may be read back with [`Self::get`], so reading one
 /// that was never written returns `None` rather than uninitialized memory.
 ///
-/// Building one is one call of the global allocator (`alloc(Layout { size, align: 1 })`), dropping it one
-/// `dealloc` with the same layout: unlike `Vec::with_capacity`, no capacity overflow check or length update.
+/// Building one is one allocation from the kernel heap (`memory::heap_allocate(Layout { size, align: 1 })`, the
+/// global allocator's own `alloc`, inlined: its fast path pops this CPU's size-class list), dropping it one
+/// `memory::heap_deallocate` with the same layout: unlike `Vec::with_capacity`, no capacity overflow check or
+/// length update, and no call through `__rust_alloc`.
 pub struct HeapBlock {
     /// The block, from the global allocator with `layout`.
     pointer: NonNull<u8>,
@@ -32,8 +33,7 @@ impl HeapBlock {
         // SAFETY: alignment 1 is a power of two, and `len` (checked above) does not exceed `isize::MAX`, so
         // rounded up to the alignment it does not overflow `isize`.
         let layout = unsafe { Layout::from_size_align_unchecked(len, 1) };
-        // SAFETY: `layout` has a non-zero size (checked above).
-        let pointer = NonNull::new(unsafe { alloc(layout) })?;
+        let pointer = NonNull::new(memory::heap_allocate(layout))?;
         Some(Self { pointer, layout, first_written: false })
     }
 
@@ -64,6 +64,13 @@ impl HeapBlock {
         }
     }
 
+    /// The block's address (for identity and for `core::hint::black_box`; reading or writing through it needs
+    /// `unsafe`, which applications do not have).
+    #[inline]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.pointer.as_ptr()
+    }
+
     /// The byte at `index` if it is byte 0 and was written with [`Self::set`], else `None`.
     #[inline]
     pub fn get(&self, index: usize) -> Option<u8> {
@@ -79,8 +86,8 @@ impl HeapBlock {
 impl Drop for HeapBlock {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: `pointer` came from `alloc(self.layout)` and is freed only here, once.
-        unsafe { dealloc(self.pointer.as_ptr(), self.layout) };
+        // SAFETY: `pointer` came from `heap_allocate(self.layout)` and is freed only here, once.
+        unsafe { memory::heap_deallocate(self.pointer.as_ptr(), self.layout) };
     }
 }
 

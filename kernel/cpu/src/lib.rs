@@ -9,7 +9,9 @@
 //! guard page raises #PF, which still has a good stack to run on.
 //!
 //! Other cells keep their per-CPU state in arrays indexed by [`CpuId::index`] (`MAX_CPUS` entries), so this crate
-//! stays small and holds no per-client bookkeeping.
+//! stays small and holds no per-client bookkeeping. The one exception is the heap's per-CPU front
+//! (`memory::CpuHeap`, at a fixed offset of the record): the allocator's fast path reaches it GS-relative, without
+//! an index lookup.
 //!
 //! # Key types and functions
 //! - [`CpuId`] (logical index, 0 = the bootstrap CPU) and [`ApicId`] (the local APIC's hardware id).
@@ -23,9 +25,10 @@
 //!    Before that, [`current_id`] answers `CpuId(0)`.
 //! 2. Each application processor calls [`init_current`] first thing after the trampoline, before anything reads
 //!    [`current_id`] on it.
-//! 3. [`init_current`]: allocate the IST stacks (guard page + stack each), build the TSS and GDT (null, kernel code
-//!    0x08, kernel data 0x10, TSS 0x18), load them (reloading CS/DS/ES/SS, `ltr`), write IA32_GS_BASE, and count the
-//!    CPU as online.
+//! 3. [`init_current`]: point IA32_GS_BASE at the heap's shared record (so allocating works before this CPU's
+//!    record exists), allocate the IST stacks (guard page + stack each), build the TSS and GDT (null, kernel code
+//!    0x08, kernel data 0x10, TSS 0x18), load them (reloading CS/DS/ES/SS, `ltr`), write IA32_GS_BASE, turn on the
+//!    CPU's heap lists (`memory::enable_cpu_heap`, kept in the record), and count the CPU as online.
 #![no_std]
 
 extern crate alloc;
@@ -96,6 +99,9 @@ pub struct PerCpu {
     cpu_index: u32,
     /// The local APIC id (offset 12).
     apic_id: u32,
+    /// This CPU's heap lists and heap pin (offset `memory::CPU_HEAP_OFFSET`, 16), reached GS-relative by the
+    /// allocator's fast path.
+    heap: memory::CpuHeap,
     /// The CPU's TSS (referenced by the GDT's TSS descriptor).
     _tss: &'static TaskStateSegment,
     /// The CPU's GDT.
@@ -108,6 +114,7 @@ pub struct PerCpu {
 const CPU_INDEX_OFFSET: usize = core::mem::offset_of!(PerCpu, cpu_index);
 /// Byte offset of [`PerCpu::apic_id`], read by [`current_apic_id`].
 const APIC_ID_OFFSET: usize = core::mem::offset_of!(PerCpu, apic_id);
+const _: () = assert!(core::mem::offset_of!(PerCpu, heap) == memory::CPU_HEAP_OFFSET);
 
 /// Set once the bootstrap CPU's GS base points to its record; until then [`current_id`] answers `CpuId(0)`.
 static BOOTSTRAP_READY: AtomicBool = AtomicBool::new(false);
@@ -262,6 +269,9 @@ pub fn init_current(cpu: CpuId, apic_id: ApicId) -> Result<(), CpuInitError> {
     if APIC_IDS[cpu.index()].load(Ordering::Acquire) != u32::MAX {
         return Err(CpuInitError::AlreadyInitialized(cpu));
     }
+    // Until the record below exists, this CPU allocates through the heap's shared path (an application
+    // processor's GS base is 0 when it arrives here).
+    memory::point_gs_at_shared_record();
     let double_fault = guarded_stack(SMALL_IST_STACK_SIZE)?;
     let page_fault = guarded_stack(PAGE_FAULT_STACK_SIZE)?;
     let nmi = guarded_stack(SMALL_IST_STACK_SIZE)?;
@@ -281,6 +291,7 @@ pub fn init_current(cpu: CpuId, apic_id: ApicId) -> Result<(), CpuInitError> {
         self_pointer: core::ptr::null(),
         cpu_index: cpu.0,
         apic_id: apic_id.0,
+        heap: memory::CpuHeap::new(),
         _tss: tss,
         _gdt: gdt,
         ist_stacks: [double_fault, page_fault, nmi],
@@ -289,6 +300,7 @@ pub fn init_current(cpu: CpuId, apic_id: ApicId) -> Result<(), CpuInitError> {
     let record: &'static PerCpu = record;
     load_tables(gdt, code, data, tss_selector);
     GsBase::write(VirtAddr::from_ptr(record as *const PerCpu));
+    memory::enable_cpu_heap(cpu.index(), &record.heap);
     APIC_IDS[cpu.index()].store(apic_id.0, Ordering::Release);
     ONLINE_MASK.fetch_or(1 << cpu.index(), Ordering::AcqRel);
     if cpu == CpuId::BOOTSTRAP {

@@ -419,6 +419,10 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
         stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")
     }
     serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
+    // SAFETY: the idle loop's frames (and what interrupted them) are abandoned by the restart below.
+    if unsafe { memory::abandon_pin_on_this_cpu() } {
+        serial::raw::write_fmt(format_args!("released this CPU's heap pin, held by the idle loop\n"));
+    }
     // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
     // so its abandoned frames need no drops; interrupts are disabled here (the exception hook's contract).
     let error = match unsafe { scheduler::restart_idle_loop() } {
@@ -492,7 +496,8 @@ fn interrupted_registers(
 }
 
 /// Releases COM1's lock, the fault log's, the heap lock and the memory crate's allocator and page-table locks if
-/// their holder token lies on `stack` (the faulting task's), and says so on COM1 (without the lock). A fault
+/// their holder token lies on `stack` (the faulting task's), and this CPU's heap pin if the abandoned code held
+/// it, and says so on COM1 (without the lock). A fault
 /// inside an allocator itself may have left it half-updated: the report says so, and recovery goes on (the
 /// alternative, a hung machine, is certain loss).
 ///
@@ -515,6 +520,10 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
     // SAFETY: as above; a half-pushed fault record is accepted.
     if unsafe { log_book::release_book_if_held_within(stack.clone()) } {
         serial::raw::write_fmt(format_args!("released the fault log's lock, held by the faulting task\n"));
+    }
+    // SAFETY: the code on this CPU (the faulting task, and any handler that interrupted it) is abandoned.
+    if unsafe { memory::abandon_pin_on_this_cpu() } {
+        serial::raw::write_fmt(format_args!("released this CPU's heap pin, held by the faulting code\n"));
     }
     // SAFETY: as above; the free list's state is accepted and reported.
     if unsafe { memory::release_heap_if_held_within(stack) } {

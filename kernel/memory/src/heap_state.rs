@@ -47,6 +47,24 @@ impl HeapState {
         }
     }
 
+    /// A free block of `class` from its central list only (`None` if the list is empty): a per-CPU refill takes
+    /// blocks this way and never grows the backing heap's share for them.
+    #[inline]
+    pub(crate) fn take_class_block(&mut self, class: SizeClass) -> Option<NonNull<u8>> {
+        self.classes.pop(class)
+    }
+
+    /// Puts a free block of `class` on its central list (a per-CPU list giving blocks back).
+    ///
+    /// # Safety
+    /// `block` must be a free block of `class` that came from this heap (from [`Self::allocate`] with a layout of
+    /// that class, or [`Self::take_class_block`]) and that nobody uses any more.
+    #[inline]
+    pub(crate) unsafe fn give_class_block(&mut self, class: SizeClass, block: NonNull<u8>) {
+        // SAFETY: the caller's contract: a free class block of this heap's region.
+        unsafe { self.classes.push(class, block) };
+    }
+
     /// Hands the region `start .. start + size` to the heap.
     ///
     /// # Safety

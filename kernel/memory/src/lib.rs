@@ -86,6 +86,8 @@ mod sync;
 mod direct_map;
 #[cfg(target_os = "none")]
 mod heap;
+#[cfg(target_os = "none")]
+mod heap_cpu;
 #[cfg_attr(
     not(target_os = "none"),
     allow(dead_code, reason = "used by the kernel-only heap module; the host build only tests it")
@@ -109,7 +111,15 @@ pub use frames::{
     frame_allocator_is_locked, free_frame_count, leaked_frame_count, with_frame_allocator_lock_held,
 };
 #[cfg(target_os = "none")]
-pub use heap::{heap_is_locked, release_heap_if_held_within, with_heap_lock_held};
+pub use heap::{
+    allocate as heap_allocate, deallocate as heap_deallocate, heap_is_locked, release_heap_if_held_within,
+    with_heap_lock_held, with_heap_pinned,
+};
+#[cfg(target_os = "none")]
+pub use heap_cpu::{
+    CPU_HEAP_OFFSET, CpuHeap, abandon_pin_on_this_cpu, defer_preemption_if_pinned, enable_cpu_heap,
+    heap_pinned_on_this_cpu, point_gs_at_shared_record, set_deferred_preemption_hook,
+};
 #[cfg(target_os = "none")]
 pub use identity::{IdentityMapping, identity_map_low_frames};
 #[cfg(target_os = "none")]

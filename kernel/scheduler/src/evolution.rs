@@ -7,7 +7,8 @@
 //!   [`IDLE_GENERATION`] it started in; the new copy's `cell_state_transfer` bumps it and publishes its own idle
 //!   loop in [`IDLE_LOOP`]; an old idle loop seeing the bump jumps into the published one (its own frame stays on
 //!   the stack, never resumed, which keeps that old copy retired but idle).
-//! - **The unwinder's hooks** (`unwind::set_unwind_hooks`, stored in nano_core) are re-installed by the new copy.
+//! - **The unwinder's hooks** (`unwind::set_unwind_hooks`, stored in nano_core) and the heap's deferred-preemption
+//!   hook (`memory::set_deferred_preemption_hook`) are re-installed by the new copy.
 //! - The timer tick reaches the scheduler through `tasking`'s trampoline (a relocation, rewritten by the swap), not
 //!   through a pointer stored in `apic`.
 //!
@@ -50,6 +51,7 @@ pub(crate) fn hand_over_if_swapped(started_in: u64) {
 pub(crate) fn transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), String> {
     transfer.after_commit(alloc::boxed::Box::new(|| {
         unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
+        memory::set_deferred_preemption_hook(crate::sleep::heap_deferred_preemption);
         IDLE_LOOP.store(crate::lifecycle::idle_loop as *mut (), Ordering::Release);
         IDLE_GENERATION.fetch_add(1, Ordering::AcqRel);
     }));

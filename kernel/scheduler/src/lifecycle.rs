@@ -56,6 +56,7 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     cpu.online.store(true, Ordering::Release);
     unwind::set_unwind_hooks(crate::switch::unwind_started, crate::switch::unwind_caught);
     cell_namespace::set_preemption_hooks(crate::preempt_disable, crate::preempt_enable);
+    memory::set_deferred_preemption_hook(crate::sleep::heap_deferred_preemption);
     log::info!("scheduler: CPU {index} runs tasks (policy {})", crate::policy_name());
     Ok(current)
 }

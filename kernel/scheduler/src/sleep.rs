@@ -78,8 +78,15 @@ pub fn on_timer_tick() {
 
 /// `schedule` from an interrupt handler: marks the current task as switched out from one (a kill then waits for
 /// a safe point outside the handler, see `end_if_killed`). Not while the task has preemption disabled
-/// (`crate::preempt`): the switch is deferred to its `preempt_enable`.
-fn schedule_from_interrupt() {
+/// (`crate::preempt`): the switch is deferred to its `preempt_enable`; nor while the interrupted code is inside a
+/// heap operation on this CPU's lists: the switch is deferred to its end (`heap_deferred_preemption`).
+pub(crate) fn schedule_from_interrupt() {
+    if memory::defer_preemption_if_pinned() {
+        // Inside a heap operation on this CPU's own lists (`memory::heap_cpu`): the heap makes the switch when it
+        // ends, through `heap_deferred_preemption`.
+        wake_expired_sleepers(this_cpu());
+        return;
+    }
     if let Some(current) = current_task() {
         if current.is_preempt_disabled() {
             // In a preemption-disabled section: switch at its end (`preempt_enable`); still wake the sleepers due.
@@ -93,6 +100,18 @@ fn schedule_from_interrupt() {
     if let Some(current) = current_task() {
         current.set_in_interrupt(false);
     }
+}
+
+/// The heap's hook (`memory::set_deferred_preemption_hook`) for a switch that a tick or reschedule IPI deferred
+/// while the code on this CPU was inside a heap operation: the switch the interrupt would have made, made now, as
+/// from the interrupt (so a kill still waits for a safe point: the caller of the allocator may be between getting
+/// a block and storing it). Nothing if interrupts are off (no tick could have come; the flag was stale).
+pub(crate) fn heap_deferred_preemption() {
+    let interrupts_were_enabled = interrupts::disable();
+    if interrupts_were_enabled {
+        schedule_from_interrupt();
+    }
+    interrupts::restore(interrupts_were_enabled);
 }
 
 /// The reschedule IPI's work, to be called by its handler after the EOI, with interrupts disabled: reschedules (an

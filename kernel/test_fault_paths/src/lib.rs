@@ -34,7 +34,8 @@
 //!
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
-//! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`);
+//! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`); a tick while holding the heap's per-CPU
+//!    pin is deferred to its end, and a fault holding it leaves the CPU usable (`heap_pin`);
 //! 3. fault holding the frame allocator's lock, then the fault log's, then inside the fault path itself (a #PF
 //!    whose handling executes `ud2` on the IST stack: the task is ended, the machine goes on);
 //! 4. a fault in an interrupt handler;
@@ -48,6 +49,8 @@
 #![feature(abi_x86_interrupt)]
 
 extern crate alloc;
+
+mod heap_pin;
 
 use alloc::format;
 use alloc::string::String;
@@ -71,7 +74,12 @@ fn fault() {
 
 /// Spawns a task running `body`, waits for it to end, and checks that it failed with `#UD`.
 fn expect_ud(name: &str, body: fn()) -> Result<(), String> {
-    let handle = TaskBuilder::new(name).spawn(body).map_err(|error| format!("{name}: spawn: {error}"))?;
+    expect_ud_from(name, TaskBuilder::new(name), body)
+}
+
+/// [`expect_ud`] with the task built by `builder` (e.g. pinned to a CPU).
+fn expect_ud_from(name: &str, builder: TaskBuilder, body: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    let handle = builder.spawn(body).map_err(|error| format!("{name}: spawn: {error}"))?;
     let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
     while !handle.is_finished() {
         if tsc::now_ns() > deadline {
@@ -538,6 +546,8 @@ fn watchdog_sees_a_stalled_cpu() -> Result<(), String> {
 pub fn run() -> Result<(), String> {
     fault_holding_serial()?;
     fault_holding_heap()?;
+    heap_pin::tick_inside_heap_pin_is_deferred()?;
+    heap_pin::fault_holding_heap_pin()?;
     fault_holding_frame_allocator()?;
     fault_holding_fault_log()?;
     fault_inside_the_fault_path()?;

@@ -17,7 +17,8 @@
 //! (`serial`). The interrupt masking compiles away on the host (`cfg(target_os = "none")`), where the crate's
 //! tests run.
 #![cfg_attr(not(test), no_std)]
-// The one exception: `IrqSafeRwLock::force_write_unlock`, for the fault path's recovery of a dead writer.
+// Two exceptions: `IrqSafeRwLock::force_write_unlock`, for the fault path's recovery of a dead writer, and the
+// `popfq` of `interrupts::restore`.
 #![deny(unsafe_code)]
 
 use core::ops::{Deref, DerefMut};
@@ -40,11 +41,23 @@ pub mod interrupts {
     }
 
     /// Enables interrupts again if `were_enabled` (the value [`disable`] returned).
+    ///
+    /// By `popfq` of the current RFLAGS with IF set rather than by `sti`: under QEMU's TCG, `sti` ends the
+    /// translated block twice (at itself and after its one-instruction interrupt shadow), each time back to the
+    /// emulator's main loop, `popfq` once (README "Benchmarks"). Unlike `sti`, `popfq` has no interrupt shadow: a
+    /// pending interrupt is taken right after it, which no caller here relies on otherwise (the idle loop uses
+    /// `sti; hlt` itself).
     #[inline]
     pub fn restore(were_enabled: bool) {
         #[cfg(target_os = "none")]
         if were_enabled {
-            x86_64::instructions::interrupts::enable();
+            // SAFETY: reloads this CPU's own RFLAGS with only IF changed (the `or` edits the pushed copy; `popfq`
+            // restores the arithmetic flags it had before the `or`), at the same privilege level; the asm is not
+            // `nomem`, so the compiler keeps the critical section's memory accesses before it.
+            #[allow(unsafe_code, reason = "the one instruction sequence that re-enables interrupts, see above")]
+            unsafe {
+                core::arch::asm!("pushfq", "or qword ptr [rsp], 0x200", "popfq", options(preserves_flags))
+            };
         }
         #[cfg(not(target_os = "none"))]
         let _ = were_enabled;

@@ -91,7 +91,7 @@ impl SizeClass {
     }
 
     /// Every class, smallest first.
-    pub fn all() -> impl Iterator<Item = SizeClass> {
+    pub fn all() -> impl DoubleEndedIterator<Item = SizeClass> {
         (0..CLASS_COUNT).map(|index| SizeClass(index as u8))
     }
 }
@@ -191,12 +191,16 @@ impl FreeLists {
     /// Whether `link` may be the next block of a `class` list: null, or 16-aligned with the whole block inside
     /// the region.
     #[inline]
+    ///
+    /// Evaluated without short-circuiting (`|`, `&` on the three tests), so the pop's fast path takes one branch on
+    /// the result instead of one per test (under QEMU's TCG each branch ends a translated block).
     fn is_plausible(&self, link: *mut FreeBlock, class: SizeClass) -> bool {
         let address = link as usize;
-        address == 0
-            || (address.is_multiple_of(CLASS_ALIGN)
-                && address >= self.region_start
-                && address <= self.region_end.saturating_sub(class.block_size()))
+        // Below the region start the offset wraps around to a huge value and fails the bound.
+        let offset = address.wrapping_sub(self.region_start);
+        let last_start = self.region_end.saturating_sub(class.block_size()).saturating_sub(self.region_start);
+        (address == 0)
+            | ((address.is_multiple_of(CLASS_ALIGN)) & (offset <= last_start) & (address >= self.region_start))
     }
 
     /// Cuts the list of `class` off (its blocks, less `handed_out` of them, are lost for good).

@@ -1,0 +1,128 @@
+//! The heap's per-CPU pin (`memory::heap_cpu`): a tick while code holds it must not switch tasks, the switch
+//! must come when the pin ends, and a fault while holding it must leave the CPU scheduling and allocating.
+//!
+//! - [`tick_inside_heap_pin_is_deferred`]: a task that never yields (`spinner`) and a task that holds the pin for
+//!   [`PINNED_SPIN_NS`] (three timer ticks) with interrupts enabled run on one CPU. The spinner must make no progress
+//!   while the pin is held (without the deferral a tick switches to it), and must have run by the time the pin's
+//!   end returns (the deferred switch is made inside it; without it the holder would go on until the next tick).
+//! - [`fault_holding_heap_pin`]: a task pinned to a CPU executes `ud2` inside `memory::with_heap_pinned`; it must
+//!   end `Failed` with #UD, and a task on the same CPU must then find the pin free and allocate.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use spawn::TaskBuilder;
+use task::ExitValue;
+
+use crate::{expect_ud_from, fault};
+
+/// How long the pinned task spins with the pin held: three 10 ms ticks.
+const PINNED_SPIN_NS: u64 = 30_000_000;
+
+/// Spins for `ns` nanoseconds of TSC time (interrupts as they are).
+fn spin_for(ns: u64) {
+    let end = tsc::now_ns() + ns;
+    while tsc::now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// A tick inside the pin is deferred to the pin's end (see the module docs).
+pub(crate) fn tick_inside_heap_pin_is_deferred() -> Result<(), String> {
+    let cpu = scheduler::current_cpu();
+    let progress = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (spinner_progress, spinner_stop, stop_on_error) = (progress.clone(), stop.clone(), stop.clone());
+    let spinner = TaskBuilder::new("heap_pin spinner")
+        .pin(cpu)
+        .spawn(move || {
+            while !spinner_stop.load(Ordering::Relaxed) {
+                spinner_progress.fetch_add(1, Ordering::Relaxed);
+                core::hint::spin_loop();
+            }
+        })
+        .map_err(|error| format!("heap_pin: spawn spinner: {error}"))?;
+    let pinned = TaskBuilder::new("heap_pin holder").pin(cpu).spawn(move || {
+        // Let the spinner start first.
+        while progress.load(Ordering::Relaxed) == 0 {
+            scheduler::yield_now();
+        }
+        let mut during = (0, 0);
+        let held = memory::with_heap_pinned(|| {
+            let before = progress.load(Ordering::Relaxed);
+            spin_for(PINNED_SPIN_NS);
+            during = (before, progress.load(Ordering::Relaxed));
+        });
+        let ended = progress.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        (held, during, ended)
+    });
+    let pinned = match pinned {
+        Ok(handle) => handle,
+        Err(error) => {
+            // The spinner never yields: stop it before reporting.
+            stop_on_error.store(true, Ordering::Relaxed);
+            let _ = spinner.join();
+            return Err(format!("heap_pin: spawn holder: {error}"));
+        }
+    };
+    let outcome = pinned.join().map_err(|error| format!("heap_pin: join holder: {error:?}"))?;
+    spinner.join().map_err(|error| format!("heap_pin: join spinner: {error:?}"))?;
+    let (held, (before, at_end), ended) = match outcome {
+        ExitValue::Completed(outcome) => outcome,
+        ExitValue::Failed(reason) => return Err(format!("heap_pin: the holder failed: {reason}")),
+    };
+    if !held {
+        return Err(format!("heap_pin: CPU {cpu} has no per-CPU heap lists (with_heap_pinned refused)"));
+    }
+    if at_end != before {
+        return Err(format!(
+            "heap_pin: the spinner ran {} times while the pin was held for {PINNED_SPIN_NS} ns (a tick switched)",
+            at_end - before
+        ));
+    }
+    if ended == at_end {
+        return Err("heap_pin: the switch deferred while pinned was not made when the pin ended".into());
+    }
+    log::info!(
+        "heap_pin: no switch while pinned for {} ms on CPU {cpu}; the deferred switch ran the spinner {} times",
+        PINNED_SPIN_NS / 1_000_000,
+        ended - at_end
+    );
+    Ok(())
+}
+
+/// A fault while holding the pin leaves that CPU's pin free (see the module docs).
+pub(crate) fn fault_holding_heap_pin() -> Result<(), String> {
+    let name = "fault_holding_heap_pin";
+    let cpu = scheduler::current_cpu();
+    expect_ud_from(name, TaskBuilder::new(name).pin(cpu), || {
+        if !memory::with_heap_pinned(fault) {
+            panic!("no per-CPU heap lists on this CPU");
+        }
+    })?;
+    let checker = TaskBuilder::new("heap_pin checker")
+        .pin(cpu)
+        .spawn(|| {
+            let pinned = memory::heap_pinned_on_this_cpu();
+            let blocks: Vec<Vec<u8>> = (1..=64).map(|size| alloc::vec![0x3c; size * 16]).collect();
+            let relisted = memory::with_heap_pinned(|| {});
+            (pinned, core::hint::black_box(blocks).len(), relisted)
+        })
+        .map_err(|error| format!("{name}: spawn checker: {error}"))?;
+    match checker.join().map_err(|error| format!("{name}: join checker: {error:?}"))? {
+        ExitValue::Completed((false, 64, true)) => {}
+        ExitValue::Completed((pinned, blocks, relisted)) => {
+            return Err(format!(
+                "{name}: after the fault CPU {cpu}: pin still held {pinned}, allocated {blocks} of 64 blocks, \
+                 pin free again {relisted}"
+            ));
+        }
+        ExitValue::Failed(reason) => return Err(format!("{name}: the checker failed: {reason}")),
+    }
+    log::info!("{name}: recovered; CPU {cpu}'s heap pin is free and its lists serve allocations");
+    Ok(())
+}

@@ -10,7 +10,7 @@
 //! injection.
 //!
 //! Recovery: each round runs as a restartable task (`app_io::spawn_restartable`, up to [`ROUND_RESTARTS`]
-//! restarts). A round keeps no state outside itself, so it can be started again from its beginning. If the echo
+//! restarts), with a deadline per run ([`round_deadline`]: a run still going then is killed and restarted). A round keeps no state outside itself, so it can be started again from its beginning. If the echo
 //! task fails, the unwinding drops its channel ends, the round sees the disconnection (or a wrong echo, or a
 //! failed join) and panics on purpose: its own failure is what gets the round restarted. If the round task
 //! fails, its channel ends are dropped with it and the echo task ends when it sees that.
@@ -48,7 +48,7 @@ pub fn main(args: Vec<String>) -> isize {
     let mut checksum = 0u64;
     for round in 0..rounds {
         let result = app_io::spawn_restartable("ping_pong-round", ROUND_RESTARTS, move || run_round(round, messages))
-            .and_then(app_io::RestartableTask::wait);
+            .and_then(|task| task.wait_with_deadline(round_deadline(messages)));
         match result {
             Ok(round_sum) => checksum = checksum.rotate_left(9) ^ round_sum,
             Err(error) => {
@@ -59,6 +59,14 @@ pub fn main(args: Vec<String>) -> isize {
     }
     app_io::println!("ping_pong: {rounds} rounds, {messages} messages each, checksum {checksum:#018x}");
     app_io::exit_code::SUCCESS
+}
+
+/// How long one run of a round may take before it is killed and started again: 1 s plus 100 us per message,
+/// some 50 times a healthy round under QEMU's TCG (about 2 us per message). A fault can leave a round waiting
+/// forever without failing (a receive that saw an empty channel that was not, a skipped wake-up); the deadline
+/// makes that a restart.
+pub fn round_deadline(messages: u64) -> core::time::Duration {
+    core::time::Duration::from_micros(1_000_000 + 100 * messages)
 }
 
 /// What the echo task sends back for `value`.

@@ -14,7 +14,8 @@
 //! - **environment:** [`env`] and [`vars`], the shell session's variables as they were when the app started;
 //! - **other work:** [`run`] starts another application by name, [`spawn`] runs a closure as a task
 //!   ([`TaskHandle::join`]); both inherit standard input, output and environment; [`spawn_restartable`] runs an
-//!   idempotent closure that is started again when it fails ([`RestartableTask::wait`]);
+//!   idempotent closure that is started again when it fails ([`RestartableTask::wait`], or
+//!   [`RestartableTask::wait_with_deadline`], which also kills and restarts a run that takes too long);
 //! - **time:** [`now_ns`], [`sleep`], [`yield_now`];
 //! - **raw heap bytes:** [`HeapBlock`], one allocation with no bookkeeping (C's `malloc`/`free`).
 //!

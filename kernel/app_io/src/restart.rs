@@ -66,6 +66,42 @@ impl<T: Send + 'static> RestartableTask<T> {
         while !self.handle.is_done() {
             crate::sleep(POLL_INTERVAL);
         }
+        self.outcome()
+    }
+
+    /// [`Self::wait`], with a deadline per run: a run still going `run_limit` after it started (or after this
+    /// call, for the run going at the call) is killed, which counts as its failure and starts the next run. A run
+    /// can stop making progress without faulting (a fault that made it wait for a message that never comes, or
+    /// skipped a wake-up); the deadline turns that into a restart. Pick `run_limit` well above a healthy run's
+    /// time.
+    ///
+    /// # Errors
+    /// [`RestartError::GaveUp`] if no run returned.
+    pub fn wait_with_deadline(self, run_limit: Duration) -> Result<T, RestartError> {
+        let limit_ns = u64::try_from(run_limit.as_nanos()).unwrap_or(u64::MAX);
+        let (mut watched, mut since) = (self.handle.current_id(), crate::now_ns());
+        let mut killed = None;
+        while !self.handle.is_done() {
+            crate::sleep(POLL_INTERVAL);
+            let current = self.handle.current_id();
+            if current != watched {
+                (watched, since) = (current, crate::now_ns());
+            } else if killed != Some(current) && crate::now_ns().saturating_sub(since) > limit_ns {
+                log::warn!(
+                    "restartable task {}: run past its {} ms deadline; killing it",
+                    current,
+                    limit_ns / 1_000_000
+                );
+                // A run that ended meanwhile cannot be killed; the series' state says what happened.
+                let _ = spawn::kill(current);
+                killed = Some(current);
+            }
+        }
+        self.outcome()
+    }
+
+    /// The value of the run that returned, once the series is done.
+    fn outcome(self) -> Result<T, RestartError> {
         if let Some(value) = self.value.lock().take() {
             return Ok(value);
         }

@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use cell_namespace::{CellNamespace, FindFunctionError};
 
@@ -175,6 +175,7 @@ impl TaskBuilder {
             restarts: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             last_failure: spin::Mutex::new(None),
+            current: AtomicU64::new(0),
         });
         let template = Template {
             name: self.options.name,
@@ -209,6 +210,8 @@ struct RestartState {
     done: AtomicBool,
     /// Protects: the failure of the last failed run.
     last_failure: spin::Mutex<Option<FailureReason>>,
+    /// The id of the incarnation running now (0 before the first is spawned).
+    current: AtomicU64,
 }
 
 fn launch<F: Fn() + Send + Sync + 'static>(
@@ -221,7 +224,7 @@ fn launch<F: Fn() + Send + Sync + 'static>(
     options.priority = template.priority;
     options.stack_pages = template.stack_pages;
     options.namespace = template.namespace.clone();
-    let (body_function, body_state) = (function.clone(), state.clone());
+    let (body_function, body_state, series) = (function.clone(), state.clone(), state.clone());
     let body_io = template.io.clone();
     options.on_failure = Some(Box::new(move |reason: &FailureReason| {
         if template.io.is_some()
@@ -249,7 +252,9 @@ fn launch<F: Fn() + Send + Sync + 'static>(
         body_state.done.store(true, Ordering::Release);
         Box::new(()) as Box<dyn Any + Send>
     });
-    scheduler::spawn(options, body)
+    let task = scheduler::spawn(options, body)?;
+    series.current.store(task.id().value(), Ordering::Release);
+    Ok(task)
 }
 
 /// The handle of a restartable task series ([`TaskBuilder::spawn_restartable`]).
@@ -277,6 +282,11 @@ impl RestartableHandle {
     /// The failure of the last failed run, if any.
     pub fn last_failure(&self) -> Option<FailureReason> {
         self.state.last_failure.lock().clone()
+    }
+
+    /// The id of the incarnation running now (the last one spawned; it may have ended meanwhile).
+    pub fn current_id(&self) -> TaskId {
+        TaskId::new(self.state.current.load(Ordering::Acquire))
     }
 }
 

@@ -14,9 +14,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Serial lines that show a fault was taken (the CPU exception report, the task-fault trace, a panic, a CPU
-/// stopped by the fault path, an unwind that ended outside a task).
-pub const FAULT_MARKERS: &str =
-    r"CPU EXCEPTION|faulted; stack trace|panicked|stopping this CPU|unwinding ended|cannot unwind|failed: exception";
+/// stopped by the fault path, an unwind that ended outside a task), or that a fault's effect was detected without
+/// an exception: a restartable run killed at its deadline (`app_io::RestartableTask::wait_with_deadline`: the run
+/// stopped making progress, e.g. waiting for a message a corrupted receive path lost).
+pub const FAULT_MARKERS: &str = r"CPU EXCEPTION|faulted; stack trace|panicked|stopping this CPU|unwinding ended|cannot unwind|failed: exception|run past its \d+ ms deadline";
 
 /// What an injector does on each tick while a workload runs: `None` while it has nothing to do yet,
 /// `Some(Ok(detail))` once the fault is in, `Some(Err(..))` if the stub failed.
@@ -250,5 +251,26 @@ impl Guest {
     /// Whether the shell answers `echo` within `timeout`.
     pub fn healthy(&mut self, timeout: Duration) -> bool {
         self.command("echo fi-health", timeout).is_ok_and(|output| output.contains("fi-health"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FAULT_MARKERS;
+    use regex::Regex;
+
+    #[test]
+    fn fault_markers_match_fault_lines_and_deadline_kills_only() {
+        let markers = Regex::new(FAULT_MARKERS).unwrap();
+        for line in [
+            "CPU EXCEPTION #PF page fault (vector 14) on CPU 0, error code 0x0",
+            "PANIC: panicked at applications/ping_pong/src/lib.rs:97:9:",
+            "[    1.2] WARN  app_io::restart: restartable task 31: run past its 1003 ms deadline; killing it",
+        ] {
+            assert!(markers.is_match(line), "{line}");
+        }
+        for line in ["ping_pong: 8 rounds, 32 messages each, checksum 0x1", "task 12 killed", "restarting task"] {
+            assert!(!markers.is_match(line), "{line}");
+        }
     }
 }

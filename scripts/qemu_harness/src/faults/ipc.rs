@@ -1,8 +1,9 @@
 //! The paper's IPC comparison: 13 hand-placed faults in the channel send and receive paths, as named cases.
 //!
 //! `channel`'s `Sender::send` and `Receiver::receive` are generic, so their code lives in the cell that
-//! instantiates them; the cases use `test_channels`' `u64` instances (their workload, `channel-tests`, runs that cell) and
-//! the wait-queue wake-ups in the `sync` cell they call. Each case puts a breakpoint on an instruction of one of
+//! instantiates them; the cases use `ping_pong`'s `u64` instances (their workload, `ipc-ping-pong`, runs
+//! `ping_pong 8 32`, each round a restartable task, as the channels workload does) and the wait-queue wake-ups in the
+//! `sync` cell they call. Each case puts a breakpoint on an instruction of one of
 //! these functions (found by name in `sections CELL` and by decoding the function's bytes), runs the channels
 //! workload, and on the first hit applies its fault once, then classifies the injection like the random campaign.
 //! A case whose breakpoint is never reached is reported as not manifested, with that detail.
@@ -56,8 +57,8 @@ pub struct Case {
     pub action: Action,
 }
 
-const SEND: &str = "6SendermE4send";
-const RECEIVE: &str = "8ReceivermE7receive";
+const SEND: &str = "6SenderyE4send";
+const RECEIVE: &str = "8ReceiveryE7receive";
 const NOTIFY_ONE: &str = "9WaitQueue10notify_one";
 const NOTIFY_ALL: &str = "9WaitQueue10notify_all";
 const RAX: usize = 0;
@@ -71,31 +72,25 @@ const fn case(name: &'static str, cell: &'static str, function: &'static str, po
 
 /// The 13 cases: 7 on the send path, 6 on the receive path.
 pub const CASES: [Case; 13] = [
-    case("send-corrupt-self-pointer", "test_channels", SEND, Point::Entry, Action::FlipRegister(RDI, 45)),
-    case("send-flip-value", "test_channels", SEND, Point::Entry, Action::FlipRegister(RSI, 0)),
-    case("send-corrupt-shared-pointer", "test_channels", SEND, Point::Entry, Action::CorruptPointee(RDI, 0, 1 << 44)),
-    case("send-corrupt-return-address", "test_channels", SEND, Point::Entry, Action::CorruptPointee(RSP, 0, 1 << 40)),
-    case("send-skip-lock-release", "test_channels", SEND, Point::LockRelease, Action::Skip),
-    case("send-skip-wakeup", "test_channels", SEND, Point::CallTo(NOTIFY_ONE), Action::Skip),
+    case("send-corrupt-self-pointer", "ping_pong", SEND, Point::Entry, Action::FlipRegister(RDI, 45)),
+    case("send-flip-value", "ping_pong", SEND, Point::Entry, Action::FlipRegister(RSI, 0)),
+    case("send-corrupt-shared-pointer", "ping_pong", SEND, Point::Entry, Action::CorruptPointee(RDI, 0, 1 << 44)),
+    case("send-corrupt-return-address", "ping_pong", SEND, Point::Entry, Action::CorruptPointee(RSP, 0, 1 << 40)),
+    case("send-skip-lock-release", "ping_pong", SEND, Point::LockRelease, Action::Skip),
+    case("send-skip-wakeup", "ping_pong", SEND, Point::CallTo(NOTIFY_ONE), Action::Skip),
     case("send-corrupt-waiter-queue", "sync", NOTIFY_ONE, Point::Entry, Action::CorruptPointee(RDI, 0, 1 << 44)),
-    case("recv-corrupt-self-pointer", "test_channels", RECEIVE, Point::Entry, Action::FlipRegister(RDI, 45)),
-    case("recv-flip-length", "test_channels", RECEIVE, Point::FirstCompare, Action::FlipRegister(RAX, 0)),
+    case("recv-corrupt-self-pointer", "ping_pong", RECEIVE, Point::Entry, Action::FlipRegister(RDI, 45)),
+    case("recv-flip-length", "ping_pong", RECEIVE, Point::FirstCompare, Action::FlipRegister(RAX, 0)),
     case(
         "recv-flip-empty-branch",
-        "test_channels",
+        "ping_pong",
         RECEIVE,
         Point::AfterFirstCompare,
         Action::FlipRegister(RFLAGS, ZERO_FLAG),
     ),
-    case(
-        "recv-corrupt-return-address",
-        "test_channels",
-        RECEIVE,
-        Point::Entry,
-        Action::CorruptPointee(RSP, 0, 1 << 40),
-    ),
-    case("recv-skip-lock-release", "test_channels", RECEIVE, Point::LockRelease, Action::Skip),
-    case("recv-skip-wakeup", "test_channels", RECEIVE, Point::CallTo(NOTIFY_ALL), Action::Skip),
+    case("recv-corrupt-return-address", "ping_pong", RECEIVE, Point::Entry, Action::CorruptPointee(RSP, 0, 1 << 40)),
+    case("recv-skip-lock-release", "ping_pong", RECEIVE, Point::LockRelease, Action::Skip),
+    case("recv-skip-wakeup", "ping_pong", RECEIVE, Point::CallTo(NOTIFY_ALL), Action::Skip),
 ];
 
 /// (start, size) of the first section of `output` (`sections CELL`) whose name contains `function`.
@@ -176,12 +171,12 @@ fn apply(gdb: &mut GdbRemote, action: Action) -> GdbResult<String> {
 /// # Errors
 /// The case cannot be set up (function or instruction not found, the stub fails before the injection).
 fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Record, bool), String> {
-    let timeout = campaign.command_timeout(Workload::ChannelTests);
+    let timeout = campaign.command_timeout(Workload::IpcPingPong);
     let mut record = Record {
         seed: campaign.config.seed,
         index: case.name.into(),
         fault: format!("{:?}", case.action),
-        workload: Workload::ChannelTests.name().into(),
+        workload: Workload::IpcPingPong.name().into(),
         points: "case".into(),
         point: String::new(),
         landed: String::new(),
@@ -247,7 +242,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
     };
     let injector: &mut Injector<'_> = &mut injector;
     let mark = guest.mark();
-    let mut run = guest.run_workload(Workload::ChannelTests, timeout, Some(injector));
+    let mut run = guest.run_workload(Workload::IpcPingPong, timeout, Some(injector));
     let reached = run.injected.is_some();
     if !reached && run.stuck.is_none() {
         let removed =
@@ -256,7 +251,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
             run.injected = Some(Err(error));
         }
     }
-    let (outcome, detail) = campaign.classify_run(guest, Workload::ChannelTests, &run, mark, last_fault);
+    let (outcome, detail) = campaign.classify_run(guest, Workload::IpcPingPong, &run, mark, last_fault);
     record.outcome = outcome;
     let injected = match &run.injected {
         Some(Ok(detail)) => detail.clone(),
@@ -277,7 +272,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
 pub fn run_cases(config: CampaignConfig) -> Result<Vec<Record>, String> {
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
     let mut campaign = Campaign::new(config);
-    campaign.workloads = vec![Workload::ChannelTests];
+    campaign.workloads = vec![Workload::IpcPingPong];
     let mut guest: Option<Guest> = None;
     let mut records = Vec::new();
     for case in &CASES {
@@ -337,8 +332,8 @@ mod tests {
 
     #[test]
     fn functions_by_name() {
-        let listing = "section test_channels Text 0xffffffff900f9000 529 .text._RNvX_7channelINtB5_6SendermE4sendCs\n\
-                       section test_channels GccExceptTable 0xffffffff90103000 64 .gcc_except_table.x\n";
+        let listing = "section ping_pong Text 0xffffffff900f9000 529 .text._RNvX_7channelINtB5_6SenderyE4sendCs\n\
+                       section ping_pong GccExceptTable 0xffffffff90103000 64 .gcc_except_table.x\n";
         assert_eq!(find_function(listing, SEND), Some((0xffffffff900f9000, 529)));
         assert_eq!(find_function(listing, RECEIVE), None);
     }

@@ -21,9 +21,9 @@
 //!    a word of a cell), or skip the instruction at RIP. RIP then gives where the fault landed. Wait for each
 //!    prompt (timeout: 3 x the golden duration + 15 s); a command whose output shows the shell restarted or a
 //!    swap failed is typed again (at most twice).
-//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; for the
-//!    one workload that is not restartable (the IPC cases' `channel-tests`), if the result is wrong but a fault
-//!    was seen, run it once more. A corrupted memory word is written back if it still holds the corrupted value
+//! 3. Classify ([`report::classify`]): read the fault log again and look for fault lines on serial; for a
+//!    workload that is not restartable (none today), if the result is wrong but a fault was seen, run it once
+//!    more. A corrupted memory word is written back if it still holds the corrupted value
 //!    (so later injections start from a clean image; a reloaded cell is not touched).
 //! 4. After every manifested injection (recovered or failed), after an error of the harness, or when `echo` no
 //!    longer answers, kill QEMU and boot again; a not-manifested or not-activated injection reuses the boot.
@@ -173,7 +173,7 @@ impl Campaign {
             guest.functions(cell)?;
         }
         // The IPC cases place their own points: only the random campaign samples a profile.
-        let random = !self.workloads.contains(&Workload::ChannelTests);
+        let random = !self.workloads.contains(&Workload::IpcPingPong);
         if runs == 2 && random && self.config.points == PointMode::Instruction && self.profile.seen.is_empty() {
             self.sample_profile(&mut guest)?;
         }

@@ -232,7 +232,7 @@ impl Profile {
             let [workload, cell, function, start, end] = words.as_slice() else { return Err(bad()) };
             let workload = WORKLOADS
                 .iter()
-                .chain(&[Workload::ChannelTests])
+                .chain(&[Workload::IpcPingPong])
                 .find(|known| known.name() == *workload)
                 .ok_or_else(bad)?;
             let hex = |text: &str| text.strip_prefix("0x").and_then(|digits| u64::from_str_radix(digits, 16).ok());

@@ -57,7 +57,8 @@ pub(crate) const REFILL_BYTES: usize = 2048;
 pub struct CpuHeap {
     /// [`FREE`], [`BUSY_PINNED`] or [`BUSY_NO_LISTS`]; written only by code running on this CPU.
     busy: AtomicU32,
-    /// Non-zero: a timer tick or reschedule IPI wanted to switch tasks while the lists were pinned.
+    /// How many timer ticks or reschedule IPIs wanted to switch tasks while the lists were pinned (0: none); the
+    /// pin's end makes the switch and clears it.
     deferred: AtomicU32,
     /// Bytes in `lists`. Written only by this CPU while pinned (a load and a store, not a read-modify-write);
     /// read by [`cached_bytes_of_all_cpus`] from any CPU.
@@ -383,13 +384,57 @@ fn run_deferred_preemption() {
 /// For the scheduler's timer tick and reschedule IPI, before switching tasks from an interrupt handler: whether
 /// the interrupted code holds this CPU's heap pin. If so the switch must not happen now; it is recorded and made
 /// when the pin ends. Call with interrupts disabled.
+///
+/// A pin that [`STALE_PIN_DEFERRALS`] ticks or IPIs in a row found held is taken as leaked (a fault skipped the
+/// fast path's release and the code ran on; no legitimate holder keeps it with interrupts enabled for more than a
+/// few instructions, except the `with_heap_pinned` test helper, for milliseconds): it is released, counted
+/// ([`leaked_heap_pins_released`]), and this tick switches as usual. Without that the CPU would never be
+/// preempted again.
 #[inline]
 pub fn defer_preemption_if_pinned() -> bool {
     if gs_load_u32::<BUSY_GS_OFFSET>() != BUSY_PINNED {
         return false;
     }
-    gs_store_u32::<DEFERRED_GS_OFFSET, 1>();
+    let heap = this_cpu_heap();
+    let deferrals = heap.deferred.load(Ordering::Relaxed);
+    if deferrals >= STALE_PIN_DEFERRALS {
+        release_leaked_pin(heap);
+        return false;
+    }
+    heap.deferred.store(deferrals + 1, Ordering::Relaxed);
     true
+}
+
+/// How many consecutive ticks or reschedule IPIs may find this CPU's pin held before it counts as leaked: 50, half a
+/// second at 100 Hz.
+pub const STALE_PIN_DEFERRALS: u32 = 50;
+
+/// Leaked pins released so far, on every CPU.
+static LEAKED_PINS_RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many leaked heap pins the timer released (see [`defer_preemption_if_pinned`]).
+pub fn leaked_heap_pins_released() -> usize {
+    LEAKED_PINS_RELEASED.load(Ordering::Relaxed)
+}
+
+/// Releases this CPU's pin, held by no running code, after recounting its lists (interrupts disabled).
+#[cold]
+fn release_leaked_pin(heap: &CpuHeap) {
+    // SAFETY: the pin's holder ran on without releasing it (its operation completed: see the caller), and
+    // interrupts are off, so this code is the lists' only user until the release below.
+    let lists = unsafe { heap.lists() };
+    heap.set_cached_bytes(lists.repair());
+    heap.deferred.store(0, Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    heap.busy.store(FREE, Ordering::Relaxed);
+    LEAKED_PINS_RELEASED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// For tests: takes this CPU's pin and returns without releasing it, as fast-path code whose release store a
+/// fault skipped. Returns `false` (and takes nothing) if the pin was not free. The timer releases it after
+/// [`STALE_PIN_DEFERRALS`] ticks.
+pub fn leak_heap_pin_for_test() -> bool {
+    try_pin().is_some()
 }
 
 /// Whether the code on this CPU holds its heap pin right now (for tests and reports).

@@ -117,8 +117,9 @@ pub use heap::{
 };
 #[cfg(target_os = "none")]
 pub use heap_cpu::{
-    CPU_HEAP_OFFSET, CpuHeap, abandon_pin_on_this_cpu, defer_preemption_if_pinned, enable_cpu_heap,
-    heap_pinned_on_this_cpu, point_gs_at_shared_record, set_deferred_preemption_hook,
+    CPU_HEAP_OFFSET, CpuHeap, STALE_PIN_DEFERRALS, abandon_pin_on_this_cpu, defer_preemption_if_pinned,
+    enable_cpu_heap, heap_pinned_on_this_cpu, leak_heap_pin_for_test, leaked_heap_pins_released,
+    point_gs_at_shared_record, set_deferred_preemption_hook,
 };
 #[cfg(target_os = "none")]
 pub use identity::{IdentityMapping, identity_map_low_frames};

@@ -7,6 +7,9 @@
 //!   end returns (the deferred switch is made inside it; without it the holder would go on until the next tick).
 //! - [`fault_holding_heap_pin`]: a task pinned to a CPU executes `ud2` inside `memory::with_heap_pinned`; it must
 //!   end `Failed` with #UD, and a task on the same CPU must then find the pin free and allocate.
+//! - [`leaked_heap_pin_is_released`]: a task takes the pin and goes on without releasing it (as code whose release
+//!   a fault skipped); within [`LEAK_TIMEOUT_NS`] the timer must have released it (`memory::STALE_PIN_DEFERRALS`
+//!   ticks) and counted it.
 
 use alloc::format;
 use alloc::string::String;
@@ -18,6 +21,9 @@ use spawn::TaskBuilder;
 use task::ExitValue;
 
 use crate::{expect_ud_from, fault};
+
+/// How long a leaked pin may stay held: `memory::STALE_PIN_DEFERRALS` ticks (0.5 s) and a margin.
+const LEAK_TIMEOUT_NS: u64 = 3_000_000_000;
 
 /// How long the pinned task spins with the pin held: three 10 ms ticks.
 const PINNED_SPIN_NS: u64 = 30_000_000;
@@ -124,5 +130,39 @@ pub(crate) fn fault_holding_heap_pin() -> Result<(), String> {
         ExitValue::Failed(reason) => return Err(format!("{name}: the checker failed: {reason}")),
     }
     log::info!("{name}: recovered; CPU {cpu}'s heap pin is free and its lists serve allocations");
+    Ok(())
+}
+
+/// A pin left held is released by the timer (see the module docs).
+pub(crate) fn leaked_heap_pin_is_released() -> Result<(), String> {
+    let name = "leaked_heap_pin";
+    let cpu = scheduler::current_cpu();
+    let released_before = memory::leaked_heap_pins_released();
+    let checker = TaskBuilder::new(name)
+        .pin(cpu)
+        .spawn(|| {
+            if !memory::leak_heap_pin_for_test() {
+                return Err(String::from("the pin was not free"));
+            }
+            let start = tsc::now_ns();
+            while memory::heap_pinned_on_this_cpu() {
+                if tsc::now_ns() - start > LEAK_TIMEOUT_NS {
+                    return Err(format!("the leaked pin was still held after {LEAK_TIMEOUT_NS} ns"));
+                }
+                core::hint::spin_loop();
+            }
+            let blocks: Vec<Vec<u8>> = (1..=16).map(|size| alloc::vec![0x5a; size * 32]).collect();
+            Ok((tsc::now_ns() - start, core::hint::black_box(blocks).len()))
+        })
+        .map_err(|error| format!("{name}: spawn: {error}"))?;
+    let (held_ns, _) = match checker.join().map_err(|error| format!("{name}: join: {error:?}"))? {
+        ExitValue::Completed(Ok(outcome)) => outcome,
+        ExitValue::Completed(Err(error)) => return Err(format!("{name}: {error}")),
+        ExitValue::Failed(reason) => return Err(format!("{name}: the task failed: {reason}")),
+    };
+    if memory::leaked_heap_pins_released() <= released_before {
+        return Err(format!("{name}: the pin was freed but no release was counted"));
+    }
+    log::info!("{name}: the timer released the leaked pin after {} ms", held_ns / 1_000_000);
     Ok(())
 }

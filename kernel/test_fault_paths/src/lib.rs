@@ -35,7 +35,8 @@
 //! # Control flow of [`run`]
 //! 1. fault holding COM1's lock (inside `serial::with_port`);
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`); a tick while holding the heap's per-CPU
-//!    pin is deferred to its end, and a fault holding it leaves the CPU usable (`heap_pin`);
+//!    pin is deferred to its end, a fault holding it leaves the CPU usable, and a pin left held is released by
+//!    the timer (`heap_pin`);
 //! 3. fault holding the frame allocator's lock, then the fault log's, then inside the fault path itself (a #PF
 //!    whose handling executes `ud2` on the IST stack: the task is ended, the machine goes on);
 //! 4. a fault in an interrupt handler;
@@ -548,6 +549,7 @@ pub fn run() -> Result<(), String> {
     fault_holding_heap()?;
     heap_pin::tick_inside_heap_pin_is_deferred()?;
     heap_pin::fault_holding_heap_pin()?;
+    heap_pin::leaked_heap_pin_is_released()?;
     fault_holding_frame_allocator()?;
     fault_holding_fault_log()?;
     fault_inside_the_fault_path()?;

@@ -260,7 +260,9 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; the task never continues the critical section it
         // faulted in (this hook unwinds or ends it and never returns to the faulting instruction).
-        unsafe { release_locks_held_by(stack) };
+        unsafe { release_locks_held_by(stack.clone()) };
+        // SAFETY: as just said.
+        unsafe { repair_runqueues_held_by(stack) };
     }
     let bounds = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
     serial::write_fmt(format_args!("task {} \"{}\" faulted; stack trace:\n", task.id(), task.name()));
@@ -374,7 +376,9 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
     fault_path::leave(task.id());
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.
-        unsafe { release_locks_held_by(stack) };
+        unsafe { release_locks_held_by(stack.clone()) };
+        // SAFETY: as just said.
+        unsafe { repair_runqueues_held_by(stack) };
     }
     if info.in_exception_handler {
         // The abandoned exception handler (the report or the task layer's handling of an earlier exception of this
@@ -522,6 +526,29 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
             "released the heap lock, held by the faulting task (a fault inside the allocator may have left its \
              free list inconsistent)\n"
         ));
+    }
+}
+
+/// Takes over and rebuilds every CPU's runqueue whose lock the faulting task held (`scheduler`'s runqueue locks
+/// record a holder token on the holder's stack; a fault inside `schedule`'s requeue or pick leaves the lock taken
+/// and the queue half-updated) and says so on COM1 without the lock. Runs after [`release_locks_held_by`] (the
+/// rebuild allocates).
+///
+/// # Safety
+/// `stack` must be the stack of a task that faulted and will never resume the faulting code.
+unsafe fn repair_runqueues_held_by(stack: core::ops::Range<usize>) {
+    // SAFETY: the caller's contract, which is `repair_runqueues_held_within`'s.
+    unsafe {
+        scheduler::repair_runqueues_held_within(stack, |repair| match repair {
+            scheduler::RunQueueRepair::Rebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+                "released CPU {cpu}'s runqueue lock, held by the faulting task; rebuilt the runqueue from the task \
+                 table ({tasks} runnable tasks)\n"
+            )),
+            scheduler::RunQueueRepair::TaskTableBusy { cpu } => serial::raw::write_fmt(format_args!(
+                "CPU {cpu}'s runqueue lock is held by the faulting task, but the task table is busy: not repaired \
+                 (that CPU will not schedule again)\n"
+            )),
+        });
     }
 }
 

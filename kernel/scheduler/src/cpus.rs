@@ -4,7 +4,9 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use deadline_queue::DeadlineQueue;
-use task::{IrqSafeMutex, RunQueue, TaskRef};
+use task::{IrqSafeMutex, TaskRef};
+
+use crate::runqueue_lock::RunQueueLock;
 
 /// The most CPUs the scheduler manages (logical indices `0..MAX_CPUS`).
 pub const MAX_CPUS: usize = 64;
@@ -21,7 +23,8 @@ pub(crate) struct PerCpu {
     pub previous: CpuSlot<Option<TaskRef>>,
     /// Runnable tasks assigned to this CPU. Any CPU may push (wake-ups, spawns); only this CPU pops (through the
     /// policy). Lock order: `sleepers` before `runqueue`; the policy runs inside this lock and takes no lock.
-    pub runqueue: IrqSafeMutex<RunQueue>,
+    /// Its lock records its holder, so fault recovery can repair it (`runqueue_lock`).
+    pub runqueue: RunQueueLock,
     /// This CPU's idle task (never in the runqueue).
     pub idle: spin::Once<TaskRef>,
     /// Whether the idle task is the current task (so a wake-up from another CPU knows to send an IPI).
@@ -46,7 +49,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             current: CpuSlot::new(None),
             previous: CpuSlot::new(None),
-            runqueue: IrqSafeMutex::new(RunQueue::new()),
+            runqueue: RunQueueLock::new(),
             idle: spin::Once::new(),
             idling: AtomicBool::new(false),
             sleepers: IrqSafeMutex::new(DeadlineQueue::new()),

@@ -62,6 +62,7 @@ mod idle_restart;
 mod info;
 mod lifecycle;
 mod preempt;
+mod runqueue_lock;
 mod sleep;
 mod switch;
 
@@ -78,6 +79,9 @@ pub use idle_restart::{
 pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use preempt::{preempt_disable, preempt_enable};
+pub use runqueue_lock::{
+    RunQueueRepair, repair_runqueues_held_within, runqueue_fault_pending, set_runqueue_fault_once,
+};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,

@@ -48,11 +48,12 @@ pub fn schedule() {
         // The idle task is never queued: it is what runs when the queue is empty. The clone taken above goes to
         // the runqueue (no second reference count); `cpu.current` keeps its own until the switch hands it over.
         if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
+            cpu.runqueue.fault_once_here();
             runqueue.push_back(previous);
         } else {
             drop(previous);
         }
-        scheduler_policy::policy().pick_next(&mut runqueue)
+        crate::runqueue_lock::pick_runnable(&mut runqueue)
     };
     // `None`: stay on the current task (nothing else is runnable, or no idle task yet).
     let next = picked.or_else(|| cpu.idle.get().cloned());

@@ -644,6 +644,18 @@ pub fn all_tasks() -> Vec<TaskRef> {
     TASK_TABLE.lock().values().cloned().collect()
 }
 
+/// Every task in the task table, like [`all_tasks`], if the table's lock can be taken within a bounded spin
+/// (about a million attempts); `None` otherwise (for fault recovery: the faulting task may hold it for good).
+pub fn try_all_tasks() -> Option<Vec<TaskRef>> {
+    for _ in 0..1_000_000 {
+        if let Some(table) = TASK_TABLE.try_lock() {
+            return Some(table.values().cloned().collect());
+        }
+        core::hint::spin_loop();
+    }
+    None
+}
+
 /// The task with `id`, if it exists and has not been reaped.
 pub fn task_by_id(id: TaskId) -> Option<TaskRef> {
     TASK_TABLE.lock().get(&id).cloned()

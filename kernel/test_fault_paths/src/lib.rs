@@ -40,10 +40,11 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
+//! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on;
+//! 8. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
 //!    its return address;
-//! 8. a CPU stalled with interrupts off is recorded by the watchdog;
-//! 9. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
+//! 9. a CPU stalled with interrupts off is recorded by the watchdog;
+//! 10. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -289,6 +290,78 @@ fn fault_in_idle_task() -> Result<(), String> {
     }
     serial::write_fmt(format_args!(
         "fault_in_idle: CPU {target}'s idle loop faulted and restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
+/// A task faults inside `schedule` while holding its CPU's runqueue lock, half-way through requeuing itself (made
+/// `Runnable`, not yet queued: what the campaign's flipped bits and skipped instructions in the requeue did). It
+/// must end `Failed` with `#UD`, and the CPU must go on scheduling: a bystander task queued on the same CPU
+/// before the fault completes (the repair re-queued it from the task table), and so does a task spawned there
+/// afterwards. Before the runqueue lock recorded its holder, the lock stayed taken and the CPU hung in its next
+/// `schedule` with interrupts off (on one CPU, the machine).
+fn fault_holding_runqueue() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_holding_runqueue: no CPU online")?.index();
+    let bystander = TaskBuilder::new("runqueue_bystander")
+        .pin(target)
+        .spawn(|| {
+            let mut sum = 0u64;
+            for i in 0..200u64 {
+                sum += core::hint::black_box(i);
+                scheduler::yield_now();
+            }
+            sum
+        })
+        .map_err(|error| format!("fault_holding_runqueue: spawn bystander: {error}"))?;
+    let faulting = TaskBuilder::new("fault_holding_runqueue")
+        .pin(target)
+        .spawn(|| {
+            // Interrupts off from before the request to the fault: no tick may run `schedule` for this task in
+            // between (inside an interrupt handler, where a scheduler-path fault is refused).
+            let _ = task::interrupts::disable();
+            scheduler::set_runqueue_fault_once(scheduler::current_cpu());
+            scheduler::yield_now();
+        })
+        .map_err(|error| format!("fault_holding_runqueue: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !faulting.is_finished() || !bystander.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "fault_holding_runqueue: the faulting task or the bystander on CPU {target} did not end within 3 s \
+                 (runqueue lock still held?)"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::runqueue_fault_pending(target) {
+        return Err("fault_holding_runqueue: the requested fault never happened".into());
+    }
+    match faulting.join().map_err(|error| format!("fault_holding_runqueue: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_holding_runqueue: the faulting task ended with {other:?}")),
+    }
+    match bystander.join().map_err(|error| format!("fault_holding_runqueue: join bystander: {error:?}"))? {
+        ExitValue::Completed(19_900) => {}
+        other => return Err(format!("fault_holding_runqueue: the bystander ended with {other:?}")),
+    }
+    let after = TaskBuilder::new("after_runqueue_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("fault_holding_runqueue: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !after.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_holding_runqueue: a task pinned to CPU {target} did not run after the fault"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match after.join().map_err(|error| format!("fault_holding_runqueue: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("fault_holding_runqueue: the task after the fault ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "fault_holding_runqueue: a task faulted in schedule holding CPU {target}'s runqueue lock; the runqueue was \
+         rebuilt, a bystander and a later task completed\n"
     ));
     Ok(())
 }
@@ -544,6 +617,7 @@ pub fn run() -> Result<(), String> {
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
+    fault_holding_runqueue()?;
     unwalkable_fault_restarts_task()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;

@@ -85,7 +85,8 @@ pub use runqueue_lock::{
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,
-    kill_point, resume, schedule, set_task_fault_recovery, stop, task_fault_recovery, unblock, yield_now,
+    kill_point, resume, schedule, set_switch_fault_once, set_task_fault_recovery, stop, switch_fault_pending,
+    task_fault_recovery, unblock, yield_now,
 };
 
 /// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path

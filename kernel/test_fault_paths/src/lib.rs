@@ -40,7 +40,8 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on;
+//! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; a
+//!    task faults after its context switch, before finishing it: the next switch finishes it;
 //! 8. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
 //!    its return address;
 //! 9. a CPU stalled with interrupts off is recorded by the watchdog;
@@ -366,6 +367,66 @@ fn fault_holding_runqueue() -> Result<(), String> {
     Ok(())
 }
 
+/// A task faults right after `context_switch` returned to it, before it finished the switch (its predecessor,
+/// usually the idle task, still marked on the CPU): it must end `Failed` with `#UD`, and the CPU must go on
+/// scheduling, its predecessor included (a task pinned there afterwards completes). Before `switch` finished a
+/// switch left unfinished, the next switch to that predecessor spun forever with interrupts off waiting for its
+/// `on_cpu` flag.
+fn fault_before_finishing_a_switch() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_before_finish_switch: no CPU online")?.index();
+    let faulting = TaskBuilder::new("fault_before_finish_switch")
+        .pin(target)
+        .spawn(|| {
+            let me = scheduler::current_task().expect("in a task").id();
+            scheduler::set_switch_fault_once(me);
+            // Switches away (to the idle task or another one) and faults when resumed.
+            scheduler::sleep(Duration::from_millis(1));
+        })
+        .map_err(|error| format!("fault_before_finish_switch: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !faulting.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_before_finish_switch: the faulting task on CPU {target} did not end in 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::switch_fault_pending() {
+        return Err("fault_before_finish_switch: the requested fault never happened".into());
+    }
+    match faulting.join().map_err(|error| format!("fault_before_finish_switch: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_before_finish_switch: the faulting task ended with {other:?}")),
+    }
+    // Several rounds, so the CPU switches to the stranded predecessor (its idle task) and back.
+    for round in 0..3 {
+        let after = TaskBuilder::new("after_switch_fault")
+            .pin(target)
+            .spawn(|| {
+                scheduler::sleep(Duration::from_millis(1));
+                (0..1000u64).map(core::hint::black_box).sum::<u64>()
+            })
+            .map_err(|error| format!("fault_before_finish_switch: spawn: {error}"))?;
+        let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+        while !after.is_finished() {
+            if tsc::now_ns() > deadline {
+                return Err(format!(
+                    "fault_before_finish_switch: task {round} pinned to CPU {target} did not end after the fault"
+                ));
+            }
+            scheduler::sleep(Duration::from_millis(2));
+        }
+        match after.join().map_err(|error| format!("fault_before_finish_switch: join: {error:?}"))? {
+            ExitValue::Completed(499_500) => {}
+            other => return Err(format!("fault_before_finish_switch: task {round} ended with {other:?}")),
+        }
+    }
+    serial::write_fmt(format_args!(
+        "fault_before_finish_switch: a task faulted before finishing its switch on CPU {target}; later tasks there \
+         completed\n"
+    ));
+    Ok(())
+}
+
 /// The idle task faults in the scheduler's own code with interrupts enabled (no scheduler spin lock held): its
 /// CPU's idle loop restarts (before, that CPU was stopped: "in the idle task's scheduler code"), and a task pinned
 /// there completes.
@@ -618,6 +679,7 @@ pub fn run() -> Result<(), String> {
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
     fault_holding_runqueue()?;
+    fault_before_finishing_a_switch()?;
     unwalkable_fault_restarts_task()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;

@@ -529,9 +529,9 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
     }
 }
 
-/// Takes over and rebuilds every CPU's runqueue whose lock the faulting task held (`scheduler`'s runqueue locks
-/// record a holder token on the holder's stack; a fault inside `schedule`'s requeue or pick leaves the lock taken
-/// and the queue half-updated) and says so on COM1 without the lock. Runs after [`release_locks_held_by`] (the
+/// Takes over and rebuilds every CPU's runqueue and sleepers queue whose lock the faulting task held
+/// (`scheduler`'s runqueue and sleepers locks record a holder token on the holder's stack; a fault inside
+/// `schedule`'s requeue or pick, or in a sleep's insertion, leaves the lock taken and the queue half-updated) and says so on COM1 without the lock. Runs after [`release_locks_held_by`] (the
 /// rebuild allocates).
 ///
 /// # Safety
@@ -543,6 +543,10 @@ unsafe fn repair_runqueues_held_by(stack: core::ops::Range<usize>) {
             scheduler::RunQueueRepair::Rebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
                 "released CPU {cpu}'s runqueue lock, held by the faulting task; rebuilt the runqueue from the task \
                  table ({tasks} runnable tasks)\n"
+            )),
+            scheduler::RunQueueRepair::SleepersRebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+                "released CPU {cpu}'s sleepers lock, held by the faulting task; rebuilt the sleepers queue from the \
+                 task table ({tasks} sleeping tasks, at their recorded deadlines)\n"
             )),
             scheduler::RunQueueRepair::TaskTableBusy { cpu } => serial::raw::write_fmt(format_args!(
                 "CPU {cpu}'s runqueue lock is held by the faulting task, but the task table is busy: not repaired \

@@ -3,10 +3,9 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use deadline_queue::DeadlineQueue;
-use task::{IrqSafeMutex, TaskRef};
+use task::TaskRef;
 
-use crate::runqueue_lock::RunQueueLock;
+use crate::runqueue_lock::{RunQueueLock, SleeperQueue, SleepersLock};
 
 /// The most CPUs the scheduler manages (logical indices `0..MAX_CPUS`).
 pub const MAX_CPUS: usize = 64;
@@ -30,7 +29,8 @@ pub(crate) struct PerCpu {
     /// Whether the idle task is the current task (so a wake-up from another CPU knows to send an IPI).
     pub idling: AtomicBool,
     /// Sleeping tasks of this CPU by wake-up deadline (ns). Lock protects the queue only.
-    pub sleepers: IrqSafeMutex<DeadlineQueue<TaskRef>>,
+    /// Its lock records its holder and its `insert` the deadline in the task, so fault recovery can rebuild it.
+    pub sleepers: SleepersLock,
     /// The earliest deadline in `sleepers` (`u64::MAX` if none), for a lock-free check on every tick; written only
     /// with `sleepers` locked.
     pub next_deadline: AtomicU64,
@@ -41,6 +41,9 @@ pub(crate) struct PerCpu {
     pub last_tick_ns: AtomicU64,
     /// Live tasks (not yet reaped, idle excluded) assigned to this CPU: the load used to place new tasks.
     pub assigned: AtomicUsize,
+    /// Whether the next `schedule` of a task (not the idle task) on this CPU executes `ud2` inside the runqueue's
+    /// critical section (`scheduler::set_runqueue_fault_once`, for tests).
+    pub runqueue_fault_once: AtomicBool,
 }
 
 impl PerCpu {
@@ -49,15 +52,16 @@ impl PerCpu {
             online: AtomicBool::new(false),
             current: CpuSlot::new(None),
             previous: CpuSlot::new(None),
-            runqueue: RunQueueLock::new(),
+            runqueue: RunQueueLock::new(task::RunQueue::new()),
             idle: spin::Once::new(),
             idling: AtomicBool::new(false),
-            sleepers: IrqSafeMutex::new(DeadlineQueue::new()),
+            sleepers: SleepersLock::new(SleeperQueue::new()),
             next_deadline: AtomicU64::new(u64::MAX),
             ticks: AtomicU64::new(0),
             first_tick_ns: AtomicU64::new(0),
             last_tick_ns: AtomicU64::new(0),
             assigned: AtomicUsize::new(0),
+            runqueue_fault_once: AtomicBool::new(false),
         }
     }
 }

@@ -81,6 +81,7 @@ pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, in
 pub use preempt::{preempt_disable, preempt_enable};
 pub use runqueue_lock::{
     RunQueueRepair, repair_runqueues_held_within, runqueue_fault_pending, set_runqueue_fault_once,
+    set_sleepers_fault_once, sleepers_fault_pending,
 };
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{

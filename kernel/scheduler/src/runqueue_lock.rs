@@ -18,27 +18,29 @@
 //! the repair and again by that CPU. A duplicate entry costs fairness only: [`pick_runnable`] drops any picked
 //! entry that is not `Runnable` (a stale duplicate of a task that blocked since), so no task is switched to twice.
 
-use alloc::vec::Vec;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+use deadline_queue::DeadlineQueue;
 use owned_spin::{OwnedSpinGuard, OwnedSpinLock};
 use task::{RunQueue, RunState, TaskRef, interrupts};
 
-use crate::cpus::{CPUS, MAX_CPUS};
+use crate::cpus::{CPUS, MAX_CPUS, PerCpu};
 
-/// A CPU's runqueue lock: an [`OwnedSpinLock`] held with interrupts disabled.
-pub(crate) struct RunQueueLock {
-    inner: OwnedSpinLock<RunQueue>,
-    /// Whether the next `schedule` of a task (not the idle task) on this CPU executes `ud2` while holding this
-    /// lock, after making the task `Runnable` and before queuing it (set by [`set_runqueue_fault_once`]).
-    fault_once: AtomicBool,
+/// A CPU's runqueue or sleepers lock: an [`OwnedSpinLock`] held with interrupts disabled.
+pub(crate) struct TrackedLock<T> {
+    inner: OwnedSpinLock<T>,
 }
 
-/// The guard of a [`RunQueueLock`]. Fields drop in declaration order: the lock is released first, then
+/// A CPU's runqueue lock.
+pub(crate) type RunQueueLock = TrackedLock<RunQueue>;
+/// A CPU's sleepers lock.
+pub(crate) type SleepersLock = TrackedLock<SleeperQueue>;
+
+/// The guard of a [`TrackedLock`]. Fields drop in declaration order: the lock is released first, then
 /// interrupts are restored.
-pub(crate) struct RunQueueGuard<'a> {
-    guard: OwnedSpinGuard<'a, RunQueue>,
+pub(crate) struct TrackedGuard<'a, T> {
+    guard: OwnedSpinGuard<'a, T>,
     _interrupts: RestoreInterrupts,
 }
 
@@ -61,29 +63,34 @@ fn stack_token() -> usize {
     core::hint::black_box(core::ptr::addr_of!(marker)) as usize
 }
 
-impl RunQueueLock {
-    pub(crate) const fn new() -> Self {
-        RunQueueLock { inner: OwnedSpinLock::new(RunQueue::new()), fault_once: AtomicBool::new(false) }
+impl<T> TrackedLock<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        TrackedLock { inner: OwnedSpinLock::new(value) }
     }
 
     /// Disables interrupts, then spins until the lock is free and takes it.
     #[inline(always)]
-    pub(crate) fn lock(&self) -> RunQueueGuard<'_> {
+    pub(crate) fn lock(&self) -> TrackedGuard<'_, T> {
         let were_enabled = interrupts::disable();
         let token = stack_token();
-        RunQueueGuard { guard: self.spin_for(token), _interrupts: RestoreInterrupts { were_enabled } }
+        TrackedGuard { guard: self.spin_for(token), _interrupts: RestoreInterrupts { were_enabled } }
     }
 
     /// [`lock`](Self::lock) on a CPU whose interrupts the caller disabled and keeps disabled until the guard is
     /// dropped (the switch path).
     #[inline(always)]
-    pub(crate) fn lock_interrupts_disabled(&self) -> RunQueueGuard<'_> {
+    pub(crate) fn lock_interrupts_disabled(&self) -> TrackedGuard<'_, T> {
         debug_assert!(!interrupts::are_enabled(), "lock_interrupts_disabled with interrupts enabled");
         let token = stack_token();
-        RunQueueGuard { guard: self.spin_for(token), _interrupts: RestoreInterrupts { were_enabled: false } }
+        TrackedGuard { guard: self.spin_for(token), _interrupts: RestoreInterrupts { were_enabled: false } }
     }
 
-    fn spin_for(&self, token: usize) -> OwnedSpinGuard<'_, RunQueue> {
+    /// Whether the holder's token lies in `stack`.
+    fn held_within(&self, stack: &core::ops::Range<usize>) -> bool {
+        self.inner.holder().is_some_and(|token| stack.contains(&token))
+    }
+
+    fn spin_for(&self, token: usize) -> OwnedSpinGuard<'_, T> {
         loop {
             if let Some(guard) = self.inner.try_lock_as(token) {
                 return guard;
@@ -93,16 +100,52 @@ impl RunQueueLock {
     }
 }
 
-impl Deref for RunQueueGuard<'_> {
-    type Target = RunQueue;
-    fn deref(&self) -> &RunQueue {
+impl<T> Deref for TrackedGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
         &self.guard
     }
 }
 
-impl DerefMut for RunQueueGuard<'_> {
-    fn deref_mut(&mut self) -> &mut RunQueue {
+impl<T> DerefMut for TrackedGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
         &mut self.guard
+    }
+}
+
+/// A CPU's sleeping tasks by wake-up deadline: a [`DeadlineQueue`] whose [`insert`](Self::insert) also records the
+/// deadline in the task, so the queue can be rebuilt from the task table after a fault
+/// ([`repair_runqueues_held_within`]). Every other operation is the queue's own (through `Deref`).
+pub(crate) struct SleeperQueue {
+    queue: DeadlineQueue<TaskRef>,
+}
+
+impl SleeperQueue {
+    pub(crate) const fn new() -> Self {
+        SleeperQueue { queue: DeadlineQueue::new() }
+    }
+
+    /// Queues `task` until `deadline` (TSC ns), recording the deadline in the task first.
+    #[inline]
+    pub(crate) fn insert(&mut self, deadline: u64, task: TaskRef) {
+        if SLEEPERS_FAULT_ONCE.load(Ordering::Relaxed) && SLEEPERS_FAULT_ONCE.swap(false, Ordering::AcqRel) {
+            ud2_here();
+        }
+        task.set_sleep_deadline(deadline);
+        self.queue.insert(deadline, task);
+    }
+}
+
+impl Deref for SleeperQueue {
+    type Target = DeadlineQueue<TaskRef>;
+    fn deref(&self) -> &DeadlineQueue<TaskRef> {
+        &self.queue
+    }
+}
+
+impl DerefMut for SleeperQueue {
+    fn deref_mut(&mut self) -> &mut DeadlineQueue<TaskRef> {
+        &mut self.queue
     }
 }
 
@@ -117,92 +160,148 @@ pub(crate) fn pick_runnable(runqueue: &mut RunQueue) -> Option<TaskRef> {
     }
 }
 
-/// What [`repair_runqueues_held_within`] did for one CPU's runqueue.
+/// What [`repair_runqueues_held_within`] did for one CPU's runqueue or sleepers queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunQueueRepair {
-    /// The lock was taken over and the queue rebuilt with this many tasks.
+    /// The runqueue lock was taken over and the queue rebuilt with this many tasks.
     Rebuilt {
         /// The CPU whose runqueue it was.
         cpu: usize,
         /// Tasks queued again.
         tasks: usize,
     },
-    /// The lock is held by the faulting task, but the task table could not be read without waiting (the faulting
+    /// The sleepers lock was taken over and the queue rebuilt with this many tasks (at their recorded deadlines).
+    SleepersRebuilt {
+        /// The CPU whose sleepers queue it was.
+        cpu: usize,
+        /// Tasks queued again.
+        tasks: usize,
+    },
+    /// A lock is held by the faulting task, but the task table could not be read without waiting (the faulting
     /// task may hold its lock too): the lock stays held and that CPU will not schedule again.
     TaskTableBusy {
-        /// The CPU whose runqueue it is.
+        /// The CPU whose queue it is.
         cpu: usize,
     },
 }
 
-/// Takes over and rebuilds every runqueue whose lock's holder token lies in `stack` (see the module docs); the
-/// current task, if it faulted half-way into its own requeue (made `Runnable`), is made `Running` again. Reports
-/// each runqueue through `report`. Interrupts must be disabled.
+/// Takes over and rebuilds every runqueue and sleepers queue whose lock's holder token lies in `stack` (see the
+/// module docs); the current task, if it faulted half-way into its own requeue (made `Runnable`) or its own sleep
+/// (made `Sleeping`), is made `Running` again. Reports each queue through `report`. Interrupts must be disabled.
 ///
 /// # Safety
 /// `stack` must be the stack of a task that faulted and never resumes the faulting code (it is unwound or ended).
 pub unsafe fn repair_runqueues_held_within(stack: core::ops::Range<usize>, mut report: impl FnMut(RunQueueRepair)) {
-    let held_by = |token: usize| stack.contains(&token);
-    if !CPUS.iter().any(|cpu| cpu.runqueue.inner.holder().is_some_and(held_by)) {
+    let held = |cpu: &PerCpu| cpu.runqueue.held_within(&stack) || cpu.sleepers.held_within(&stack);
+    if !CPUS.iter().any(held) {
         return;
     }
     let current = crate::current_task();
     if let Some(current) = &current {
-        // Faulted between its `Running -> Runnable` transition and its push (or inside the pick): it runs on.
-        let _ = current.transition(RunState::Runnable, RunState::Running);
+        // Faulted between its `Running -> Runnable` transition and its push (or inside the pick), or between its
+        // `Running -> Sleeping` transition and its insertion as a sleeper: it runs on (it is being unwound).
+        let _ = current.transition(RunState::Runnable, RunState::Running)
+            || current.transition(RunState::Sleeping, RunState::Running);
     }
+    let held_by = |token: usize| stack.contains(&token);
+    let others =
+        |task: &TaskRef, index: usize| task.cpu() == index && !task.is_idle() && current.as_ref() != Some(task);
     for (index, cpu) in CPUS.iter().enumerate().take(MAX_CPUS) {
-        if !cpu.runqueue.inner.holder().is_some_and(held_by) {
+        if !held(cpu) {
             continue;
         }
         let Some(tasks) = task::try_all_tasks() else {
             report(RunQueueRepair::TaskTableBusy { cpu: index });
             continue;
         };
+        // Sleepers first (lock order: `sleepers` before `runqueue`).
         let token = stack_token();
         // SAFETY: the holder faulted and never resumes its critical section (the caller's contract); the queue is
         // not read, only replaced below, before the guard is dropped.
-        let Some(mut guard) = (unsafe { cpu.runqueue.inner.take_over_if(held_by, token) }) else { continue };
-        core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
-        let runnable: Vec<TaskRef> = tasks
-            .into_iter()
-            .filter(|task| {
-                task.cpu() == index
-                    && !task.is_idle()
-                    && task.state() == RunState::Runnable
-                    && current.as_ref() != Some(task)
-            })
-            .collect();
-        let count = runnable.len();
-        for task in runnable {
-            guard.push_back(task);
+        if let Some(mut guard) = unsafe { cpu.sleepers.inner.take_over_if(held_by, token) } {
+            core::mem::forget(core::mem::replace(&mut *guard, SleeperQueue::new()));
+            let mut count = 0;
+            for task in tasks.iter().filter(|task| others(task, index) && task.state() == RunState::Sleeping) {
+                guard.insert(task.sleep_deadline(), task.clone());
+                count += 1;
+            }
+            cpu.next_deadline.store(guard.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+            drop(guard);
+            report(RunQueueRepair::SleepersRebuilt { cpu: index, tasks: count });
         }
-        drop(guard);
-        report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
+        let token = stack_token();
+        // SAFETY: as above.
+        if let Some(mut guard) = unsafe { cpu.runqueue.inner.take_over_if(held_by, token) } {
+            core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
+            let mut count = 0;
+            for task in tasks.iter().filter(|task| others(task, index) && task.state() == RunState::Runnable) {
+                guard.push_back(task.clone());
+                count += 1;
+            }
+            drop(guard);
+            report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
+        }
     }
 }
 
-/// For tests: the next `schedule` of a task (not the idle task) on CPU `cpu` faults (`ud2`) inside the runqueue's
-/// critical section, half-way through requeuing the current task: the fault the campaign's flipped bits and
-/// skipped instructions in `schedule` cause. The task must be unwound and the CPU must go on scheduling.
+/// Runs the test hook in `slot` once, if one is set (a `fn()` stored by a `set_*_fault_once`).
+#[inline(never)]
+pub(crate) fn run_hook_once(slot: &AtomicPtr<()>) {
+    let hook = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !hook.is_null() {
+        // SAFETY: non-null values come only from the `set_*_fault_once` functions, which store a `fn()`.
+        let hook = unsafe { core::mem::transmute::<*mut (), fn()>(hook) };
+        hook();
+    }
+}
+
+/// Executes `ud2` in the calling frame (always inlined): a test's fault inside a critical section, in the frame
+/// that holds the guard, as the campaign's faults are (a fault in a function the section *called* unwinds through
+/// the holder's landing pad, which unlocks, so it would not test the repair). It counts against this cell's
+/// reload limit (3 faults reload the cell): the tests cause two.
+#[inline(always)]
+fn ud2_here() {
+    // SAFETY: a test's request: raises #UD here; fault recovery unwinds the task from this frame (which it never
+    // resumes) and repairs the queue whose lock the frame holds.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}
+
+/// Whether the next insertion of a sleeper (on any CPU) executes `ud2` first ([`set_sleepers_fault_once`]).
+static SLEEPERS_FAULT_ONCE: AtomicBool = AtomicBool::new(false);
+
+/// For tests: the next task to go to sleep (on any CPU) executes `ud2` inside the sleepers queue's critical
+/// section, after it was made `Sleeping` and before it is queued (the fault the campaign's flipped bits in
+/// `sleep_until_ns` caused). The task must be unwound, and the other sleepers of that CPU must still wake at their
+/// deadlines (not earlier).
+pub fn set_sleepers_fault_once() {
+    SLEEPERS_FAULT_ONCE.store(true, Ordering::Release);
+}
+
+/// Whether the fault asked for by [`set_sleepers_fault_once`] is still to happen.
+pub fn sleepers_fault_pending() -> bool {
+    SLEEPERS_FAULT_ONCE.load(Ordering::Acquire)
+}
+
+/// For tests: the next `schedule` of a task (not the idle task) on CPU `cpu` executes `ud2` inside the runqueue's
+/// critical section, half-way through requeuing the current task (made `Runnable`, not yet queued): the fault the
+/// campaign's flipped bits and skipped instructions in `schedule` cause. The task must be unwound and the CPU must
+/// go on scheduling.
 pub fn set_runqueue_fault_once(cpu: usize) {
-    CPUS[cpu].runqueue.fault_once.store(true, Ordering::Release);
+    CPUS[cpu].runqueue_fault_once.store(true, Ordering::Release);
 }
 
 /// Whether the fault asked for by [`set_runqueue_fault_once`] is still to happen on `cpu`.
 pub fn runqueue_fault_pending(cpu: usize) -> bool {
-    CPUS[cpu].runqueue.fault_once.load(Ordering::Acquire)
+    CPUS[cpu].runqueue_fault_once.load(Ordering::Acquire)
 }
 
-impl RunQueueLock {
-    /// Called by `schedule` inside this lock's critical section: executes `ud2` if a test asked for it
+impl PerCpu {
+    /// Called by `schedule` inside the runqueue's critical section: executes `ud2` if a test asked for it
     /// ([`set_runqueue_fault_once`]; one relaxed load otherwise).
     #[inline(always)]
-    pub(crate) fn fault_once_here(&self) {
-        if self.fault_once.load(Ordering::Relaxed) && self.fault_once.swap(false, Ordering::AcqRel) {
-            // SAFETY: a test's request: raises #UD here, inside `schedule` with the runqueue lock held; fault
-            // recovery unwinds the task from this frame (which it never resumes) and repairs the runqueue.
-            unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    pub(crate) fn runqueue_fault_once_here(&self) {
+        if self.runqueue_fault_once.load(Ordering::Relaxed) && self.runqueue_fault_once.swap(false, Ordering::AcqRel) {
+            ud2_here();
         }
     }
 }

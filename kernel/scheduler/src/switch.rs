@@ -1,6 +1,6 @@
 //! The scheduling decision and the task state machine: schedule, yield, block/unblock, exit, kill.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use task::{AnyExitValue, ExitValue, FailureReason, RunState, TaskId, TaskRef, interrupts};
 
@@ -48,7 +48,7 @@ pub fn schedule() {
         // The idle task is never queued: it is what runs when the queue is empty. The clone taken above goes to
         // the runqueue (no second reference count); `cpu.current` keeps its own until the switch hands it over.
         if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
-            cpu.runqueue.fault_once_here();
+            cpu.runqueue_fault_once_here();
             runqueue.push_back(previous);
         } else {
             drop(previous);
@@ -206,43 +206,38 @@ fn switch(cpu: &PerCpu, next: TaskRef) {
     unsafe { task::context_switch(previous_slot, next_stack_pointer) };
 }
 
-/// The task (id number; 0: none) that [`set_switch_fault_once`] asked to fault when it next resumes from a switch,
-/// before finishing it; checked only while [`SWITCH_FAULT_ARMED`] is set (one relaxed load per switch otherwise).
+/// The task (id number) that [`set_switch_fault_once`] asked to fault when it next resumes from a switch, before
+/// finishing it, and the hook it then calls (null: none; one relaxed load per switch otherwise).
 static SWITCH_FAULT_TASK: AtomicU64 = AtomicU64::new(0);
-static SWITCH_FAULT_ARMED: AtomicBool = AtomicBool::new(false);
+static SWITCH_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// For tests: task `id`, the next time it resumes from a switch, executes `ud2` right after `context_switch`
+/// For tests: task `id`, the next time it resumes from a switch, calls `fault` right after `context_switch`
 /// returns to it and before it finishes the switch (so its predecessor keeps `on_cpu` set): the fault the
 /// campaign's skipped compare in `schedule` caused (`this_cpu` panicked there). The task must be unwound and its
 /// CPU must go on scheduling, the predecessor included.
-pub fn set_switch_fault_once(id: TaskId) {
+pub fn set_switch_fault_once(id: TaskId, fault: fn()) {
     SWITCH_FAULT_TASK.store(id.value(), Ordering::Release);
-    SWITCH_FAULT_ARMED.store(true, Ordering::Release);
+    SWITCH_FAULT_HOOK.store(fault as *mut (), Ordering::Release);
 }
 
 /// Whether the fault asked for by [`set_switch_fault_once`] is still to happen.
 pub fn switch_fault_pending() -> bool {
-    SWITCH_FAULT_ARMED.load(Ordering::Acquire)
+    !SWITCH_FAULT_HOOK.load(Ordering::Acquire).is_null()
 }
 
 #[inline(always)]
 fn fault_after_switch_if_asked() {
-    if SWITCH_FAULT_ARMED.load(Ordering::Relaxed) {
+    if !SWITCH_FAULT_HOOK.load(Ordering::Relaxed).is_null() {
         fault_after_switch_slow();
     }
 }
 
 #[inline(never)]
 fn fault_after_switch_slow() {
-    // SAFETY: interrupts are disabled (inside `schedule`) and this is this CPU's state; the clone does not reach
-    // the slot again.
+    // SAFETY: interrupts are disabled (inside `schedule`) and this is this CPU's state; the closure only reads.
     let current = unsafe { this_cpu().current.with(|current| current.as_ref().map(|task| task.id().value())) };
-    if current == Some(SWITCH_FAULT_TASK.load(Ordering::Acquire))
-        && SWITCH_FAULT_ARMED.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-    {
-        // SAFETY: a test's request: raises #UD here, inside `schedule` before `finish_switch`; fault recovery
-        // unwinds the task from this frame, which it never resumes.
-        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    if current == Some(SWITCH_FAULT_TASK.load(Ordering::Acquire)) {
+        crate::runqueue_lock::run_hook_once(&SWITCH_FAULT_HOOK);
     }
 }
 

@@ -40,8 +40,9 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; a
-//!    task faults after its context switch, before finishing it: the next switch finishes it;
+//! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; the
+//!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
+//!    before finishing it: the next switch finishes it;
 //! 8. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
 //!    its return address;
 //! 9. a CPU stalled with interrupts off is recorded by the watchdog;
@@ -367,6 +368,84 @@ fn fault_holding_runqueue() -> Result<(), String> {
     Ok(())
 }
 
+/// A task faults while holding its CPU's sleepers lock, made `Sleeping` and not yet queued (what the campaign's
+/// flipped bits in `sleep_until_ns` did): it must end `Failed` with `#UD`; a bystander asleep on the same CPU
+/// must still wake, and not before its deadline (the rebuilt queue keeps each sleeper's recorded deadline); a
+/// task sleeping there afterwards completes. Before the sleepers lock recorded its holder, the next sleep on that
+/// CPU spun on it with interrupts off (on one CPU, the machine hung).
+fn fault_holding_sleepers() -> Result<(), String> {
+    const BYSTANDER_SLEEP_NS: u64 = 300_000_000;
+    let target = cpu::online().last().ok_or("fault_holding_sleepers: no CPU online")?.index();
+    let bystander = TaskBuilder::new("sleepers_bystander")
+        .pin(target)
+        .spawn(|| {
+            let start = tsc::now_ns();
+            scheduler::sleep(Duration::from_nanos(BYSTANDER_SLEEP_NS));
+            tsc::now_ns() - start
+        })
+        .map_err(|error| format!("fault_holding_sleepers: spawn bystander: {error}"))?;
+    // Let the bystander go to sleep first.
+    scheduler::sleep(Duration::from_millis(30));
+    let faulting = TaskBuilder::new("fault_holding_sleepers")
+        .pin(target)
+        .spawn(|| {
+            // Interrupts off from the request to the fault, so no other task on this CPU sleeps in between.
+            let _ = task::interrupts::disable();
+            scheduler::set_sleepers_fault_once();
+            scheduler::sleep(Duration::from_millis(1));
+        })
+        .map_err(|error| format!("fault_holding_sleepers: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !faulting.is_finished() || !bystander.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "fault_holding_sleepers: the faulting task or the sleeping bystander on CPU {target} did not end \
+                 within 3 s (sleepers lock still held, or the sleeper lost?)"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::sleepers_fault_pending() {
+        return Err("fault_holding_sleepers: the requested fault never happened".into());
+    }
+    match faulting.join().map_err(|error| format!("fault_holding_sleepers: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_holding_sleepers: the faulting task ended with {other:?}")),
+    }
+    match bystander.join().map_err(|error| format!("fault_holding_sleepers: join bystander: {error:?}"))? {
+        ExitValue::Completed(slept) if slept >= BYSTANDER_SLEEP_NS => {}
+        ExitValue::Completed(slept) => {
+            return Err(format!(
+                "fault_holding_sleepers: the bystander woke after {slept} ns, before its {BYSTANDER_SLEEP_NS} ns"
+            ));
+        }
+        other => return Err(format!("fault_holding_sleepers: the bystander ended with {other:?}")),
+    }
+    let after = TaskBuilder::new("after_sleepers_fault")
+        .pin(target)
+        .spawn(|| {
+            scheduler::sleep(Duration::from_millis(5));
+            (0..1000u64).map(core::hint::black_box).sum::<u64>()
+        })
+        .map_err(|error| format!("fault_holding_sleepers: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !after.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_holding_sleepers: a task sleeping on CPU {target} did not end after the fault"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match after.join().map_err(|error| format!("fault_holding_sleepers: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("fault_holding_sleepers: the task after the fault ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "fault_holding_sleepers: a task faulted holding CPU {target}'s sleepers lock; the queue was rebuilt, a \
+         sleeping bystander woke at its deadline and a later sleeper completed\n"
+    ));
+    Ok(())
+}
+
 /// A task faults right after `context_switch` returned to it, before it finished the switch (its predecessor,
 /// usually the idle task, still marked on the CPU): it must end `Failed` with `#UD`, and the CPU must go on
 /// scheduling, its predecessor included (a task pinned there afterwards completes). Before `switch` finished a
@@ -378,7 +457,7 @@ fn fault_before_finishing_a_switch() -> Result<(), String> {
         .pin(target)
         .spawn(|| {
             let me = scheduler::current_task().expect("in a task").id();
-            scheduler::set_switch_fault_once(me);
+            scheduler::set_switch_fault_once(me, fault);
             // Switches away (to the idle task or another one) and faults when resumed.
             scheduler::sleep(Duration::from_millis(1));
         })
@@ -679,6 +758,7 @@ pub fn run() -> Result<(), String> {
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
     fault_holding_runqueue()?;
+    fault_holding_sleepers()?;
     fault_before_finishing_a_switch()?;
     unwalkable_fault_restarts_task()?;
     wild_call_is_unwound()?;

@@ -77,6 +77,7 @@ pub const OVERFLOW_HEADROOM: u64 = 16 * 1024;
 /// (`apic::nmi_watchdog`: the PIT's periodic NMI to this CPU). Call once tasking runs.
 pub fn init() {
     interrupts::set_exception_hook(task_exception);
+    interrupts::set_stall_repair_hook(stall_repair);
     unwind::set_end_handler(end_of_unwind);
     scheduler::set_failure_hook(record_failure);
     scheduler::set_task_fault_recovery(true);
@@ -97,6 +98,7 @@ pub fn init() {
 pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
     transfer.after_commit(alloc::boxed::Box::new(|| {
         interrupts::set_exception_hook(task_exception);
+        interrupts::set_stall_repair_hook(stall_repair);
         unwind::set_end_handler(end_of_unwind);
         scheduler::set_failure_hook(record_failure);
     }));
@@ -422,6 +424,13 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     if matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info) {
         stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")
     }
+    if let Some(stack) = scheduler::current_task().and_then(|idle| idle.stack_bounds()) {
+        // The idle loop's abandoned frames never run again: a runqueue or sleepers lock whose holder token lies on
+        // its stack (a release skipped by a fault, then the idle task spun on it: an NMI-watchdog stall) is
+        // repaired, or the restarted loop would spin on it again.
+        // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
+        unsafe { repair_runqueues_held_by(stack) };
+    }
     serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
     // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
     // so its abandoned frames need no drops; interrupts are disabled here (the exception hook's contract).
@@ -526,6 +535,36 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
             "released the heap lock, held by the faulting task (a fault inside the allocator may have left its \
              free list inconsistent)\n"
         ));
+    }
+}
+
+/// The NMI watchdog's stall repair (`interrupts::set_stall_repair_hook`): a CPU spinning with interrupts off on
+/// its runqueue or sleepers lock, left taken by a holder that is not on a CPU (it skipped its release and ran on,
+/// or died), gets the lock repaired (`scheduler::repair_stale_queue_locks`) and resumes, instead of the spinning
+/// task being failed and the next one spinning again. Not while the heap lock is held (the rebuild allocates;
+/// the stall then goes the ordinary way: the task is failed).
+fn stall_repair(info: &interrupts::ExceptionInfo) -> bool {
+    if memory::heap_is_locked() {
+        return false;
+    }
+    // SAFETY: called on the NMI's stack with interrupts disabled; the heap is free (checked above).
+    unsafe { scheduler::repair_stale_queue_locks(info.cpu.index(), report_queue_repair) }
+}
+
+/// Says on COM1 (without its lock) what a runqueue or sleepers repair did.
+fn report_queue_repair(repair: scheduler::RunQueueRepair) {
+    match repair {
+        scheduler::RunQueueRepair::Rebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+            "released CPU {cpu}'s runqueue lock, held by a task that cannot be using it; rebuilt the runqueue from \
+             the task table ({tasks} runnable tasks)\n"
+        )),
+        scheduler::RunQueueRepair::SleepersRebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+            "released CPU {cpu}'s sleepers lock, held by a task that cannot be using it; rebuilt the sleepers \
+             queue from the task table ({tasks} sleeping tasks, at their recorded deadlines)\n"
+        )),
+        scheduler::RunQueueRepair::TaskTableBusy { cpu } => serial::raw::write_fmt(format_args!(
+            "CPU {cpu}'s queue lock is held, but the task table is busy: not repaired\n"
+        )),
     }
 }
 

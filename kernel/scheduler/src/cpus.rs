@@ -44,6 +44,9 @@ pub(crate) struct PerCpu {
     /// Whether the next `schedule` of a task (not the idle task) on this CPU executes `ud2` inside the runqueue's
     /// critical section (`scheduler::set_runqueue_fault_once`, for tests).
     pub runqueue_fault_once: AtomicBool,
+    /// Whether the next `schedule` on this CPU leaves its runqueue lock taken (forgets the guard), for tests
+    /// (`scheduler::set_runqueue_release_skipped_once`).
+    pub runqueue_skip_release_once: AtomicBool,
 }
 
 impl PerCpu {
@@ -62,6 +65,7 @@ impl PerCpu {
             last_tick_ns: AtomicU64::new(0),
             assigned: AtomicUsize::new(0),
             runqueue_fault_once: AtomicBool::new(false),
+            runqueue_skip_release_once: AtomicBool::new(false),
         }
     }
 }

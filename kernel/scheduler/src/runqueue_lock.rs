@@ -244,6 +244,65 @@ pub unsafe fn repair_runqueues_held_within(stack: core::ops::Range<usize>, mut r
     }
 }
 
+/// For an NMI-watchdog stall of CPU `index` (it took no tick for seconds, i.e. it spins with interrupts off):
+/// takes over and rebuilds that CPU's sleepers queue and runqueue if their lock is held by nobody who can be inside
+/// its critical section: a holder token on the stack of a task that is not on a CPU (a task holds these locks only
+/// with interrupts off and never switches while holding them, so it is a holder that skipped its release, e.g. a
+/// skipped store in the campaign, and ran on). A token on the stack of a task that is on a CPU, or on no known
+/// task's stack (an adopted task's, an exception stack), is left alone: its holder may be inside the section (the
+/// stalled task's own locks are handled by [`repair_runqueues_held_within`] when it is failed). Returns whether a lock was repaired. Does not
+/// wait: `None` from the task table's bounded try-lock repairs nothing.
+///
+/// # Safety
+/// Interrupts must be disabled, and the heap must be free to use from here (the caller checks that its lock is
+/// not held: the rebuild allocates).
+pub unsafe fn repair_stale_queue_locks(index: usize, mut report: impl FnMut(RunQueueRepair)) -> bool {
+    let Some(cpu) = CPUS.get(index) else { return false };
+    if cpu.sleepers.inner.holder().is_none() && cpu.runqueue.inner.holder().is_none() {
+        return false;
+    }
+    let Some(tasks) = task::try_all_tasks() else { return false };
+    let stale = |token: usize| {
+        let owner = tasks.iter().find(|task| task.stack_bounds().is_some_and(|stack| stack.contains(&token)));
+        owner.is_some_and(|owner| !owner.is_on_cpu())
+    };
+    let current = crate::current_task();
+    let others = |task: &TaskRef| task.cpu() == index && !task.is_idle() && current.as_ref() != Some(task);
+    let mut repaired = false;
+    if let Some(token) = cpu.sleepers.inner.holder().filter(|&token| stale(token)) {
+        let own = stack_token();
+        // SAFETY: the holder is not inside the critical section (see above); the queue is not read, only replaced.
+        if let Some(mut guard) = unsafe { cpu.sleepers.inner.take_over_if(|held| held == token, own) } {
+            core::mem::forget(core::mem::replace(&mut *guard, SleeperQueue::new()));
+            let mut count = 0;
+            for task in tasks.iter().filter(|task| others(task) && task.state() == RunState::Sleeping) {
+                guard.insert(task.sleep_deadline(), task.clone());
+                count += 1;
+            }
+            cpu.next_deadline.store(guard.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+            drop(guard);
+            report(RunQueueRepair::SleepersRebuilt { cpu: index, tasks: count });
+            repaired = true;
+        }
+    }
+    if let Some(token) = cpu.runqueue.inner.holder().filter(|&token| stale(token)) {
+        let own = stack_token();
+        // SAFETY: as above.
+        if let Some(mut guard) = unsafe { cpu.runqueue.inner.take_over_if(|held| held == token, own) } {
+            core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
+            let mut count = 0;
+            for task in tasks.iter().filter(|task| others(task) && task.state() == RunState::Runnable) {
+                guard.push_back(task.clone());
+                count += 1;
+            }
+            drop(guard);
+            report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
+            repaired = true;
+        }
+    }
+    repaired
+}
+
 /// Runs the test hook in `slot` once, if one is set (a `fn()` stored by a `set_*_fault_once`).
 #[inline(never)]
 pub(crate) fn run_hook_once(slot: &AtomicPtr<()>) {
@@ -295,7 +354,32 @@ pub fn runqueue_fault_pending(cpu: usize) -> bool {
     CPUS[cpu].runqueue_fault_once.load(Ordering::Acquire)
 }
 
+/// For tests: the next `schedule` on CPU `cpu` does not release its runqueue lock (the guard is forgotten, as
+/// when a fault skips the release store) and runs on: the next `schedule` there spins on the lock with interrupts
+/// off until the NMI watchdog's stall repair ([`repair_stale_queue_locks`]) rebuilds the queue and resumes it.
+pub fn set_runqueue_release_skipped_once(cpu: usize) {
+    CPUS[cpu].runqueue_skip_release_once.store(true, Ordering::Release);
+}
+
+/// Whether the skipped release asked for by [`set_runqueue_release_skipped_once`] is still to happen on `cpu`.
+pub fn runqueue_release_skip_pending(cpu: usize) -> bool {
+    CPUS[cpu].runqueue_skip_release_once.load(Ordering::Acquire)
+}
+
 impl PerCpu {
+    /// Ends `schedule`'s runqueue critical section: drops the guard (or, if a test asked for it with
+    /// [`set_runqueue_release_skipped_once`], forgets it; one relaxed load otherwise).
+    #[inline(always)]
+    pub(crate) fn release_runqueue(&self, guard: TrackedGuard<'_, RunQueue>) {
+        if self.runqueue_skip_release_once.load(Ordering::Relaxed)
+            && self.runqueue_skip_release_once.swap(false, Ordering::AcqRel)
+        {
+            core::mem::forget(guard);
+        } else {
+            drop(guard);
+        }
+    }
+
     /// Called by `schedule` inside the runqueue's critical section: executes `ud2` if a test asked for it
     /// ([`set_runqueue_fault_once`]; one relaxed load otherwise).
     #[inline(always)]

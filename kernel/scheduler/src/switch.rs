@@ -53,7 +53,9 @@ pub fn schedule() {
         } else {
             drop(previous);
         }
-        crate::runqueue_lock::pick_runnable(&mut runqueue)
+        let picked = crate::runqueue_lock::pick_runnable(&mut runqueue);
+        cpu.release_runqueue(runqueue);
+        picked
     };
     // `None`: stay on the current task (nothing else is runnable, or no idle task yet).
     let next = picked.or_else(|| cpu.idle.get().cloned());

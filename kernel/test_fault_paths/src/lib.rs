@@ -42,7 +42,8 @@
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
 //! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; the
 //!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
-//!    before finishing it: the next switch finishes it;
+//!    before finishing it: the next switch finishes it; a runqueue lock left taken by a task that ran on is
+//!    repaired at the NMI watchdog's stall;
 //! 8. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
 //!    its return address;
 //! 9. a CPU stalled with interrupts off is recorded by the watchdog;
@@ -446,6 +447,58 @@ fn fault_holding_sleepers() -> Result<(), String> {
     Ok(())
 }
 
+/// A task's `schedule` leaves its runqueue lock taken (the guard forgotten, as when a fault skips the release
+/// store) and runs on: the next `schedule` on that CPU spins on the lock with interrupts off. The NMI watchdog must
+/// find the stall, see that the lock's holder is not on a CPU (the skipper was switched out), rebuild the queue and
+/// resume the spinning code: tasks on that CPU complete and none fails. Without the stall repair the spinning
+/// task is failed and the next one spins again (on one CPU, the machine hangs).
+fn stale_runqueue_lock_repaired_at_stall() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("stale_runqueue_lock: no CPU online")?.index();
+    let skipper = TaskBuilder::new("runqueue_release_skipper")
+        .pin(target)
+        .spawn(|| {
+            let _ = task::interrupts::disable();
+            scheduler::set_runqueue_release_skipped_once(scheduler::current_cpu());
+            // Switches away holding the lock for good; runs again once the stall repair rebuilt the queue.
+            scheduler::yield_now();
+            7u64
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
+    let after = TaskBuilder::new("after_stale_runqueue_lock")
+        .pin(target)
+        .spawn(|| {
+            scheduler::sleep(Duration::from_millis(5));
+            (0..1000u64).map(core::hint::black_box).sum::<u64>()
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
+    // The NMI watchdog's threshold is 2 s (`NMI_STALL_NS`); on other CPUs the cross-CPU watchdog sends the NMI.
+    let deadline = tsc::now_ns() + 3 * JOIN_TIMEOUT_NS;
+    while !skipper.is_finished() || !after.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "stale_runqueue_lock: tasks on CPU {target} did not end within 9 s (lock still stale?)"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::runqueue_release_skip_pending(target) {
+        return Err("stale_runqueue_lock: the requested skipped release never happened".into());
+    }
+    match skipper.join().map_err(|error| format!("stale_runqueue_lock: join: {error:?}"))? {
+        ExitValue::Completed(7) => {}
+        other => return Err(format!("stale_runqueue_lock: the task that skipped the release ended with {other:?}")),
+    }
+    match after.join().map_err(|error| format!("stale_runqueue_lock: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("stale_runqueue_lock: the later task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "stale_runqueue_lock: CPU {target}'s runqueue lock was left taken; the stall repair rebuilt the queue and \
+         every task there completed\n"
+    ));
+    Ok(())
+}
+
 /// A task faults right after `context_switch` returned to it, before it finished the switch (its predecessor,
 /// usually the idle task, still marked on the CPU): it must end `Failed` with `#UD`, and the CPU must go on
 /// scheduling, its predecessor included (a task pinned there afterwards completes). Before `switch` finished a
@@ -760,6 +813,7 @@ pub fn run() -> Result<(), String> {
     fault_holding_runqueue()?;
     fault_holding_sleepers()?;
     fault_before_finishing_a_switch()?;
+    stale_runqueue_lock_repaired_at_stall()?;
     unwalkable_fault_restarts_task()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;

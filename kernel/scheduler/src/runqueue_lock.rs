@@ -19,7 +19,7 @@
 //! entry that is not `Runnable` (a stale duplicate of a task that blocked since), so no task is switched to twice.
 
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use deadline_queue::DeadlineQueue;
 use owned_spin::{OwnedSpinGuard, OwnedSpinLock};
@@ -118,17 +118,20 @@ impl<T> DerefMut for TrackedGuard<'_, T> {
 /// ([`repair_runqueues_held_within`]). Every other operation is the queue's own (through `Deref`).
 pub(crate) struct SleeperQueue {
     queue: DeadlineQueue<TaskRef>,
+    /// Whether the next insertion executes `ud2` first ([`set_sleepers_fault_once`], for tests).
+    fault_once: bool,
 }
 
 impl SleeperQueue {
     pub(crate) const fn new() -> Self {
-        SleeperQueue { queue: DeadlineQueue::new() }
+        SleeperQueue { queue: DeadlineQueue::new(), fault_once: false }
     }
 
     /// Queues `task` until `deadline` (TSC ns), recording the deadline in the task first.
     #[inline]
     pub(crate) fn insert(&mut self, deadline: u64, task: TaskRef) {
-        if SLEEPERS_FAULT_ONCE.load(Ordering::Relaxed) && SLEEPERS_FAULT_ONCE.swap(false, Ordering::AcqRel) {
+        if self.fault_once {
+            self.fault_once = false;
             ud2_here();
         }
         task.set_sleep_deadline(deadline);
@@ -325,20 +328,17 @@ fn ud2_here() {
     unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
 }
 
-/// Whether the next insertion of a sleeper (on any CPU) executes `ud2` first ([`set_sleepers_fault_once`]).
-static SLEEPERS_FAULT_ONCE: AtomicBool = AtomicBool::new(false);
-
-/// For tests: the next task to go to sleep (on any CPU) executes `ud2` inside the sleepers queue's critical
+/// For tests: the next task to go to sleep on CPU `cpu` executes `ud2` inside the sleepers queue's critical
 /// section, after it was made `Sleeping` and before it is queued (the fault the campaign's flipped bits in
 /// `sleep_until_ns` caused). The task must be unwound, and the other sleepers of that CPU must still wake at their
 /// deadlines (not earlier).
-pub fn set_sleepers_fault_once() {
-    SLEEPERS_FAULT_ONCE.store(true, Ordering::Release);
+pub fn set_sleepers_fault_once(cpu: usize) {
+    CPUS[cpu].sleepers.lock().fault_once = true;
 }
 
-/// Whether the fault asked for by [`set_sleepers_fault_once`] is still to happen.
-pub fn sleepers_fault_pending() -> bool {
-    SLEEPERS_FAULT_ONCE.load(Ordering::Acquire)
+/// Whether the fault asked for by [`set_sleepers_fault_once`] is still to happen on `cpu`.
+pub fn sleepers_fault_pending(cpu: usize) -> bool {
+    CPUS[cpu].sleepers.lock().fault_once
 }
 
 /// For tests: the next `schedule` of a task (not the idle task) on CPU `cpu` executes `ud2` inside the runqueue's

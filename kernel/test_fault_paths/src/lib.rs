@@ -56,7 +56,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use x86_64::structures::idt::InterruptStackFrame;
 
@@ -390,9 +390,10 @@ fn fault_holding_sleepers() -> Result<(), String> {
     let faulting = TaskBuilder::new("fault_holding_sleepers")
         .pin(target)
         .spawn(|| {
-            // Interrupts off from the request to the fault, so no other task on this CPU sleeps in between.
+            // Interrupts off from the request to the fault, so no other task on this CPU sleeps in between (the
+            // request is for this CPU only).
             let _ = task::interrupts::disable();
-            scheduler::set_sleepers_fault_once();
+            scheduler::set_sleepers_fault_once(scheduler::current_cpu());
             scheduler::sleep(Duration::from_millis(1));
         })
         .map_err(|error| format!("fault_holding_sleepers: spawn: {error}"))?;
@@ -406,7 +407,7 @@ fn fault_holding_sleepers() -> Result<(), String> {
         }
         scheduler::sleep(Duration::from_millis(2));
     }
-    if scheduler::sleepers_fault_pending() {
+    if scheduler::sleepers_fault_pending(target) {
         return Err("fault_holding_sleepers: the requested fault never happened".into());
     }
     match faulting.join().map_err(|error| format!("fault_holding_sleepers: join: {error:?}"))? {
@@ -453,17 +454,11 @@ fn fault_holding_sleepers() -> Result<(), String> {
 /// resume the spinning code: tasks on that CPU complete and none fails. Without the stall repair the spinning
 /// task is failed and the next one spins again (on one CPU, the machine hangs).
 fn stale_runqueue_lock_repaired_at_stall() -> Result<(), String> {
+    static SKIPPER_DONE: AtomicBool = AtomicBool::new(false);
     let target = cpu::online().last().ok_or("stale_runqueue_lock: no CPU online")?.index();
-    let skipper = TaskBuilder::new("runqueue_release_skipper")
-        .pin(target)
-        .spawn(|| {
-            let _ = task::interrupts::disable();
-            scheduler::set_runqueue_release_skipped_once(scheduler::current_cpu());
-            // Switches away holding the lock for good; runs again once the stall repair rebuilt the queue.
-            scheduler::yield_now();
-            7u64
-        })
-        .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
+    SKIPPER_DONE.store(false, Ordering::Release);
+    // Spawned first, so nothing on another CPU touches this CPU's runqueue while its lock is stale (a wake-up or
+    // spawn from another CPU would spin on it there, where the stall repair does not look).
     let after = TaskBuilder::new("after_stale_runqueue_lock")
         .pin(target)
         .spawn(|| {
@@ -471,9 +466,31 @@ fn stale_runqueue_lock_repaired_at_stall() -> Result<(), String> {
             (0..1000u64).map(core::hint::black_box).sum::<u64>()
         })
         .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
+    // Runnable on that CPU whenever the skipper runs, so the skipper's yield switches away (the skipper is then
+    // off the CPU, which is what makes its token stale); bounded, in case the skipper never ends.
+    let bystander = TaskBuilder::new("stale_runqueue_bystander")
+        .pin(target)
+        .spawn(|| {
+            let deadline = tsc::now_ns() + 4 * JOIN_TIMEOUT_NS;
+            while !SKIPPER_DONE.load(Ordering::Acquire) && tsc::now_ns() < deadline {
+                scheduler::yield_now();
+            }
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn bystander: {error}"))?;
+    let skipper = TaskBuilder::new("runqueue_release_skipper")
+        .pin(target)
+        .spawn(|| {
+            let _ = task::interrupts::disable();
+            scheduler::set_runqueue_release_skipped_once(scheduler::current_cpu());
+            // Switches away holding the lock for good; runs again once the stall repair rebuilt the queue.
+            scheduler::yield_now();
+            SKIPPER_DONE.store(true, Ordering::Release);
+            7u64
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
     // The NMI watchdog's threshold is 2 s (`NMI_STALL_NS`); on other CPUs the cross-CPU watchdog sends the NMI.
     let deadline = tsc::now_ns() + 3 * JOIN_TIMEOUT_NS;
-    while !skipper.is_finished() || !after.is_finished() {
+    while !skipper.is_finished() || !after.is_finished() || !bystander.is_finished() {
         if tsc::now_ns() > deadline {
             return Err(format!(
                 "stale_runqueue_lock: tasks on CPU {target} did not end within 9 s (lock still stale?)"
@@ -487,6 +504,10 @@ fn stale_runqueue_lock_repaired_at_stall() -> Result<(), String> {
     match skipper.join().map_err(|error| format!("stale_runqueue_lock: join: {error:?}"))? {
         ExitValue::Completed(7) => {}
         other => return Err(format!("stale_runqueue_lock: the task that skipped the release ended with {other:?}")),
+    }
+    match bystander.join().map_err(|error| format!("stale_runqueue_lock: join bystander: {error:?}"))? {
+        ExitValue::Completed(()) => {}
+        other => return Err(format!("stale_runqueue_lock: the bystander ended with {other:?}")),
     }
     match after.join().map_err(|error| format!("stale_runqueue_lock: join: {error:?}"))? {
         ExitValue::Completed(499_500) => {}

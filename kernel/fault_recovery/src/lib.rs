@@ -30,6 +30,10 @@
 //!    memory crate's record an address on their holder's stack, so a holder token on the faulting task's stack
 //!    means the task holds it.
 //!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
+//!    The scheduler's runqueue and sleepers locks record a holder token the same way: one held from the task's
+//!    stack is taken over and its queue rebuilt from the task table (`repair_runqueues_held_by`). An NMI stall
+//!    goes first to `stall_repair`: a queue lock left taken by a task that is not on a CPU is rebuilt and the
+//!    spinning code resumed.
 //!    Then the failing task's stack trace is printed from the faulting frame's registers (at most 16 frames).
 //!    This and the symbol lookup use the heap and the namespaces' locks, which the task no longer holds (the
 //!    unwinding itself needs neither: its exception objects come from a static pool).

@@ -30,6 +30,10 @@
 //!    memory crate's record an address on their holder's stack, so a holder token on the faulting task's stack
 //!    means the task holds it.
 //!    Its guard is abandoned (or, in a caller's frame, its landing pad finds the lock no longer its own).
+//!    The scheduler's runqueue and sleepers locks record a holder token the same way: one held from the task's
+//!    stack is taken over and its queue rebuilt from the task table (`repair_runqueues_held_by`). An NMI stall
+//!    goes first to `stall_repair`: a queue lock left taken by a task that is not on a CPU is rebuilt and the
+//!    spinning code resumed.
 //!    Then the failing task's stack trace is printed from the faulting frame's registers (at most 16 frames).
 //!    This and the symbol lookup use the heap and the namespaces' locks, which the task no longer holds (the
 //!    unwinding itself needs neither: its exception objects come from a static pool).
@@ -77,6 +81,7 @@ pub const OVERFLOW_HEADROOM: u64 = 16 * 1024;
 /// (`apic::nmi_watchdog`: the PIT's periodic NMI to this CPU). Call once tasking runs.
 pub fn init() {
     interrupts::set_exception_hook(task_exception);
+    interrupts::set_stall_repair_hook(stall_repair);
     unwind::set_end_handler(end_of_unwind);
     scheduler::set_failure_hook(record_failure);
     scheduler::set_task_fault_recovery(true);
@@ -97,6 +102,7 @@ pub fn init() {
 pub fn cell_state_transfer(transfer: &cell_namespace::StateTransfer<'_>) -> Result<(), alloc::string::String> {
     transfer.after_commit(alloc::boxed::Box::new(|| {
         interrupts::set_exception_hook(task_exception);
+        interrupts::set_stall_repair_hook(stall_repair);
         unwind::set_end_handler(end_of_unwind);
         scheduler::set_failure_hook(record_failure);
     }));
@@ -260,7 +266,9 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; the task never continues the critical section it
         // faulted in (this hook unwinds or ends it and never returns to the faulting instruction).
-        unsafe { release_locks_held_by(stack) };
+        unsafe { release_locks_held_by(stack.clone()) };
+        // SAFETY: as just said.
+        unsafe { repair_runqueues_held_by(stack) };
     }
     let bounds = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
     serial::write_fmt(format_args!("task {} \"{}\" faulted; stack trace:\n", task.id(), task.name()));
@@ -374,7 +382,9 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
     fault_path::leave(task.id());
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.
-        unsafe { release_locks_held_by(stack) };
+        unsafe { release_locks_held_by(stack.clone()) };
+        // SAFETY: as just said.
+        unsafe { repair_runqueues_held_by(stack) };
     }
     if info.in_exception_handler {
         // The abandoned exception handler (the report or the task layer's handling of an earlier exception of this
@@ -417,6 +427,13 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     }
     if matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info) {
         stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")
+    }
+    if let Some(stack) = scheduler::current_task().and_then(|idle| idle.stack_bounds()) {
+        // The idle loop's abandoned frames never run again: a runqueue or sleepers lock whose holder token lies on
+        // its stack (a release skipped by a fault, then the idle task spun on it: an NMI-watchdog stall) is
+        // repaired, or the restarted loop would spin on it again.
+        // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
+        unsafe { repair_runqueues_held_by(stack) };
     }
     serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
     // SAFETY: the idle loop's frames (and what interrupted them) are abandoned by the restart below.
@@ -531,6 +548,63 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
             "released the heap lock, held by the faulting task (a fault inside the allocator may have left its \
              free list inconsistent)\n"
         ));
+    }
+}
+
+/// The NMI watchdog's stall repair (`interrupts::set_stall_repair_hook`): a CPU spinning with interrupts off on
+/// its runqueue or sleepers lock, left taken by a holder that is not on a CPU (it skipped its release and ran on,
+/// or died), gets the lock repaired (`scheduler::repair_stale_queue_locks`) and resumes, instead of the spinning
+/// task being failed and the next one spinning again. Not while the heap lock is held (the rebuild allocates;
+/// the stall then goes the ordinary way: the task is failed).
+fn stall_repair(info: &interrupts::ExceptionInfo) -> bool {
+    if memory::heap_is_locked() {
+        return false;
+    }
+    // SAFETY: called on the NMI's stack with interrupts disabled; the heap is free (checked above).
+    unsafe { scheduler::repair_stale_queue_locks(info.cpu.index(), report_queue_repair) }
+}
+
+/// Says on COM1 (without its lock) what a runqueue or sleepers repair did.
+fn report_queue_repair(repair: scheduler::RunQueueRepair) {
+    match repair {
+        scheduler::RunQueueRepair::Rebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+            "released CPU {cpu}'s runqueue lock, held by a task that cannot be using it; rebuilt the runqueue from \
+             the task table ({tasks} runnable tasks)\n"
+        )),
+        scheduler::RunQueueRepair::SleepersRebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+            "released CPU {cpu}'s sleepers lock, held by a task that cannot be using it; rebuilt the sleepers \
+             queue from the task table ({tasks} sleeping tasks, at their recorded deadlines)\n"
+        )),
+        scheduler::RunQueueRepair::TaskTableBusy { cpu } => serial::raw::write_fmt(format_args!(
+            "CPU {cpu}'s queue lock is held, but the task table is busy: not repaired\n"
+        )),
+    }
+}
+
+/// Takes over and rebuilds every CPU's runqueue and sleepers queue whose lock the faulting task held
+/// (`scheduler`'s runqueue and sleepers locks record a holder token on the holder's stack; a fault inside
+/// `schedule`'s requeue or pick, or in a sleep's insertion, leaves the lock taken and the queue half-updated) and says so on COM1 without the lock. Runs after [`release_locks_held_by`] (the
+/// rebuild allocates).
+///
+/// # Safety
+/// `stack` must be the stack of a task that faulted and will never resume the faulting code.
+unsafe fn repair_runqueues_held_by(stack: core::ops::Range<usize>) {
+    // SAFETY: the caller's contract, which is `repair_runqueues_held_within`'s.
+    unsafe {
+        scheduler::repair_runqueues_held_within(stack, |repair| match repair {
+            scheduler::RunQueueRepair::Rebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+                "released CPU {cpu}'s runqueue lock, held by the faulting task; rebuilt the runqueue from the task \
+                 table ({tasks} runnable tasks)\n"
+            )),
+            scheduler::RunQueueRepair::SleepersRebuilt { cpu, tasks } => serial::raw::write_fmt(format_args!(
+                "released CPU {cpu}'s sleepers lock, held by the faulting task; rebuilt the sleepers queue from the \
+                 task table ({tasks} sleeping tasks, at their recorded deadlines)\n"
+            )),
+            scheduler::RunQueueRepair::TaskTableBusy { cpu } => serial::raw::write_fmt(format_args!(
+                "CPU {cpu}'s runqueue lock is held by the faulting task, but the task table is busy: not repaired \
+                 (that CPU will not schedule again)\n"
+            )),
+        });
     }
 }
 

@@ -118,6 +118,24 @@ fn nmi_hook() -> Option<NmiHook> {
     (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), NmiHook>(pointer) })
 }
 
+/// Repairs what made a CPU stall, if it can, for an NMI the NMI hook judged a stall: returns whether it repaired
+/// something, in which case the interrupted code is resumed instead of failed (e.g. a spin on a lock left taken by
+/// a holder that is gone). Called on the NMI's stack with interrupts disabled; must not wait.
+pub type StallRepairHook = fn(&ExceptionInfo) -> bool;
+
+static STALL_REPAIR_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs (or replaces) the hook that may repair a stalled CPU's cause (see [`StallRepairHook`]).
+pub fn set_stall_repair_hook(hook: StallRepairHook) {
+    STALL_REPAIR_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+fn stall_repair_hook() -> Option<StallRepairHook> {
+    let pointer = STALL_REPAIR_HOOK.load(Ordering::Acquire);
+    // SAFETY: non-null values come only from `set_stall_repair_hook`, which stores a `StallRepairHook`.
+    (!pointer.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), StallRepairHook>(pointer) })
+}
+
 /// Installs (or replaces) the hook that handles exceptions raised in task context.
 pub fn set_exception_hook(hook: ExceptionHook) {
     EXCEPTION_HOOK.store(hook as *mut (), Ordering::Release);
@@ -364,6 +382,12 @@ extern "C" fn dispatch(entry: &mut EntryFrame) {
         serial::raw::RawWriter::write_bytes(
             b"NMI watchdog: this CPU took no timer tick for the watchdog's threshold (stuck with interrupts off)\n",
         );
+        if !nested && stall_repair_hook().is_some_and(|repair| repair(&info)) {
+            serial::raw::RawWriter::write_bytes(
+                b"NMI watchdog: the stall's cause was repaired; resuming the interrupted code\n",
+            );
+            return;
+        }
     }
     match recovery_path(vector, nested, stall) {
         Ok(RecoveryPath { hook, end_of_interrupt: in_handler }) => {

@@ -40,8 +40,8 @@ pub use evolution::move_handlers_at_commit;
 
 pub use exceptions::{
     ExceptionHook, ExceptionInfo, InterruptedFrame, NmiHook, NmiVerdict, RefusalReason, SavedRegisters,
-    clear_exception_hook, exception_name, set_end_of_interrupt, set_exception_hook, set_interrupt_in_service_probe,
-    set_nmi_hook,
+    StallRepairHook, clear_exception_hook, exception_name, set_end_of_interrupt, set_exception_hook,
+    set_interrupt_in_service_probe, set_nmi_hook, set_stall_repair_hook,
 };
 pub use table::{
     InterruptHandler, RegisterError, deregister_handler, init_bsp, load, move_handlers, register_handler,

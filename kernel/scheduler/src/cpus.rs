@@ -3,8 +3,9 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use deadline_queue::DeadlineQueue;
-use task::{IrqSafeMutex, RunQueue, TaskRef};
+use task::TaskRef;
+
+use crate::runqueue_lock::{RunQueueLock, SleeperQueue, SleepersLock};
 
 /// The most CPUs the scheduler manages (logical indices `0..MAX_CPUS`).
 pub const MAX_CPUS: usize = 64;
@@ -21,13 +22,15 @@ pub(crate) struct PerCpu {
     pub previous: CpuSlot<Option<TaskRef>>,
     /// Runnable tasks assigned to this CPU. Any CPU may push (wake-ups, spawns); only this CPU pops (through the
     /// policy). Lock order: `sleepers` before `runqueue`; the policy runs inside this lock and takes no lock.
-    pub runqueue: IrqSafeMutex<RunQueue>,
+    /// Its lock records its holder, so fault recovery can repair it (`runqueue_lock`).
+    pub runqueue: RunQueueLock,
     /// This CPU's idle task (never in the runqueue).
     pub idle: spin::Once<TaskRef>,
     /// Whether the idle task is the current task (so a wake-up from another CPU knows to send an IPI).
     pub idling: AtomicBool,
     /// Sleeping tasks of this CPU by wake-up deadline (ns). Lock protects the queue only.
-    pub sleepers: IrqSafeMutex<DeadlineQueue<TaskRef>>,
+    /// Its lock records its holder and its `insert` the deadline in the task, so fault recovery can rebuild it.
+    pub sleepers: SleepersLock,
     /// The earliest deadline in `sleepers` (`u64::MAX` if none), for a lock-free check on every tick; written only
     /// with `sleepers` locked.
     pub next_deadline: AtomicU64,
@@ -38,6 +41,12 @@ pub(crate) struct PerCpu {
     pub last_tick_ns: AtomicU64,
     /// Live tasks (not yet reaped, idle excluded) assigned to this CPU: the load used to place new tasks.
     pub assigned: AtomicUsize,
+    /// Whether the next `schedule` of a task (not the idle task) on this CPU executes `ud2` inside the runqueue's
+    /// critical section (`scheduler::set_runqueue_fault_once`, for tests).
+    pub runqueue_fault_once: AtomicBool,
+    /// Whether the next `schedule` on this CPU leaves its runqueue lock taken (forgets the guard), for tests
+    /// (`scheduler::set_runqueue_release_skipped_once`).
+    pub runqueue_skip_release_once: AtomicBool,
 }
 
 impl PerCpu {
@@ -46,15 +55,17 @@ impl PerCpu {
             online: AtomicBool::new(false),
             current: CpuSlot::new(None),
             previous: CpuSlot::new(None),
-            runqueue: IrqSafeMutex::new(RunQueue::new()),
+            runqueue: RunQueueLock::new(task::RunQueue::new()),
             idle: spin::Once::new(),
             idling: AtomicBool::new(false),
-            sleepers: IrqSafeMutex::new(DeadlineQueue::new()),
+            sleepers: SleepersLock::new(SleeperQueue::new()),
             next_deadline: AtomicU64::new(u64::MAX),
             ticks: AtomicU64::new(0),
             first_tick_ns: AtomicU64::new(0),
             last_tick_ns: AtomicU64::new(0),
             assigned: AtomicUsize::new(0),
+            runqueue_fault_once: AtomicBool::new(false),
+            runqueue_skip_release_once: AtomicBool::new(false),
         }
     }
 }

@@ -62,6 +62,7 @@ mod idle_restart;
 mod info;
 mod lifecycle;
 mod preempt;
+mod runqueue_lock;
 mod sleep;
 mod switch;
 
@@ -78,10 +79,16 @@ pub use idle_restart::{
 pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use preempt::{preempt_disable, preempt_enable};
+pub use runqueue_lock::{
+    RunQueueRepair, repair_runqueues_held_within, repair_stale_queue_locks, runqueue_fault_pending,
+    runqueue_release_skip_pending, set_runqueue_fault_once, set_runqueue_release_skipped_once, set_sleepers_fault_once,
+    sleepers_fault_pending,
+};
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,
-    kill_point, resume, schedule, set_task_fault_recovery, stop, task_fault_recovery, unblock, yield_now,
+    kill_point, resume, schedule, set_switch_fault_once, set_task_fault_recovery, stop, switch_fault_pending,
+    task_fault_recovery, unblock, yield_now,
 };
 
 /// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path

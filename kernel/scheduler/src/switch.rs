@@ -1,6 +1,6 @@
 //! The scheduling decision and the task state machine: schedule, yield, block/unblock, exit, kill.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use task::{AnyExitValue, ExitValue, FailureReason, RunState, TaskId, TaskRef, interrupts};
 
@@ -48,11 +48,14 @@ pub fn schedule() {
         // The idle task is never queued: it is what runs when the queue is empty. The clone taken above goes to
         // the runqueue (no second reference count); `cpu.current` keeps its own until the switch hands it over.
         if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
+            cpu.runqueue_fault_once_here();
             runqueue.push_back(previous);
         } else {
             drop(previous);
         }
-        scheduler_policy::policy().pick_next(&mut runqueue)
+        let picked = crate::runqueue_lock::pick_runnable(&mut runqueue);
+        cpu.release_runqueue(runqueue);
+        picked
     };
     // `None`: stay on the current task (nothing else is runnable, or no idle task yet).
     let next = picked.or_else(|| cpu.idle.get().cloned());
@@ -61,6 +64,7 @@ pub fn schedule() {
     let cpu = match next {
         Some(next) if !stays => {
             switch(cpu, next);
+            fault_after_switch_if_asked();
             // Looked up again, not reused from before the switch: a swap of this cell while the task was switched
             // out moved the per-CPU state into the new copy (the old copy's references to it are rewritten, but a
             // reference held on this stack is not). The CPU itself is the same: tasks never migrate.
@@ -173,6 +177,11 @@ fn live_task(id: TaskId) -> Result<TaskRef, KillError> {
 /// `next` runs [`finish_switch`]. Neither slot is locked (see `CpuSlot`): only this CPU touches them, with
 /// interrupts disabled, and no lock is held across the switch.
 fn switch(cpu: &PerCpu, next: TaskRef) {
+    // A switch this CPU never finished: the task that ran since faulted or panicked after `context_switch` returned
+    // to it and before its `finish_switch` (in the campaign: a skipped compare made `this_cpu` panic there). Its
+    // predecessor still has `on_cpu` set, so the spin below would wait for it forever once it is picked (a hang
+    // with interrupts off); finish that switch now. Normally the slot is empty and this only reads it.
+    finish_switch(cpu);
     next.set_state(RunState::Running);
     // A task is only ever picked on its own CPU, after that CPU finished switching away from it, so this never
     // spins today; it guards against a future migration path picking a task whose registers are still being saved.
@@ -183,7 +192,7 @@ fn switch(cpu: &PerCpu, next: TaskRef) {
     cpu.idling.store(next.is_idle(), Ordering::Release);
     let next_stack_pointer = next.saved_stack_pointer();
     // SAFETY: interrupts are disabled and `cpu` is this CPU's state; the closures only move references (the
-    // `previous` slot is empty here: the last `finish_switch` took it, so nothing is dropped).
+    // `previous` slot is empty here: `finish_switch` above took it, so nothing is dropped).
     let previous_slot = unsafe {
         let previous = cpu.current.with(|current| current.replace(next));
         cpu.previous.with(|slot| {
@@ -197,6 +206,41 @@ fn switch(cpu: &PerCpu, next: TaskRef) {
     // clear) or written by `prepare_first_frame`, on a stack owned by `next` that stays mapped until it is reaped.
     // SAFETY: interrupts are disabled, and both pointers are valid as just described.
     unsafe { task::context_switch(previous_slot, next_stack_pointer) };
+}
+
+/// The task (id number) that [`set_switch_fault_once`] asked to fault when it next resumes from a switch, before
+/// finishing it, and the hook it then calls (null: none; one relaxed load per switch otherwise).
+static SWITCH_FAULT_TASK: AtomicU64 = AtomicU64::new(0);
+static SWITCH_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// For tests: task `id`, the next time it resumes from a switch, calls `fault` right after `context_switch`
+/// returns to it and before it finishes the switch (so its predecessor keeps `on_cpu` set): the fault the
+/// campaign's skipped compare in `schedule` caused (`this_cpu` panicked there). The task must be unwound and its
+/// CPU must go on scheduling, the predecessor included.
+pub fn set_switch_fault_once(id: TaskId, fault: fn()) {
+    SWITCH_FAULT_TASK.store(id.value(), Ordering::Release);
+    SWITCH_FAULT_HOOK.store(fault as *mut (), Ordering::Release);
+}
+
+/// Whether the fault asked for by [`set_switch_fault_once`] is still to happen.
+pub fn switch_fault_pending() -> bool {
+    !SWITCH_FAULT_HOOK.load(Ordering::Acquire).is_null()
+}
+
+#[inline(always)]
+fn fault_after_switch_if_asked() {
+    if !SWITCH_FAULT_HOOK.load(Ordering::Relaxed).is_null() {
+        fault_after_switch_slow();
+    }
+}
+
+#[inline(never)]
+fn fault_after_switch_slow() {
+    // SAFETY: interrupts are disabled (inside `schedule`) and this is this CPU's state; the closure only reads.
+    let current = unsafe { this_cpu().current.with(|current| current.as_ref().map(|task| task.id().value())) };
+    if current == Some(SWITCH_FAULT_TASK.load(Ordering::Acquire)) {
+        crate::runqueue_lock::run_hook_once(&SWITCH_FAULT_HOOK);
+    }
 }
 
 /// Completes a switch on the task that now runs: the previous task is off the CPU; if it exited, its stack and

@@ -54,7 +54,7 @@ pub use stack::{
 };
 pub use task::{
     DEFAULT_PRIORITY, FailureCallback, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks,
-    task_by_id, task_count,
+    task_by_id, task_count, try_all_tasks,
 };
 
 #[cfg(test)]

@@ -159,6 +159,9 @@ pub struct Task {
     body_finished: AtomicBool,
     /// How many times a CPU switched to this task.
     switch_count: AtomicU64,
+    /// The wake-up deadline (TSC ns) of its latest sleep, recorded when it was queued as a sleeper, so fault
+    /// recovery can rebuild a sleepers queue whose holder faulted (`scheduler`'s `SleeperQueue`).
+    sleep_deadline: AtomicU64,
     /// Nesting count of preemption-disabled sections (`scheduler::preempt_disable`): while non-zero, timer ticks and
     /// reschedule IPIs do not switch the task out and kills wait; the task may still block voluntarily.
     preempt_disabled: AtomicU32,
@@ -261,6 +264,7 @@ impl Task {
             unwinds_in_flight: AtomicU32::new(0),
             body_finished: AtomicBool::new(false),
             switch_count: AtomicU64::new(u64::from(state == RunState::Running)),
+            sleep_deadline: AtomicU64::new(0),
             preempt_disabled: AtomicU32::new(0),
             preempt_pending: AtomicBool::new(false),
             held_locks: IrqSafeMutex::new(HeldLocks::default()),
@@ -392,6 +396,18 @@ impl Task {
     /// How many times a CPU switched to this task.
     pub fn switch_count(&self) -> u64 {
         self.switch_count.load(Ordering::Relaxed)
+    }
+
+    /// The wake-up deadline (TSC ns) recorded by its latest sleep ([`set_sleep_deadline`](Self::set_sleep_deadline)).
+    #[inline]
+    pub fn sleep_deadline(&self) -> u64 {
+        self.sleep_deadline.load(Ordering::Relaxed)
+    }
+
+    /// Records the wake-up deadline of the sleep it is being queued for (the scheduler, under its sleepers lock).
+    #[inline]
+    pub fn set_sleep_deadline(&self, deadline_ns: u64) {
+        self.sleep_deadline.store(deadline_ns, Ordering::Relaxed);
     }
 
     /// Asks the task to end at its next safe point; returns whether it was already asked.
@@ -642,6 +658,18 @@ fn vtable_of<T: ?Sized>(object: &T) -> usize {
 /// Every task in the task table (not yet reaped), ordered by id.
 pub fn all_tasks() -> Vec<TaskRef> {
     TASK_TABLE.lock().values().cloned().collect()
+}
+
+/// Every task in the task table, like [`all_tasks`], if the table's lock can be taken within a bounded spin
+/// (about a million attempts); `None` otherwise (for fault recovery: the faulting task may hold it for good).
+pub fn try_all_tasks() -> Option<Vec<TaskRef>> {
+    for _ in 0..1_000_000 {
+        if let Some(table) = TASK_TABLE.try_lock() {
+            return Some(table.values().cloned().collect());
+        }
+        core::hint::spin_loop();
+    }
+    None
 }
 
 /// The task with `id`, if it exists and has not been reaped.

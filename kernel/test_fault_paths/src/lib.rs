@@ -42,10 +42,14 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled;
-//! 7. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
+//! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; the
+//!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
+//!    before finishing it: the next switch finishes it; a runqueue lock left taken by a task that ran on is
+//!    repaired at the NMI watchdog's stall;
+//! 8. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
 //!    its return address;
-//! 8. a CPU stalled with interrupts off is recorded by the watchdog;
-//! 9. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
+//! 9. a CPU stalled with interrupts off is recorded by the watchdog;
+//! 10. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -56,7 +60,7 @@ mod heap_pin;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use x86_64::structures::idt::InterruptStackFrame;
 
@@ -298,6 +302,289 @@ fn fault_in_idle_task() -> Result<(), String> {
     }
     serial::write_fmt(format_args!(
         "fault_in_idle: CPU {target}'s idle loop faulted and restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
+/// A task faults inside `schedule` while holding its CPU's runqueue lock, half-way through requeuing itself (made
+/// `Runnable`, not yet queued: what the campaign's flipped bits and skipped instructions in the requeue did). It
+/// must end `Failed` with `#UD`, and the CPU must go on scheduling: a bystander task queued on the same CPU
+/// before the fault completes (the repair re-queued it from the task table), and so does a task spawned there
+/// afterwards. Before the runqueue lock recorded its holder, the lock stayed taken and the CPU hung in its next
+/// `schedule` with interrupts off (on one CPU, the machine).
+fn fault_holding_runqueue() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_holding_runqueue: no CPU online")?.index();
+    let bystander = TaskBuilder::new("runqueue_bystander")
+        .pin(target)
+        .spawn(|| {
+            let mut sum = 0u64;
+            for i in 0..200u64 {
+                sum += core::hint::black_box(i);
+                scheduler::yield_now();
+            }
+            sum
+        })
+        .map_err(|error| format!("fault_holding_runqueue: spawn bystander: {error}"))?;
+    let faulting = TaskBuilder::new("fault_holding_runqueue")
+        .pin(target)
+        .spawn(|| {
+            // Interrupts off from before the request to the fault: no tick may run `schedule` for this task in
+            // between (inside an interrupt handler, where a scheduler-path fault is refused).
+            let _ = task::interrupts::disable();
+            scheduler::set_runqueue_fault_once(scheduler::current_cpu());
+            scheduler::yield_now();
+        })
+        .map_err(|error| format!("fault_holding_runqueue: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !faulting.is_finished() || !bystander.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "fault_holding_runqueue: the faulting task or the bystander on CPU {target} did not end within 3 s \
+                 (runqueue lock still held?)"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::runqueue_fault_pending(target) {
+        return Err("fault_holding_runqueue: the requested fault never happened".into());
+    }
+    match faulting.join().map_err(|error| format!("fault_holding_runqueue: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_holding_runqueue: the faulting task ended with {other:?}")),
+    }
+    match bystander.join().map_err(|error| format!("fault_holding_runqueue: join bystander: {error:?}"))? {
+        ExitValue::Completed(19_900) => {}
+        other => return Err(format!("fault_holding_runqueue: the bystander ended with {other:?}")),
+    }
+    let after = TaskBuilder::new("after_runqueue_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("fault_holding_runqueue: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !after.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_holding_runqueue: a task pinned to CPU {target} did not run after the fault"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match after.join().map_err(|error| format!("fault_holding_runqueue: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("fault_holding_runqueue: the task after the fault ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "fault_holding_runqueue: a task faulted in schedule holding CPU {target}'s runqueue lock; the runqueue was \
+         rebuilt, a bystander and a later task completed\n"
+    ));
+    Ok(())
+}
+
+/// A task faults while holding its CPU's sleepers lock, made `Sleeping` and not yet queued (what the campaign's
+/// flipped bits in `sleep_until_ns` did): it must end `Failed` with `#UD`; a bystander asleep on the same CPU
+/// must still wake, and not before its deadline (the rebuilt queue keeps each sleeper's recorded deadline); a
+/// task sleeping there afterwards completes. Before the sleepers lock recorded its holder, the next sleep on that
+/// CPU spun on it with interrupts off (on one CPU, the machine hung).
+fn fault_holding_sleepers() -> Result<(), String> {
+    const BYSTANDER_SLEEP_NS: u64 = 300_000_000;
+    let target = cpu::online().last().ok_or("fault_holding_sleepers: no CPU online")?.index();
+    let bystander = TaskBuilder::new("sleepers_bystander")
+        .pin(target)
+        .spawn(|| {
+            let start = tsc::now_ns();
+            scheduler::sleep(Duration::from_nanos(BYSTANDER_SLEEP_NS));
+            tsc::now_ns() - start
+        })
+        .map_err(|error| format!("fault_holding_sleepers: spawn bystander: {error}"))?;
+    // Let the bystander go to sleep first.
+    scheduler::sleep(Duration::from_millis(30));
+    let faulting = TaskBuilder::new("fault_holding_sleepers")
+        .pin(target)
+        .spawn(|| {
+            // Interrupts off from the request to the fault, so no other task on this CPU sleeps in between (the
+            // request is for this CPU only).
+            let _ = task::interrupts::disable();
+            scheduler::set_sleepers_fault_once(scheduler::current_cpu());
+            scheduler::sleep(Duration::from_millis(1));
+        })
+        .map_err(|error| format!("fault_holding_sleepers: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !faulting.is_finished() || !bystander.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "fault_holding_sleepers: the faulting task or the sleeping bystander on CPU {target} did not end \
+                 within 3 s (sleepers lock still held, or the sleeper lost?)"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::sleepers_fault_pending(target) {
+        return Err("fault_holding_sleepers: the requested fault never happened".into());
+    }
+    match faulting.join().map_err(|error| format!("fault_holding_sleepers: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_holding_sleepers: the faulting task ended with {other:?}")),
+    }
+    match bystander.join().map_err(|error| format!("fault_holding_sleepers: join bystander: {error:?}"))? {
+        ExitValue::Completed(slept) if slept >= BYSTANDER_SLEEP_NS => {}
+        ExitValue::Completed(slept) => {
+            return Err(format!(
+                "fault_holding_sleepers: the bystander woke after {slept} ns, before its {BYSTANDER_SLEEP_NS} ns"
+            ));
+        }
+        other => return Err(format!("fault_holding_sleepers: the bystander ended with {other:?}")),
+    }
+    let after = TaskBuilder::new("after_sleepers_fault")
+        .pin(target)
+        .spawn(|| {
+            scheduler::sleep(Duration::from_millis(5));
+            (0..1000u64).map(core::hint::black_box).sum::<u64>()
+        })
+        .map_err(|error| format!("fault_holding_sleepers: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !after.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_holding_sleepers: a task sleeping on CPU {target} did not end after the fault"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match after.join().map_err(|error| format!("fault_holding_sleepers: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("fault_holding_sleepers: the task after the fault ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "fault_holding_sleepers: a task faulted holding CPU {target}'s sleepers lock; the queue was rebuilt, a \
+         sleeping bystander woke at its deadline and a later sleeper completed\n"
+    ));
+    Ok(())
+}
+
+/// A task's `schedule` leaves its runqueue lock taken (the guard forgotten, as when a fault skips the release
+/// store) and runs on: the next `schedule` on that CPU spins on the lock with interrupts off. The NMI watchdog must
+/// find the stall, see that the lock's holder is not on a CPU (the skipper was switched out), rebuild the queue and
+/// resume the spinning code: tasks on that CPU complete and none fails. Without the stall repair the spinning
+/// task is failed and the next one spins again (on one CPU, the machine hangs).
+fn stale_runqueue_lock_repaired_at_stall() -> Result<(), String> {
+    static SKIPPER_DONE: AtomicBool = AtomicBool::new(false);
+    let target = cpu::online().last().ok_or("stale_runqueue_lock: no CPU online")?.index();
+    SKIPPER_DONE.store(false, Ordering::Release);
+    // Spawned first, so nothing on another CPU touches this CPU's runqueue while its lock is stale (a wake-up or
+    // spawn from another CPU would spin on it there, where the stall repair does not look).
+    let after = TaskBuilder::new("after_stale_runqueue_lock")
+        .pin(target)
+        .spawn(|| {
+            scheduler::sleep(Duration::from_millis(5));
+            (0..1000u64).map(core::hint::black_box).sum::<u64>()
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
+    // Runnable on that CPU whenever the skipper runs, so the skipper's yield switches away (the skipper is then
+    // off the CPU, which is what makes its token stale); bounded, in case the skipper never ends.
+    let bystander = TaskBuilder::new("stale_runqueue_bystander")
+        .pin(target)
+        .spawn(|| {
+            let deadline = tsc::now_ns() + 4 * JOIN_TIMEOUT_NS;
+            while !SKIPPER_DONE.load(Ordering::Acquire) && tsc::now_ns() < deadline {
+                scheduler::yield_now();
+            }
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn bystander: {error}"))?;
+    let skipper = TaskBuilder::new("runqueue_release_skipper")
+        .pin(target)
+        .spawn(|| {
+            let _ = task::interrupts::disable();
+            scheduler::set_runqueue_release_skipped_once(scheduler::current_cpu());
+            // Switches away holding the lock for good; runs again once the stall repair rebuilt the queue.
+            scheduler::yield_now();
+            SKIPPER_DONE.store(true, Ordering::Release);
+            7u64
+        })
+        .map_err(|error| format!("stale_runqueue_lock: spawn: {error}"))?;
+    // The NMI watchdog's threshold is 2 s (`NMI_STALL_NS`); on other CPUs the cross-CPU watchdog sends the NMI.
+    let deadline = tsc::now_ns() + 3 * JOIN_TIMEOUT_NS;
+    while !skipper.is_finished() || !after.is_finished() || !bystander.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "stale_runqueue_lock: tasks on CPU {target} did not end within 9 s (lock still stale?)"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::runqueue_release_skip_pending(target) {
+        return Err("stale_runqueue_lock: the requested skipped release never happened".into());
+    }
+    match skipper.join().map_err(|error| format!("stale_runqueue_lock: join: {error:?}"))? {
+        ExitValue::Completed(7) => {}
+        other => return Err(format!("stale_runqueue_lock: the task that skipped the release ended with {other:?}")),
+    }
+    match bystander.join().map_err(|error| format!("stale_runqueue_lock: join bystander: {error:?}"))? {
+        ExitValue::Completed(()) => {}
+        other => return Err(format!("stale_runqueue_lock: the bystander ended with {other:?}")),
+    }
+    match after.join().map_err(|error| format!("stale_runqueue_lock: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("stale_runqueue_lock: the later task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "stale_runqueue_lock: CPU {target}'s runqueue lock was left taken; the stall repair rebuilt the queue and \
+         every task there completed\n"
+    ));
+    Ok(())
+}
+
+/// A task faults right after `context_switch` returned to it, before it finished the switch (its predecessor,
+/// usually the idle task, still marked on the CPU): it must end `Failed` with `#UD`, and the CPU must go on
+/// scheduling, its predecessor included (a task pinned there afterwards completes). Before `switch` finished a
+/// switch left unfinished, the next switch to that predecessor spun forever with interrupts off waiting for its
+/// `on_cpu` flag.
+fn fault_before_finishing_a_switch() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("fault_before_finish_switch: no CPU online")?.index();
+    let faulting = TaskBuilder::new("fault_before_finish_switch")
+        .pin(target)
+        .spawn(|| {
+            let me = scheduler::current_task().expect("in a task").id();
+            scheduler::set_switch_fault_once(me, fault);
+            // Switches away (to the idle task or another one) and faults when resumed.
+            scheduler::sleep(Duration::from_millis(1));
+        })
+        .map_err(|error| format!("fault_before_finish_switch: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !faulting.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(format!("fault_before_finish_switch: the faulting task on CPU {target} did not end in 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if scheduler::switch_fault_pending() {
+        return Err("fault_before_finish_switch: the requested fault never happened".into());
+    }
+    match faulting.join().map_err(|error| format!("fault_before_finish_switch: join: {error:?}"))? {
+        ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
+        other => return Err(format!("fault_before_finish_switch: the faulting task ended with {other:?}")),
+    }
+    // Several rounds, so the CPU switches to the stranded predecessor (its idle task) and back.
+    for round in 0..3 {
+        let after = TaskBuilder::new("after_switch_fault")
+            .pin(target)
+            .spawn(|| {
+                scheduler::sleep(Duration::from_millis(1));
+                (0..1000u64).map(core::hint::black_box).sum::<u64>()
+            })
+            .map_err(|error| format!("fault_before_finish_switch: spawn: {error}"))?;
+        let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+        while !after.is_finished() {
+            if tsc::now_ns() > deadline {
+                return Err(format!(
+                    "fault_before_finish_switch: task {round} pinned to CPU {target} did not end after the fault"
+                ));
+            }
+            scheduler::sleep(Duration::from_millis(2));
+        }
+        match after.join().map_err(|error| format!("fault_before_finish_switch: join: {error:?}"))? {
+            ExitValue::Completed(499_500) => {}
+            other => return Err(format!("fault_before_finish_switch: task {round} ended with {other:?}")),
+        }
+    }
+    serial::write_fmt(format_args!(
+        "fault_before_finish_switch: a task faulted before finishing its switch on CPU {target}; later tasks there \
+         completed\n"
     ));
     Ok(())
 }
@@ -556,6 +843,10 @@ pub fn run() -> Result<(), String> {
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
+    fault_holding_runqueue()?;
+    fault_holding_sleepers()?;
+    fault_before_finishing_a_switch()?;
+    stale_runqueue_lock_repaired_at_stall()?;
     unwalkable_fault_restarts_task()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;

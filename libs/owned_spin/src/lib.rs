@@ -78,6 +78,30 @@ impl<T> OwnedSpinLock<T> {
         }
         self.holder.compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed).ok()
     }
+
+    /// Takes the lock over from its holder, if the holder's token satisfies `held_by`, recording `token` as the
+    /// new holder in one atomic step (so no other user can take the lock between the dead holder and the repair
+    /// of the data); returns the guard of the new acquisition. For data that must be repaired before anyone else
+    /// sees it (a fault may have left it half-updated).
+    ///
+    /// # Safety
+    /// As for [`force_release_if`](Self::force_release_if): the holder must never touch the data again except
+    /// through its guard's drop. The data may be in any state its holder left it in: the caller must repair it
+    /// (without trusting it) before dropping the returned guard.
+    ///
+    /// # Panics
+    /// If `token` is 0 (reserved for "free").
+    pub unsafe fn take_over_if(&self, held_by: impl Fn(usize) -> bool, token: usize) -> Option<OwnedSpinGuard<'_, T>> {
+        assert_ne!(token, 0, "holder token 0 means free");
+        let old = self.holder()?;
+        if !held_by(old) {
+            return None;
+        }
+        self.holder
+            .compare_exchange(old, token, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| OwnedSpinGuard { lock: self, token })
+    }
 }
 
 impl<T> Deref for OwnedSpinGuard<'_, T> {
@@ -140,6 +164,28 @@ mod tests {
         assert_eq!(unsafe { lock.force_release_if(|token| (0x0800..0x1800).contains(&token)) }, Some(0x1000));
         assert_eq!(lock.holder(), None);
         core::mem::forget(guard);
+    }
+
+    #[test]
+    fn take_over_moves_the_lock_to_the_new_holder_only_when_the_old_one_matches() {
+        let lock = OwnedSpinLock::new(1);
+        let dead = lock.try_lock_as(0x1000).expect("free");
+        // SAFETY: the test's "dead" guard never uses the data.
+        assert!(unsafe { lock.take_over_if(|token| (0x2000..0x3000).contains(&token), 0x4000) }.is_none());
+        assert_eq!(lock.holder(), Some(0x1000));
+        // SAFETY: as above.
+        let mut repair =
+            unsafe { lock.take_over_if(|token| (0x0800..0x1800).contains(&token), 0x4000) }.expect("taken");
+        assert_eq!(lock.holder(), Some(0x4000), "never free between the two holders");
+        *repair = 2;
+        drop(dead);
+        assert_eq!(lock.holder(), Some(0x4000), "the dead holder's guard must not unlock the repairer");
+        drop(repair);
+        assert_eq!(lock.holder(), None);
+        assert_eq!(*lock.try_lock_as(0x5000).expect("free"), 2);
+        // A free lock has no holder to take over from.
+        // SAFETY: as above.
+        assert!(unsafe { lock.take_over_if(|_| true, 0x6000) }.is_none());
     }
 
     #[test]

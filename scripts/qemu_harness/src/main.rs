@@ -41,6 +41,8 @@ options:
   --seed N               faults: campaign seed (default: 2026)
   --count N              faults: number of injections (default: 500)
   --ipc                  faults: run the 13 named IPC cases instead of random injections
+  --indices A,B          faults: run only these injections of the campaign (of those --count and --workloads
+                         give), to replay single injections with the same seed and --profile
   --points instruction|time  faults: breakpoints on instructions of functions the workload was seen running
                          (default), or moments drawn from the workload's duration
   --profile FILE         faults: draw instruction points from this profile (a campaign's profile.txt)
@@ -88,6 +90,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
     let mut points = faults::plan::PointMode::Instruction;
     let mut profile = None;
     let mut workloads = faults::workload::WORKLOADS.to_vec();
+    let mut indices = None;
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -117,6 +120,10 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             "--profile" => profile = Some(PathBuf::from(value()?)),
             "--workloads" => {
                 workloads = faults::workload::parse_list(&value()?).map_err(|e| format!("--workloads: {e}"))?
+            }
+            "--indices" => {
+                let list: Result<Vec<usize>, _> = value()?.split(',').map(str::parse).collect();
+                indices = Some(list.map_err(|e| format!("--indices: {e}"))?);
             }
             "--points" => {
                 let name = value()?;
@@ -258,6 +265,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
                 points,
                 profile,
                 workloads,
+                indices,
             };
             let records = if ipc { faults::ipc::run_cases(campaign)? } else { faults::run_campaign(campaign)? };
             // Every injection has a classification by construction; the exit status says the campaign ran.

@@ -75,6 +75,9 @@ pub struct CampaignConfig {
     /// The workloads of the random campaign (`--workloads`; default [`WORKLOADS`]): only these are run, profiled
     /// and injected into, with the plans the full campaign gives them ([`plan::indices`]).
     pub workloads: Vec<Workload>,
+    /// Only these injection indices of the campaign (`--indices`; `None`: all): replays single injections of a
+    /// full campaign (same seed, same profile) to reproduce them.
+    pub indices: Option<Vec<usize>>,
 }
 
 /// The golden run of one workload.
@@ -681,7 +684,11 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
     }
     let mut guest: Option<Guest> = None;
     let mut records = Vec::new();
-    for index in plan::indices(&campaign.workloads, campaign.config.count) {
+    let mut indices = plan::indices(&campaign.workloads, campaign.config.count);
+    if let Some(only) = &campaign.config.indices {
+        indices.retain(|index| only.contains(index));
+    }
+    for index in indices {
         let plan = plan::plan(campaign.config.seed, index);
         if guest.is_none() {
             guest = Some(boot_with_retry(&mut campaign)?);

@@ -28,14 +28,6 @@ const LEAK_TIMEOUT_NS: u64 = 3_000_000_000;
 /// How long the pinned task spins with the pin held: three 10 ms ticks.
 const PINNED_SPIN_NS: u64 = 30_000_000;
 
-/// Spins for `ns` nanoseconds of TSC time (interrupts as they are).
-fn spin_for(ns: u64) {
-    let end = tsc::now_ns() + ns;
-    while tsc::now_ns() < end {
-        core::hint::spin_loop();
-    }
-}
-
 /// A tick inside the pin is deferred to the pin's end (see the module docs).
 pub(crate) fn tick_inside_heap_pin_is_deferred() -> Result<(), String> {
     let cpu = scheduler::current_cpu();
@@ -59,7 +51,7 @@ pub(crate) fn tick_inside_heap_pin_is_deferred() -> Result<(), String> {
         let mut during = (0, 0);
         let held = memory::with_heap_pinned(|| {
             let before = progress.load(Ordering::Relaxed);
-            spin_for(PINNED_SPIN_NS);
+            tsc::spin_ns(PINNED_SPIN_NS);
             during = (before, progress.load(Ordering::Relaxed));
         });
         let ended = progress.load(Ordering::Relaxed);

@@ -26,14 +26,6 @@ const SERIAL_HOLD_NS: u64 = 2_000_000;
 /// How long the whole test may take before the high-priority task counts as starved.
 const TIMEOUT_MS: u64 = 10_000;
 
-/// Busy-waits `nanoseconds` without calling anything that could switch tasks.
-fn busy(nanoseconds: u64) {
-    let end = tsc::now_ns() + nanoseconds;
-    while tsc::now_ns() < end {
-        core::hint::spin_loop();
-    }
-}
-
 /// Runs a low-priority `hold` loop and a high-priority `take` task on one CPU; returns `take`'s worst latency.
 fn contend(what: &str, hold: impl Fn() + Send + 'static, take: impl Fn() + Send + 'static) -> Result<u64, String> {
     let cpu = scheduler::online_cpus().last().ok_or("no CPU online")?;
@@ -47,7 +39,7 @@ fn contend(what: &str, hold: impl Fn() + Send + 'static, take: impl Fn() + Send 
             while !holder_stop.load(Ordering::Acquire) {
                 hold();
                 holder_count.fetch_add(1, Ordering::Relaxed);
-                busy(20_000);
+                tsc::spin_ns(20_000);
             }
         })
         .map_err(spawn_error)?;
@@ -87,7 +79,7 @@ fn contend(what: &str, hold: impl Fn() + Send + 'static, take: impl Fn() + Send 
 /// COM1: the holder keeps the port locked for [`SERIAL_HOLD_NS`] at a time.
 pub fn serial_lock_holder_is_not_preempted() -> Result<(), String> {
     let hold = || {
-        serial::with_port(|_port| busy(SERIAL_HOLD_NS));
+        serial::with_port(|_port| tsc::spin_ns(SERIAL_HOLD_NS));
     };
     let worst = contend("serial", hold, || serial::write_str(""))?;
     log::info!(

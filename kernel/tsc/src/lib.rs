@@ -121,6 +121,18 @@ pub fn now_ns() -> u64 {
     }
 }
 
+/// Busy-waits until `nanoseconds` of TSC time ([`now_ns`]) have passed, calling nothing that could switch tasks
+/// (interrupts stay as they are). Returns at once before calibration (the clock would not move).
+pub fn spin_ns(nanoseconds: u64) {
+    if frequency_hz().is_none() {
+        return;
+    }
+    let end = now_ns().saturating_add(nanoseconds);
+    while now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

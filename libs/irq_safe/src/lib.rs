@@ -51,10 +51,10 @@ pub mod interrupts {
     pub fn restore(were_enabled: bool) {
         #[cfg(target_os = "none")]
         if were_enabled {
+            #[allow(unsafe_code, reason = "the one instruction sequence that re-enables interrupts, see above")]
             // SAFETY: reloads this CPU's own RFLAGS with only IF changed (the `or` edits the pushed copy; `popfq`
             // restores the arithmetic flags it had before the `or`), at the same privilege level; the asm is not
             // `nomem`, so the compiler keeps the critical section's memory accesses before it.
-            #[allow(unsafe_code, reason = "the one instruction sequence that re-enables interrupts, see above")]
             unsafe {
                 core::arch::asm!("pushfq", "or qword ptr [rsp], 0x200", "popfq", options(preserves_flags))
             };

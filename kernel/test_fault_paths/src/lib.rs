@@ -85,18 +85,28 @@ fn expect_ud(name: &str, body: fn()) -> Result<(), String> {
 /// [`expect_ud`] with the task built by `builder` (e.g. pinned to a CPU).
 fn expect_ud_from(name: &str, builder: TaskBuilder, body: impl FnOnce() + Send + 'static) -> Result<(), String> {
     let handle = builder.spawn(body).map_err(|error| format!("{name}: spawn: {error}"))?;
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !handle.is_finished() {
-        if tsc::now_ns() > deadline {
-            return Err(format!("{name}: the faulting task did not end within 3 s (fault path hung?)"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_until_finished(&handle, || format!("{name}: the faulting task did not end within 3 s (fault path hung?)"))?;
     match handle.join().map_err(|error| format!("{name}: join: {error:?}"))? {
         ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => Ok(()),
         ExitValue::Failed(reason) => Err(format!("{name}: wrong failure: {reason}")),
         ExitValue::Completed(()) => Err(format!("{name}: completed instead of faulting")),
     }
+}
+
+/// Waits (sleeping 2 ms between looks) until the task of `handle` has ended, at most [`JOIN_TIMEOUT_NS`];
+/// `Err(timed_out())` if it has not by then.
+fn wait_until_finished<T: 'static>(
+    handle: &spawn::JoinHandle<T>,
+    timed_out: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err(timed_out());
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    Ok(())
 }
 
 /// Waits up to 100 ms for `locked` to turn false (another CPU may hold the lock for a moment).
@@ -156,13 +166,9 @@ fn fault_holding_fault_log() -> Result<(), String> {
         .spawn(|| fault_recovery::with_fault_log_lock_held(fault))
         .map_err(|error| format!("fault_holding_fault_log: spawn: {error}"))?;
     let id = handle.id();
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !handle.is_finished() {
-        if tsc::now_ns() > deadline {
-            return Err("fault_holding_fault_log: the task did not end within 3 s (failure hook hung?)".into());
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_until_finished(&handle, || {
+        String::from("fault_holding_fault_log: the task did not end within 3 s (failure hook hung?)")
+    })?;
     match handle.join().map_err(|error| format!("fault_holding_fault_log: join: {error:?}"))? {
         ExitValue::Failed(FailureReason::Exception { kind: ExceptionKind::InvalidOpcode, .. }) => {}
         other => return Err(format!("fault_holding_fault_log: expected #UD, got {other:?}")),
@@ -360,13 +366,9 @@ fn fault_holding_runqueue() -> Result<(), String> {
         .pin(target)
         .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
         .map_err(|error| format!("fault_holding_runqueue: spawn: {error}"))?;
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !after.is_finished() {
-        if tsc::now_ns() > deadline {
-            return Err(format!("fault_holding_runqueue: a task pinned to CPU {target} did not run after the fault"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_until_finished(&after, || {
+        format!("fault_holding_runqueue: a task pinned to CPU {target} did not run after the fault")
+    })?;
     match after.join().map_err(|error| format!("fault_holding_runqueue: join: {error:?}"))? {
         ExitValue::Completed(499_500) => {}
         other => return Err(format!("fault_holding_runqueue: the task after the fault ended with {other:?}")),
@@ -439,13 +441,9 @@ fn fault_holding_sleepers() -> Result<(), String> {
             (0..1000u64).map(core::hint::black_box).sum::<u64>()
         })
         .map_err(|error| format!("fault_holding_sleepers: spawn: {error}"))?;
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !after.is_finished() {
-        if tsc::now_ns() > deadline {
-            return Err(format!("fault_holding_sleepers: a task sleeping on CPU {target} did not end after the fault"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_until_finished(&after, || {
+        format!("fault_holding_sleepers: a task sleeping on CPU {target} did not end after the fault")
+    })?;
     match after.join().map_err(|error| format!("fault_holding_sleepers: join: {error:?}"))? {
         ExitValue::Completed(499_500) => {}
         other => return Err(format!("fault_holding_sleepers: the task after the fault ended with {other:?}")),
@@ -545,13 +543,9 @@ fn fault_before_finishing_a_switch() -> Result<(), String> {
             scheduler::sleep(Duration::from_millis(1));
         })
         .map_err(|error| format!("fault_before_finish_switch: spawn: {error}"))?;
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !faulting.is_finished() {
-        if tsc::now_ns() > deadline {
-            return Err(format!("fault_before_finish_switch: the faulting task on CPU {target} did not end in 3 s"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_until_finished(&faulting, || {
+        format!("fault_before_finish_switch: the faulting task on CPU {target} did not end in 3 s")
+    })?;
     if scheduler::switch_fault_pending() {
         return Err("fault_before_finish_switch: the requested fault never happened".into());
     }

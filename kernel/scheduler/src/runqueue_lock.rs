@@ -218,33 +218,68 @@ pub unsafe fn repair_runqueues_held_within(stack: core::ops::Range<usize>, mut r
             continue;
         };
         // Sleepers first (lock order: `sleepers` before `runqueue`).
-        let token = stack_token();
-        // SAFETY: the holder faulted and never resumes its critical section (the caller's contract); the queue is
-        // not read, only replaced below, before the guard is dropped.
-        if let Some(mut guard) = unsafe { cpu.sleepers.inner.take_over_if(held_by, token) } {
-            core::mem::forget(core::mem::replace(&mut *guard, SleeperQueue::new()));
-            let mut count = 0;
-            for task in tasks.iter().filter(|task| others(task, index) && task.state() == RunState::Sleeping) {
-                guard.insert(task.sleep_deadline(), task.clone());
-                count += 1;
-            }
-            cpu.next_deadline.store(guard.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
-            drop(guard);
-            report(RunQueueRepair::SleepersRebuilt { cpu: index, tasks: count });
-        }
-        let token = stack_token();
-        // SAFETY: as above.
-        if let Some(mut guard) = unsafe { cpu.runqueue.inner.take_over_if(held_by, token) } {
-            core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
-            let mut count = 0;
-            for task in tasks.iter().filter(|task| others(task, index) && task.state() == RunState::Runnable) {
-                guard.push_back(task.clone());
-                count += 1;
-            }
-            drop(guard);
-            report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
+        // SAFETY: the holder faulted and never resumes its critical section (the caller's contract).
+        unsafe {
+            rebuild_sleepers(cpu, index, &tasks, |task| others(task, index), held_by, &mut report);
+            rebuild_runqueue(cpu, index, &tasks, |task| others(task, index), held_by, &mut report);
         }
     }
+}
+
+/// Takes over CPU `index`'s sleepers lock if its holder token satisfies `holder`, replaces the queue without
+/// reading it (it may be the damaged word) and queues again every task of `tasks` that `rebuilds` selects and
+/// that is `Sleeping`, at the deadline its sleep recorded; recomputes the CPU's next deadline. Returns whether it
+/// did.
+///
+/// # Safety
+/// A holder that `holder` accepts is not inside the critical section and never resumes it.
+unsafe fn rebuild_sleepers(
+    cpu: &PerCpu,
+    index: usize,
+    tasks: &[TaskRef],
+    rebuilds: impl Fn(&TaskRef) -> bool,
+    holder: impl Fn(usize) -> bool,
+    report: &mut impl FnMut(RunQueueRepair),
+) -> bool {
+    let token = stack_token();
+    // SAFETY: the caller's contract; the queue is not read, only replaced, before the guard is dropped.
+    let Some(mut guard) = (unsafe { cpu.sleepers.inner.take_over_if(holder, token) }) else { return false };
+    core::mem::forget(core::mem::replace(&mut *guard, SleeperQueue::new()));
+    let mut count = 0;
+    for task in tasks.iter().filter(|task| rebuilds(task) && task.state() == RunState::Sleeping) {
+        guard.insert(task.sleep_deadline(), task.clone());
+        count += 1;
+    }
+    cpu.next_deadline.store(guard.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+    drop(guard);
+    report(RunQueueRepair::SleepersRebuilt { cpu: index, tasks: count });
+    true
+}
+
+/// [`rebuild_sleepers`] for the runqueue: queues again every selected task that is `Runnable`.
+///
+/// # Safety
+/// As for [`rebuild_sleepers`].
+unsafe fn rebuild_runqueue(
+    cpu: &PerCpu,
+    index: usize,
+    tasks: &[TaskRef],
+    rebuilds: impl Fn(&TaskRef) -> bool,
+    holder: impl Fn(usize) -> bool,
+    report: &mut impl FnMut(RunQueueRepair),
+) -> bool {
+    let token = stack_token();
+    // SAFETY: as above.
+    let Some(mut guard) = (unsafe { cpu.runqueue.inner.take_over_if(holder, token) }) else { return false };
+    core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
+    let mut count = 0;
+    for task in tasks.iter().filter(|task| rebuilds(task) && task.state() == RunState::Runnable) {
+        guard.push_back(task.clone());
+        count += 1;
+    }
+    drop(guard);
+    report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
+    true
 }
 
 /// For an NMI-watchdog stall of CPU `index` (it took no tick for seconds, i.e. it spins with interrupts off):
@@ -273,35 +308,12 @@ pub unsafe fn repair_stale_queue_locks(index: usize, mut report: impl FnMut(RunQ
     let others = |task: &TaskRef| task.cpu() == index && !task.is_idle() && current.as_ref() != Some(task);
     let mut repaired = false;
     if let Some(token) = cpu.sleepers.inner.holder().filter(|&token| stale(token)) {
-        let own = stack_token();
-        // SAFETY: the holder is not inside the critical section (see above); the queue is not read, only replaced.
-        if let Some(mut guard) = unsafe { cpu.sleepers.inner.take_over_if(|held| held == token, own) } {
-            core::mem::forget(core::mem::replace(&mut *guard, SleeperQueue::new()));
-            let mut count = 0;
-            for task in tasks.iter().filter(|task| others(task) && task.state() == RunState::Sleeping) {
-                guard.insert(task.sleep_deadline(), task.clone());
-                count += 1;
-            }
-            cpu.next_deadline.store(guard.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
-            drop(guard);
-            report(RunQueueRepair::SleepersRebuilt { cpu: index, tasks: count });
-            repaired = true;
-        }
+        // SAFETY: the holder is not inside the critical section (see above).
+        repaired |= unsafe { rebuild_sleepers(cpu, index, &tasks, others, |held| held == token, &mut report) };
     }
     if let Some(token) = cpu.runqueue.inner.holder().filter(|&token| stale(token)) {
-        let own = stack_token();
         // SAFETY: as above.
-        if let Some(mut guard) = unsafe { cpu.runqueue.inner.take_over_if(|held| held == token, own) } {
-            core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
-            let mut count = 0;
-            for task in tasks.iter().filter(|task| others(task) && task.state() == RunState::Runnable) {
-                guard.push_back(task.clone());
-                count += 1;
-            }
-            drop(guard);
-            report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
-            repaired = true;
-        }
+        repaired |= unsafe { rebuild_runqueue(cpu, index, &tasks, others, |held| held == token, &mut report) };
     }
     repaired
 }

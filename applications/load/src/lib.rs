@@ -2,7 +2,10 @@
 //! SECONDS (default 2, wall-clock), yielding now and then, and joins them all. It prints one line when every worker
 //! has completed, so a test can check that no task was lost (e.g. across a live scheduler swap). The workers are
 //! restartable (`app_io::spawn_restartable`, up to [`WORKER_RESTARTS`] restarts each): their work is idempotent
-//! (a restarted worker computes until the same deadline), so a worker that fails still completes.
+//! (a restarted worker computes until the same deadline), so a worker that fails still completes. The whole run
+//! is restartable too (`app_io::run_restartable_main`, up to [`MAIN_RESTARTS`] restarts): a fault in the code
+//! that spawns and joins the workers starts the run again (with new workers and a new deadline; the failed run's
+//! workers are cancelled with it).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -15,12 +18,19 @@ use alloc::vec::Vec;
 const MAX_TASKS: usize = 256;
 /// How many times one worker is started again after a failure.
 pub const WORKER_RESTARTS: usize = 3;
+/// How many times the whole run is started again after a failure.
+pub const MAIN_RESTARTS: usize = 3;
 
 app_io::entry!(main);
 
-/// Entry point. Returns 0 if every worker completed, 1 on bad arguments, 2 if a worker failed more often than
-/// its restarts allow (or could not be spawned).
+/// Entry point: [`run`], restartable. Returns 0 if every worker completed, 1 on bad arguments (or if every run
+/// failed), 2 if a worker failed more often than its restarts allow (or could not be spawned).
 pub fn main(args: Vec<String>) -> isize {
+    app_io::run_restartable_main(args, MAIN_RESTARTS, run)
+}
+
+/// One run: parses the arguments, spawns the workers and joins them.
+fn run(args: &[String]) -> isize {
     let tasks = match args.get(1).map(|text| text.parse::<usize>()) {
         None => 8,
         Some(Ok(count)) if (1..=MAX_TASKS).contains(&count) => count,

@@ -13,7 +13,10 @@
 //! restarts), with a deadline per run ([`round_deadline`]: a run still going then is killed and restarted). A round keeps no state outside itself, so it can be started again from its beginning. If the echo
 //! task fails, the unwinding drops its channel ends, the round sees the disconnection (or a wrong echo, or a
 //! failed join) and panics on purpose: its own failure is what gets the round restarted. If the round task
-//! fails, its channel ends are dropped with it and the echo task ends when it sees that.
+//! fails, its channel ends are dropped with it and the echo task ends when it sees that. The whole run is
+//! restartable too (`app_io::run_restartable_main`, up to [`MAIN_RESTARTS`] restarts): a fault in the code
+//! that runs the rounds, or a round that failed every one of its runs (whose inputs the failed run may have
+//! damaged), starts the run again from round 0.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -28,14 +31,24 @@ pub const MAX_ROUNDS: u64 = 1000;
 pub const MAX_MESSAGES: u64 = 100_000;
 /// How many times a failed round is started again.
 pub const ROUND_RESTARTS: usize = 3;
+/// How many times the whole run is started again after a failure.
+pub const MAIN_RESTARTS: usize = 3;
 /// The capacity of the buffered channel carrying the echoes.
 pub const ECHO_CAPACITY: usize = 4;
 
 app_io::entry!(main);
 
-/// Entry point: returns 0 after printing the checksum line, 1 on bad arguments, 2 if a round failed more often
-/// than its restarts allow (or could not be spawned).
+/// Entry point: [`run`], restartable. Returns 0 after printing the checksum line, 1 on bad arguments or if every
+/// run failed.
 pub fn main(args: Vec<String>) -> isize {
+    app_io::run_restartable_main(args, MAIN_RESTARTS, run)
+}
+
+/// One run: parses the arguments, runs the rounds, prints the checksum line.
+///
+/// # Panics
+/// On purpose, when a round failed every one of its runs (or could not be spawned): the run is started again.
+fn run(args: &[String]) -> isize {
     let parse = |index: usize, default: u64, max: u64| match args.get(index).map(|text| text.parse::<u64>()) {
         None => Some(default),
         Some(Ok(value)) if (1..=max).contains(&value) => Some(value),
@@ -51,10 +64,7 @@ pub fn main(args: Vec<String>) -> isize {
             .and_then(|task| task.wait_with_deadline(round_deadline(messages)));
         match result {
             Ok(round_sum) => checksum = checksum.rotate_left(9) ^ round_sum,
-            Err(error) => {
-                app_io::println!("ping_pong: round {round}: {error}");
-                return 2;
-            }
+            Err(error) => panic!("round {round} of ping_pong: {error}; starting the run again"),
         }
     }
     app_io::println!("ping_pong: {rounds} rounds, {messages} messages each, checksum {checksum:#018x}");

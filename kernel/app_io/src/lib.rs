@@ -15,7 +15,8 @@
 //! - **other work:** [`run`] starts another application by name, [`spawn`] runs a closure as a task
 //!   ([`TaskHandle::join`]); both inherit standard input, output and environment; [`spawn_restartable`] runs an
 //!   idempotent closure that is started again when it fails ([`RestartableTask::wait`], or
-//!   [`RestartableTask::wait_with_deadline`], which also kills and restarts a run that takes too long);
+//!   [`RestartableTask::wait_with_deadline`], which also kills and restarts a run that takes too long), and
+//!   [`run_restartable_main`] runs an application's whole work that way;
 //! - **time:** [`now_ns`], [`sleep`], [`yield_now`];
 //! - **raw heap bytes:** [`HeapBlock`], one allocation with no bookkeeping (C's `malloc`/`free`).
 //!
@@ -42,7 +43,7 @@ pub use heap::HeapBlock;
 #[doc(hidden)]
 pub use io::print_fmt;
 pub use io::{OutputClosed, Stdin, Stdout, env, stdin, stdout, vars};
-pub use restart::{RestartError, RestartableTask, spawn_restartable};
+pub use restart::{RestartError, RestartableTask, run_restartable_main, spawn_restartable};
 pub use system::{
     CellInfo, CellKind, CellNode, DependencyEdge, DependencyGraph, SystemInfoError, TaskInfo, cells, dependency_graph,
     online_cpu_count, scheduler_policy, tasks,

@@ -27,6 +27,8 @@ pub enum RestartError {
         /// Why the last run failed.
         last_failure: String,
     },
+    /// The caller cannot wait for the series (it is one of the series' own runs); the join's reason.
+    Wait(String),
 }
 
 impl fmt::Display for RestartError {
@@ -36,14 +38,23 @@ impl fmt::Display for RestartError {
             RestartError::GaveUp { restarts, last_failure } => {
                 write!(f, "failed after {restarts} restarts: {last_failure}")
             }
+            RestartError::Wait(reason) => write!(f, "cannot wait for the restartable task: {reason}"),
         }
     }
 }
 
-/// A task started with [`spawn_restartable`].
+/// A task started with [`spawn_restartable`]. Dropping it before the series ended (without [`Self::wait`] or
+/// [`Self::wait_with_deadline`], e.g. when the owner fails and unwinds) cancels the series: the run going is
+/// killed and no other starts, so a failed owner leaves no runs behind.
 pub struct RestartableTask<T> {
     handle: spawn::RestartableHandle,
     value: Arc<spin::Mutex<Option<T>>>,
+}
+
+impl<T> Drop for RestartableTask<T> {
+    fn drop(&mut self) {
+        self.handle.cancel();
+    }
 }
 
 impl<T: Send + 'static> RestartableTask<T> {
@@ -57,15 +68,15 @@ impl<T: Send + 'static> RestartableTask<T> {
         self.handle.restarts()
     }
 
-    /// Waits (sleeping 1 ms between looks) until a run returned or the last allowed run failed, and returns the
-    /// value of the run that returned.
+    /// Blocks until a run returned or the last allowed run failed, and returns the value of the run that
+    /// returned. The caller sleeps in a join of each run in turn (`spawn::RestartableHandle::wait`), so it runs
+    /// no code while a run goes.
     ///
     /// # Errors
-    /// [`RestartError::GaveUp`] if no run returned.
+    /// [`RestartError::GaveUp`] if no run returned; [`RestartError::Wait`] if called from one of the series' own
+    /// runs (it would wait for itself).
     pub fn wait(self) -> Result<T, RestartError> {
-        while !self.handle.is_done() {
-            crate::sleep(POLL_INTERVAL);
-        }
+        self.handle.wait().map_err(|error| RestartError::Wait(format!("{error:?}")))?;
         self.outcome()
     }
 
@@ -132,4 +143,26 @@ where
         })
         .map_err(|error| RestartError::Spawn(format!("{error}")))?;
     Ok(RestartableTask { handle, value })
+}
+
+/// Runs an application's whole work, `body(&args)`, as a restartable task (named `NAME-main` after `args[0]`),
+/// started again from the beginning each time it fails, at most `restarts` times, and returns its exit code; for
+/// `main` to call as its only statement (`app_io::run_restartable_main(args, 3, run)`). The calling task, the
+/// one the shell started and waits for, only waits (blocked, running no code), so a fault in the application's
+/// work fails a run that is started again instead of the application. For an application whose work is
+/// idempotent: it prints its result only at its end and keeps no state outside itself. A run that wants a fresh
+/// start (e.g. it found its own inputs damaged) fails on purpose, with a panic.
+///
+/// Prints `NAME: failed after N restarts: REASON` and returns [`crate::exit_code::FAILURE`] if every run failed
+/// or none could be spawned.
+pub fn run_restartable_main(args: alloc::vec::Vec<String>, restarts: usize, body: fn(&[String]) -> isize) -> isize {
+    let name = String::from(args.first().map_or("application", String::as_str));
+    let task_name = format!("{name}-main");
+    match spawn_restartable(&task_name, restarts, move || body(&args)).and_then(RestartableTask::wait) {
+        Ok(code) => code,
+        Err(error) => {
+            crate::println!("{name}: {error}");
+            crate::exit_code::FAILURE
+        }
+    }
 }

@@ -90,7 +90,7 @@ impl Jobs {
                     crate::console::write_str("^C\n");
                     pipeline.kill(&command);
                 }
-                Some(0x1a) if !interrupted => match pipeline.for_each_running(scheduler::stop) {
+                Some(0x1a) if !interrupted => match pipeline.set_stopped(true) {
                     Ok(()) => {
                         crate::console::write_fmt(format_args!("^Z\n[{}] stopped: {command}\n", pipeline.id()));
                         self.background.push(Job { command, pipeline, stopped: true });
@@ -204,7 +204,7 @@ fn command_text(commands: &[Vec<String>]) -> String {
 
 /// Lets a stopped job run again; prints why not and returns `false` if it cannot.
 fn resume(job: &Job) -> bool {
-    match job.pipeline.for_each_running(scheduler::resume) {
+    match job.pipeline.set_stopped(false) {
         Ok(()) => true,
         Err((id, error)) => {
             crate::console::write_fmt(format_args!("cannot resume task {id}: {error}\n"));

@@ -8,7 +8,7 @@
 //! and the pipeline's status is its last stage's.
 
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
 use spawn::stdio::{self, ConsoleFeed, Input, Output, PipeStatus, TaskIo};
@@ -23,6 +23,9 @@ pub struct Stage {
     pub handle: JoinHandle<isize>,
     /// Its output pipe's status (`None` for the last stage, which writes to the console).
     output: Option<Arc<PipeStatus>>,
+    /// Its standard I/O, shared with the tasks it starts (its job, for Ctrl-Z); weak, so that the last of them
+    /// to end still closes its pipe ends.
+    io: Weak<TaskIo>,
     /// The shell ended it because its reader had exited (it is not reported).
     pub ended_by_broken_pipe: bool,
 }
@@ -77,11 +80,16 @@ pub fn start(
             let status = writer.status();
             (Output::Pipe(writer), Some(status))
         };
-        let io = TaskIo::new(input, output, environment.to_vec());
+        let io = Arc::new(TaskIo::new(input, output, environment.to_vec()));
+        let job_io = Arc::downgrade(&io);
         match spawn::spawn_application_with(&args[0], args.clone(), io) {
-            Ok(handle) => {
-                stages.push(Stage { name: args[0].clone(), handle, output: status, ended_by_broken_pipe: false })
-            }
+            Ok(handle) => stages.push(Stage {
+                name: args[0].clone(),
+                handle,
+                output: status,
+                io: job_io,
+                ended_by_broken_pipe: false,
+            }),
             Err(error) => {
                 for stage in &stages {
                     // It may have ended already (its input closed); either way it is gone.
@@ -132,14 +140,20 @@ impl Running {
         }
     }
 
-    /// Applies `action` (`scheduler::stop` or `scheduler::resume`) to every stage that has not exited; returns
-    /// the first error with the task it failed for.
-    pub fn for_each_running(
-        &self,
-        action: fn(TaskId) -> Result<(), scheduler::KillError>,
-    ) -> Result<(), (TaskId, scheduler::KillError)> {
+    /// Stops (`stopped`, Ctrl-Z: `scheduler::stop`) or resumes (`scheduler::resume`) every stage that has not
+    /// exited, with the tasks each one started with its standard I/O (`spawn::stdio::set_job_stopped`: an
+    /// application's restartable runs and workers do its work while its own task waits); returns the first error
+    /// of a stage with the task it failed for (a started task that exited meanwhile is no error).
+    pub fn set_stopped(&self, stopped: bool) -> Result<(), (TaskId, scheduler::KillError)> {
+        let action = if stopped { scheduler::stop } else { scheduler::resume };
         for stage in self.stages.iter().filter(|stage| !stage.handle.is_finished()) {
             action(stage.handle.id()).map_err(|error| (stage.handle.id(), error))?;
+            let Some(io) = stage.io.upgrade() else { continue };
+            for task in spawn::stdio::set_job_stopped(&io, stopped) {
+                if task != stage.handle.id() {
+                    let _ = action(task);
+                }
+            }
         }
         Ok(())
     }

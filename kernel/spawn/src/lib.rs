@@ -176,6 +176,8 @@ impl TaskBuilder {
             done: AtomicBool::new(false),
             last_failure: spin::Mutex::new(None),
             current: AtomicU64::new(0),
+            running: spin::Mutex::new(None),
+            cancelled: AtomicBool::new(false),
         });
         let template = Template {
             name: self.options.name,
@@ -212,6 +214,10 @@ struct RestartState {
     last_failure: spin::Mutex<Option<FailureReason>>,
     /// The id of the incarnation running now (0 before the first is spawned).
     current: AtomicU64,
+    /// Protects: the incarnation running now (the last one spawned), for [`RestartableHandle::wait`] to join.
+    running: spin::Mutex<Option<TaskRef>>,
+    /// Set by [`RestartableHandle::cancel`]: no further run starts.
+    cancelled: AtomicBool,
 }
 
 fn launch<F: Fn() + Send + Sync + 'static>(
@@ -233,6 +239,10 @@ fn launch<F: Fn() + Send + Sync + 'static>(
             stdio::unregister(current.id());
         }
         *state.last_failure.lock() = Some(reason.clone());
+        if state.cancelled.load(Ordering::Acquire) {
+            state.done.store(true, Ordering::Release);
+            return;
+        }
         let restarts = state.restarts.load(Ordering::Acquire);
         if restarts >= state.limit {
             log::warn!("task \"{}\" failed after {restarts} restarts (limit reached)", template.name);
@@ -248,12 +258,20 @@ fn launch<F: Fn() + Send + Sync + 'static>(
     }));
     let body: TaskBody = Box::new(move || {
         let _registration = body_io.map(stdio::Registration::new);
-        body_function();
+        // A run spawned just as the series was cancelled does not start its work.
+        if !body_state.cancelled.load(Ordering::Acquire) {
+            body_function();
+        }
         body_state.done.store(true, Ordering::Release);
         Box::new(()) as Box<dyn Any + Send>
     });
     let task = scheduler::spawn(options, body)?;
     series.current.store(task.id().value(), Ordering::Release);
+    *series.running.lock() = Some(task.clone());
+    if series.cancelled.load(Ordering::Acquire) {
+        // Cancelled while this run was being spawned: `cancel` may have read the previous run.
+        let _ = scheduler::kill(task.id());
+    }
     Ok(task)
 }
 
@@ -288,6 +306,47 @@ impl RestartableHandle {
     pub fn current_id(&self) -> TaskId {
         TaskId::new(self.state.current.load(Ordering::Acquire))
     }
+
+    /// Blocks until the series ended ([`Self::is_done`]), by joining each incarnation in turn: the waiter runs
+    /// no code while a run goes (no polling), and wakes when the run ends. A failing run spawns the next one
+    /// before it exits, so after each join the next incarnation (or the end of the series) is already recorded.
+    ///
+    /// # Errors
+    /// [`JoinError::NoCurrentTask`] outside a task, [`JoinError::JoinSelf`] from one of the series' own runs.
+    pub fn wait(&self) -> Result<(), JoinError> {
+        while !self.is_done() {
+            let Some(run) = self.state.running.lock().clone() else {
+                // Not possible after a successful spawn (the first run is recorded before the handle exists).
+                scheduler::yield_now();
+                continue;
+            };
+            match scheduler::join(&run) {
+                // The run ended (its exit value is the unit of the body; a failure spawned the next run).
+                Ok(_) => {}
+                Err(JoinError::AlreadyJoined) => {
+                    // Another waiter joined this run first, or the run was recorded by the previous iteration
+                    // and the next is being spawned right now: let that finish.
+                    scheduler::yield_now();
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the series: no further run starts, and the run going now is killed (its failure, seen with the
+    /// series cancelled, ends the series instead of restarting it). Idempotent; nothing once the series is done.
+    pub fn cancel(&self) {
+        if self.is_done() {
+            return;
+        }
+        self.state.cancelled.store(true, Ordering::Release);
+        let running = self.state.running.lock().clone();
+        if let Some(run) = running {
+            // A run that already ended cannot be killed; its end (or its successor's start) sees the flag.
+            let _ = scheduler::kill(run.id());
+        }
+    }
 }
 
 fn spawn_body<T>(options: SpawnOptions, body: TaskBody) -> Result<JoinHandle<T>, SpawnError> {
@@ -308,12 +367,17 @@ pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isi
 }
 
 /// Spawns application `name` as [`spawn_application`] does, with standard input, output and environment `io`
-/// (registered for the task while its body runs; dropped, which flushes and closes its pipe ends, when it ends).
+/// (registered for the task while its body runs; dropped, which flushes and closes its pipe ends, when its last
+/// holder ends: the caller should keep only a `Weak` to it, e.g. for [`stdio::set_job_stopped`]).
 ///
 /// # Errors
 /// As [`spawn_application`].
-pub fn spawn_application_with(name: &str, args: Vec<String>, io: TaskIo) -> Result<JoinHandle<isize>, SpawnError> {
-    spawn_application_io(name, args, Some(Arc::new(io)))
+pub fn spawn_application_with(
+    name: &str,
+    args: Vec<String>,
+    io: Arc<TaskIo>,
+) -> Result<JoinHandle<isize>, SpawnError> {
+    spawn_application_io(name, args, Some(io))
 }
 
 fn spawn_application_io(

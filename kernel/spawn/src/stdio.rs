@@ -176,6 +176,9 @@ pub struct TaskIo {
     input_ended: AtomicBool,
     /// When output was last sent (ns since boot).
     last_send_ns: AtomicU64,
+    /// Whether the job these tasks form is stopped (Ctrl-Z): a task registering with it stops itself
+    /// ([`set_job_stopped`]).
+    job_stopped: AtomicBool,
 }
 
 impl TaskIo {
@@ -189,6 +192,7 @@ impl TaskIo {
             pending_input: spin::Mutex::new(Vec::new()),
             input_ended: AtomicBool::new(false),
             last_send_ns: AtomicU64::new(0),
+            job_stopped: AtomicBool::new(false),
         }
     }
 
@@ -309,6 +313,17 @@ pub fn current() -> Option<Arc<TaskIo>> {
     TASK_IO.lock().get(&id).cloned()
 }
 
+/// Marks the job using `io` stopped or running, and returns the job's tasks: those registered with `io` (an
+/// application's task and the tasks it started with its standard I/O, e.g. the runs of
+/// `app_io::run_restartable_main` and the workers they spawn; the job is a process group), in id order. For the
+/// shell's job control, which stops (`scheduler::stop`) or resumes them; a task that registers with a stopped
+/// job's I/O afterwards (one being spawned while Ctrl-Z comes, or whose body had not started) stops itself.
+pub fn set_job_stopped(io: &Arc<TaskIo>, stopped: bool) -> Vec<TaskId> {
+    let map = TASK_IO.lock();
+    io.job_stopped.store(stopped, Ordering::Release);
+    map.iter().filter(|(_, other_io)| Arc::ptr_eq(other_io, io)).map(|(id, _)| *id).collect()
+}
+
 /// Writes `bytes` to the current task's standard output (the console for a task without [`TaskIo`]).
 ///
 /// A kill safe point (`scheduler::kill_point`) before and after the write: a killed task (the shell's Ctrl-C,
@@ -359,9 +374,16 @@ impl Registration {
     pub(crate) fn new(io: Arc<TaskIo>) -> Registration {
         let id = scheduler::current_task().map(|task| task.id());
         if let Some(id) = id {
+            let stopped = io.job_stopped.load(Ordering::Acquire);
             // A replaced entry (none is expected: ids are not reused) is dropped after the lock, as in `unregister`.
-            let replaced = TASK_IO.lock().insert(id, io);
+            let replaced = TASK_IO.lock().insert(id, io.clone());
             drop(replaced);
+            // Registered (so `set_job_stopped` lists it) before looking at the flag again: a stop set meanwhile
+            // is seen here or reaches this task through the list.
+            if stopped || io.job_stopped.load(Ordering::Acquire) {
+                // Parks at its next safe point, until the job is resumed.
+                let _ = scheduler::stop(id);
+            }
         }
         Registration { id }
     }

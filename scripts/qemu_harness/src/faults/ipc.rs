@@ -271,7 +271,7 @@ fn run_case(campaign: &Campaign, guest: &mut Guest, case: &Case) -> Result<(Reco
 /// classification).
 pub fn run_cases(config: CampaignConfig) -> Result<Vec<Record>, String> {
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
-    let mut campaign = Campaign::new(config);
+    let mut campaign = Campaign::new(config)?;
     campaign.workloads = vec![Workload::IpcPingPong];
     let mut guest: Option<Guest> = None;
     let mut records = Vec::new();

@@ -95,7 +95,7 @@ pub struct Campaign {
     pub config: CampaignConfig,
     /// Golden runs by workload.
     pub golden: BTreeMap<Workload, Golden>,
-    /// The base image's text and functions (`nano_core.syms` beside the ISO; empty if it is missing).
+    /// The base image's text and functions (`nano_core.syms` beside the ISO).
     pub nano: NanoCore,
     /// The workloads run on every boot (their golden runs): the configured ones, or the IPC cases' one.
     pub workloads: Vec<Workload>,
@@ -110,17 +110,28 @@ const LANDING_CELLS: [&str; 3] = ["task", "scheduler", "interrupts"];
 
 impl Campaign {
     /// A campaign with no boot yet.
-    pub fn new(config: CampaignConfig) -> Self {
+    ///
+    /// # Errors
+    /// `nano_core.syms` is not beside the ISO (`make iso` writes both to `build/`; copy them together): without it
+    /// no point could lie in the base image's heap, loader or namespace code and no landing could be called
+    /// `nano_core`, so a campaign would silently measure something else.
+    pub fn new(config: CampaignConfig) -> Result<Self, String> {
         let symbols = config.iso.with_file_name("nano_core.syms");
-        let nano = std::fs::read_to_string(&symbols).map(|text| points::parse_nano_core(&text)).unwrap_or_default();
-        Campaign {
+        let text = std::fs::read_to_string(&symbols).map_err(|e| {
+            format!("{}: {e} (the base image's symbols must be beside the ISO; copy both)", symbols.display())
+        })?;
+        let nano = points::parse_nano_core(&text);
+        if nano.functions.is_empty() || nano.text.is_empty() {
+            return Err(format!("{}: no functions or no __text_start/__text_end", symbols.display()));
+        }
+        Ok(Campaign {
             workloads: config.workloads.clone(),
             config,
             golden: BTreeMap::new(),
             nano,
             profile: Profile::default(),
             boots: 0,
-        }
+        })
     }
 
     fn scaled(&self, duration: Duration) -> Duration {
@@ -677,7 +688,7 @@ pub fn run_campaign(config: CampaignConfig) -> Result<Vec<Record>, String> {
     let csv_path = config.out.join("injections.csv");
     let mut csv = std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?;
     writeln!(csv, "{}", report::CSV_HEADER).map_err(|e| e.to_string())?;
-    let mut campaign = Campaign::new(config);
+    let mut campaign = Campaign::new(config)?;
     if let Some(path) = &campaign.config.profile {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         campaign.profile = Profile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -110,10 +110,15 @@ impl Workload {
     }
 
     /// Substrings of the mangled names of the base image's (nano_core's) functions the workload exercises, which
-    /// are points too: the heap allocator and the loader and namespace code are linked into nano_core.
+    /// are points too: the heap allocator and the loader and namespace code are linked into nano_core. The heap's
+    /// per-CPU fast path is inlined into the global allocator's entry points (`__rust_alloc`, `__rust_dealloc`,
+    /// `__rust_realloc`, which every cell's `Box`/`Vec` calls), so those are named besides `memory::heap` and
+    /// `memory::heap_cpu`.
     pub fn nano_core_under_test(self) -> &'static [&'static str] {
         match self {
-            Workload::Heap => &["6memory4heap"],
+            Workload::Heap => {
+                &["6memory4heap", "6memory8heap_cpu", "12___rust_alloc", "14___rust_dealloc", "14___rust_realloc"]
+            }
             Workload::Swap => &["11cell_loader", "14cell_namespace"],
             _ => &[],
         }
@@ -218,6 +223,12 @@ mod tests {
             }
         }
         assert_eq!(Workload::Channels.focus_cells(), ["ping_pong"]);
+        // The heap's fast path runs inlined in the global allocator's entry points, not in `memory::heap`.
+        for entry in ["_RNvCseulmdZsCeCG_7___rustc12___rust_alloc", "_RNvCseulmdZsCeCG_7___rustc14___rust_dealloc"] {
+            assert!(Workload::Heap.nano_core_under_test().iter().any(|part| entry.contains(part)), "{entry}");
+        }
+        let handler = "_RNvCseulmdZsCeCG_7___rustc26___rust_alloc_error_handler";
+        assert!(!Workload::Heap.nano_core_under_test().iter().any(|part| handler.contains(part)));
         assert!(WORKLOADS.iter().all(|workload| workload.restartable()));
         assert!(Workload::IpcPingPong.restartable() && !WORKLOADS.contains(&Workload::IpcPingPong));
     }

@@ -13,6 +13,11 @@
 //! outside itself, so a run that fails (a fault, or a pattern mismatch, which fails the run on purpose) is
 //! simply started again and prints the same line; if every run fails, it prints `heap_stress: failed after N
 //! restarts: REASON` (exit code 2).
+//!
+//! Each run computes the result twice and compares (software dual execution): a transient fault that changes
+//! the program's own values (a flipped register in the checksum loop, a skipped instruction) without raising an
+//! exception gives two different results, and the run fails on purpose, so that it is started again. No OS
+//! mechanism can see such a fault; this is the application's own detection, and it doubles the run's heap work.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -56,16 +61,22 @@ pub fn main(args: Vec<String>) -> isize {
     }
 }
 
-/// Runs [`stress`] in a restartable run: a corrupted buffer fails the run, so that it is started again.
+/// Runs [`stress`] twice in a restartable run and returns the result both gave: a corrupted buffer, or two
+/// results that differ, fail the run, so that it is started again.
 ///
 /// # Panics
-/// On purpose, if a buffer no longer holds its pattern (the message does not start with `heap_stress: `, the
-/// prefix of the result line the campaign compares).
+/// On purpose, if a buffer no longer holds its pattern or the two results differ (the messages do not start
+/// with `heap_stress: `, the prefix of the result line the campaign compares).
 fn checked_stress(rounds: u64) -> (u64, u64) {
-    match stress(rounds) {
+    // `black_box`: the two calls must both run (the compiler could otherwise see one pure computation).
+    let [first, second] = [0, 1].map(|_| match stress(core::hint::black_box(rounds)) {
         Ok(result) => result,
         Err(Corrupted { round }) => panic!("corrupted buffer of round {round} found by heap_stress; run restarted"),
+    });
+    if first != second {
+        panic!("two computations of heap_stress differ ({first:x?} and {second:x?}); run restarted");
     }
+    first
 }
 
 /// A buffer read back differs from its pattern.

@@ -413,9 +413,12 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
 }
 
 /// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that
-/// CPU's idle loop (`scheduler::restart_idle_loop`) when the faulting code is outside the scheduler path, or inside
-/// it with interrupts enabled ([`interrupts_were_enabled`]: no scheduler spin lock held, no switch under way);
-/// otherwise, or with no current task, stops this CPU.
+/// CPU's idle loop (`scheduler::restart_idle_loop`). Inside the scheduler path with interrupts off, the abandoned
+/// frames may hold locks and a picked task: the runqueue and sleepers locks record their holder and are taken over
+/// and rebuilt, COM1's, the heap's and the allocators' are released ([`release_locks_held_by`]), and a `Runnable`
+/// task missing from the runqueue is queued again (`scheduler::requeue_runnable_not_queued`). A lock that records
+/// no holder (a task's own state lock) cannot be released; if the abandoned code held one, the CPU stalls on it
+/// later and the NMI watchdog reports that. Stops this CPU with no current task or inside an exception handler.
 fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     let landing = Landing::of(info.frame.instruction_pointer);
     serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
@@ -425,23 +428,44 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     if info.in_exception_handler {
         stop_cpu(info, "inside an exception handler of the idle task (restarting its idle loop is not attempted)")
     }
-    if matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info) {
-        stop_cpu(info, "in the idle task's scheduler code with interrupts off (a spin lock of it may be held)")
-    }
-    if let Some(stack) = scheduler::current_task().and_then(|idle| idle.stack_bounds()) {
+    let inside_scheduler =
+        matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info);
+    // The abandoned frames: from the interrupted stack pointer up to the idle loop's base (an idle task of an AP
+    // runs on a stack it does not own, so it records no bounds of its own).
+    let abandoned = scheduler::idle_loop_base(info.cpu.index())
+        .map(|base| (info.frame.stack_pointer as usize)..base)
+        .filter(|frames| !frames.is_empty())
+        .or_else(|| scheduler::current_task().and_then(|idle| idle.stack_bounds()));
+    if let Some(stack) = abandoned {
         // The idle loop's abandoned frames never run again: a runqueue or sleepers lock whose holder token lies on
         // its stack (a release skipped by a fault, then the idle task spun on it: an NMI-watchdog stall) is
         // repaired, or the restarted loop would spin on it again.
         // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
-        unsafe { repair_runqueues_held_by(stack) };
+        unsafe { repair_runqueues_held_by(stack.clone()) };
+        if inside_scheduler {
+            // SAFETY: as above.
+            unsafe { release_locks_held_by(stack) };
+            // SAFETY: interrupts are disabled (the hook's contract), the queue locks the frames held were just
+            // repaired, and the heap lock too if they held it.
+            match unsafe { scheduler::requeue_runnable_not_queued(info.cpu.index()) } {
+                Some(0) => {}
+                Some(queued) => serial::raw::write_fmt(format_args!(
+                    "queued again {queued} runnable task(s) the abandoned scheduler code had taken off the runqueue\n"
+                )),
+                None => serial::raw::write_fmt(format_args!(
+                    "the task table is busy: runnable tasks missing from the runqueue were not queued again\n"
+                )),
+            }
+        }
     }
     serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
     // SAFETY: the idle loop's frames (and what interrupted them) are abandoned by the restart below.
     if unsafe { memory::abandon_pin_on_this_cpu() } {
         serial::raw::write_fmt(format_args!("released this CPU's heap pin, held by the idle loop\n"));
     }
-    // SAFETY: the idle task holds nothing outside the scheduler's code (checked above: the fault is elsewhere),
-    // so its abandoned frames need no drops; interrupts are disabled here (the exception hook's contract).
+    // SAFETY: the idle task's abandoned frames need no drops: the idle loop owns nothing but what the scheduler's
+    // code holds in them, and those locks and the picked task were recovered above; interrupts are disabled here
+    // (the exception hook's contract).
     let error = match unsafe { scheduler::restart_idle_loop() } {
         Ok(never) => match never {},
         Err(error) => error,

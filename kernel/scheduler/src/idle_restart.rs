@@ -92,6 +92,13 @@ pub fn idle_hook_pending(cpu: usize) -> bool {
     HOOKS.get(cpu).is_some_and(|slot| !slot.load(Ordering::Acquire).is_null())
 }
 
+/// The stack pointer at the base of CPU `cpu`'s idle loop (what a restart returns to; every frame the idle task
+/// runs lies below it), once the loop started.
+pub fn idle_loop_base(cpu: usize) -> Option<usize> {
+    let base = IDLE_BASE.get(cpu)?.load(Ordering::Acquire);
+    (base != 0).then_some(base as usize)
+}
+
 /// Idle-loop restarts of CPU `cpu` so far.
 pub fn idle_restarts(cpu: usize) -> u64 {
     RESTARTS.get(cpu).map_or(0, |count| count.load(Ordering::Relaxed))

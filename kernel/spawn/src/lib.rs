@@ -372,11 +372,7 @@ pub fn spawn_application(name: &str, args: Vec<String>) -> Result<JoinHandle<isi
 ///
 /// # Errors
 /// As [`spawn_application`].
-pub fn spawn_application_with(
-    name: &str,
-    args: Vec<String>,
-    io: Arc<TaskIo>,
-) -> Result<JoinHandle<isize>, SpawnError> {
+pub fn spawn_application_with(name: &str, args: Vec<String>, io: Arc<TaskIo>) -> Result<JoinHandle<isize>, SpawnError> {
     spawn_application_io(name, args, Some(io))
 }
 

@@ -41,7 +41,8 @@
 //!    whose handling executes `ud2` on the IST stack: the task is ended, the machine goes on);
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
-//! 6. a fault in the scheduler path of an idle task, interrupts enabled;
+//! 6. a fault in the scheduler path of an idle task, interrupts enabled; and with interrupts off, holding its
+//!    CPU's runqueue lock (2 CPUs or more: the idle CPU must not be the test's own);
 //! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; the
 //!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
 //!    before finishing it: the next switch finishes it; a runqueue lock left taken by a task that ran on is
@@ -622,6 +623,47 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// An idle task faults in `schedule` holding its CPU's runqueue lock, interrupts off (what the campaign's faults
+/// in `wake_expired_sleepers` and the pick did to idle CPUs): the idle loop restarts with the lock taken over
+/// and the runqueue rebuilt, and a task pinned to that CPU afterwards completes. Before, that CPU was stopped ("in
+/// the idle task's scheduler code with interrupts off"), so the pinned task never ran. Needs a CPU other than the
+/// test's own (the fault strikes the first `schedule` there, whichever task runs it); skipped on one CPU.
+fn idle_fault_holding_runqueue() -> Result<(), String> {
+    let own = scheduler::current_cpu();
+    let Some(target) = cpu::online().map(|cpu| cpu.index()).filter(|&index| index != own).last() else {
+        serial::write_str("idle_fault_holding_runqueue: skipped (one CPU)\n");
+        return Ok(());
+    };
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_runqueue_fault_once(target);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::runqueue_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "idle_fault_holding_runqueue: CPU {target}'s idle loop did not fault holding its runqueue lock and \
+                 restart within 3 s"
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let after = TaskBuilder::new("after_idle_runqueue_fault")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("idle_fault_holding_runqueue: spawn: {error}"))?;
+    wait_until_finished(&after, || {
+        format!("idle_fault_holding_runqueue: a task pinned to CPU {target} did not run after the idle fault")
+    })?;
+    match after.join().map_err(|error| format!("idle_fault_holding_runqueue: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("idle_fault_holding_runqueue: the pinned task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "idle_fault_holding_runqueue: CPU {target}'s idle loop faulted holding its runqueue lock with interrupts \
+         off and restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
 /// Bytes in read-only data (never executable: W^X), jumped to or called as a function by the tests below.
 static NOT_CODE: [u8; 16] = [0xc3; 16];
 /// Runs of [`unwalkable_then_done`] so far.
@@ -837,6 +879,7 @@ pub fn run() -> Result<(), String> {
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
+    idle_fault_holding_runqueue()?;
     fault_holding_runqueue()?;
     fault_holding_sleepers()?;
     fault_before_finishing_a_switch()?;

@@ -4,19 +4,21 @@
 //! code it ran faults outside the scheduler (an interrupt handler that interrupted it, a test hook), fault
 //! recovery abandons the idle task's frames and re-enters the idle loop on the same stack, from the stack pointer
 //! the loop had when it first started on this CPU ([`restart_idle_loop`]); the task itself (its id, its place as
-//! this CPU's idle task) stays. A fault inside `schedule` is not restarted this way: the scheduler's spin locks are
-//! not tracked (fault recovery refuses it).
+//! this CPU's idle task) stays. A fault inside the scheduler's own code with interrupts off is restarted too: its
+//! runqueue and sleepers locks record their holder, so fault recovery takes over those the abandoned frames held
+//! and queues again a task they had picked (`fault_recovery`'s idle path).
 //!
 //! For tests, [`set_idle_hook_once`] makes a CPU's next idle-loop round call a function once (with interrupts
-//! disabled), e.g. one that faults, and [`set_idle_scheduler_fault_once`] makes it execute `ud2` once in this
-//! cell's own code with interrupts enabled (a fault in the scheduler path that holds none of its spin locks).
+//! disabled), e.g. one that faults, [`set_idle_scheduler_fault_once`] makes it execute `ud2` once in this cell's
+//! own code with interrupts enabled (a fault in the scheduler path that holds none of its spin locks), and
+//! [`set_idle_runqueue_fault_once`] makes it execute `ud2` once holding its CPU's runqueue lock, interrupts off.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use crate::cpus::{MAX_CPUS, current_cpu};
 
 /// Per CPU: the idle loop's stack pointer (16-byte aligned down) at its first start on that CPU; 0 before.
-static IDLE_BASE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+pub(crate) static IDLE_BASE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: idle-loop restarts after a fault.
 static RESTARTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: whether the next idle-loop round with interrupts enabled executes `ud2` in this cell's own code.
@@ -90,13 +92,6 @@ pub fn set_idle_hook_once(cpu: usize, hook: fn()) {
 /// Whether CPU `cpu`'s one-shot idle hook is still waiting to run.
 pub fn idle_hook_pending(cpu: usize) -> bool {
     HOOKS.get(cpu).is_some_and(|slot| !slot.load(Ordering::Acquire).is_null())
-}
-
-/// The stack pointer at the base of CPU `cpu`'s idle loop (what a restart returns to; every frame the idle task
-/// runs lies below it), once the loop started.
-pub fn idle_loop_base(cpu: usize) -> Option<usize> {
-    let base = IDLE_BASE.get(cpu)?.load(Ordering::Acquire);
-    (base != 0).then_some(base as usize)
 }
 
 /// Idle-loop restarts of CPU `cpu` so far.

@@ -62,6 +62,7 @@ mod idle_restart;
 mod info;
 mod lifecycle;
 mod preempt;
+mod rebuild;
 mod runqueue_lock;
 mod sleep;
 mod switch;
@@ -73,16 +74,19 @@ pub use cpus::{
 pub use exit_hook::{ExitHook, set_exit_hook};
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};
 pub use idle_restart::{
-    IdleRestartError, idle_hook_pending, idle_loop_base, idle_restarts, idle_scheduler_fault_pending,
-    restart_idle_loop, set_idle_hook_once, set_idle_scheduler_fault_once,
+    IdleRestartError, idle_hook_pending, idle_restarts, idle_scheduler_fault_pending, restart_idle_loop,
+    set_idle_hook_once, set_idle_scheduler_fault_once,
 };
 pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use preempt::{preempt_disable, preempt_enable};
+pub use rebuild::{
+    idle_loop_base, idle_runqueue_fault_pending, requeue_runnable_not_queued, set_idle_runqueue_fault_once,
+};
 pub use runqueue_lock::{
-    RunQueueRepair, repair_runqueues_held_within, repair_stale_queue_locks, requeue_runnable_not_queued,
-    runqueue_fault_pending, runqueue_release_skip_pending, set_runqueue_fault_once, set_runqueue_release_skipped_once,
-    set_sleepers_fault_once, sleepers_fault_pending,
+    RunQueueRepair, repair_runqueues_held_within, repair_stale_queue_locks, runqueue_fault_pending,
+    runqueue_release_skip_pending, set_runqueue_fault_once, set_runqueue_release_skipped_once, set_sleepers_fault_once,
+    sleepers_fault_pending,
 };
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{

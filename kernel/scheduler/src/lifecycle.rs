@@ -103,6 +103,7 @@ pub(crate) fn idle_loop() -> ! {
         crate::idle_restart::scheduler_fault_once();
         interrupts::disable();
         crate::idle_restart::run_hook_once();
+        crate::rebuild::runqueue_fault_once();
         let cpu = this_cpu();
         let work = !cpu.runqueue.lock().is_empty() || tsc::now_ns() >= cpu.next_deadline.load(Ordering::Acquire);
         if work {

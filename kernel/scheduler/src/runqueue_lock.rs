@@ -318,32 +318,6 @@ pub unsafe fn repair_stale_queue_locks(index: usize, mut report: impl FnMut(RunQ
     repaired
 }
 
-/// After CPU `index`'s idle task was abandoned inside the scheduler path (a fault there with interrupts off; its
-/// frames are discarded by an idle-loop restart, see `fault_recovery`): queues again every task of the task table
-/// that is `Runnable` on that CPU but not in its runqueue. The abandoned `schedule` may have popped the task it
-/// picked and held it only in its frames, and such a task would never run again (a wake-up queues a task exactly
-/// once). Returns how many were queued; `None` (nothing done) if the task table was busy.
-///
-/// # Safety
-/// Interrupts must be disabled, no lock of that CPU's queues may be held by the abandoned frames any more
-/// ([`repair_runqueues_held_within`] ran first for the idle task's stack), and the heap must be free to use (the
-/// task list allocates).
-pub unsafe fn requeue_runnable_not_queued(index: usize) -> Option<usize> {
-    let cpu = CPUS.get(index)?;
-    let tasks = task::try_all_tasks()?;
-    let current = crate::current_task();
-    let mut runqueue = cpu.runqueue.lock_interrupts_disabled();
-    let mut queued = 0;
-    for task in tasks.iter().filter(|task| task.cpu() == index && !task.is_idle() && current.as_ref() != Some(task)) {
-        if task.state() == RunState::Runnable && !runqueue.contains(task) {
-            runqueue.push_back(task.clone());
-            queued += 1;
-        }
-    }
-    drop(runqueue);
-    Some(queued)
-}
-
 /// Runs the test hook in `slot` once, if one is set (a `fn()` stored by a `set_*_fault_once`).
 #[inline(never)]
 pub(crate) fn run_hook_once(slot: &AtomicPtr<()>) {
@@ -379,10 +353,10 @@ pub fn sleepers_fault_pending(cpu: usize) -> bool {
     CPUS[cpu].sleepers.lock().fault_once
 }
 
-/// For tests: the next `schedule` on CPU `cpu` executes `ud2` inside the runqueue's critical section: for a task
-/// that is requeued, half-way through requeuing it (made `Runnable`, not yet queued); for the idle task (or a task
-/// that blocks), before the pick. The fault the campaign's flipped bits and skipped instructions in `schedule`
-/// cause. A task must be unwound, an idle loop restarted, and the CPU must go on scheduling.
+/// For tests: the next `schedule` of a task (not the idle task) on CPU `cpu` executes `ud2` inside the runqueue's
+/// critical section, half-way through requeuing the current task (made `Runnable`, not yet queued): the fault the
+/// campaign's flipped bits and skipped instructions in `schedule` cause. The task must be unwound and the CPU must
+/// go on scheduling. (For the idle task: `set_idle_runqueue_fault_once`.)
 pub fn set_runqueue_fault_once(cpu: usize) {
     CPUS[cpu].runqueue_fault_once.store(true, Ordering::Release);
 }

@@ -51,8 +51,6 @@ pub fn schedule() {
             cpu.runqueue_fault_once_here();
             runqueue.push_back(previous);
         } else {
-            // The test hook again, for the idle task (and a task that blocks), which is not queued.
-            cpu.runqueue_fault_once_here();
             drop(previous);
         }
         let picked = crate::runqueue_lock::pick_runnable(&mut runqueue);

@@ -623,11 +623,11 @@ fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
-/// An idle task faults in `schedule` holding its CPU's runqueue lock, interrupts off (what the campaign's faults
-/// in `wake_expired_sleepers` and the pick did to idle CPUs): the idle loop restarts with the lock taken over
-/// and the runqueue rebuilt, and a task pinned to that CPU afterwards completes. Before, that CPU was stopped ("in
-/// the idle task's scheduler code with interrupts off"), so the pinned task never ran. Needs a CPU other than the
-/// test's own (the fault strikes the first `schedule` there, whichever task runs it); skipped on one CPU.
+/// An idle task faults in the scheduler's code holding its CPU's runqueue lock, interrupts off (what the
+/// campaign's faults in `wake_expired_sleepers` and the pick did to idle CPUs): the idle loop restarts with the
+/// lock taken over and the runqueue rebuilt, and a task pinned to that CPU afterwards completes. Before, that CPU
+/// was stopped ("in the idle task's scheduler code with interrupts off"), so the pinned task never ran. Needs a
+/// CPU other than the test's own (an idle loop must reach the fault while the test waits); skipped on one CPU.
 fn idle_fault_holding_runqueue() -> Result<(), String> {
     let own = scheduler::current_cpu();
     let Some(target) = cpu::online().map(|cpu| cpu.index()).filter(|&index| index != own).last() else {
@@ -635,9 +635,9 @@ fn idle_fault_holding_runqueue() -> Result<(), String> {
         return Ok(());
     };
     let restarts = scheduler::idle_restarts(target);
-    scheduler::set_runqueue_fault_once(target);
+    scheduler::set_idle_runqueue_fault_once(target);
     let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while scheduler::runqueue_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
+    while scheduler::idle_runqueue_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
         if tsc::now_ns() > deadline {
             return Err(format!(
                 "idle_fault_holding_runqueue: CPU {target}'s idle loop did not fault holding its runqueue lock and \

@@ -78,6 +78,33 @@ fn a_fault_after_the_commit_keeps_the_swap() {
     assert_eq!(version(), 1);
 }
 
+/// A fault inside the cleanup, after the old cell left the namespace and before the new one was published (the
+/// campaign's skipped instruction in `CellNamespace::cleanup`): the dependents already run the new cell, so the
+/// rollback publishes it instead of dropping it (before, the namespace had neither version, later swaps of
+/// either failed with "not loaded", and the new cell's memory was freed under its callers).
+#[test]
+fn a_fault_inside_the_cleanup_publishes_the_new_cell() {
+    let _arming = ARMING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (namespace, _memory) = namespace();
+    namespace.load_cell("fixture_a").unwrap();
+    let version = getter(&namespace, "fixture_a", "fixture_a::version_of_b");
+    let compute = function(&namespace, "fixture_a", "fixture_a::compute");
+    inject_swap_fault(SwapFaultPoint::Cleanup);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        namespace.swap(&[("fixture_b", "fixture_b_v2")], &clock())
+    }));
+    assert!(outcome.is_err(), "the injected fault did not strike");
+    assert_eq!(version(), 2, "the dependent runs the new cell");
+    let names: Vec<String> = snapshot(&namespace).0;
+    assert_eq!(names, ["fixture_a", "fixture_b_v2", "nano_core"], "the new cell is published, the old one gone");
+    assert!(namespace.cell("fixture_b_v2").is_some());
+    // It can be swapped again, both ways, and the dependent follows.
+    namespace.swap(&[("fixture_b_v2", "fixture_b")], &clock()).unwrap();
+    assert_eq!((version(), compute(5)), (1, 16));
+    namespace.swap(&[("fixture_b", "fixture_b_v2")], &clock()).unwrap();
+    assert_eq!(version(), 2);
+}
+
 /// The swapping thread stops for good inside the quiesced phase, after every store (its guard never drops, as
 /// for a task ended without unwinding); recovery from another thread with its stack range undoes the stores
 /// and frees the transaction lock.

@@ -135,6 +135,17 @@ fn end_of_unwind(end: unwind::UnwindEnd) -> ! {
         Ok(never) => match never {},
         Err(error) => error,
     };
+    if error == scheduler::NotInTask::IdleTask {
+        // An idle task's panic (a skipped call in `schedule` made its CPU index garbage; the panic could not
+        // unwind out of the scheduler): its loop restarts as after a fault in the scheduler's code, every frame
+        // from here up abandoned.
+        let _ = task::interrupts::disable();
+        let marker = 0u8;
+        let here = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
+        serial::raw::write_fmt(format_args!("\nunwinding of the idle task ended: {}\n", end.cause));
+        let refused = restart_idle_loop_after(scheduler::current_cpu(), here, true);
+        serial::raw::write_fmt(format_args!("idle loop restart refused: {refused:?}\n"));
+    }
     serial::write_fmt(format_args!("\nunwinding ended outside any task ({error:?}): {}; stopping\n", end.cause));
     power::exit(power::ExitCode::Failure)
 }
@@ -430,24 +441,33 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
     }
     let inside_scheduler =
         matches!(landing, Landing::SchedulerPath | Landing::Unknown) && !interrupts_were_enabled(info);
-    // The abandoned frames: from the interrupted stack pointer up to the idle loop's base (an idle task of an AP
-    // runs on a stack it does not own, so it records no bounds of its own).
-    let abandoned = scheduler::idle_loop_base(info.cpu.index())
-        .map(|base| (info.frame.stack_pointer as usize)..base)
+    let error = restart_idle_loop_after(info.cpu.index(), info.frame.stack_pointer as usize, inside_scheduler);
+    serial::raw::write_fmt(format_args!("idle loop restart refused: {error:?}\n"));
+    stop_cpu(info, "outside any task")
+}
+
+/// Restarts this CPU's (`cpu`) idle loop after a fault, or an unwind no catch ended, of its idle task, whose
+/// abandoned frames start at `abandoned_from` (the faulting stack pointer) and end at the loop's base. A runqueue or
+/// sleepers lock whose holder token lies there is repaired (a release skipped by a fault, then the idle task spun
+/// on it: an NMI-watchdog stall), or the restarted loop would spin on it again. `inside_scheduler` (the fault
+/// struck the scheduler's code with interrupts off): COM1's, the heap's and the allocators' locks held there are
+/// released too, and a task the abandoned `schedule` had taken off the runqueue is queued again. Interrupts must be
+/// disabled. Returns only if the restart is refused.
+fn restart_idle_loop_after(cpu: usize, abandoned_from: usize, inside_scheduler: bool) -> scheduler::IdleRestartError {
+    // An idle task of an AP runs on a stack it does not own, so it records no bounds of its own.
+    let abandoned = scheduler::idle_loop_base(cpu)
+        .map(|base| abandoned_from..base)
         .filter(|frames| !frames.is_empty())
         .or_else(|| scheduler::current_task().and_then(|idle| idle.stack_bounds()));
     if let Some(stack) = abandoned {
-        // The idle loop's abandoned frames never run again: a runqueue or sleepers lock whose holder token lies on
-        // its stack (a release skipped by a fault, then the idle task spun on it: an NMI-watchdog stall) is
-        // repaired, or the restarted loop would spin on it again.
         // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
         unsafe { repair_runqueues_held_by(stack.clone()) };
         if inside_scheduler {
             // SAFETY: as above.
             unsafe { release_locks_held_by(stack) };
-            // SAFETY: interrupts are disabled (the hook's contract), the queue locks the frames held were just
+            // SAFETY: interrupts are disabled (the caller's contract), the queue locks the frames held were just
             // repaired, and the heap lock too if they held it.
-            match unsafe { scheduler::requeue_runnable_not_queued(info.cpu.index()) } {
+            match unsafe { scheduler::requeue_runnable_not_queued(cpu) } {
                 Some(0) => {}
                 Some(queued) => serial::raw::write_fmt(format_args!(
                     "queued again {queued} runnable task(s) the abandoned scheduler code had taken off the runqueue\n"
@@ -458,20 +478,18 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
             }
         }
     }
-    serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {}\n", info.cpu.index()));
+    serial::raw::write_fmt(format_args!("restarting the idle loop of CPU {cpu}\n"));
     // SAFETY: the idle loop's frames (and what interrupted them) are abandoned by the restart below.
     if unsafe { memory::abandon_pin_on_this_cpu() } {
         serial::raw::write_fmt(format_args!("released this CPU's heap pin, held by the idle loop\n"));
     }
     // SAFETY: the idle task's abandoned frames need no drops: the idle loop owns nothing but what the scheduler's
-    // code holds in them, and those locks and the picked task were recovered above; interrupts are disabled here
-    // (the exception hook's contract).
-    let error = match unsafe { scheduler::restart_idle_loop() } {
+    // code holds in them, and those locks and the picked task were recovered above; interrupts are disabled (the
+    // caller's contract).
+    match unsafe { scheduler::restart_idle_loop() } {
         Ok(never) => match never {},
         Err(error) => error,
-    };
-    serial::raw::write_fmt(format_args!("idle loop restart refused: {error:?}\n"));
-    stop_cpu(info, "outside any task")
+    }
 }
 
 /// A fault in a device or IPI handler (the dispatcher already sent its end-of-interrupt): decides between failing

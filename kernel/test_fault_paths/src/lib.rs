@@ -42,7 +42,7 @@
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled; and with interrupts off, holding its
-//!    CPU's runqueue lock (2 CPUs or more: the idle CPU must not be the test's own);
+//!    CPU's runqueue lock (2 CPUs or more: the idle CPU must not be the test's own); a panic in an idle task;
 //! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; the
 //!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
 //!    before finishing it: the next switch finishes it; a runqueue lock left taken by a task that ran on is
@@ -664,6 +664,43 @@ fn idle_fault_holding_runqueue() -> Result<(), String> {
     Ok(())
 }
 
+/// Panics (the idle hook's function: the unwind finds no catch in an idle task).
+fn idle_panic() {
+    panic!("test_fault_paths: panic in the idle task, on purpose");
+}
+
+/// An idle task panics (what a skipped call in `schedule` did in the campaign: a garbage CPU index, and a panic
+/// that could not unwind out of the scheduler): no catch ends the unwind, and the idle loop restarts; a task pinned
+/// there completes. Before, the end of that unwind stopped the machine ("unwinding ended outside any task
+/// (IdleTask)", QEMU exited).
+fn panic_in_idle_task() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("panic_in_idle: no CPU online")?.index();
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_idle_hook_once(target, idle_panic);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!("panic_in_idle: CPU {target}'s idle loop did not panic and restart within 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    let after = TaskBuilder::new("after_idle_panic")
+        .pin(target)
+        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
+        .map_err(|error| format!("panic_in_idle: spawn: {error}"))?;
+    wait_until_finished(&after, || {
+        format!("panic_in_idle: a task pinned to CPU {target} did not run after the panic")
+    })?;
+    match after.join().map_err(|error| format!("panic_in_idle: join: {error:?}"))? {
+        ExitValue::Completed(499_500) => {}
+        other => return Err(format!("panic_in_idle: the pinned task ended with {other:?}")),
+    }
+    serial::write_fmt(format_args!(
+        "panic_in_idle: CPU {target}'s idle task panicked, its idle loop restarted; a task pinned there completed\n"
+    ));
+    Ok(())
+}
+
 /// Bytes in read-only data (never executable: W^X), jumped to or called as a function by the tests below.
 static NOT_CODE: [u8; 16] = [0xc3; 16];
 /// Runs of [`unwalkable_then_done`] so far.
@@ -880,6 +917,7 @@ pub fn run() -> Result<(), String> {
     fault_in_idle_task()?;
     scheduler_path_fault_in_idle_task()?;
     idle_fault_holding_runqueue()?;
+    panic_in_idle_task()?;
     fault_holding_runqueue()?;
     fault_holding_sleepers()?;
     fault_before_finishing_a_switch()?;

@@ -1,7 +1,9 @@
 //! Step 6: a fault in the swapping task during a live swap (issue 12). A task swaps `greeting_v1` for
 //! `greeting_v2` with a fault (`ud2`) armed at one point of the swap (`cell_namespace::inject_swap_fault`): after
 //! staging, after building, inside the quiesced phase before the first store, right after the first store, after
-//! every store (before the pin search), and after the whole swap in its own frame. Each point runs twice: with the
+//! every store (before the pin search), inside the cleanup (past the commit point, between removing the old cell
+//! and publishing the new one: the rollback must publish it), and after the whole swap in its own frame. Each
+//! point runs twice: with the
 //! task unwound (the swap's landing pad rolls back) and ended without unwinding (`fault_recovery`'s nested-fault
 //! path: only the failure hook's recovery from the task's stack can roll back). Then: the task failed; before the
 //! commit point the namespace is exactly as before (v1 loaded, v2 not, `greet` says v1), past it exactly as after;
@@ -20,12 +22,13 @@ use task::ExitValue;
 
 use crate::{V1, V2, swap};
 
-const POINTS: [SwapFaultPoint; 6] = [
+const POINTS: [SwapFaultPoint; 7] = [
     SwapFaultPoint::Staged,
     SwapFaultPoint::Built,
     SwapFaultPoint::Transfer,
     SwapFaultPoint::Patching,
     SwapFaultPoint::Patched,
+    SwapFaultPoint::Cleanup,
     SwapFaultPoint::Completed,
 ];
 
@@ -59,15 +62,16 @@ fn one(point: SwapFaultPoint, unwound: bool) -> Result<(), String> {
         ExitValue::Failed(_) => {}
         ExitValue::Completed(done) => return Err(format!("the swapping task did not fault (swap ok: {done})")),
     }
-    let committed = point == SwapFaultPoint::Completed;
+    let committed = matches!(point, SwapFaultPoint::Cleanup | SwapFaultPoint::Completed);
     // Unwound from a function the swap called, the swap's own landing pad rolls back (the failure hook finds
     // nothing held); otherwise only the failure hook's recovery can (a fault in `swap_quiesced`'s own frame, or
     // no unwinding at all).
     let by_hook = live_update::recoveries() != recoveries;
+    let hook_expected = point == SwapFaultPoint::Completed || !unwound;
     ensure!(
-        by_hook == (committed || !unwound),
-        "recovered by the failure hook: {by_hook}, expected {} (a landing pad that did not run, or ran wrongly)",
-        committed || !unwound
+        by_hook == hook_expected,
+        "recovered by the failure hook: {by_hook}, expected {hook_expected} (a landing pad that did not run, or ran \
+         wrongly)"
     );
     let (loaded, absent, version) = if committed { (V2, V1, "greeting v2") } else { (V1, V2, "greeting v1") };
     ensure!(

@@ -248,6 +248,12 @@ impl<T: ?Sized> IrqSafeRwLock<T> {
         unsafe { self.inner.force_write_unlock() };
     }
 
+    /// Disables interrupts and writes if nobody holds the lock; `None` (interrupts restored) otherwise.
+    pub fn try_write(&self) -> Option<IrqSafeWriteGuard<'_, T>> {
+        let interrupts = InterruptsOff::new();
+        self.inner.try_write().map(|guard| IrqSafeWriteGuard { guard, _interrupts: interrupts })
+    }
+
     /// Disables interrupts, then spins until nobody holds the lock, and writes.
     pub fn write(&self) -> IrqSafeWriteGuard<'_, T> {
         let interrupts = InterruptsOff::new();

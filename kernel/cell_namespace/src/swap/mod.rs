@@ -219,12 +219,18 @@ impl CellNamespace {
             Err(error) => return Err(discard(&built, error)),
         };
         SwapPhase::enter(&self.swap_phase, SwapPhase::Cleanup);
-        // Past the commit point nothing is undone; the journal's references to the old cells' sections (the
-        // redirects' targets) must not count as outside references when the old cells are freed or retired.
-        *self.swap_journal.lock() = None;
+        // Past the commit point nothing is undone. The journal keeps only the new cells, for a fault inside the
+        // cleanup (its rollback publishes those not published yet); its rewrites go: their references to the old
+        // cells' sections (the redirects' targets) must not count as outside references when the old cells are
+        // freed or retired.
+        if let Some(journal) = self.swap_journal.lock().as_mut() {
+            journal.rewrites = Vec::new();
+            journal.built.truncate(olds.len());
+        }
         let committed_at = clock();
         let transfer_ns = outcome.transfer_ns;
         let mut report = self.cleanup(transaction, olds, &built, plan, outcome);
+        *self.swap_journal.lock() = None;
         let end = clock();
         report.stage_ns = staged_at.saturating_sub(start);
         report.verify_ns = verified_at.saturating_sub(staged_at);
@@ -255,6 +261,7 @@ impl CellNamespace {
         }
         let new_cells: Vec<Arc<LoadedCell>> = built.iter().take(olds.len()).map(|(_, cell)| cell.clone()).collect();
         let carried = self.unpublish(&olds);
+        rollback::fault_point(SwapFaultPoint::Cleanup);
         let patches = &plan.patches;
         let mut report = SwapReport {
             relocations_rewritten: patches.len(),

@@ -36,6 +36,7 @@ use super::RunQuiesced;
 use super::plan::{self, Rewrite};
 use crate::CellNamespace;
 use crate::cell::LoadedCell;
+use crate::namespace::SymbolTarget;
 
 /// How far a swap got (stored in `CellNamespace::swap_phase`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,8 +107,12 @@ pub struct SwapRollback {
     pub quiesced: bool,
     /// Built cells dropped (freed once nothing else holds them).
     pub cells_dropped: usize,
-    /// Built cells kept mapped for good (deferred actions had run).
+    /// Built cells kept mapped for good (deferred actions had run; or, past the commit point, a new cell that could
+    /// not be published: the dependents already run its code).
     pub cells_leaked: usize,
+    /// Past the commit point (a fault inside the cleanup): new cells published by the rollback, which the cleanup
+    /// had not published yet.
+    pub cells_published: usize,
 }
 
 /// What [`CellNamespace::recover_failed_task`] did; `None` from it: the dead task held nothing of this namespace.
@@ -128,9 +133,21 @@ impl CellNamespace {
         if phase == SwapPhase::Idle {
             return None;
         }
-        let mut report = SwapRollback { phase, stores_restored: 0, quiesced: false, cells_dropped: 0, cells_leaked: 0 };
+        let mut report = SwapRollback {
+            phase,
+            stores_restored: 0,
+            quiesced: false,
+            cells_dropped: 0,
+            cells_leaked: 0,
+            cells_published: 0,
+        };
         let Some(journal) = journal else { return Some(report) };
         if phase == SwapPhase::Cleanup {
+            // Past the commit point nothing is undone: the dependents run the new cells' code. A new cell the
+            // cleanup had not published yet (it faulted between removing the old cells and publishing the new
+            // ones) is published now, so that it stays loaded, its unwind information registered, and it can be
+            // swapped again; dropping it would free code the dependents call.
+            (report.cells_published, report.cells_leaked) = self.publish_after_commit(journal.built);
             return Some(report);
         }
         if phase >= SwapPhase::Patching {
@@ -157,6 +174,47 @@ impl CellNamespace {
         Some(report)
     }
 
+    /// Publishes each of `cells` (a swap's new cells, past its commit point) that is not published yet: its exports
+    /// where their names are free, the cell itself, and the loaded-cell notification (unwind information). A cell
+    /// whose name is still taken by another cell (a self-swap whose old cell was not removed yet), or all of them if
+    /// the state lock is held (by a frame the fault abandoned), is kept alive unpublished instead. Returns (published,
+    /// kept alive).
+    fn publish_after_commit(&self, cells: Vec<Arc<LoadedCell>>) -> (usize, usize) {
+        let Some(mut state) = self.state.try_write() else {
+            let kept = cells.len();
+            cells.into_iter().for_each(core::mem::forget);
+            return (0, kept);
+        };
+        let (mut published, mut kept) = (Vec::new(), 0);
+        for cell in cells {
+            match state.cells.get(&cell.name) {
+                Some(present) if Arc::ptr_eq(present, &cell) => {}
+                Some(_) => {
+                    kept += 1;
+                    core::mem::forget(cell);
+                }
+                None => {
+                    for export in &cell.exports {
+                        let Some(section) = cell.sections.get(export.section) else { continue };
+                        let taken =
+                            state.symbol_map.get(&export.name).is_some_and(|target| target.section.strong_count() > 0);
+                        if !taken {
+                            let target = SymbolTarget { section: Arc::downgrade(section), offset: export.offset };
+                            state.symbol_map.insert(export.name.clone(), target);
+                        }
+                    }
+                    state.cells.insert(cell.name.clone(), cell.clone());
+                    published.push(cell);
+                }
+            }
+        }
+        drop(state);
+        for cell in &published {
+            crate::observer::notify_loaded(cell);
+        }
+        (published.len(), kept)
+    }
+
     /// Recovers this namespace from a task that failed inside one of its transactions without dropping its guard
     /// (the fault path's failure hook calls it for every failed task, with that task's stack): if the
     /// transaction lock's holder token lies on `stack`, rolls back the swap in progress (see the module docs),
@@ -174,13 +232,14 @@ impl CellNamespace {
         if !self.transaction.is_held_within(&stack) {
             return None;
         }
-        let rollback = self.roll_back_swap(run_quiesced);
+        // Released first: a rollback past the commit point publishes the new cells.
         let released_state_lock = self.state.is_write_locked();
         if released_state_lock {
             // SAFETY: the state lock is written only under the transaction lock, which the dead task holds: the
             // writer is the dead task, whose guard is gone with its frame.
             unsafe { self.state.force_write_unlock() };
         }
+        let rollback = self.roll_back_swap(run_quiesced);
         // SAFETY: the caller guarantees the task is dead; its guard was not dropped (the token is still set).
         unsafe { self.transaction.force_release_if_held_within(&stack) };
         Some(TransactionRecovery { rollback, released_state_lock })
@@ -223,6 +282,9 @@ pub enum SwapFaultPoint {
     /// nothing is undone (in the kernel, no landing pad of that frame runs: the failure hook's recovery releases
     /// the transaction lock).
     Completed = 6,
+    /// Inside the cleanup, past the commit point: after the old cells were removed from the namespace, before the
+    /// new ones are published.
+    Cleanup = 7,
 }
 
 /// The armed fault point (0: none).

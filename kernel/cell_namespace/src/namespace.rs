@@ -427,6 +427,16 @@ impl CellNamespace {
         self.state.read().cells.values().cloned().collect()
     }
 
+    /// [`Self::loaded_cells`] without waiting (for a fault report's stack trace).
+    ///
+    /// # Errors
+    /// [`NamespaceBusy`] if the cell table is write-locked right now (by this CPU, e.g. a frame the fault left, or
+    /// another).
+    pub fn try_loaded_cells(&self) -> Result<Vec<Arc<LoadedCell>>, NamespaceBusy> {
+        let state = self.state.try_read().ok_or(NamespaceBusy)?;
+        Ok(state.cells.values().cloned().collect())
+    }
+
     /// Calls `found` with the name of the cell loaded in this namespace (not its parents) one of whose sections
     /// contains `address`, without waiting and without allocating (for a fault report).
     ///

@@ -63,6 +63,8 @@ impl fmt::Write for SerialWriter {
 
 /// Names code addresses through the system namespaces: the cell whose section contains the address, and that
 /// section's name (a function's mangled symbol; for nano_core, the base image cell has one section per symbol).
+/// A namespace whose cell table is write-locked is skipped, not waited for: the fault being reported may have
+/// struck a frame that holds that lock (a swap's publication), which then never releases it by itself.
 pub struct Symbolizer;
 
 impl unwind::Symbolizer for Symbolizer {
@@ -70,7 +72,8 @@ impl unwind::Symbolizer for Symbolizer {
         let Ok(virtual_address) = memory_structs::VirtualAddress::try_new(address as usize) else { return };
         let namespaces = [system_namespaces::kernel_namespace(), system_namespaces::application_namespace()];
         for namespace in namespaces.into_iter().flatten() {
-            for cell in namespace.loaded_cells() {
+            let Ok(cells) = namespace.try_loaded_cells() else { continue };
+            for cell in cells {
                 if let Some(section) = cell.section_containing(virtual_address) {
                     found(unwind::SymbolInfo {
                         cell: cell.name(),

@@ -2,7 +2,9 @@
 //! `greeting_v2` with a fault (`ud2`) armed at one point of the swap (`cell_namespace::inject_swap_fault`): after
 //! staging, after building, inside the quiesced phase before the first store, right after the first store, after
 //! every store (before the pin search), inside the cleanup (past the commit point, between removing the old cell
-//! and publishing the new one: the rollback must publish it), and after the whole swap in its own frame. Each
+//! and publishing the new one: the rollback must publish it; and in the publication, holding the namespace's state
+//! lock, which the unwind leaves taken: the swap's landing pad must release it), and after the whole swap in its
+//! own frame. Each
 //! point runs twice: with the
 //! task unwound (the swap's landing pad rolls back) and ended without unwinding (`fault_recovery`'s nested-fault
 //! path: only the failure hook's recovery from the task's stack can roll back). Then: the task failed; before the
@@ -22,13 +24,14 @@ use task::ExitValue;
 
 use crate::{V1, V2, swap};
 
-const POINTS: [SwapFaultPoint; 7] = [
+const POINTS: [SwapFaultPoint; 8] = [
     SwapFaultPoint::Staged,
     SwapFaultPoint::Built,
     SwapFaultPoint::Transfer,
     SwapFaultPoint::Patching,
     SwapFaultPoint::Patched,
     SwapFaultPoint::Cleanup,
+    SwapFaultPoint::Publishing,
     SwapFaultPoint::Completed,
 ];
 
@@ -62,7 +65,7 @@ fn one(point: SwapFaultPoint, unwound: bool) -> Result<(), String> {
         ExitValue::Failed(_) => {}
         ExitValue::Completed(done) => return Err(format!("the swapping task did not fault (swap ok: {done})")),
     }
-    let committed = matches!(point, SwapFaultPoint::Cleanup | SwapFaultPoint::Completed);
+    let committed = matches!(point, SwapFaultPoint::Cleanup | SwapFaultPoint::Publishing | SwapFaultPoint::Completed);
     // Unwound from a function the swap called, the swap's own landing pad rolls back (the failure hook finds
     // nothing held); otherwise only the failure hook's recovery can (a fault in `swap_quiesced`'s own frame, or
     // no unwinding at all).

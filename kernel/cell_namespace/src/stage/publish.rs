@@ -135,6 +135,9 @@ impl Transaction<'_> {
         for (depth, cell) in order {
             let namespace = self.chain[*depth];
             let mut state = namespace.state.write();
+            if crate::swap::SwapPhase::current(&namespace.swap_phase) == crate::swap::SwapPhase::Cleanup {
+                crate::swap::rollback::fault_point(crate::swap::SwapFaultPoint::Publishing);
+            }
             for export in &cell.exports {
                 // Never skips: `export.section` is a slot index taken from `cell.sections` when it was built.
                 let Some(section) = cell.sections.get(export.section) else { continue };

@@ -258,6 +258,15 @@ impl Drop for SwapUnwindGuard<'_> {
         if !self.armed {
             return;
         }
+        // Only the transaction holder writes the namespace's state, and this task holds the transaction (the guard
+        // is declared after it, so it drops first): a write lock still held here was taken by a frame the unwind
+        // left without its drops (a CPU fault in the middle of a function, e.g. inside the cleanup's publish).
+        // Released before the rollback, which may publish; the state may hold a half-finished update.
+        if self.namespace.state.is_write_locked() {
+            // SAFETY: as just said, its writer is an abandoned frame of this task, which never resumes.
+            unsafe { self.namespace.state.force_write_unlock() };
+            log::warn!("namespace {}: released its state lock, held by a frame the unwind left", self.namespace.name());
+        }
         if let Some(rollback) = self.namespace.roll_back_swap(self.run_quiesced) {
             log::warn!("namespace {}: swap rolled back as its task unwound: {rollback:?}", self.namespace.name());
         }
@@ -285,6 +294,9 @@ pub enum SwapFaultPoint {
     /// Inside the cleanup, past the commit point: after the old cells were removed from the namespace, before the
     /// new ones are published.
     Cleanup = 7,
+    /// Inside the cleanup's publication of the new cells, holding the namespace's state write lock (in the kernel,
+    /// the `ud2` is not a call, so an unwind leaves that frame without dropping the guard).
+    Publishing = 8,
 }
 
 /// The armed fault point (0: none).

@@ -3,7 +3,7 @@
 
 use super::inject::{SectionRange, parse_ranges};
 use super::points::{Function, parse_functions};
-use super::workload::{Workload, result_lines, retry_reason};
+use super::workload::{Workload, committed_before_restart, result_lines, retry_reason};
 use crate::expected as e;
 use crate::gdb_remote::{GdbError, GdbRemote};
 use crate::qemu::{Firmware, QemuConfig};
@@ -170,7 +170,12 @@ impl Guest {
         let (mut output, mut stuck, mut injected, mut retries) = (String::new(), None, None, Vec::new());
         let mut attempts = workload.commands().iter().map(|&command| (command, 0usize)).collect::<Vec<_>>();
         attempts.reverse();
+        // Whether an earlier attempt of the command being typed ran while the shell restarted.
+        let mut restarted = false;
         while let Some((command, attempt)) = attempts.pop() {
+            if attempt == 0 {
+                restarted = false;
+            }
             let from = self.session.transcript().cursor();
             if let Err(failure) = self.session.send_line(command) {
                 stuck = Some((command.to_string(), failure));
@@ -195,9 +200,15 @@ impl Guest {
                 Ok(found) => {
                     let raw = self.session.transcript().text_between(from, found.start);
                     let this = command_output(&raw, command);
+                    if restarted && committed_before_restart(command, &this) {
+                        retries.push(format!("`{command}` had committed before the shell restarted"));
+                        output += "swap: done (committed before the shell restarted)\n";
+                        continue;
+                    }
                     if let Some(reason) = retry_reason(&this)
                         && attempt < RETRIES_PER_COMMAND
                     {
+                        restarted |= reason == "shell restarted";
                         retries.push(format!("`{command}` typed again ({reason})"));
                         attempts.push((command, attempt + 1));
                         continue;

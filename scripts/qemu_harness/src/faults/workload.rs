@@ -180,6 +180,17 @@ pub fn retry_reason(output: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether `output`, of `command` typed again after the shell restarted while an earlier attempt ran, shows that
+/// the earlier attempt's swap had committed: `swap OLD NEW` answers `swap: error: cell OLD is not loaded` (a swap
+/// whose task failed past its commit point keeps the new cell, and the restarted shell cannot tell). The command
+/// then counts as `swap: done`; the workload's next `hello` checks that the new version really runs.
+pub fn committed_before_restart(command: &str, output: &str) -> bool {
+    let mut words = command.split_whitespace();
+    let (Some("swap"), Some(old)) = (words.next(), words.next()) else { return false };
+    let refusal = format!("swap: error: cell {old} is not loaded in this namespace");
+    output.lines().any(|line| line.trim_start().starts_with(&refusal))
+}
+
 /// The result lines of `output` (the commands' outputs, one after the other) for `workload`. A swap's
 /// `swap: done in N us ...` line is cut to `swap: done` (its phase times differ from run to run).
 pub fn result_lines(workload: Workload, output: &str) -> Vec<String> {
@@ -215,6 +226,11 @@ mod tests {
         assert_eq!(retry_reason("ps\n\nTheseus-style cell OS: type `help` for commands.\n"), Some("shell restarted"));
         assert_eq!(retry_reason("swap: error: verification failed\n"), Some("swap failed"));
         assert_eq!(retry_reason("swap: done in 5 us\nHello\n"), None);
+        let refused = "swap: error: cell greeting_v1 is not loaded in this namespace; nothing was changed\n";
+        assert!(committed_before_restart("swap greeting_v1 greeting_v2", refused));
+        assert!(!committed_before_restart("swap greeting_v2 greeting_v1", refused), "another cell");
+        assert!(!committed_before_restart("swap greeting_v1 greeting_v2", "swap: error: verification failed\n"));
+        assert!(!committed_before_restart("hello", refused));
         for workload in WORKLOADS {
             assert!(!workload.cells_under_test().is_empty());
             // A focus cell's functions must be candidates too, or they could never be drawn.

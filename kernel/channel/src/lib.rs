@@ -24,13 +24,14 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::fmt;
 
-use sync::WaitQueue;
-use task::IrqSafeMutex;
+use sync::{OwnedIrqMutex, WaitQueue};
 
 struct Shared<T> {
     /// The buffered values and the end counts. The lock protects these only; it is taken inside the wait queues'
-    /// condition closures (lock order: wait queue, then state) and released before any notify.
-    state: IrqSafeMutex<State<T>>,
+    /// condition closures (lock order: wait queue, then state) and released before any notify. It records its
+    /// holder: a lock a faulting send or receive left taken (or whose release a fault skipped) is taken over by
+    /// the next user instead of hanging it (`sync::OwnedIrqMutex`).
+    state: OwnedIrqMutex<State<T>>,
     /// Receivers waiting for a value or for disconnection.
     receivers_waiting: WaitQueue,
     /// Senders waiting for room, for their rendezvous partner, or for disconnection.
@@ -102,7 +103,7 @@ pub enum TryReceiveError {
 
 fn new_channel<T: Send>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        state: IrqSafeMutex::new(State {
+        state: OwnedIrqMutex::new(State {
             buffer: VecDeque::with_capacity(capacity.max(1)),
             senders: 1,
             receivers: 1,

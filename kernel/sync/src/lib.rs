@@ -9,6 +9,8 @@
 //! - [`WaitQueue`]: `wait_until(condition)` / `notify_one` / `notify_all`; the building block of channels.
 //! - [`Mutex`] / [`MutexGuard`]: a blocking mutex with FIFO hand-off: unlocking passes ownership directly to the
 //!   longest waiter, so under contention tasks get the lock strictly in the order they asked for it (no barging).
+//! - [`OwnedIrqMutex`]: an interrupt-safe spin lock that records its holder, so that a lock a dead frame left
+//!   taken is taken over by its next user (the wait queues' and the channels' own locks).
 //!
 //! # Kill and fault safety
 //! Killing a task that waits here wakes it and it ends at once. Waiting keeps interrupts disabled from before the
@@ -25,7 +27,9 @@
 extern crate alloc;
 
 mod mutex;
+mod owned_irq;
 mod wait_queue;
 
 pub use mutex::{Mutex, MutexGuard};
+pub use owned_irq::{OwnedIrqMutex, OwnedIrqMutexGuard, stale_locks_taken_over};
 pub use wait_queue::WaitQueue;

@@ -3,7 +3,9 @@
 
 use alloc::collections::VecDeque;
 
-use task::{IrqSafeMutex, TaskRef, interrupts};
+use task::{TaskRef, interrupts};
+
+use crate::OwnedIrqMutex;
 
 /// A FIFO of blocked tasks waiting for some condition.
 ///
@@ -18,8 +20,9 @@ use task::{IrqSafeMutex, TaskRef, interrupts};
 /// on to the next waiter ([`notify_one`](Self::notify_one)); if it was still queued (the kill woke it), it just
 /// leaves the queue. So with several consumers, a value signalled to one that is then killed still wakes another.
 pub struct WaitQueue {
-    /// Blocked waiters, oldest first. The lock protects the queue only; condition closures run inside it.
-    waiters: IrqSafeMutex<VecDeque<TaskRef>>,
+    /// Blocked waiters, oldest first. The lock protects the queue only; condition closures run inside it. A lock
+    /// whose holder died inside (a fault in a condition closure) is taken over by the next user.
+    waiters: OwnedIrqMutex<VecDeque<TaskRef>>,
 }
 
 impl Default for WaitQueue {
@@ -58,7 +61,7 @@ impl Drop for PassOn<'_> {
 impl WaitQueue {
     /// An empty wait queue.
     pub const fn new() -> Self {
-        WaitQueue { waiters: IrqSafeMutex::new(VecDeque::new()) }
+        WaitQueue { waiters: OwnedIrqMutex::new(VecDeque::new()) }
     }
 
     /// Blocks the current task until `condition` returns `Some`, and returns that value. `condition` runs with

@@ -11,6 +11,8 @@
 //! 5. Preempted holders (`starvation.rs`): COM1's lock and a namespace's transaction lock, each wanted by a
 //!    high-priority task on the holder's CPU, must be had within a bound.
 //! 6. The cost of an uncontended lock/unlock pair (logged).
+//! 7. Dead holders of an `OwnedIrqMutex` (`stale.rs`): a guard the locking task itself left behind, and one left
+//!    by a task that sleeps since, are taken over by the next `lock` (with `task::IrqSafeMutex` both spin forever).
 //!
 //! Every step runs even if an earlier one failed; `run` reports all failures.
 #![no_std]
@@ -18,6 +20,7 @@
 extern crate alloc;
 
 mod kill;
+mod stale;
 mod starvation;
 
 use alloc::format;
@@ -48,6 +51,8 @@ pub fn run() -> Result<(), String> {
         step(CELL, "COM1 holder not preempted", starvation::serial_lock_holder_is_not_preempted),
         step(CELL, "transaction holder not preempted", starvation::namespace_transaction_holder_is_not_preempted),
         step(CELL, "mutex uncontended cost", kill::mutex_uncontended_cost),
+        step(CELL, "owned spin lock left by its own frame", stale::left_by_own_frame_is_taken_over),
+        step(CELL, "owned spin lock left by a sleeping task", stale::left_by_sleeping_task_is_taken_over),
     ];
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }

@@ -25,7 +25,9 @@ pub enum Point {
     FirstCompare,
     /// The instruction after its first `cmp` or `test` (the conditional jump that uses the flags).
     AfterFirstCompare,
-    /// Its first `mov byte ptr [reg], 0` with a base register other than RSP: a spin lock's release.
+    /// Its first spin-lock release: a `mov byte ptr [reg], 0` with a base register other than RSP (a
+    /// `spin::Mutex`), or a `mov qword ptr [reg], 0` right after a `cmp` and a `jne` (an `owned_spin` guard's drop:
+    /// the holder compared with its own token, then cleared; the channels' and wait queues' locks since session 11).
     LockRelease,
     /// Its first direct call to the function of `sync` whose section name contains this text.
     CallTo(&'static str),
@@ -118,13 +120,20 @@ pub fn point_address(code: &[u8], start: u64, point: Point, call_target: Option<
             let at = instructions.iter().position(is_compare)?;
             instructions.get(at + 1)
         }
-        Point::LockRelease => instructions.iter().find(|instruction| {
-            instruction.mnemonic() == Mnemonic::Mov
+        Point::LockRelease => instructions.iter().enumerate().find_map(|(index, instruction)| {
+            let zero_store = instruction.mnemonic() == Mnemonic::Mov
                 && instruction.op0_kind() == OpKind::Memory
-                && instruction.memory_size() == MemorySize::UInt8
+                && instruction.memory_base() != Register::RSP;
+            let byte = instruction.memory_size() == MemorySize::UInt8
                 && instruction.op1_kind() == OpKind::Immediate8
-                && instruction.immediate8() == 0
-                && instruction.memory_base() != Register::RSP
+                && instruction.immediate8() == 0;
+            let owned = instruction.memory_size() == MemorySize::UInt64
+                && instruction.op1_kind() == OpKind::Immediate32to64
+                && instruction.immediate32to64() == 0
+                && index >= 2
+                && instructions[index - 1].mnemonic() == Mnemonic::Jne
+                && instructions[index - 2].mnemonic() == Mnemonic::Cmp;
+            (zero_store && (byte || owned)).then_some(instruction)
         }),
         Point::CallTo(_) => instructions.iter().find(|instruction| {
             instruction.mnemonic() == Mnemonic::Call && Some(instruction.near_branch_target()) == call_target
@@ -328,6 +337,12 @@ mod tests {
         assert_eq!(at(Point::LockRelease), Some(0x100b));
         assert_eq!(at(Point::CallTo("x")), Some(0x100e));
         assert_eq!(point_address(&code, 0x1000, Point::CallTo("x"), Some(0x2000)), None);
+        // mov qword [rax+0x40], 0 (a field cleared: no compare before); cmp rcx, rdx; jne +8;
+        // mov qword [rax+0x40], 0 (an owned_spin release); ret
+        let owned = [
+            0x48, 0xc7, 0x40, 0x40, 0, 0, 0, 0, 0x48, 0x39, 0xd1, 0x75, 0x08, 0x48, 0xc7, 0x40, 0x40, 0, 0, 0, 0, 0xc3,
+        ];
+        assert_eq!(point_address(&owned, 0x1000, Point::LockRelease, None), Some(0x100d));
     }
 
     #[test]

@@ -44,8 +44,10 @@ impl fmt::Display for RestartError {
 }
 
 /// A task started with [`spawn_restartable`]. Dropping it before the series ended (without [`Self::wait`] or
-/// [`Self::wait_with_deadline`], e.g. when the owner fails and unwinds) cancels the series: the run going is
-/// killed and no other starts, so a failed owner leaves no runs behind.
+/// [`Self::wait_with_deadline`], e.g. when the owner fails and unwinds) cancels the series and waits for it: the
+/// run going is killed, no other starts, and the drop returns once that run has unwound and exited. So a failed
+/// owner leaves no runs behind, and its own end comes after theirs (a shell that joins the owner reports it, and
+/// prompts, after every run's failure was logged).
 pub struct RestartableTask<T> {
     handle: spawn::RestartableHandle,
     value: Arc<spin::Mutex<Option<T>>>,
@@ -53,7 +55,13 @@ pub struct RestartableTask<T> {
 
 impl<T> Drop for RestartableTask<T> {
     fn drop(&mut self) {
+        if self.handle.is_done() {
+            return;
+        }
         self.handle.cancel();
+        // Sleeps in a join of the killed run (a killed task unwinds at its next kill point, or is ended by the
+        // kill's deferral limit). Fails only from one of the series' own runs, which cannot wait for itself.
+        let _ = self.handle.wait();
     }
 }
 

@@ -64,11 +64,15 @@ impl fmt::Write for SerialWriter {
 /// Names code addresses through the system namespaces: the cell whose section contains the address, and that
 /// section's name (a function's mangled symbol; for nano_core, the base image cell has one section per symbol).
 /// A namespace whose cell table is write-locked is skipped, not waited for: the fault being reported may have
-/// struck a frame that holds that lock (a swap's publication), which then never releases it by itself.
+/// struck a frame that holds that lock (a swap's publication), which then never releases it by itself. Names
+/// nothing once a cell lookup faulted (`system_namespaces::lookups_distrusted`: the cell tables are damaged).
 pub struct Symbolizer;
 
 impl unwind::Symbolizer for Symbolizer {
     fn with_symbol(&self, address: u64, found: &mut dyn FnMut(unwind::SymbolInfo<'_>)) {
+        if system_namespaces::lookups_distrusted() {
+            return;
+        }
         let Ok(virtual_address) = memory_structs::VirtualAddress::try_new(address as usize) else { return };
         let namespaces = [system_namespaces::kernel_namespace(), system_namespaces::application_namespace()];
         for namespace in namespaces.into_iter().flatten() {

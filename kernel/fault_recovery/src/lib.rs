@@ -207,8 +207,10 @@ pub enum Landing {
 
 impl Landing {
     /// Classifies the faulting instruction `address` without waiting or allocating.
-    pub fn of(address: u64) -> Landing {
-        match system_namespaces::try_cell_containing(address) {
+    /// Looked up on CPU `cpu` with interrupts disabled (`system_namespaces::try_cell_containing_on_cpu`: a
+    /// lookup that faults on a damaged cell table is not repeated).
+    pub fn of(cpu: usize, address: u64) -> Landing {
+        match system_namespaces::try_cell_containing_on_cpu(cpu, address) {
             Err(cell_namespace::NamespaceBusy) => Landing::Unknown,
             Ok(None) => Landing::NanoCore,
             Ok(Some(name)) => match name.as_str() {
@@ -226,7 +228,7 @@ impl Landing {
             Landing::TaskCode => "task code",
             Landing::SchedulerPath => "the scheduler path, called by the task",
             Landing::NanoCore => "nano_core code, called by the task",
-            Landing::Unknown => "unknown code (namespace busy), in the task",
+            Landing::Unknown => "unknown code (namespace busy or its cell tables damaged), in the task",
         }
     }
 }
@@ -256,7 +258,7 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
     }
     // Every landing inside a task is recovered the same way: the task's stack is intact below the faulting
     // frame (the fault is in code it called), so unwinding it releases what its callers hold.
-    let landing = Landing::of(info.frame.instruction_pointer);
+    let landing = Landing::of(info.cpu.index(), info.frame.instruction_pointer);
     let in_handler = info.in_interrupt_handler && !delivery_fault(info);
     if in_handler {
         interrupt_handler_fault(info, landing);
@@ -431,7 +433,7 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
 /// no holder (a task's own state lock) cannot be released; if the abandoned code held one, the CPU stalls on it
 /// later and the NMI watchdog reports that. Stops this CPU with no current task or inside an exception handler.
 fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
-    let landing = Landing::of(info.frame.instruction_pointer);
+    let landing = Landing::of(info.cpu.index(), info.frame.instruction_pointer);
     serial::raw::write_fmt(format_args!("fault landed in: the idle loop (in {})\n", landing.describe()));
     if scheduler::current_task().is_none() {
         stop_cpu(info, "outside any task")

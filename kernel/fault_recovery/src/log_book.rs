@@ -86,7 +86,13 @@ pub fn record_failure(task: &TaskRef, reason: &FailureReason) {
     };
     // Without waiting: the failed task may have died holding a namespace's cell table.
     let cell = address
-        .and_then(|address| system_namespaces::try_cell_containing(address).ok().flatten())
+        .and_then(|address| {
+            // Tracked per CPU with interrupts off: a lookup that faults here is not repeated by later reports.
+            let were_enabled = task::interrupts::disable();
+            let found = system_namespaces::try_cell_containing_on_cpu(cpu::current_id().index(), address);
+            task::interrupts::restore(were_enabled);
+            found.ok().flatten()
+        })
         .map(|name| name.as_str().to_string())
         .filter(|cell| cell != "nano_core");
     let scrub = matches!(reason, FailureReason::Exception { .. } | FailureReason::Panic(_))

@@ -476,9 +476,12 @@ fn report(info: &ExceptionInfo, look_up_cell: bool) {
         out(format_args!("  cell lookup skipped: this exception struck inside the previous report\n"));
         return;
     }
-    match system_namespaces::try_cell_containing(frame.instruction_pointer) {
+    match system_namespaces::try_cell_containing_on_cpu(info.cpu.index(), frame.instruction_pointer) {
         Ok(Some(name)) => out(format_args!("  in cell {}\n", name.as_str())),
         Ok(None) => out(format_args!("  in cell: unknown (nano_core or not loaded)\n")),
+        Err(cell_namespace::NamespaceBusy) if system_namespaces::lookups_distrusted() => {
+            out(format_args!("  cell lookup skipped: an earlier lookup faulted (the cell tables are damaged)\n"))
+        }
         Err(cell_namespace::NamespaceBusy) => out(format_args!("  cell lookup skipped: namespace busy\n")),
     }
 }

@@ -18,10 +18,13 @@
 //! - on the stack of a task that is not on any CPU: that task cannot be inside the critical section either (it
 //!   would be running with interrupts off);
 //!
+//! - on the stack of a task that was reaped (it faulted in the section and was ended; `task::was_reaped_stack`
+//!   remembers the last reaped stacks) and that no task in the table owns now: nobody runs on it;
+//!
 //! takes the lock over ([`owned_spin::OwnedSpinLock::take_over_if`]) and goes on with the data as the dead holder
-//! left it (a half-finished update is accepted: the alternative is a hang). A token on no known task's stack (an
-//! exited task's freed stack, but also an AP idle task's, which has no recorded bounds), or on a task running on
-//! another CPU, is waited for. The checks run only after a long spin, so the uncontended path
+//! left it (a half-finished update is accepted: the alternative is a hang). A token on no known stack (an AP idle
+//! task's, which has no recorded bounds, or a stack reaped too long ago), or on a task running on another CPU, is
+//! waited for. The checks run only after a long spin, so the uncontended path
 //! is one compare-and-swap, as for [`task::IrqSafeMutex`].
 
 use core::ops::{Deref, DerefMut};
@@ -126,8 +129,8 @@ impl<T> OwnedIrqMutex<T> {
     }
 }
 
-/// Whether `holder` (a holder token) lies on the current task's own stack or, with `others`, on the stack of a
-/// task that is not on any CPU.
+/// Whether `holder` (a holder token) lies on the current task's own stack or, with `others`, on stacks of tasks
+/// none of which is on a CPU, or on the stack of a reaped task that no task in the table owns now.
 fn holder_is_dead(holder: usize, others: bool) -> bool {
     let Some(current) = scheduler::current_task() else { return false };
     if current.stack_bounds().is_some_and(|stack| stack.contains(&holder)) {
@@ -137,8 +140,13 @@ fn holder_is_dead(holder: usize, others: bool) -> bool {
         return false;
     }
     let Some(tasks) = task::try_all_tasks() else { return false };
-    let owner = tasks.iter().find(|task| task.stack_bounds().is_some_and(|stack| stack.contains(&holder)));
-    owner.is_some_and(|owner| !owner.is_on_cpu())
+    // A stack freed by a reap may already be a new task's (pooled stacks are reused at once): the address is
+    // live if any task owning it now runs.
+    let mut owners = tasks.iter().filter(|task| task.stack_bounds().is_some_and(|stack| stack.contains(&holder)));
+    match owners.next() {
+        Some(first) => !first.is_on_cpu() && owners.all(|owner| !owner.is_on_cpu()),
+        None => task::was_reaped_stack(holder),
+    }
 }
 
 impl<T> Deref for OwnedIrqMutexGuard<'_, T> {

@@ -5,12 +5,13 @@
 //! as the shell reach them through [`kernel_namespace`] and [`application_namespace`].
 //!
 //! This is shared state by necessity (there is one running system); it is written once at boot and never changed.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
 use alloc::sync::Arc;
 use cell_namespace::CellNamespace;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Once;
 
 /// The running system's namespaces.
@@ -92,8 +93,11 @@ pub fn cell_containing(address: u64) -> Option<CellName> {
 ///
 /// # Errors
 /// [`cell_namespace::NamespaceBusy`] if a namespace's cell table is write-locked right now (the address was not
-/// found in the namespaces checked before it).
+/// found in the namespaces checked before it), or lookups are distrusted ([`lookups_distrusted`]).
 pub fn try_cell_containing(address: u64) -> Result<Option<CellName>, cell_namespace::NamespaceBusy> {
+    if lookups_distrusted() {
+        return Err(cell_namespace::NamespaceBusy);
+    }
     let Ok(address) = memory_structs::VirtualAddress::try_new(address as usize) else { return Ok(None) };
     for namespace in [kernel_namespace(), application_namespace()].into_iter().flatten() {
         if let Some(name) = namespace.try_cell_containing(address, CellName::new)? {
@@ -101,4 +105,64 @@ pub fn try_cell_containing(address: u64) -> Result<Option<CellName>, cell_namesp
         }
     }
     Ok(None)
+}
+
+/// CPUs whose lookups [`try_cell_containing_on_cpu`] tracks (a CPU index beyond this is looked up untracked).
+const TRACKED_CPUS: usize = 64;
+
+/// Per CPU: a tracked lookup is in flight (set and cleared by [`try_cell_containing_on_cpu`]).
+static IN_LOOKUP: [AtomicBool; TRACKED_CPUS] = [const { AtomicBool::new(false) }; TRACKED_CPUS];
+
+/// Set once a lookup was found to have faulted: the namespaces' cell tables are damaged (e.g. a wild write by a
+/// faulty task over the heap), and every later lookup is skipped.
+static DISTRUSTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether cell lookups are skipped because one faulted (the namespaces' in-memory cell tables are damaged).
+/// Once set, it stays set: the damage is not repaired.
+pub fn lookups_distrusted() -> bool {
+    DISTRUSTED.load(Ordering::Acquire)
+}
+
+/// [`try_cell_containing`] for the CPU-exception report and fault recovery, on CPU `cpu` with interrupts
+/// disabled (so no other lookup of this CPU can start meanwhile, but an exception inside this one): a lookup
+/// whose reading of a damaged cell table faulted never returns, so the next lookup on the same CPU (the report
+/// of that fault, or its recovery) finds this CPU's lookup still in flight. It then distrusts every later
+/// lookup ([`lookups_distrusted`]) instead of faulting in the same place again, which in the fault-injection
+/// campaign looped between the report and the task layer until the machine hung.
+///
+/// # Errors
+/// [`cell_namespace::NamespaceBusy`] if a namespace's cell table is write-locked right now, or lookups are
+/// distrusted (including from this call on).
+pub fn try_cell_containing_on_cpu(cpu: usize, address: u64) -> Result<Option<CellName>, cell_namespace::NamespaceBusy> {
+    let Some(in_lookup) = IN_LOOKUP.get(cpu) else { return try_cell_containing(address) };
+    if in_lookup.swap(true, Ordering::AcqRel) {
+        // This CPU's previous lookup never finished: it faulted (interrupts were off, so nothing else ran here).
+        DISTRUSTED.store(true, Ordering::Release);
+        in_lookup.store(false, Ordering::Release);
+        return Err(cell_namespace::NamespaceBusy);
+    }
+    let result = try_cell_containing(address);
+    in_lookup.store(false, Ordering::Release);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_left_in_flight_distrusts_every_later_one() {
+        // No namespaces installed: a lookup finds nothing, and is trusted.
+        assert_eq!(try_cell_containing_on_cpu(3, 0xffff_ffff_8010_0000).map(|name| name.is_some()), Ok(false));
+        assert!(!lookups_distrusted());
+        // CPU 3's lookup faulted: its flag stays set.
+        IN_LOOKUP[3].store(true, Ordering::Release);
+        assert_eq!(
+            try_cell_containing_on_cpu(3, 0xffff_ffff_8010_0000).map(|_| ()),
+            Err(cell_namespace::NamespaceBusy)
+        );
+        assert!(lookups_distrusted());
+        assert!(try_cell_containing(0xffff_ffff_8010_0000).is_err());
+        assert!(try_cell_containing_on_cpu(4, 0xffff_ffff_8010_0000).is_err());
+    }
 }

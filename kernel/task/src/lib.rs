@@ -33,6 +33,7 @@ extern crate alloc;
 mod context;
 mod exit;
 mod held;
+mod reaped;
 mod runqueue;
 #[cfg(target_os = "none")]
 mod stack;
@@ -43,6 +44,7 @@ pub use context::{TaskEntry, context_switch, prepare_first_frame};
 pub use exit::{AnyExitValue, ExceptionKind, ExitValue, FailureReason};
 pub use held::HeldLock;
 pub use irq_safe::{IrqSafeMutex, IrqSafeMutexGuard, interrupts};
+pub use reaped::{CAPACITY as REAPED_STACKS_REMEMBERED, was_reaped_stack};
 pub use runqueue::{
     CountersError, POLICY_STATISTICS_PATH, PolicyCounters, PolicyData, PolicyStatistics, PolicyTransferError, RunQueue,
     SchedulerPolicy, transfer_policy_counters,

@@ -631,6 +631,10 @@ impl Task {
     /// Frees what an exited task owned (its stack, body, namespace reference) and removes it from the task table.
     /// Scheduler-internal: called on the task's CPU after switching away from it for good.
     pub fn reap(&self) {
+        // Before the task leaves the table: a lock token on this stack is recognized as dead from then on.
+        if let Some(stack) = &self.stack_range {
+            crate::reaped::record(stack);
+        }
         let (stack, namespace, body) = {
             let mut inner = self.inner.lock();
             #[cfg(target_os = "none")]

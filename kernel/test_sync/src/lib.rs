@@ -53,6 +53,7 @@ pub fn run() -> Result<(), String> {
         step(CELL, "mutex uncontended cost", kill::mutex_uncontended_cost),
         step(CELL, "owned spin lock left by its own frame", stale::left_by_own_frame_is_taken_over),
         step(CELL, "owned spin lock left by a sleeping task", stale::left_by_sleeping_task_is_taken_over),
+        step(CELL, "owned spin lock left by a reaped task", stale::left_by_reaped_task_is_taken_over),
     ];
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }

@@ -1,8 +1,8 @@
 //! Step 7: an `OwnedIrqMutex` whose guard was never dropped (`core::mem::forget`, as a fault that skipped the
 //! guard's frame or its release instruction leaves it) is taken over by the next `lock`, whether the guard was
-//! left by the locking task itself or by another task that ran on and sleeps (not on a CPU). A guard left by a task
-//! that exited is not taken over (its stack is freed: the token is on no known stack, which an idle task's
-//! unbounded stack could also be). Each `lock` must return within 3 s; with
+//! left by the locking task itself, by another task that ran on and sleeps (not on a CPU), or by a task that exited
+//! and was reaped (a task ended by a fault inside the critical section: its token lies on a reaped stack,
+//! `task::was_reaped_stack`, that no task owns now). Each `lock` must return within 3 s; with
 //! `task::IrqSafeMutex` (no holder record) it spins forever with interrupts off (checked: the NMI watchdog then
 //! fails the test task).
 
@@ -67,5 +67,29 @@ pub(crate) fn left_by_sleeping_task_is_taken_over() -> Result<(), String> {
         other => return Err(format!("the task that left the lock ended with {other:?}")),
     }
     log::info!("test_sync: a lock a sleeping task held was taken over after {waited_ms} ms");
+    Ok(())
+}
+
+pub(crate) fn left_by_reaped_task_is_taken_over() -> Result<(), String> {
+    let lock = Arc::new(OwnedIrqMutex::new(70u64));
+    let before = sync::stale_locks_taken_over();
+    let held = lock.clone();
+    // Leaves the lock taken and ends (as a task ended inside the critical section by a fault does).
+    let leaver = TaskBuilder::new("leave_locked_exit").spawn(move || leave_locked(&held)).map_err(spawn_error)?;
+    let id = leaver.id();
+    match leaver.join().map_err(|error| format!("join: {error:?}"))? {
+        ExitValue::Completed(()) => {}
+        other => return Err(format!("the task that left the lock ended with {other:?}")),
+    }
+    ensure!(lock.is_locked(), "the exited task did not leave the lock taken");
+    // Reaped by its CPU's next switch after its exit.
+    ensure!(wait_for(3000, || task::task_by_id(id).is_none()), "task {id} was not reaped");
+    let started = tsc::now_ns();
+    *lock.lock() += 1;
+    let waited_ms = (tsc::now_ns() - started) / 1_000_000;
+    ensure!(*lock.lock() == 71, "the data changed during the take-over");
+    ensure!(sync::stale_locks_taken_over() > before, "no take-over was counted");
+    ensure!(waited_ms < 3000, "the take-over took {waited_ms} ms");
+    log::info!("test_sync: a lock a reaped task held was taken over after {waited_ms} ms");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Per-CPU scheduler state and the hooks that connect the scheduler to the CPU and interrupt cells.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use task::TaskRef;
 
@@ -104,24 +104,8 @@ impl<T> CpuSlot<T> {
 
 pub(crate) static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 
-/// Returns the current CPU's logical index (a `fn() -> usize`; null until [`set_current_cpu_fn`] installs it). An
-/// atomic pointer rather than a `spin::Once`: its `get` was an out-of-line call on every scheduler entry.
-static CURRENT_CPU_FN: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// Sends the reschedule IPI to a CPU; installed by [`set_reschedule_ipi_fn`].
 static RESCHEDULE_IPI_FN: spin::Once<fn(usize)> = spin::Once::new();
-
-/// Installs the function that returns the logical index (`0..MAX_CPUS`) of the CPU running the call, e.g.
-/// `|| cpu::current_id().value() as usize`. Until it is installed every call is taken to run on CPU 0, which is
-/// right while only the boot CPU runs. Install it before any AP calls [`ap_entry`](crate::ap_entry). Only the
-/// first call has an effect.
-pub fn set_current_cpu_fn(current_cpu: fn() -> usize) {
-    let _ = CURRENT_CPU_FN.compare_exchange(
-        core::ptr::null_mut(),
-        current_cpu as *mut (),
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
-}
 
 /// Installs the function that sends the reschedule IPI to a CPU (logical index); its handler must send the EOI and
 /// call [`on_reschedule_ipi`](crate::on_reschedule_ipi). Without it, an idle CPU notices new work at its next tick.
@@ -130,20 +114,16 @@ pub fn set_reschedule_ipi_fn(send: fn(usize)) {
     RESCHEDULE_IPI_FN.call_once(|| send);
 }
 
-/// The logical index of the CPU running this call.
+/// The logical index of the CPU running this call: `cpu::current_id` (one GS-relative load; 0 until the
+/// bootstrap CPU's record exists). Read directly, not through a function pointer installed at boot: such a pointer
+/// sits in writable data that every scheduler entry and every fault path calls through, and a flipped bit in it
+/// (fault-injection campaign, session 12) made each fault's handling fault again, forever.
 ///
 /// # Panics
-/// If the installed function returns an index `>= MAX_CPUS`.
+/// If the index is `>= MAX_CPUS`.
 #[inline]
 pub fn current_cpu() -> usize {
-    let installed = CURRENT_CPU_FN.load(Ordering::Acquire);
-    let cpu = if installed.is_null() {
-        0
-    } else {
-        // SAFETY: the only non-null value is stored by `set_current_cpu_fn` from a `fn() -> usize`.
-        let current = unsafe { core::mem::transmute::<*mut (), fn() -> usize>(installed) };
-        current()
-    };
+    let cpu = cpu::current_id().index();
     assert!(cpu < MAX_CPUS, "CPU index {cpu} out of range (MAX_CPUS = {MAX_CPUS})");
     cpu
 }

@@ -11,7 +11,7 @@
 //!
 //! # Key functions
 //! - Start: [`init_bsp`] (boot CPU: the calling thread becomes a task), [`ap_entry`] (other CPUs: become idle).
-//! - Hooks for the interrupt cells: [`set_current_cpu_fn`], [`set_reschedule_ipi_fn`], [`on_timer_tick`],
+//! - Hooks for the interrupt cells: [`set_reschedule_ipi_fn`], [`on_timer_tick`],
 //!   [`on_reschedule_ipi`], [`fail_current`] (exception path).
 //! - Tasks: [`spawn`] with [`SpawnOptions`], [`join`], [`kill`], [`kill_point`] (a safe point outside the
 //!   scheduler), [`exit_current`], [`current_task`].
@@ -68,8 +68,8 @@ mod sleep;
 mod switch;
 
 pub use cpus::{
-    MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_current_cpu_fn, set_reschedule_ipi_fn,
-    take_current_cpu_offline, tick_period_ns, ticks,
+    MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_reschedule_ipi_fn, take_current_cpu_offline,
+    tick_period_ns, ticks,
 };
 pub use exit_hook::{ExitHook, set_exit_hook};
 pub use failure::{FailureHook, failure_from_cause, set_failure_hook};

@@ -5,7 +5,7 @@
 //! other CPUs) and [`application_processor_entry`] as the entry given to `smp::start_application_processors`.
 //!
 //! Control flow of [`init`]:
-//! 1. `scheduler::set_current_cpu_fn` with `cpu::current_id` (one GS-relative load);
+//! 1. (the scheduler reads the CPU index itself, `cpu::current_id`);
 //! 2. register the reschedule-IPI handler (EOI, then `scheduler::on_reschedule_ipi`) and give the scheduler the
 //!    function that sends it;
 //! 3. `scheduler::init_bsp(name)`: the calling thread becomes a task, CPU 0 gets its idle task;
@@ -44,7 +44,6 @@ pub enum TaskingError {
 /// # Errors
 /// [`TaskingError`]; the hooks installed before the failing step stay installed (harmless without tasks).
 pub fn init(name: &str) -> Result<TaskRef, TaskingError> {
-    scheduler::set_current_cpu_fn(current_cpu_index);
     interrupts::register_handler(interrupts::RESCHEDULE_IPI_VECTOR, reschedule_interrupt)
         .map_err(TaskingError::RescheduleVector)?;
     scheduler::set_reschedule_ipi_fn(send_reschedule_ipi);
@@ -78,10 +77,6 @@ pub fn application_processor_entry(cpu: cpu::CpuId) -> ! {
 /// pointer to `scheduler::on_timer_tick` would keep calling the old copy).
 fn timer_tick() {
     scheduler::on_timer_tick();
-}
-
-fn current_cpu_index() -> usize {
-    cpu::current_id().index()
 }
 
 fn send_reschedule_ipi(target: usize) {

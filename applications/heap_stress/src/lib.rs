@@ -12,7 +12,7 @@
 //! (`app_io::spawn_restartable`, up to [`RUN_RESTARTS`] restarts): a run is deterministic and keeps no state
 //! outside itself, so a run that fails (a fault, or a pattern mismatch, which fails the run on purpose) is
 //! simply started again and prints the same line; if every run fails, it prints `heap_stress: failed after N
-//! restarts: REASON` (exit code 2).
+//! restarts: REASON` (exit code 2). A run still going after [`run_deadline`] is killed and started again.
 //!
 //! Each run computes the result twice and compares (software dual execution): a transient fault that changes
 //! the program's own values (a flipped register in the checksum loop, a skipped instruction) without raising an
@@ -48,7 +48,7 @@ pub fn main(args: Vec<String>) -> isize {
         }
     };
     let run = app_io::spawn_restartable("heap_stress-run", RUN_RESTARTS, move || checked_stress(rounds))
-        .and_then(app_io::RestartableTask::wait);
+        .and_then(|task| task.wait_with_deadline(run_deadline(rounds)));
     match run {
         Ok((bytes, checksum)) => {
             app_io::println!("heap_stress: {rounds} rounds, {bytes} bytes allocated, checksum {checksum:#018x}");
@@ -59,6 +59,14 @@ pub fn main(args: Vec<String>) -> isize {
             2
         }
     }
+}
+
+/// How long one run of `rounds` rounds may take before it is killed and started again: 2 s plus 200 us per
+/// round, about 25 times a healthy run under QEMU's TCG (30,000 rounds, both computations: 0.3 s). A fault that
+/// raises no exception but changes a loop bound or counter (a flipped word of the run's stack) makes a run go
+/// on for hours; the restart recomputes from the arguments the closure holds.
+pub fn run_deadline(rounds: u64) -> core::time::Duration {
+    core::time::Duration::from_micros(2_000_000 + 200 * rounds)
 }
 
 /// Runs [`stress`] twice in a restartable run and returns the result both gave: a corrupted buffer, or two

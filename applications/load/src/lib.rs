@@ -20,6 +20,8 @@ const MAX_TASKS: usize = 256;
 pub const WORKER_RESTARTS: usize = 3;
 /// How many times the whole run is started again after a failure.
 pub const MAIN_RESTARTS: usize = 3;
+/// Seconds past a worker's computing time after which its run is taken as stuck, killed and restarted.
+pub const WORKER_SLACK_SECONDS: u64 = 10;
 
 app_io::entry!(main);
 
@@ -59,8 +61,11 @@ fn run(args: &[String]) -> isize {
         }
     }
     let mut failed = 0;
+    // A worker run still going this long after the wait for it began is killed and started again (a fault that
+    // changed its copy of the deadline, or its loop, without an exception would otherwise keep it going).
+    let run_limit = core::time::Duration::from_secs(seconds + WORKER_SLACK_SECONDS);
     for worker in workers {
-        if let Err(error) = worker.wait() {
+        if let Err(error) = worker.wait_with_deadline(run_limit) {
             app_io::println!("load: a worker failed: {error}");
             failed += 1;
         }

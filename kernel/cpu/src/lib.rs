@@ -54,9 +54,10 @@ pub const PAGE_FAULT_IST_INDEX: u16 = 1;
 /// IST slot of the NMI handler (an NMI may arrive at any instruction, including with a bad stack pointer).
 pub const NMI_IST_INDEX: u16 = 2;
 
-/// Size of the double-fault and NMI stacks, in bytes.
+/// Size of the NMI stack, in bytes.
 const SMALL_IST_STACK_SIZE: usize = 16 * 1024;
-/// Size of the page-fault stack, in bytes: the task-fault hook (and later the unwinder) runs on it.
+/// Size of the page-fault and double-fault stacks, in bytes: the task-fault hook (and later the unwinder, or the
+/// ending of a task whose stack pointer was bad, with its failure callback's respawn) runs on them.
 const PAGE_FAULT_STACK_SIZE: usize = 64 * 1024;
 
 /// A CPU's logical index: 0 is the bootstrap CPU, the others are numbered in the order they were started,
@@ -272,7 +273,7 @@ pub fn init_current(cpu: CpuId, apic_id: ApicId) -> Result<(), CpuInitError> {
     // Until the record below exists, this CPU allocates through the heap's shared path (an application
     // processor's GS base is 0 when it arrives here).
     memory::point_gs_at_shared_record();
-    let double_fault = guarded_stack(SMALL_IST_STACK_SIZE)?;
+    let double_fault = guarded_stack(PAGE_FAULT_STACK_SIZE)?;
     let page_fault = guarded_stack(PAGE_FAULT_STACK_SIZE)?;
     let nmi = guarded_stack(SMALL_IST_STACK_SIZE)?;
     let mut tss = TaskStateSegment::new();

@@ -245,6 +245,9 @@ pub fn fault_in_next_fault_path() {
 
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
+    if info.vector == DOUBLE_FAULT_VECTOR {
+        double_fault(info)
+    }
     let task = scheduler::current_task();
     let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
     let entry = fault_path::enter(info.cpu, task.id());
@@ -380,6 +383,39 @@ fn delivery_fault(info: &interrupts::ExceptionInfo) -> bool {
     info.in_interrupt_handler && interrupts_were_enabled(info)
 }
 
+/// The vector of #DF.
+const DOUBLE_FAULT_VECTOR: u8 = 8;
+
+/// A #DF handed over by the dispatcher (never one inside an exception handler). The one sound case: a spawned
+/// task whose stack pointer lies outside its stack (a flipped bit in RSP, seen in the fault-injection campaign):
+/// the CPU could not push the frame of the exception the bad RSP caused (#SS, #GP or #PF, which use the task's
+/// stack) and raised #DF on its own IST stack. The task's frames cannot be walked, so it is ended without
+/// unwinding ([`end_without_unwinding`]: its tracked locks released, its failure callback run, so a restartable
+/// task starts again). Any other #DF (the idle task, an interrupt handler, a stack pointer on the task's own
+/// stack: a damaged IDT or TSS, or a fault inside the delivery of a fault) stops this CPU: nothing says which
+/// state is still right. The saved RIP of a #DF is architecturally undefined; it is only reported, never resumed.
+fn double_fault(info: &interrupts::ExceptionInfo) -> ! {
+    let Some(task) = scheduler::current_task().filter(|task| !task.is_idle()) else {
+        stop_cpu(info, "a double fault outside a spawned task")
+    };
+    if info.in_interrupt_handler {
+        stop_cpu(info, "a double fault inside an interrupt handler")
+    }
+    let stack_pointer = info.frame.stack_pointer as usize;
+    let Some(stack) = task.stack_bounds() else { stop_cpu(info, "a double fault in a task with no known stack") };
+    if stack.contains(&stack_pointer) {
+        stop_cpu(info, "a double fault with the task's stack pointer on its own stack (no bad stack pointer to blame)")
+    }
+    serial::raw::write_fmt(format_args!(
+        "fault landed in: a double fault: task {}'s stack pointer {stack_pointer:#x} lies outside its stack \
+         ({:#x}..{:#x}), so the exception before it could not be delivered; ending the task without unwinding\n",
+        task.id(),
+        stack.start,
+        stack.end
+    ));
+    end_without_unwinding(info, task)
+}
+
 /// A second exception of `task` while its first one is still being handled (the stack trace, a cell lookup or a
 /// landing pad faulted: typically damaged heap or namespace data): ends the task without unwinding and without
 /// further lookups (each would fault again), after releasing the locks it holds and running its failure callback.
@@ -392,6 +428,13 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
         info.name,
         task.id()
     ));
+    end_without_unwinding(info, task)
+}
+
+/// Ends `task`, whose exception `info` is being handled, without unwinding it: releases the locks its stack holds
+/// (and, for an exception inside an exception handler, those held from this CPU's IST stacks), rolls back a swap
+/// it was in, runs its failure callback and fails it. Never returns.
+fn end_without_unwinding(info: &interrupts::ExceptionInfo, task: task::TaskRef) -> ! {
     fault_path::leave(task.id());
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.

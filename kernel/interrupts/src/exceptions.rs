@@ -320,7 +320,8 @@ pub(crate) fn install(table: &mut InterruptDescriptorTable) {
 pub enum RefusalReason {
     /// An exception while handling another one: the first handler's state (its IST stack) is in use.
     Nested,
-    /// #DF, NMI (other than the watchdog's) or #MC: the CPU state or memory is not trustworthy.
+    /// NMI (other than the watchdog's) or #MC: the CPU state or memory is not trustworthy. (A #DF is handed to
+    /// the task layer, which accepts only one caused by a task's bad stack pointer.)
     Unrecoverable,
     /// A hardware interrupt is in service and no end-of-interrupt function is installed to abandon its handler.
     InInterruptHandler,
@@ -336,8 +337,7 @@ impl RefusalReason {
                 "exception inside an exception handler: recovery refused, its stack and state are in use"
             }
             RefusalReason::Unrecoverable => {
-                "unrecoverable exception: recovery refused, a double fault, NMI or machine check leaves no state to \
-                 trust"
+                "unrecoverable exception: recovery refused, an NMI or machine check leaves no state to trust"
             }
             RefusalReason::InInterruptHandler => {
                 "not in task context: recovery refused, a hardware interrupt handler was running and its \
@@ -432,8 +432,13 @@ struct RecoveryPath {
 /// a #PF handler restarts at the top of the same IST stack, over the abandoned handler's frames: harmless, as
 /// they are never returned to.
 fn recovery_path(vector: u8, nested: bool, stall: bool) -> Result<RecoveryPath, RefusalReason> {
-    if matches!(vector, 2 | 8 | 18) && !stall {
+    if matches!(vector, 2 | 18) && !stall {
         return Err(if nested { RefusalReason::Nested } else { RefusalReason::Unrecoverable });
+    }
+    // A #DF is handed over only outside any exception handler: the task layer ends the task if its stack pointer
+    // was outside its stack (the exception before could not be pushed), and stops the CPU otherwise.
+    if vector == 8 && nested {
+        return Err(RefusalReason::Nested);
     }
     let hook = exception_hook().ok_or(RefusalReason::NoTaskLayer)?;
     if interrupt_in_service() {

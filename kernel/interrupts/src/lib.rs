@@ -22,7 +22,8 @@
 //!    reported too.
 //! 2. The dispatcher builds an [`ExceptionInfo`] and prints a report on the serial port: vector and name, CPU, error
 //!    code, RIP, CS, RFLAGS, RSP, SS, CR2 for #PF, the registers, and the cell whose code contains RIP.
-//! 3. If the exception was raised in task context (a hook is installed; the vector is not #DF, NMI or #MC; the
+//! 3. If the exception was raised in task context (a hook is installed; the vector is not NMI or #MC, nor a #DF
+//!    inside an exception handler (the task layer accepts a #DF only from a task whose stack pointer was bad); the
 //!    faulting RSP is not on one of this CPU's IST stacks, i.e. no exception handler was running; no interrupt is in
 //!    service on the local APIC), the hook is called; it never returns (the scheduler marks the task failed and
 //!    switches away; the unwinder will unwind it).

@@ -796,6 +796,54 @@ fn unwalkable_fault_restarts_task() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs of [`bad_stack_pointer_then_done`].
+static BAD_STACK_POINTER_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// The first run flips bit 62 of its stack pointer (as a flipped register bit in the campaign did) and pushes: the
+/// push raises #SS, whose frame cannot be pushed at that stack pointer either, so the CPU raises #DF on its IST
+/// stack. The second run returns.
+fn bad_stack_pointer_then_done() {
+    if BAD_STACK_POINTER_RUNS.fetch_add(1, Ordering::AcqRel) == 0 {
+        // SAFETY: never returns: the push faults and the task is ended by the #DF path without its frames ever being
+        // resumed or walked (nothing is written anywhere: the stack pointer is non-canonical).
+        unsafe { core::arch::asm!("btc rsp, 62", "push rax", options(noreturn)) };
+    }
+}
+
+/// A task whose stack pointer is outside its stack ends in a #DF, which fails the task (without unwinding: its
+/// frames cannot be reached) instead of stopping the CPU, and a restartable task starts again. Before, every #DF
+/// stopped the machine (campaign seed 2027, a flipped RSP in the shell's `deps`).
+fn bad_stack_pointer_ends_task() -> Result<(), String> {
+    BAD_STACK_POINTER_RUNS.store(0, Ordering::Release);
+    let handle = TaskBuilder::new("bad_stack_pointer")
+        .spawn_restartable(1, bad_stack_pointer_then_done)
+        .map_err(|error| format!("bad_stack_pointer: spawn: {error}"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_done() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "bad_stack_pointer: not done within 3 s ({} runs, {} restarts, last failure {:?})",
+                BAD_STACK_POINTER_RUNS.load(Ordering::Acquire),
+                handle.restarts(),
+                handle.last_failure()
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match (handle.restarts(), handle.last_failure()) {
+        (1, Some(FailureReason::Exception { kind: ExceptionKind::DoubleFault, .. })) => {}
+        (restarts, failure) => {
+            return Err(format!(
+                "bad_stack_pointer: {restarts} restarts, last failure {failure:?} (expected 1, a #DF)"
+            ));
+        }
+    }
+    serial::write_str(
+        "bad_stack_pointer: a non-canonical stack pointer ended the run in a #DF; the task was restarted\n",
+    );
+    Ok(())
+}
+
 /// Spins forever with interrupts off on its CPU (servicing TLB-shootdown requests, so other CPUs' unmaps do not
 /// wait for it): only an NMI can end it.
 fn spin_with_interrupts_off() {
@@ -923,6 +971,7 @@ pub fn run() -> Result<(), String> {
     fault_before_finishing_a_switch()?;
     stale_runqueue_lock_repaired_at_stall()?;
     unwalkable_fault_restarts_task()?;
+    bad_stack_pointer_ends_task()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;

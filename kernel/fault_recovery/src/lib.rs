@@ -245,10 +245,19 @@ pub fn fault_in_next_fault_path() {
 
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
-    if info.vector == DOUBLE_FAULT_VECTOR {
-        double_fault(info)
+    // Before anything that could fault: naming the task clones its `TaskRef`, which aborts (`ud2`) if the task's
+    // reference count was damaged, and each such #UD would come back here one frame deeper until the stack ran out.
+    let naming = NAMING_TASK.get(info.cpu.index());
+    if naming.is_some_and(|depth| depth.fetch_add(1, core::sync::atomic::Ordering::AcqRel) >= NAMING_ATTEMPTS) {
+        stop_cpu(info, "the fault path faulted again each time before it could name the faulting task")
     }
     let task = scheduler::current_task();
+    if let Some(depth) = naming {
+        depth.store(0, core::sync::atomic::Ordering::Release);
+    }
+    if info.vector == DOUBLE_FAULT_VECTOR {
+        double_fault(info, task)
+    }
     let Some(task) = task.filter(|task| !task.is_idle()) else { idle_fault(info) };
     let entry = fault_path::enter(info.cpu, task.id());
     if FAULT_IN_NEXT_FAULT_PATH.swap(false, core::sync::atomic::Ordering::AcqRel) {
@@ -386,16 +395,22 @@ fn delivery_fault(info: &interrupts::ExceptionInfo) -> bool {
 /// The vector of #DF.
 const DOUBLE_FAULT_VECTOR: u8 = 8;
 
-/// A #DF handed over by the dispatcher (never one inside an exception handler). The one sound case: a spawned
-/// task whose stack pointer lies outside its stack (a flipped bit in RSP, seen in the fault-injection campaign):
+/// Per CPU: entries into [`task_exception`] that have not yet named their task (`scheduler::current_task`).
+static NAMING_TASK: [core::sync::atomic::AtomicU32; cpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU32::new(0) }; cpu::MAX_CPUS];
+/// How many such entries in a row are tolerated before the CPU is stopped with a reason (instead of recursing).
+const NAMING_ATTEMPTS: u32 = 3;
+
+/// A #DF handed over by the dispatcher (never one inside an exception handler) while `task` ran. The one sound
+/// case: a spawned task whose stack pointer lies outside its stack (a flipped RSP bit in the fault campaign):
 /// the CPU could not push the frame of the exception the bad RSP caused (#SS, #GP or #PF, which use the task's
 /// stack) and raised #DF on its own IST stack. The task's frames cannot be walked, so it is ended without
 /// unwinding ([`end_without_unwinding`]: its tracked locks released, its failure callback run, so a restartable
 /// task starts again). Any other #DF (the idle task, an interrupt handler, a stack pointer on the task's own
 /// stack: a damaged IDT or TSS, or a fault inside the delivery of a fault) stops this CPU: nothing says which
 /// state is still right. The saved RIP of a #DF is architecturally undefined; it is only reported, never resumed.
-fn double_fault(info: &interrupts::ExceptionInfo) -> ! {
-    let Some(task) = scheduler::current_task().filter(|task| !task.is_idle()) else {
+fn double_fault(info: &interrupts::ExceptionInfo, task: Option<task::TaskRef>) -> ! {
+    let Some(task) = task.filter(|task| !task.is_idle()) else {
         stop_cpu(info, "a double fault outside a spawned task")
     };
     if info.in_interrupt_handler {

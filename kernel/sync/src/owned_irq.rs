@@ -116,10 +116,10 @@ impl<T> OwnedIrqMutex<T> {
             looks = looks.wrapping_add(1);
             let Some(holder) = self.inner.holder() else { continue };
             if holder_is_dead(holder, looks.is_multiple_of(OTHERS_EVERY)) {
-                // SAFETY: the holder cannot be inside the critical section (module docs: its frame is gone, or its
-                // task is not running while such a lock is only held with interrupts off), and it never touches
-                // the data again but through its guard's drop, which releases only its own acquisition. The data
-                // is taken as it was left.
+                // The data is taken as the dead holder left it.
+                // SAFETY: the holder is not inside the critical section (module docs: its frame or task is gone, or
+                // its task is off-CPU, while the lock is only held with interrupts off); its guard's drop releases
+                // only its own acquisition.
                 if let Some(guard) = unsafe { self.inner.take_over_if(|held| held == holder, token) } {
                     TAKEN_OVER.fetch_add(1, Ordering::Relaxed);
                     return guard;

@@ -759,6 +759,23 @@ fn wild_call_is_unwound() -> Result<(), String> {
     Ok(())
 }
 
+/// Waits up to 3 s until the restartable series `handle` (test `name`, its runs counted in `runs`) is done.
+fn wait_for_series(name: &str, handle: &spawn::RestartableHandle, runs: &AtomicU64) -> Result<(), String> {
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while !handle.is_done() {
+        if tsc::now_ns() > deadline {
+            return Err(format!(
+                "{name}: not done within 3 s ({} runs, {} restarts, last failure {:?})",
+                runs.load(Ordering::Acquire),
+                handle.restarts(),
+                handle.last_failure()
+            ));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
 /// The first run faults where the unwinder cannot walk; the second returns.
 fn unwalkable_then_done() {
     if UNWALKABLE_RUNS.fetch_add(1, Ordering::AcqRel) == 0 {
@@ -774,18 +791,7 @@ fn unwalkable_fault_restarts_task() -> Result<(), String> {
     let handle = TaskBuilder::new("unwalkable_fault")
         .spawn_restartable(1, unwalkable_then_done)
         .map_err(|error| format!("unwalkable_fault: spawn: {error}"))?;
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !handle.is_done() {
-        if tsc::now_ns() > deadline {
-            return Err(format!(
-                "unwalkable_fault: not done within 3 s ({} runs, {} restarts, last failure {:?})",
-                UNWALKABLE_RUNS.load(Ordering::Acquire),
-                handle.restarts(),
-                handle.last_failure()
-            ));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_for_series("unwalkable_fault", &handle, &UNWALKABLE_RUNS)?;
     match (handle.restarts(), handle.last_failure()) {
         (1, Some(FailureReason::Exception { kind: ExceptionKind::PageFault(_), .. })) => {}
         (restarts, failure) => {
@@ -818,18 +824,7 @@ fn bad_stack_pointer_ends_task() -> Result<(), String> {
     let handle = TaskBuilder::new("bad_stack_pointer")
         .spawn_restartable(1, bad_stack_pointer_then_done)
         .map_err(|error| format!("bad_stack_pointer: spawn: {error}"))?;
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while !handle.is_done() {
-        if tsc::now_ns() > deadline {
-            return Err(format!(
-                "bad_stack_pointer: not done within 3 s ({} runs, {} restarts, last failure {:?})",
-                BAD_STACK_POINTER_RUNS.load(Ordering::Acquire),
-                handle.restarts(),
-                handle.last_failure()
-            ));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
+    wait_for_series("bad_stack_pointer", &handle, &BAD_STACK_POINTER_RUNS)?;
     match (handle.restarts(), handle.last_failure()) {
         (1, Some(FailureReason::Exception { kind: ExceptionKind::DoubleFault, .. })) => {}
         (restarts, failure) => {

@@ -81,7 +81,8 @@ pub use info::{TaskSummary, policy_name, policy_statistics, task_summaries};
 pub use lifecycle::{InitError, JoinError, SpawnError, SpawnOptions, ap_entry, init_bsp, join, spawn};
 pub use preempt::{preempt_disable, preempt_enable};
 pub use rebuild::{
-    idle_loop_base, idle_runqueue_fault_pending, requeue_runnable_not_queued, set_idle_runqueue_fault_once,
+    idle_loop_base, idle_runqueue_fault_pending, lost_tasks_requeued, requeue_runnable_not_queued,
+    set_idle_runqueue_fault_once, unqueue_for_test,
 };
 pub use runqueue_lock::{
     RunQueueRepair, repair_runqueues_held_within, repair_stale_queue_locks, runqueue_fault_pending,

@@ -109,6 +109,7 @@ pub(crate) fn idle_loop() -> ! {
         if work {
             schedule();
         } else if cpu.ticks.load(Ordering::Relaxed) > 0 {
+            crate::rebuild::audit_lost_tasks();
             // `sti; hlt` is atomic with respect to interrupts, so a wake-up IPI cannot slip in between.
             x86_64::instructions::interrupts::enable_and_hlt();
         } else {

@@ -839,6 +839,70 @@ fn bad_stack_pointer_ends_task() -> Result<(), String> {
     Ok(())
 }
 
+/// Set to stop [`lost_task_spinner`]; its loop count.
+static LOST_STOP: AtomicBool = AtomicBool::new(false);
+static LOST_LOOPS: AtomicU64 = AtomicU64::new(0);
+
+/// Yields in a loop until [`LOST_STOP`]: whenever another task of its CPU runs, it is `Runnable` in the runqueue.
+fn lost_task_spinner() {
+    while !LOST_STOP.load(Ordering::Acquire) {
+        LOST_LOOPS.fetch_add(1, Ordering::AcqRel);
+        scheduler::yield_now();
+    }
+}
+
+/// A `Runnable` task that a fault took out of its runqueue without running it (a skipped instruction in the
+/// policy's `pick_next` in the campaign) runs again: the idle loop's audit finds it in no runqueue at two looks and
+/// queues it again. Without the audit it never runs again (the test then fails after 3 s).
+fn lost_task_is_queued_again() -> Result<(), String> {
+    let before = scheduler::lost_tasks_requeued();
+    LOST_STOP.store(false, Ordering::Release);
+    LOST_LOOPS.store(0, Ordering::Release);
+    let cpu = scheduler::current_cpu();
+    let handle = TaskBuilder::new("lost_task")
+        .pin(cpu)
+        .spawn(lost_task_spinner)
+        .map_err(|e| format!("lost_task: spawn: {e}"))?;
+    let task = task::task_by_id(handle.id()).ok_or("lost_task: the spinner is not in the task table")?;
+    let mut removed = 0;
+    for _ in 0..1000 {
+        scheduler::yield_now();
+        if LOST_LOOPS.load(Ordering::Acquire) > 10 {
+            removed = scheduler::unqueue_for_test(&task);
+            if removed > 0 {
+                break;
+            }
+        }
+    }
+    let lost_at = LOST_LOOPS.load(Ordering::Acquire);
+    let result = if removed == 0 {
+        Err(format!("lost_task: the spinner was never found in its runqueue ({lost_at} loops)"))
+    } else {
+        scheduler::sleep(Duration::from_millis(20));
+        let still_lost = LOST_LOOPS.load(Ordering::Acquire) == lost_at;
+        let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+        while LOST_LOOPS.load(Ordering::Acquire) == lost_at && tsc::now_ns() < deadline {
+            scheduler::sleep(Duration::from_millis(5));
+        }
+        if !still_lost {
+            Err("lost_task: the spinner ran although it was taken out of its runqueue".into())
+        } else if LOST_LOOPS.load(Ordering::Acquire) == lost_at {
+            Err("lost_task: the task taken out of its runqueue did not run again within 3 s".into())
+        } else if scheduler::lost_tasks_requeued() == before {
+            Err("lost_task: the spinner ran again, but the audit counted no lost task".into())
+        } else {
+            Ok(())
+        }
+    };
+    LOST_STOP.store(true, Ordering::Release);
+    drop(task);
+    wait_until_finished(&handle, || "lost_task: the spinner did not finish within 3 s of being stopped".into())?;
+    let _ = handle.join();
+    result?;
+    serial::write_str("lost_task: a runnable task taken out of its runqueue was queued again by the idle audit\n");
+    Ok(())
+}
+
 /// Spins forever with interrupts off on its CPU (servicing TLB-shootdown requests, so other CPUs' unmaps do not
 /// wait for it): only an NMI can end it.
 fn spin_with_interrupts_off() {
@@ -967,6 +1031,7 @@ pub fn run() -> Result<(), String> {
     stale_runqueue_lock_repaired_at_stall()?;
     unwalkable_fault_restarts_task()?;
     bad_stack_pointer_ends_task()?;
+    lost_task_is_queued_again()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;

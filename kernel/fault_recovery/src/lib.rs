@@ -484,10 +484,10 @@ fn end_without_unwinding(info: &interrupts::ExceptionInfo, task: task::TaskRef) 
 }
 
 /// A fault in an idle task (in code it called, or in an interrupt handler that interrupted it): restarts that
-/// CPU's idle loop (`scheduler::restart_idle_loop`). Inside the scheduler path with interrupts off, the abandoned
-/// frames may hold locks and a picked task: the runqueue and sleepers locks record their holder and are taken over
-/// and rebuilt, COM1's, the heap's and the allocators' are released ([`release_locks_held_by`]), and a `Runnable`
-/// task missing from the runqueue is queued again (`scheduler::requeue_runnable_not_queued`). A lock that records
+/// CPU's idle loop (`scheduler::restart_idle_loop`). The abandoned frames may hold locks: the runqueue and
+/// sleepers locks record their holder and are taken over and rebuilt, COM1's, the heap's and the allocators' are
+/// released ([`release_locks_held_by`]); inside the scheduler path with interrupts off they may also hold a picked
+/// task, and a `Runnable` task missing from the runqueue is queued again (`scheduler::requeue_runnable_not_queued`). A lock that records
 /// no holder (a task's own state lock) cannot be released; if the abandoned code held one, the CPU stalls on it
 /// later and the NMI watchdog reports that. Stops this CPU with no current task or inside an exception handler.
 fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
@@ -509,10 +509,11 @@ fn idle_fault(info: &interrupts::ExceptionInfo) -> ! {
 /// Restarts this CPU's (`cpu`) idle loop after a fault, or an unwind no catch ended, of its idle task, whose
 /// abandoned frames start at `abandoned_from` (the faulting stack pointer) and end at the loop's base. A runqueue or
 /// sleepers lock whose holder token lies there is repaired (a release skipped by a fault, then the idle task spun
-/// on it: an NMI-watchdog stall), or the restarted loop would spin on it again. `inside_scheduler` (the fault
-/// struck the scheduler's code with interrupts off): COM1's, the heap's and the allocators' locks held there are
-/// released too, and a task the abandoned `schedule` had taken off the runqueue is queued again. Interrupts must be
-/// disabled. Returns only if the restart is refused.
+/// on it: an NMI-watchdog stall), or the restarted loop would spin on it again; COM1's, the heap's and the
+/// allocators' locks held there are released (wherever the fault landed: since session 12 also in nano_core code
+/// the idle task called). `inside_scheduler` (the fault struck the scheduler's code with interrupts off): a task the
+/// abandoned `schedule` had taken off the runqueue is queued again. Interrupts must be disabled. Returns only if
+/// the restart is refused.
 fn restart_idle_loop_after(cpu: usize, abandoned_from: usize, inside_scheduler: bool) -> scheduler::IdleRestartError {
     // An idle task of an AP runs on a stack it does not own, so it records no bounds of its own.
     let abandoned = scheduler::idle_loop_base(cpu)
@@ -522,9 +523,12 @@ fn restart_idle_loop_after(cpu: usize, abandoned_from: usize, inside_scheduler: 
     if let Some(stack) = abandoned {
         // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
         unsafe { repair_runqueues_held_by(stack.clone()) };
+        // Wherever it landed: a fault in nano_core code the idle task called (a `__rust_dealloc` of a reaped
+        // task's memory, in the campaign) leaves the heap's lock taken by the abandoned frames, and the next
+        // allocation anywhere spins on it.
+        // SAFETY: as above.
+        unsafe { release_locks_held_by(stack) };
         if inside_scheduler {
-            // SAFETY: as above.
-            unsafe { release_locks_held_by(stack) };
             // SAFETY: interrupts are disabled (the caller's contract), the queue locks the frames held were just
             // repaired, and the heap lock too if they held it.
             match unsafe { scheduler::requeue_runnable_not_queued(cpu) } {

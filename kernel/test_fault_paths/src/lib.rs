@@ -313,6 +313,37 @@ fn fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// The idle-loop hook of [`idle_fault_holding_heap`]: faults holding the heap's lock.
+fn idle_heap_fault() {
+    memory::with_heap_lock_held(fault);
+}
+
+/// An idle loop faults in code outside the scheduler while holding the heap's lock (in the campaign: a skipped
+/// instruction in `__rust_dealloc` as the idle task freed a reaped task's memory). The restart must release the
+/// lock the abandoned frames held, or the next allocation anywhere spins on it; before session 12 only a fault in
+/// the scheduler's own code released it.
+fn idle_fault_holding_heap() -> Result<(), String> {
+    let target = cpu::online().last().ok_or("idle_fault_holding_heap: no CPU online")?.index();
+    let restarts = scheduler::idle_restarts(target);
+    scheduler::set_idle_hook_once(target, idle_heap_fault);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
+        if tsc::now_ns() > deadline {
+            return Err(format!("idle_fault_holding_heap: CPU {target}'s idle loop did not fault and restart in 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    if !wait_unlocked(memory::heap_is_locked) {
+        return Err("idle_fault_holding_heap: the heap lock is still held after the idle loop restarted".into());
+    }
+    let block: Vec<u8> = core::hint::black_box(alloc::vec![0x5a; 4096]);
+    serial::write_fmt(format_args!(
+        "idle_fault_holding_heap: CPU {target}'s idle loop faulted holding the heap lock; released, allocated {} bytes\n",
+        block.len()
+    ));
+    Ok(())
+}
+
 /// A task faults inside `schedule` while holding its CPU's runqueue lock, half-way through requeuing itself (made
 /// `Runnable`, not yet queued: what the campaign's flipped bits and skipped instructions in the requeue did). It
 /// must end `Failed` with `#UD`, and the CPU must go on scheduling: a bystander task queued on the same CPU
@@ -1022,6 +1053,7 @@ pub fn run() -> Result<(), String> {
     fault_inside_the_fault_path()?;
     fault_in_interrupt_handler()?;
     fault_in_idle_task()?;
+    idle_fault_holding_heap()?;
     scheduler_path_fault_in_idle_task()?;
     idle_fault_holding_runqueue()?;
     panic_in_idle_task()?;

@@ -451,20 +451,20 @@ fn fault_in_fault_path(info: &interrupts::ExceptionInfo, task: task::TaskRef) ->
 /// it was in, runs its failure callback and fails it. Never returns.
 fn end_without_unwinding(info: &interrupts::ExceptionInfo, task: task::TaskRef) -> ! {
     fault_path::leave(task.id());
+    if info.in_exception_handler {
+        // The abandoned exception handler (the report or the task layer's handling of an earlier exception of this
+        // task) ran on this CPU's IST stacks and may have held locks there (the task table's, which the runqueue
+        // repair below reads). This hook holds none (its own frames hold no guard here).
+        for stack in cpu::exception_stacks() {
+            // SAFETY: the abandoned handler is never resumed (this task is ended below).
+            unsafe { release_locks_held_by(stack) };
+        }
+    }
     if let Some(stack) = task.stack_bounds() {
         // SAFETY: `stack` is the faulting task's own stack; it is ended below and never resumes its code.
         unsafe { release_locks_held_by(stack.clone()) };
         // SAFETY: as just said.
         unsafe { repair_runqueues_held_by(stack) };
-    }
-    if info.in_exception_handler {
-        // The abandoned exception handler (the report or the task layer's handling of an earlier exception of this
-        // task) ran on this CPU's IST stacks and may have held locks there. This hook holds none (its own frames
-        // hold no guard here).
-        for stack in cpu::exception_stacks() {
-            // SAFETY: the abandoned handler is never resumed (this task is ended below).
-            unsafe { release_locks_held_by(stack) };
-        }
     }
     let reason = scheduler::failure_from_cause(&unwind::UnwindCause::Exception(unwind::ExceptionCause {
         vector: info.vector,
@@ -639,6 +639,10 @@ pub unsafe fn release_locks_held_by(stack: core::ops::Range<usize>) {
                  inconsistent)\n"
             ));
         });
+    }
+    // SAFETY: as above; the task table's map is accepted as left (its updates are single map calls).
+    if unsafe { task::release_task_table_if_held_within(stack.clone()) } {
+        serial::raw::write_fmt(format_args!("released the task table's lock, held by the faulting code\n"));
     }
     // SAFETY: as above; a half-pushed fault record is accepted.
     if unsafe { log_book::release_book_if_held_within(stack.clone()) } {

@@ -56,7 +56,8 @@ pub use stack::{
 };
 pub use task::{
     DEFAULT_PRIORITY, FailureCallback, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks,
-    task_by_id, task_count, try_all_tasks,
+    release_task_table_if_held_within, task_by_id, task_count, task_table_is_locked, try_all_tasks,
+    with_task_table_held,
 };
 
 #[cfg(test)]

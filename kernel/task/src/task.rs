@@ -18,7 +18,8 @@ use crate::exit::AnyExitValue;
 use crate::held::{HeldLock, HeldLocks};
 #[cfg(target_os = "none")]
 use crate::stack::Stack;
-use irq_safe::IrqSafeMutex;
+use irq_safe::{IrqSafeMutex, interrupts};
+use owned_spin::{OwnedSpinGuard, OwnedSpinLock};
 
 /// A task's unique, never reused identifier (the first task is 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -231,8 +232,94 @@ pub struct TaskParams {
 }
 
 /// Every task that has not been reaped yet, by id: what `ps` lists and `kill` looks up.
-/// The lock protects the map only; it is taken with interrupts disabled and nothing is locked inside it.
-static TASK_TABLE: IrqSafeMutex<BTreeMap<TaskId, TaskRef>> = IrqSafeMutex::new(BTreeMap::new());
+/// The lock protects the map only; it is taken with interrupts disabled and nothing is locked inside it. It records
+/// its holder (an address in the holder's frame), so the fault path can release it for code it abandons
+/// ([`release_task_table_if_held_within`]): an exception handler that faulted while walking the table left it
+/// taken, and every later repair of a runqueue (which reads the table) gave up.
+static TASK_TABLE: OwnedSpinLock<BTreeMap<TaskId, TaskRef>> = OwnedSpinLock::new(BTreeMap::new());
+
+/// A guard of [`TASK_TABLE`]. Fields drop in declaration order: the lock is released first, then interrupts are
+/// restored.
+struct TableGuard<'a> {
+    guard: OwnedSpinGuard<'a, BTreeMap<TaskId, TaskRef>>,
+    _interrupts: RestoreInterrupts,
+}
+
+/// Restores the interrupt flag saved when a [`TableGuard`] was taken.
+struct RestoreInterrupts(bool);
+
+impl Drop for RestoreInterrupts {
+    #[inline]
+    fn drop(&mut self) {
+        interrupts::restore(self.0);
+    }
+}
+
+impl core::ops::Deref for TableGuard<'_> {
+    type Target = BTreeMap<TaskId, TaskRef>;
+    fn deref(&self) -> &Self::Target {
+        &self.guard
+    }
+}
+
+impl core::ops::DerefMut for TableGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.guard
+    }
+}
+
+/// An address in the caller's frame: the holder token.
+#[inline(always)]
+fn stack_token() -> usize {
+    let marker = 0u8;
+    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
+}
+
+/// Takes the task table's lock with interrupts disabled, trying at most `attempts` times (`None`: never stops).
+fn lock_table(attempts: Option<usize>) -> Option<TableGuard<'static>> {
+    let were_enabled = interrupts::disable();
+    let token = stack_token();
+    let mut tries = 0usize;
+    loop {
+        if let Some(guard) = TASK_TABLE.try_lock_as(token) {
+            return Some(TableGuard { guard, _interrupts: RestoreInterrupts(were_enabled) });
+        }
+        tries += 1;
+        if attempts.is_some_and(|limit| tries >= limit) {
+            interrupts::restore(were_enabled);
+            return None;
+        }
+        irq_safe::relax();
+    }
+}
+
+/// The task table, locked (interrupts disabled while the guard lives).
+fn table() -> TableGuard<'static> {
+    lock_table(None).expect("an unbounded lock attempt returns a guard")
+}
+
+/// Calls `f` while holding the task table's lock (interrupts disabled), for fault-path tests: `f` must not touch
+/// the task table (it would spin on its own lock).
+pub fn with_task_table_held<R>(f: impl FnOnce() -> R) -> R {
+    let _table = table();
+    f()
+}
+
+/// Whether the task table's lock is taken now (a snapshot).
+pub fn task_table_is_locked() -> bool {
+    TASK_TABLE.holder().is_some()
+}
+
+/// Releases the task table's lock if its holder token lies in `stack` (code the fault path abandons); returns
+/// whether it did. The map is left as the holder left it (its updates are single `BTreeMap` calls; one cut short
+/// by a fault is accepted, as for the other locks the fault path releases).
+///
+/// # Safety
+/// No code whose frames lie in `stack` may run again inside the critical section.
+pub unsafe fn release_task_table_if_held_within(stack: Range<usize>) -> bool {
+    // SAFETY: the caller guarantees the holder never resumes its critical section.
+    unsafe { TASK_TABLE.force_release_if(|holder| stack.contains(&holder)) }.is_some()
+}
 /// The next task id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -270,7 +357,7 @@ impl Task {
             held_locks: IrqSafeMutex::new(HeldLocks::default()),
             inner: IrqSafeMutex::new(inner),
         }));
-        TASK_TABLE.lock().insert(task.id, task.clone());
+        table().insert(task.id, task.clone());
         task
     }
 
@@ -644,7 +731,7 @@ impl Task {
             (stack, inner.namespace.take(), (inner.body.take(), inner.on_failure.take()))
         };
         drop((stack, namespace, body));
-        TASK_TABLE.lock().remove(&self.id);
+        table().remove(&self.id);
     }
 }
 
@@ -661,27 +748,21 @@ fn vtable_of<T: ?Sized>(object: &T) -> usize {
 
 /// Every task in the task table (not yet reaped), ordered by id.
 pub fn all_tasks() -> Vec<TaskRef> {
-    TASK_TABLE.lock().values().cloned().collect()
+    table().values().cloned().collect()
 }
 
 /// Every task in the task table, like [`all_tasks`], if the table's lock can be taken within a bounded spin
 /// (about a million attempts); `None` otherwise (for fault recovery: the faulting task may hold it for good).
 pub fn try_all_tasks() -> Option<Vec<TaskRef>> {
-    for _ in 0..1_000_000 {
-        if let Some(table) = TASK_TABLE.try_lock() {
-            return Some(table.values().cloned().collect());
-        }
-        core::hint::spin_loop();
-    }
-    None
+    lock_table(Some(1_000_000)).map(|table| table.values().cloned().collect())
 }
 
 /// The task with `id`, if it exists and has not been reaped.
 pub fn task_by_id(id: TaskId) -> Option<TaskRef> {
-    TASK_TABLE.lock().get(&id).cloned()
+    table().get(&id).cloned()
 }
 
 /// The number of tasks in the table.
 pub fn task_count() -> usize {
-    TASK_TABLE.lock().len()
+    table().len()
 }

@@ -145,6 +145,19 @@ fn fault_holding_heap() -> Result<(), String> {
     Ok(())
 }
 
+/// A task faults while holding the task table's lock: the fault path releases it (its holder is recorded), so the
+/// runqueue repair and the task's own exit and reap, which all read or change the table, go on. Before, the lock
+/// stayed taken and the CPU spun on it at the task's reap (in the campaign: an exception handler that faulted
+/// while walking the table left every later runqueue repair with "the task table is busy").
+fn fault_holding_task_table() -> Result<(), String> {
+    expect_ud("fault_holding_task_table", || task::with_task_table_held(fault))?;
+    if !wait_unlocked(task::task_table_is_locked) {
+        return Err("fault_holding_task_table: the task table's lock is still held after the task ended".into());
+    }
+    log::info!("fault_holding_task_table: recovered; {} tasks in the table", task::task_count());
+    Ok(())
+}
+
 /// A task faults while holding the frame allocator's lock: recovered, the lock free, and a 4 KiB mapping (a frame)
 /// is allocated. Before the memory crate's locks recorded their holder, every later frame allocation spun forever.
 fn fault_holding_frame_allocator() -> Result<(), String> {
@@ -1049,6 +1062,7 @@ pub fn run() -> Result<(), String> {
     heap_pin::fault_holding_heap_pin()?;
     heap_pin::leaked_heap_pin_is_released()?;
     fault_holding_frame_allocator()?;
+    fault_holding_task_table()?;
     fault_holding_fault_log()?;
     fault_inside_the_fault_path()?;
     fault_in_interrupt_handler()?;

@@ -265,6 +265,14 @@ impl<T: ?Sized> Mutex<T> {
     pub fn is_locked(&self) -> bool {
         self.raw.core.get().is_some_and(|core| core.state.lock().locked)
     }
+
+    /// The tasks queued for the mutex now, in the order they will get it (a snapshot; for tests of its FIFO
+    /// hand-off). Allocates the list.
+    pub fn queued_waiters(&self) -> alloc::vec::Vec<TaskId> {
+        self.raw.core.get().map_or_else(alloc::vec::Vec::new, |core| {
+            core.state.lock().waiters.iter().map(|waiter| waiter.id()).collect()
+        })
+    }
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {

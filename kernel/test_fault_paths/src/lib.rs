@@ -57,6 +57,7 @@
 extern crate alloc;
 
 mod heap_pin;
+mod idle;
 
 use alloc::format;
 use alloc::string::String;
@@ -290,69 +291,6 @@ fn interrupt_handler_checks() -> Result<(), String> {
     }
     serial::write_fmt(format_args!(
         "fault_in_irq_handler: interrupted task failed with #UD; CPU {target} takes interrupts again\n"
-    ));
-    Ok(())
-}
-
-/// An idle task faults: its CPU's idle loop restarts, and a task pinned there completes.
-fn fault_in_idle_task() -> Result<(), String> {
-    let target = cpu::online().last().ok_or("fault_in_idle: no CPU online")?.index();
-    let restarts = scheduler::idle_restarts(target);
-    scheduler::set_idle_hook_once(target, fault);
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
-        if tsc::now_ns() > deadline {
-            return Err(format!("fault_in_idle: CPU {target}'s idle loop did not fault and restart within 3 s"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    let handle = TaskBuilder::new("after_idle_fault")
-        .pin(target)
-        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
-        .map_err(|error| format!("fault_in_idle: spawn: {error}"))?;
-    while !handle.is_finished() {
-        if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
-            return Err(format!("fault_in_idle: a task pinned to CPU {target} did not run after the restart"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    match handle.join().map_err(|error| format!("fault_in_idle: join: {error:?}"))? {
-        ExitValue::Completed(499_500) => {}
-        other => return Err(format!("fault_in_idle: the pinned task ended with {other:?}")),
-    }
-    serial::write_fmt(format_args!(
-        "fault_in_idle: CPU {target}'s idle loop faulted and restarted; a task pinned there completed\n"
-    ));
-    Ok(())
-}
-
-/// The idle-loop hook of [`idle_fault_holding_heap`]: faults holding the heap's lock.
-fn idle_heap_fault() {
-    memory::with_heap_lock_held(fault);
-}
-
-/// An idle loop faults in code outside the scheduler while holding the heap's lock (in the campaign: a skipped
-/// instruction in `__rust_dealloc` as the idle task freed a reaped task's memory). The restart must release the
-/// lock the abandoned frames held, or the next allocation anywhere spins on it; before session 12 only a fault in
-/// the scheduler's own code released it.
-fn idle_fault_holding_heap() -> Result<(), String> {
-    let target = cpu::online().last().ok_or("idle_fault_holding_heap: no CPU online")?.index();
-    let restarts = scheduler::idle_restarts(target);
-    scheduler::set_idle_hook_once(target, idle_heap_fault);
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
-        if tsc::now_ns() > deadline {
-            return Err(format!("idle_fault_holding_heap: CPU {target}'s idle loop did not fault and restart in 3 s"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    if !wait_unlocked(memory::heap_is_locked) {
-        return Err("idle_fault_holding_heap: the heap lock is still held after the idle loop restarted".into());
-    }
-    let block: Vec<u8> = core::hint::black_box(alloc::vec![0x5a; 4096]);
-    serial::write_fmt(format_args!(
-        "idle_fault_holding_heap: CPU {target}'s idle loop faulted holding the heap lock; released, allocated {} bytes\n",
-        block.len()
     ));
     Ok(())
 }
@@ -624,123 +562,6 @@ fn fault_before_finishing_a_switch() -> Result<(), String> {
     serial::write_fmt(format_args!(
         "fault_before_finish_switch: a task faulted before finishing its switch on CPU {target}; later tasks there \
          completed\n"
-    ));
-    Ok(())
-}
-
-/// The idle task faults in the scheduler's own code with interrupts enabled (no scheduler spin lock held): its
-/// CPU's idle loop restarts (before, that CPU was stopped: "in the idle task's scheduler code"), and a task pinned
-/// there completes.
-fn scheduler_path_fault_in_idle_task() -> Result<(), String> {
-    let target = cpu::online().last().ok_or("scheduler_fault_in_idle: no CPU online")?.index();
-    let restarts = scheduler::idle_restarts(target);
-    scheduler::set_idle_scheduler_fault_once(target);
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while scheduler::idle_scheduler_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
-        if tsc::now_ns() > deadline {
-            return Err(format!(
-                "scheduler_fault_in_idle: CPU {target}'s idle loop did not fault in the scheduler and restart in 3 s"
-            ));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    let handle = TaskBuilder::new("after_scheduler_fault")
-        .pin(target)
-        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
-        .map_err(|error| format!("scheduler_fault_in_idle: spawn: {error}"))?;
-    while !handle.is_finished() {
-        if tsc::now_ns() > deadline + JOIN_TIMEOUT_NS {
-            return Err(format!(
-                "scheduler_fault_in_idle: a task pinned to CPU {target} did not run after the restart"
-            ));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    match handle.join().map_err(|error| format!("scheduler_fault_in_idle: join: {error:?}"))? {
-        ExitValue::Completed(499_500) => {}
-        other => return Err(format!("scheduler_fault_in_idle: the pinned task ended with {other:?}")),
-    }
-    serial::write_fmt(format_args!(
-        "scheduler_fault_in_idle: CPU {target}'s idle loop faulted in the scheduler with interrupts on and \
-         restarted; a task pinned there completed\n"
-    ));
-    Ok(())
-}
-
-/// An idle task faults in the scheduler's code holding its CPU's runqueue lock, interrupts off (what the
-/// campaign's faults in `wake_expired_sleepers` and the pick did to idle CPUs): the idle loop restarts with the
-/// lock taken over and the runqueue rebuilt, and a task pinned to that CPU afterwards completes. Before, that CPU
-/// was stopped ("in the idle task's scheduler code with interrupts off"), so the pinned task never ran. Needs a
-/// CPU other than the test's own (an idle loop must reach the fault while the test waits); skipped on one CPU.
-fn idle_fault_holding_runqueue() -> Result<(), String> {
-    let own = scheduler::current_cpu();
-    let Some(target) = cpu::online().map(|cpu| cpu.index()).filter(|&index| index != own).last() else {
-        serial::write_str("idle_fault_holding_runqueue: skipped (one CPU)\n");
-        return Ok(());
-    };
-    let restarts = scheduler::idle_restarts(target);
-    scheduler::set_idle_runqueue_fault_once(target);
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while scheduler::idle_runqueue_fault_pending(target) || scheduler::idle_restarts(target) == restarts {
-        if tsc::now_ns() > deadline {
-            return Err(format!(
-                "idle_fault_holding_runqueue: CPU {target}'s idle loop did not fault holding its runqueue lock and \
-                 restart within 3 s"
-            ));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    let after = TaskBuilder::new("after_idle_runqueue_fault")
-        .pin(target)
-        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
-        .map_err(|error| format!("idle_fault_holding_runqueue: spawn: {error}"))?;
-    wait_until_finished(&after, || {
-        format!("idle_fault_holding_runqueue: a task pinned to CPU {target} did not run after the idle fault")
-    })?;
-    match after.join().map_err(|error| format!("idle_fault_holding_runqueue: join: {error:?}"))? {
-        ExitValue::Completed(499_500) => {}
-        other => return Err(format!("idle_fault_holding_runqueue: the pinned task ended with {other:?}")),
-    }
-    serial::write_fmt(format_args!(
-        "idle_fault_holding_runqueue: CPU {target}'s idle loop faulted holding its runqueue lock with interrupts \
-         off and restarted; a task pinned there completed\n"
-    ));
-    Ok(())
-}
-
-/// Panics (the idle hook's function: the unwind finds no catch in an idle task).
-fn idle_panic() {
-    panic!("test_fault_paths: panic in the idle task, on purpose");
-}
-
-/// An idle task panics (what a skipped call in `schedule` did in the campaign: a garbage CPU index, and a panic
-/// that could not unwind out of the scheduler): no catch ends the unwind, and the idle loop restarts; a task pinned
-/// there completes. Before, the end of that unwind stopped the machine ("unwinding ended outside any task
-/// (IdleTask)", QEMU exited).
-fn panic_in_idle_task() -> Result<(), String> {
-    let target = cpu::online().last().ok_or("panic_in_idle: no CPU online")?.index();
-    let restarts = scheduler::idle_restarts(target);
-    scheduler::set_idle_hook_once(target, idle_panic);
-    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
-    while scheduler::idle_hook_pending(target) || scheduler::idle_restarts(target) == restarts {
-        if tsc::now_ns() > deadline {
-            return Err(format!("panic_in_idle: CPU {target}'s idle loop did not panic and restart within 3 s"));
-        }
-        scheduler::sleep(Duration::from_millis(2));
-    }
-    let after = TaskBuilder::new("after_idle_panic")
-        .pin(target)
-        .spawn(|| (0..1000u64).map(core::hint::black_box).sum::<u64>())
-        .map_err(|error| format!("panic_in_idle: spawn: {error}"))?;
-    wait_until_finished(&after, || {
-        format!("panic_in_idle: a task pinned to CPU {target} did not run after the panic")
-    })?;
-    match after.join().map_err(|error| format!("panic_in_idle: join: {error:?}"))? {
-        ExitValue::Completed(499_500) => {}
-        other => return Err(format!("panic_in_idle: the pinned task ended with {other:?}")),
-    }
-    serial::write_fmt(format_args!(
-        "panic_in_idle: CPU {target}'s idle task panicked, its idle loop restarted; a task pinned there completed\n"
     ));
     Ok(())
 }
@@ -1066,11 +887,11 @@ pub fn run() -> Result<(), String> {
     fault_holding_fault_log()?;
     fault_inside_the_fault_path()?;
     fault_in_interrupt_handler()?;
-    fault_in_idle_task()?;
-    idle_fault_holding_heap()?;
-    scheduler_path_fault_in_idle_task()?;
-    idle_fault_holding_runqueue()?;
-    panic_in_idle_task()?;
+    idle::fault_in_idle_task()?;
+    idle::idle_fault_holding_heap()?;
+    idle::scheduler_path_fault_in_idle_task()?;
+    idle::idle_fault_holding_runqueue()?;
+    idle::panic_in_idle_task()?;
     fault_holding_runqueue()?;
     fault_holding_sleepers()?;
     fault_before_finishing_a_switch()?;

@@ -24,6 +24,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use owned_spin::stack_token;
+
 pub(crate) use irq_safe::{IrqSafeMutex, IrqSafeRwLock};
 
 /// The scheduler's preemption-disable and -enable functions.
@@ -90,13 +92,6 @@ impl Drop for TransactionGuard<'_> {
     fn drop(&mut self) {
         self.lock.holder.store(0, Ordering::Release);
     }
-}
-
-/// An address in the current stack frame (the holder token).
-#[inline(always)]
-fn stack_token() -> usize {
-    let marker = 0u8;
-    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
 }
 
 impl TransactionLock {

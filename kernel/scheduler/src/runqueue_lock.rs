@@ -22,7 +22,7 @@ use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use deadline_queue::DeadlineQueue;
-use owned_spin::{OwnedSpinGuard, OwnedSpinLock};
+use owned_spin::{OwnedSpinGuard, OwnedSpinLock, stack_token};
 use task::{RunQueue, RunState, TaskRef, interrupts};
 
 use crate::cpus::{CPUS, MAX_CPUS, PerCpu};
@@ -54,13 +54,6 @@ impl Drop for RestoreInterrupts {
     fn drop(&mut self) {
         interrupts::restore(self.were_enabled);
     }
-}
-
-/// An address in the caller's stack frame: the holder token (nonzero, on the holder's stack).
-#[inline(always)]
-fn stack_token() -> usize {
-    let marker = 0u8;
-    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
 }
 
 impl<T> TrackedLock<T> {

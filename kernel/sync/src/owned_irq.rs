@@ -30,7 +30,7 @@
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use owned_spin::{OwnedSpinGuard, OwnedSpinLock};
+use owned_spin::{OwnedSpinGuard, OwnedSpinLock, stack_token};
 use task::interrupts;
 
 /// Spins between two looks at whether the holder is dead (about a millisecond under QEMU's TCG); the look at the
@@ -69,13 +69,6 @@ impl Drop for RestoreInterrupts {
     fn drop(&mut self) {
         interrupts::restore(self.were_enabled);
     }
-}
-
-/// An address in the caller's frame: the holder token (nonzero, on the holder's stack).
-#[inline(always)]
-fn stack_token() -> usize {
-    let marker = 0u8;
-    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
 }
 
 impl<T> OwnedIrqMutex<T> {

@@ -19,7 +19,7 @@ use crate::held::{HeldLock, HeldLocks};
 #[cfg(target_os = "none")]
 use crate::stack::Stack;
 use irq_safe::{IrqSafeMutex, interrupts};
-use owned_spin::{OwnedSpinGuard, OwnedSpinLock};
+use owned_spin::{OwnedSpinGuard, OwnedSpinLock, stack_token};
 
 /// A task's unique, never reused identifier (the first task is 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -266,13 +266,6 @@ impl core::ops::DerefMut for TableGuard<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.guard
     }
-}
-
-/// An address in the caller's frame: the holder token.
-#[inline(always)]
-fn stack_token() -> usize {
-    let marker = 0u8;
-    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
 }
 
 /// Takes the task table's lock with interrupts disabled, trying at most `attempts` times (`None`: never stops).

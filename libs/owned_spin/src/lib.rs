@@ -20,6 +20,14 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+/// An address in the caller's stack frame (inlined into it): a holder token for [`OwnedSpinLock::try_lock_as`]
+/// and its kin. Nonzero, and on the caller's stack, so the fault path can tell whose frame holds a lock.
+#[inline(always)]
+pub fn stack_token() -> usize {
+    let marker = 0u8;
+    core::hint::black_box(core::ptr::addr_of!(marker)) as usize
+}
+
 /// A mutual-exclusion spin lock that records its holder's token (0: free).
 pub struct OwnedSpinLock<T> {
     /// The holder's token, or 0 when free. Protects `data`.

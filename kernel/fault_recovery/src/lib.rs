@@ -245,6 +245,10 @@ pub fn fault_in_next_fault_path() {
 
 /// The exception hook (see the crate docs, steps 2-5).
 fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
+    // First, before the task is named from this CPU's current-task word: that word, the idle task's and the
+    // previous task's are checked against the task table and rewritten if they name no task of it (a damaged
+    // word made every fault's handling, or every `schedule`, fault again).
+    repair_cpu_slots(info);
     // Before anything that could fault: naming the task clones its `TaskRef`, which aborts (`ud2`) if the task's
     // reference count was damaged, and each such #UD would come back here one frame deeper until the stack ran out.
     let naming = NAMING_TASK.get(info.cpu.index());
@@ -395,6 +399,23 @@ fn delivery_fault(info: &interrupts::ExceptionInfo) -> bool {
 /// The vector of #DF.
 const DOUBLE_FAULT_VECTOR: u8 = 8;
 
+/// [`task_exception`]'s first step: `scheduler::repair_cpu_slots` for this CPU and the interrupted stack pointer;
+/// says on COM1 (without its lock) which words it rewrote.
+fn repair_cpu_slots(info: &interrupts::ExceptionInfo) {
+    // SAFETY: the exception hook runs on the faulting CPU with interrupts disabled, outside any access of its
+    // scheduler slots (the code it interrupted is abandoned, never resumed inside such an access).
+    let repairs = unsafe { scheduler::repair_cpu_slots(info.cpu.index(), info.frame.stack_pointer as usize) };
+    let Some(repairs) = repairs.filter(|repairs| !repairs.is_empty()) else { return };
+    for (word, damaged) in [("idle", repairs.idle), ("current", repairs.current), ("previous", repairs.previous)] {
+        if let Some(damaged) = damaged {
+            serial::raw::write_fmt(format_args!(
+                "CPU {}'s {word}-task word named no task of the task table ({damaged:#x}); rewritten from the table\n",
+                info.cpu.index()
+            ));
+        }
+    }
+}
+
 /// Per CPU: entries into [`task_exception`] that have not yet named their task (`scheduler::current_task`).
 static NAMING_TASK: [core::sync::atomic::AtomicU32; cpu::MAX_CPUS] =
     [const { core::sync::atomic::AtomicU32::new(0) }; cpu::MAX_CPUS];
@@ -457,7 +478,9 @@ fn end_without_unwinding(info: &interrupts::ExceptionInfo, task: task::TaskRef) 
         // repair below reads). This hook holds none (its own frames hold no guard here).
         for stack in cpu::exception_stacks() {
             // SAFETY: the abandoned handler is never resumed (this task is ended below).
-            unsafe { release_locks_held_by(stack) };
+            unsafe { release_locks_held_by(stack.clone()) };
+            // SAFETY: as just said (e.g. a check of a damaged runqueue that faulted holding its lock).
+            unsafe { repair_runqueues_held_by(stack) };
         }
     }
     if let Some(stack) = task.stack_bounds() {
@@ -521,13 +544,13 @@ fn restart_idle_loop_after(cpu: usize, abandoned_from: usize, inside_scheduler: 
         .filter(|frames| !frames.is_empty())
         .or_else(|| scheduler::current_task().and_then(|idle| idle.stack_bounds()));
     if let Some(stack) = abandoned {
-        // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
-        unsafe { repair_runqueues_held_by(stack.clone()) };
         // Wherever it landed: a fault in nano_core code the idle task called (a `__rust_dealloc` of a reaped
         // task's memory, in the campaign) leaves the heap's lock taken by the abandoned frames, and the next
-        // allocation anywhere spins on it.
+        // allocation anywhere spins on it. Released first: the queue repairs below allocate.
+        // SAFETY: the idle task's frames are abandoned by the restart below and never resumed.
+        unsafe { release_locks_held_by(stack.clone()) };
         // SAFETY: as above.
-        unsafe { release_locks_held_by(stack) };
+        unsafe { repair_runqueues_held_by(stack) };
         if inside_scheduler {
             // SAFETY: interrupts are disabled (the caller's contract), the queue locks the frames held were just
             // repaired, and the heap lock too if they held it.
@@ -693,8 +716,9 @@ fn report_queue_repair(repair: scheduler::RunQueueRepair) {
 
 /// Takes over and rebuilds every CPU's runqueue and sleepers queue whose lock the faulting task held
 /// (`scheduler`'s runqueue and sleepers locks record a holder token on the holder's stack; a fault inside
-/// `schedule`'s requeue or pick, or in a sleep's insertion, leaves the lock taken and the queue half-updated) and says so on COM1 without the lock. Runs after [`release_locks_held_by`] (the
-/// rebuild allocates).
+/// `schedule`'s requeue or pick, or in a sleep's insertion, leaves the lock taken and the queue half-updated), then
+/// checks this CPU's runqueue for damage (`scheduler::repair_damaged_runqueue`), and says on COM1 without its lock
+/// what was done. Runs after [`release_locks_held_by`] (the rebuilds allocate).
 ///
 /// # Safety
 /// `stack` must be the stack of a task that faulted and will never resume the faulting code.
@@ -715,6 +739,17 @@ unsafe fn repair_runqueues_held_by(stack: core::ops::Range<usize>) {
                  (that CPU will not schedule again)\n"
             )),
         });
+    }
+    // Then this CPU's runqueue itself (its header and entries), whoever held it: a damaged word in it faults in
+    // every later `schedule` otherwise.
+    // SAFETY: interrupts are disabled (the fault path) and the heap lock is not held by the abandoned code (its
+    // locks were released first: the caller's order).
+    let repair = unsafe { scheduler::repair_damaged_runqueue(scheduler::current_cpu()) };
+    if let Some(scheduler::RunQueueRepair::Rebuilt { cpu, tasks }) = repair {
+        serial::raw::write_fmt(format_args!(
+            "CPU {cpu}'s runqueue was damaged (its header or an entry names no task); rebuilt it from the task table \
+             ({tasks} runnable tasks)\n"
+        ));
     }
 }
 

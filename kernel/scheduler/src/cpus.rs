@@ -5,7 +5,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use task::TaskRef;
 
-use crate::runqueue_lock::{RunQueueLock, SleeperQueue, SleepersLock};
+use crate::runqueue_lock::{SleeperQueue, SleepersLock};
+use crate::verify::RunQueueLock;
 
 /// The most CPUs the scheduler manages (logical indices `0..MAX_CPUS`).
 pub const MAX_CPUS: usize = 64;
@@ -24,8 +25,10 @@ pub(crate) struct PerCpu {
     /// policy). Lock order: `sleepers` before `runqueue`; the policy runs inside this lock and takes no lock.
     /// Its lock records its holder, so fault recovery can repair it (`runqueue_lock`).
     pub runqueue: RunQueueLock,
-    /// This CPU's idle task (never in the runqueue).
-    pub idle: spin::Once<TaskRef>,
+    /// This CPU's idle task (never in the runqueue), set once when the CPU comes online. Touched only by this CPU,
+    /// with interrupts disabled (a [`CpuSlot`], not a `spin::Once`: the fault path must be able to rewrite a
+    /// damaged word, see `verify.rs`).
+    pub idle: CpuSlot<Option<TaskRef>>,
     /// Whether the idle task is the current task (so a wake-up from another CPU knows to send an IPI).
     pub idling: AtomicBool,
     /// Sleeping tasks of this CPU by wake-up deadline (ns). Lock protects the queue only.
@@ -55,8 +58,8 @@ impl PerCpu {
             online: AtomicBool::new(false),
             current: CpuSlot::new(None),
             previous: CpuSlot::new(None),
-            runqueue: RunQueueLock::new(task::RunQueue::new()),
-            idle: spin::Once::new(),
+            runqueue: RunQueueLock::new(),
+            idle: CpuSlot::new(None),
             idling: AtomicBool::new(false),
             sleepers: SleepersLock::new(SleeperQueue::new()),
             next_deadline: AtomicU64::new(u64::MAX),

@@ -66,6 +66,7 @@ mod rebuild;
 mod runqueue_lock;
 mod sleep;
 mod switch;
+mod verify;
 
 pub use cpus::{
     MAX_CPUS, current_cpu, online_cpu_count, online_cpus, set_reschedule_ipi_fn, take_current_cpu_offline,
@@ -94,6 +95,10 @@ pub use switch::{
     KILL_DEFERRAL_LIMIT, KillError, NotInTask, block_current, current_task, exit_current, fail_current, kill,
     kill_point, resume, schedule, set_switch_fault_once, set_task_fault_recovery, stop, switch_fault_pending,
     task_fault_recovery, unblock, yield_now,
+};
+pub use verify::{
+    SlotRepairs, cpu_slot_repairs, damage_runqueue_for_test, damage_slot_for_test, damaged_runqueue_rebuilds,
+    repair_cpu_slots, repair_damaged_runqueue,
 };
 
 /// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path

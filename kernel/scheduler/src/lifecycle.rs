@@ -45,12 +45,14 @@ pub fn init_bsp(name: &str) -> Result<TaskRef, InitError> {
     let stack = Stack::new(IDLE_STACK_PAGES).map_err(InitError::Stack)?;
     let idle_params = TaskParams { name: format!("idle/{index}"), cpu: index, pinned: true, priority: 0 };
     let idle = Task::new_spawned(idle_params, TaskKind::Idle, stack, idle_entry, 0, None, None);
-    cpu.idle.call_once(|| idle);
     let params = TaskParams { name: String::from(name), cpu: index, pinned: true, priority: task::DEFAULT_PRIORITY };
     let current = Task::adopt_current(params, TaskKind::Adopted);
     let interrupts_were_enabled = interrupts::disable();
     // SAFETY: interrupts are disabled and `cpu` is the state of this CPU, which is coming online.
-    unsafe { cpu.current.with(|slot| *slot = Some(current.clone())) };
+    unsafe {
+        cpu.idle.with(|slot| *slot = Some(idle));
+        cpu.current.with(|slot| *slot = Some(current.clone()));
+    }
     interrupts::restore(interrupts_were_enabled);
     cpu.assigned.fetch_add(1, Ordering::Relaxed);
     cpu.online.store(true, Ordering::Release);
@@ -77,10 +79,12 @@ pub fn ap_entry(cpu: usize) -> ! {
     assert!(!state.online.load(Ordering::Acquire), "ap_entry: CPU {cpu} is already online");
     let params = TaskParams { name: format!("idle/{cpu}"), cpu, pinned: true, priority: 0 };
     let idle = Task::adopt_current(params, TaskKind::Idle);
-    state.idle.call_once(|| idle.clone());
     state.idling.store(true, Ordering::Release);
     // SAFETY: interrupts are disabled (above) and `state` is the state of this CPU, which is coming online.
-    unsafe { state.current.with(|slot| *slot = Some(idle)) };
+    unsafe {
+        state.idle.with(|slot| *slot = Some(idle.clone()));
+        state.current.with(|slot| *slot = Some(idle));
+    }
     state.online.store(true, Ordering::Release);
     idle_loop()
 }

@@ -106,6 +106,7 @@ pub fn lost_tasks_requeued() -> u64 {
 /// is busy) and allocates a task list, like `ps`.
 pub(crate) fn audit_lost_tasks() {
     let index = current_cpu();
+    crate::verify::log_rebuild_at_lock(index);
     let now = tsc::now_ns();
     if now.saturating_sub(LAST_AUDIT_NS[index].load(Ordering::Relaxed)) < AUDIT_PERIOD_NS {
         return;

@@ -29,11 +29,9 @@ use crate::cpus::{CPUS, MAX_CPUS, PerCpu};
 
 /// A CPU's runqueue or sleepers lock: an [`OwnedSpinLock`] held with interrupts disabled.
 pub(crate) struct TrackedLock<T> {
-    inner: OwnedSpinLock<T>,
+    pub(crate) inner: OwnedSpinLock<T>,
 }
 
-/// A CPU's runqueue lock.
-pub(crate) type RunQueueLock = TrackedLock<RunQueue>;
 /// A CPU's sleepers lock.
 pub(crate) type SleepersLock = TrackedLock<SleeperQueue>;
 
@@ -79,7 +77,7 @@ impl<T> TrackedLock<T> {
     }
 
     /// Whether the holder's token lies in `stack`.
-    fn held_within(&self, stack: &core::ops::Range<usize>) -> bool {
+    pub(crate) fn held_within(&self, stack: &core::ops::Range<usize>) -> bool {
         self.inner.holder().is_some_and(|token| stack.contains(&token))
     }
 

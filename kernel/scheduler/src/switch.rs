@@ -58,7 +58,8 @@ pub fn schedule() {
         picked
     };
     // `None`: stay on the current task (nothing else is runnable, or no idle task yet).
-    let next = picked.or_else(|| cpu.idle.get().cloned());
+    // SAFETY: as above.
+    let next = picked.or_else(|| unsafe { cpu.idle.with(|idle| idle.clone()) });
     // SAFETY: as above.
     let stays = unsafe { cpu.current.with(|current| next.is_none() || next == *current) };
     let cpu = match next {

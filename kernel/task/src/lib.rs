@@ -55,9 +55,9 @@ pub use stack::{
     pooled_stacks,
 };
 pub use task::{
-    DEFAULT_PRIORITY, FailureCallback, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, all_tasks,
-    release_task_table_if_held_within, task_by_id, task_count, task_table_is_locked, try_all_tasks,
-    with_task_table_held,
+    DEFAULT_PRIORITY, FailureCallback, RunState, Task, TaskBody, TaskId, TaskKind, TaskParams, TaskRef, TasksView,
+    all_tasks, release_task_table_if_held_within, task_by_id, task_count, task_table_is_locked, try_all_tasks,
+    try_with_tasks, with_task_table_held,
 };
 
 #[cfg(test)]
@@ -94,5 +94,17 @@ mod tests {
         let value = target.take_exit_value_or_block(&joiner).expect("exit value after exit");
         assert_eq!(value.failure(), Some(&FailureReason::Killed));
         assert!(target.take_exit_value_or_block(&joiner).is_none(), "the exit value is taken once");
+    }
+
+    #[test]
+    fn the_table_view_names_its_tasks_by_address_only() {
+        let task = adopted("viewed");
+        let damaged = (task.as_ptr() as usize ^ (1 << 52)) as *const Task;
+        let seen = try_with_tasks(1_000_000, |tasks| {
+            (tasks.contains_ptr(task.as_ptr()), tasks.contains_ptr(damaged), tasks.iter().any(|entry| *entry == task))
+        });
+        assert_eq!(seen, Some((true, false, true)), "the task is found by address, a damaged address is not");
+        let held = try_with_tasks(1_000_000, |_| try_with_tasks(3, |_| ()));
+        assert_eq!(held, Some(None), "a bounded attempt gives up while the table is held");
     }
 }

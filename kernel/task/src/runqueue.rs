@@ -13,15 +13,25 @@ use crate::task::{Task, TaskRef};
 
 /// The runnable tasks of one CPU, in the order they became runnable (oldest first). The running task and the idle
 /// task are not in it.
+///
+/// The queue's length and capacity are kept twice: in the `VecDeque`'s own header and in two words of this struct,
+/// updated by every operation. [`is_consistent`](Self::is_consistent) compares them, so a flipped bit in either
+/// copy is seen before the queue is used (in the fault campaign, a flipped capacity word made a push write past
+/// the buffer and a flipped length word made a pop return a garbage task). The check is symmetric: which copy was
+/// damaged does not matter, and the queue is then rebuilt from the task table (the scheduler's repair).
 #[derive(Default)]
 pub struct RunQueue {
     tasks: VecDeque<TaskRef>,
+    /// `tasks.len()`, kept by every operation.
+    len: usize,
+    /// `tasks.capacity()`, kept by every operation.
+    capacity: usize,
 }
 
 impl RunQueue {
     /// An empty runqueue.
     pub const fn new() -> Self {
-        RunQueue { tasks: VecDeque::new() }
+        RunQueue { tasks: VecDeque::new(), len: 0, capacity: 0 }
     }
 
     /// The number of queued tasks.
@@ -36,21 +46,35 @@ impl RunQueue {
         self.tasks.is_empty()
     }
 
+    /// Whether the queue's header agrees with its second copy (length and capacity, see the type's docs) and the
+    /// length fits the capacity. Reads four words; never touches the buffer.
+    #[inline]
+    pub fn is_consistent(&self) -> bool {
+        let (len, capacity) = (self.tasks.len(), self.tasks.capacity());
+        len == self.len && capacity == self.capacity && len <= capacity
+    }
+
     /// Appends a task that became runnable (the scheduler core does this; policies only pick).
     #[inline]
     pub fn push_back(&mut self, task: TaskRef) {
         self.tasks.push_back(task);
+        self.len = self.len.wrapping_add(1);
+        self.capacity = self.tasks.capacity();
     }
 
     /// Removes and returns the oldest task.
     #[inline]
     pub fn pop_front(&mut self) -> Option<TaskRef> {
-        self.tasks.pop_front()
+        let task = self.tasks.pop_front()?;
+        self.len = self.len.wrapping_sub(1);
+        Some(task)
     }
 
     /// Removes and returns the task at `index` (0 = oldest).
     pub fn remove(&mut self, index: usize) -> Option<TaskRef> {
-        self.tasks.remove(index)
+        let task = self.tasks.remove(index)?;
+        self.len = self.len.wrapping_sub(1);
+        Some(task)
     }
 
     /// The task at `index` (0 = oldest).
@@ -61,6 +85,13 @@ impl RunQueue {
     /// Whether `task` is queued.
     pub fn contains(&self, task: &TaskRef) -> bool {
         self.tasks.contains(task)
+    }
+
+    /// For tests of the repair: flips the bits of `mask` in the second copy of the length (the `VecDeque`'s own
+    /// header is private; [`is_consistent`](Self::is_consistent) compares both copies, so damaging either is
+    /// seen the same way).
+    pub fn damage_length_copy_for_test(&mut self, mask: usize) {
+        self.len ^= mask;
     }
 }
 
@@ -329,5 +360,46 @@ mod tests {
         // SAFETY: as above.
         let misaligned = unsafe { PolicyCounters::at(address + 4, COUNTERS_SIZE) }.err();
         assert_eq!(misaligned, Some(CountersError::Misaligned { address: address + 4 }));
+    }
+
+    fn adopted(name: &str) -> TaskRef {
+        let params = crate::TaskParams {
+            name: alloc::string::String::from(name),
+            cpu: 0,
+            pinned: false,
+            priority: crate::DEFAULT_PRIORITY,
+        };
+        Task::adopt_current(params, crate::TaskKind::Adopted)
+    }
+
+    #[test]
+    fn the_second_copy_follows_every_operation() {
+        let mut queue = RunQueue::new();
+        assert!(queue.is_consistent());
+        let tasks: alloc::vec::Vec<TaskRef> = (0..9).map(|n| adopted(&alloc::format!("q{n}"))).collect();
+        for task in &tasks {
+            queue.push_back(task.clone());
+            assert!(queue.is_consistent(), "after a push (growing through several capacities)");
+        }
+        assert_eq!(queue.remove(3).as_ref(), Some(&tasks[3]));
+        assert!(queue.is_consistent(), "after a remove");
+        while queue.pop_front().is_some() {
+            assert!(queue.is_consistent(), "after a pop");
+        }
+        assert!(queue.pop_front().is_none() && queue.remove(0).is_none());
+        assert!(queue.is_consistent(), "popping an empty queue changes nothing");
+    }
+
+    #[test]
+    fn a_damaged_length_word_is_seen() {
+        let mut queue = RunQueue::new();
+        queue.push_back(adopted("a"));
+        queue.push_back(adopted("b"));
+        for bit in [0, 1, 5, 40, 63] {
+            queue.damage_length_copy_for_test(1 << bit);
+            assert!(!queue.is_consistent(), "length bit {bit} flipped");
+            queue.damage_length_copy_for_test(1 << bit);
+            assert!(queue.is_consistent());
+        }
     }
 }

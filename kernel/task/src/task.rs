@@ -204,6 +204,15 @@ impl Deref for TaskRef {
     }
 }
 
+impl TaskRef {
+    /// The address of the shared [`Task`] (what identity compares), e.g. to check whether a possibly damaged
+    /// reference word names a task of the table ([`try_with_tasks`]) without dereferencing it.
+    #[inline]
+    pub fn as_ptr(&self) -> *const Task {
+        Arc::as_ptr(&self.0)
+    }
+}
+
 impl PartialEq for TaskRef {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
@@ -748,6 +757,41 @@ pub fn all_tasks() -> Vec<TaskRef> {
 /// (about a million attempts); `None` otherwise (for fault recovery: the faulting task may hold it for good).
 pub fn try_all_tasks() -> Option<Vec<TaskRef>> {
     lock_table(Some(1_000_000)).map(|table| table.values().cloned().collect())
+}
+
+/// Calls `f` with a view of the task table, holding its lock (interrupts disabled), if the lock can be taken
+/// within `attempts` tries; `None` otherwise. Allocates nothing, so the fault path can use it while the faulting
+/// code holds the heap lock. `f` must not touch the task table (it would spin on its own lock) and should be
+/// short: every task creation and reap waits meanwhile.
+pub fn try_with_tasks<R>(attempts: usize, f: impl FnOnce(TasksView<'_>) -> R) -> Option<R> {
+    let table = lock_table(Some(attempts.max(1)))?;
+    Some(f(TasksView(&table)))
+}
+
+/// The task table as [`try_with_tasks`] shows it (borrowed while its lock is held).
+#[derive(Clone, Copy)]
+pub struct TasksView<'a>(&'a BTreeMap<TaskId, TaskRef>);
+
+impl<'a> TasksView<'a> {
+    /// Every task not yet reaped, ordered by id.
+    pub fn iter(self) -> impl Iterator<Item = &'a TaskRef> {
+        self.0.values()
+    }
+
+    /// Whether `task` is the address of a task of the table ([`TaskRef::as_ptr`]); compares addresses only.
+    pub fn contains_ptr(self, task: *const Task) -> bool {
+        self.0.values().any(|entry| entry.as_ptr() == task)
+    }
+
+    /// The number of tasks.
+    pub fn len(self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// The task with `id`, if it exists and has not been reaped.

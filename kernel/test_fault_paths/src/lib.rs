@@ -47,8 +47,10 @@
 //!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
 //!    before finishing it: the next switch finishes it; a runqueue lock left taken by a task that ran on is
 //!    repaired at the NMI watchdog's stall;
-//! 8. a restartable task whose fault the unwinder cannot walk is restarted; a call into data is unwound from
-//!    its return address;
+//! 8. a restartable task whose fault the unwinder cannot walk is restarted; a task a fault took out of its
+//!    runqueue is queued again; damaged idle-task and current-task words are rewritten from the task table by the
+//!    fault path, and a damaged runqueue header is rebuilt at its next lock (`cpu_state`); a call into data is
+//!    unwound from its return address;
 //! 9. a CPU stalled with interrupts off is recorded by the watchdog;
 //! 10. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
 #![no_std]
@@ -56,6 +58,7 @@
 
 extern crate alloc;
 
+mod cpu_state;
 mod heap_pin;
 mod idle;
 
@@ -899,6 +902,9 @@ pub fn run() -> Result<(), String> {
     unwalkable_fault_restarts_task()?;
     bad_stack_pointer_ends_task()?;
     lost_task_is_queued_again()?;
+    cpu_state::damaged_idle_word_is_rewritten()?;
+    cpu_state::damaged_current_word_is_rewritten()?;
+    cpu_state::damaged_runqueue_header_is_rebuilt()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;

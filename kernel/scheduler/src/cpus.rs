@@ -5,8 +5,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use task::TaskRef;
 
-use crate::runqueue_lock::{SleeperQueue, SleepersLock};
-use crate::verify::RunQueueLock;
+use crate::runqueue_lock::SleeperQueue;
+use crate::verify::{RunQueueLock, SleepersLock};
 
 /// The most CPUs the scheduler manages (logical indices `0..MAX_CPUS`).
 pub const MAX_CPUS: usize = 64;
@@ -58,7 +58,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             current: CpuSlot::new(None),
             previous: CpuSlot::new(None),
-            runqueue: RunQueueLock::new(),
+            runqueue: RunQueueLock::new(task::RunQueue::new()),
             idle: CpuSlot::new(None),
             idling: AtomicBool::new(false),
             sleepers: SleepersLock::new(SleeperQueue::new()),

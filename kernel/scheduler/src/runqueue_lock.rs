@@ -32,9 +32,6 @@ pub(crate) struct TrackedLock<T> {
     pub(crate) inner: OwnedSpinLock<T>,
 }
 
-/// A CPU's sleepers lock.
-pub(crate) type SleepersLock = TrackedLock<SleeperQueue>;
-
 /// The guard of a [`TrackedLock`]. Fields drop in declaration order: the lock is released first, then
 /// interrupts are restored.
 pub(crate) struct TrackedGuard<'a, T> {
@@ -235,13 +232,7 @@ unsafe fn rebuild_sleepers(
     let token = stack_token();
     // SAFETY: the caller's contract; the queue is not read, only replaced, before the guard is dropped.
     let Some(mut guard) = (unsafe { cpu.sleepers.inner.take_over_if(holder, token) }) else { return false };
-    core::mem::forget(core::mem::replace(&mut *guard, SleeperQueue::new()));
-    let mut count = 0;
-    for task in tasks.iter().filter(|task| rebuilds(task) && task.state() == RunState::Sleeping) {
-        guard.insert(task.sleep_deadline(), task.clone());
-        count += 1;
-    }
-    cpu.next_deadline.store(guard.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+    let count = crate::verify::refill_sleepers(&mut guard, cpu, tasks, rebuilds);
     drop(guard);
     report(RunQueueRepair::SleepersRebuilt { cpu: index, tasks: count });
     true
@@ -262,12 +253,7 @@ unsafe fn rebuild_runqueue(
     let token = stack_token();
     // SAFETY: as above.
     let Some(mut guard) = (unsafe { cpu.runqueue.inner.take_over_if(holder, token) }) else { return false };
-    core::mem::forget(core::mem::replace(&mut *guard, RunQueue::new()));
-    let mut count = 0;
-    for task in tasks.iter().filter(|task| rebuilds(task) && task.state() == RunState::Runnable) {
-        guard.push_back(task.clone());
-        count += 1;
-    }
+    let count = crate::verify::refill_runqueue(&mut guard, tasks, rebuilds);
     drop(guard);
     report(RunQueueRepair::Rebuilt { cpu: index, tasks: count });
     true

@@ -252,7 +252,11 @@ pub(crate) fn finish_switch(cpu: &PerCpu) {
     let previous = unsafe { cpu.previous.with(Option::take) };
     if let Some(previous) = previous {
         previous.set_on_cpu(false);
-        if previous.state() == RunState::Exited {
+        // Never an idle task, whatever its state word says: an idle task does not exit, and reaping one frees the
+        // stack its CPU's idle loop runs on (in the campaign, a flipped bit in the idle task's state byte read as
+        // `Exited`; every later idle-loop restart faulted on the unmapped stack). Its state is rewritten when it
+        // is next switched to.
+        if previous.state() == RunState::Exited && !previous.is_idle() {
             previous.reap();
             cpu.assigned.fetch_sub(1, Ordering::Relaxed);
         }

@@ -13,9 +13,10 @@
 //!   for the current task, the task of this CPU whose stack holds the interrupted stack pointer (or, if no stack
 //!   does, the one task of this CPU that runs on a stack it does not own: an AP's idle task, the boot thread);
 //!   for the previous task, none. The damaged value is leaked, never dropped.
-//! - [`RunQueueLock`]: every lock of a runqueue checks its header against the second copy the queue keeps
-//!   (`task::RunQueue::is_consistent`, four words, no buffer access) and, if they disagree, rebuilds the queue from
-//!   the task table before anyone uses it (the old contents leaked).
+//! - [`CheckedLock`] ([`RunQueueLock`], [`SleepersLock`]): every lock of a runqueue or sleepers queue checks its
+//!   header against the second copy the queue keeps (`task::RunQueue::is_consistent`,
+//!   `deadline_queue::DeadlineQueue::is_consistent`: four words, no buffer access) and, if they disagree, rebuilds
+//!   the queue from the task table before anyone uses it (the old contents leaked).
 //! - [`repair_damaged_runqueue`] (the fault path, after the locks of the faulting code were released): also
 //!   checks that every entry is a task of the table (reads the buffer, so a damaged buffer pointer faults there:
 //!   a per-CPU in-flight flag makes the next check treat the queue as damaged without reading it).
@@ -28,7 +29,7 @@ use owned_spin::stack_token;
 use task::{RunQueue, RunState, TaskRef, TasksView};
 
 use crate::cpus::{CPUS, CpuSlot, MAX_CPUS, PerCpu};
-use crate::runqueue_lock::{RunQueueRepair, TrackedGuard, TrackedLock};
+use crate::runqueue_lock::{RunQueueRepair, SleeperQueue, TrackedGuard, TrackedLock};
 
 /// Tries of the task table's lock before a check gives up (the faulting code may hold it; the fault path releases
 /// it later, and the next fault checks again).
@@ -42,7 +43,8 @@ static ENTRIES_IN_FLIGHT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(fals
 static REBUILT_UNLOGGED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Task words rewritten by [`repair_cpu_slots`] since boot (all CPUs).
 static SLOT_REPAIRS: AtomicU64 = AtomicU64::new(0);
-/// Runqueues rebuilt because their header or an entry was damaged, since boot (all CPUs).
+/// Runqueues and sleepers queues rebuilt because their header (or a runqueue entry) was damaged, since boot (all
+/// CPUs).
 static RUNQUEUE_REBUILDS: AtomicU64 = AtomicU64::new(0);
 
 /// How many task words of the per-CPU state [`repair_cpu_slots`] rewrote since boot.
@@ -50,7 +52,8 @@ pub fn cpu_slot_repairs() -> u64 {
     SLOT_REPAIRS.load(Ordering::Relaxed)
 }
 
-/// How many runqueues were rebuilt from the task table because their header or an entry was damaged.
+/// How many runqueues and sleepers queues were rebuilt from the task table because their header (or a runqueue
+/// entry) was damaged.
 pub fn damaged_runqueue_rebuilds() -> u64 {
     RUNQUEUE_REBUILDS.load(Ordering::Relaxed)
 }
@@ -182,82 +185,138 @@ pub unsafe fn repair_cpu_slots(index: usize, stack_pointer: usize) -> Option<Slo
     Some(repairs)
 }
 
-/// A CPU's runqueue lock: a [`TrackedLock`] whose every acquisition checks the queue's header
-/// (`RunQueue::is_consistent`) and rebuilds a damaged queue from the task table before handing it out.
-pub(crate) struct RunQueueLock {
-    lock: TrackedLock<RunQueue>,
+/// A queue of a CPU's scheduler state that can check its own header and be rebuilt from the task table: the
+/// runqueue and the sleepers queue.
+pub(crate) trait CheckedQueue: Sized {
+    /// Whether the header agrees with its second copy (`task::RunQueue::is_consistent`,
+    /// `deadline_queue::DeadlineQueue::is_consistent`).
+    fn is_consistent(&self) -> bool;
+    /// This kind of queue's lock in `cpu`.
+    fn lock_in(cpu: &PerCpu) -> &CheckedLock<Self>;
+    /// Replaces the queue (leaked, not read) with the tasks of `tasks` that belong in CPU `index`'s queue of this
+    /// kind; returns how many.
+    fn rebuild(&mut self, cpu: &PerCpu, index: usize, tasks: &[TaskRef]) -> usize;
 }
 
-impl core::ops::Deref for RunQueueLock {
-    type Target = TrackedLock<RunQueue>;
-    fn deref(&self) -> &TrackedLock<RunQueue> {
+impl CheckedQueue for RunQueue {
+    #[inline(always)]
+    fn is_consistent(&self) -> bool {
+        RunQueue::is_consistent(self)
+    }
+    fn lock_in(cpu: &PerCpu) -> &CheckedLock<Self> {
+        &cpu.runqueue
+    }
+    fn rebuild(&mut self, _cpu: &PerCpu, index: usize, tasks: &[TaskRef]) -> usize {
+        refill_runqueue(self, tasks, |task| task.cpu() == index && !task.is_idle())
+    }
+}
+
+impl CheckedQueue for SleeperQueue {
+    #[inline(always)]
+    fn is_consistent(&self) -> bool {
+        (**self).is_consistent()
+    }
+    fn lock_in(cpu: &PerCpu) -> &CheckedLock<Self> {
+        &cpu.sleepers
+    }
+    fn rebuild(&mut self, cpu: &PerCpu, index: usize, tasks: &[TaskRef]) -> usize {
+        refill_sleepers(self, cpu, tasks, |task| task.cpu() == index && !task.is_idle())
+    }
+}
+
+/// Replaces `queue` (leaked, not read: its buffer and `Arc` counts may be damaged) with every task of `tasks` that
+/// `select` accepts and that is `Runnable` (what a healthy runqueue holds between critical sections, see
+/// `runqueue_lock`); returns how many.
+pub(crate) fn refill_runqueue(queue: &mut RunQueue, tasks: &[TaskRef], select: impl Fn(&TaskRef) -> bool) -> usize {
+    core::mem::forget(core::mem::replace(queue, RunQueue::new()));
+    let mut count = 0;
+    for task in tasks.iter().filter(|task| select(task) && task.state() == RunState::Runnable) {
+        queue.push_back(task.clone());
+        count += 1;
+    }
+    count
+}
+
+/// [`refill_runqueue`] for a sleepers queue: queues every selected task that is `Sleeping`, at the deadline its
+/// sleep recorded, and recomputes `cpu`'s next deadline.
+pub(crate) fn refill_sleepers(
+    queue: &mut SleeperQueue,
+    cpu: &PerCpu,
+    tasks: &[TaskRef],
+    select: impl Fn(&TaskRef) -> bool,
+) -> usize {
+    core::mem::forget(core::mem::replace(queue, SleeperQueue::new()));
+    let mut count = 0;
+    for task in tasks.iter().filter(|task| select(task) && task.state() == RunState::Sleeping) {
+        queue.insert(task.sleep_deadline(), task.clone());
+        count += 1;
+    }
+    cpu.next_deadline.store(queue.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+    count
+}
+
+/// A CPU's runqueue or sleepers lock: a [`TrackedLock`] whose every acquisition checks the queue's header
+/// ([`CheckedQueue::is_consistent`]) and rebuilds a damaged queue from the task table before handing it out.
+pub(crate) struct CheckedLock<Q> {
+    lock: TrackedLock<Q>,
+}
+
+/// A CPU's runqueue lock.
+pub(crate) type RunQueueLock = CheckedLock<RunQueue>;
+/// A CPU's sleepers lock.
+pub(crate) type SleepersLock = CheckedLock<SleeperQueue>;
+
+impl<Q> core::ops::Deref for CheckedLock<Q> {
+    type Target = TrackedLock<Q>;
+    fn deref(&self) -> &TrackedLock<Q> {
         &self.lock
     }
 }
 
-impl RunQueueLock {
-    pub(crate) const fn new() -> Self {
-        RunQueueLock { lock: TrackedLock::new(RunQueue::new()) }
+impl<Q: CheckedQueue> CheckedLock<Q> {
+    pub(crate) const fn new(queue: Q) -> Self {
+        CheckedLock { lock: TrackedLock::new(queue) }
     }
 
     /// [`TrackedLock::lock`], then the header check.
     #[inline(always)]
-    pub(crate) fn lock(&self) -> TrackedGuard<'_, RunQueue> {
+    pub(crate) fn lock(&self) -> TrackedGuard<'_, Q> {
         self.checked(self.lock.lock())
     }
 
     /// [`TrackedLock::lock_interrupts_disabled`], then the header check.
     #[inline(always)]
-    pub(crate) fn lock_interrupts_disabled(&self) -> TrackedGuard<'_, RunQueue> {
+    pub(crate) fn lock_interrupts_disabled(&self) -> TrackedGuard<'_, Q> {
         self.checked(self.lock.lock_interrupts_disabled())
     }
 
     /// Rebuilds the queue `guard` holds if its header is damaged; returns the guard.
     #[inline(always)]
-    fn checked<'a>(&self, mut guard: TrackedGuard<'a, RunQueue>) -> TrackedGuard<'a, RunQueue> {
+    fn checked<'a>(&self, mut guard: TrackedGuard<'a, Q>) -> TrackedGuard<'a, Q> {
         if !guard.is_consistent() {
             self.rebuild_damaged(&mut guard);
         }
         guard
     }
 
-    /// The CPU whose runqueue this is (every runqueue lock lives in `CPUS`).
-    fn cpu_index(&self) -> usize {
-        CPUS.iter().position(|cpu| core::ptr::eq(&cpu.runqueue, self)).expect("a runqueue lock outside CPUS")
-    }
-
     #[cold]
     #[inline(never)]
-    fn rebuild_damaged(&self, queue: &mut RunQueue) {
-        let index = self.cpu_index();
+    fn rebuild_damaged(&self, queue: &mut Q) {
+        let Some(index) = CPUS.iter().position(|cpu| core::ptr::eq(Q::lock_in(cpu), self)) else { return };
         // The tasks a rebuild queues can only be found if the table can be read; otherwise the queue starts empty
-        // and the idle loop's audit finds the lost tasks (`audit_lost_tasks`).
+        // and the idle loop's audit finds the lost runnable tasks (`audit_lost_tasks`).
         let tasks = task::try_all_tasks().unwrap_or_default();
-        rebuild_from(queue, index, &tasks);
+        queue.rebuild(&CPUS[index], index, &tasks);
+        RUNQUEUE_REBUILDS.fetch_add(1, Ordering::Relaxed);
         REBUILT_UNLOGGED[index].store(true, Ordering::Release);
     }
-}
-
-/// Replaces `queue` (leaked, not read) with every task of `tasks` that is `Runnable` on CPU `index`, on no CPU and
-/// not an idle task (what a healthy queue holds between critical sections, see `runqueue_lock`); returns how many.
-fn rebuild_from(queue: &mut RunQueue, index: usize, tasks: &[TaskRef]) -> usize {
-    core::mem::forget(core::mem::replace(queue, RunQueue::new()));
-    let mut count = 0;
-    for task in tasks.iter().filter(|task| {
-        task.cpu() == index && !task.is_idle() && !task.is_on_cpu() && task.state() == RunState::Runnable
-    }) {
-        queue.push_back(task.clone());
-        count += 1;
-    }
-    RUNQUEUE_REBUILDS.fetch_add(1, Ordering::Relaxed);
-    count
 }
 
 /// Logs (once) a rebuild of CPU `index`'s runqueue done at a lock, where nothing can be logged. Called by the
 /// idle loop and the fault path.
 pub(crate) fn log_rebuild_at_lock(index: usize) {
     if REBUILT_UNLOGGED.get(index).is_some_and(|flag| flag.swap(false, Ordering::AcqRel)) {
-        log::warn!("scheduler: CPU {index}: the runqueue's header was damaged; rebuilt it from the task table");
+        log::warn!("scheduler: CPU {index}: a queue's header was damaged; rebuilt it from the task table");
     }
 }
 
@@ -288,7 +347,8 @@ pub unsafe fn repair_damaged_runqueue(index: usize) -> Option<RunQueueRepair> {
         return None;
     }
     let tasks = task::try_all_tasks()?;
-    let count = rebuild_from(&mut queue, index, &tasks);
+    let count = queue.rebuild(cpu, index, &tasks);
+    RUNQUEUE_REBUILDS.fetch_add(1, Ordering::Relaxed);
     drop(queue);
     Some(RunQueueRepair::Rebuilt { cpu: index, tasks: count })
 }
@@ -316,10 +376,14 @@ pub fn damage_slot_for_test(idle: bool, mask: usize) -> usize {
     }
 }
 
-/// For tests: flips the bits of `mask` in CPU `cpu`'s runqueue's second copy of its length
-/// (`RunQueue::damage_length_copy_for_test`), without the check a lock does; the next lock of that runqueue must
-/// rebuild it from the task table ([`damaged_runqueue_rebuilds`] counts it).
-pub fn damage_runqueue_for_test(cpu: usize, mask: usize) {
+/// For tests: flips the bits of `mask` in the second copy of the length of CPU `cpu`'s runqueue (or, if
+/// `sleepers`, its sleepers queue), without the check a lock does; the next lock of that queue must rebuild it from
+/// the task table ([`damaged_runqueue_rebuilds`] counts it).
+pub fn damage_runqueue_for_test(cpu: usize, sleepers: bool, mask: usize) {
     let Some(state) = CPUS.get(cpu) else { return };
-    state.runqueue.lock.lock().damage_length_copy_for_test(mask);
+    if sleepers {
+        state.sleepers.lock.lock().damage_length_copy_for_test(mask);
+    } else {
+        state.runqueue.lock.lock().damage_length_copy_for_test(mask);
+    }
 }

@@ -93,60 +93,83 @@ pub(crate) fn damaged_current_word_is_rewritten() -> Result<(), String> {
     damaged_slot_is_rewritten("damaged_current_word", cpu, false)
 }
 
-/// Set once [`damaged_runqueue_header_is_rebuilt`] damaged the header.
-static RUNQUEUE_DAMAGED: AtomicBool = AtomicBool::new(false);
+/// Set once [`damaged_queue_header_is_rebuilt`] damaged the header.
+static QUEUE_DAMAGED: AtomicBool = AtomicBool::new(false);
 
-/// Three yielding workers share a CPU whose runqueue header is then damaged (its second copy of the length, bit
-/// 40: `scheduler::damage_runqueue_for_test`; the check compares both copies, so either damaged copy is seen
-/// alike): the next lock of that runqueue must rebuild it from the task table (counted by
+/// Rounds of each worker of [`damaged_queue_header_is_rebuilt`].
+const WORKER_ROUNDS: u64 = 200;
+
+/// A worker of [`damaged_queue_header_is_rebuilt`]: waits (yielding) until the header is damaged, then yields (or,
+/// if `sleeps`, sleeps 1 ms) [`WORKER_ROUNDS`] times; returns the sum of its round numbers.
+fn queue_worker(sleeps: bool) -> u64 {
+    while !QUEUE_DAMAGED.load(Ordering::Acquire) {
+        scheduler::yield_now();
+    }
+    let mut sum = 0u64;
+    for i in 0..WORKER_ROUNDS {
+        sum += core::hint::black_box(i);
+        if sleeps {
+            scheduler::sleep(Duration::from_millis(1));
+        } else {
+            scheduler::yield_now();
+        }
+    }
+    sum
+}
+
+/// Three workers share a CPU whose runqueue (`sleepers` false: the workers yield) or sleepers queue (`sleepers`
+/// true: they sleep) then has its header damaged (its second copy of the length, bit 40:
+/// `scheduler::damage_runqueue_for_test`; the check compares both copies, so either damaged copy is seen alike):
+/// the next lock of that queue must rebuild it from the task table (counted by
 /// `scheduler::damaged_runqueue_rebuilds`) and every worker must still complete. Without the check, a damaged real
 /// header (the campaign's flipped length and capacity words) made the next pick return a garbage task or a push
 /// write past the buffer.
-pub(crate) fn damaged_runqueue_header_is_rebuilt() -> Result<(), String> {
-    let cpu = cpu::online().last().ok_or("damaged_runqueue: no CPU online")?.index();
+fn damaged_queue_header_is_rebuilt(name: &str, sleepers: bool) -> Result<(), String> {
+    let cpu = cpu::online().last().ok_or_else(|| format!("{name}: no CPU online"))?.index();
     let before = scheduler::damaged_runqueue_rebuilds();
-    RUNQUEUE_DAMAGED.store(false, Ordering::Release);
+    QUEUE_DAMAGED.store(false, Ordering::Release);
     let workers = (0..3)
         .map(|n| {
-            TaskBuilder::new(&format!("runqueue_worker_{n}"))
+            TaskBuilder::new(&format!("{name}_worker_{n}"))
                 .pin(cpu)
-                .spawn(|| {
-                    // Yield until the header is damaged, so every worker is still queued when it is.
-                    while !RUNQUEUE_DAMAGED.load(Ordering::Acquire) {
-                        scheduler::yield_now();
-                    }
-                    let mut sum = 0u64;
-                    for i in 0..1000u64 {
-                        sum += core::hint::black_box(i);
-                        scheduler::yield_now();
-                    }
-                    sum
-                })
-                .map_err(|error| format!("damaged_runqueue: spawn worker {n}: {error}"))
+                .spawn(move || queue_worker(sleepers))
+                .map_err(|error| format!("{name}: spawn worker {n}: {error}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     scheduler::sleep(Duration::from_millis(1));
-    scheduler::damage_runqueue_for_test(cpu, 1 << 40);
-    RUNQUEUE_DAMAGED.store(true, Ordering::Release);
+    scheduler::damage_runqueue_for_test(cpu, sleepers, 1 << 40);
+    QUEUE_DAMAGED.store(true, Ordering::Release);
     let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
     while workers.iter().any(|worker| !worker.is_finished()) {
         if tsc::now_ns() > deadline {
-            return Err(format!("damaged_runqueue: the workers on CPU {cpu} did not finish within 3 s"));
+            return Err(format!("{name}: the workers on CPU {cpu} did not finish within 3 s"));
         }
         scheduler::sleep(Duration::from_millis(2));
     }
+    let expected = WORKER_ROUNDS * (WORKER_ROUNDS - 1) / 2;
     for (n, worker) in workers.into_iter().enumerate() {
-        match worker.join().map_err(|error| format!("damaged_runqueue: join worker {n}: {error:?}"))? {
-            ExitValue::Completed(499_500) => {}
-            other => return Err(format!("damaged_runqueue: worker {n} ended with {other:?}")),
+        match worker.join().map_err(|error| format!("{name}: join worker {n}: {error:?}"))? {
+            ExitValue::Completed(sum) if sum == expected => {}
+            other => return Err(format!("{name}: worker {n} ended with {other:?}")),
         }
     }
     if scheduler::damaged_runqueue_rebuilds() == before {
-        return Err(format!("damaged_runqueue: CPU {cpu}'s damaged runqueue header was never rebuilt"));
+        return Err(format!("{name}: CPU {cpu}'s damaged queue header was never rebuilt"));
     }
     serial::write_fmt(format_args!(
-        "damaged_runqueue: CPU {cpu}'s runqueue header was damaged; the next lock rebuilt it from the task table and \
-         its three workers completed\n"
+        "{name}: CPU {cpu}'s {} header was damaged; the next lock rebuilt it from the task table and its three \
+         workers completed\n",
+        if sleepers { "sleepers queue" } else { "runqueue" }
     ));
     Ok(())
+}
+
+/// [`damaged_queue_header_is_rebuilt`] for the runqueue.
+pub(crate) fn damaged_runqueue_header_is_rebuilt() -> Result<(), String> {
+    damaged_queue_header_is_rebuilt("damaged_runqueue", false)
+}
+
+/// [`damaged_queue_header_is_rebuilt`] for the sleepers queue.
+pub(crate) fn damaged_sleepers_header_is_rebuilt() -> Result<(), String> {
+    damaged_queue_header_is_rebuilt("damaged_sleepers", true)
 }

@@ -56,6 +56,45 @@ pub(crate) fn fault_in_idle_task() -> Result<(), String> {
     Ok(())
 }
 
+/// The idle-loop hook of [`damaged_idle_state_is_not_reaped`]: marks the idle task (the current task) `Exited`, as
+/// a flipped bit in its state byte did in the campaign (any value above 3 reads as `Exited`).
+fn mark_idle_exited() {
+    if let Some(idle) = scheduler::current_task() {
+        idle.set_state(task::RunState::Exited);
+    }
+}
+
+/// The idle task's state word says `Exited` when its CPU switches to another task: the switch must not reap it.
+/// Before, it was reaped (its stack freed, its table entry removed), and the next time that CPU idled it switched
+/// to the freed stack: every idle-loop restart faulted there again (campaign seed 2027, image *o*).
+pub(crate) fn damaged_idle_state_is_not_reaped() -> Result<(), String> {
+    let name = "damaged_idle_state";
+    let target = cpu::online().last().ok_or("damaged_idle_state: no CPU online")?.index();
+    let idle = task::all_tasks()
+        .into_iter()
+        .find(|task| task.is_idle() && task.cpu() == target)
+        .ok_or_else(|| format!("{name}: CPU {target} has no idle task in the task table"))?;
+    scheduler::set_idle_hook_once(target, mark_idle_exited);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while scheduler::idle_hook_pending(target) {
+        if tsc::now_ns() > deadline {
+            return Err(format!("{name}: CPU {target}'s idle loop did not run its hook within 3 s"));
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    // A task pinned there makes the CPU switch away from its idle task (the switch that reaped it) and back.
+    pinned_task_completes(name, target)?;
+    if task::task_by_id(idle.id()).is_none() {
+        return Err(format!("{name}: CPU {target}'s idle task was reaped after its state word read `Exited`"));
+    }
+    pinned_task_completes(name, target)?;
+    serial::write_fmt(format_args!(
+        "{name}: CPU {target}'s idle task read `Exited` at a switch; it was not reaped and the CPU went on \
+         scheduling\n"
+    ));
+    Ok(())
+}
+
 /// The idle-loop hook of [`idle_fault_holding_heap`]: faults holding the heap's lock.
 fn idle_heap_fault() {
     memory::with_heap_lock_held(fault);

@@ -49,7 +49,7 @@
 //!    repaired at the NMI watchdog's stall;
 //! 8. a restartable task whose fault the unwinder cannot walk is restarted; a task a fault took out of its
 //!    runqueue is queued again; damaged idle-task and current-task words are rewritten from the task table by the
-//!    fault path, and a damaged runqueue header is rebuilt at its next lock (`cpu_state`); a call into data is
+//!    fault path, and a damaged runqueue or sleepers header is rebuilt at its next lock (`cpu_state`); a call into data is
 //!    unwound from its return address;
 //! 9. a CPU stalled with interrupts off is recorded by the watchdog;
 //! 10. a task stuck with interrupts off on CPU 0 is failed by the NMI watchdog.
@@ -895,6 +895,7 @@ pub fn run() -> Result<(), String> {
     idle::scheduler_path_fault_in_idle_task()?;
     idle::idle_fault_holding_runqueue()?;
     idle::panic_in_idle_task()?;
+    idle::damaged_idle_state_is_not_reaped()?;
     fault_holding_runqueue()?;
     fault_holding_sleepers()?;
     fault_before_finishing_a_switch()?;
@@ -905,6 +906,7 @@ pub fn run() -> Result<(), String> {
     cpu_state::damaged_idle_word_is_rewritten()?;
     cpu_state::damaged_current_word_is_rewritten()?;
     cpu_state::damaged_runqueue_header_is_rebuilt()?;
+    cpu_state::damaged_sleepers_header_is_rebuilt()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;

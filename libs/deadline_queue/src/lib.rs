@@ -11,10 +11,17 @@ use alloc::collections::BinaryHeap;
 use core::cmp::{Ordering, Reverse};
 
 /// Items ordered by deadline (a `u64` in any unit; the scheduler uses nanoseconds).
+///
+/// The heap's length and capacity are kept twice, in the heap's own header and in two words of this struct, so a
+/// damaged header word (a flipped bit) can be seen before the heap is used: [`is_consistent`](Self::is_consistent).
 pub struct DeadlineQueue<T> {
     heap: BinaryHeap<Reverse<Entry<T>>>,
     /// Insertion counter, to keep equal deadlines in FIFO order.
     next_sequence: u64,
+    /// `heap.len()`, kept by every operation.
+    len: usize,
+    /// `heap.capacity()`, kept by every operation.
+    capacity: usize,
 }
 
 struct Entry<T> {
@@ -49,7 +56,7 @@ impl<T> Default for DeadlineQueue<T> {
 impl<T> DeadlineQueue<T> {
     /// An empty queue (allocates nothing).
     pub const fn new() -> Self {
-        DeadlineQueue { heap: BinaryHeap::new(), next_sequence: 0 }
+        DeadlineQueue { heap: BinaryHeap::new(), next_sequence: 0, len: 0, capacity: 0 }
     }
 
     /// Adds `item`, due at `deadline`.
@@ -57,6 +64,8 @@ impl<T> DeadlineQueue<T> {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.heap.push(Reverse(Entry { deadline, sequence, item }));
+        self.len = self.len.wrapping_add(1);
+        self.capacity = self.heap.capacity();
     }
 
     /// The earliest deadline, if any item is queued.
@@ -69,12 +78,30 @@ impl<T> DeadlineQueue<T> {
         if self.next_deadline()? > now {
             return None;
         }
-        self.heap.pop().map(|entry| entry.0.item)
+        let entry = self.heap.pop()?;
+        self.len = self.len.wrapping_sub(1);
+        Some(entry.0.item)
     }
 
     /// Keeps only the items for which `keep` returns true (e.g. drops a killed task's entry).
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         self.heap.retain(|entry| keep(&entry.0.item));
+        self.len = self.heap.len();
+        self.capacity = self.heap.capacity();
+    }
+
+    /// Whether the heap's header agrees with its second copy (length and capacity) and the length fits the
+    /// capacity. Reads four words; never touches the heap's buffer.
+    #[inline]
+    pub fn is_consistent(&self) -> bool {
+        let (len, capacity) = (self.heap.len(), self.heap.capacity());
+        len == self.len && capacity == self.capacity && len <= capacity
+    }
+
+    /// For tests of a repair: flips the bits of `mask` in the second copy of the length (the heap's own header is
+    /// private; [`is_consistent`](Self::is_consistent) compares both copies, so damaging either is seen alike).
+    pub fn damage_length_copy_for_test(&mut self, mask: usize) {
+        self.len ^= mask;
     }
 
     /// The number of queued items.
@@ -111,5 +138,25 @@ mod tests {
         queue.retain(|item| *item != "d");
         assert_eq!(queue.pop_expired(u64::MAX), Some("c"));
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn the_second_copy_follows_every_operation_and_sees_damage() {
+        let mut queue = DeadlineQueue::new();
+        assert!(queue.is_consistent());
+        for n in 0..20u64 {
+            queue.insert(n % 7, n);
+            assert!(queue.is_consistent(), "after inserting {n}");
+        }
+        queue.retain(|item| item % 3 != 0);
+        assert!(queue.is_consistent(), "after a retain");
+        while queue.pop_expired(u64::MAX).is_some() {
+            assert!(queue.is_consistent(), "after a pop");
+        }
+        assert_eq!(queue.pop_expired(u64::MAX), None);
+        assert!(queue.is_consistent());
+        queue.insert(1, 1);
+        queue.damage_length_copy_for_test(1 << 33);
+        assert!(!queue.is_consistent(), "a flipped length bit is seen");
     }
 }

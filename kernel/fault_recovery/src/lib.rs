@@ -299,6 +299,15 @@ fn task_exception(info: &interrupts::ExceptionInfo) -> ! {
         // SAFETY: as just said.
         unsafe { repair_runqueues_held_by(stack) };
     }
+    // Its landing pads run now: a task that faulted on its way to switching out (made `Blocked` by a join) must be
+    // `Running`, or a landing pad that blocks again is never woken.
+    if let Some(state) = scheduler::resume_running_after_fault() {
+        serial::raw::write_fmt(format_args!(
+            "task {} was {} when it faulted; made running for its unwinding\n",
+            task.id(),
+            state.name()
+        ));
+    }
     let bounds = task.stack_bounds().map(|bounds| bounds.start as u64..bounds.end as u64);
     serial::write_fmt(format_args!("task {} \"{}\" faulted; stack trace:\n", task.id(), task.name()));
     let mut out = backtrace::SerialWriter;

@@ -1,7 +1,7 @@
 //! Per-CPU scheduler state and the hooks that connect the scheduler to the CPU and interrupt cells.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use task::TaskRef;
 
@@ -44,9 +44,10 @@ pub(crate) struct PerCpu {
     pub last_tick_ns: AtomicU64,
     /// Live tasks (not yet reaped, idle excluded) assigned to this CPU: the load used to place new tasks.
     pub assigned: AtomicUsize,
-    /// Whether the next `schedule` of a task (not the idle task) on this CPU executes `ud2` inside the runqueue's
-    /// critical section (`scheduler::set_runqueue_fault_once`, for tests).
-    pub runqueue_fault_once: AtomicBool,
+    /// Whether (and where) the next `schedule` of a task (not the idle task) on this CPU executes `ud2` inside the
+    /// runqueue's critical section (`scheduler::set_runqueue_fault_once`, `set_blocked_runqueue_fault_once`, for
+    /// tests; `runqueue_lock::FAULT_*`).
+    pub runqueue_fault_once: AtomicU8,
     /// Whether the next `schedule` on this CPU leaves its runqueue lock taken (forgets the guard), for tests
     /// (`scheduler::set_runqueue_release_skipped_once`).
     pub runqueue_skip_release_once: AtomicBool,
@@ -67,7 +68,7 @@ impl PerCpu {
             first_tick_ns: AtomicU64::new(0),
             last_tick_ns: AtomicU64::new(0),
             assigned: AtomicUsize::new(0),
-            runqueue_fault_once: AtomicBool::new(false),
+            runqueue_fault_once: AtomicU8::new(crate::runqueue_lock::FAULT_NONE),
             runqueue_skip_release_once: AtomicBool::new(false),
         }
     }

@@ -87,8 +87,8 @@ pub use rebuild::{
 };
 pub use runqueue_lock::{
     RunQueueRepair, repair_runqueues_held_within, repair_stale_queue_locks, runqueue_fault_pending,
-    runqueue_release_skip_pending, set_runqueue_fault_once, set_runqueue_release_skipped_once, set_sleepers_fault_once,
-    sleepers_fault_pending,
+    runqueue_release_skip_pending, set_blocked_runqueue_fault_once, set_runqueue_fault_once,
+    set_runqueue_release_skipped_once, set_sleepers_fault_once, sleepers_fault_pending,
 };
 pub use sleep::{on_reschedule_ipi, on_timer_tick, sleep, sleep_until_ns};
 pub use switch::{
@@ -98,7 +98,7 @@ pub use switch::{
 };
 pub use verify::{
     SlotRepairs, cpu_slot_repairs, damage_runqueue_for_test, damage_slot_for_test, damaged_runqueue_rebuilds,
-    repair_cpu_slots, repair_damaged_runqueue,
+    repair_cpu_slots, repair_damaged_runqueue, resume_running_after_fault,
 };
 
 /// The state-transfer function a live swap calls in the *new* copy of this cell (hash-free path

@@ -330,17 +330,39 @@ pub fn sleepers_fault_pending(cpu: usize) -> bool {
     CPUS[cpu].sleepers.lock().fault_once
 }
 
+/// [`PerCpu::runqueue_fault_once`]: no fault asked for.
+pub(crate) const FAULT_NONE: u8 = 0;
+/// [`PerCpu::runqueue_fault_once`]: at the requeue of a task that was `Running` ([`set_runqueue_fault_once`]).
+pub(crate) const FAULT_AT_REQUEUE: u8 = 1;
+/// [`PerCpu::runqueue_fault_once`]: in the `schedule` of a task that made itself `Blocked` or `Sleeping`
+/// ([`set_blocked_runqueue_fault_once`]).
+pub(crate) const FAULT_WHEN_BLOCKED: u8 = 2;
+
 /// For tests: the next `schedule` of a task (not the idle task) on CPU `cpu` executes `ud2` inside the runqueue's
 /// critical section, half-way through requeuing the current task (made `Runnable`, not yet queued): the fault the
 /// campaign's flipped bits and skipped instructions in `schedule` cause. The task must be unwound and the CPU must
 /// go on scheduling. (For the idle task: `set_idle_runqueue_fault_once`.)
 pub fn set_runqueue_fault_once(cpu: usize) {
-    CPUS[cpu].runqueue_fault_once.store(true, Ordering::Release);
+    CPUS[cpu].runqueue_fault_once.store(FAULT_AT_REQUEUE, Ordering::Release);
 }
 
-/// Whether the fault asked for by [`set_runqueue_fault_once`] is still to happen on `cpu`.
+/// The fault hook of [`set_blocked_runqueue_fault_once`] (null: none).
+static BLOCKED_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// For tests: the next `schedule` on CPU `cpu` of a task that made itself `Blocked` or `Sleeping` (a join, a
+/// sleep) calls `fault` inside the runqueue's critical section (the campaign's flipped runqueue word in a `join`'s
+/// `schedule`). The task must be unwound *running*: its landing pads may block again (a drop that joins), which a
+/// task still marked `Blocked` cannot do (it is never woken). The fault is the hook's (a function of another cell,
+/// so the scheduler's own fault count, whose third fault reloads it, is not spent on tests).
+pub fn set_blocked_runqueue_fault_once(cpu: usize, fault: fn()) {
+    BLOCKED_FAULT_HOOK.store(fault as *mut (), Ordering::Release);
+    CPUS[cpu].runqueue_fault_once.store(FAULT_WHEN_BLOCKED, Ordering::Release);
+}
+
+/// Whether the fault asked for by [`set_runqueue_fault_once`] or [`set_blocked_runqueue_fault_once`] is still to
+/// happen on `cpu`.
 pub fn runqueue_fault_pending(cpu: usize) -> bool {
-    CPUS[cpu].runqueue_fault_once.load(Ordering::Acquire)
+    CPUS[cpu].runqueue_fault_once.load(Ordering::Acquire) != FAULT_NONE
 }
 
 /// For tests: the next `schedule` on CPU `cpu` does not release its runqueue lock (the guard is forgotten, as
@@ -369,12 +391,19 @@ impl PerCpu {
         }
     }
 
-    /// Called by `schedule` inside the runqueue's critical section: executes `ud2` if a test asked for it
-    /// ([`set_runqueue_fault_once`]; one relaxed load otherwise).
+    /// Called by `schedule` inside the runqueue's critical section, at the point `mode` names: executes `ud2` if a
+    /// test asked for it there ([`set_runqueue_fault_once`], [`set_blocked_runqueue_fault_once`]; one relaxed load
+    /// otherwise).
     #[inline(always)]
-    pub(crate) fn runqueue_fault_once_here(&self) {
-        if self.runqueue_fault_once.load(Ordering::Relaxed) && self.runqueue_fault_once.swap(false, Ordering::AcqRel) {
-            ud2_here();
+    pub(crate) fn runqueue_fault_once_here(&self, mode: u8) {
+        if self.runqueue_fault_once.load(Ordering::Relaxed) == mode
+            && self.runqueue_fault_once.compare_exchange(mode, FAULT_NONE, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            if mode == FAULT_WHEN_BLOCKED {
+                run_hook_once(&BLOCKED_FAULT_HOOK);
+            } else {
+                ud2_here();
+            }
         }
     }
 }

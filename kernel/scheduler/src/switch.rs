@@ -48,9 +48,10 @@ pub fn schedule() {
         // The idle task is never queued: it is what runs when the queue is empty. The clone taken above goes to
         // the runqueue (no second reference count); `cpu.current` keeps its own until the switch hands it over.
         if previous.transition(RunState::Running, RunState::Runnable) && !previous.is_idle() {
-            cpu.runqueue_fault_once_here();
+            cpu.runqueue_fault_once_here(crate::runqueue_lock::FAULT_AT_REQUEUE);
             runqueue.push_back(previous);
         } else {
+            cpu.runqueue_fault_once_here(crate::runqueue_lock::FAULT_WHEN_BLOCKED);
             drop(previous);
         }
         let picked = crate::runqueue_lock::pick_runnable(&mut runqueue);
@@ -184,11 +185,11 @@ fn switch(cpu: &PerCpu, next: TaskRef) {
     // with interrupts off); finish that switch now. Normally the slot is empty and this only reads it.
     finish_switch(cpu);
     next.set_state(RunState::Running);
-    // A task is only ever picked on its own CPU, after that CPU finished switching away from it, so this never
-    // spins today; it guards against a future migration path picking a task whose registers are still being saved.
-    while next.is_on_cpu() {
-        core::hint::spin_loop();
-    }
+    // A task is only ever picked on its own CPU, after that CPU finished switching away from it (`finish_switch`
+    // just above), and tasks never migrate, so no CPU is still saving `next`'s registers: an `on_cpu` flag found
+    // set here was left so by a fault, and is overwritten. (A spin on it stood here, for a migration path that
+    // does not exist; in the campaign a skipped instruction left a task's flag set, and the next pick of that task
+    // spun with interrupts off forever, failing every task that reached it.)
     next.set_on_cpu(true);
     cpu.idling.store(next.is_idle(), Ordering::Release);
     let next_stack_pointer = next.saved_stack_pointer();

@@ -353,6 +353,21 @@ pub unsafe fn repair_damaged_runqueue(index: usize) -> Option<RunQueueRepair> {
     Some(RunQueueRepair::Rebuilt { cpu: index, tasks: count })
 }
 
+/// The fault path's step before it unwinds the current task: a task that faulted inside the scheduler after it
+/// made itself `Blocked`, `Sleeping` or `Runnable` on its way to switching out (a join, a sleep, a yield) is
+/// running its landing pads now, so it is made `Running` again; returns the state it had, if it changed. Without
+/// this, a landing pad that blocks (a drop that joins, as `load`'s `RestartableTask` does) could not register as a
+/// waiter (its `Running -> Blocked` transition fails) and switched out for good (in the campaign: a flipped
+/// runqueue word in `load`'s `join`, then a hang). A wake-up that comes later finds the task running and does
+/// nothing; a queue entry left behind is dropped when it is picked or expires (only `Runnable` or `Sleeping`
+/// entries are acted on).
+pub fn resume_running_after_fault() -> Option<RunState> {
+    let current = crate::current_task().filter(|task| !task.is_idle())?;
+    [RunState::Blocked, RunState::Sleeping, RunState::Runnable]
+        .into_iter()
+        .find(|&state| current.transition(state, RunState::Running))
+}
+
 /// For tests: flips the bits of `mask` in this CPU's idle-task word (if `idle`) or current-task word, with
 /// interrupts disabled, and returns the damaged value **with interrupts still disabled** (no tick may read the word
 /// first: a fault in the scheduler inside an interrupt handler stops the CPU). The caller dereferences it at once

@@ -173,3 +173,57 @@ pub(crate) fn damaged_runqueue_header_is_rebuilt() -> Result<(), String> {
 pub(crate) fn damaged_sleepers_header_is_rebuilt() -> Result<(), String> {
     damaged_queue_header_is_rebuilt("damaged_sleepers", true)
 }
+
+/// Loops of [`stale_flag_worker`]; set to stop it.
+static STALE_LOOPS: AtomicU64 = AtomicU64::new(0);
+static STALE_STOP: AtomicBool = AtomicBool::new(false);
+
+/// Yields until [`STALE_STOP`], counting its loops.
+fn stale_flag_worker() {
+    while !STALE_STOP.load(Ordering::Acquire) {
+        STALE_LOOPS.fetch_add(1, Ordering::AcqRel);
+        scheduler::yield_now();
+    }
+}
+
+/// A runnable task whose `on_cpu` flag was left set (a skipped store in `finish_switch`, in the campaign) is still
+/// switched to: it must go on running. Before, the switch spun on the flag with interrupts off until the NMI
+/// watchdog failed the task that was switching, and the next switch to it spun again.
+pub(crate) fn stale_on_cpu_flag_is_overwritten() -> Result<(), String> {
+    let name = "stale_on_cpu_flag";
+    let cpu = scheduler::current_cpu();
+    STALE_STOP.store(false, Ordering::Release);
+    STALE_LOOPS.store(0, Ordering::Release);
+    let handle =
+        TaskBuilder::new(name).pin(cpu).spawn(stale_flag_worker).map_err(|error| format!("{name}: spawn: {error}"))?;
+    let worker = task::task_by_id(handle.id()).ok_or_else(|| format!("{name}: the worker is not in the task table"))?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while STALE_LOOPS.load(Ordering::Acquire) < 10 && tsc::now_ns() < deadline {
+        scheduler::yield_now();
+    }
+    // Pinned to this CPU, the worker is switched out whenever this task runs.
+    let interrupts_were_enabled = task::interrupts::disable();
+    let stale = !worker.is_on_cpu();
+    worker.set_on_cpu(true);
+    task::interrupts::restore(interrupts_were_enabled);
+    let loops = STALE_LOOPS.load(Ordering::Acquire);
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    while STALE_LOOPS.load(Ordering::Acquire) < loops + 10 && tsc::now_ns() < deadline {
+        scheduler::sleep(Duration::from_millis(1));
+    }
+    let ran = STALE_LOOPS.load(Ordering::Acquire) - loops;
+    STALE_STOP.store(true, Ordering::Release);
+    drop(worker);
+    wait_until_finished(&handle, || format!("{name}: the worker did not finish within 3 s of being stopped"))?;
+    let _ = handle.join();
+    if !stale {
+        return Err(format!("{name}: the worker was on a CPU when its flag was set (the test needs it switched out)"));
+    }
+    if ran < 10 {
+        return Err(format!("{name}: the worker ran {ran} loops in 3 s after its on_cpu flag was left set"));
+    }
+    serial::write_fmt(format_args!(
+        "{name}: a runnable task whose on_cpu flag was left set was switched to again ({ran} loops)\n"
+    ));
+    Ok(())
+}

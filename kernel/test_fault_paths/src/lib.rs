@@ -44,7 +44,8 @@
 //! 6. a fault in the scheduler path of an idle task, interrupts enabled; and with interrupts off, holding its
 //!    CPU's runqueue lock (2 CPUs or more: the idle CPU must not be the test's own); a panic in an idle task;
 //! 7. a task faults in `schedule` holding its CPU's runqueue lock: the runqueue is rebuilt, the CPU goes on; the
-//!    same holding the sleepers lock (the sleepers keep their deadlines); a task faults after its context switch,
+//!    same holding the sleepers lock (the sleepers keep their deadlines); a task blocked in a join faults there and
+//!    is unwound running, its landing pad joining another task (`blocked`); a task faults after its context switch,
 //!    before finishing it: the next switch finishes it; a runqueue lock left taken by a task that ran on is
 //!    repaired at the NMI watchdog's stall;
 //! 8. a restartable task whose fault the unwinder cannot walk is restarted; a task a fault took out of its
@@ -58,6 +59,7 @@
 
 extern crate alloc;
 
+mod blocked;
 mod cpu_state;
 mod heap_pin;
 mod idle;
@@ -898,6 +900,7 @@ pub fn run() -> Result<(), String> {
     idle::damaged_idle_state_is_not_reaped()?;
     fault_holding_runqueue()?;
     fault_holding_sleepers()?;
+    blocked::fault_while_blocked()?;
     fault_before_finishing_a_switch()?;
     stale_runqueue_lock_repaired_at_stall()?;
     unwalkable_fault_restarts_task()?;
@@ -907,6 +910,7 @@ pub fn run() -> Result<(), String> {
     cpu_state::damaged_current_word_is_rewritten()?;
     cpu_state::damaged_runqueue_header_is_rebuilt()?;
     cpu_state::damaged_sleepers_header_is_rebuilt()?;
+    cpu_state::stale_on_cpu_flag_is_overwritten()?;
     wild_call_is_unwound()?;
     watchdog_sees_a_stalled_cpu()?;
     stuck_task_failed_by_nmi_watchdog()?;

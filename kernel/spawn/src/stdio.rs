@@ -31,7 +31,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use task::{IrqSafeMutex, TaskId};
+use sync::OwnedIrqMutex;
+use task::TaskId;
 
 /// How many chunks a pipe buffers before its writer blocks.
 pub const PIPE_CHUNKS: usize = 8;
@@ -304,8 +305,19 @@ impl Drop for TaskIo {
 /// with interrupts disabled, so its holder is never preempted: a pipeline stage never spins against a holder
 /// switched out on its own CPU (a whole time slice under round robin; for good under the priority policy, where
 /// a higher-priority spinner would keep the holder from running). No `Arc<TaskIo>` is dropped under it (the last
-/// reference flushes, which may block).
-static TASK_IO: IrqSafeMutex<BTreeMap<TaskId, Arc<TaskIo>>> = IrqSafeMutex::new(BTreeMap::new());
+/// reference flushes, which may block). It records its holder (`sync::OwnedIrqMutex`): in the fault campaign
+/// (session 13) a fault inside `Registration::drop`'s critical section left it taken, and the same task's failure
+/// callback ([`unregister`]) spun on it until the NMI watchdog, then every task that printed; now the spinner
+/// takes over a lock whose holder token lies on its own stack or on a task that cannot be inside the section.
+static TASK_IO: OwnedIrqMutex<BTreeMap<TaskId, Arc<TaskIo>>> = OwnedIrqMutex::new(BTreeMap::new());
+
+/// For fault-path tests: takes the task-I/O registry's lock and forgets the guard, as a fault at an instruction
+/// inside a critical section leaves it (no landing pad covers such an instruction, so the guard is never dropped);
+/// interrupts stay disabled. The caller must not touch the registry afterwards and should fault or end: the next
+/// user must take the lock over from it.
+pub fn leak_registry_lock_for_test() {
+    core::mem::forget(TASK_IO.lock());
+}
 
 /// The current task's I/O, if it has one (application tasks and the tasks they start).
 pub fn current() -> Option<Arc<TaskIo>> {

@@ -37,7 +37,8 @@
 //! 2. fault holding the heap lock (inside `memory::with_heap_lock_held`); a tick while holding the heap's per-CPU
 //!    pin is deferred to its end, a fault holding it leaves the CPU usable, and a pin left held is released by
 //!    the timer (`heap_pin`);
-//! 3. fault holding the frame allocator's lock, then the fault log's, then inside the fault path itself (a #PF
+//! 3. fault holding the frame allocator's lock, the task table's, the task-I/O registry's (taken over by its next
+//!    user), then the fault log's, then inside the fault path itself (a #PF
 //!    whose handling executes `ud2` on the IST stack: the task is ended, the machine goes on);
 //! 4. a fault in an interrupt handler;
 //! 5. a fault in an idle task;
@@ -126,6 +127,33 @@ fn wait_unlocked(locked: fn() -> bool) -> bool {
         scheduler::yield_now();
     }
     true
+}
+
+/// A task faults holding the task-I/O registry's lock (`spawn::stdio`, which every pipe read and write and every
+/// application's exit takes): the next user takes the lock over (its holder's stack was reaped) instead of
+/// spinning on it. In the campaign (session 13) a fault inside `Registration::drop` left it taken and the same
+/// task's failure callback spun on it until the NMI watchdog.
+fn fault_holding_task_io_registry() -> Result<(), String> {
+    expect_ud("fault_holding_task_io", || {
+        spawn::stdio::leak_registry_lock_for_test();
+        fault();
+    })?;
+    let deadline = tsc::now_ns() + JOIN_TIMEOUT_NS;
+    let lookup = TaskBuilder::new("task_io_lookup")
+        .spawn(|| spawn::stdio::current().is_none())
+        .map_err(|error| format!("fault_holding_task_io: spawn: {error}"))?;
+    while !lookup.is_finished() {
+        if tsc::now_ns() > deadline {
+            return Err("fault_holding_task_io: a lookup of the registry did not return within 3 s".into());
+        }
+        scheduler::sleep(Duration::from_millis(2));
+    }
+    match lookup.join().map_err(|error| format!("fault_holding_task_io: join: {error:?}"))? {
+        ExitValue::Completed(true) => {}
+        other => return Err(format!("fault_holding_task_io: the lookup ended with {other:?}")),
+    }
+    serial::write_str("fault_holding_task_io: the registry's lock, left taken by a fault, was taken over\n");
+    Ok(())
 }
 
 /// A task faults inside `serial::with_port`: recovered, COM1 free, and a line prints.
@@ -889,6 +917,7 @@ pub fn run() -> Result<(), String> {
     heap_pin::leaked_heap_pin_is_released()?;
     fault_holding_frame_allocator()?;
     fault_holding_task_table()?;
+    fault_holding_task_io_registry()?;
     fault_holding_fault_log()?;
     fault_inside_the_fault_path()?;
     fault_in_interrupt_handler()?;

@@ -427,8 +427,13 @@ pub fn exit_current(value: AnyExitValue) -> ! {
         unblock(&joiner);
     }
     drop(current);
-    schedule();
-    unreachable!("an exited task was scheduled again");
+    // `schedule` never returns to an exited task; one that did was misled by a fault (in the campaign a skipped
+    // instruction in `schedule` made it stay on the exited task, and the `unreachable!` that stood here then
+    // panicked where nothing can unwind). The task is `Exited` and in no queue: switching away again is what the
+    // call was for, and the next task reaps it.
+    loop {
+        schedule();
+    }
 }
 
 /// Whether the exception path ends faulting tasks through [`fail_current`] (set by whoever installs that hook).
